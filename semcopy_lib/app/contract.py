@@ -1,0 +1,28 @@
+"""The one place that knows the JSON shapes of the CLI contract (DESIGN.md, "CLI contract")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from semcopy_lib.app.results import QueryResult
+
+
+def search_json(result: QueryResult) -> dict[str, Any]:
+    """``{"query", "regions": [{"box", "kind"}], "hits": [{"id", "score", "box"}]}`` or ``{"query", "error"}``."""
+    if result.error is not None:
+        return {"query": result.query, "error": result.error}
+    return {
+        "query": result.query,
+        "regions": [{"box": list(r.box), "kind": r.kind} for r in result.regions],
+        "hits": [{"id": h.gallery_id, "score": round(h.score, 6), "box": list(h.query_box)} for h in result.hits],
+    }
+
+
+def segment_json(image: str, layout: str, boxes: list) -> dict[str, Any]:
+    """``{"image", "layout", "boxes": [[x, y, w, h], ...]}``."""
+    return {"image": image, "layout": layout, "boxes": [list(b) for b in boxes]}
+
+
+def error_json(key: str, name: str, message: str) -> dict[str, Any]:
+    """A per-item error line: ``{key: name, "error": "<one line>"}``."""
+    return {key: name, "error": " ".join(message.split())}

@@ -1,0 +1,162 @@
+"""Building and growing a gallery index from image files (used by the CLI, notebooks and dashboard)."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from PIL import Image
+from tqdm.auto import tqdm
+
+from semcopy_lib.data import GalleryFile, ImageLoadError, gallery_id_for, is_image_path, load_image, scan_folder
+from semcopy_lib.data.folders import sha256_of
+from semcopy_lib.encoders import DEFAULT_ENCODER, Encoder, create_encoder
+from semcopy_lib.index import GalleryIndex, NewItem
+
+
+@dataclass
+class IndexReport:
+    """What an index build or add did."""
+
+    added: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, one-line reason)
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.added)} added, {len(self.replaced)} replaced, "
+            f"{len(self.unchanged)} unchanged, {len(self.skipped)} skipped"
+        )
+
+
+def encoder_for_index(index: GalleryIndex, device: str | None = None) -> Encoder:
+    """The encoder an index was built with, built again from its saved config."""
+    cfg = index.encoder_config
+    return create_encoder(cfg["name"], path=cfg.get("path"), device=device)
+
+
+def _decoded(files: Sequence[GalleryFile], workers: int) -> Iterator[tuple[GalleryFile, Image.Image | ImageLoadError]]:
+    """(file, image or error) in input order; decoding runs in threads beside inference."""
+
+    def one(f: GalleryFile):
+        try:
+            return f, load_image(f.path, name=str(f.path))
+        except ImageLoadError as exc:
+            return f, exc
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(one, files)
+
+
+def index_files(
+    index: GalleryIndex,
+    files: Sequence[GalleryFile],
+    encoder: Encoder,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> IndexReport:
+    """Embed and add ``files`` to ``index`` in batches; unreadable files are skipped with a reason.
+
+    Files already indexed with the same content are not decoded or embedded again, so rerunning an
+    interrupted build continues where it stopped.
+    """
+    report = IndexReport()
+    todo, shas = [], {}
+    for f in files:
+        try:
+            shas[f.gallery_id] = sha = sha256_of(f.path)
+        except OSError as exc:
+            report.skipped.append((str(f.path), ImageLoadError(str(f.path), exc.strerror or str(exc)).reason))
+            continue
+        if index.needs(f.gallery_id, sha):
+            todo.append(f)
+        else:
+            report.unchanged.append(f.gallery_id)
+    bar = tqdm(total=len(todo), desc="indexing", unit="img", disable=not progress)
+    batch: list[tuple[GalleryFile, str, Image.Image]] = []
+
+    def flush() -> None:
+        vectors = encoder.embed([im for _, _, im in batch], batch_size=batch_size)
+        items = [
+            NewItem(f.gallery_id, f.label, sha, (0, 0, im.width, im.height), encoder.name, str(Path(f.path).resolve()), vec)
+            for (f, sha, im), vec in zip(batch, vectors)
+        ]
+        done = index.add(items, save=False)
+        report.added += done.added
+        report.replaced += done.replaced
+        report.unchanged += done.unchanged
+        bar.update(len(batch))
+        batch.clear()
+
+    for f, img in _decoded(todo, workers=max(2, os.cpu_count() or 2)):
+        if isinstance(img, ImageLoadError):
+            report.skipped.append((str(f.path), img.reason))
+            bar.update(1)
+            continue
+        batch.append((f, shas[f.gallery_id], img))
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    bar.close()
+    index.save()
+    return report
+
+
+def build_index(
+    images_dir: os.PathLike | str,
+    index_dir: os.PathLike | str,
+    encoder: str = DEFAULT_ENCODER,
+    encoder_path: str | None = None,
+    batch_size: int = 32,
+    progress: bool = True,
+    device: str | None = None,
+) -> tuple[GalleryIndex, IndexReport]:
+    """Index every image below ``images_dir`` into ``index_dir`` (created, or continued if it exists).
+
+    Raises:
+        EncoderMismatch: ``index_dir`` already holds an index made with another encoder.
+    """
+    files = scan_folder(images_dir)
+    if Path(index_dir, "manifest.json").exists():
+        index = GalleryIndex.open(index_dir)
+        index.check_encoder(encoder)
+        enc = encoder_for_index(index, device)
+    else:
+        enc = create_encoder(encoder, path=encoder_path, device=device)
+        index = GalleryIndex.create(index_dir, enc.config.to_dict(), enc.dim, root=images_dir)
+    return index, index_files(index, files, enc, batch_size=batch_size, progress=progress)
+
+
+def _inside(path: Path, root: os.PathLike | str) -> bool:
+    return path.resolve().is_relative_to(Path(root).resolve())
+
+
+def expand_paths(paths: Iterable[os.PathLike | str], root: os.PathLike | str | None) -> tuple[list[GalleryFile], list[tuple[str, str]]]:
+    """Files and folders given by a user -> (gallery files, [(path, reason) not usable]).
+
+    Folders are scanned recursively; ids are relative to ``root`` when inside it (else ``parent/name``).
+    """
+    files, bad = [], []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            base = root if root and _inside(path, root) else path.resolve().parent
+            files += [GalleryFile(f.path, gallery_id_for(f.path, base)) for f in scan_folder(path)]
+        elif path.is_file():
+            files.append(GalleryFile(path, gallery_id_for(path, root)))
+        else:
+            bad.append((str(p), "no such file"))
+    return files, bad
+
+
+def add_paths(index: GalleryIndex, paths: Iterable[os.PathLike | str], batch_size: int = 32, progress: bool = True, device: str | None = None) -> IndexReport:
+    """Add images (files or folders) to an existing index without a rebuild."""
+    files, bad = expand_paths(paths, index.root)
+    report = index_files(index, files, encoder_for_index(index, device), batch_size=batch_size, progress=progress)
+    report.skipped = bad + report.skipped
+    return report

@@ -1,0 +1,30 @@
+"""Result types of the search service (widget-free, used by CLI, notebooks and dashboard)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from semcopy_lib.segment import Box, Region
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A gallery image found for a query: its id, class, score, file, and the query region that matched."""
+
+    gallery_id: str
+    score: float
+    label: str
+    source: str
+    query_box: Box
+    region_kind: str
+
+
+@dataclass
+class QueryResult:
+    """Everything about one query: its regions and final ranking, or the one-line error."""
+
+    query: str
+    layout: str = "single"
+    regions: list[Region] = field(default_factory=list)
+    hits: list[SearchHit] = field(default_factory=list)
+    error: str | None = None

@@ -1,0 +1,89 @@
+"""The widget-free search service: model and index loaded once, queries answered in batches."""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable, Sequence, Union
+
+from PIL import Image
+
+from semcopy_lib.app.indexing import IndexReport, add_paths, encoder_for_index, index_files
+from semcopy_lib.app.results import QueryResult, SearchHit
+from semcopy_lib.data import GalleryFile, ImageLoadError, load_image
+from semcopy_lib.encoders import Encoder
+from semcopy_lib.index import GalleryIndex
+from semcopy_lib.segment import analyse, crop
+
+QuerySource = Union[str, os.PathLike, bytes, Image.Image]
+
+
+class SearchService:
+    """Search one gallery index.
+
+    >>> service = SearchService("gallery.idx")
+    >>> [result] = service.search(["query.jpg"], k=5)
+    >>> result.hits[0].gallery_id, result.hits[0].score
+    """
+
+    def __init__(self, index_dir: os.PathLike | str, encoder: Encoder | None = None, device: str | None = None):
+        self.index = GalleryIndex.open(index_dir)
+        self.encoder = encoder if encoder is not None else encoder_for_index(self.index, device)
+        self.index.check_encoder(self.encoder.name)
+
+    def search(
+        self,
+        queries: Sequence[QuerySource],
+        k: int = 10,
+        names: Sequence[str] | None = None,
+        batch_size: int = 32,
+    ) -> list[QueryResult]:
+        """Search each query as its whole image plus its photo regions; one result per query, in order.
+
+        Args:
+            queries: paths, raw bytes or PIL images.
+            k: hits per query (each gallery id once, best region wins).
+            names: how results and errors name the queries (default: the path, or ``query-<i>``).
+
+        Returns:
+            One :class:`QueryResult` per query; unreadable queries carry ``error`` and no hits.
+        """
+        names = list(names) if names is not None else [
+            os.fspath(q) if isinstance(q, (str, os.PathLike)) else f"query-{i}" for i, q in enumerate(queries)
+        ]
+        results, crops, owners = [], [], []
+        for name, source in zip(names, queries):
+            result = QueryResult(query=name)
+            results.append(result)
+            try:
+                image = load_image(source, name=name)
+            except ImageLoadError as exc:
+                result.error = str(exc)
+                continue
+            layout = analyse(image)
+            result.layout = layout.layout
+            result.regions = layout.regions(image.size)
+            for region in result.regions:
+                crops.append(crop(image, region.box))
+                owners.append((result, region))
+        if not crops:
+            return results
+        vectors = self.encoder.embed(crops, batch_size=batch_size)
+        per_region = self.index.search(vectors, k=k, encoder=self.encoder.name)
+        best: dict[int, dict[str, SearchHit]] = {}
+        for (result, region), hits in zip(owners, per_region):
+            merged = best.setdefault(id(result), {})
+            for hit in hits:
+                if hit.gallery_id not in merged or hit.score > merged[hit.gallery_id].score:
+                    merged[hit.gallery_id] = SearchHit(hit.gallery_id, hit.score, hit.label, hit.source, region.box, region.kind)
+        for result in results:
+            ranked = sorted(best.get(id(result), {}).values(), key=lambda h: (-h.score, h.gallery_id))
+            result.hits = ranked[:k]
+        return results
+
+    def add(self, paths: Iterable[os.PathLike | str], progress: bool = False) -> IndexReport:
+        """Add image files or folders to the gallery without a rebuild."""
+        return add_paths(self.index, paths, progress=progress, device=str(self.encoder.device))
+
+    def add_file(self, path: os.PathLike | str, gallery_id: str) -> IndexReport:
+        """Add one file under an explicit gallery id (e.g. ``label/name.jpg`` from an upload)."""
+        return index_files(self.index, [GalleryFile(path, gallery_id)], self.encoder, progress=False)

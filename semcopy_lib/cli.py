@@ -1,0 +1,253 @@
+"""``semcopy``: the command line (contract in DESIGN.md). Machine output on stdout, progress on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+# Keep library imports inside the commands: `semcopy --help` and `semcopy encoders` stay quick.
+
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit status 2."""
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from semcopy_lib.data import ImageLoadError
+    from semcopy_lib.encoders import EncoderUnavailable
+    from semcopy_lib.index import EncoderMismatch, IndexDirError
+
+    return (CliError, ImageLoadError, EncoderUnavailable, EncoderMismatch, IndexDirError, NotADirectoryError, KeyError)
+
+
+def _report(report, as_json: bool) -> None:
+    for path, reason in report.skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    if as_json:
+        _print_json({"added": report.added, "replaced": report.replaced, "unchanged": report.unchanged,
+                     "skipped": [{"file": p, "error": r} for p, r in report.skipped]})
+    else:
+        print(report.summary(), file=sys.stderr)
+
+
+def cmd_index_build(args: argparse.Namespace) -> int:
+    from semcopy_lib.app import build_index
+
+    if not Path(args.images_dir).is_dir():
+        raise CliError(f"{args.images_dir}: not a folder")
+    index, report = build_index(args.images_dir, args.index, encoder=args.encoder, encoder_path=args.encoder_path,
+                                batch_size=args.batch_size, device=args.device)
+    _report(report, args.json)
+    print(f"index {args.index}: {len(index)} images, encoder {index.encoder_name}, dim {index.dim}", file=sys.stderr)
+    return 0
+
+
+def cmd_index_add(args: argparse.Namespace) -> int:
+    from semcopy_lib.app import add_paths
+    from semcopy_lib.index import GalleryIndex
+
+    index = GalleryIndex.open(args.index)
+    report = add_paths(index, args.paths, batch_size=args.batch_size, device=args.device)
+    _report(report, args.json)
+    return 0 if (report.added or report.replaced or report.unchanged or not report.skipped) else 1
+
+
+def cmd_index_remove(args: argparse.Namespace) -> int:
+    from semcopy_lib.index import GalleryIndex
+
+    index = GalleryIndex.open(args.index)
+    missing = index.remove(args.ids)
+    for gid in missing:
+        print(f"not in the index: {gid}", file=sys.stderr)
+    print(f"removed {len(set(args.ids)) - len(missing)}; index has {len(index)} images", file=sys.stderr)
+    return 0 if not missing else 1
+
+
+def cmd_index_info(args: argparse.Namespace) -> int:
+    from semcopy_lib.index import GalleryIndex
+
+    info = GalleryIndex.open(args.index).info()
+    if args.json:
+        _print_json(info)
+    else:
+        for key, value in info.items():
+            print(f"{key:>8}: {value}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from semcopy_lib.app import SearchService
+    from semcopy_lib.app.contract import search_json
+
+    if args.k < 1:
+        raise CliError(f"-k must be at least 1, not {args.k}")
+    service = SearchService(args.index, device=args.device)
+    if args.encoder:
+        service.index.check_encoder(args.encoder)
+    results = service.search(args.queries, k=args.k, batch_size=args.batch_size)
+    for result in results:
+        if args.json:
+            _print_json(search_json(result))
+        elif result.error:
+            print(f"error: {result.error}", file=sys.stderr)
+        else:
+            print(f"{result.query}  [{result.layout}, {len(result.regions)} region(s)]")
+            for rank, hit in enumerate(result.hits, 1):
+                box = ",".join(map(str, hit.query_box))
+                print(f"  {rank:>3}. {hit.score:.3f}  {hit.gallery_id}  (query {hit.region_kind} {box})")
+    failed = sum(r.error is not None for r in results)
+    if failed and (args.strict or failed == len(results)):
+        return 1
+    return 0
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from semcopy_lib.app.contract import error_json, segment_json
+    from semcopy_lib.data import ImageLoadError, load_image
+    from semcopy_lib.segment import analyse
+
+    failed = 0
+    for path in args.images:
+        try:
+            layout = analyse(load_image(path))
+        except ImageLoadError as exc:
+            failed += 1
+            _print_json(error_json("image", path, str(exc))) if args.json else print(f"error: {exc}", file=sys.stderr)
+            continue
+        if args.json:
+            _print_json(segment_json(path, layout.layout, layout.boxes))
+        else:
+            print(f"{path}: {layout.layout}, boxes {[list(b) for b in layout.boxes]}")
+    return 1 if failed == len(args.images) else 0
+
+
+def cmd_encoders(args: argparse.Namespace) -> int:
+    from semcopy_lib.encoders import DEFAULT_ENCODER, list_encoders
+
+    infos = list_encoders()
+    if args.json:
+        _print_json([i.to_dict() for i in infos])
+    else:
+        for info in infos:
+            mark = "yes" if info.available else "no "
+            default = " (default)" if info.name == DEFAULT_ENCODER else ""
+            print(f"{info.name:<16} available: {mark}  {info.note}{default}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from semcopy_lib.dashboard.serve import serve
+
+    return serve(args.index, host=args.host, port=args.port)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from semcopy_lib.app import build_index
+    from semcopy_lib.data.samples import build_sample_gallery
+    from semcopy_lib.dashboard.serve import serve
+
+    root = Path(args.dir)
+    gallery = build_sample_gallery(root)
+    index_dir = root / "index"
+    index, report = build_index(gallery, index_dir)
+    print(f"demo gallery {gallery}: {len(index)} images; try the queries in {root / 'queries'}", file=sys.stderr)
+    if args.build_only:
+        return 0
+    return serve(index_dir, host=args.host, port=args.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from semcopy_lib import __version__
+
+    parser = argparse.ArgumentParser(prog="semcopy", description="Find semantic copies of images in a gallery.")
+    parser.add_argument("--version", action="version", version=f"semcopy {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser, batch: bool = True) -> None:
+        if batch:
+            p.add_argument("--batch-size", type=int, default=32, help="images per encoder batch (default 32)")
+        p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when present)")
+
+    idx = sub.add_parser("index", help="build and change a gallery index")
+    isub = idx.add_subparsers(dest="index_command", required=True, metavar="ACTION")
+    p = isub.add_parser("build", help="index every image below a folder (continues an interrupted build)")
+    p.add_argument("images_dir", metavar="IMAGES_DIR")
+    p.add_argument("--index", required=True, metavar="INDEX_DIR")
+    p.add_argument("--encoder", default="effnet-lite0", help="see 'semcopy encoders' (default effnet-lite0)")
+    p.add_argument("--encoder-path", default=None, help="local weights folder for the encoder (e.g. a CLIP save_pretrained dir)")
+    p.add_argument("--json", action="store_true", help="print what was added/skipped as JSON")
+    common(p)
+    p.set_defaults(func=cmd_index_build)
+    p = isub.add_parser("add", help="add image files or folders without a rebuild")
+    p.add_argument("--index", required=True, metavar="INDEX_DIR")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--json", action="store_true")
+    common(p)
+    p.set_defaults(func=cmd_index_add)
+    p = isub.add_parser("remove", help="remove images by gallery id")
+    p.add_argument("--index", required=True, metavar="INDEX_DIR")
+    p.add_argument("ids", nargs="+", metavar="ID")
+    p.set_defaults(func=cmd_index_remove)
+    p = isub.add_parser("info", help="count, encoder and dimension of an index")
+    p.add_argument("--index", required=True, metavar="INDEX_DIR")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_index_info)
+
+    p = sub.add_parser("search", help="find the gallery images that are semantic copies of each query")
+    p.add_argument("--index", required=True, metavar="INDEX_DIR")
+    p.add_argument("-k", type=int, default=10, help="hits per query (default 10)")
+    p.add_argument("--json", action="store_true", help="one JSON object per query, one per line")
+    p.add_argument("--encoder", default=None, help="must match the index's encoder when given")
+    p.add_argument("--strict", action="store_true", help="exit 1 when any query fails (default: only when all do)")
+    p.add_argument("queries", nargs="+", metavar="QUERY")
+    common(p)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("segment", help="layout (single/screenshot/collage) and photo boxes of images")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.set_defaults(func=cmd_segment)
+
+    p = sub.add_parser("encoders", help="list encoders and whether their weights are here")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_encoders)
+
+    p = sub.add_parser("serve", help="serve the search dashboard (Voila) over an index")
+    p.add_argument("--index", required=True, metavar="INDEX_DIR")
+    p.add_argument("--port", type=int, default=8866)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo", help="build the built-in sample gallery (once) and serve the dashboard on it")
+    p.add_argument("--dir", default=".cache/demo", help="where the sample gallery and its index go")
+    p.add_argument("--port", type=int, default=8866)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--build-only", action="store_true", help="build the gallery and index, do not serve")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except _expected_errors() as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"semcopy: error: {' '.join(str(msg).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("semcopy: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

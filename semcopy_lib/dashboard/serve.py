@@ -1,0 +1,34 @@
+"""``semcopy serve``: run Voila on ``dashboards/search.ipynb`` over an index."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from semcopy_lib.dashboard.search_app import INDEX_ENV
+from semcopy_lib.index import GalleryIndex
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "dashboards" / "search.ipynb"
+
+
+def voila_command(notebook: Path, host: str, port: int) -> list[str]:
+    """The Voila command line: sources stripped, no browser, bound to ``host``."""
+    return [
+        sys.executable, "-m", "voila", str(notebook), f"--port={port}", f"--Voila.ip={host}",
+        "--no-browser", "--strip_sources=True", "--show_tracebacks=False",
+    ]
+
+
+def serve(index_dir: os.PathLike | str, host: str = "127.0.0.1", port: int = 8866) -> int:
+    """Serve the dashboard until interrupted; returns Voila's exit status."""
+    GalleryIndex.open(index_dir).close()  # a clear error now rather than in the page
+    if not NOTEBOOK.is_file():
+        raise FileNotFoundError(f"{NOTEBOOK}: dashboard notebook not found (run from a source checkout)")
+    env = dict(os.environ, **{INDEX_ENV: str(Path(index_dir).resolve())})
+    print(f"semcopy dashboard on http://{host}:{port}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
+    try:
+        return subprocess.call(voila_command(NOTEBOOK, host, port), env=env)
+    except KeyboardInterrupt:
+        return 0

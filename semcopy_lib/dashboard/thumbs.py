@@ -1,0 +1,29 @@
+"""Small inline images for HTML widgets."""
+
+from __future__ import annotations
+
+import base64
+import io
+from functools import lru_cache
+
+from PIL import Image
+
+from semcopy_lib.data import ImageLoadError, load_image
+
+
+def data_uri(img: Image.Image, side: int = 160) -> str:
+    """A JPEG ``data:`` URI of ``img`` shrunk to fit ``side`` x ``side``."""
+    thumb = img.copy()
+    thumb.thumbnail((side, side), Image.LANCZOS)
+    buf = io.BytesIO()
+    thumb.convert("RGB").save(buf, "JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+@lru_cache(maxsize=4096)
+def file_thumb(path: str, side: int = 160) -> str:
+    """``data_uri`` of an image file, cached; an empty string when the file cannot be read."""
+    try:
+        return data_uri(load_image(path), side)
+    except ImageLoadError:
+        return ""

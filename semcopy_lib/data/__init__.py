@@ -1,0 +1,23 @@
+"""Image loading (the one decoder), folder scanning and the built-in sample gallery."""
+
+from semcopy_lib.data.loading import (
+    IMAGE_SUFFIXES,
+    MAX_PIXELS,
+    ImageLoadError,
+    is_image_path,
+    load_image,
+    to_rgb,
+)
+from semcopy_lib.data.folders import GalleryFile, gallery_id_for, scan_folder
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "MAX_PIXELS",
+    "GalleryFile",
+    "ImageLoadError",
+    "gallery_id_for",
+    "is_image_path",
+    "load_image",
+    "scan_folder",
+    "to_rgb",
+]

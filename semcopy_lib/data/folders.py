@@ -1,0 +1,64 @@
+"""Gallery folders: which files are images and what their gallery ids and classes are.
+
+A gallery id is the POSIX path of the file relative to the gallery root (``animals/cat.png``); its
+class is the parent folder (``animals``), or ``""`` for files at the root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from semcopy_lib.data.loading import is_image_path
+
+
+@dataclass(frozen=True)
+class GalleryFile:
+    """One image file of a gallery: where it is, its id and its class."""
+
+    path: Path
+    gallery_id: str
+
+    @property
+    def label(self) -> str:
+        """The class: the parent folder of the id (``""`` at the root)."""
+        parent = PurePosixPath(self.gallery_id).parent.as_posix()
+        return "" if parent == "." else parent
+
+
+def gallery_id_for(path: os.PathLike | str, root: os.PathLike | str | None) -> str:
+    """The gallery id of ``path``: relative to ``root`` when inside it, else ``parent/name``."""
+    path = Path(path).resolve()
+    if root is not None:
+        try:
+            return path.relative_to(Path(root).resolve()).as_posix()
+        except ValueError:
+            pass
+    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+
+
+def scan_folder(root: os.PathLike | str) -> list[GalleryFile]:
+    """All image files below ``root`` (recursively, hidden folders skipped), sorted by id."""
+    root = Path(root)
+    if not root.is_dir():
+        raise NotADirectoryError(f"{root}: not a folder")
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for fname in filenames:
+            if fname.startswith(".") or not is_image_path(fname):
+                continue
+            path = Path(dirpath) / fname
+            found.append(GalleryFile(path=path, gallery_id=path.relative_to(root).as_posix()))
+    return sorted(found, key=lambda f: f.gallery_id)
+
+
+def sha256_of(path: os.PathLike | str) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,141 @@
+"""The one image decoder: every path into semcopy (indexing, search, training, dashboard) uses it.
+
+EXIF orientation is applied, any mode becomes RGB (alpha composited on white), a pixel limit guards
+against decompression bombs, and every failure is an :class:`ImageLoadError` whose message is one
+line naming the file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+#: Images with more pixels than this are refused before decoding (about 12k x 12k).
+MAX_PIXELS = 150_000_000
+#: Files larger than this are refused before reading.
+MAX_FILE_BYTES = 200 * 1024 * 1024
+
+ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, Image.Image, np.ndarray]
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".jfif"}
+)
+
+
+class ImageLoadError(ValueError):
+    """An image could not be read; ``str(err)`` is one line that names the file."""
+
+    def __init__(self, name: str, reason: str):
+        self.name = name
+        self.reason = " ".join(str(reason).split()) or "unreadable"
+        super().__init__(f"{name}: {self.reason}")
+
+
+def is_image_path(path: Union[str, os.PathLike]) -> bool:
+    """True when the file name has an image suffix this loader accepts."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL mode -> RGB; transparent pixels are composited on white.
+
+    16-bit and 32-bit greyscale ('I;16', 'I') are scaled to 8 bits by their full range, CMYK goes
+    through PIL's conversion, palettes with transparency are expanded to RGBA first.
+    """
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        if mode.startswith("I;16"):
+            arr = arr / 257.0
+        elif mode == "I":
+            arr = arr / 257.0 if arr.max(initial=0) > 255 else arr
+        else:  # float images: stretch to [0, 255]
+            lo, hi = float(arr.min(initial=0.0)), float(arr.max(initial=1.0))
+            arr = (arr - lo) / (hi - lo or 1.0) * 255.0
+        img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")
+        mode = "L"
+    if mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def _name_of(source: ImageSource, name: str | None) -> str:
+    if name:
+        return name
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    return getattr(source, "name", None) or "<image>"
+
+
+def load_image(source: ImageSource, name: str | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode ``source`` to an upright RGB PIL image.
+
+    Args:
+        source: a path, raw bytes, a binary file object, a PIL image or an (H, W[, C]) uint8 array.
+        name: how errors name the source (defaults to the path, or ``<image>``).
+        max_pixels: images with more pixels are refused before their pixels are decoded.
+
+    Returns:
+        An RGB ``PIL.Image.Image`` with EXIF orientation applied (the first frame of an animation).
+
+    Raises:
+        ImageLoadError: one line, naming the file, for anything that is not a readable image.
+    """
+    label = _name_of(source, name)
+    try:
+        if isinstance(source, np.ndarray):
+            img = Image.fromarray(source)
+        elif isinstance(source, Image.Image):
+            img = source
+        else:
+            if isinstance(source, (str, os.PathLike)):
+                path = Path(source)
+                if not path.is_file():
+                    raise ImageLoadError(label, "no such file" if not path.exists() else "not a file")
+                size = path.stat().st_size
+                if size == 0:
+                    raise ImageLoadError(label, "empty file")
+                if size > MAX_FILE_BYTES:
+                    raise ImageLoadError(label, f"file is {size} bytes, over the {MAX_FILE_BYTES} limit")
+                data = path.read_bytes()
+            elif isinstance(source, (bytes, bytearray, memoryview)):
+                data = bytes(source)
+            else:
+                data = source.read()
+            if not data:
+                raise ImageLoadError(label, "empty file")
+            img = Image.open(io.BytesIO(data))
+        width, height = img.size
+        if width < 1 or height < 1:
+            raise ImageLoadError(label, f"image has no pixels ({width}x{height})")
+        if width * height > max_pixels:
+            raise ImageLoadError(
+                label, f"image is {width}x{height} = {width * height} pixels, over the {max_pixels} limit"
+            )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PIL warns on odd EXIF/palettes; we handle the result
+            img.seek(0) if getattr(img, "is_animated", False) else None
+            img.load()
+            img = ImageOps.exif_transpose(img) or img
+            return to_rgb(img)
+    except ImageLoadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageLoadError(label, "not an image file (format not recognised)") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageLoadError(label, f"refused as a decompression bomb ({exc})") from None
+    except (OSError, ValueError, SyntaxError, EOFError, MemoryError, TypeError) as exc:
+        raise ImageLoadError(label, f"cannot decode image ({type(exc).__name__}: {exc})") from None

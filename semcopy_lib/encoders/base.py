@@ -1,0 +1,127 @@
+"""What every encoder is: one preprocessing, a feature network, and one L2 normalisation point."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from tqdm.auto import tqdm
+
+
+class EncoderUnavailable(RuntimeError):
+    """An encoder cannot be built here (weights missing, package absent); the message says how to fix it."""
+
+
+@dataclass
+class EncoderConfig:
+    """How an encoder is built and how it preprocesses; saved beside every index and checkpoint.
+
+    Attributes:
+        name: registry name (``effnet-lite0``, ``clip-vit-b32``...).
+        image_size: side of the square network input, in pixels.
+        mean, std: per-channel normalisation applied to RGB in [0, 1].
+        resize: ``"squash"`` (whole image to a square, nothing cropped away) or ``"center-crop"``
+            (shorter side to ``image_size``, then the central square).
+        path: a local weights folder or file, when the encoder takes one.
+        options: encoder-specific settings (e.g. a hub repo id).
+    """
+
+    name: str
+    image_size: int = 224
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    resize: str = "squash"
+    path: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["mean"], data["std"] = list(self.mean), list(self.std)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EncoderConfig":
+        data = dict(data)
+        data["mean"], data["std"] = tuple(data["mean"]), tuple(data["std"])
+        return cls(**data)
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` when given, else CUDA when present, else CPU."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class Encoder(nn.Module):
+    """Image -> L2-normalised vector.
+
+    Subclasses implement :meth:`features` (B, 3, S, S) -> (B, D). Everything else is shared, so
+    indexing, search and training preprocess and normalise the same way.
+    """
+
+    config: EncoderConfig
+    dim: int
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.config = config
+        self._mean = torch.tensor(config.mean).view(3, 1, 1)
+        self._std = torch.tensor(config.std).view(3, 1, 1)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def device(self) -> torch.device:
+        param = next(self.parameters(), None)
+        return param.device if param is not None else torch.device("cpu")
+
+    def preprocess(self, img: Image.Image) -> torch.Tensor:
+        """RGB PIL image -> (3, S, S) float tensor, normalised; the only preprocessing of this encoder."""
+        size = self.config.image_size
+        if self.config.resize == "center-crop":
+            w, h = img.size
+            scale = size / min(w, h)
+            img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
+            w, h = img.size
+            left, top = (w - size) // 2, (h - size) // 2
+            img = img.crop((left, top, left + size, top + size))
+        else:
+            img = img.resize((size, size), Image.BICUBIC)
+        arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+        pixels = torch.from_numpy(arr).permute(2, 0, 1)
+        return (pixels - self._mean) / self._std
+
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) preprocessed pixels -> (B, D) raw (unnormalised) features."""
+        raise NotImplementedError
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) preprocessed pixels -> (B, D) L2-normalised embeddings (trainable path)."""
+        return F.normalize(self.features(pixels).float(), dim=-1)
+
+    @torch.inference_mode()
+    def embed(
+        self, images: Sequence[Image.Image], batch_size: int = 32, progress: bool = False
+    ) -> np.ndarray:
+        """Embed RGB images in batches.
+
+        Returns:
+            (N, D) float32, L2-normalised rows, in input order.
+        """
+        was_training = self.training
+        self.eval()
+        out = np.zeros((len(images), self.dim), dtype=np.float32)
+        steps = range(0, len(images), batch_size)
+        for start in tqdm(steps, desc=f"embed {self.name}", unit="batch", disable=not progress):
+            batch = torch.stack([self.preprocess(im) for im in images[start : start + batch_size]])
+            out[start : start + len(batch)] = self(batch.to(self.device)).cpu().numpy()
+        self.train(was_training)
+        return out

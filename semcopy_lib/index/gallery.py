@@ -1,0 +1,283 @@
+"""A gallery index directory: manifest + SQLite metadata/vectors + a vector backend file.
+
+```
+INDEX_DIR/
+  manifest.json   {"format_version", "backend", "encoder": {EncoderConfig}, "dim", "count",
+                   "vectors": N, "generation", "root"}
+  meta.sqlite     one row per vector (the source of truth, see store.py)
+  vectors.faiss   the search structure; rebuilt from meta.sqlite when it is behind
+```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from semcopy_lib.index.backends import BACKENDS, VectorBackend
+from semcopy_lib.index.store import Box, MetadataStore, NewItem, Record
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+METADATA = "meta.sqlite"
+
+
+class IndexDirError(ValueError):
+    """An index directory is missing, not an index, or of an unknown format."""
+
+
+class EncoderMismatch(ValueError):
+    """Queries were embedded with another encoder than the index was built with."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One gallery image found for one query vector."""
+
+    gallery_id: str
+    score: float
+    label: str
+    source: str
+    gallery_box: Box
+
+
+@dataclass(frozen=True)
+class AddReport:
+    """What :meth:`GalleryIndex.add` did: gallery ids added, replaced (new content) and unchanged."""
+
+    added: list[str]
+    replaced: list[str]
+    unchanged: list[str]
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temp file, fsync, then rename over ``path``."""
+    tmp = Path(f"{path}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class GalleryIndex:
+    """Add / remove / search / save / load over one index directory."""
+
+    def __init__(self, directory: Path, manifest: dict[str, Any], store: MetadataStore, backend: VectorBackend):
+        self.directory = Path(directory)
+        self.manifest = manifest
+        self.store = store
+        self.backend = backend
+
+    # -- opening -----------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        directory: os.PathLike | str,
+        encoder: dict[str, Any],
+        dim: int,
+        root: os.PathLike | str | None = None,
+        backend: str = "faiss",
+    ) -> "GalleryIndex":
+        """A new, empty index in ``directory`` (created if needed; must not hold an index yet).
+
+        Args:
+            encoder: the encoder's ``EncoderConfig.to_dict()``; queries must use the same encoder.
+            dim: vector dimension D.
+            root: the gallery folder that ids are relative to, when there is one.
+        """
+        directory = Path(directory)
+        if (directory / MANIFEST).exists():
+            raise IndexDirError(f"{directory}: already holds an index")
+        if backend not in BACKENDS:
+            raise IndexDirError(f"unknown index backend {backend!r}; known: {', '.join(BACKENDS)}")
+        directory.mkdir(parents=True, exist_ok=True)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "backend": backend,
+            "encoder": encoder,
+            "dim": int(dim),
+            "count": 0,
+            "vectors": 0,
+            "generation": 0,
+            "root": str(Path(root).resolve()) if root else None,
+        }
+        index = cls(directory, manifest, MetadataStore(directory / METADATA), BACKENDS[backend](int(dim)))
+        index.save()
+        return index
+
+    @classmethod
+    def open(cls, directory: os.PathLike | str) -> "GalleryIndex":
+        """Load an index; the backend file is rebuilt from SQLite if it is missing or behind."""
+        directory = Path(directory)
+        path = directory / MANIFEST
+        if not path.is_file():
+            raise IndexDirError(f"{directory}: not a semcopy index (no {MANIFEST}); build one with 'semcopy index build'")
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise IndexDirError(f"{path}: unreadable manifest ({exc})") from None
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise IndexDirError(f"{path}: index format {manifest.get('format_version')!r}, this semcopy reads {FORMAT_VERSION}")
+        backend_cls = BACKENDS.get(manifest.get("backend", "faiss"))
+        if backend_cls is None:
+            raise IndexDirError(f"{path}: unknown backend {manifest.get('backend')!r}")
+        store = MetadataStore(directory / METADATA)
+        vectors = directory / f"vectors.{manifest['backend']}"
+        dim = int(manifest["dim"])
+        index = None
+        if vectors.is_file() and manifest.get("generation") == store.generation:
+            backend = backend_cls.load(vectors, dim)
+            if backend.count == store.count():
+                index = cls(directory, manifest, store, backend)
+        if index is None:  # behind or missing: SQLite is the truth
+            backend = backend_cls(dim)
+            for ids, vecs in store.iter_vectors(dim):
+                backend.add(ids, vecs)
+            index = cls(directory, manifest, store, backend)
+            index.save()
+        return index
+
+    # -- facts -------------------------------------------------------------------------------
+    @property
+    def encoder_config(self) -> dict[str, Any]:
+        return dict(self.manifest["encoder"])
+
+    @property
+    def encoder_name(self) -> str:
+        return self.manifest["encoder"]["name"]
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["dim"])
+
+    @property
+    def root(self) -> Path | None:
+        return Path(self.manifest["root"]) if self.manifest.get("root") else None
+
+    def __len__(self) -> int:
+        """Number of gallery images (not vectors)."""
+        return self.store.count_images()
+
+    def info(self) -> dict[str, Any]:
+        """``{"count": images, "encoder": name, "dim": D, ...}`` as ``index info --json`` prints."""
+        return {
+            "count": len(self),
+            "encoder": self.encoder_name,
+            "dim": self.dim,
+            "vectors": self.backend.count,
+            "backend": self.manifest["backend"],
+            "root": self.manifest.get("root"),
+            "path": str(self.directory),
+        }
+
+    def check_encoder(self, name: str) -> None:
+        """Raise :class:`EncoderMismatch` unless ``name`` is the encoder this index was built with."""
+        if name != self.encoder_name:
+            raise EncoderMismatch(
+                f"{self.directory}: index was built with encoder {self.encoder_name!r}, not {name!r}; "
+                f"search with --encoder {self.encoder_name} or rebuild the index"
+            )
+
+    def needs(self, gallery_id: str, sha256: str) -> bool:
+        """False when ``gallery_id`` is indexed with exactly this content (adding it is a no-op)."""
+        return self.store.sha_of(gallery_id) != sha256
+
+    def records(self) -> list[Record]:
+        return self.store.all_records()
+
+    # -- changing ----------------------------------------------------------------------------
+    def add(self, items: Sequence[NewItem], save: bool = True) -> AddReport:
+        """Add vectors; an id already indexed with the same sha256 is a no-op, with another one it is replaced.
+
+        Args:
+            items: regions to add; all items of one gallery id must come in the same call.
+            save: write the backend file and manifest now (a build saves once at the end).
+        """
+        for item in items:
+            self.check_encoder(item.encoder)
+            if item.vector.shape != (self.dim,):
+                raise ValueError(f"{item.gallery_id}: vector shape {item.vector.shape}, index dimension is {self.dim}")
+        new, replace, unchanged, seen = [], [], [], {}
+        for item in items:
+            if item.gallery_id not in seen:
+                old = self.store.sha_of(item.gallery_id)
+                seen[item.gallery_id] = old
+                if old == item.sha256:
+                    unchanged.append(item.gallery_id)
+                elif old is None:
+                    new.append(item.gallery_id)
+                else:
+                    replace.append(item.gallery_id)
+        todo = [it for it in items if seen[it.gallery_id] != it.sha256]
+        if todo or replace:
+            added_ids, removed_ids = self.store.write(add=todo, remove_gallery_ids=replace)
+            self.backend.remove(np.array(removed_ids, dtype=np.int64))
+            self.backend.add(np.array(added_ids, dtype=np.int64), np.stack([it.vector for it in todo]))
+            if save:
+                self.save()
+        return AddReport(new, replace, unchanged)
+
+    def remove(self, gallery_ids: Iterable[str], save: bool = True) -> list[str]:
+        """Remove gallery images by id. Returns the ids that were not in the index."""
+        gallery_ids = list(dict.fromkeys(gallery_ids))
+        missing = [g for g in gallery_ids if self.store.sha_of(g) is None]
+        present = [g for g in gallery_ids if g not in missing]
+        if present:
+            _, removed_ids = self.store.write(remove_gallery_ids=present)
+            self.backend.remove(np.array(removed_ids, dtype=np.int64))
+            if save:
+                self.save()
+        return missing
+
+    def save(self) -> None:
+        """Write the backend file, then the manifest that vouches for it (both atomically)."""
+        self.backend.save(self.directory / f"vectors.{self.manifest['backend']}")
+        self.manifest.update(
+            count=self.store.count_images(), vectors=self.backend.count, generation=self.store.generation
+        )
+        write_json_atomic(self.directory / MANIFEST, self.manifest)
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- searching ---------------------------------------------------------------------------
+    def search_vectors(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Raw top-k over vectors: queries (Q, D) -> (scores (Q, k), vector ids (Q, k), -1 = none)."""
+        return self.backend.search(queries, k)
+
+    def search(self, queries: np.ndarray, k: int = 10, encoder: str | None = None) -> list[list[Hit]]:
+        """Top-k gallery images per query vector, each gallery id once (its best vector wins).
+
+        Args:
+            queries: (Q, D) float32, L2-normalised, made by this index's encoder.
+            k: hits per query.
+            encoder: the name of the encoder that made ``queries``; checked when given.
+
+        Returns:
+            Q lists of at most k :class:`Hit`, best first (score = cosine similarity).
+        """
+        if encoder is not None:
+            self.check_encoder(encoder)
+        queries = np.asarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        per_image = max(1, self.backend.count // max(1, len(self)))
+        fetch = min(self.backend.count, k * per_image * 2) or k
+        scores, ids = self.search_vectors(queries, fetch)
+        records = self.store.records({int(i) for i in ids.ravel() if i >= 0})
+        results = []
+        for row_scores, row_ids in zip(scores, ids):
+            best: dict[str, Hit] = {}
+            for score, vid in zip(row_scores, row_ids):
+                rec = records.get(int(vid))
+                if rec is None or rec.gallery_id in best:
+                    continue
+                best[rec.gallery_id] = Hit(rec.gallery_id, float(score), rec.label, rec.source, rec.box)
+                if len(best) == k:
+                    break
+            results.append(list(best.values()))
+        return results

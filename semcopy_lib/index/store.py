@@ -1,0 +1,162 @@
+"""The gallery's metadata and vectors in SQLite: the source of truth of an index directory.
+
+One row per indexed vector: a stable integer id (the FAISS id), the gallery id (relative POSIX path),
+its class (parent folder), the file's sha256, the image region the vector describes, the encoder that
+made it, where the file was read from, and the float32 vector itself. Every change is one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+Box = tuple[int, int, int, int]  # x, y, w, h in pixels of the original image
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    gallery_id TEXT NOT NULL,
+    label      TEXT NOT NULL,
+    sha256     TEXT NOT NULL,
+    box        TEXT NOT NULL,
+    encoder    TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    vector     BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_gallery_id ON items (gallery_id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Record:
+    """Metadata of one indexed vector (the vector itself is returned separately)."""
+
+    id: int
+    gallery_id: str
+    label: str
+    sha256: str
+    box: Box
+    encoder: str
+    source: str
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """An image region to add: everything of a :class:`Record` but its id, plus its vector (D,)."""
+
+    gallery_id: str
+    label: str
+    sha256: str
+    box: Box
+    encoder: str
+    source: str
+    vector: np.ndarray
+
+
+class MetadataStore:
+    """SQLite table of indexed vectors with a generation counter bumped by every write."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @property
+    def generation(self) -> int:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _bump(self) -> None:
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('generation', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (str(self.generation + 1),),
+        )
+
+    def count(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+
+    def count_images(self) -> int:
+        return self.conn.execute("SELECT COUNT(DISTINCT gallery_id) FROM items").fetchone()[0]
+
+    def sha_of(self, gallery_id: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT sha256 FROM items WHERE gallery_id = ? LIMIT 1", (gallery_id,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def write(self, add: Iterable[NewItem] = (), remove_gallery_ids: Iterable[str] = ()) -> tuple[list[int], list[int]]:
+        """Remove then add in one transaction.
+
+        Returns:
+            (ids added, ids removed).
+        """
+        added, removed = [], []
+        cur = self.conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            for gid in remove_gallery_ids:
+                ids = [r[0] for r in cur.execute("SELECT id FROM items WHERE gallery_id = ?", (gid,))]
+                cur.execute("DELETE FROM items WHERE gallery_id = ?", (gid,))
+                removed.extend(ids)
+            for item in add:
+                vec = np.ascontiguousarray(item.vector, dtype=np.float32)
+                cur.execute(
+                    "INSERT INTO items (gallery_id, label, sha256, box, encoder, source, vector) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (item.gallery_id, item.label, item.sha256, json.dumps(list(item.box)),
+                     item.encoder, item.source, vec.tobytes()),
+                )
+                added.append(int(cur.lastrowid))
+            self._bump()
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        return added, removed
+
+    @staticmethod
+    def _record(row: tuple) -> Record:
+        return Record(row[0], row[1], row[2], row[3], tuple(json.loads(row[4])), row[5], row[6])
+
+    def records(self, ids: Iterable[int]) -> dict[int, Record]:
+        """Records by id for the given ids (missing ids are left out)."""
+        ids = list(ids)
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.conn.execute(
+            f"SELECT id, gallery_id, label, sha256, box, encoder, source FROM items WHERE id IN ({marks})",
+            ids,
+        )
+        return {row[0]: self._record(row) for row in rows}
+
+    def all_records(self) -> list[Record]:
+        rows = self.conn.execute(
+            "SELECT id, gallery_id, label, sha256, box, encoder, source FROM items ORDER BY id"
+        )
+        return [self._record(row) for row in rows]
+
+    def iter_vectors(self, dim: int, chunk: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (ids (n,), vectors (n, dim) float32) chunks in id order."""
+        last = -1
+        while True:
+            rows = self.conn.execute(
+                "SELECT id, vector FROM items WHERE id > ? ORDER BY id LIMIT ?", (last, chunk)
+            ).fetchall()
+            if not rows:
+                return
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+            yield ids, vecs
+            last = int(ids[-1])
