@@ -165,6 +165,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return serve(index_dir, host=args.host, port=args.port)
 
 
+def cmd_bench_crops(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from semcopy_lib.app import SearchService
+    from semcopy_lib.eval import mrr, recall_at_k
+    from semcopy_lib.eval.crops import make_crop_queries
+
+    service = SearchService(args.index, device=args.device)
+    with tempfile.TemporaryDirectory() as tmp:
+        pairs = make_crop_queries(args.images_dir, tmp, n=args.n, seed=args.seed)
+        results = service.search([q for q, _ in pairs], k=10, batch_size=args.batch_size)
+    ranked = [[h.gallery_id for h in r.hits] for r in results]
+    truth = [gid for _, gid in pairs]
+    row = {"bench": "crops", "queries": len(pairs), "gallery": len(service.index),
+           "encoder": service.index.encoder_name, "recall@1": round(recall_at_k(ranked, truth, 1), 4),
+           "recall@10": round(recall_at_k(ranked, truth, 10), 4), "mrr": round(mrr(ranked, truth), 4)}
+    if args.json:
+        _print_json(row)
+    else:
+        print("  ".join(f"{k}={v}" for k, v in row.items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from semcopy_lib import __version__
 
@@ -220,6 +243,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("encoders", help="list encoders and whether their weights are here")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_encoders)
+
+    bench = sub.add_parser("bench", help="benchmarks (quality and speed)")
+    bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH")
+    p = bsub.add_parser("crops", help="R@1/R@10/MRR of 70-85 %% JPEG crops of gallery images against the index")
+    p.add_argument("images_dir", metavar="IMAGES_DIR", help="the folder the index was built from")
+    p.add_argument("--index", required=True, metavar="INDEX_DIR")
+    p.add_argument("-n", type=int, default=200, help="number of queries (default 200)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    common(p)
+    p.set_defaults(func=cmd_bench_crops)
 
     p = sub.add_parser("serve", help="serve the search dashboard (Voila) over an index")
     p.add_argument("--index", required=True, metavar="INDEX_DIR")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,17 +40,32 @@ def encoder_for_index(index: GalleryIndex, device: str | None = None) -> Encoder
     return create_encoder(cfg["name"], path=cfg.get("path"), device=device)
 
 
-def _decoded(files: Sequence[GalleryFile], workers: int) -> Iterator[tuple[GalleryFile, Image.Image | ImageLoadError]]:
-    """(file, image or error) in input order; decoding runs in threads beside inference."""
+#: Gallery images are decoded at most this large: enough for every encoder, bounded memory.
+DECODE_MAX_SIDE = 1024
+
+
+def _decoded(
+    files: Sequence[GalleryFile], workers: int, window: int
+) -> Iterator[tuple[GalleryFile, Image.Image | ImageLoadError]]:
+    """(file, image or error) in input order, decoded in threads beside inference.
+
+    At most ``window`` files are decoded ahead of the consumer, so memory stays bounded.
+    """
 
     def one(f: GalleryFile):
         try:
-            return f, load_image(f.path, name=str(f.path))
+            return f, load_image(f.path, name=str(f.path), max_side=DECODE_MAX_SIDE)
         except ImageLoadError as exc:
             return f, exc
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(one, files)
+        pending: deque = deque()
+        for f in files:
+            pending.append(pool.submit(one, f))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def index_files(
@@ -80,9 +96,10 @@ def index_files(
     batch: list[tuple[GalleryFile, str, Image.Image]] = []
 
     def flush() -> None:
-        vectors = encoder.embed([im for _, _, im in batch], batch_size=batch_size)
+        vectors = encoder.embed_gallery([im for _, _, im in batch], batch_size=batch_size)
         items = [
-            NewItem(f.gallery_id, f.label, sha, (0, 0, im.width, im.height), encoder.name, str(Path(f.path).resolve()), vec)
+            NewItem(f.gallery_id, f.label, sha, (0, 0, *im.info["original_size"]), encoder.name,
+                    str(Path(f.path).resolve()), vec)
             for (f, sha, im), vec in zip(batch, vectors)
         ]
         done = index.add(items, save=False)
@@ -92,7 +109,7 @@ def index_files(
         bar.update(len(batch))
         batch.clear()
 
-    for f, img in _decoded(todo, workers=max(2, os.cpu_count() or 2)):
+    for f, img in _decoded(todo, workers=max(2, os.cpu_count() or 2), window=2 * batch_size):
         if isinstance(img, ImageLoadError):
             report.skipped.append((str(f.path), img.reason))
             bar.update(1)

@@ -12,7 +12,10 @@ from semcopy_lib.app.results import QueryResult, SearchHit
 from semcopy_lib.data import GalleryFile, ImageLoadError, load_image
 from semcopy_lib.encoders import Encoder
 from semcopy_lib.index import GalleryIndex
-from semcopy_lib.segment import analyse, crop
+from semcopy_lib.segment import Region, analyse, crop, scale_box
+
+#: Queries are analysed and cropped at most this large; boxes are reported in the file's pixels.
+QUERY_MAX_SIDE = 2048
 
 QuerySource = Union[str, os.PathLike, bytes, Image.Image]
 
@@ -55,15 +58,18 @@ class SearchService:
             result = QueryResult(query=name)
             results.append(result)
             try:
-                image = load_image(source, name=name)
+                image = load_image(source, name=name, max_side=QUERY_MAX_SIDE)
             except ImageLoadError as exc:
                 result.error = str(exc)
                 continue
             layout = analyse(image)
             result.layout = layout.layout
-            result.regions = layout.regions(image.size)
-            for region in result.regions:
+            (ow, oh), (w, h) = image.info["original_size"], image.size
+            for region in layout.regions(image.size):
                 crops.append(crop(image, region.box))
+                # the contract reports boxes in the pixels of the file as given
+                region = Region(scale_box(region.box, ow / w, oh / h), region.kind)
+                result.regions.append(region)
                 owners.append((result, region))
         if not crops:
             return results

@@ -16,8 +16,8 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-#: Images with more pixels than this are refused before decoding (about 12k x 12k).
-MAX_PIXELS = 150_000_000
+#: Images with more pixels than this are refused before decoding (about 13k x 13k; PIL refuses 179M).
+MAX_PIXELS = 178_000_000
 #: Files larger than this are refused before reading.
 MAX_FILE_BYTES = 200 * 1024 * 1024
 
@@ -80,13 +80,17 @@ def _name_of(source: ImageSource, name: str | None) -> str:
     return getattr(source, "name", None) or "<image>"
 
 
-def load_image(source: ImageSource, name: str | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def load_image(
+    source: ImageSource, name: str | None = None, max_pixels: int = MAX_PIXELS, max_side: int | None = None
+) -> Image.Image:
     """Decode ``source`` to an upright RGB PIL image.
 
     Args:
         source: a path, raw bytes, a binary file object, a PIL image or an (H, W[, C]) uint8 array.
         name: how errors name the source (defaults to the path, or ``<image>``).
         max_pixels: images with more pixels are refused before their pixels are decoded.
+        max_side: when given, larger images are shrunk (JPEGs already while decoding) so that
+            neither side exceeds it; ``img.info["original_size"]`` keeps the upright (w, h).
 
     Returns:
         An RGB ``PIL.Image.Image`` with EXIF orientation applied (the first frame of an animation).
@@ -117,7 +121,9 @@ def load_image(source: ImageSource, name: str | None = None, max_pixels: int = M
                 data = source.read()
             if not data:
                 raise ImageLoadError(label, "empty file")
-            img = Image.open(io.BytesIO(data))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit below
+                img = Image.open(io.BytesIO(data))
         width, height = img.size
         if width < 1 or height < 1:
             raise ImageLoadError(label, f"image has no pixels ({width}x{height})")
@@ -127,10 +133,21 @@ def load_image(source: ImageSource, name: str | None = None, max_pixels: int = M
             )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PIL warns on odd EXIF/palettes; we handle the result
-            img.seek(0) if getattr(img, "is_animated", False) else None
+            if getattr(img, "is_animated", False):
+                img.seek(0)
+            # EXIF orientations 5-8 are quarter turns: the upright image has its sides swapped.
+            quarter_turn = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+            original = (height, width) if quarter_turn else (width, height)
+            if max_side and img.format == "JPEG":
+                img.draft("RGB", (max_side, max_side))
             img.load()
             img = ImageOps.exif_transpose(img) or img
-            return to_rgb(img)
+            rgb = to_rgb(img)
+            if max_side and max(rgb.size) > max_side:
+                rgb = rgb.copy() if rgb is source else rgb
+                rgb.thumbnail((max_side, max_side), Image.LANCZOS)
+            rgb.info["original_size"] = original
+            return rgb
     except ImageLoadError:
         raise
     except UnidentifiedImageError:

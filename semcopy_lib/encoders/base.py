@@ -27,6 +27,10 @@ class EncoderConfig:
         mean, std: per-channel normalisation applied to RGB in [0, 1].
         resize: ``"squash"`` (whole image to a square, nothing cropped away) or ``"center-crop"``
             (shorter side to ``image_size``, then the central square).
+        index_sizes: input sides used for *gallery* vectors: their normalised embeddings are
+            summed and normalised again (multi-scale pooling, Radenovic et al.). A gallery image
+            seen at a larger input matches crops of itself, whose content is zoomed in. Empty
+            means ``(image_size,)``. Queries are always embedded at ``image_size``.
         path: a local weights folder or file, when the encoder takes one.
         options: encoder-specific settings (e.g. a hub repo id).
     """
@@ -36,18 +40,20 @@ class EncoderConfig:
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     resize: str = "squash"
+    index_sizes: tuple[int, ...] = ()
     path: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["mean"], data["std"] = list(self.mean), list(self.std)
+        data["mean"], data["std"], data["index_sizes"] = list(self.mean), list(self.std), list(self.index_sizes)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EncoderConfig":
         data = dict(data)
         data["mean"], data["std"] = tuple(data["mean"]), tuple(data["std"])
+        data["index_sizes"] = tuple(data.get("index_sizes", ()))
         return cls(**data)
 
 
@@ -83,9 +89,12 @@ class Encoder(nn.Module):
         param = next(self.parameters(), None)
         return param.device if param is not None else torch.device("cpu")
 
-    def preprocess(self, img: Image.Image) -> torch.Tensor:
-        """RGB PIL image -> (3, S, S) float tensor, normalised; the only preprocessing of this encoder."""
-        size = self.config.image_size
+    def preprocess(self, img: Image.Image, size: int | None = None) -> torch.Tensor:
+        """RGB PIL image -> (3, S, S) float tensor, normalised; the only preprocessing of this encoder.
+
+        ``size`` defaults to ``config.image_size``; gallery vectors also use ``config.index_sizes``.
+        """
+        size = size or self.config.image_size
         if self.config.resize == "center-crop":
             w, h = img.size
             scale = size / min(w, h)
@@ -109,19 +118,36 @@ class Encoder(nn.Module):
 
     @torch.inference_mode()
     def embed(
-        self, images: Sequence[Image.Image], batch_size: int = 32, progress: bool = False
+        self,
+        images: Sequence[Image.Image],
+        batch_size: int = 32,
+        progress: bool = False,
+        sizes: Sequence[int] | None = None,
     ) -> np.ndarray:
-        """Embed RGB images in batches.
+        """Embed RGB images in batches (queries; see :meth:`embed_gallery` for gallery images).
+
+        Args:
+            sizes: input sides to embed at; the unit vectors of all sizes are summed and
+                normalised again. Default: ``(config.image_size,)``.
 
         Returns:
             (N, D) float32, L2-normalised rows, in input order.
         """
         was_training = self.training
         self.eval()
+        sizes = tuple(sizes or (self.config.image_size,))
         out = np.zeros((len(images), self.dim), dtype=np.float32)
         steps = range(0, len(images), batch_size)
         for start in tqdm(steps, desc=f"embed {self.name}", unit="batch", disable=not progress):
-            batch = torch.stack([self.preprocess(im) for im in images[start : start + batch_size]])
-            out[start : start + len(batch)] = self(batch.to(self.device)).cpu().numpy()
+            chunk = images[start : start + batch_size]
+            total = 0
+            for size in sizes:
+                batch = torch.stack([self.preprocess(im, size) for im in chunk]).to(self.device)
+                total = total + self(batch)
+            out[start : start + len(chunk)] = F.normalize(total, dim=-1).cpu().numpy()
         self.train(was_training)
         return out
+
+    def embed_gallery(self, images: Sequence[Image.Image], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        """Embed gallery images at ``config.index_sizes`` (multi-scale). Returns (N, D) float32 unit rows."""
+        return self.embed(images, batch_size, progress, sizes=self.config.index_sizes or None)

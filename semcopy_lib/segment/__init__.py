@@ -42,10 +42,16 @@ def analyse(image: Image.Image) -> Layout:
     return Layout("single", [(0, 0, width, height)])
 
 
+def scale_box(box: Box, sx: float, sy: float) -> Box:
+    """``box`` measured on an image resized by (sx, sy), in the original image's pixels."""
+    x, y, w, h = box
+    return (round(x * sx), round(y * sy), round(w * sx), round(h * sy))
+
+
 def crop(image: Image.Image, box: Box) -> Image.Image:
     """The pixels of ``box`` (x, y, w, h)."""
     x, y, w, h = box
     return image.crop((x, y, x + w, y + h))
 
 
-__all__ = ["LAYOUTS", "Box", "Layout", "Region", "analyse", "crop"]
+__all__ = ["LAYOUTS", "Box", "Layout", "Region", "analyse", "crop", "scale_box"]

@@ -1,0 +1,51 @@
+"""Shared fixtures: small generated galleries and a tiny random CLIP checkpoint."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+
+def pattern_image(seed: int, size: tuple[int, int] = (96, 80)) -> Image.Image:
+    """A distinct, textured RGB image per seed (random blocks at random scales)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    img = rng.integers(0, 255, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)
+    big = Image.fromarray(img).resize((w, h), Image.NEAREST)
+    return big
+
+
+@pytest.fixture(scope="session")
+def gallery_dir(tmp_path_factory) -> Path:
+    """12 images in 3 class folders, one nested: animals/, food/, shapes/stars/."""
+    root = tmp_path_factory.mktemp("gallery")
+    classes = ["animals", "food", "shapes/stars"]
+    for i in range(12):
+        folder = root / classes[i % 3]
+        folder.mkdir(parents=True, exist_ok=True)
+        pattern_image(i, (96 + 8 * i, 80)).save(folder / f"img{i:02d}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory) -> Path:
+    """A random CLIPModel with a 32-px vision tower, written by save_pretrained."""
+    from transformers import CLIPConfig, CLIPModel
+
+    cfg = CLIPConfig(
+        text_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                         vocab_size=99, max_position_embeddings=20, bos_token_id=0, eos_token_id=1, pad_token_id=1),
+        vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+                           image_size=32, patch_size=8),
+        projection_dim=16,
+    )
+    path = tmp_path_factory.mktemp("tiny_clip")
+    CLIPModel(cfg).save_pretrained(path)
+    return path

@@ -1,0 +1,74 @@
+import time
+
+import numpy as np
+import pytest
+import torch
+from skimage import data
+
+from semcopy_lib.data import load_image
+from semcopy_lib.encoders import EncoderUnavailable, create_encoder, list_encoders
+
+
+@pytest.fixture(scope="module")
+def effnet():
+    return create_encoder("effnet-lite0", device="cpu")
+
+
+def test_registry_lists_both_with_availability():
+    infos = {i.name: i for i in list_encoders()}
+    assert {"effnet-lite0", "clip-vit-b32"} <= set(infos)
+    assert infos["effnet-lite0"].available is True
+    assert all(isinstance(i.note, str) and i.note for i in infos.values())
+
+
+def test_unknown_encoder_names_the_known_ones():
+    with pytest.raises(KeyError, match="effnet-lite0"):
+        create_encoder("no-such-encoder")
+
+
+def test_effnet_has_real_imagenet_weights(effnet):
+    """A cat photo gets a cat class (ImageNet 281-285) in its top-5 logits: the weights loaded strictly."""
+    pixels = effnet.preprocess(load_image(data.chelsea()))[None]
+    with torch.inference_mode():
+        top5 = effnet.logits(pixels).topk(5).indices[0].tolist()
+    assert set(top5) & {281, 282, 283, 284, 285}
+
+
+def test_embeddings_are_unit_rows_and_batching_does_not_change_them(effnet):
+    images = [load_image(data.chelsea()), load_image(data.astronaut()), load_image(data.coffee())]
+    together = effnet.embed(images, batch_size=3)
+    one_by_one = np.concatenate([effnet.embed([im], batch_size=1) for im in images])
+    assert together.shape == (3, 1280) and together.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(together, one_by_one, atol=1e-4)
+    assert together[0] @ together[1] < 0.9  # different photos are not the same vector
+
+
+def test_preprocessing_is_the_encoder_s_own(effnet):
+    x = effnet.preprocess(load_image(data.chelsea()))
+    assert x.shape == (3, 224, 224)
+    assert -1.0 <= float(x.min()) and float(x.max()) <= 1.0  # (x - 0.5) / 0.5
+
+
+def test_tiny_clip_loads_through_the_same_path_as_a_real_checkpoint(tiny_clip_dir):
+    enc = create_encoder("clip-vit-b32", path=str(tiny_clip_dir), device="cpu")
+    assert enc.config.image_size == 32 and enc.config.resize == "center-crop"
+    vecs = enc.embed([load_image(data.chelsea()), load_image(data.coffee())])
+    assert vecs.shape == (2, 16)
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+
+
+def test_clip_offline_fails_fast_with_instructions(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("semcopy_lib.encoders.clip._cached_snapshot", lambda repo: None)  # nothing cached
+    monkeypatch.delenv("SEMCOPY_CLIP_PATH", raising=False)
+    start = time.monotonic()
+    with pytest.raises(EncoderUnavailable) as err:
+        create_encoder("clip-vit-b32")
+    assert time.monotonic() - start < 3.0
+    assert "--encoder-path" in str(err.value) and "SEMCOPY_CLIP_PATH" in str(err.value)
+
+
+def test_clip_path_without_config_is_a_clear_error(tmp_path):
+    with pytest.raises(EncoderUnavailable, match="no config.json"):
+        create_encoder("clip-vit-b32", path=str(tmp_path))

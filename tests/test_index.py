@@ -1,0 +1,105 @@
+import json
+
+import numpy as np
+import pytest
+
+from semcopy_lib.index import EncoderMismatch, GalleryIndex, IndexDirError, NewItem
+
+DIM = 8
+ENC = {"name": "fake", "image_size": 32, "mean": [0.5] * 3, "std": [0.5] * 3, "resize": "squash", "path": None, "options": {}}
+
+
+def unit(rng, n):
+    v = rng.normal(size=(n, DIM)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def items(vectors, prefix="c", sha="s"):
+    return [NewItem(f"{prefix}/{i}.png", prefix, f"{sha}{i}", (0, 0, 10, 10), "fake", f"/x/{i}.png", v)
+            for i, v in enumerate(vectors)]
+
+
+@pytest.fixture
+def index(tmp_path):
+    return GalleryIndex.create(tmp_path / "idx", ENC, DIM)
+
+
+def test_exact_search_matches_bruteforce_numpy(index):
+    rng = np.random.default_rng(0)
+    vecs = unit(rng, 50)
+    index.add(items(vecs))
+    queries = unit(rng, 5)
+    hits = index.search(queries, k=7)
+    ids = [r.id for r in index.records()]
+    stored = np.stack([index.backend.reconstruct(np.array([i]))[0] for i in ids])
+    np.testing.assert_allclose(stored, vecs, atol=1e-6)
+    expect = np.argsort(-(queries @ stored.T), axis=1)[:, :7]
+    gid = {r.id: r.gallery_id for r in index.records()}
+    for row, exp in zip(hits, expect):
+        assert [h.gallery_id for h in row] == [gid[ids[j]] for j in exp]
+        scores = [h.score for h in row]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_add_same_content_is_noop_changed_content_replaces(index):
+    rng = np.random.default_rng(1)
+    vecs = unit(rng, 3)
+    first = index.add(items(vecs))
+    assert first.added == ["c/0.png", "c/1.png", "c/2.png"]
+    again = index.add(items(vecs))
+    assert again.unchanged == ["c/0.png", "c/1.png", "c/2.png"] and not again.added
+    assert index.backend.count == 3
+    new_vec = unit(rng, 1)[0]
+    report = index.add([NewItem("c/1.png", "c", "other", (0, 0, 5, 5), "fake", "/x/1.png", new_vec)])
+    assert report.replaced == ["c/1.png"]
+    assert len(index) == 3 and index.backend.count == 3
+    top = index.search(new_vec[None], k=1)[0][0]
+    assert top.gallery_id == "c/1.png" and top.score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_remove_and_persist_and_reload(tmp_path, index):
+    rng = np.random.default_rng(2)
+    vecs = unit(rng, 6)
+    index.add(items(vecs))
+    assert index.remove(["c/2.png", "nope.png"]) == ["nope.png"]
+    index.close()
+    again = GalleryIndex.open(tmp_path / "idx")
+    assert len(again) == 5
+    assert "c/2.png" not in {r.gallery_id for r in again.records()}
+    top = again.search(vecs[3][None], k=1)[0][0]
+    assert top.gallery_id == "c/3.png" and top.label == "c" and top.gallery_box == (0, 0, 10, 10)
+    manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
+    assert manifest["count"] == 5 and manifest["dim"] == DIM and manifest["encoder"]["name"] == "fake"
+    assert manifest["format_version"] == 1
+
+
+def test_backend_file_behind_sqlite_is_rebuilt(tmp_path, index):
+    rng = np.random.default_rng(3)
+    vecs = unit(rng, 4)
+    index.add(items(vecs[:2]))
+    index.add(items(vecs[2:], prefix="d"), save=False)  # like a build killed before its final save
+    index.close()
+    again = GalleryIndex.open(tmp_path / "idx")
+    assert again.backend.count == 4 and len(again) == 4
+    (tmp_path / "idx" / "vectors.faiss").unlink()
+    assert GalleryIndex.open(tmp_path / "idx").backend.count == 4
+
+
+def test_encoder_mismatch_is_a_clear_error(index):
+    rng = np.random.default_rng(4)
+    index.add(items(unit(rng, 2)))
+    with pytest.raises(EncoderMismatch, match="built with encoder 'fake', not 'effnet-lite0'"):
+        index.search(unit(rng, 1), k=1, encoder="effnet-lite0")
+    with pytest.raises(EncoderMismatch):
+        index.add([NewItem("z.png", "", "q", (0, 0, 1, 1), "effnet-lite0", "/z.png", unit(rng, 1)[0])])
+
+
+def test_open_non_index_and_double_create(tmp_path, index):
+    with pytest.raises(IndexDirError, match="not a semcopy index"):
+        GalleryIndex.open(tmp_path)
+    with pytest.raises(IndexDirError, match="already holds an index"):
+        GalleryIndex.create(tmp_path / "idx", ENC, DIM)
+
+
+def test_search_on_empty_index(index):
+    assert index.search(np.ones((2, DIM), np.float32) / np.sqrt(DIM), k=3) == [[], []]

@@ -1,0 +1,107 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from semcopy_lib.data import ImageLoadError, load_image
+
+
+def _png(img: Image.Image, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG", **kw)
+    return buf.getvalue()
+
+
+def test_rgba_alpha_is_composited_on_white():
+    img = Image.new("RGBA", (4, 4), (255, 0, 0, 0))  # fully transparent red
+    img.putpixel((0, 0), (0, 0, 255, 255))
+    out = load_image(_png(img))
+    assert out.mode == "RGB"
+    assert out.getpixel((1, 1)) == (255, 255, 255)
+    assert out.getpixel((0, 0)) == (0, 0, 255)
+
+
+def test_la_half_transparent_black_becomes_grey():
+    img = Image.new("LA", (2, 2), (0, 128))
+    r, g, b = load_image(_png(img)).getpixel((0, 0))
+    assert r == g == b and 120 <= r <= 135
+
+
+def test_palette_with_transparency():
+    img = Image.new("P", (3, 3), 1)
+    img.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    img.putpixel((0, 0), 0)
+    out = load_image(_png(img, transparency=0))
+    assert out.getpixel((0, 0)) == (255, 255, 255)  # transparent index -> white
+    assert out.getpixel((1, 1)) == (255, 0, 0)
+
+
+def test_16bit_greyscale_is_scaled_not_clipped():
+    arr = np.array([[0, 32768], [65535, 65535]], dtype=np.uint16)
+    img = Image.fromarray(arr)
+    assert img.mode.startswith("I;16")
+    out = load_image(_png(img))
+    assert out.getpixel((0, 0)) == (0, 0, 0)
+    assert out.getpixel((1, 0))[0] in (127, 128)
+    assert out.getpixel((0, 1)) == (255, 255, 255)
+
+
+def test_cmyk_jpeg():
+    buf = io.BytesIO()
+    Image.new("CMYK", (8, 8), (0, 255, 255, 0)).save(buf, "JPEG", quality=95)  # red in CMYK
+    r, g, b = load_image(buf.getvalue()).getpixel((4, 4))
+    assert r > 200 and g < 60 and b < 60
+
+
+def test_exif_rotation_is_applied():
+    img = Image.new("RGB", (40, 20), (0, 0, 0))
+    img.paste((255, 255, 255), (0, 0, 10, 20))  # white on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW to display
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", exif=exif, quality=95)
+    out = load_image(buf.getvalue())
+    assert out.size == (20, 40)
+    assert out.getpixel((10, 2))[0] > 200  # left column became the top row
+    assert out.info["original_size"] == (20, 40)
+
+
+def test_grey_and_max_side():
+    out = load_image(Image.new("L", (400, 100), 77), max_side=100)
+    assert out.size == (100, 25) and out.mode == "RGB"
+    assert out.info["original_size"] == (400, 100)
+
+
+def test_pixel_limit_refuses_before_decoding():
+    data = _png(Image.new("L", (3000, 3000)))
+    with pytest.raises(ImageLoadError, match="over the 1000000 limit"):
+        load_image(data, name="bomb.png", max_pixels=1_000_000)
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [(b"", "empty file"), (b"hello, I am text\n", "not an image"), (b"\x89PNG\r\n\x1a\n" + b"\0" * 20, "")],
+)
+def test_bad_files_give_one_line_naming_the_file(tmp_path, content, reason):
+    path = tmp_path / "bad file é.jpg"
+    path.write_bytes(content)
+    with pytest.raises(ImageLoadError) as err:
+        load_image(path)
+    msg = str(err.value)
+    assert msg.startswith(str(path) + ": ") and "\n" not in msg
+    assert reason in msg
+
+
+def test_truncated_jpeg(tmp_path):
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (10, 200, 30)).save(buf, "JPEG")
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    with pytest.raises(ImageLoadError, match="cut.jpg: cannot decode"):
+        load_image(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ImageLoadError, match="no such file"):
+        load_image(tmp_path / "nope.png")
