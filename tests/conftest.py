@@ -24,13 +24,18 @@ def pattern_image(seed: int, size: tuple[int, int] = (96, 80)) -> Image.Image:
 
 @pytest.fixture(scope="session")
 def gallery_dir(tmp_path_factory) -> Path:
-    """12 images in 3 class folders, one nested: animals/, food/, shapes/stars/."""
+    """12 photos shipped by pip packages, shrunk to 256 px, in 3 class folders (one nested)."""
+    from semcopy_lib.data import load_image
+    from semcopy_lib.data.samples import sample_photo_files
+
     root = tmp_path_factory.mktemp("gallery")
     classes = ["animals", "food", "shapes/stars"]
-    for i in range(12):
+    photos = list(sample_photo_files().values())[:12]
+    assert len(photos) == 12
+    for i, path in enumerate(photos):
         folder = root / classes[i % 3]
         folder.mkdir(parents=True, exist_ok=True)
-        pattern_image(i, (96 + 8 * i, 80)).save(folder / f"img{i:02d}.png")
+        load_image(path, max_side=256).save(folder / f"img{i:02d}.png")
     return root
 
 

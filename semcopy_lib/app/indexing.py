@@ -96,11 +96,12 @@ def index_files(
     batch: list[tuple[GalleryFile, str, Image.Image]] = []
 
     def flush() -> None:
-        vectors = encoder.embed_gallery([im for _, _, im in batch], batch_size=batch_size)
+        views = encoder.embed_gallery([im for _, _, im in batch], batch_size=batch_size)  # (N, V, D)
         items = [
             NewItem(f.gallery_id, f.label, sha, (0, 0, *im.info["original_size"]), encoder.name,
                     str(Path(f.path).resolve()), vec)
-            for (f, sha, im), vec in zip(batch, vectors)
+            for (f, sha, im), image_views in zip(batch, views)
+            for vec in image_views
         ]
         done = index.add(items, save=False)
         report.added += done.added

@@ -27,10 +27,11 @@ class EncoderConfig:
         mean, std: per-channel normalisation applied to RGB in [0, 1].
         resize: ``"squash"`` (whole image to a square, nothing cropped away) or ``"center-crop"``
             (shorter side to ``image_size``, then the central square).
-        index_sizes: input sides used for *gallery* vectors: their normalised embeddings are
-            summed and normalised again (multi-scale pooling, Radenovic et al.). A gallery image
-            seen at a larger input matches crops of itself, whose content is zoomed in. Empty
-            means ``(image_size,)``. Queries are always embedded at ``image_size``.
+        index_sizes: input sides at which *gallery* images are embedded, one vector per size
+            (a search keeps each image's best view). A gallery image seen at a larger input
+            matches crops of itself, whose content is zoomed in, while the ``image_size`` view
+            keeps an exact copy at score 1. Empty means ``(image_size,)``. Queries are always
+            embedded at ``image_size``.
         path: a local weights folder or file, when the encoder takes one.
         options: encoder-specific settings (e.g. a hub repo id).
     """
@@ -122,32 +123,31 @@ class Encoder(nn.Module):
         images: Sequence[Image.Image],
         batch_size: int = 32,
         progress: bool = False,
-        sizes: Sequence[int] | None = None,
+        size: int | None = None,
     ) -> np.ndarray:
         """Embed RGB images in batches (queries; see :meth:`embed_gallery` for gallery images).
 
         Args:
-            sizes: input sides to embed at; the unit vectors of all sizes are summed and
-                normalised again. Default: ``(config.image_size,)``.
+            size: input side (default ``config.image_size``).
 
         Returns:
             (N, D) float32, L2-normalised rows, in input order.
         """
         was_training = self.training
         self.eval()
-        sizes = tuple(sizes or (self.config.image_size,))
         out = np.zeros((len(images), self.dim), dtype=np.float32)
         steps = range(0, len(images), batch_size)
         for start in tqdm(steps, desc=f"embed {self.name}", unit="batch", disable=not progress):
-            chunk = images[start : start + batch_size]
-            total = 0
-            for size in sizes:
-                batch = torch.stack([self.preprocess(im, size) for im in chunk]).to(self.device)
-                total = total + self(batch)
-            out[start : start + len(chunk)] = F.normalize(total, dim=-1).cpu().numpy()
+            batch = torch.stack([self.preprocess(im, size) for im in images[start : start + batch_size]])
+            out[start : start + len(batch)] = self(batch.to(self.device)).cpu().numpy()
         self.train(was_training)
         return out
 
-    def embed_gallery(self, images: Sequence[Image.Image], batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        """Embed gallery images at ``config.index_sizes`` (multi-scale). Returns (N, D) float32 unit rows."""
-        return self.embed(images, batch_size, progress, sizes=self.config.index_sizes or None)
+    def embed_gallery(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
+        """Embed gallery images once per size of ``config.index_sizes``.
+
+        Returns:
+            (N, V, D) float32 unit vectors: V views per image, in ``index_sizes`` order.
+        """
+        sizes = self.config.index_sizes or (self.config.image_size,)
+        return np.stack([self.embed(images, batch_size, size=s) for s in sizes], axis=1)

@@ -1,0 +1,30 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both create ./.venv when missing.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.semcopy-installed
+DEMO_DIR ?= .cache/demo
+PORT   ?= 8866
+HOST   ?= 127.0.0.1
+
+.PHONY: setup test demo demo-build clean
+
+# Re-install when the dependency list changes. torch/torchvision are pinned in pyproject.toml.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+demo: $(STAMP)
+	$(VENV)/bin/semcopy demo --dir $(DEMO_DIR) --host $(HOST) --port $(PORT)
+
+demo-build: $(STAMP)
+	$(VENV)/bin/semcopy demo --dir $(DEMO_DIR) --build-only
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache

@@ -1,0 +1,128 @@
+"""The CLI contract of DESIGN.md: commands, JSON shapes, exit codes, one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from semcopy_lib.cli import main
+from semcopy_lib.data.synth import crop_fraction, jpeg
+
+from conftest import pattern_image
+
+
+def run(capsys, *argv):
+    code = main(list(map(str, argv)))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def built(gallery_dir, tmp_path_factory):
+    index = tmp_path_factory.mktemp("cli") / "idx"
+    assert main(["index", "build", str(gallery_dir), "--index", str(index), "--batch-size", "5"]) == 0
+    return index
+
+
+def test_index_info_json_shape(built, capsys):
+    code, out, _ = run(capsys, "index", "info", "--index", built, "--json")
+    info = json.loads(out)
+    assert code == 0
+    assert {"count": 12, "encoder": "effnet-lite0", "dim": 1280}.items() <= info.items()
+
+
+def test_search_json_lines_in_order_with_errors(built, gallery_dir, tmp_path, capsys):
+    import random
+
+    original = Image.open(gallery_dir / "food" / "img04.png").convert("RGB")
+    query = tmp_path / "crop of img04.jpg"
+    jpeg(crop_fraction(original, random.Random(0)), 70).save(query)
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not an image")
+    code, out, err = run(capsys, "search", "--index", built, "-k", "3", "--json", query, bad, tmp_path / "missing.png")
+    assert code == 0 and "Traceback" not in err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["query"] for line in lines] == [str(query), str(bad), str(tmp_path / "missing.png")]
+    first = lines[0]
+    assert set(first) == {"query", "regions", "hits"}
+    w, h = Image.open(query).size
+    assert first["regions"] == [{"box": [0, 0, w, h], "kind": "whole"}]
+    assert len(first["hits"]) == 3
+    assert all(set(hit) == {"id", "score", "box"} for hit in first["hits"])
+    assert first["hits"][0]["id"] == "food/img04.png"
+    scores = [hit["score"] for hit in first["hits"]]
+    assert scores == sorted(scores, reverse=True) and len({hit["id"] for hit in first["hits"]}) == 3
+    assert set(lines[1]) == {"query", "error"} and "notes.jpg" in lines[1]["error"] and "\n" not in lines[1]["error"]
+    assert "no such file" in lines[2]["error"]
+
+
+def test_search_exit_status_when_all_fail_or_strict(built, tmp_path, capsys):
+    bad = tmp_path / "x.png"
+    bad.write_bytes(b"\0\0")
+    assert run(capsys, "search", "--index", built, "--json", bad)[0] == 1
+    good = tmp_path / "g.png"
+    pattern_image(3).save(good)
+    assert run(capsys, "search", "--index", built, "--json", good, bad)[0] == 0
+    assert run(capsys, "search", "--index", built, "--json", "--strict", good, bad)[0] == 1
+
+
+def test_search_with_other_encoder_is_a_one_line_error(built, tmp_path, capsys):
+    q = tmp_path / "q.png"
+    pattern_image(1).save(q)
+    code, out, err = run(capsys, "search", "--index", built, "--encoder", "clip-vit-b32", q)
+    assert code == 2 and out == ""
+    assert err.strip().count("\n") == 0 and "built with encoder 'effnet-lite0'" in err
+
+
+def test_add_then_remove_without_rebuild(built, tmp_path, capsys):
+    newdir = tmp_path / "birds"
+    newdir.mkdir()
+    pattern_image(99).save(newdir / "new.png")
+    assert run(capsys, "index", "add", "--index", built, newdir / "new.png")[0] == 0
+    code, out, _ = run(capsys, "search", "--index", built, "-k", "1", "--json", newdir / "new.png")
+    hit = json.loads(out)["hits"][0]
+    assert hit["id"] == "birds/new.png" and hit["score"] > 0.99
+    code, _, err = run(capsys, "index", "add", "--index", built, newdir / "new.png")
+    assert "0 added" in err and "1 unchanged" in err
+    assert run(capsys, "index", "remove", "--index", built, "birds/new.png")[0] == 0
+    _, out, _ = run(capsys, "index", "info", "--index", built, "--json")
+    assert json.loads(out)["count"] == 12
+
+
+def test_build_skips_bad_files_and_names_them(tmp_path, capsys):
+    gallery = tmp_path / "g"
+    (gallery / "a").mkdir(parents=True)
+    pattern_image(5).save(gallery / "a" / "ok.png")
+    (gallery / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    code, out, err = run(capsys, "index", "build", gallery, "--index", tmp_path / "idx", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["added"] == ["a/ok.png"]
+    assert [s["file"].endswith("broken.jpg") for s in report["skipped"]] == [True]
+
+
+def test_segment_json_shape(tmp_path, capsys):
+    img = tmp_path / "s.png"
+    Image.new("RGB", (30, 20)).save(img)
+    code, out, _ = run(capsys, "segment", "--json", img)
+    assert code == 0
+    assert json.loads(out) == {"image": str(img), "layout": "single", "boxes": [[0, 0, 30, 20]]}
+
+
+def test_encoders_json_shape(capsys):
+    code, out, _ = run(capsys, "encoders", "--json")
+    rows = json.loads(out)
+    assert code == 0 and all(set(r) == {"name", "available", "note"} for r in rows)
+    assert {"name": "effnet-lite0", "available": True}.items() <= next(r for r in rows if r["name"] == "effnet-lite0").items()
+
+
+def test_missing_index_is_one_line(tmp_path, capsys):
+    code, out, err = run(capsys, "index", "info", "--index", tmp_path / "none")
+    assert code == 2 and err.startswith("semcopy: error: ") and "not a semcopy index" in err
+
+
+def test_python_dash_m_and_console_script_run():
+    proc = subprocess.run([sys.executable, "-m", "semcopy_lib", "encoders", "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0 and json.loads(proc.stdout)
