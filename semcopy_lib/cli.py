@@ -205,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = isub.add_parser("build", help="index every image below a folder (continues an interrupted build)")
     p.add_argument("images_dir", metavar="IMAGES_DIR")
     p.add_argument("--index", required=True, metavar="INDEX_DIR")
-    p.add_argument("--encoder", default="effnet-lite0", help="see 'semcopy encoders' (default effnet-lite0)")
+    p.add_argument("--encoder", default=None,
+                   help="see 'semcopy encoders' (default: the index's own encoder, or effnet-lite0 for a new index)")
     p.add_argument("--encoder-path", default=None, help="local weights folder for the encoder (e.g. a CLIP save_pretrained dir)")
     p.add_argument("--json", action="store_true", help="print what was added/skipped as JSON")
     common(p)

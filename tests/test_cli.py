@@ -126,3 +126,17 @@ def test_missing_index_is_one_line(tmp_path, capsys):
 def test_python_dash_m_and_console_script_run():
     proc = subprocess.run([sys.executable, "-m", "semcopy_lib", "encoders", "--json"], capture_output=True, text=True)
     assert proc.returncode == 0 and json.loads(proc.stdout)
+
+
+def test_clip_index_end_to_end_with_a_local_checkpoint(gallery_dir, tiny_clip_dir, tmp_path, capsys):
+    index = tmp_path / "clip.idx"
+    code, _, err = run(capsys, "index", "build", gallery_dir, "--index", index,
+                       "--encoder", "clip-vit-b32", "--encoder-path", tiny_clip_dir)
+    assert code == 0, err
+    _, out, _ = run(capsys, "index", "info", "--index", index, "--json")
+    assert json.loads(out)["encoder"] == "clip-vit-b32" and json.loads(out)["dim"] == 16
+    # the saved config brings the same local checkpoint back for search, and continuing a build keeps it
+    code, out, _ = run(capsys, "search", "--index", index, "-k", "1", "--json", gallery_dir / "animals" / "img00.png")
+    assert json.loads(out)["hits"][0]["id"] == "animals/img00.png"
+    code, _, err = run(capsys, "index", "build", gallery_dir, "--index", index)
+    assert code == 0 and "12 unchanged" in err

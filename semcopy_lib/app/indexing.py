@@ -128,7 +128,7 @@ def index_files(
 def build_index(
     images_dir: os.PathLike | str,
     index_dir: os.PathLike | str,
-    encoder: str = DEFAULT_ENCODER,
+    encoder: str | None = None,
     encoder_path: str | None = None,
     batch_size: int = 32,
     progress: bool = True,
@@ -136,16 +136,18 @@ def build_index(
 ) -> tuple[GalleryIndex, IndexReport]:
     """Index every image below ``images_dir`` into ``index_dir`` (created, or continued if it exists).
 
+    ``encoder`` defaults to the existing index's encoder, or :data:`DEFAULT_ENCODER` for a new index.
+
     Raises:
         EncoderMismatch: ``index_dir`` already holds an index made with another encoder.
     """
     files = scan_folder(images_dir)
     if Path(index_dir, "manifest.json").exists():
         index = GalleryIndex.open(index_dir)
-        index.check_encoder(encoder)
+        index.check_encoder(encoder or index.encoder_name)
         enc = encoder_for_index(index, device)
     else:
-        enc = create_encoder(encoder, path=encoder_path, device=device)
+        enc = create_encoder(encoder or DEFAULT_ENCODER, path=encoder_path, device=device)
         index = GalleryIndex.create(index_dir, enc.config.to_dict(), enc.dim, root=images_dir)
     return index, index_files(index, files, enc, batch_size=batch_size, progress=progress)
 

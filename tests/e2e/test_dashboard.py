@@ -53,6 +53,14 @@ def server(gallery_dir, tmp_path_factory):
     proc.wait(timeout=20)
 
 
+def upload_and_search(page, path: Path) -> None:
+    """Choose ``path`` in the FileUpload (its <input> is not in the DOM) and press Search."""
+    with page.expect_file_chooser() as chooser:
+        page.locator("button.widget-upload").click()
+    chooser.value.set_files(str(path))
+    page.get_by_role("button", name="Search").click()
+
+
 def test_upload_search_shows_scored_hits(server, gallery_dir, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -62,20 +70,14 @@ def test_upload_search_shows_scored_hits(server, gallery_dir, tmp_path):
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.goto(server, timeout=90_000)
         page.get_by_role("button", name="Search").wait_for(timeout=90_000)
-        with page.expect_file_chooser() as chooser:
-            page.locator("button.widget-upload").click()
-        chooser.value.set_files(str(query))
-        page.get_by_role("button", name="Search").click()
+        upload_and_search(page, query)
         page.locator(".semcopy-hit").first.wait_for(timeout=60_000)
         first = page.locator(".semcopy-hit").first.inner_text()
         page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
         # a bad upload gives a one-line message in the page, not a traceback
         bad = tmp_path / "notes.png"
         bad.write_text("not an image")
-        with page.expect_file_chooser() as chooser:
-            page.locator("button.widget-upload").click()
-        chooser.value.set_files(str(bad))
-        page.get_by_role("button", name="Search").click()
+        upload_and_search(page, bad)
         page.locator(".semcopy-error").first.wait_for(timeout=30_000)
         error_text = page.locator(".semcopy-error").first.inner_text()
         body = page.inner_text("body")
