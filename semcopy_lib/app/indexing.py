@@ -174,9 +174,20 @@ def expand_paths(paths: Iterable[os.PathLike | str], root: os.PathLike | str | N
     return files, bad
 
 
-def add_paths(index: GalleryIndex, paths: Iterable[os.PathLike | str], batch_size: int = 32, progress: bool = True, device: str | None = None) -> IndexReport:
-    """Add images (files or folders) to an existing index without a rebuild."""
+def add_paths(
+    index: GalleryIndex,
+    paths: Iterable[os.PathLike | str],
+    encoder: Encoder | None = None,
+    batch_size: int = 32,
+    progress: bool = True,
+    device: str | None = None,
+) -> IndexReport:
+    """Add images (files or folders) to an existing index without a rebuild.
+
+    ``encoder`` is reused when given (a running service's); else the index's encoder is built.
+    """
     files, bad = expand_paths(paths, index.root)
-    report = index_files(index, files, encoder_for_index(index, device), batch_size=batch_size, progress=progress)
+    encoder = encoder if encoder is not None else encoder_for_index(index, device)
+    report = index_files(index, files, encoder, batch_size=batch_size, progress=progress)
     report.skipped = bad + report.skipped
     return report

@@ -16,6 +16,8 @@ from semcopy_lib.segment import Region, analyse, crop, scale_box
 
 #: Queries are analysed and cropped at most this large; boxes are reported in the file's pixels.
 QUERY_MAX_SIDE = 2048
+#: Queries decoded and embedded together (all their regions in shared encoder batches).
+QUERY_CHUNK = 64
 
 QuerySource = Union[str, os.PathLike, bytes, Image.Image]
 
@@ -53,6 +55,14 @@ class SearchService:
         names = list(names) if names is not None else [
             os.fspath(q) if isinstance(q, (str, os.PathLike)) else f"query-{i}" for i, q in enumerate(queries)
         ]
+        results = []
+        # decoded queries are held only a chunk at a time, so a long query list has bounded memory
+        for start in range(0, len(names), QUERY_CHUNK):
+            chunk = slice(start, start + QUERY_CHUNK)
+            results += self._search_chunk(list(queries[chunk]), names[chunk], k, batch_size)
+        return results
+
+    def _search_chunk(self, queries: list[QuerySource], names: list[str], k: int, batch_size: int) -> list[QueryResult]:
         results, crops, owners = [], [], []
         for name, source in zip(names, queries):
             result = QueryResult(query=name)
@@ -88,7 +98,7 @@ class SearchService:
 
     def add(self, paths: Iterable[os.PathLike | str], progress: bool = False) -> IndexReport:
         """Add image files or folders to the gallery without a rebuild."""
-        return add_paths(self.index, paths, progress=progress, device=str(self.encoder.device))
+        return add_paths(self.index, paths, encoder=self.encoder, progress=progress)
 
     def add_file(self, path: os.PathLike | str, gallery_id: str) -> IndexReport:
         """Add one file under an explicit gallery id (e.g. ``label/name.jpg`` from an upload)."""

@@ -1,0 +1,46 @@
+"""SearchService: batching, ordering, boxes in the file's pixels, growing the gallery."""
+
+import pytest
+from PIL import Image
+
+from semcopy_lib.app import SearchService, build_index
+from semcopy_lib.app import service as service_module
+
+
+@pytest.fixture(scope="module")
+def service(gallery_dir, tmp_path_factory):
+    index_dir = tmp_path_factory.mktemp("svc") / "idx"
+    build_index(gallery_dir, index_dir, progress=False)
+    return SearchService(index_dir)
+
+
+def test_results_keep_input_order_across_chunks(service, gallery_dir, monkeypatch):
+    monkeypatch.setattr(service_module, "QUERY_CHUNK", 2)
+    files = sorted(gallery_dir.rglob("*.png"))[:4]
+    queries = [files[0], b"garbage", files[1], files[2], files[3]]
+    results = service.search(queries, k=2, names=["a", "b", "c", "d", "e"])
+    assert [r.query for r in results] == ["a", "b", "c", "d", "e"]
+    assert results[1].error.startswith("b: ") and not results[1].hits
+    for result, f in zip([results[0], *results[2:]], files):
+        assert result.hits[0].gallery_id == f.relative_to(gallery_dir).as_posix()
+        assert result.hits[0].score == pytest.approx(1.0, abs=1e-4)  # an exact copy scores 1
+
+
+def test_boxes_are_in_the_pixels_of_the_file(service, gallery_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(service_module, "QUERY_MAX_SIDE", 64)  # the query is analysed shrunk
+    big = tmp_path / "big.png"
+    Image.open(next(gallery_dir.rglob("img00.png"))).resize((300, 200)).save(big)
+    [result] = service.search([big], k=1)
+    assert result.regions[0].box == (0, 0, 300, 200)
+    assert result.hits[0].query_box == (0, 0, 300, 200)
+
+
+def test_add_file_grows_the_gallery_with_the_running_encoder(service, tmp_path):
+    before = len(service.index)
+    path = tmp_path / "upload.png"
+    Image.effect_mandelbrot((120, 90), (-2, -1.2, 1, 1.2), 60).convert("RGB").save(path)
+    report = service.add_file(path, "fractals/upload.png")
+    assert report.added == ["fractals/upload.png"] and len(service.index) == before + 1
+    [result] = service.search([path], k=1)
+    assert result.hits[0].gallery_id == "fractals/upload.png" and result.hits[0].label == "fractals"
+    assert service.add(["/no/such/file.png"]).skipped == [("/no/such/file.png", "no such file")]
