@@ -153,7 +153,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from semcopy_lib.app import build_index
     from semcopy_lib.data.samples import build_sample_gallery
-    from semcopy_lib.dashboard.serve import serve
 
     root = Path(args.dir)
     gallery = build_sample_gallery(root)
@@ -162,6 +161,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"demo gallery {gallery}: {len(index)} images; try the queries in {root / 'queries'}", file=sys.stderr)
     if args.build_only:
         return 0
+    from semcopy_lib.dashboard.serve import serve
+
     return serve(index_dir, host=args.host, port=args.port)
 
 
