@@ -93,7 +93,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     service = SearchService(args.index, device=args.device)
     if args.encoder:
         service.index.check_encoder(args.encoder)
-    results = service.search(args.queries, k=args.k, batch_size=args.batch_size)
+    results = service.search(args.queries, k=args.k, batch_size=args.batch_size, regions=args.regions)
     for result in results:
         if args.json:
             _print_json(search_json(result))
@@ -189,6 +189,25 @@ def cmd_bench_crops(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_regions(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from semcopy_lib.app import SearchService
+    from semcopy_lib.eval.regions import run_regions_bench
+
+    service = SearchService(args.index, device=args.device)
+    with tempfile.TemporaryDirectory() as tmp:
+        row = run_regions_bench(service, args.images_dir, tmp, per_kind=args.n, seed=args.seed)
+    row.update(bench="regions", gallery=len(service.index), encoder=service.index.encoder_name)
+    if args.json:
+        _print_json(row)
+    else:
+        for kind, values in row["kinds"].items():
+            print(f"{kind:<11}" + "  ".join(f"{k}={v}" for k, v in values.items()))
+        print(f"time regions / whole: {row['time_ratio']} ({row['seconds_regions']} s / {row['seconds_whole']} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from semcopy_lib import __version__
 
@@ -233,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per query, one per line")
     p.add_argument("--encoder", default=None, help="must match the index's encoder when given")
     p.add_argument("--strict", action="store_true", help="exit 1 when any query fails (default: only when all do)")
+    p.add_argument("--regions", action=argparse.BooleanOptionalAction, default=False,
+                   help="also search the photo regions of screenshots and collages (experimental; default off)")
     p.add_argument("queries", nargs="+", metavar="QUERY")
     common(p)
     p.set_defaults(func=cmd_search)
@@ -256,6 +277,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     common(p)
     p.set_defaults(func=cmd_bench_crops)
+    p = bsub.add_parser("regions", help="screenshots, collages and subjects on photos made from the gallery: "
+                        "segmentation IoU and R@1 with and without --regions")
+    p.add_argument("images_dir", metavar="IMAGES_DIR", help="the folder the index was built from")
+    p.add_argument("--index", required=True, metavar="INDEX_DIR")
+    p.add_argument("-n", type=int, default=50, help="queries per kind (default 50)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    common(p)
+    p.set_defaults(func=cmd_bench_regions)
 
     p = sub.add_parser("serve", help="serve the search dashboard (Voila) over an index")
     p.add_argument("--index", required=True, metavar="INDEX_DIR")

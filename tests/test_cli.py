@@ -48,14 +48,28 @@ def test_search_json_lines_in_order_with_errors(built, gallery_dir, tmp_path, ca
     first = lines[0]
     assert set(first) == {"query", "regions", "hits"}
     w, h = Image.open(query).size
-    assert first["regions"] == [{"box": [0, 0, w, h], "kind": "whole"}]
+    assert first["regions"][0] == {"box": [0, 0, w, h], "kind": "whole"}
+    assert all(r["kind"] in {"whole", "photo", "tile", "crop"} for r in first["regions"])
     assert len(first["hits"]) == 3
     assert all(set(hit) == {"id", "score", "box"} for hit in first["hits"])
+    assert all(hit["box"] in [r["box"] for r in first["regions"]] for hit in first["hits"])
     assert first["hits"][0]["id"] == "food/img04.png"
     scores = [hit["score"] for hit in first["hits"]]
     assert scores == sorted(scores, reverse=True) and len({hit["id"] for hit in first["hits"]}) == 3
     assert set(lines[1]) == {"query", "error"} and "notes.jpg" in lines[1]["error"] and "\n" not in lines[1]["error"]
     assert "no such file" in lines[2]["error"]
+
+
+def test_no_regions_searches_the_whole_image_only(built, gallery_dir, capsys):
+    query = gallery_dir / "food" / "img04.png"  # a micrograph in which segmentation finds a block
+    code, out, _ = run(capsys, "search", "--index", built, "-k", "1", "--json", "--no-regions", query)
+    line = json.loads(out)
+    w, h = Image.open(query).size
+    assert line["regions"] == [{"box": [0, 0, w, h], "kind": "whole"}]
+    assert line["hits"][0] == {"id": "food/img04.png", "score": line["hits"][0]["score"], "box": [0, 0, w, h]}
+    _, out, _ = run(capsys, "search", "--index", built, "-k", "1", "--json", "--regions", query)
+    regions = json.loads(out)["regions"]
+    assert regions[0] == {"box": [0, 0, w, h], "kind": "whole"} and len(regions) >= 2
 
 
 def test_search_exit_status_when_all_fail_or_strict(built, tmp_path, capsys):
@@ -111,6 +125,20 @@ def test_segment_json_shape(tmp_path, capsys):
     assert json.loads(out) == {"image": str(img), "layout": "single", "boxes": [[0, 0, 30, 20]]}
 
 
+def test_segment_json_finds_collage_tiles(gallery_dir, tmp_path, capsys):
+    import random
+
+    from semcopy_lib.data import compose, load_image
+
+    photos = [load_image(p) for p in sorted(gallery_dir.rglob("*.png"))[:4]]
+    img, _ = compose.collage(photos[0], photos[1:], random.Random(0), 1, 2, gutter=12)
+    path = tmp_path / "collage.png"
+    img.save(path)
+    _, out, _ = run(capsys, "segment", "--json", path)
+    line = json.loads(out)
+    assert line["layout"] == "collage" and len(line["boxes"]) == 2
+
+
 def test_encoders_json_shape(capsys):
     code, out, _ = run(capsys, "encoders", "--json")
     rows = json.loads(out)
@@ -140,3 +168,11 @@ def test_clip_index_end_to_end_with_a_local_checkpoint(gallery_dir, tiny_clip_di
     assert json.loads(out)["hits"][0]["id"] == "animals/img00.png"
     code, _, err = run(capsys, "index", "build", gallery_dir, "--index", index)
     assert code == 0 and "12 unchanged" in err
+
+
+def test_bench_regions_reports_every_kind(built, gallery_dir, capsys):
+    code, out, _ = run(capsys, "bench", "regions", gallery_dir, "--index", built, "-n", "2", "--json")
+    row = json.loads(out)
+    assert code == 0 and set(row["kinds"]) == {"clean", "screenshot", "collage", "background"}
+    assert all(v["queries"] == 2 and 0 <= v["r1_regions"] <= 1 for v in row["kinds"].values())
+    assert "iou70" in row["kinds"]["screenshot"] and row["time_ratio"] > 0

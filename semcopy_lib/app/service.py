@@ -12,7 +12,7 @@ from semcopy_lib.app.results import QueryResult, SearchHit
 from semcopy_lib.data import GalleryFile, ImageLoadError, load_image
 from semcopy_lib.encoders import Encoder
 from semcopy_lib.index import GalleryIndex
-from semcopy_lib.segment import Region, analyse, crop, scale_box
+from semcopy_lib.segment import Layout, Region, analyse, crop, scale_box
 
 #: Queries are analysed and cropped at most this large; boxes are reported in the file's pixels.
 QUERY_MAX_SIDE = 2048
@@ -41,6 +41,7 @@ class SearchService:
         k: int = 10,
         names: Sequence[str] | None = None,
         batch_size: int = 32,
+        regions: bool = False,
     ) -> list[QueryResult]:
         """Search each query as its whole image plus its photo regions; one result per query, in order.
 
@@ -48,6 +49,9 @@ class SearchService:
             queries: paths, raw bytes or PIL images.
             k: hits per query (each gallery id once, best region wins).
             names: how results and errors name the queries (default: the path, or ``query-<i>``).
+            regions: also search the photo regions that :func:`semcopy_lib.segment.analyse` finds
+                (screenshots, collages). Off by default until it is measured not to cost clean
+                queries anything; the whole image is always searched.
 
         Returns:
             One :class:`QueryResult` per query; unreadable queries carry ``error`` and no hits.
@@ -59,10 +63,12 @@ class SearchService:
         # decoded queries are held only a chunk at a time, so a long query list has bounded memory
         for start in range(0, len(names), QUERY_CHUNK):
             chunk = slice(start, start + QUERY_CHUNK)
-            results += self._search_chunk(list(queries[chunk]), names[chunk], k, batch_size)
+            results += self._search_chunk(list(queries[chunk]), names[chunk], k, batch_size, regions)
         return results
 
-    def _search_chunk(self, queries: list[QuerySource], names: list[str], k: int, batch_size: int) -> list[QueryResult]:
+    def _search_chunk(
+        self, queries: list[QuerySource], names: list[str], k: int, batch_size: int, regions: bool
+    ) -> list[QueryResult]:
         results, crops, owners = [], [], []
         for name, source in zip(names, queries):
             result = QueryResult(query=name)
@@ -72,7 +78,7 @@ class SearchService:
             except ImageLoadError as exc:
                 result.error = str(exc)
                 continue
-            layout = analyse(image)
+            layout = analyse(image) if regions else Layout("single", [(0, 0, *image.size)])
             result.layout = layout.layout
             (ow, oh), (w, h) = image.info["original_size"], image.size
             for region in layout.regions(image.size):

@@ -1,14 +1,19 @@
 """Layout analysis of a query: is it a single photo, a screenshot or a collage, and where are the photos.
 
-This first version treats every image as a single photo whose one box is the whole image; the regions
-issue replaces :func:`analyse` with real screenshot and collage segmentation behind the same types.
+:func:`analyse` finds photo blocks with recursive XY-cuts (see :mod:`semcopy_lib.segment.layout`):
+several blocks that cover most of the image are a collage, fewer or smaller ones a screenshot, and an
+image with no block apart from (nearly) itself is a single photo. A single photo also gets a few
+multi-scale crops as proposals, so a subject on a large background can be found.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 from PIL import Image
+
+from semcopy_lib.segment.layout import find_blocks
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels
 
@@ -23,23 +28,58 @@ class Region:
     kind: str
 
 
+#: A single block covering at least this share of the image makes it a single photo.
+SINGLE_COVER = 0.8
+#: Two or more blocks covering at least this share of the image make it a collage.
+COLLAGE_COVER = 0.6
+#: Side of the proposal windows of a single photo, as a fraction of the image, and their places.
+PROPOSAL_SIDE = 0.6
+_PROPOSAL_AT = ((0.5, 0.5), (0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0))
+
+
 @dataclass(frozen=True)
 class Layout:
-    """What a query image is and where its photos are."""
+    """What a query image is, where its photos are, and extra windows worth searching."""
 
     layout: str
     boxes: list[Box] = field(default_factory=list)
+    proposals: list[Box] = field(default_factory=list)
 
     def regions(self, size: tuple[int, int]) -> list[Region]:
-        """The regions to search: the whole image first, then each photo box that is not the whole."""
+        """The regions to search: the whole image, each photo box that is not the whole, the proposals."""
         whole = (0, 0, size[0], size[1])
-        return [Region(whole, "whole")] + [Region(b, "photo") for b in self.boxes if b != whole]
+        kind = "tile" if self.layout == "collage" else "photo"
+        return ([Region(whole, "whole")] + [Region(b, kind) for b in self.boxes if b != whole]
+                + [Region(b, "crop") for b in self.proposals])
 
 
-def analyse(image: Image.Image) -> Layout:
-    """Layout of an RGB image. For now: ``single`` with the whole image as its one box."""
+def proposals(size: tuple[int, int], side: float = PROPOSAL_SIDE) -> list[Box]:
+    """Windows of ``side`` x the image at the centre and the four corners."""
+    width, height = size
+    w, h = max(1, round(width * side)), max(1, round(height * side))
+    return [(round((width - w) * fx), round((height - h) * fy), w, h) for fx, fy in _PROPOSAL_AT]
+
+
+def analyse(image: Image.Image, with_proposals: bool = False) -> Layout:
+    """Layout of an RGB image: ``single`` / ``screenshot`` / ``collage`` and its photo boxes (x, y, w, h)."""
     width, height = image.size
-    return Layout("single", [(0, 0, width, height)])
+    whole = (0, 0, width, height)
+    blocks, (ww, wh) = find_blocks(np.asarray(image.convert("RGB")))
+    sx, sy = width / ww, height / wh
+    boxes = [_clip(scale_box(b, sx, sy), width, height) for b in blocks]
+    area = float(width * height)
+    cover = sum(w * h for _, _, w, h in boxes) / area
+    if not boxes or (len(boxes) == 1 and cover >= SINGLE_COVER):
+        return Layout("single", [whole], proposals(image.size) if with_proposals else [])
+    if len(boxes) >= 2 and cover >= COLLAGE_COVER:
+        return Layout("collage", boxes)
+    return Layout("screenshot", boxes)
+
+
+def _clip(box: Box, width: int, height: int) -> Box:
+    x, y, w, h = box
+    x, y = min(max(0, x), width - 1), min(max(0, y), height - 1)
+    return (x, y, max(1, min(w, width - x)), max(1, min(h, height - y)))
 
 
 def scale_box(box: Box, sx: float, sy: float) -> Box:
@@ -54,4 +94,4 @@ def crop(image: Image.Image, box: Box) -> Image.Image:
     return image.crop((x, y, x + w, y + h))
 
 
-__all__ = ["LAYOUTS", "Box", "Layout", "Region", "analyse", "crop", "scale_box"]
+__all__ = ["LAYOUTS", "Box", "Layout", "Region", "analyse", "crop", "proposals", "scale_box"]

@@ -1,0 +1,91 @@
+"""Seeded query layouts with known boxes: collages, web-page-like screenshots, subjects on photos.
+
+Each function returns ``(image, box)`` where ``box`` (x, y, w, h) is where the source picture sits.
+The pages are drawn with PIL (nav bar, text, sidebar, a framed card, light or dark theme); rendering
+real HTML in Chromium is more realistic and is left for the regions benchmark.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Sequence
+
+from PIL import Image, ImageDraw
+
+Box = tuple[int, int, int, int]
+
+LIGHT = {"bg": (255, 255, 255), "text": (33, 37, 41), "nav": (13, 110, 253), "card": (245, 246, 248), "side": (233, 236, 239)}
+DARK = {"bg": (24, 26, 27), "text": (220, 220, 220), "nav": (40, 44, 52), "card": (36, 39, 46), "side": (30, 32, 36)}
+WORDS = "semantic copy gallery search photo subject drawing collage page result image similar find".split()
+
+
+def _fit(img: Image.Image, w: int, h: int) -> Image.Image:
+    return img.resize((max(1, w), max(1, h)), Image.BICUBIC)
+
+
+def collage(target: Image.Image, others: Sequence[Image.Image], rng: random.Random,
+            rows: int, cols: int, gutter: int = 0, tile: int = 256) -> tuple[Image.Image, Box]:
+    """A rows x cols collage with ``target`` at a random tile; gutter 0 means tiles touch."""
+    width, height = cols * tile + (cols + 1) * gutter, rows * tile + (rows + 1) * gutter
+    bg = rng.choice([(255, 255, 255), (0, 0, 0), (240, 240, 240)])
+    canvas = Image.new("RGB", (width, height), bg)
+    slot = rng.randrange(rows * cols)
+    pool = list(others)
+    rng.shuffle(pool)
+    box = (0, 0, 0, 0)
+    for i in range(rows * cols):
+        r, c = divmod(i, cols)
+        x, y = gutter + c * (tile + gutter), gutter + r * (tile + gutter)
+        img = target if i == slot else pool[i % len(pool)]
+        canvas.paste(_fit(img, tile, tile), (x, y))
+        if i == slot:
+            box = (x, y, tile, tile)
+    return canvas, box
+
+
+def page(target: Image.Image, rng: random.Random, dark: bool | None = None,
+         size: tuple[int, int] = (1280, 800)) -> tuple[Image.Image, Box]:
+    """A web-page-like screenshot: nav bar, paragraphs, maybe a sidebar, the picture in a card."""
+    theme = DARK if (rng.random() < 0.5 if dark is None else dark) else LIGHT
+    width, height = size
+    canvas = Image.new("RGB", size, theme["bg"])
+    draw = ImageDraw.Draw(canvas)
+    nav = rng.randint(48, 72)
+    draw.rectangle((0, 0, width, nav), fill=theme["nav"])
+    for i in range(5):
+        draw.text((40 + i * 120, nav // 2 - 6), rng.choice(WORDS).title(), fill=(255, 255, 255))
+    side = rng.random() < 0.5
+    left = 260 if side else 40
+    if side:
+        draw.rectangle((0, nav, 220, height), fill=theme["side"])
+        for i in range(12):
+            draw.text((20, nav + 30 + i * 28), " ".join(rng.choice(WORDS) for _ in range(2)), fill=theme["text"])
+    # the picture, in a framed card, left or right of a text column
+    pw = rng.randint(280, 480)
+    ph = int(pw * target.height / max(1, target.width))
+    ph = min(ph, height - nav - 140)
+    pw = int(ph * target.width / max(1, target.height))
+    right = rng.random() < 0.5
+    px = width - pw - 60 if right else left + 20
+    py = nav + rng.randint(60, max(61, height - nav - ph - 40))
+    draw.rectangle((px - 14, py - 14, px + pw + 14, py + ph + 40), fill=theme["card"], outline=theme["text"] if rng.random() < 0.5 else None)
+    canvas.paste(_fit(target, pw, ph), (px, py))
+    draw.text((px, py + ph + 12), "Figure: " + " ".join(rng.choice(WORDS) for _ in range(3)), fill=theme["text"])
+    tx0 = left if right else px + pw + 50
+    tx1 = px - 50 if right else width - 40
+    for i in range((height - nav - 60) // 22):
+        line = " ".join(rng.choice(WORDS) for _ in range(max(1, (tx1 - tx0) // 70)))
+        draw.text((tx0, nav + 30 + i * 22), line, fill=theme["text"])
+    return canvas, (px, py, pw, ph)
+
+
+def on_background(subject: Image.Image, background: Image.Image, rng: random.Random,
+                  scale: tuple[float, float] = (0.35, 0.6)) -> tuple[Image.Image, Box]:
+    """``subject`` (RGBA keeps its transparency) pasted at a random place and scale on ``background``."""
+    canvas = background.convert("RGB").copy()
+    bw, bh = canvas.size
+    s = rng.uniform(*scale) * min(bw, bh) / max(subject.size)
+    sub = subject.resize((max(1, int(subject.width * s)), max(1, int(subject.height * s))), Image.BICUBIC)
+    x, y = rng.randint(0, bw - sub.width), rng.randint(0, bh - sub.height)
+    canvas.paste(sub, (x, y), sub if sub.mode == "RGBA" else None)
+    return canvas, (x, y, sub.width, sub.height)

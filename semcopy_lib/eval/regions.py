@@ -1,0 +1,108 @@
+"""The regions benchmark: collages, screenshots and subjects on photos made from gallery images.
+
+Every query hides one gallery image at a known box; we measure whether ``analyse`` finds a box with
+IoU >= 0.7 to it and whether search ranks that gallery image first, with and without regions.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from semcopy_lib.data import ImageLoadError, load_image, scan_folder
+from semcopy_lib.data import compose
+from semcopy_lib.data.synth import crop_jpeg
+from semcopy_lib.segment import Box
+
+KINDS = ("clean", "screenshot", "collage", "background")
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    union = aw * ah + bw * bh - inter
+    return inter / union if union else 0.0
+
+
+@dataclass
+class RegionQuery:
+    path: Path
+    kind: str
+    gallery_id: str
+    box: Box
+
+
+def make_region_queries(images_dir: os.PathLike | str, out_dir: os.PathLike | str, per_kind: int = 50,
+                        seed: int = 0) -> list[RegionQuery]:
+    """Write ``per_kind`` queries of each kind in :data:`KINDS` (seeded) and return them."""
+    files = scan_folder(images_dir)
+    rng = random.Random(seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def pick() -> tuple[str, Image.Image]:
+        while True:
+            f = rng.choice(files)
+            try:
+                return f.gallery_id, load_image(f.path, max_side=768)
+            except ImageLoadError:
+                continue
+
+    backgrounds = [img for gid, img in (pick() for _ in range(12))]
+    queries = []
+    for kind in KINDS:
+        for i in range(per_kind):
+            gid, img = pick()
+            if kind == "clean":
+                query, box = crop_jpeg(img, rng), (0, 0, 0, 0)
+            elif kind == "screenshot":
+                query, box = compose.page(img, rng)
+            elif kind == "collage":
+                rows, cols = rng.choice([(1, 2), (2, 1), (2, 2), (2, 3), (3, 2)])
+                others = [pick()[1] for _ in range(rows * cols - 1)]
+                query, box = compose.collage(img, others, rng, rows, cols, gutter=rng.choice([0, 0, 6, 12]))
+            else:
+                query, box = compose.on_background(img, rng.choice(backgrounds), rng)
+            path = out / f"{kind}-{i:04d}.png"
+            query.save(path)
+            queries.append(RegionQuery(path, kind, gid, box if kind != "clean" else (0, 0, *query.size)))
+    return queries
+
+
+def run_regions_bench(service, images_dir, out_dir, per_kind: int = 50, seed: int = 0) -> dict:
+    """R@1 with and without regions, segmentation IoU >= 0.7 rate, and timings, per kind."""
+    from semcopy_lib.segment import analyse
+
+    queries = make_region_queries(images_dir, out_dir, per_kind, seed)
+    paths = [q.path for q in queries]
+    timings = {}
+    results = {}
+    for regions in (False, True):
+        start = time.perf_counter()
+        results[regions] = service.search(paths, k=10, regions=regions)
+        timings[regions] = time.perf_counter() - start
+    rows = {}
+    for kind in KINDS:
+        idx = [i for i, q in enumerate(queries) if q.kind == kind]
+        row = {"queries": len(idx)}
+        for regions, label in ((False, "r1_whole"), (True, "r1_regions")):
+            hits = [results[regions][i].hits for i in idx]
+            row[label] = round(sum(bool(h) and h[0].gallery_id == queries[i].gallery_id for h, i in zip(hits, idx)) / len(idx), 3)
+        if kind in ("screenshot", "collage", "background"):
+            found = 0
+            for i in idx:
+                layout = analyse(load_image(queries[i].path))
+                found += any(iou(b, queries[i].box) >= 0.7 for b in layout.boxes)
+            row["iou70"] = round(found / len(idx), 3)
+        rows[kind] = row
+    return {"kinds": rows, "seconds_whole": round(timings[False], 2), "seconds_regions": round(timings[True], 2),
+            "time_ratio": round(timings[True] / timings[False], 2)}

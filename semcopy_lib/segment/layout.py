@@ -1,0 +1,170 @@
+"""Where the photos are in a query: recursive XY-cuts on gutters and seams, then a photo test per block.
+
+A web page is laid out in blocks separated by uniform strips (margins, gutters, line spacing); a
+collage is tiles separated by uniform gutters or by straight seams where one photo touches the next.
+Both are cut recursively (XY-cut, Nagy & Seth 1984) on
+
+- *gutters*: rows/columns whose colour is uniform across the block, and
+- *seams*: a row/column where the colour jumps for most of the block's length (touching tiles),
+
+and each leaf block, trimmed of uniform borders, is a photo when it is large enough and has the colour
+variety of a picture rather than of text on a flat background. The image is analysed at most
+``WORK_SIDE`` pixels large; boxes are returned in the pixels of the image given.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.ndimage import maximum_filter, median_filter
+
+Box = tuple[int, int, int, int]  # x, y, w, h
+
+WORK_SIDE = 512
+UNIFORM_RANGE = 24.0  # max spread (p95 - p5, summed over RGB) of a gutter strip
+SEAM_JUMP = 40.0  # median colour jump (summed |dRGB|) across a seam
+SAME_PICTURE = 0.6  # colour-histogram overlap above which both sides of an edge are one picture
+MIN_PIECE = 0.05
+FLAT_STD = 12.0  # summed per-channel std under which a band is a flat page area  # a seam split keeps at least this fraction of the block on each side
+MIN_PHOTO_SIDE = 0.08  # of the image's shorter side
+MIN_EDGE_FRACTION = 0.01  # share of a photo block's pixels on an edge
+
+
+def _background(block: np.ndarray) -> np.ndarray | None:
+    """The colour most of the block's one-pixel frame shares (a page or gutter colour), else None."""
+    frame = np.concatenate([block[0], block[-1], block[:, 0], block[:, -1]])
+    med = np.median(frame, axis=0)
+    close = np.abs(frame - med).sum(axis=1) <= UNIFORM_RANGE
+    return med if close.mean() >= 0.5 else None
+
+
+def _uniform_strips(block: np.ndarray, axis: int, background: np.ndarray | None) -> np.ndarray:
+    """Bool per row (axis=0) or column (axis=1): is that strip of the background colour all along.
+
+    Only strips of the block's background colour are gutters: a uniform strip of another colour is
+    usually part of a picture (a white wall, a dark sky).
+    """
+    n = block.shape[axis]
+    if background is None:
+        return np.zeros(n, dtype=bool)
+    lines = block if axis == 0 else block.transpose(1, 0, 2)  # (n_strips, length, 3)
+    # mean absolute deviation from the background: small only for strips of that colour all along
+    return np.abs(lines - background).sum(axis=2).mean(axis=1) <= UNIFORM_RANGE / 3
+
+
+def _seams(block: np.ndarray, axis: int) -> list[int]:
+    """Positions i where strip i and i+1 differ along most of the block (touching tiles)."""
+    n = block.shape[axis]
+    if n < 8:
+        return []
+    jump = np.abs(np.diff(block, axis=axis)).sum(axis=2)  # (n-1, L) or (L, n-1)
+    med = np.median(jump, axis=1 - axis)  # per boundary
+    # a jump smeared over two neighbouring boundaries by resampling counts once, where it is largest
+    joint = np.maximum(med, np.maximum(np.r_[med[1:], 0] + med, np.r_[0, med[:-1]] + med))
+    local = median_filter(joint, size=15, mode="nearest")
+    peak = med >= maximum_filter(med, size=3, mode="nearest")
+    strong = np.flatnonzero((joint >= SEAM_JUMP) & (joint >= 3 * local + 1e-6) & peak).tolist()
+    # two jumps a few pixels apart are a drawn line (mortar, a frame) inside one picture, not a seam
+    lone = [i for i in strong if not any(1 < abs(i - j) <= 4 for j in strong)]
+    lo, hi = n * MIN_PIECE, n * (1 - MIN_PIECE)
+    band = max(4, n // 20)
+    out = []
+    for i in lone:
+        cut = i + 1  # cut before strip i+1
+        if lo <= cut <= hi:
+            a = block[cut - band : cut] if axis == 0 else block[:, cut - band : cut]
+            b = block[cut : cut + band] if axis == 0 else block[:, cut : cut + band]
+            flat = min(float(a.std(axis=(0, 1)).sum()), float(b.std(axis=(0, 1)).sum())) < FLAT_STD
+            # two textured sides with alike colours are one picture with a straight edge in it
+            if flat or _histogram_overlap(a, b) < SAME_PICTURE:
+                out.append(cut)
+    return out
+
+
+def _histogram_overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection of the 8x8x8-bin colour histograms of two pixel sets, in [0, 1]."""
+
+    def hist(x: np.ndarray) -> np.ndarray:
+        q = (x.reshape(-1, 3) // 32).astype(np.int64)
+        h = np.bincount(q[:, 0] * 64 + q[:, 1] * 8 + q[:, 2], minlength=512).astype(np.float64)
+        return h / max(1.0, h.sum())
+
+    return float(np.minimum(hist(a), hist(b)).sum())
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """[(start, end)) runs of True."""
+    out, start = [], None
+    for i, f in enumerate(flags):
+        if f and start is None:
+            start = i
+        elif not f and start is not None:
+            out.append((start, i))
+            start = None
+    if start is not None:
+        out.append((start, len(flags)))
+    return out
+
+
+def _pieces(n: int, gutter: np.ndarray, seams: list[int], min_len: int) -> list[tuple[int, int]]:
+    """Split [0, n) by removing gutter runs and cutting at seams; drop pieces shorter than min_len."""
+    keep = ~gutter
+    spans = _runs(keep)
+    out = []
+    for a, b in spans:
+        cuts = [a] + [s for s in seams if a < s < b] + [b]
+        out += [(c, d) for c, d in zip(cuts, cuts[1:]) if d - c >= min_len]
+    return out
+
+
+def xy_cut(
+    img: np.ndarray, min_len: int, depth: int = 0, max_depth: int = 8, background: np.ndarray | None = None
+) -> list[Box]:
+    """Leaf blocks of a recursive XY-cut of ``img`` (H, W, 3) float, as (x, y, w, h).
+
+    ``background`` is the enclosing block's gutter colour, used when this block's frame is mixed
+    (a row of tiles has photo pixels on two sides of its frame and gutter on the other two).
+    """
+    h, w = img.shape[:2]
+    own = _background(img)
+    background = own if own is not None else background
+    for axis in (0, 1) if depth % 2 == 0 else (1, 0):
+        n = img.shape[axis]
+        gutter = _uniform_strips(img, axis, background)
+        pieces = _pieces(n, gutter, _seams(img, axis), min_len)
+        if len(pieces) == 1 and pieces[0] == (0, n):
+            continue  # nothing to cut on this axis
+        if depth >= max_depth:
+            break
+        boxes = []
+        for a, b in pieces:
+            sub = img[a:b] if axis == 0 else img[:, a:b]
+            for x, y, bw, bh in xy_cut(sub, min_len, depth + 1, max_depth, background):
+                boxes.append((x, y + a, bw, bh) if axis == 0 else (x + a, y, bw, bh))
+        return boxes
+    return [(0, 0, w, h)]
+
+
+def _is_photo(block: np.ndarray, min_side: int) -> bool:
+    """Large enough in both directions, and not a flat area (text lines were cut away as thin strips)."""
+    h, w = block.shape[:2]
+    if min(h, w) < min_side:
+        return False
+    grey = block.mean(axis=2)
+    edges = (np.abs(np.diff(grey, axis=0))[:, :-1] + np.abs(np.diff(grey, axis=1))[:-1, :]) > 12
+    return float(edges.mean()) >= MIN_EDGE_FRACTION
+
+
+def find_blocks(rgb: np.ndarray) -> tuple[list[Box], tuple[int, int]]:
+    """Photo-like blocks of an (H, W, 3) uint8 image at work scale. Returns (boxes, work (w, h))."""
+    h, w = rgb.shape[:2]
+    scale = min(1.0, WORK_SIDE / max(h, w))
+    if scale < 1.0:
+        import cv2
+
+        rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    img = rgb.astype(np.float32)
+    wh, ww = img.shape[:2]
+    min_side = max(24, int(MIN_PHOTO_SIDE * min(wh, ww)))
+    leaves = xy_cut(img, min_len=max(8, min_side // 2))
+    photos = [b for b in leaves if _is_photo(img[b[1] : b[1] + b[3], b[0] : b[0] + b[2]], min_side)]
+    return photos, (ww, wh)
