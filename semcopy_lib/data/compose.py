@@ -89,3 +89,25 @@ def on_background(subject: Image.Image, background: Image.Image, rng: random.Ran
     x, y = rng.randint(0, bw - sub.width), rng.randint(0, bh - sub.height)
     canvas.paste(sub, (x, y), sub if sub.mode == "RGBA" else None)
     return canvas, (x, y, sub.width, sub.height)
+
+
+def random_picture(rng: random.Random, size: tuple[int, int] = (512, 384)) -> Image.Image:
+    """A seeded picture that is in no gallery: a smooth colour field with shapes and grain.
+
+    Used for collage neighbours and backgrounds in benchmarks, so that only the hidden image can match.
+    """
+    import numpy as np
+    from PIL import ImageFilter
+
+    nrng = np.random.default_rng(rng.randrange(2**32))
+    w, h = size
+    field = Image.fromarray(nrng.integers(0, 255, (4, 5, 3), dtype=np.uint8)).resize((w, h), Image.BICUBIC)
+    draw = ImageDraw.Draw(field)
+    for _ in range(rng.randint(3, 9)):
+        x0, y0 = rng.randrange(w), rng.randrange(h)
+        x1, y1 = x0 + rng.randint(20, w // 2), y0 + rng.randint(20, h // 2)
+        colour = tuple(rng.randrange(256) for _ in range(3))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x0, y0, x1, y1), fill=colour)
+    field = field.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 3)))
+    grain = nrng.normal(0, rng.uniform(2, 10), (h, w, 3))
+    return Image.fromarray(np.clip(np.asarray(field, dtype=np.float32) + grain, 0, 255).astype(np.uint8))

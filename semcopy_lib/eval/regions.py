@@ -1,7 +1,8 @@
-"""The regions benchmark: collages, screenshots and subjects on photos made from gallery images.
+"""The regions benchmark: collages, screenshots and subjects on pictures made from gallery images.
 
-Every query hides one gallery image at a known box; we measure whether ``analyse`` finds a box with
-IoU >= 0.7 to it and whether search ranks that gallery image first, with and without regions.
+Every query hides one gallery image at a known box (collage neighbours and backgrounds are generated
+pictures that match nothing); we measure whether ``analyse`` finds a box with IoU >= 0.7 to it and
+whether search ranks that gallery image first, with and without regions.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def make_region_queries(images_dir: os.PathLike | str, out_dir: os.PathLike | st
             except ImageLoadError:
                 continue
 
-    backgrounds = [img for gid, img in (pick() for _ in range(12))]
+    # neighbours and backgrounds come from no gallery, so only the hidden image can match
+    backgrounds = [compose.random_picture(rng) for _ in range(12)]
     queries = []
     for kind in KINDS:
         for i in range(per_kind):
@@ -68,7 +70,7 @@ def make_region_queries(images_dir: os.PathLike | str, out_dir: os.PathLike | st
                 query, box = compose.page(img, rng)
             elif kind == "collage":
                 rows, cols = rng.choice([(1, 2), (2, 1), (2, 2), (2, 3), (3, 2)])
-                others = [pick()[1] for _ in range(rows * cols - 1)]
+                others = [compose.random_picture(rng, (256, 256)) for _ in range(rows * cols - 1)]
                 query, box = compose.collage(img, others, rng, rows, cols, gutter=rng.choice([0, 0, 6, 12]))
             else:
                 query, box = compose.on_background(img, rng.choice(backgrounds), rng)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from semcopy_lib.segment.layout import find_blocks
+from semcopy_lib.segment.layout import find_blocks, grid_cells
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels
 
@@ -32,6 +32,10 @@ class Region:
 SINGLE_COVER = 0.8
 #: Two or more blocks covering at least this share of the image make it a collage.
 COLLAGE_COVER = 0.6
+#: A regular grid explaining the blocks makes a collage when its cells cover this share of the image
+#: and the blocks cover this share of the cells (tiles of clip art on white show only their drawing).
+GRID_FRAME = 0.8
+GRID_COVER = 0.3
 #: Side of the proposal windows of a single photo, as a fraction of the image, and their places.
 PROPOSAL_SIDE = 0.6
 _PROPOSAL_AT = ((0.5, 0.5), (0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0))
@@ -66,11 +70,19 @@ def analyse(image: Image.Image, with_proposals: bool = False) -> Layout:
     whole = (0, 0, width, height)
     blocks, (ww, wh) = find_blocks(np.asarray(image.convert("RGB")))
     sx, sy = width / ww, height / wh
-    boxes = [_clip(scale_box(b, sx, sy), width, height) for b in blocks]
+
+    def to_image(boxes: list[Box]) -> list[Box]:
+        return [_clip(scale_box(b, sx, sy), width, height) for b in boxes]
+
+    boxes = to_image(blocks)
     area = float(width * height)
     cover = sum(w * h for _, _, w, h in boxes) / area
     if not boxes or (len(boxes) == 1 and cover >= SINGLE_COVER):
         return Layout("single", [whole], proposals(image.size) if with_proposals else [])
+    cells = to_image(grid_cells(blocks))
+    frame = sum(w * h for _, _, w, h in cells) / area
+    if cells and frame >= GRID_FRAME and cover >= GRID_COVER * frame:
+        return Layout("collage", cells)
     if len(boxes) >= 2 and cover >= COLLAGE_COVER:
         return Layout("collage", boxes)
     return Layout("screenshot", boxes)

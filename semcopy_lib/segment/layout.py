@@ -168,3 +168,60 @@ def find_blocks(rgb: np.ndarray) -> tuple[list[Box], tuple[int, int]]:
     leaves = xy_cut(img, min_len=max(8, min_side // 2))
     photos = [b for b in leaves if _is_photo(img[b[1] : b[1] + b[3], b[0] : b[0] + b[2]], min_side)]
     return photos, (ww, wh)
+
+
+def _inside_share(block: Box, cell: Box) -> float:
+    bx, by, bw, bh = block
+    cx, cy, cw, ch = cell
+    ix = max(0, min(bx + bw, cx + cw) - max(bx, cx))
+    iy = max(0, min(by + bh, cy + ch) - max(by, cy))
+    return ix * iy / max(1, bw * bh)
+
+
+def _iou(a: Box, b: Box) -> float:
+    inter = _inside_share(a, b) * a[2] * a[3]
+    return inter / max(1.0, a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def grid_cells(blocks: list[Box], max_side: int = 3) -> list[Box]:
+    """The finest regular grid (up to ``max_side`` x ``max_side``) over the blocks' frame that explains them.
+
+    A collage's tiles are a grid; segmentation may find only each tile's drawing (white clip art on
+    a white gutter) or merge two alike tiles. Every block must lie inside one cell or cover a run of
+    neighbouring cells, and every grid row and column must hold a block; the grid with the most cells
+    that hold a block of their own wins (a tile split in two still counts once). Returns the cells, or [].
+    """
+    if len(blocks) < 2:
+        return []
+    x0 = min(b[0] for b in blocks)
+    y0 = min(b[1] for b in blocks)
+    x1 = max(b[0] + b[2] for b in blocks)
+    y1 = max(b[1] + b[3] for b in blocks)
+    best: list[Box] = []
+    best_singles = 0
+    for rows in range(1, max_side + 1):
+        for cols in range(1, max_side + 1):
+            if rows * cols < 2:
+                continue
+            cw, ch = (x1 - x0) / cols, (y1 - y0) / rows
+            cells = [(round(x0 + c * cw), round(y0 + r * ch), round(cw), round(ch)) for r in range(rows) for c in range(cols)]
+            used_rows, used_cols, ok, taken = set(), set(), True, set()
+            for b in blocks:
+                share = [_inside_share(b, cell) for cell in cells]
+                hit = [i for i, s in enumerate(share) if s > 0.1]
+                if max(share) >= 0.85:
+                    hit = [int(np.argmax(share))]
+                    taken.add(hit[0])
+                else:  # a block spanning several cells must cover them
+                    rs = sorted({i // cols for i in hit})
+                    cs = sorted({i % cols for i in hit})
+                    span = (round(x0 + cs[0] * cw), round(y0 + rs[0] * ch), round(cw * len(cs)), round(ch * len(rs)))
+                    if _iou(b, span) < 0.8:
+                        ok = False
+                        break
+                used_rows.update(i // cols for i in hit)
+                used_cols.update(i % cols for i in hit)
+            # the grid with the most cells that hold a block of their own wins; on a tie, the coarser
+            if ok and len(used_rows) == rows and len(used_cols) == cols and len(taken) > best_singles:
+                best, best_singles = cells, len(taken)
+    return best
