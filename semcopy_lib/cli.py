@@ -90,7 +90,12 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     if args.k < 1:
         raise CliError(f"-k must be at least 1, not {args.k}")
-    service = SearchService(args.index, device=args.device)
+    detector = None
+    if args.regions:
+        from semcopy_lib.detect import load_detector
+
+        detector = load_detector(args.detector)  # None (said once on stderr) when no weights are here
+    service = SearchService(args.index, device=args.device, detector=detector)
     if args.encoder:
         service.index.check_encoder(args.encoder)
     results = service.search(args.queries, k=args.k, batch_size=args.batch_size, regions=args.regions)
@@ -254,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="exit 1 when any query fails (default: only when all do)")
     p.add_argument("--regions", action=argparse.BooleanOptionalAction, default=False,
                    help="also search the photo regions of screenshots and collages (experimental; default off)")
+    p.add_argument("--detector", default=None, metavar="WEIGHTS",
+                   help="YOLO weights for key objects with --regions (default: yolov8x-oiv7.pt if present)")
     p.add_argument("queries", nargs="+", metavar="QUERY")
     common(p)
     p.set_defaults(func=cmd_search)
@@ -303,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="semcopy: %(message)s")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -44,3 +44,30 @@ def test_add_file_grows_the_gallery_with_the_running_encoder(service, tmp_path):
     [result] = service.search([path], k=1)
     assert result.hits[0].gallery_id == "fractals/upload.png" and result.hits[0].label == "fractals"
     assert service.add(["/no/such/file.png"]).skipped == [("/no/such/file.png", "no such file")]
+
+
+class FakeDetector:
+    """Stands in for YOLO: one fixed box, counted calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def detect(self, image):
+        from semcopy_lib.detect import Detection
+
+        self.calls += 1
+        return [Detection((10, 10, 40, 30), "Cat", 0.9)]
+
+
+def test_detector_boxes_become_object_regions_once_per_image(gallery_dir, tmp_path):
+    index_dir = tmp_path / "idx"
+    build_index(gallery_dir, index_dir, progress=False)
+    fake = FakeDetector()
+    service = SearchService(index_dir, detector=fake)
+    query = next(gallery_dir.rglob("img01.png"))
+    [result] = service.search([query], k=3, regions=True)
+    assert fake.calls == 1
+    assert ("object", (10, 10, 40, 30)) in [(r.kind, r.box) for r in result.regions]
+    assert [(o.label, o.box) for o in result.objects] == [("Cat", (10, 10, 40, 30))]
+    service.search([query], k=3)  # regions off: no detector call
+    assert fake.calls == 1

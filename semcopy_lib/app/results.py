@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from semcopy_lib.detect import Detection
 from semcopy_lib.segment import Box, Region
 
 
@@ -27,4 +28,5 @@ class QueryResult:
     layout: str = "single"
     regions: list[Region] = field(default_factory=list)
     hits: list[SearchHit] = field(default_factory=list)
+    objects: list[Detection] = field(default_factory=list)  # key objects, when a detector ran
     error: str | None = None

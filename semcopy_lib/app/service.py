@@ -10,6 +10,7 @@ from PIL import Image
 from semcopy_lib.app.indexing import IndexReport, add_paths, encoder_for_index, index_files
 from semcopy_lib.app.results import QueryResult, SearchHit
 from semcopy_lib.data import GalleryFile, ImageLoadError, load_image
+from semcopy_lib.detect import Detection, Detector
 from semcopy_lib.encoders import Encoder
 from semcopy_lib.index import GalleryIndex
 from semcopy_lib.segment import Layout, Region, analyse, crop, scale_box
@@ -30,10 +31,13 @@ class SearchService:
     >>> result.hits[0].gallery_id, result.hits[0].score
     """
 
-    def __init__(self, index_dir: os.PathLike | str, encoder: Encoder | None = None, device: str | None = None):
+    def __init__(self, index_dir: os.PathLike | str, encoder: Encoder | None = None, device: str | None = None,
+                 detector: Detector | None = None):
+        """``detector``: a YOLO :class:`~semcopy_lib.detect.Detector` whose boxes become extra regions."""
         self.index = GalleryIndex.open(index_dir)
         self.encoder = encoder if encoder is not None else encoder_for_index(self.index, device)
         self.index.check_encoder(self.encoder.name)
+        self.detector = detector
 
     def search(
         self,
@@ -81,7 +85,13 @@ class SearchService:
             layout = analyse(image) if regions else Layout("single", [(0, 0, *image.size)])
             result.layout = layout.layout
             (ow, oh), (w, h) = image.info["original_size"], image.size
-            for region in layout.regions(image.size):
+            found = layout.regions(image.size)
+            if regions and self.detector is not None:
+                detections = self.detector.detect(image)  # once per image
+                result.objects = [Detection(scale_box(d.box, ow / w, oh / h), d.label, d.confidence)
+                                  for d in detections]
+                found += [Region(d.box, "object") for d in detections if d.box[2] * d.box[3] < 0.9 * w * h]
+            for region in found:
                 crops.append(crop(image, region.box))
                 # the contract reports boxes in the pixels of the file as given
                 region = Region(scale_box(region.box, ow / w, oh / h), region.kind)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import warnings
 from pathlib import Path
 from typing import BinaryIO, Union
@@ -26,6 +27,16 @@ ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, Im
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".jfif"}
 )
+
+
+def _pil_open():
+    """PIL's own ``Image.open``. ultralytics replaces it process-wide with a wrapper that, on a file
+    PIL cannot identify, tries to install pi-heif at run time; our errors must not depend on that."""
+    opener = Image.open
+    if getattr(opener, "__module__", "PIL.Image") != "PIL.Image":
+        patches = sys.modules.get("ultralytics.utils.patches")
+        opener = getattr(patches, "_image_open", opener)
+    return opener
 
 
 class ImageLoadError(ValueError):
@@ -123,7 +134,7 @@ def load_image(
                 raise ImageLoadError(label, "empty file")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit below
-                img = Image.open(io.BytesIO(data))
+                img = _pil_open()(io.BytesIO(data))
         width, height = img.size
         if width < 1 or height < 1:
             raise ImageLoadError(label, f"image has no pixels ({width}x{height})")

@@ -70,7 +70,7 @@ def _seams(block: np.ndarray, axis: int) -> list[int]:
     out = []
     for i in lone:
         cut = i + 1  # cut before strip i+1
-        if lo <= cut <= hi:
+        if lo <= cut <= hi and band <= cut <= n - band:
             a = block[cut - band : cut] if axis == 0 else block[:, cut - band : cut]
             b = block[cut : cut + band] if axis == 0 else block[:, cut : cut + band]
             flat = min(float(a.std(axis=(0, 1)).sum()), float(b.std(axis=(0, 1)).sum())) < FLAT_STD
