@@ -276,23 +276,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks (quality and speed)")
     bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH")
-    p = bsub.add_parser("crops", help="R@1/R@10/MRR of 70-85 %% JPEG crops of gallery images against the index")
-    p.add_argument("images_dir", metavar="IMAGES_DIR", help="the folder the index was built from")
-    p.add_argument("--index", required=True, metavar="INDEX_DIR")
-    p.add_argument("-n", type=int, default=200, help="number of queries (default 200)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true")
-    common(p)
-    p.set_defaults(func=cmd_bench_crops)
-    p = bsub.add_parser("regions", help="screenshots, collages and subjects on photos made from the gallery: "
-                        "segmentation IoU and R@1 with and without --regions")
-    p.add_argument("images_dir", metavar="IMAGES_DIR", help="the folder the index was built from")
-    p.add_argument("--index", required=True, metavar="INDEX_DIR")
-    p.add_argument("-n", type=int, default=50, help="queries per kind (default 50)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true")
-    common(p)
-    p.set_defaults(func=cmd_bench_regions)
+    for name, func, n, what in (
+        ("crops", cmd_bench_crops, 200, "R@1/R@10/MRR of 70-85 %% JPEG crops of gallery images (-n queries)"),
+        ("regions", cmd_bench_regions, 50, "screenshots, collages and subjects on pictures made from the gallery: "
+                                           "segmentation IoU and R@1 with and without --regions (-n per kind)"),
+    ):
+        p = bsub.add_parser(name, help=what)
+        p.add_argument("images_dir", metavar="IMAGES_DIR", help="the folder the index was built from")
+        p.add_argument("--index", required=True, metavar="INDEX_DIR")
+        p.add_argument("-n", type=int, default=n, help=f"number of queries (default {n})")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--json", action="store_true")
+        common(p)
+        p.set_defaults(func=func)
 
     p = sub.add_parser("serve", help="serve the search dashboard (Voila) over an index")
     p.add_argument("--index", required=True, metavar="INDEX_DIR")
