@@ -14,6 +14,8 @@ variety of a picture rather than of text on a flat background. The image is anal
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 from scipy.ndimage import maximum_filter, median_filter
 
@@ -117,15 +119,25 @@ def _pieces(n: int, gutter: np.ndarray, seams: list[int], min_len: int) -> list[
 
 
 def xy_cut(
-    img: np.ndarray, min_len: int, depth: int = 0, max_depth: int = 8, background: np.ndarray | None = None
+    img: np.ndarray,
+    min_len: int,
+    depth: int = 0,
+    max_depth: int = 8,
+    background: np.ndarray | None = None,
+    is_photo: Callable[[np.ndarray], bool] | None = None,
 ) -> list[Box]:
     """Leaf blocks of a recursive XY-cut of ``img`` (H, W, 3) float, as (x, y, w, h).
 
     ``background`` is the enclosing block's gutter colour, used when this block's frame is mixed
     (a row of tiles has photo pixels on two sides of its frame and gutter on the other two).
+    A block framed in a colour of its own (a picture with a white margin on a dark page, a figure
+    with a border) that holds a photo is returned whole when ``is_photo`` is given: cutting inside
+    it would split the picture along its own margins.
     """
     h, w = img.shape[:2]
     own = _background(img)
+    framed = (depth > 0 and own is not None and background is not None
+              and float(np.abs(own - background).sum()) > UNIFORM_RANGE)
     background = own if own is not None else background
     for axis in (0, 1) if depth % 2 == 0 else (1, 0):
         n = img.shape[axis]
@@ -138,8 +150,10 @@ def xy_cut(
         boxes = []
         for a, b in pieces:
             sub = img[a:b] if axis == 0 else img[:, a:b]
-            for x, y, bw, bh in xy_cut(sub, min_len, depth + 1, max_depth, background):
+            for x, y, bw, bh in xy_cut(sub, min_len, depth + 1, max_depth, background, is_photo):
                 boxes.append((x, y + a, bw, bh) if axis == 0 else (x + a, y, bw, bh))
+        if framed and is_photo is not None and any(is_photo(img[y : y + bh, x : x + bw]) for x, y, bw, bh in boxes):
+            return [(0, 0, w, h)]
         return boxes
     return [(0, 0, w, h)]
 
@@ -165,7 +179,7 @@ def find_blocks(rgb: np.ndarray) -> tuple[list[Box], tuple[int, int]]:
     img = rgb.astype(np.float32)
     wh, ww = img.shape[:2]
     min_side = max(24, int(MIN_PHOTO_SIDE * min(wh, ww)))
-    leaves = xy_cut(img, min_len=max(8, min_side // 2))
+    leaves = xy_cut(img, min_len=max(8, min_side // 2), is_photo=lambda block: _is_photo(block, min_side))
     photos = [b for b in leaves if _is_photo(img[b[1] : b[1] + b[3], b[0] : b[0] + b[2]], min_side)]
     return photos, (ww, wh)
 
