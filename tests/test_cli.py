@@ -173,6 +173,9 @@ def test_clip_index_end_to_end_with_a_local_checkpoint(gallery_dir, tiny_clip_di
 def test_bench_regions_reports_every_kind(built, gallery_dir, capsys):
     code, out, _ = run(capsys, "bench", "regions", gallery_dir, "--index", built, "-n", "2", "--json")
     row = json.loads(out)
-    assert code == 0 and set(row["kinds"]) == {"clean", "screenshot", "collage", "background"}
+    from semcopy_lib.data.webpages import chromium_path
+
+    kinds = {"clean", "screenshot", "collage", "background"} | ({"webpage"} if chromium_path() else set())
+    assert code == 0 and set(row["kinds"]) == kinds
     assert all(v["queries"] == 2 and 0 <= v["r1_regions"] <= 1 for v in row["kinds"].values())
     assert "iou70" in row["kinds"]["screenshot"] and row["time_ratio"] > 0

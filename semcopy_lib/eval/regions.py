@@ -20,7 +20,7 @@ from semcopy_lib.data import compose
 from semcopy_lib.data.synth import crop_jpeg
 from semcopy_lib.segment import Box
 
-KINDS = ("clean", "screenshot", "collage", "background")
+KINDS = ("clean", "screenshot", "webpage", "collage", "background")
 
 
 def iou(a: Box, b: Box) -> float:
@@ -62,6 +62,9 @@ def make_region_queries(images_dir: os.PathLike | str, out_dir: os.PathLike | st
     backgrounds = [compose.random_picture(rng) for _ in range(12)]
     queries = []
     for kind in KINDS:
+        if kind == "webpage":
+            queries += _webpage_queries([pick() for _ in range(per_kind)], out, seed)
+            continue
         for i in range(per_kind):
             gid, img = pick()
             if kind == "clean":
@@ -80,6 +83,20 @@ def make_region_queries(images_dir: os.PathLike | str, out_dir: os.PathLike | st
     return queries
 
 
+def _webpage_queries(picked: list[tuple[str, Image.Image]], out: Path, seed: int) -> list[RegionQuery]:
+    """Chromium-rendered pages around the picked images (none when Chromium is not installed)."""
+    from semcopy_lib.data.webpages import chromium_path, render_pages
+
+    if chromium_path() is None:
+        return []
+    queries = []
+    for i, ((gid, _), (shot, box)) in enumerate(zip(picked, render_pages([im for _, im in picked], seed))):
+        path = out / f"webpage-{i:04d}.png"
+        shot.save(path)
+        queries.append(RegionQuery(path, "webpage", gid, box))
+    return queries
+
+
 def run_regions_bench(service, images_dir, out_dir, per_kind: int = 50, seed: int = 0) -> dict:
     """R@1 with and without regions, segmentation IoU >= 0.7 rate, and timings, per kind."""
     from semcopy_lib.segment import analyse
@@ -95,11 +112,13 @@ def run_regions_bench(service, images_dir, out_dir, per_kind: int = 50, seed: in
     rows = {}
     for kind in KINDS:
         idx = [i for i, q in enumerate(queries) if q.kind == kind]
+        if not idx:
+            continue
         row = {"queries": len(idx)}
         for regions, label in ((False, "r1_whole"), (True, "r1_regions")):
             hits = [results[regions][i].hits for i in idx]
             row[label] = round(sum(bool(h) and h[0].gallery_id == queries[i].gallery_id for h, i in zip(hits, idx)) / len(idx), 3)
-        if kind in ("screenshot", "collage", "background"):
+        if kind != "clean":
             found = 0
             for i in idx:
                 layout = analyse(load_image(queries[i].path))
