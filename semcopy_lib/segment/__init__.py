@@ -1,9 +1,8 @@
 """Layout analysis of a query: is it a single photo, a screenshot or a collage, and where are the photos.
 
 :func:`analyse` finds photo blocks with recursive XY-cuts (see :mod:`semcopy_lib.segment.layout`):
-several blocks that cover most of the image are a collage, fewer or smaller ones a screenshot, and an
-image with no block apart from (nearly) itself is a single photo. A single photo also gets a few
-multi-scale crops as proposals, so a subject on a large background can be found.
+blocks that a regular grid explains, or several that cover most of the image, are a collage; fewer
+or smaller ones a screenshot; an image with no block apart from (nearly) itself is a single photo.
 """
 
 from __future__ import annotations
@@ -36,35 +35,23 @@ COLLAGE_COVER = 0.6
 #: and the blocks cover this share of the cells (tiles of clip art on white show only their drawing).
 GRID_FRAME = 0.8
 GRID_COVER = 0.3
-#: Side of the proposal windows of a single photo, as a fraction of the image, and their places.
-PROPOSAL_SIDE = 0.6
-_PROPOSAL_AT = ((0.5, 0.5), (0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0))
 
 
 @dataclass(frozen=True)
 class Layout:
-    """What a query image is, where its photos are, and extra windows worth searching."""
+    """What a query image is and where its photos are."""
 
     layout: str
     boxes: list[Box] = field(default_factory=list)
-    proposals: list[Box] = field(default_factory=list)
 
     def regions(self, size: tuple[int, int]) -> list[Region]:
-        """The regions to search: the whole image, each photo box that is not the whole, the proposals."""
+        """The regions to search: the whole image first, then each photo box that is not the whole."""
         whole = (0, 0, size[0], size[1])
         kind = "tile" if self.layout == "collage" else "photo"
-        return ([Region(whole, "whole")] + [Region(b, kind) for b in self.boxes if b != whole]
-                + [Region(b, "crop") for b in self.proposals])
+        return [Region(whole, "whole")] + [Region(b, kind) for b in self.boxes if b != whole]
 
 
-def proposals(size: tuple[int, int], side: float = PROPOSAL_SIDE) -> list[Box]:
-    """Windows of ``side`` x the image at the centre and the four corners."""
-    width, height = size
-    w, h = max(1, round(width * side)), max(1, round(height * side))
-    return [(round((width - w) * fx), round((height - h) * fy), w, h) for fx, fy in _PROPOSAL_AT]
-
-
-def analyse(image: Image.Image, with_proposals: bool = False) -> Layout:
+def analyse(image: Image.Image) -> Layout:
     """Layout of an RGB image: ``single`` / ``screenshot`` / ``collage`` and its photo boxes (x, y, w, h)."""
     width, height = image.size
     whole = (0, 0, width, height)
@@ -78,7 +65,7 @@ def analyse(image: Image.Image, with_proposals: bool = False) -> Layout:
     area = float(width * height)
     cover = sum(w * h for _, _, w, h in boxes) / area
     if not boxes or (len(boxes) == 1 and cover >= SINGLE_COVER):
-        return Layout("single", [whole], proposals(image.size) if with_proposals else [])
+        return Layout("single", [whole])
     cells = to_image(grid_cells(blocks))
     frame = sum(w * h for _, _, w, h in cells) / area
     if cells and frame >= GRID_FRAME and cover >= GRID_COVER * frame:
@@ -106,4 +93,4 @@ def crop(image: Image.Image, box: Box) -> Image.Image:
     return image.crop((x, y, x + w, y + h))
 
 
-__all__ = ["LAYOUTS", "Box", "Layout", "Region", "analyse", "crop", "proposals", "scale_box"]
+__all__ = ["LAYOUTS", "Box", "Layout", "Region", "analyse", "crop", "scale_box"]
