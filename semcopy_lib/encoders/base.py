@@ -143,6 +143,14 @@ class Encoder(nn.Module):
         self.train(was_training)
         return out
 
+    def embed_windows(self, image: Image.Image) -> tuple[np.ndarray, list[tuple[int, int, int, int]]] | None:
+        """Vectors of sub-windows of one image from a single forward pass, or None if unsupported.
+
+        Returns:
+            ((R, D) float32 unit rows, R boxes (x, y, w, h) in ``image``'s pixels).
+        """
+        return None
+
     def embed_gallery(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """Embed gallery images once per size of ``config.index_sizes``.
 
