@@ -71,3 +71,22 @@ def test_detector_boxes_become_object_regions_once_per_image(gallery_dir, tmp_pa
     assert [(o.label, o.box) for o in result.objects] == [("Cat", (10, 10, 40, 30))]
     service.search([query], k=3)  # regions off: no detector call
     assert fake.calls == 1
+
+
+def test_feature_map_windows_find_a_subject_on_a_larger_picture(service, gallery_dir):
+    import random
+
+    from semcopy_lib.data import compose, load_image
+
+    rng = random.Random(3)
+    subject_path = next(gallery_dir.rglob("img05.png"))
+    query, box = compose.on_background(load_image(subject_path), compose.random_picture(rng, (640, 480)), rng,
+                                       scale=(0.3, 0.3))  # small enough that the whole image misses it
+    vectors, boxes = service.encoder.embed_windows(query)
+    assert vectors.shape == (len(boxes), 1280) and len(boxes) == 29
+    assert all(0 <= x and 0 <= y and x + w <= 641 and y + h <= 481 for x, y, w, h in boxes)
+    expected = subject_path.relative_to(gallery_dir).as_posix()
+    [whole] = service.search([query], k=1)
+    [with_regions] = service.search([query], k=1, regions=True)
+    assert whole.hits[0].gallery_id != expected
+    assert with_regions.hits[0].gallery_id == expected and with_regions.hits[0].region_kind == "window"
