@@ -18,20 +18,9 @@ from PIL import Image
 from semcopy_lib.data import ImageLoadError, load_image, scan_folder
 from semcopy_lib.data import compose
 from semcopy_lib.data.synth import crop_jpeg
-from semcopy_lib.segment import Box
+from semcopy_lib.segment import Box, iou
 
 KINDS = ("clean", "screenshot", "webpage", "collage", "background")
-
-
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two (x, y, w, h) boxes."""
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    union = aw * ah + bw * bh - inter
-    return inter / union if union else 0.0
 
 
 @dataclass

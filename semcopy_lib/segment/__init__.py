@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from semcopy_lib.segment.layout import find_blocks, grid_cells
+from semcopy_lib.segment.layout import find_blocks, grid_cells, iou
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels
 
@@ -93,4 +93,4 @@ def crop(image: Image.Image, box: Box) -> Image.Image:
     return image.crop((x, y, x + w, y + h))
 
 
-__all__ = ["LAYOUTS", "Box", "Layout", "Region", "analyse", "crop", "scale_box"]
+__all__ = ["LAYOUTS", "Box", "Layout", "Region", "analyse", "crop", "iou", "scale_box"]

@@ -192,9 +192,11 @@ def _inside_share(block: Box, cell: Box) -> float:
     return ix * iy / max(1, bw * bh)
 
 
-def _iou(a: Box, b: Box) -> float:
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
     inter = _inside_share(a, b) * a[2] * a[3]
-    return inter / max(1.0, a[2] * a[3] + b[2] * b[3] - inter)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
 
 
 def grid_cells(blocks: list[Box], max_side: int = 3) -> list[Box]:
@@ -230,7 +232,7 @@ def grid_cells(blocks: list[Box], max_side: int = 3) -> list[Box]:
                     rs = sorted({i // cols for i in hit})
                     cs = sorted({i % cols for i in hit})
                     span = (round(x0 + cs[0] * cw), round(y0 + rs[0] * ch), round(cw * len(cs)), round(ch * len(rs)))
-                    if _iou(b, span) < 0.8:
+                    if iou(b, span) < 0.8:
                         ok = False
                         break
                 used_rows.update(i // cols for i in hit)
