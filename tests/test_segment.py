@@ -8,8 +8,7 @@ from PIL import Image
 
 from semcopy_lib.data import compose, load_image
 from semcopy_lib.data.samples import sample_photo_files
-from semcopy_lib.segment import iou
-from semcopy_lib.segment import analyse
+from semcopy_lib.segment import analyse, iou
 
 
 @pytest.fixture(scope="module")
