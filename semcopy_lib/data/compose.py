@@ -12,7 +12,7 @@ from typing import Sequence
 
 from PIL import Image, ImageDraw
 
-Box = tuple[int, int, int, int]
+from semcopy_lib.data.boxes import Box
 
 LIGHT = {"bg": (255, 255, 255), "text": (33, 37, 41), "nav": (13, 110, 253), "card": (245, 246, 248), "side": (233, 236, 239)}
 DARK = {"bg": (24, 26, 27), "text": (220, 220, 220), "nav": (40, 44, 52), "card": (36, 39, 46), "side": (30, 32, 36)}

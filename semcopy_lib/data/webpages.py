@@ -16,7 +16,7 @@ from typing import Iterable, Iterator
 
 from PIL import Image
 
-Box = tuple[int, int, int, int]
+from semcopy_lib.data.boxes import Box
 
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-Box = tuple[int, int, int, int]  # x, y, w, h
+from semcopy_lib.data.boxes import Box
 
 DEFAULT_WEIGHTS = "yolov8x-oiv7.pt"
 WEIGHTS_ENV = "SEMCOPY_YOLO_WEIGHTS"

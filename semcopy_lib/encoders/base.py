@@ -12,6 +12,8 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
+from semcopy_lib.data.boxes import Box
+
 
 class EncoderUnavailable(RuntimeError):
     """An encoder cannot be built here (weights missing, package absent); the message says how to fix it."""
@@ -143,7 +145,7 @@ class Encoder(nn.Module):
         self.train(was_training)
         return out
 
-    def embed_windows(self, image: Image.Image) -> tuple[np.ndarray, list[tuple[int, int, int, int]]] | None:
+    def embed_windows(self, image: Image.Image) -> tuple[np.ndarray, list[Box]] | None:
         """Vectors of sub-windows of one image from a single forward pass, or None if unsupported.
 
         Returns:

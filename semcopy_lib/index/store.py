@@ -15,7 +15,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-Box = tuple[int, int, int, int]  # x, y, w, h in pixels of the original image
+from semcopy_lib.data.boxes import Box
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from semcopy_lib.data.boxes import Box
 from semcopy_lib.segment.layout import find_blocks, grid_cells, iou
 
-Box = tuple[int, int, int, int]  # x, y, w, h in pixels
 
 LAYOUTS = ("single", "screenshot", "collage")
 

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 from scipy.ndimage import maximum_filter, median_filter
 
-Box = tuple[int, int, int, int]  # x, y, w, h
+from semcopy_lib.data.boxes import Box
 
 WORK_SIDE = 512
 UNIFORM_RANGE = 24.0  # max spread (p95 - p5, summed over RGB) of a gutter strip
