@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from semcopy_lib.data.boxes import Box
 from semcopy_lib.encoders.base import Encoder, EncoderConfig, EncoderUnavailable, pick_device
 from semcopy_lib.encoders.registry import register_encoder
 
@@ -59,11 +60,14 @@ class EffNetLite0Encoder(Encoder):
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, 224, 224) -> (B, 1280) GeM-pooled last-layer features."""
-        fmap = self.net.extract_features(pixels)
-        return fmap.clamp(min=1e-6).pow(self.gem_p).mean(dim=(2, 3)).pow(1.0 / self.gem_p)
+        return self._gem(self.net.extract_features(pixels), dims=(2, 3))
+
+    def _gem(self, fmap: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+        """Generalised mean of ``fmap`` over ``dims`` with exponent ``gem_p``."""
+        return fmap.clamp(min=1e-6).pow(self.gem_p).mean(dim=dims).pow(1.0 / self.gem_p)
 
     @torch.inference_mode()
-    def embed_windows(self, image: Image.Image) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    def embed_windows(self, image: Image.Image) -> tuple[np.ndarray, list[Box]]:
         """Regional GeM vectors (after R-MAC, Tolias et al. 2016) from one pass at ``window_size``.
 
         Windows of 5, 7 and 9 cells of the 12 x 12 feature map (stride 2) pool the subject of a
@@ -75,14 +79,14 @@ class EffNetLite0Encoder(Encoder):
         self.eval()
         fmap = self.net.extract_features(self.preprocess(image, size)[None].to(self.device))[0]
         self.train(was_training)
-        powered = fmap.float().clamp(min=1e-6).pow(self.gem_p)  # (C, H, W)
-        _, height, width = powered.shape
+        fmap = fmap.float()  # (C, H, W)
+        _, height, width = fmap.shape
         sx, sy = image.width / width, image.height / height
         vectors, boxes = [], []
         for cells in WINDOW_CELLS:
             for i in range(0, height - cells + 1, 2):
                 for j in range(0, width - cells + 1, 2):
-                    vectors.append(powered[:, i : i + cells, j : j + cells].mean(dim=(1, 2)).pow(1.0 / self.gem_p))
+                    vectors.append(self._gem(fmap[:, i : i + cells, j : j + cells], dims=(1, 2)))
                     boxes.append((round(j * sx), round(i * sy), round(cells * sx), round(cells * sy)))
         return F.normalize(torch.stack(vectors), dim=-1).cpu().numpy(), boxes
 
