@@ -49,7 +49,7 @@ def test_search_json_lines_in_order_with_errors(built, gallery_dir, tmp_path, ca
     assert set(first) == {"query", "regions", "hits"}
     w, h = Image.open(query).size
     assert first["regions"][0] == {"box": [0, 0, w, h], "kind": "whole"}
-    assert all(r["kind"] in {"whole", "photo", "tile", "object"} for r in first["regions"])
+    assert all(r["kind"] in {"whole", "photo", "tile", "object", "window"} for r in first["regions"])
     assert len(first["hits"]) == 3
     assert all(set(hit) == {"id", "score", "box"} for hit in first["hits"])
     assert all(hit["box"] in [r["box"] for r in first["regions"]] for hit in first["hits"])

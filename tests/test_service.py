@@ -90,3 +90,4 @@ def test_feature_map_windows_find_a_subject_on_a_larger_picture(service, gallery
     [with_regions] = service.search([query], k=1, regions=True)
     assert whole.hits[0].gallery_id != expected
     assert with_regions.hits[0].gallery_id == expected and with_regions.hits[0].region_kind == "window"
+    assert with_regions.hits[0].query_box in [r.box for r in with_regions.regions if r.kind == "window"]

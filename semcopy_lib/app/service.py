@@ -125,6 +125,9 @@ class SearchService:
         for result in results:
             ranked = sorted(best.get(id(result), {}).values(), key=lambda h: (-h.score, h.gallery_id))
             result.hits = ranked[:k]
+            # of the many windows, list those that a hit came from, so every hit's box is a region
+            for box in dict.fromkeys(h.query_box for h in result.hits if h.region_kind == "window"):
+                result.regions.append(Region(box, "window"))
         return results
 
     def add(self, paths: Iterable[os.PathLike | str], progress: bool = False) -> IndexReport:
