@@ -23,10 +23,12 @@ from semcopy_lib.data.boxes import Box
 
 WORK_SIDE = 512
 UNIFORM_RANGE = 24.0  # max spread (p95 - p5, summed over RGB) of a gutter strip
+FRAME_STEP = 24.0  # colour step between a block's frame and its surroundings that makes it a framed container
 SEAM_JUMP = 40.0  # median colour jump (summed |dRGB|) across a seam
+SEAM_QUANTILE = 0.25  # the jump must hold along 75 % of the boundary (a row of equal cards is no seam)
 SAME_PICTURE = 0.6  # colour-histogram overlap above which both sides of an edge are one picture
-MIN_PIECE = 0.05
-FLAT_STD = 12.0  # summed per-channel std under which a band is a flat page area  # a seam split keeps at least this fraction of the block on each side
+MIN_PIECE = 0.05  # a seam split keeps at least this fraction of the block on each side
+FLAT_STD = 12.0  # summed per-channel std under which a band is a flat page area
 MIN_PHOTO_SIDE = 0.08  # of the image's shorter side
 MIN_EDGE_FRACTION = 0.01  # share of a photo block's pixels on an edge
 
@@ -50,7 +52,7 @@ def _uniform_strips(block: np.ndarray, axis: int, background: np.ndarray | None)
         return np.zeros(n, dtype=bool)
     lines = block if axis == 0 else block.transpose(1, 0, 2)  # (n_strips, length, 3)
     # mean absolute deviation from the background: small only for strips of that colour all along
-    return np.abs(lines - background).sum(axis=2).mean(axis=1) <= UNIFORM_RANGE / 3
+    return np.quantile(np.abs(lines - background).sum(axis=2), 0.995, axis=1) <= 16  # GUTTER_TEST
 
 
 def _seams(block: np.ndarray, axis: int) -> list[int]:
@@ -59,7 +61,7 @@ def _seams(block: np.ndarray, axis: int) -> list[int]:
     if n < 8:
         return []
     jump = np.abs(np.diff(block, axis=axis)).sum(axis=2)  # (n-1, L) or (L, n-1)
-    med = np.median(jump, axis=1 - axis)  # per boundary
+    med = np.quantile(jump, SEAM_QUANTILE, axis=1 - axis)  # per boundary: the jump along most of it
     # a jump smeared over two neighbouring boundaries by resampling counts once, where it is largest
     joint = np.maximum(med, np.maximum(np.r_[med[1:], 0] + med, np.r_[0, med[:-1]] + med))
     local = median_filter(joint, size=15, mode="nearest")
@@ -125,6 +127,7 @@ def xy_cut(
     max_depth: int = 8,
     background: np.ndarray | None = None,
     is_photo: Callable[[np.ndarray], bool] | None = None,
+    page: np.ndarray | None = None,
 ) -> list[Box]:
     """Leaf blocks of a recursive XY-cut of ``img`` (H, W, 3) float, as (x, y, w, h).
 
@@ -132,13 +135,18 @@ def xy_cut(
     (a row of tiles has photo pixels on two sides of its frame and gutter on the other two).
     A block framed in a colour of its own (a picture with a white margin on a dark page, a figure
     with a border) that holds a photo is returned whole when ``is_photo`` is given: cutting inside
-    it would split the picture along its own margins.
+    it would split the picture along its own margins. ``page`` is the outermost background: a
+    shadow fades from the page colour to a white picture in steps each too small to see as a frame.
     """
     h, w = img.shape[:2]
     own = _background(img)
-    framed = (depth > 0 and own is not None and background is not None
-              and float(np.abs(own - background).sum()) > UNIFORM_RANGE)
+
+    def differs(colour: np.ndarray | None) -> bool:
+        return colour is not None and float(np.abs(own - colour).sum()) > FRAME_STEP
+
+    framed = depth > 0 and own is not None and (differs(background) or differs(page))
     background = own if own is not None else background
+    page = page if page is not None else background
     for axis in (0, 1) if depth % 2 == 0 else (1, 0):
         n = img.shape[axis]
         gutter = _uniform_strips(img, axis, background)
@@ -150,7 +158,7 @@ def xy_cut(
         boxes = []
         for a, b in pieces:
             sub = img[a:b] if axis == 0 else img[:, a:b]
-            for x, y, bw, bh in xy_cut(sub, min_len, depth + 1, max_depth, background, is_photo):
+            for x, y, bw, bh in xy_cut(sub, min_len, depth + 1, max_depth, background, is_photo, page):
                 boxes.append((x, y + a, bw, bh) if axis == 0 else (x + a, y, bw, bh))
         if framed and is_photo is not None and any(is_photo(img[y : y + bh, x : x + bw]) for x, y, bw, bh in boxes):
             return [(0, 0, w, h)]
