@@ -65,12 +65,17 @@ def test_detector_boxes_become_object_regions_once_per_image(gallery_dir, tmp_pa
     fake = FakeDetector()
     service = SearchService(index_dir, detector=fake)
     query = next(gallery_dir.rglob("img01.png"))
+    # a gallery image is its own copy: its key objects are reported, but no region beyond the whole is searched
     [result] = service.search([query], k=3, regions=True)
     assert fake.calls == 1
-    assert ("object", (10, 10, 40, 30)) in [(r.kind, r.box) for r in result.regions]
     assert [(o.label, o.box) for o in result.objects] == [("Cat", (10, 10, 40, 30))]
-    service.search([query], k=3)  # regions off: no detector call
-    assert fake.calls == 1
+    assert [r.kind for r in result.regions] == ["whole"] and result.hits[0].score >= service.encoder.copy_score
+    service.encoder.copy_score = None  # always search regions: the detector's box is one
+    [result] = service.search([query], k=3, regions=True)
+    assert fake.calls == 2
+    assert ("object", (10, 10, 40, 30)) in [(r.kind, r.box) for r in result.regions]
+    service.search([query], k=3, regions=False)  # regions off: no detector call
+    assert fake.calls == 2
 
 
 def test_feature_map_windows_find_a_subject_on_a_larger_picture(service, gallery_dir):
@@ -86,7 +91,7 @@ def test_feature_map_windows_find_a_subject_on_a_larger_picture(service, gallery
     assert vectors.shape == (len(boxes), 1280) and len(boxes) == 29
     assert all(0 <= x and 0 <= y and x + w <= 641 and y + h <= 481 for x, y, w, h in boxes)
     expected = subject_path.relative_to(gallery_dir).as_posix()
-    [whole] = service.search([query], k=1)
+    [whole] = service.search([query], k=1, regions=False)
     [with_regions] = service.search([query], k=1, regions=True)
     assert whole.hits[0].gallery_id != expected
     assert with_regions.hits[0].gallery_id == expected and with_regions.hits[0].region_kind == "window"

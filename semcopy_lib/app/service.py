@@ -50,7 +50,7 @@ class SearchService:
         k: int = 10,
         names: Sequence[str] | None = None,
         batch_size: int = 32,
-        regions: bool = False,
+        regions: bool = True,
     ) -> list[QueryResult]:
         """Search each query as its whole image plus its photo regions; one result per query, in order.
 
@@ -59,8 +59,9 @@ class SearchService:
             k: hits per query (each gallery id once, best region wins).
             names: how results and errors name the queries (default: the path, or ``query-<i>``).
             regions: also search the photo regions that :func:`semcopy_lib.segment.analyse` finds
-                (screenshots, collages). Off by default until it is measured not to cost clean
-                queries anything; the whole image is always searched.
+                (screenshots, collages), detector boxes, and feature-map windows of a single picture
+                (a subject on a larger background). The whole image is always searched first; a query
+                that already matches at the encoder's ``copy_score`` gets no regions (it is a copy).
 
         Returns:
             One :class:`QueryResult` per query; unreadable queries carry ``error`` and no hits.
@@ -78,44 +79,36 @@ class SearchService:
     def _search_chunk(
         self, queries: list[QuerySource], names: list[str], k: int, batch_size: int, regions: bool
     ) -> list[QueryResult]:
-        results, crops, owners = [], [], []
-        windows, window_owners = [], []  # feature-map windows of single photos: vectors, not crops
+        results, loaded = [], []
         for name, source in zip(names, queries):
-            result = QueryResult(query=name)
+            result = QueryResult(query=name, layout="single")
             results.append(result)
             try:
-                image = load_image(source, name=name, max_side=QUERY_MAX_SIDE)
+                loaded.append((result, load_image(source, name=name, max_side=QUERY_MAX_SIDE)))
             except ImageLoadError as exc:
                 result.error = str(exc)
-                continue
-            layout = analyse(image) if regions else Layout("single", [(0, 0, *image.size)])
-            result.layout = layout.layout
-            (ow, oh), (w, h) = image.info["original_size"], image.size
-            found = layout.regions(image.size)
-            if regions and self.detector is not None:
-                detections = self.detector.detect(image)  # once per image
-                result.objects = [Detection(scale_box(d.box, ow / w, oh / h), d.label, d.confidence)
-                                  for d in detections]
-                found += [Region(d.box, "object") for d in detections if d.box[2] * d.box[3] < 0.9 * w * h]
-            for region in found:
-                crops.append(crop(image, region.box))
-                # the contract reports boxes in the pixels of the file as given
-                region = Region(scale_box(region.box, ow / w, oh / h), region.kind)
-                result.regions.append(region)
-                owners.append((result, region))
-            if regions and layout.layout == "single":
-                pooled = self.encoder.embed_windows(image)
-                if pooled is not None:
-                    windows.append(pooled[0])
-                    window_owners += [(result, Region(scale_box(b, ow / w, oh / h), "window")) for b in pooled[1]]
-        if not crops:
+        if not loaded:
             return results
-        vectors = self.encoder.embed(crops, batch_size=batch_size)
-        if windows:
-            vectors = np.concatenate([vectors, *windows])
-        per_region = self.index.search(vectors, k=k, encoder=self.encoder.name)
+        # every query is searched as its whole image first
+        owners = []
+        for result, image in loaded:
+            whole = Region((0, 0, *image.info["original_size"]), "whole")
+            result.regions.append(whole)
+            owners.append((result, whole))
+        per_region = self.index.search(self.encoder.embed([im for _, im in loaded], batch_size=batch_size),
+                                       k=k, encoder=self.encoder.name)
+        if regions:
+            objects = {id(r): self._objects(r, im) for r, im in loaded} if self.detector is not None else {}
+            # a query whose whole image already matches at copy level is that picture: no regions needed
+            copy = self.encoder.copy_score
+            todo = [(r, im) for (r, im), hits in zip(loaded, per_region)
+                    if copy is None or not hits or hits[0].score < copy]
+            more, vectors = self._region_vectors(todo, objects, batch_size)
+            if more:
+                owners += more
+                per_region += self.index.search(vectors, k=k, encoder=self.encoder.name)
         best: dict[int, dict[str, SearchHit]] = {}
-        for (result, region), hits in zip(owners + window_owners, per_region):
+        for (result, region), hits in zip(owners, per_region):
             merged = best.setdefault(id(result), {})
             weight = WINDOW_WEIGHT if region.kind == "window" else 1.0
             for hit in hits:
@@ -129,6 +122,45 @@ class SearchService:
             for box in dict.fromkeys(h.query_box for h in result.hits if h.region_kind == "window"):
                 result.regions.append(Region(box, "window"))
         return results
+
+    def _objects(self, result: QueryResult, image: Image.Image) -> list[Region]:
+        """Run the detector once on a query: its key objects go to ``result.objects`` (file pixels);
+        returns those not covering (nearly) the whole image as regions, in ``image``'s pixels."""
+        (ow, oh), (w, h) = image.info["original_size"], image.size
+        detections = self.detector.detect(image)
+        result.objects = [Detection(scale_box(d.box, ow / w, oh / h), d.label, d.confidence) for d in detections]
+        return [Region(d.box, "object") for d in detections if d.box[2] * d.box[3] < 0.9 * w * h]
+
+    def _region_vectors(
+        self, loaded: list[tuple[QueryResult, Image.Image]], objects: dict[int, list[Region]], batch_size: int
+    ) -> tuple[list[tuple[QueryResult, Region]], np.ndarray]:
+        """The regions of each query beyond its whole image, and their (R, D) vectors in one batch.
+
+        Photo regions (screenshots, collages) and detector boxes (``objects`` by ``id(result)``) are
+        cropped and embedded together; a single photo also gets :meth:`Encoder.embed_windows`.
+        """
+        crops, owners = [], []
+        windows, window_owners = [], []  # feature-map windows of single photos: vectors, not crops
+        for result, image in loaded:
+            layout = analyse(image)
+            result.layout = layout.layout
+            (ow, oh), (w, h) = image.info["original_size"], image.size
+            # the whole image was searched already
+            found = layout.regions(image.size)[1:] + objects.get(id(result), [])
+            for region in found:
+                crops.append(crop(image, region.box))
+                # the contract reports boxes in the pixels of the file as given
+                region = Region(scale_box(region.box, ow / w, oh / h), region.kind)
+                result.regions.append(region)
+                owners.append((result, region))
+            if layout.layout == "single":
+                pooled = self.encoder.embed_windows(image)
+                if pooled is not None:
+                    windows.append(pooled[0])
+                    window_owners += [(result, Region(scale_box(b, ow / w, oh / h), "window")) for b in pooled[1]]
+        parts = ([self.encoder.embed(crops, batch_size=batch_size)] if crops else []) + windows
+        vectors = np.concatenate(parts) if parts else np.zeros((0, self.encoder.dim), dtype=np.float32)
+        return owners + window_owners, vectors
 
     def add(self, paths: Iterable[os.PathLike | str], progress: bool = False) -> IndexReport:
         """Add image files or folders to the gallery without a rebuild."""

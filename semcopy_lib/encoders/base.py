@@ -76,6 +76,13 @@ class Encoder(nn.Module):
 
     config: EncoderConfig
     dim: int
+    #: Images per forward pass on CPU whatever ``batch_size`` says (0: no cap). Small convolutional
+    #: nets run faster one image at a time there: activations of one image stay in cache.
+    cpu_batch: int = 0
+    #: Cosine score from which a hit is a copy of the query (the same picture, cropped or recompressed);
+    #: a search with regions skips them for a query whose whole image already matches this well.
+    #: None: not measured for this encoder, regions are always searched.
+    copy_score: float | None = None
 
     def __init__(self, config: EncoderConfig):
         super().__init__()
@@ -138,6 +145,8 @@ class Encoder(nn.Module):
         was_training = self.training
         self.eval()
         out = np.zeros((len(images), self.dim), dtype=np.float32)
+        if self.cpu_batch and self.device.type == "cpu":
+            batch_size = min(batch_size, self.cpu_batch)
         steps = range(0, len(images), batch_size)
         for start in tqdm(steps, desc=f"embed {self.name}", unit="batch", disable=not progress):
             batch = torch.stack([self.preprocess(im, size) for im in images[start : start + batch_size]])
