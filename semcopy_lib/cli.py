@@ -209,6 +209,7 @@ def cmd_bench_regions(args: argparse.Namespace) -> int:
     else:
         for kind, values in row["kinds"].items():
             print(f"{kind:<11}" + "  ".join(f"{k}={v}" for k, v in values.items()))
+        print(f"subjects pasted on: {row['backgrounds']}")
         print(f"time regions / whole: {row['time_ratio']} ({row['seconds_regions']} s / {row['seconds_whole']} s)")
     return 0
 

@@ -56,3 +56,29 @@ def test_odd_inputs_do_not_crash():
                 Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8))):
         layout = analyse(img)
         assert layout.boxes and layout.layout in ("single", "screenshot", "collage")
+
+
+def drawn_subject(seed: int) -> Image.Image:
+    """A clip-art-like RGBA drawing: flat-filled shapes with dark outlines on a transparent canvas."""
+    from PIL import ImageDraw
+
+    rng = random.Random(seed)
+    img = Image.new("RGBA", (300, 240), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((20, 30, 280, 220), fill=(rng.randrange(256), rng.randrange(256), 40, 255), outline=(0, 0, 0, 255), width=6)
+    draw.rectangle((110, 80, 190, 160), fill=(250, 250, 250, 255), outline=(0, 0, 0, 255), width=4)
+    return img
+
+
+def test_a_drawn_subject_on_a_photo_is_boxed(photos):
+    from semcopy_lib.segment import subject_boxes
+
+    found = 0
+    for i, photo in enumerate(photos[:6]):
+        img, box = compose.on_background(drawn_subject(i), photo, random.Random(i))
+        boxes = subject_boxes(img)
+        assert len(boxes) <= 3
+        found += any(iou(b, (box[0] + 20 * box[2] // 300, box[1] + 30 * box[3] // 240, 260 * box[2] // 300,
+                             190 * box[3] // 240)) >= 0.7 for b in boxes)  # the ellipse's extent
+    # known misses: a subject touching the astronaut's flat black sky or the rocket's clear sky merges with it
+    assert found >= 4

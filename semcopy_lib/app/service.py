@@ -14,7 +14,7 @@ from semcopy_lib.data import GalleryFile, ImageLoadError, load_image
 from semcopy_lib.detect import Detection, Detector
 from semcopy_lib.encoders import Encoder
 from semcopy_lib.index import GalleryIndex
-from semcopy_lib.segment import Layout, Region, analyse, crop, scale_box
+from semcopy_lib.segment import Region, analyse, crop, scale_box, subject_boxes
 
 #: Queries are analysed and cropped at most this large; boxes are reported in the file's pixels.
 QUERY_MAX_SIDE = 2048
@@ -147,6 +147,8 @@ class SearchService:
             (ow, oh), (w, h) = image.info["original_size"], image.size
             # the whole image was searched already
             found = layout.regions(image.size)[1:] + objects.get(id(result), [])
+            if layout.layout == "single":
+                found += [Region(box, "subject") for box in subject_boxes(image)]
             for region in found:
                 crops.append(crop(image, region.box))
                 # the contract reports boxes in the pixels of the file as given

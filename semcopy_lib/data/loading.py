@@ -92,7 +92,8 @@ def _name_of(source: ImageSource, name: str | None) -> str:
 
 
 def load_image(
-    source: ImageSource, name: str | None = None, max_pixels: int = MAX_PIXELS, max_side: int | None = None
+    source: ImageSource, name: str | None = None, max_pixels: int = MAX_PIXELS, max_side: int | None = None,
+    keep_alpha: bool = False,
 ) -> Image.Image:
     """Decode ``source`` to an upright RGB PIL image.
 
@@ -102,9 +103,12 @@ def load_image(
         max_pixels: images with more pixels are refused before their pixels are decoded.
         max_side: when given, larger images are shrunk (JPEGs already while decoding) so that
             neither side exceeds it; ``img.info["original_size"]`` keeps the upright (w, h).
+        keep_alpha: return an image with transparency as RGBA instead of compositing it on white
+            (to paste a clip-art subject on another picture).
 
     Returns:
-        An RGB ``PIL.Image.Image`` with EXIF orientation applied (the first frame of an animation).
+        An RGB (with ``keep_alpha``, maybe RGBA) ``PIL.Image.Image`` with EXIF orientation applied
+        (the first frame of an animation).
 
     Raises:
         ImageLoadError: one line, naming the file, for anything that is not a readable image.
@@ -153,7 +157,8 @@ def load_image(
                 img.draft("RGB", (max_side, max_side))
             img.load()
             img = ImageOps.exif_transpose(img) or img
-            rgb = to_rgb(img)
+            transparent = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+            rgb = img.convert("RGBA") if keep_alpha and transparent else to_rgb(img)
             if max_side and max(rgb.size) > max_side:
                 rgb = rgb.copy() if rgb is source else rgb
                 rgb.thumbnail((max_side, max_side), Image.LANCZOS)

@@ -14,6 +14,7 @@ from PIL import Image
 
 from semcopy_lib.data.boxes import Box
 from semcopy_lib.segment.layout import find_blocks, grid_cells, iou
+from semcopy_lib.segment.subjects import subject_boxes
 
 
 LAYOUTS = ("single", "screenshot", "collage")
@@ -21,7 +22,12 @@ LAYOUTS = ("single", "screenshot", "collage")
 
 @dataclass(frozen=True)
 class Region:
-    """A part of the query to search: its box and what it is (``whole``, ``photo``, ``tile``...)."""
+    """A part of the query to search: its box and what it is.
+
+    Kinds: ``whole``; ``photo`` (in a screenshot), ``tile`` (of a collage); ``subject`` (a drawn
+    subject on a single picture, :func:`subject_boxes`); ``object`` (a detector box); ``window``
+    (a feature-map window of a single picture).
+    """
 
     box: Box
     kind: str
@@ -93,4 +99,4 @@ def crop(image: Image.Image, box: Box) -> Image.Image:
     return image.crop((x, y, x + w, y + h))
 
 
-__all__ = ["LAYOUTS", "Box", "Layout", "Region", "analyse", "crop", "iou", "scale_box"]
+__all__ = ["LAYOUTS", "Box", "Layout", "Region", "analyse", "crop", "iou", "scale_box", "subject_boxes"]
