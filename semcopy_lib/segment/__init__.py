@@ -39,6 +39,8 @@ SINGLE_COVER = 0.8
 COLLAGE_COVER = 0.6
 #: A regular grid explaining the blocks makes a collage when its cells cover this share of the image
 #: and the blocks cover this share of the cells (tiles of clip art on white show only their drawing).
+#: A block this close (IoU) to a grid cell is that cell.
+SAME_BOX = 0.8
 GRID_FRAME = 0.8
 GRID_COVER = 0.3
 
@@ -75,7 +77,8 @@ def analyse(image: Image.Image) -> Layout:
     cells = to_image(grid_cells(blocks))
     frame = sum(w * h for _, _, w, h in cells) / area
     if cells and frame >= GRID_FRAME and cover >= GRID_COVER * frame:
-        return Layout("collage", cells)
+        # blocks that are not (nearly) a cell stay too: the drawing in a tile, the picture of a web card
+        return Layout("collage", cells + [b for b in boxes if max(iou(b, c) for c in cells) < SAME_BOX])
     if len(boxes) >= 2 and cover >= COLLAGE_COVER:
         return Layout("collage", boxes)
     return Layout("screenshot", boxes)
