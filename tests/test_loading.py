@@ -22,6 +22,18 @@ def test_rgba_alpha_is_composited_on_white():
     assert out.getpixel((0, 0)) == (0, 0, 255)
 
 
+def test_keep_alpha_returns_rgba_only_for_transparent_images():
+    img = Image.new("RGBA", (4, 4), (255, 0, 0, 0))
+    img.putpixel((0, 0), (0, 0, 255, 255))
+    out = load_image(_png(img), keep_alpha=True)
+    assert out.mode == "RGBA" and out.getpixel((1, 1))[3] == 0 and out.getpixel((0, 0)) == (0, 0, 255, 255)
+    palette = Image.new("P", (3, 3), 1)
+    palette.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    palette.putpixel((0, 0), 0)
+    assert load_image(_png(palette, transparency=0), keep_alpha=True).getpixel((0, 0))[3] == 0
+    assert load_image(_png(Image.new("RGB", (3, 3), (1, 2, 3))), keep_alpha=True).mode == "RGB"
+
+
 def test_la_half_transparent_black_becomes_grey():
     img = Image.new("LA", (2, 2), (0, 128))
     r, g, b = load_image(_png(img)).getpixel((0, 0))
