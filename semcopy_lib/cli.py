@@ -214,6 +214,27 @@ def cmd_bench_regions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from semcopy_lib.train.fit import TrainConfig
+    from semcopy_lib.train.run import train_head
+
+    config = TrainConfig(encoder=args.encoder, epochs=args.epochs, val_fraction=args.val_fraction, seed=args.seed,
+                         weights={"triplet": args.triplet_weight, "infonce": 1.0 - args.triplet_weight})
+
+    def show(row: dict) -> None:
+        print("  ".join(f"{k}={v}" for k, v in row.items()), file=sys.stderr)
+
+    report = train_head(args.images_dir, args.out, config, cache=args.cache, on_epoch=show)
+    if args.json:
+        _print_json({k: v for k, v in report.items() if k != "history"})
+    else:
+        print(f"head written to {report['checkpoint']} in {report['seconds']} s "
+              f"({report['train_classes']} training classes, {report['val_classes']} held out)")
+        for name in report["after"]:
+            print(f"  {name:<18} {report['before'][name]:.3f} -> {report['after'][name]:.3f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from semcopy_lib import __version__
 
@@ -291,6 +312,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true")
         common(p)
         p.set_defaults(func=func)
+
+    p = sub.add_parser("train", help="train a projection head for semantic copies on a folder of class folders")
+    p.add_argument("images_dir", metavar="IMAGES_DIR", help="images in class folders (the parent folder is the class)")
+    p.add_argument("--out", required=True, help="head checkpoint to write (.pt)")
+    p.add_argument("--encoder", default="effnet-lite0", help="the frozen backbone (default effnet-lite0)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--triplet-weight", type=float, default=0.5, help="CombinedLoss weight of the triplet term; "
+                   "InfoNCE gets the rest (default 0.5)")
+    p.add_argument("--val-fraction", type=float, default=0.25, help="share of classes held out (default 0.25)")
+    p.add_argument("--cache", default=None, help="reuse (or write) the embedded views here (.npz)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("serve", help="serve the search dashboard (Voila) over an index")
     p.add_argument("--index", required=True, metavar="INDEX_DIR")

@@ -18,6 +18,7 @@ from semcopy_lib.encoders.registry import (
 # Importing the modules registers their encoders.
 from semcopy_lib.encoders import clip as _clip  # noqa: F401,E402
 from semcopy_lib.encoders import effnet as _effnet  # noqa: F401,E402
+from semcopy_lib.encoders import headed as _headed  # noqa: F401,E402
 
 __all__ = [
     "DEFAULT_ENCODER",

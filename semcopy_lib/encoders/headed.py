@@ -1,0 +1,91 @@
+"""An encoder with a trained projection head: a frozen backbone's embedding through a :class:`ResidualHead`.
+
+A head checkpoint is one small file (``torch.save`` of a dict): the backbone's registry name, the
+head's sizes and weights, the training config, the metrics it reached, and the cosine score from
+which a hit is a copy. ``effnet-lite0-semcopy`` is the head trained on the allowed data
+(``semcopy train``), shipped in ``semcopy_lib/weights``; any other checkpoint loads with
+``create_encoder("effnet-lite0-semcopy", path=...)`` (or the name of its own backbone's head).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from semcopy_lib.data.boxes import Box
+from semcopy_lib.encoders.base import Encoder, EncoderConfig, EncoderUnavailable
+from semcopy_lib.encoders.registry import create_encoder, register_encoder
+
+NAME = "effnet-lite0-semcopy"
+BUNDLED = Path(__file__).resolve().parent.parent / "weights" / f"{NAME}.pt"
+FORMAT = 1
+
+
+def save_head(path: Path | str, head, base: str, train: dict, metrics: dict, copy_score: float | None) -> Path:
+    """Write a head checkpoint (weights in float16: a 1280-512-1280 head is 2.6 MB)."""
+    state = {k: v.detach().to(torch.float16) for k, v in head.state_dict().items()}
+    torch.save({"format": FORMAT, "base": base, "dim": head.dim, "hidden": head.hidden, "state": state,
+                "train": train, "metrics": metrics, "copy_score": copy_score}, path)
+    return Path(path)
+
+
+def load_checkpoint(path: Path | str) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise EncoderUnavailable(f"{NAME}: no head checkpoint at {path} (train one with `semcopy train`)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file
+        raise EncoderUnavailable(f"{path}: not a semcopy head checkpoint ({type(exc).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise EncoderUnavailable(f"{path}: not a semcopy head checkpoint (format {FORMAT} expected)")
+    return ckpt
+
+
+class HeadEncoder(Encoder):
+    """``head(backbone(image))``: the backbone's preprocessing, views and windows, the head's geometry."""
+
+    def __init__(self, config: EncoderConfig, base: Encoder, head, copy_score: float | None):
+        super().__init__(config)
+        self.base, self.head = base, head
+        self.dim, self.cpu_batch, self.copy_score = base.dim, base.cpu_batch, copy_score
+
+    def preprocess(self, img: Image.Image, size: int | None = None) -> torch.Tensor:
+        return self.base.preprocess(img, size)
+
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) -> (B, D) head outputs (unit rows)."""
+        return self.head(self.base(pixels))
+
+    @torch.inference_mode()
+    def embed_windows(self, image: Image.Image) -> tuple[np.ndarray, list[Box]] | None:
+        pooled = self.base.embed_windows(image)
+        if pooled is None:
+            return None
+        vectors, boxes = pooled
+        return self.head(torch.from_numpy(vectors).to(self.device)).float().cpu().numpy(), boxes
+
+
+def _availability() -> tuple[bool, str]:
+    if not BUNDLED.is_file():
+        return False, f"no trained head at {BUNDLED} (semcopy train)"
+    return True, "EfficientNet-Lite0 + projection head trained for semantic copies (bundled)"
+
+
+@register_encoder(NAME, "EfficientNet-Lite0 + trained projection head", _availability)
+def create_effnet_head(path: str | None = None, device: Any = None, **config: Any) -> HeadEncoder:
+    """The bundled head on its backbone; ``path`` loads another head checkpoint."""
+    from semcopy_lib.train.head import ResidualHead
+
+    ckpt = load_checkpoint(path or BUNDLED)
+    base = create_encoder(ckpt["base"], device=device)
+    head = ResidualHead(ckpt["dim"], ckpt["hidden"])
+    head.load_state_dict({k: v.float() for k, v in ckpt["state"].items()})
+    fields = {k: v for k, v in base.config.to_dict().items() if k not in ("name", "path", "options")}
+    cfg = EncoderConfig.from_dict({**fields, "name": NAME, "path": str(path) if path else None,
+                                   "options": {"base": ckpt["base"]}, **config})
+    return HeadEncoder(cfg, base, head.eval(), ckpt.get("copy_score")).to(base.device).eval()
