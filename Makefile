@@ -7,7 +7,7 @@ DEMO_DIR ?= .cache/demo
 PORT   ?= 8866
 HOST   ?= 127.0.0.1
 
-.PHONY: setup test demo demo-build clean
+.PHONY: setup test demo demo-build head clean
 
 # Re-install when the dependency list changes. torch/torchvision are pinned in pyproject.toml.
 $(STAMP): pyproject.toml
@@ -25,6 +25,11 @@ demo: $(STAMP)
 
 demo-build: $(STAMP)
 	$(VENV)/bin/semcopy demo --dir $(DEMO_DIR) --build-only
+
+# Retrain the bundled head (needs `apt-get install openclipart-png`; about 5 min on 2 cores)
+head: $(STAMP)
+	$(PY) -c "from semcopy_lib.data.clipart import sample_clipart; sample_clipart('.cache/train', per_category=200, per_folder=12, seed=11)"
+	$(VENV)/bin/semcopy train .cache/train --out semcopy_lib/weights/effnet-lite0-semcopy.pt --cache .cache/train-views.npz
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

@@ -317,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images_dir", metavar="IMAGES_DIR", help="images in class folders (the parent folder is the class)")
     p.add_argument("--out", required=True, help="head checkpoint to write (.pt)")
     p.add_argument("--encoder", default="effnet-lite0", help="the frozen backbone (default effnet-lite0)")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--triplet-weight", type=float, default=0.5, help="CombinedLoss weight of the triplet term; "
                    "InfoNCE gets the rest (default 0.5)")
     p.add_argument("--val-fraction", type=float, default=0.25, help="share of classes held out (default 0.25)")

@@ -24,14 +24,14 @@ class TrainConfig:
     encoder: str = "effnet-lite0"  # the frozen backbone
     val_fraction: float = 0.25  # of the classes, held out to measure unseen subjects
     hidden: int = 512
-    epochs: int = 30
+    epochs: int = 20
     p: int = 16  # classes per batch
     k: int = 4  # images per class
     lr: float = 1e-3
     weight_decay: float = 1e-4
     weights: dict[str, float] = field(default_factory=lambda: {"triplet": 0.5, "infonce": 0.5})
     margin: float = 0.2
-    mining: str = "semihard"
+    mining: str = "hardest"
     temperature: float = 0.07
     learnable_temperature: bool = False
     seed: int = 0

@@ -20,9 +20,14 @@ from semcopy_lib.train.views import VIEW_KINDS
 COPY_RECALL = 0.9
 
 
-def default_photos(exclude: set[str] = frozenset()) -> list:
-    """Backgrounds for the ``on_photo`` view: the pip-package photos not named in ``exclude``."""
-    return [load_image(p, max_side=640) for name, p in sample_photo_files().items() if name not in exclude]
+#: Pip-package photos that training pastes subjects on; the others are left for benchmark backgrounds.
+TRAIN_BACKGROUNDS = ("astronaut", "bus", "cell", "china", "coins", "grace_hopper", "gravel", "hubble_deep_field",
+                     "logo", "motorcycle", "present", "rocket")
+
+
+def default_photos() -> list:
+    """Backgrounds for the ``on_photo`` view: the :data:`TRAIN_BACKGROUNDS` installed here."""
+    return [load_image(p, max_side=640) for name, p in sample_photo_files().items() if name in TRAIN_BACKGROUNDS]
 
 
 def train_head(images_dir: os.PathLike | str, out: os.PathLike | str, config: TrainConfig | None = None,
