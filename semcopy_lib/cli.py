@@ -115,6 +115,31 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_submit(args: argparse.Namespace) -> int:
+    import csv
+
+    from semcopy_lib.app import SearchService
+    from semcopy_lib.app.contract import SUBMISSION_COLUMNS, submission_row
+    from semcopy_lib.data import scan_folder
+
+    queries = sorted(str(f.path) for f in scan_folder(args.queries))
+    if not queries:
+        raise CliError(f"{args.queries}: no query images found")
+    results = SearchService(args.index, device=args.device).search(queries, k=10, batch_size=args.batch_size)
+    out = Path(args.out)
+    tmp = out.with_name(out.name + ".part")  # a crash never leaves half a submission under the real name
+    with tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=SUBMISSION_COLUMNS)
+        writer.writeheader()
+        for result in results:
+            if result.error:
+                print(f"semcopy: {result.error} (row left empty)", file=sys.stderr)
+            writer.writerow(submission_row(result))
+    tmp.replace(out)
+    print(f"{len(results)} queries -> {out}", file=sys.stderr)
+    return 0
+
+
 def cmd_segment(args: argparse.Namespace) -> int:
     from semcopy_lib.app.contract import error_json, segment_json
     from semcopy_lib.data import ImageLoadError, load_image
@@ -312,6 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true")
         common(p)
         p.set_defaults(func=func)
+
+    p = sub.add_parser("submit", help="hackathon CSV: image, recs (the top-10 gallery file names) per query")
+    p.add_argument("--index", required=True, metavar="INDEX_DIR")
+    p.add_argument("--queries", required=True, metavar="DIR", help="folder of query images (searched recursively)")
+    p.add_argument("--out", required=True, help="CSV to write")
+    common(p)
+    p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("train", help="train a projection head for semantic copies on a folder of class folders")
     p.add_argument("images_dir", metavar="IMAGES_DIR", help="images in class folders (the parent folder is the class)")

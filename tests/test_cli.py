@@ -188,3 +188,23 @@ def test_bench_regions_reports_every_kind(built, gallery_dir, capsys):
     assert code == 0 and set(row["kinds"]) == kinds
     assert all(v["queries"] == 2 and 0 <= v["r1_regions"] <= 1 for v in row["kinds"].values())
     assert "iou70" in row["kinds"]["screenshot"] and row["time_ratio"] > 0
+
+
+def test_submit_writes_the_hackathon_csv(built, gallery_dir, tmp_path, capsys):
+    import csv
+    import random
+
+    queries = tmp_path / "queries"
+    queries.mkdir()
+    original = Image.open(gallery_dir / "animals" / "img03.png").convert("RGB")
+    jpeg(crop_fraction(original, random.Random(1)), 70).save(queries / "q1.jpg")
+    (queries / "broken.png").write_bytes(b"\0\0\0")
+    out = tmp_path / "submission.csv"
+    code, _, err = run(capsys, "submit", "--index", built, "--queries", queries, "--out", out)
+    assert code == 0 and "broken.png" in err
+    with out.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["image", "recs"] and [r["image"] for r in rows] == ["broken.png", "q1.jpg"]
+    assert rows[0]["recs"] == ""
+    recs = rows[1]["recs"].split(",")
+    assert len(recs) == 10 and recs[0] == "img03.png" and len(set(recs)) == 10

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from semcopy_lib.app.results import QueryResult
@@ -16,6 +17,16 @@ def search_json(result: QueryResult) -> dict[str, Any]:
         "regions": [{"box": list(r.box), "kind": r.kind} for r in result.regions],
         "hits": [{"id": h.gallery_id, "score": round(h.score, 6), "box": list(h.query_box)} for h in result.hits],
     }
+
+
+#: Columns of the hackathon submission CSV (``semcopy submit``).
+SUBMISSION_COLUMNS = ("image", "recs")
+
+
+def submission_row(result: QueryResult, k: int = 10) -> dict[str, str]:
+    """``{"image": <query file name>, "recs": "<gallery file name>,<...>"}``: its top-``k`` hits' file names."""
+    names = [Path(h.source).name if h.source else Path(h.gallery_id).name for h in result.hits[:k]]
+    return {"image": Path(result.query).name, "recs": ",".join(names)}
 
 
 def segment_json(image: str, layout: str, boxes: list) -> dict[str, Any]:
