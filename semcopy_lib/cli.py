@@ -219,6 +219,25 @@ def cmd_bench_crops(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_copies(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from semcopy_lib.app import SearchService
+    from semcopy_lib.eval.copies import run_copies_bench
+
+    service = SearchService(args.index, device=args.device)
+    with tempfile.TemporaryDirectory() as tmp:
+        row = run_copies_bench(service, args.images_dir, tmp, n=args.n, seed=args.seed)
+    row.update(bench="copies", gallery=len(service.index), encoder=service.index.encoder_name)
+    if args.json:
+        _print_json(row)
+    else:
+        for kind, values in row["kinds"].items():
+            print(f"{kind:<10}" + "  ".join(f"{k}={v}" for k, v in values.items()))
+        print(f"class-level mAP@10 over {row['images']} images: {row['class_map10']}")
+    return 0
+
+
 def cmd_bench_regions(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -326,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     bsub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH")
     for name, func, n, what in (
         ("crops", cmd_bench_crops, 200, "R@1/R@10/MRR of 70-85 %% JPEG crops of gallery images (-n queries)"),
+        ("copies", cmd_bench_copies, 100, "line art, sketches, cartoons, pasted subjects... of gallery images: "
+                                          "R@1/R@10/mAP@10/uAP per kind and class-level mAP@10 (-n images)"),
         ("regions", cmd_bench_regions, 50, "screenshots, collages and subjects on pictures made from the gallery: "
                                            "segmentation IoU and R@1 with and without --regions (-n per kind)"),
     ):

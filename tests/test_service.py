@@ -96,3 +96,16 @@ def test_feature_map_windows_find_a_subject_on_a_larger_picture(service, gallery
     assert whole.hits[0].gallery_id != expected
     assert with_regions.hits[0].gallery_id == expected and with_regions.hits[0].region_kind == "window"
     assert with_regions.hits[0].query_box in [r.box for r in with_regions.regions if r.kind == "window"]
+
+
+def test_copies_bench_table(service, gallery_dir, tmp_path):
+    from semcopy_lib.eval.copies import run_copies_bench
+    from semcopy_lib.train.views import VIEW_KINDS
+
+    row = run_copies_bench(service, gallery_dir, tmp_path, n=3, seed=0)
+    assert row["images"] == 3 and list(row["kinds"]) == list(VIEW_KINDS[1:])
+    for values in row["kinds"].values():
+        assert values["queries"] == 3 and 0 <= values["r1"] <= values["r10"] <= 1 and 0 <= values["uap"] <= 1
+        assert values["map10"] >= values["r1"]  # one relevant image: AP@10 is 1/rank, at least R@1
+    assert row["kinds"]["crop_jpeg"]["r1"] == 1.0  # three crops of distinct photos find their source
+    assert 0 <= row["class_map10"] <= 1

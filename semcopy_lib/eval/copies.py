@@ -1,0 +1,65 @@
+"""The copies benchmark: each gallery image shown as the semantic copies users bring, per kind.
+
+For ``n`` gallery images (seeded) every kind of :data:`~semcopy_lib.train.views.VIEW_KINDS` but the
+original is written as a query (line art, pencil sketch, cartoon, colour shift, the clip art pasted
+on a photo patch, a small turn, crop + JPEG). Each must find its source: R@1, R@10, mAP@10 and µAP
+(DISC21) per kind. Class level: each chosen image itself ranks the *other* gallery images, the
+relevant ones being its class (mAP@10, the image's own id left out).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+from semcopy_lib.data import ImageLoadError, load_image, scan_folder
+from semcopy_lib.eval.metrics import map_at_k, micro_average_precision, recall_at_k
+from semcopy_lib.train.views import VIEW_KINDS, semantic_copies
+
+
+def run_copies_bench(service, images_dir: os.PathLike | str, out_dir: os.PathLike | str, n: int = 100,
+                     seed: int = 0) -> dict:
+    """Per-kind R@1 / R@10 / mAP@10 / µAP and class-level mAP@10 over ``n`` gallery images."""
+    from semcopy_lib.eval.regions import background_photos
+
+    files = scan_folder(images_dir)
+    rng = random.Random(seed)
+    chosen = rng.sample(files, min(n, len(files)))
+    photos = background_photos(service)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    queries: list[tuple[Path, str, str]] = []  # (file, kind, source gallery id)
+    originals: list[tuple[Path, str, str]] = []  # (file, gallery id, class)
+    for i, f in enumerate(chosen):
+        try:
+            image = load_image(f.path, max_side=768, keep_alpha=True)
+        except ImageLoadError:
+            continue
+        originals.append((f.path, f.gallery_id, f.label))
+        for kind, view in zip(VIEW_KINDS[1:], semantic_copies(image, rng, photos)[1:]):
+            path = out / f"{kind}-{i:04d}.png"
+            view.save(path)
+            queries.append((path, kind, f.gallery_id))
+    results = service.search([q for q, _, _ in queries], k=10)
+    rows = {}
+    for kind in VIEW_KINDS[1:]:
+        idx = [i for i, q in enumerate(queries) if q[1] == kind]
+        ranked = [[h.gallery_id for h in results[i].hits] for i in idx]
+        truth = [queries[i][2] for i in idx]
+        triples = [(str(queries[i][0]), h.gallery_id, h.score) for i in idx for h in results[i].hits]
+        rows[kind] = {
+            "queries": len(idx),
+            "r1": round(recall_at_k(ranked, truth, 1), 3),
+            "r10": round(recall_at_k(ranked, truth, 10), 3),
+            "map10": round(map_at_k(ranked, [{t} for t in truth], 10), 3),
+            "uap": round(micro_average_precision(triples, [(str(queries[i][0]), queries[i][2]) for i in idx]), 3),
+        }
+    by_class: dict[str, set[str]] = {}
+    for f in files:
+        by_class.setdefault(f.label, set()).add(f.gallery_id)
+    own = service.search([p for p, _, _ in originals], k=11)
+    ranked = [[h.gallery_id for h in r.hits if h.gallery_id != gid][:10] for r, (_, gid, _) in zip(own, originals)]
+    relevant = [by_class[label] - {gid} for _, gid, label in originals]
+    class_map = round(map_at_k(ranked, relevant, 10), 3)
+    return {"kinds": rows, "class_map10": class_map, "images": len(originals)}
