@@ -4,7 +4,8 @@ For ``n`` gallery images (seeded) every kind of :data:`~semcopy_lib.train.views.
 original is written as a query (line art, pencil sketch, cartoon, colour shift, the clip art pasted
 on a photo patch, a small turn, crop + JPEG). Each must find its source: R@1, R@10, mAP@10 and µAP
 (DISC21) per kind. Class level: each chosen image itself ranks the *other* gallery images, the
-relevant ones being its class (mAP@10, the image's own id left out).
+relevant ones being its class (mAP@10, the image's own id left out). ``out_dir/truth.tsv`` lists
+each query file with the gallery id it copies.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def run_copies_bench(service, images_dir: os.PathLike | str, out_dir: os.PathLik
             path = out / f"{kind}-{i:04d}.png"
             view.save(path)
             queries.append((path, kind, f.gallery_id))
+    # which query copies which gallery image, for looking at failures afterwards
+    (out / "truth.tsv").write_text("".join(f"{q.name}\t{gid}\n" for q, _, gid in queries))
     results = service.search([q for q, _, _ in queries], k=10)
     rows = {}
     for kind in VIEW_KINDS[1:]:
