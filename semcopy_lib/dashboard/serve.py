@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +29,12 @@ def serve(index_dir: os.PathLike | str, host: str = "127.0.0.1", port: int = 886
         raise FileNotFoundError(f"{NOTEBOOK}: dashboard notebook not found (run from a source checkout)")
     env = dict(os.environ, **{INDEX_ENV: str(Path(index_dir).resolve())})
     print(f"semcopy dashboard on http://{host}:{port}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
+    child = subprocess.Popen(voila_command(NOTEBOOK, host, port), env=env)
+    # a SIGTERM to `semcopy serve` (a supervisor, a test) stops Voila and its kernels too, not just us
+    signal.signal(signal.SIGTERM, lambda *_: child.terminate())
     try:
-        return subprocess.call(voila_command(NOTEBOOK, host, port), env=env)
+        return child.wait()
     except KeyboardInterrupt:
+        child.terminate()
+        child.wait(timeout=20)
         return 0

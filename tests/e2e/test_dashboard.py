@@ -49,8 +49,8 @@ def server(gallery_dir, tmp_path_factory):
                 raise RuntimeError(f"semcopy serve exited with {proc.returncode}; see {log.name}")
             time.sleep(0.5)
     yield f"http://127.0.0.1:{port}/"
-    proc.terminate()
-    proc.wait(timeout=20)
+    proc.terminate()  # serve passes it on to Voila, which shuts its kernels down
+    proc.wait(timeout=30)
 
 
 def upload_and_search(page, path: Path) -> None:
