@@ -219,40 +219,38 @@ def cmd_bench_crops(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench_copies(args: argparse.Namespace) -> int:
+def _generated_bench(args: argparse.Namespace, name: str, run) -> dict[str, Any]:
+    """Run a benchmark whose queries are generated into a temporary folder: ``run(service, images_dir, tmp)``."""
     import tempfile
 
     from semcopy_lib.app import SearchService
-    from semcopy_lib.eval.copies import run_copies_bench
 
     service = SearchService(args.index, device=args.device)
     with tempfile.TemporaryDirectory() as tmp:
-        row = run_copies_bench(service, args.images_dir, tmp, n=args.n, seed=args.seed)
-    row.update(bench="copies", gallery=len(service.index), encoder=service.index.encoder_name)
-    if args.json:
-        _print_json(row)
-    else:
-        for kind, values in row["kinds"].items():
-            print(f"{kind:<10}" + "  ".join(f"{k}={v}" for k, v in values.items()))
-        print(f"class-level mAP@10 over {row['images']} images: {row['class_map10']}")
-    return 0
-
-
-def cmd_bench_regions(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from semcopy_lib.app import SearchService
-    from semcopy_lib.eval.regions import run_regions_bench
-
-    service = SearchService(args.index, device=args.device)
-    with tempfile.TemporaryDirectory() as tmp:
-        row = run_regions_bench(service, args.images_dir, tmp, per_kind=args.n, seed=args.seed)
-    row.update(bench="regions", gallery=len(service.index), encoder=service.index.encoder_name)
+        row = run(service, args.images_dir, tmp)
+    row.update(bench=name, gallery=len(service.index), encoder=service.index.encoder_name)
     if args.json:
         _print_json(row)
     else:
         for kind, values in row["kinds"].items():
             print(f"{kind:<11}" + "  ".join(f"{k}={v}" for k, v in values.items()))
+    return row
+
+
+def cmd_bench_copies(args: argparse.Namespace) -> int:
+    from semcopy_lib.eval.copies import run_copies_bench
+
+    row = _generated_bench(args, "copies", lambda s, d, t: run_copies_bench(s, d, t, n=args.n, seed=args.seed))
+    if not args.json:
+        print(f"class-level mAP@10 over {row['images']} images: {row['class_map10']}")
+    return 0
+
+
+def cmd_bench_regions(args: argparse.Namespace) -> int:
+    from semcopy_lib.eval.regions import run_regions_bench
+
+    row = _generated_bench(args, "regions", lambda s, d, t: run_regions_bench(s, d, t, per_kind=args.n, seed=args.seed))
+    if not args.json:
         print(f"subjects pasted on: {row['backgrounds']}")
         print(f"time regions / whole: {row['time_ratio']} ({row['seconds_regions']} s / {row['seconds_whole']} s)")
     return 0
