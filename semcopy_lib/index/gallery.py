@@ -191,6 +191,22 @@ class GalleryIndex:
     def records(self) -> list[Record]:
         return self.store.all_records()
 
+    def image_vectors(self) -> tuple[list[Record], np.ndarray]:
+        """One vector per gallery image (its first view, e.g. the 224-px one) with its record.
+
+        Returns:
+            (records, (N, D) float32 unit rows), in id order.
+        """
+        records = {r.id: r for r in self.records()}
+        seen, keep, rows = set(), [], []
+        for ids, vectors in self.store.iter_vectors(self.dim):
+            for i, v in zip(ids.tolist(), vectors):
+                if records[i].gallery_id not in seen:
+                    seen.add(records[i].gallery_id)
+                    keep.append(records[i])
+                    rows.append(v)
+        return keep, np.asarray(rows, dtype=np.float32).reshape(-1, self.dim)
+
     # -- changing ----------------------------------------------------------------------------
     def add(self, items: Sequence[NewItem], save: bool = True) -> AddReport:
         """Add vectors; an id already indexed with the same sha256 is a no-op, with another one it is replaced.
