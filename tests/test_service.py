@@ -1,5 +1,6 @@
 """SearchService: batching, ordering, boxes in the file's pixels, growing the gallery."""
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -109,3 +110,11 @@ def test_copies_bench_table(service, gallery_dir, tmp_path):
         assert values["map10"] >= values["r1"]  # one relevant image: AP@10 is 1/rank, at least R@1
     assert row["kinds"]["crop_jpeg"]["r1"] == 1.0  # three crops of distinct photos find their source
     assert 0 <= row["class_map10"] <= 1
+
+
+def test_image_vectors_give_one_vector_per_gallery_image(service):
+    records, vectors = service.index.image_vectors()
+    assert len(records) == len({r.gallery_id for r in records}) == len(service.index) == 12
+    assert vectors.shape == (12, 1280) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
+    hits = service.index.search(vectors[:3], k=1, encoder=service.encoder.name)
+    assert [h[0].gallery_id for h in hits] == [r.gallery_id for r in records[:3]]
