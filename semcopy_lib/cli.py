@@ -256,6 +256,27 @@ def cmd_bench_regions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from semcopy_lib.app import SearchService
+    from semcopy_lib.eval.queries import evaluate_queries, load_queries
+
+    try:
+        queries = load_queries(args.queries)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if not queries:
+        raise CliError(f"{args.queries}: no query lines")
+    report = evaluate_queries(SearchService(args.index, device=args.device), queries, regions=args.regions)
+    for error in report["errors"]:
+        print(f"semcopy: {error} (left out)", file=sys.stderr)
+    if args.json:
+        _print_json(report["kinds"])
+    else:
+        for kind, values in report["kinds"].items():
+            print(f"{kind:<14}" + "  ".join(f"{k}={'-' if v is None else v}" for k, v in values.items()))
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from semcopy_lib.train.fit import TrainConfig
     from semcopy_lib.train.run import train_head
@@ -356,6 +377,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true")
         common(p)
         p.set_defaults(func=func)
+
+    p = sub.add_parser("eval", help="R@1/R@10/mAP@10/MRR/uAP of an index on your own query list (JSONL)")
+    p.add_argument("--index", required=True, metavar="INDEX_DIR")
+    p.add_argument("--queries", required=True, metavar="Q.jsonl",
+                   help='one {"query": path, "relevant": [gallery ids], "kind": optional} per line')
+    p.add_argument("--regions", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--json", action="store_true")
+    common(p)
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("submit", help="hackathon CSV: image, recs (the top-10 gallery file names) per query")
     p.add_argument("--index", required=True, metavar="INDEX_DIR")

@@ -208,3 +208,25 @@ def test_submit_writes_the_hackathon_csv(built, gallery_dir, tmp_path, capsys):
     assert rows[0]["recs"] == ""
     recs = rows[1]["recs"].split(",")
     assert len(recs) == 10 and recs[0] == "img03.png" and len(set(recs)) == 10
+
+
+def test_eval_on_a_query_list(built, gallery_dir, tmp_path, capsys):
+    import random
+
+    original = Image.open(gallery_dir / "animals" / "img03.png").convert("RGB")
+    jpeg(crop_fraction(original, random.Random(2)), 70).save(tmp_path / "crop.jpg")
+    pattern_image(7).save(tmp_path / "stranger.png")  # in no gallery: only µAP can reward a low score
+    lines = [{"query": "crop.jpg", "relevant": ["animals/img03.png"], "kind": "crop"},
+             {"query": "stranger.png", "relevant": [], "kind": "no match"}]
+    qfile = tmp_path / "q.jsonl"
+    qfile.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    code, out, _ = run(capsys, "eval", "--index", built, "--queries", qfile, "--json")
+    table = json.loads(out)
+    assert code == 0 and set(table) == {"crop", "no match", "all"}
+    assert table["crop"] == {"queries": 1, "r1": 1.0, "r10": 1.0, "map10": 1.0, "mrr": 1.0,
+                             "uap": table["crop"]["uap"]} and table["crop"]["uap"] == 1.0
+    assert table["no match"]["r1"] is None and table["no match"]["uap"] == 0.0
+    assert table["all"]["queries"] == 2 and 0 < table["all"]["uap"] <= 1.0
+    qfile.write_text('{"query": "crop.jpg"}\nnot json\n')
+    code, _, err = run(capsys, "eval", "--index", built, "--queries", qfile)
+    assert code == 2 and f"{qfile}:2: not a query line" in err and len(err.strip().splitlines()) == 1
