@@ -53,6 +53,10 @@ def is_image_path(path: Union[str, os.PathLike]) -> bool:
     return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
+#: PIL modes with an alpha channel.
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
     """Any PIL mode -> RGB; transparent pixels are composited on white.
 
@@ -76,7 +80,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
     if mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
         mode = "RGBA"
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+    if mode in ALPHA_MODES:
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
@@ -157,7 +161,7 @@ def load_image(
                 img.draft("RGB", (max_side, max_side))
             img.load()
             img = ImageOps.exif_transpose(img) or img
-            transparent = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+            transparent = img.mode in ALPHA_MODES or "transparency" in img.info
             rgb = img.convert("RGBA") if keep_alpha and transparent else to_rgb(img)
             if max_side and max(rgb.size) > max_side:
                 rgb = rgb.copy() if rgb is source else rgb

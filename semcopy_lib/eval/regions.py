@@ -136,5 +136,6 @@ def run_regions_bench(service, images_dir, out_dir, per_kind: int = 50, seed: in
                 found += any(iou(b, queries[i].box) >= 0.7 for b in boxes)
             row["iou70"] = round(found / len(idx), 3)
         rows[kind] = row
-    return {"kinds": rows, "backgrounds": f"{len(photos)} photos" if photos else "generated", "seconds_whole": round(timings[False], 2), "seconds_regions": round(timings[True], 2),
+    return {"kinds": rows, "backgrounds": f"{len(photos)} photos" if photos else "generated",
+            "seconds_whole": round(timings[False], 2), "seconds_regions": round(timings[True], 2),
             "time_ratio": round(timings[True] / timings[False], 2)}

@@ -26,7 +26,7 @@ UNIFORM_RANGE = 24.0  # max spread (p95 - p5, summed over RGB) of a gutter strip
 GUTTER_TOLERANCE = 16.0  # summed |dRGB| from the background under which a gutter pixel is background
 GUTTER_OFF_SHARE = 0.005  # share of a gutter strip's pixels allowed to be off the background
 FRAME_STEP = 24.0  # colour step between a block's frame and its surroundings that makes it a framed container
-SEAM_JUMP = 40.0  # median colour jump (summed |dRGB|) across a seam
+SEAM_JUMP = 40.0  # colour jump (summed |dRGB|) across a seam, held along SEAM_QUANTILE of it
 SEAM_QUANTILE = 0.25  # the jump must hold along 75 % of the boundary (a row of equal cards is no seam)
 SAME_PICTURE = 0.6  # colour-histogram overlap above which both sides of an edge are one picture
 MIN_PIECE = 0.05  # a seam split keeps at least this fraction of the block on each side
@@ -58,7 +58,6 @@ def _uniform_strips(block: np.ndarray, axis: int, background: np.ndarray | None)
     if background is None:
         return np.zeros(n, dtype=bool)
     lines = block if axis == 0 else block.transpose(1, 0, 2)  # (n_strips, length, 3)
-    # mean absolute deviation from the background: small only for strips of that colour all along
     # a gutter may hold a few off pixels (JPEG ringing) but no faint card: nearly every pixel is the background
     off = _channel_sum(np.abs(lines - background)) > GUTTER_TOLERANCE
     return off.mean(axis=1) <= GUTTER_OFF_SHARE
