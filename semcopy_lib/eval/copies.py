@@ -2,8 +2,8 @@
 
 For ``n`` gallery images (seeded) every kind of :data:`~semcopy_lib.train.views.VIEW_KINDS` but the
 original is written as a query (line art, pencil sketch, cartoon, colour shift, the clip art pasted
-on a photo patch, a small turn, crop + JPEG). Each must find its source: R@1, R@10, mAP@10 and µAP
-(DISC21) per kind. Class level: each chosen image itself ranks the *other* gallery images, the
+on a photo patch, a small turn, crop + JPEG). Each must find its source: R@1, R@10, mAP@10, MRR and
+µAP (DISC21) per kind, as :func:`~semcopy_lib.eval.queries.evaluate_queries` counts them. Class level: each chosen image itself ranks the *other* gallery images, the
 relevant ones being its class (mAP@10, the image's own id left out). ``out_dir/truth.tsv`` lists
 each query file with the gallery id it copies.
 """
@@ -15,13 +15,14 @@ import random
 from pathlib import Path
 
 from semcopy_lib.data import ImageLoadError, load_image, scan_folder
-from semcopy_lib.eval.metrics import map_at_k, micro_average_precision, recall_at_k
+from semcopy_lib.eval.metrics import map_at_k
+from semcopy_lib.eval.queries import EvalQuery, evaluate_queries
 from semcopy_lib.train.views import VIEW_KINDS, semantic_copies
 
 
 def run_copies_bench(service, images_dir: os.PathLike | str, out_dir: os.PathLike | str, n: int = 100,
                      seed: int = 0) -> dict:
-    """Per-kind R@1 / R@10 / mAP@10 / µAP and class-level mAP@10 over ``n`` gallery images."""
+    """Per-kind R@1 / R@10 / mAP@10 / MRR / µAP and class-level mAP@10 over ``n`` gallery images."""
     from semcopy_lib.eval.regions import background_photos
 
     files = scan_folder(images_dir)
@@ -30,7 +31,7 @@ def run_copies_bench(service, images_dir: os.PathLike | str, out_dir: os.PathLik
     photos = background_photos(service)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    queries: list[tuple[Path, str, str]] = []  # (file, kind, source gallery id)
+    queries: list[EvalQuery] = []
     originals: list[tuple[Path, str, str]] = []  # (file, gallery id, class)
     for i, f in enumerate(chosen):
         try:
@@ -41,23 +42,11 @@ def run_copies_bench(service, images_dir: os.PathLike | str, out_dir: os.PathLik
         for kind, view in zip(VIEW_KINDS[1:], semantic_copies(image, rng, photos)[1:]):
             path = out / f"{kind}-{i:04d}.png"
             view.save(path)
-            queries.append((path, kind, f.gallery_id))
+            queries.append(EvalQuery(path, frozenset([f.gallery_id]), kind))
     # which query copies which gallery image, for looking at failures afterwards
-    (out / "truth.tsv").write_text("".join(f"{q.name}\t{gid}\n" for q, _, gid in queries))
-    results = service.search([q for q, _, _ in queries], k=10)
-    rows = {}
-    for kind in VIEW_KINDS[1:]:
-        idx = [i for i, q in enumerate(queries) if q[1] == kind]
-        ranked = [[h.gallery_id for h in results[i].hits] for i in idx]
-        truth = [queries[i][2] for i in idx]
-        triples = [(str(queries[i][0]), h.gallery_id, h.score) for i in idx for h in results[i].hits]
-        rows[kind] = {
-            "queries": len(idx),
-            "r1": round(recall_at_k(ranked, truth, 1), 3),
-            "r10": round(recall_at_k(ranked, truth, 10), 3),
-            "map10": round(map_at_k(ranked, [{t} for t in truth], 10), 3),
-            "uap": round(micro_average_precision(triples, [(str(queries[i][0]), queries[i][2]) for i in idx]), 3),
-        }
+    (out / "truth.tsv").write_text("".join(f"{q.path.name}\t{next(iter(q.relevant))}\n" for q in queries))
+    table = evaluate_queries(service, queries)["kinds"]
+    rows = {kind: table[kind] for kind in VIEW_KINDS[1:] if kind in table}
     by_class: dict[str, set[str]] = {}
     for f in files:
         by_class.setdefault(f.label, set()).add(f.gallery_id)
