@@ -44,6 +44,20 @@ def test_embeddings_are_unit_rows_and_batching_does_not_change_them(effnet):
     assert together[0] @ together[1] < 0.9  # different photos are not the same vector
 
 
+def test_channels_last_gives_the_same_embeddings(effnet):
+    """effnet runs channels-last on CPU (faster); the vectors must be those of the plain layout."""
+    images = [load_image(data.chelsea()), load_image(data.astronaut()), load_image(data.coffee())]
+    assert effnet.memory_format == torch.channels_last
+    fast = effnet.embed(images)
+    effnet.memory_format = torch.contiguous_format
+    try:
+        plain = effnet.to(memory_format=torch.contiguous_format).embed(images)
+    finally:
+        effnet.memory_format = torch.channels_last
+        effnet.to(memory_format=torch.channels_last)
+    assert (fast * plain).sum(axis=1).min() >= 0.9999
+
+
 def test_preprocessing_is_the_encoder_s_own(effnet):
     x = effnet.preprocess(load_image(data.chelsea()))
     assert x.shape == (3, 224, 224)

@@ -77,8 +77,11 @@ class Encoder(nn.Module):
     config: EncoderConfig
     dim: int
     #: Images per forward pass on CPU whatever ``batch_size`` says (0: no cap). Small convolutional
-    #: nets run faster one image at a time there: activations of one image stay in cache.
+    #: nets run faster in small batches there: their activations stay in cache.
     cpu_batch: int = 0
+    #: Memory layout of pixel batches (and conv weights): convolutional nets run faster channels-last
+    #: on CPU. Applied by :meth:`to_pixels`.
+    memory_format: torch.memory_format = torch.contiguous_format
     #: Cosine score from which a hit is a copy of the query (the same picture, cropped or recompressed);
     #: a search with regions skips them for a query whose whole image already matches this well.
     #: None: not measured for this encoder, regions are always searched.
@@ -118,6 +121,10 @@ class Encoder(nn.Module):
         pixels = torch.from_numpy(arr).permute(2, 0, 1)
         return (pixels - self._mean) / self._std
 
+    def to_pixels(self, batch: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) preprocessed pixels on this encoder's device, in its :attr:`memory_format`."""
+        return batch.to(self.device).contiguous(memory_format=self.memory_format)
+
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) preprocessed pixels -> (B, D) raw (unnormalised) features."""
         raise NotImplementedError
@@ -150,7 +157,7 @@ class Encoder(nn.Module):
         steps = range(0, len(images), batch_size)
         for start in tqdm(steps, desc=f"embed {self.name}", unit="batch", disable=not progress):
             batch = torch.stack([self.preprocess(im, size) for im in images[start : start + batch_size]])
-            out[start : start + len(batch)] = self(batch.to(self.device)).cpu().numpy()
+            out[start : start + len(batch)] = self(self.to_pixels(batch)).cpu().numpy()
         self.train(was_training)
         return out
 

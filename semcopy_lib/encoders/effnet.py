@@ -47,8 +47,10 @@ class EffNetLite0Encoder(Encoder):
     """EfficientNet-Lite0 features, generalised-mean pooled, 1280-d."""
 
     dim = 1280
-    #: On 2 CPU cores a 224-px forward took 16 ms per image one at a time, 21 in pairs, 42 in batches of 32.
-    cpu_batch = 1
+    #: On 2 CPU cores, 224-px forwards channels-last took 14.6 ms per image one at a time, 9.9 in
+    #: batches of 4, 14.9 in 8s, 25.8 in 32s (contiguous: 20.9 / 15.5 / 25.7 / 37.8).
+    cpu_batch = 4
+    memory_format = torch.channels_last
     #: 110 clean queries (crop + JPEG of a gallery image) of a 560-image gallery: top score >= 0.8 for
     #: 103 of them; 440 screenshots, collages and subjects on pictures: whole-image top score <= 0.74.
     copy_score = 0.8
@@ -82,7 +84,7 @@ class EffNetLite0Encoder(Encoder):
         size = int(self.config.options.get("window_size", 384))
         was_training = self.training
         self.eval()
-        fmap = self.net.extract_features(self.preprocess(image, size)[None].to(self.device))[0]
+        fmap = self.net.extract_features(self.to_pixels(self.preprocess(image, size)[None]))[0]
         self.train(was_training)
         fmap = fmap.float()  # (C, H, W)
         _, height, width = fmap.shape
@@ -108,4 +110,4 @@ def create_effnet_lite0(
     config.setdefault("index_sizes", (224, 320))
     cfg = EncoderConfig(name=NAME, path=path, **config)
     weights = path or (_weights_file() if pretrained else None)
-    return EffNetLite0Encoder(cfg, weights).to(pick_device(device))
+    return EffNetLite0Encoder(cfg, weights).to(pick_device(device), memory_format=torch.channels_last)

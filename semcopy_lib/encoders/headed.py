@@ -53,6 +53,7 @@ class HeadEncoder(Encoder):
         super().__init__(config)
         self.base, self.head = base, head
         self.dim, self.cpu_batch, self.copy_score = base.dim, base.cpu_batch, copy_score
+        self.memory_format = base.memory_format
 
     def preprocess(self, img: Image.Image, size: int | None = None) -> torch.Tensor:
         return self.base.preprocess(img, size)
