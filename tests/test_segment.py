@@ -82,3 +82,20 @@ def test_a_drawn_subject_on_a_photo_is_boxed(photos):
                              190 * box[3] // 240)) >= 0.7 for b in boxes)  # the ellipse's extent
     # known misses: a subject touching the astronaut's flat black sky or the rocket's clear sky merges with it
     assert found >= 4
+
+
+def test_a_shaded_subject_on_a_flat_backdrop_is_boxed():
+    """On a white page with a black silhouette (all smooth), the subject is what is not backdrop."""
+    from PIL import ImageDraw
+
+    from semcopy_lib.segment import subject_boxes
+
+    rng = np.random.default_rng(0)
+    page = Image.new("RGB", (480, 360), (255, 255, 255))
+    ImageDraw.Draw(page).ellipse((60, 40, 420, 330), fill=(0, 0, 0))  # the silhouette, inside the margins
+    yy, xx = np.mgrid[0:140, 0:160]
+    shade = 255 - np.hypot(xx - 60, yy - 50) * 1.5  # a shaded ball: gradients and grain, nothing flat
+    ball = np.stack([shade, shade * 0.8, shade * 0.3], axis=-1) + rng.normal(0, 6, (140, 160, 3))
+    page.paste(Image.fromarray(np.clip(ball, 0, 255).astype(np.uint8)), (250, 180))
+    boxes = subject_boxes(page)
+    assert any(iou(b, (250, 180, 160, 140)) >= 0.7 for b in boxes), boxes
