@@ -48,19 +48,23 @@ def _background(block: np.ndarray) -> np.ndarray | None:
     return med if close.mean() >= 0.5 else None
 
 
-def _uniform_strips(block: np.ndarray, axis: int, background: np.ndarray | None) -> np.ndarray:
+def _off_background(block: np.ndarray, background: np.ndarray | None) -> np.ndarray | None:
+    """(H, W) bool: pixels off the block's background colour (None without one), for both cut axes."""
+    if background is None:
+        return None
+    return _channel_sum(np.abs(block - background)) > GUTTER_TOLERANCE
+
+
+def _uniform_strips(off: np.ndarray | None, axis: int, n: int) -> np.ndarray:
     """Bool per row (axis=0) or column (axis=1): is that strip of the background colour all along.
 
     Only strips of the block's background colour are gutters: a uniform strip of another colour is
-    usually part of a picture (a white wall, a dark sky).
+    usually part of a picture (a white wall, a dark sky). A gutter may hold a few off pixels (JPEG
+    ringing) but no faint card: nearly every pixel is the background (``off`` from :func:`_off_background`).
     """
-    n = block.shape[axis]
-    if background is None:
+    if off is None:
         return np.zeros(n, dtype=bool)
-    lines = block if axis == 0 else block.transpose(1, 0, 2)  # (n_strips, length, 3)
-    # a gutter may hold a few off pixels (JPEG ringing) but no faint card: nearly every pixel is the background
-    off = _channel_sum(np.abs(lines - background)) > GUTTER_TOLERANCE
-    return off.mean(axis=1) <= GUTTER_OFF_SHARE
+    return off.mean(axis=1 - axis) <= GUTTER_OFF_SHARE
 
 
 def _seams(block: np.ndarray, axis: int) -> list[int]:
@@ -157,9 +161,10 @@ def xy_cut(
     framed = depth > 0 and own is not None and (differs(background) or differs(page))
     background = own if own is not None else background
     page = page if page is not None else background
+    off = _off_background(img, background)  # computed once for both axes
     for axis in (0, 1) if depth % 2 == 0 else (1, 0):
         n = img.shape[axis]
-        gutter = _uniform_strips(img, axis, background)
+        gutter = _uniform_strips(off, axis, n)
         pieces = _pieces(n, gutter, _seams(img, axis), min_len)
         if len(pieces) == 1 and pieces[0] == (0, n):
             continue  # nothing to cut on this axis
