@@ -30,7 +30,7 @@ def test_index_info_json_shape(built, capsys):
     code, out, _ = run(capsys, "index", "info", "--index", built, "--json")
     info = json.loads(out)
     assert code == 0
-    assert {"count": 12, "encoder": "effnet-lite0", "dim": 1280}.items() <= info.items()
+    assert {"count": 12, "encoder": "effnet-lite0-semcopy", "dim": 1280}.items() <= info.items()
 
 
 def test_search_json_lines_in_order_with_errors(built, gallery_dir, tmp_path, capsys):
@@ -96,7 +96,7 @@ def test_search_with_other_encoder_is_a_one_line_error(built, tmp_path, capsys):
     pattern_image(1).save(q)
     code, out, err = run(capsys, "search", "--index", built, "--encoder", "clip-vit-b32", q)
     assert code == 2 and out == ""
-    assert err.strip().count("\n") == 0 and "built with encoder 'effnet-lite0'" in err
+    assert err.strip().count("\n") == 0 and "built with encoder 'effnet-lite0-semcopy'" in err
 
 
 def test_add_then_remove_without_rebuild(built, tmp_path, capsys):

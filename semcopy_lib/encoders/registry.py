@@ -7,8 +7,9 @@ from typing import Any, Callable
 
 from semcopy_lib.encoders.base import Encoder, EncoderUnavailable
 
-#: The encoder used when none is named.
-DEFAULT_ENCODER = "effnet-lite0"
+#: The encoder used when none is named: EfficientNet-Lite0 with the bundled head trained for semantic
+#: copies (README, "Metric learning": line art R@1 0.62 -> 0.74 on unseen classes, no kind lower).
+DEFAULT_ENCODER = "effnet-lite0-semcopy"
 
 
 @dataclass(frozen=True)
