@@ -167,10 +167,11 @@ def cmd_encoders(args: argparse.Namespace) -> int:
     if args.json:
         _print_json([i.to_dict() for i in infos])
     else:
+        width = max(len(i.name) for i in infos)
         for info in infos:
             mark = "yes" if info.available else "no "
             default = " (default)" if info.name == DEFAULT_ENCODER else ""
-            print(f"{info.name:<16} available: {mark}  {info.note}{default}")
+            print(f"{info.name:<{width}}  available: {mark}  {info.note}{default}")
     return 0
 
 
@@ -281,7 +282,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from semcopy_lib.train.fit import TrainConfig
     from semcopy_lib.train.run import train_head
 
-    config = TrainConfig(encoder=args.encoder, epochs=args.epochs, val_fraction=args.val_fraction, seed=args.seed,
+    config = TrainConfig(encoder=args.encoder, encoder_path=args.encoder_path, epochs=args.epochs,
+                         val_fraction=args.val_fraction, seed=args.seed,
                          weights={"triplet": args.triplet_weight, "infonce": 1.0 - args.triplet_weight})
 
     def show(row: dict) -> None:
@@ -398,6 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images_dir", metavar="IMAGES_DIR", help="images in class folders (the parent folder is the class)")
     p.add_argument("--out", required=True, help="head checkpoint to write (.pt)")
     p.add_argument("--encoder", default="effnet-lite0", help="the frozen backbone (default effnet-lite0)")
+    p.add_argument("--encoder-path", default=None, help="the backbone's weights, e.g. a CLIP save_pretrained "
+                   "folder; the head loads as --encoder semcopy-head --encoder-path HEAD.pt")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--triplet-weight", type=float, default=0.5, help="CombinedLoss weight of the triplet term; "
                    "InfoNCE gets the rest (default 0.5)")

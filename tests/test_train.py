@@ -1,5 +1,7 @@
 """Training pieces: the head, the sampler, the class split, a fit on synthetic features, checkpoints."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -92,3 +94,32 @@ def test_bundled_head_beat_the_backbone_on_held_out_classes():
     assert all(after[k] >= before[k] - 0.005 for k in before), (before, after)
     assert after["r1_line_art"] >= before["r1_line_art"] + 0.2
     assert ckpt["train"]["epochs"] > 0 and 0 < ckpt["copy_score"] < 1
+
+
+def test_a_head_trains_on_a_clip_backbone_and_serves_an_index(gallery_dir, tiny_clip_dir, tmp_path, capsys):
+    """The same training code on CLIP (a tiny random one, loaded like a real checkpoint folder)."""
+    from semcopy_lib.cli import main
+    from semcopy_lib.encoders import EncoderUnavailable, create_encoder
+    from semcopy_lib.train.run import train_head
+
+    config = TrainConfig(encoder="clip-vit-b32", encoder_path=str(tiny_clip_dir), epochs=2, p=2, k=2, hidden=8,
+                         val_fraction=0.34)
+    report = train_head(gallery_dir, tmp_path / "clip-head.pt", config, photos=[], progress=False)
+    assert report["train_classes"] >= 2 and len(report["history"]) == 2
+    head = create_encoder("semcopy-head", path=str(tmp_path / "clip-head.pt"))
+    clip = create_encoder("clip-vit-b32", path=str(tiny_clip_dir))
+    assert head.name == "semcopy-head" and head.base.name == "clip-vit-b32" and head.dim == clip.dim == 16
+    assert head.config.image_size == clip.config.image_size == 32  # the backbone's preprocessing
+    img = Image.effect_mandelbrot((96, 80), (-2, -1.2, 1, 1.2), 40).convert("RGB")
+    vec = head.embed([img])
+    np.testing.assert_allclose(np.linalg.norm(vec, axis=1), 1.0, atol=1e-5)
+    with pytest.raises(EncoderUnavailable, match="--encoder-path"):
+        create_encoder("semcopy-head")
+    index = tmp_path / "idx"
+    assert main(["index", "build", str(gallery_dir), "--index", str(index), "--encoder", "semcopy-head",
+                 "--encoder-path", str(tmp_path / "clip-head.pt")]) == 0
+    query = next(gallery_dir.rglob("*.png"))
+    capsys.readouterr()
+    assert main(["search", "--index", str(index), "--json", "-k", "1", str(query)]) == 0
+    [line] = capsys.readouterr().out.strip().splitlines()
+    assert json.loads(line)["hits"][0]["id"] == query.relative_to(gallery_dir).as_posix()

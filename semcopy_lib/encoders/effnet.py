@@ -40,7 +40,7 @@ def _weights_file() -> str:
 
 def _availability() -> tuple[bool, str]:
     _weights_file()
-    return True, "ImageNet EfficientNet-Lite0, weights bundled in a pip package (default, offline)"
+    return True, "ImageNet EfficientNet-Lite0, weights bundled in a pip package (offline; the default encoder's backbone)"
 
 
 class EffNetLite0Encoder(Encoder):

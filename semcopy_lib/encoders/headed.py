@@ -1,10 +1,11 @@
 """An encoder with a trained projection head: a frozen backbone's embedding through a :class:`ResidualHead`.
 
-A head checkpoint is one small file (``torch.save`` of a dict): the backbone's registry name, the
-head's sizes and weights, the training config, the metrics it reached, and the cosine score from
-which a hit is a copy. ``effnet-lite0-semcopy`` is the head trained on the allowed data
-(``semcopy train``), shipped in ``semcopy_lib/weights``; any other checkpoint loads with
-``create_encoder("effnet-lite0-semcopy", path=...)`` (or the name of its own backbone's head).
+A head checkpoint is one small file (``torch.save`` of a dict): the backbone's registry name and
+weights path (None: the backbone's own default), the head's sizes and weights, the training config,
+the metrics it reached, and the cosine score from which a hit is a copy. ``effnet-lite0-semcopy`` is
+the head trained on the allowed data (``semcopy train``), shipped in ``semcopy_lib/weights``, and the
+default encoder; a head trained on any backbone (``semcopy train --encoder clip-vit-b32
+--encoder-path CLIP_DIR``) loads with ``create_encoder("semcopy-head", path="head.pt")``.
 """
 
 from __future__ import annotations
@@ -21,15 +22,21 @@ from semcopy_lib.encoders.base import Encoder, EncoderConfig, EncoderUnavailable
 from semcopy_lib.encoders.registry import create_encoder, register_encoder
 
 NAME = "effnet-lite0-semcopy"
+#: Any head checkpoint, on whichever backbone it was trained (``path`` is required).
+ANY_HEAD = "semcopy-head"
 BUNDLED = Path(__file__).resolve().parent.parent / "weights" / f"{NAME}.pt"
 FORMAT = 1
 
 
-def save_head(path: Path | str, head, base: str, train: dict, metrics: dict, copy_score: float | None) -> Path:
-    """Write a head checkpoint (weights in float16: a 1280-512-1280 head is 2.6 MB)."""
+def save_head(path: Path | str, head, base: str, train: dict, metrics: dict, copy_score: float | None,
+              base_path: str | None = None) -> Path:
+    """Write a head checkpoint (weights in float16: a 1280-512-1280 head is 2.6 MB).
+
+    ``base_path``: where the backbone's weights are (None: the backbone's default, e.g. bundled).
+    """
     state = {k: v.detach().to(torch.float16) for k, v in head.state_dict().items()}
-    torch.save({"format": FORMAT, "base": base, "dim": head.dim, "hidden": head.hidden, "state": state,
-                "train": train, "metrics": metrics, "copy_score": copy_score}, path)
+    torch.save({"format": FORMAT, "base": base, "base_path": base_path, "dim": head.dim, "hidden": head.hidden,
+                "state": state, "train": train, "metrics": metrics, "copy_score": copy_score}, path)
     return Path(path)
 
 
@@ -77,16 +84,35 @@ def _availability() -> tuple[bool, str]:
     return True, "EfficientNet-Lite0 + projection head trained for semantic copies (bundled)"
 
 
-@register_encoder(NAME, "EfficientNet-Lite0 + trained projection head", _availability)
-def create_effnet_head(path: str | None = None, device: Any = None, **config: Any) -> HeadEncoder:
-    """The bundled head on its backbone; ``path`` loads another head checkpoint."""
+def _load_head(name: str, path: str | Path, device: Any, config: dict[str, Any], given: bool) -> HeadEncoder:
     from semcopy_lib.train.head import ResidualHead
 
-    ckpt = load_checkpoint(path or BUNDLED)
-    base = create_encoder(ckpt["base"], device=device)
+    ckpt = load_checkpoint(path)
+    base_path = ckpt.get("base_path")
+    base = create_encoder(ckpt["base"], device=device, **({"path": base_path} if base_path else {}))
+    if base.dim != ckpt["dim"]:
+        raise EncoderUnavailable(f"{path}: head for {ckpt['dim']}-d vectors, but {ckpt['base']} gives {base.dim}-d")
     head = ResidualHead(ckpt["dim"], ckpt["hidden"])
     head.load_state_dict({k: v.float() for k, v in ckpt["state"].items()})
     fields = {k: v for k, v in base.config.to_dict().items() if k not in ("name", "path", "options")}
-    cfg = EncoderConfig.from_dict({**fields, "name": NAME, "path": str(path) if path else None,
-                                   "options": {"base": ckpt["base"]}, **config})
+    cfg = EncoderConfig.from_dict({**fields, "name": name, "path": str(path) if given else None,
+                                   "options": {"base": ckpt["base"], "base_path": base_path}, **config})
     return HeadEncoder(cfg, base, head.eval(), ckpt.get("copy_score")).to(base.device).eval()
+
+
+@register_encoder(NAME, "EfficientNet-Lite0 + trained projection head", _availability)
+def create_effnet_head(path: str | None = None, device: Any = None, **config: Any) -> HeadEncoder:
+    """The bundled head on its backbone; ``path`` loads another head checkpoint."""
+    return _load_head(NAME, path or BUNDLED, device, config, given=path is not None)
+
+
+def _any_head_availability() -> tuple[bool, str]:
+    return False, "needs a head checkpoint from `semcopy train` on any backbone: --encoder-path HEAD.pt"
+
+
+@register_encoder(ANY_HEAD, "a trained projection head on its backbone", _any_head_availability)
+def create_any_head(path: str | None = None, device: Any = None, **config: Any) -> HeadEncoder:
+    """The head checkpoint at ``path`` on the backbone it names (CLIP included, with its weights path)."""
+    if not path:
+        raise EncoderUnavailable(f"{ANY_HEAD}: give the head checkpoint (--encoder-path HEAD.pt)")
+    return _load_head(ANY_HEAD, path, device, config, given=True)

@@ -22,6 +22,7 @@ class TrainConfig:
     """How a head is trained (saved inside its checkpoint)."""
 
     encoder: str = "effnet-lite0"  # the frozen backbone
+    encoder_path: str | None = None  # its weights (e.g. a CLIP save_pretrained folder); None: its default
     val_fraction: float = 0.25  # of the classes, held out to measure unseen subjects
     hidden: int = 512
     epochs: int = 20

@@ -48,7 +48,7 @@ def train_head(images_dir: os.PathLike | str, out: os.PathLike | str, config: Tr
         files = scan_folder(images_dir)
         if not files:
             raise ValueError(f"{images_dir}: no images found")
-        encoder = create_encoder(config.encoder)
+        encoder = create_encoder(config.encoder, **({"path": config.encoder_path} if config.encoder_path else {}))
         features = build_feature_cache(files, encoder, default_photos() if photos is None else photos,
                                        seed=config.seed, progress=progress)
         if cache is not None:
@@ -64,7 +64,7 @@ def train_head(images_dir: os.PathLike | str, out: os.PathLike | str, config: Tr
     copy_score = _copy_score(val or train, head)
     seconds = round(time.perf_counter() - start, 1)
     metrics = {"before": before, "after": after, "seconds": seconds, "images": len(features.labels)}
-    save_head(out, head, config.encoder, config.to_dict(), metrics, copy_score)
+    save_head(out, head, config.encoder, config.to_dict(), metrics, copy_score, base_path=config.encoder_path)
     return {"checkpoint": str(out), "before": before, "after": after, "history": history, "seconds": seconds,
             "train_classes": len(train_classes), "val_classes": len(val_classes), "copy_score": copy_score}
 
