@@ -30,3 +30,17 @@ class QueryResult:
     hits: list[SearchHit] = field(default_factory=list)
     objects: list[Detection] = field(default_factory=list)  # key objects, when a detector ran
     error: str | None = None
+
+
+#: What a hit is to its query, by score: the same picture, the same subject, or only a weak likeness.
+VERDICTS = ("copy", "same subject", "weak")
+
+
+def verdict(score: float, copy: float, subject: float) -> str:
+    """``"copy"`` at or above ``copy``, ``"same subject"`` at or above ``subject``, else ``"weak"``.
+
+    Defaults for the thresholds are the encoder's ``copy_score`` and ``subject_score``.
+    """
+    if score >= copy:
+        return VERDICTS[0]
+    return VERDICTS[1] if score >= subject else VERDICTS[2]

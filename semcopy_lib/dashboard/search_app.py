@@ -1,36 +1,66 @@
-"""The upload-and-search app: an upload, a k slider, a Search button and a grid of scored hits."""
+"""The upload-and-search app (ipywidgets, served by Voila): what the query is, what matched and why.
+
+The widgets only wire :class:`~semcopy_lib.app.SearchService` (model and index loaded once per
+kernel) to the page; verdicts, the hits ZIP/CSV and the gallery map come from ``semcopy_lib.app``.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import os
+import re
+import time
+from pathlib import Path
 
 import ipywidgets as w
 
 from semcopy_lib.app import QueryResult, SearchService
+from semcopy_lib.app.export import hits_zip
+from semcopy_lib.app.gallery_map import GalleryMap, gallery_map
+from semcopy_lib.app.results import SearchHit, verdict
+from semcopy_lib.dashboard.map_view import map_figure, map_iframe
+from semcopy_lib.dashboard.overlay import draw_understanding, region_labels
 from semcopy_lib.dashboard.thumbs import data_uri, file_thumb
-from semcopy_lib.data import load_image, ImageLoadError
+from semcopy_lib.data import ImageLoadError, load_image
+from semcopy_lib.encoders import list_encoders
+from semcopy_lib.segment import crop
 
 INDEX_ENV = "SEMCOPY_INDEX"
+#: Uploads larger than this are refused with a message (pixels are capped by the image loader).
+MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+#: Thresholds when the encoder has measured none (cosine).
+FALLBACK_COPY, FALLBACK_SUBJECT = 0.8, 0.6
+#: Uploads added to the gallery are stored (re-encoded as PNG) in this folder of the index.
+UPLOADS = "uploads"
 
 _CSS = """
 <style>
-.semcopy-hit { border: 1px solid #ddd; border-radius: 6px; padding: 6px; background: #fff; }
-.semcopy-hit img { display: block; margin: 0 auto 4px auto; max-width: 160px; max-height: 160px; }
-.semcopy-hit .sc-id { font-family: monospace; font-size: 12px; word-break: break-all; }
+.semcopy-hit { border: 1px solid #ddd; border-radius: 6px; padding: 6px; background: #fff; font-size: 12px; }
+.semcopy-hit img.sc-thumb { display: block; margin: 0 auto 4px auto; max-width: 160px; max-height: 140px; }
+.semcopy-hit .sc-id { font-family: monospace; word-break: break-all; }
 .semcopy-hit .sc-score { font-weight: bold; }
+.semcopy-hit .sc-why { display: flex; align-items: center; gap: 4px; color: #555; margin-top: 3px; }
+.semcopy-hit .sc-why img { max-width: 48px; max-height: 40px; border: 1px solid #ccc; }
+.sc-badge { display: inline-block; padding: 0 6px; border-radius: 8px; color: #fff; font-size: 11px; margin-left: 4px; }
+.sc-badge.copy { background: #1b8a3a; } .sc-badge.same-subject { background: #d9822b; } .sc-badge.weak { background: #888; }
 .semcopy-error { color: #b00020; }
+.semcopy-group h4 { margin: 8px 0 4px 0; }
 </style>
 """
 
 
-def hit_card(rank: int, gallery_id: str, label: str, score: float, thumb: str) -> w.HTML:
-    """One result: thumbnail, gallery id, class and score (3 decimals); CSS class ``semcopy-hit``."""
+def hit_card(rank: int, hit: SearchHit, badge: str, region_name: str, region_thumb: str) -> w.HTML:
+    """One result: thumbnail, gallery id, class, score (3 decimals), verdict badge, and the query region
+    that matched; CSS class ``semcopy-hit``."""
+    css = badge.replace(" ", "-")
     card = w.HTML(
-        f'<img src="{thumb}" alt="{html.escape(gallery_id)}"/>'
-        f'<div class="sc-id">#{rank} {html.escape(gallery_id)}</div>'
-        f'<div>class: {html.escape(label or "-")}</div>'
-        f'<div class="sc-score">score {score:.3f}</div>',
+        f'<img class="sc-thumb" src="{file_thumb(hit.source)}" alt="{html.escape(hit.gallery_id)}"/>'
+        f'<div class="sc-id">#{rank} {html.escape(hit.gallery_id)}</div>'
+        f'<div>class: {html.escape(hit.label or "-")}</div>'
+        f'<div><span class="sc-score">score {hit.score:.3f}</span><span class="sc-badge {css}">{badge}</span></div>'
+        f'<div class="sc-why">matched: <img src="{region_thumb}"/> {html.escape(region_name)}</div>',
         layout=w.Layout(width="180px"),
     )
     card.add_class("semcopy-hit")
@@ -42,61 +72,239 @@ class SearchApp:
 
     def __init__(self, service: SearchService):
         self.service = service
-        info = service.index.info()
-        self.header = w.HTML(
-            _CSS + f"<h2>semcopy: find semantic copies</h2><p>Gallery: {info['count']} images, "
-            f"encoder <code>{html.escape(info['encoder'])}</code>. Upload an image and press Search.</p>"
-        )
+        enc = service.encoder
+        self.header = w.HTML()
         self.upload = w.FileUpload(accept="image/*", multiple=True, description="Upload")
-        self.k = w.IntSlider(value=10, min=1, max=50, description="k")
         self.button = w.Button(description="Search", button_style="primary", icon="search")
+        self.k = w.IntSlider(value=10, min=1, max=50, description="k")
+        available = [i.name for i in list_encoders() if i.available]
+        self.encoder = w.Dropdown(options=sorted(set(available) | {enc.name}), value=enc.name, description="encoder")
+        style = {"description_width": "initial"}
+        self.copy = w.FloatSlider(value=enc.copy_score or FALLBACK_COPY, min=0.0, max=1.0, step=0.001,
+                                  readout_format=".3f", description="copy ≥", style=style)
+        self.subject = w.FloatSlider(value=enc.subject_score or FALLBACK_SUBJECT, min=0.0, max=1.0, step=0.001,
+                                     readout_format=".3f", description="same subject ≥", style=style)
+        has_detector = service.detector is not None
+        self.objects = w.Checkbox(value=has_detector, disabled=not has_detector, indent=False,
+                                  description="key objects (YOLO)" if has_detector else "key objects: no YOLO weights")
+        self.progress = w.IntProgress(value=0, min=0, max=3, bar_style="info", layout=w.Layout(visibility="hidden"))
         self.status = w.HTML()
+        self.finished = w.HTML()  # <span class="semcopy-done" data-run="N">: N actions finished (for tests)
+        self._runs = 0
         self.results = w.VBox()
+        self.map = w.HTML()
+        self.new_class = w.Text(placeholder="class name, e.g. animals/cats", description="class")
+        self.add_button = w.Button(description="Add to gallery", icon="plus")
+        self.zip_button = w.Button(description="Download hits (ZIP)", icon="download", disabled=True)
+        self.zip_link = w.HTML()
+
         self.button.on_click(lambda _: self.run())
-        self.widget = w.VBox([self.header, w.HBox([self.upload, self.k, self.button]), self.status, self.results])
+        self.add_button.on_click(lambda _: self.add())
+        self.zip_button.on_click(lambda _: self.make_zip())
+        self.encoder.observe(self._encoder_changed, names="value")
+        for slider in (self.copy, self.subject, self.objects):
+            slider.observe(lambda _: self._render(), names="value")
+
+        self._results: list[QueryResult] = []
+        self._images: dict[str, object] = {}
+        self._map: GalleryMap | None = None
+        self._refresh_header()
+        self.widget = w.VBox([
+            self.header,
+            w.HBox([self.upload, self.button, self.k, self.encoder]),
+            w.HBox([self.copy, self.subject, self.objects]),
+            w.HBox([self.progress, self.status, self.finished]),
+            self.results,
+            w.HBox([self.zip_button, self.zip_link]),
+            w.HBox([self.new_class, self.add_button]),
+            self.map,
+        ])
+        self._show_map()
 
     @classmethod
     def from_env(cls) -> "SearchApp":
-        """The app over the index named by ``$SEMCOPY_INDEX`` (what ``semcopy serve`` sets)."""
+        """The app over the index named by ``$SEMCOPY_INDEX`` (what ``semcopy serve`` sets), with key
+        objects when YOLO weights are present."""
+        from semcopy_lib.detect import load_detector
+
         index_dir = os.environ.get(INDEX_ENV)
         if not index_dir:
             raise RuntimeError(f"set {INDEX_ENV} to an index directory (semcopy serve --index DIR does)")
-        return cls(SearchService(index_dir))
+        return cls(SearchService(index_dir, detector=load_detector()))
+
+    # -- actions -------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Search every uploaded file and show what was understood, the hits per region, and the map."""
+        files = self._uploads()
+        if not files:
+            return
+        start = time.perf_counter()
+        self._busy(f"Searching {len(files)} image(s)…")
+        try:
+            results = self.service.search([c for _, c in files], k=self.k.value, names=[n for n, _ in files])
+            self.progress.value = 2
+            self._images = {}
+            for (name, content), result in zip(files, results):
+                if not result.error:
+                    try:
+                        self._images[name] = load_image(content, name=name)
+                    except ImageLoadError:
+                        pass
+            self._results = results
+            self._render()
+            self._show_map()
+            errors = [r.error for r in results if r.error]
+            done = f"{len(results) - len(errors)} of {len(results)} searched in {time.perf_counter() - start:.1f} s."
+            self._say(" ".join(errors + [done]), error=bool(errors))
+            self.zip_button.disabled = not any(r.hits for r in results)
+            self.zip_link.value = ""
+        except Exception as exc:  # a message in the page, never a traceback
+            self._say(f"Search failed: {' '.join(str(exc).split())}", error=True)
+        finally:
+            self._idle()
+
+    def add(self) -> None:
+        """Add the uploaded image(s) to the gallery under the typed class, without a rebuild."""
+        label = self.new_class.value.strip().strip("/")
+        if not re.fullmatch(r"[\w\- ]+(/[\w\- ]+)*", label):
+            self._say("Type a class name (letters, digits, - and _, folders with /) before adding.", error=True)
+            return
+        files = self._uploads()
+        if not files:
+            return
+        self._busy(f"Adding {len(files)} image(s) to {label}…")
+        try:
+            added = []
+            folder = self.service.index.directory / UPLOADS
+            folder.mkdir(exist_ok=True)
+            for name, content in files:
+                try:
+                    image = load_image(content, name=name)
+                except ImageLoadError as exc:
+                    self._say(str(exc), error=True)
+                    return
+                digest = hashlib.sha256(content).hexdigest()[:16]
+                path = folder / f"{digest}.png"  # never the uploaded name: it is not a path we trust
+                image.save(path)
+                stem = re.sub(r"[^\w\-]+", "_", Path(name).stem).strip("_") or "upload"
+                gallery_id = f"{label}/{stem}.png"
+                if self.service.index.store.sha_of(gallery_id) is not None:
+                    gallery_id = f"{label}/{stem}-{digest[:8]}.png"
+                self.service.add_file(path, gallery_id)
+                added.append(gallery_id)
+            self._refresh_header()
+            self._show_map()
+            self._say(f"Added {', '.join(added)}; the gallery now holds {len(self._gallery_ids())} images.")
+        except Exception as exc:
+            self._say(f"Adding failed: {' '.join(str(exc).split())}", error=True)
+        finally:
+            self._idle()
+
+    def make_zip(self) -> None:
+        """Offer the hits as a ZIP of images plus ``hits.csv`` (query, rank, id, score, verdict)."""
+        data = hits_zip(self._results, self.copy.value, self.subject.value)
+        uri = "data:application/zip;base64," + base64.b64encode(data).decode("ascii")
+        self.zip_link.value = (f'<a class="semcopy-zip" download="semcopy-hits.zip" href="{uri}">'
+                               f"semcopy-hits.zip ({len(data) / 1024:.0f} KB): click to save</a>")
+
+    # -- rendering -----------------------------------------------------------------------------
+    def _render(self) -> None:
+        self.results.children = [self._result_view(r) for r in self._results]
+
+    def _result_view(self, result: QueryResult) -> w.Widget:
+        if result.error:
+            return w.HTML(f'<p class="semcopy-error">{html.escape(result.error)}</p>')
+        image = self._images.get(result.query)
+        names = region_labels(result)
+        understood = data_uri(draw_understanding(image, result, self.objects.value), 480) if image else ""
+        parts = [f"layout <b>{html.escape(result.layout)}</b>"]
+        kinds = [r.kind for r in result.regions if r.kind not in ("whole", "window")]
+        if kinds:
+            parts.append(", ".join(f"{kinds.count(k)} {k}{'s' if kinds.count(k) > 1 else ''}" for k in dict.fromkeys(kinds)))
+        if result.objects and self.objects.value:
+            parts.append("key objects: " + ", ".join(html.escape(o.label) for o in result.objects[:8]))
+        head = w.HTML(
+            f'<h3>{html.escape(result.query)}</h3><img src="{understood}" style="max-width:480px"/>'
+            f"<p>Understood as: {'; '.join(parts)}. {len(result.hits)} hit(s).</p>"
+        )
+        # hits grouped by the query region they came from, best region first
+        groups: dict[tuple, list[tuple[int, SearchHit]]] = {}
+        for rank, hit in enumerate(result.hits, 1):
+            groups.setdefault((hit.query_box, hit.region_kind), []).append((rank, hit))
+        views = []
+        for (box, kind), hits in groups.items():
+            name = names.get((box, kind), kind)
+            region_thumb = data_uri(crop(image, box), 96) if image else ""
+            cards = [hit_card(rank, hit, verdict(hit.score, self.copy.value, self.subject.value), name, region_thumb)
+                     for rank, hit in hits]
+            grid = w.GridBox(cards, layout=w.Layout(grid_template_columns="repeat(auto-fill, 190px)", grid_gap="8px"))
+            title = w.HTML(f'<h4><img src="{region_thumb}" style="max-height:48px;vertical-align:middle"/> '
+                           f"matched in {html.escape(name)}</h4>")
+            group = w.VBox([title, grid])
+            group.add_class("semcopy-group")
+            views.append(group)
+        return w.VBox([head, *views])
+
+    def _show_map(self) -> None:
+        try:
+            self._map = gallery_map(self.service.index)
+        except Exception as exc:
+            self.map.value = f'<p class="semcopy-error">No gallery map: {html.escape(" ".join(str(exc).split()))}</p>'
+            return
+        hits, queries = [], []
+        where = {g: i for i, g in enumerate(self._map.ids)}
+        for result in self._results:
+            top = [h for h in result.hits if h.gallery_id in where]
+            hits += [h.gallery_id for h in top]
+            if top:  # a query sits where its hits are, weighted by score
+                xy = self._map.xy[[where[h.gallery_id] for h in top[:5]]]
+                weights = [max(h.score, 1e-3) for h in top[:5]]
+                x, y = (xy * [[v] for v in weights]).sum(0) / sum(weights)
+                queries.append((result.query, float(x), float(y)))
+        self.map.value = map_iframe(map_figure(self._map, hits, queries))
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _uploads(self) -> list[tuple[str, bytes]]:
+        files = [(f["name"], bytes(f["content"])) for f in self.upload.value]
+        if not files:
+            self._say("Choose an image with Upload first.", error=True)
+            return []
+        big = [f"{n}: too big ({len(c) / 2**20:.1f} MB > {MAX_UPLOAD_BYTES / 2**20:.0f} MB)"
+               for n, c in files if len(c) > MAX_UPLOAD_BYTES]
+        if big:
+            self._say("; ".join(big), error=True)
+            return []
+        return files
+
+    def _gallery_ids(self) -> set[str]:
+        return {r.gallery_id for r in self.service.index.records()}
+
+    def _refresh_header(self) -> None:
+        info = self.service.index.info()
+        self.header.value = (
+            _CSS + f"<h2>semcopy: find semantic copies</h2><p>Gallery: {len(self._gallery_ids())} images "
+            f"({info['count']} vectors), encoder <code>{html.escape(info['encoder'])}</code>. Upload an image "
+            "(a photo, a drawing, a screenshot or a collage) and press Search.</p>"
+        )
+
+    def _encoder_changed(self, change) -> None:
+        if change["new"] != self.service.encoder.name:
+            self._say(f"This gallery was indexed with {self.service.encoder.name}; to search with {change['new']}, "
+                      f"build an index with `semcopy index build DIR --encoder {change['new']}` and serve it.", error=True)
+            self.encoder.value = self.service.encoder.name
+
+    def _busy(self, text: str) -> None:
+        self.button.disabled = self.add_button.disabled = True
+        self.progress.value, self.progress.layout.visibility = 1, "visible"
+        self._say(text)
+
+    def _idle(self) -> None:
+        self.progress.value = 3
+        self.progress.layout.visibility = "hidden"
+        self.button.disabled = self.add_button.disabled = False
+        self._runs += 1
+        self.finished.value = f'<span class="semcopy-done" data-run="{self._runs}"></span>'
 
     def _say(self, text: str, error: bool = False) -> None:
         cls = ' class="semcopy-error"' if error else ""
         self.status.value = f"<p{cls}>{html.escape(text)}</p>"
-
-    def run(self) -> None:
-        """Search every uploaded file and show the hits."""
-        files = list(self.upload.value)
-        if not files:
-            self._say("Choose an image with Upload first.", error=True)
-            return
-        self._say(f"Searching {len(files)} image(s)...")
-        self.button.disabled = True
-        try:
-            names = [f["name"] for f in files]
-            results = self.service.search([bytes(f["content"]) for f in files], k=self.k.value, names=names)
-            self.results.children = [self._result_view(r, bytes(f["content"])) for r, f in zip(results, files)]
-            errors = [r.error for r in results if r.error]
-            self._say("; ".join(errors), error=True) if errors else self._say(f"Done: {len(results)} query(ies).")
-        except Exception as exc:  # a message in the page, never a traceback
-            self._say(f"Search failed: {' '.join(str(exc).split())}", error=True)
-        finally:
-            self.button.disabled = False
-
-    def _result_view(self, result: QueryResult, content: bytes) -> w.Widget:
-        if result.error:
-            return w.HTML(f'<p class="semcopy-error">{html.escape(result.error)}</p>')
-        try:
-            query_img = data_uri(load_image(content, name=result.query), 200)
-        except ImageLoadError:
-            query_img = ""
-        head = w.HTML(
-            f'<h3>{html.escape(result.query)}</h3><img src="{query_img}" style="max-height:200px"/>'
-            f"<p>layout: {result.layout}; {len(result.hits)} hit(s)</p>"
-        )
-        cards = [hit_card(i, h.gallery_id, h.label, h.score, file_thumb(h.source)) for i, h in enumerate(result.hits, 1)]
-        grid = w.GridBox(cards, layout=w.Layout(grid_template_columns="repeat(auto-fill, 190px)", grid_gap="8px"))
-        return w.VBox([head, grid])

@@ -29,14 +29,16 @@ FORMAT = 1
 
 
 def save_head(path: Path | str, head, base: str, train: dict, metrics: dict, copy_score: float | None,
-              base_path: str | None = None) -> Path:
+              base_path: str | None = None, subject_score: float | None = None) -> Path:
     """Write a head checkpoint (weights in float16: a 1280-512-1280 head is 2.6 MB).
 
     ``base_path``: where the backbone's weights are (None: the backbone's default, e.g. bundled).
+    ``copy_score`` / ``subject_score``: see :class:`~semcopy_lib.encoders.base.Encoder`.
     """
     state = {k: v.detach().to(torch.float16) for k, v in head.state_dict().items()}
     torch.save({"format": FORMAT, "base": base, "base_path": base_path, "dim": head.dim, "hidden": head.hidden,
-                "state": state, "train": train, "metrics": metrics, "copy_score": copy_score}, path)
+                "state": state, "train": train, "metrics": metrics, "copy_score": copy_score,
+                "subject_score": subject_score}, path)
     return Path(path)
 
 
@@ -56,10 +58,12 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
 class HeadEncoder(Encoder):
     """``head(backbone(image))``: the backbone's preprocessing, views and windows, the head's geometry."""
 
-    def __init__(self, config: EncoderConfig, base: Encoder, head, copy_score: float | None):
+    def __init__(self, config: EncoderConfig, base: Encoder, head, copy_score: float | None,
+                 subject_score: float | None = None):
         super().__init__(config)
         self.base, self.head = base, head
         self.dim, self.cpu_batch, self.copy_score = base.dim, base.cpu_batch, copy_score
+        self.subject_score = subject_score
         self.memory_format = base.memory_format
 
     def preprocess(self, img: Image.Image, size: int | None = None) -> torch.Tensor:
@@ -97,7 +101,7 @@ def _load_head(name: str, path: str | Path, device: Any, config: dict[str, Any],
     fields = {k: v for k, v in base.config.to_dict().items() if k not in ("name", "path", "options")}
     cfg = EncoderConfig.from_dict({**fields, "name": name, "path": str(path) if given else None,
                                    "options": {"base": ckpt["base"], "base_path": base_path}, **config})
-    return HeadEncoder(cfg, base, head.eval(), ckpt.get("copy_score")).to(base.device).eval()
+    return HeadEncoder(cfg, base, head.eval(), ckpt.get("copy_score"), ckpt.get("subject_score")).to(base.device).eval()
 
 
 @register_encoder(NAME, "EfficientNet-Lite0 + trained projection head", _availability)

@@ -18,6 +18,10 @@ from semcopy_lib.train.views import VIEW_KINDS
 #: The share of copies (crop + JPEG views of unseen classes) whose own original scores at least
 #: the copy threshold written into the checkpoint.
 COPY_RECALL = 0.9
+#: The share of semantic copies (:data:`SUBJECT_VIEWS` of unseen classes) whose own original scores at
+#: least the same-subject threshold written into the checkpoint.
+SUBJECT_RECALL = 0.75
+SUBJECT_VIEWS = ("line_art", "pencil", "cartoon", "on_photo")
 
 
 #: Pip-package photos that training pastes subjects on; the others are left for benchmark backgrounds.
@@ -61,20 +65,23 @@ def train_head(images_dir: os.PathLike | str, out: os.PathLike | str, config: Tr
     before = evaluate(val) if val else {}
     head, history = fit(train, config, val, progress=progress, on_epoch=on_epoch)
     after = evaluate(val, head) if val else {}
-    copy_score = _copy_score(val or train, head)
+    copy_score = _own_score(val or train, head, ("crop_jpeg",), COPY_RECALL)
+    subject_score = _own_score(val or train, head, SUBJECT_VIEWS, SUBJECT_RECALL)
     seconds = round(time.perf_counter() - start, 1)
     metrics = {"before": before, "after": after, "seconds": seconds, "images": len(features.labels)}
-    save_head(out, head, config.encoder, config.to_dict(), metrics, copy_score, base_path=config.encoder_path)
+    save_head(out, head, config.encoder, config.to_dict(), metrics, copy_score, base_path=config.encoder_path,
+              subject_score=subject_score)
     return {"checkpoint": str(out), "before": before, "after": after, "history": history, "seconds": seconds,
-            "train_classes": len(train_classes), "val_classes": len(val_classes), "copy_score": copy_score}
+            "train_classes": len(train_classes), "val_classes": len(val_classes), "copy_score": copy_score,
+            "subject_score": subject_score}
 
 
-def _copy_score(cache: FeatureCache, head) -> float:
-    """The cosine that :data:`COPY_RECALL` of crop + JPEG copies reach with their own original."""
+def _own_score(cache: FeatureCache, head, kinds: tuple[str, ...], recall: float) -> float:
+    """The cosine that a share ``recall`` of the ``kinds`` views reach with their own original."""
     import torch
 
     with torch.no_grad():
         originals = head(torch.from_numpy(cache.features[:, 0])).numpy()
-        copies = head(torch.from_numpy(cache.features[:, VIEW_KINDS.index("crop_jpeg")])).numpy()
-    own = (originals * copies).sum(axis=1)
-    return round(float(np.quantile(own, 1 - COPY_RECALL)), 3)
+        own = np.concatenate([(head(torch.from_numpy(cache.features[:, VIEW_KINDS.index(k)])).numpy() * originals).sum(1)
+                              for k in kinds])
+    return round(float(np.quantile(own, 1 - recall)), 3)

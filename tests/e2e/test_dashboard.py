@@ -53,35 +53,134 @@ def server(gallery_dir, tmp_path_factory):
     proc.wait(timeout=30)
 
 
-def upload_and_search(page, path: Path) -> None:
-    """Choose ``path`` in the FileUpload (its <input> is not in the DOM) and press Search."""
+#: Screenshots of each state, to look at (CI keeps the folder as an artifact).
+SHOTS = Path(os.environ.get("SEMCOPY_E2E_SHOTS", Path(__file__).resolve().parents[2] / ".cache" / "e2e-shots"))
+
+
+def choose(page, path: Path) -> None:
+    """Choose ``path`` in the FileUpload (ipywidgets 8 keeps its <input> out of the DOM)."""
     with page.expect_file_chooser() as chooser:
         page.locator("button.widget-upload").click()
     chooser.value.set_files(str(path))
-    page.get_by_role("button", name="Search").click()
 
 
-def test_upload_search_shows_scored_hits(server, gallery_dir, tmp_path):
+def press_and_wait(page, button: str) -> None:
+    """Press ``button`` and wait until the app has finished that action (its run counter moved on)."""
+    done = page.locator(".semcopy-done")
+    runs = int(done.get_attribute("data-run")) if done.count() else 0
+    page.get_by_role("button", name=button).click()
+    page.locator(f'.semcopy-done[data-run="{runs + 1}"]').wait_for(state="attached", timeout=90_000)
+
+
+def upload_and_search(page, path: Path) -> None:
+    """Choose ``path``, press Search and wait for the results."""
+    choose(page, path)
+    press_and_wait(page, "Search")
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture(scope="module")
+def browser_page(server):
     from playwright.sync_api import sync_playwright
 
-    query = gallery_dir / "food" / "img04.png"
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page = browser.new_page(viewport={"width": 1300, "height": 1000}, accept_downloads=True)
+        start = time.monotonic()
         page.goto(server, timeout=90_000)
         page.get_by_role("button", name="Search").wait_for(timeout=90_000)
-        upload_and_search(page, query)
-        page.locator(".semcopy-hit").first.wait_for(timeout=60_000)
-        first = page.locator(".semcopy-hit").first.inner_text()
-        page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
-        # a bad upload gives a one-line message in the page, not a traceback
-        bad = tmp_path / "notes.png"
-        bad.write_text("not an image")
-        upload_and_search(page, bad)
-        page.locator(".semcopy-error").first.wait_for(timeout=30_000)
-        error_text = page.locator(".semcopy-error").first.inner_text()
-        body = page.inner_text("body")
+        page.ready_seconds = time.monotonic() - start
+        yield page
         browser.close()
-    assert "food/img04.png" in first and "class: food" in first
-    assert re.search(r"score 1\.000|score 0\.99\d", first)
-    assert "notes.png" in error_text and "Traceback" not in body
+
+
+def first_hit(page) -> str:
+    return page.locator(".semcopy-hit").first.inner_text()
+
+
+def test_a_screenshot_query_shows_its_photo_region_the_hit_its_verdict_and_the_map(browser_page, gallery_dir, tmp_path):
+    import random
+
+    from semcopy_lib.data import compose, load_image
+
+    page = browser_page
+    target = gallery_dir / "food" / "img04.png"
+    screenshot, _ = compose.page(load_image(target), random.Random(5), dark=False)
+    query = tmp_path / "web page.png"
+    screenshot.save(query)
+    upload_and_search(page, query)
+    shot(page, "1-screenshot-query")
+    text = first_hit(page)
+    assert "food/img04.png" in text and "class: food" in text
+    assert re.search(r"score (0\.\d{3}|1\.000)", text) and re.search(r"copy|same subject", text)
+    assert "matched:" in text and "photo 1" in text  # the region that matched, shown beside the hit
+    assert "layout screenshot" in page.inner_text("body")
+    srcdoc = page.locator("iframe.semcopy-map").get_attribute("srcdoc")
+    assert re.search(r'"name":\s*"hits"', srcdoc) and re.search(r'"name":\s*"query"', srcdoc)
+    assert re.search(r"hit: food(/|\\u002f)img04.png", srcdoc)  # the hit is ringed on the map (JSON writes / as \u002f)
+    page.locator("iframe.semcopy-map").scroll_into_view_if_needed()
+    page.locator("iframe.semcopy-map").screenshot(path=str(SHOTS / "1-map.png"))
+
+
+def test_a_collage_shows_several_regions(browser_page, gallery_dir, tmp_path):
+    import random
+
+    from semcopy_lib.data import compose, load_image
+
+    page = browser_page
+    tiles = [load_image(p) for p in sorted(gallery_dir.rglob("*.png"))[:4]]
+    collage, _ = compose.collage(tiles[0], tiles[1:], random.Random(1), rows=2, cols=2, gutter=8)
+    query = tmp_path / "collage.png"
+    collage.save(query)
+    upload_and_search(page, query)
+    shot(page, "2-collage")
+    assert "layout collage" in page.inner_text("body")
+    assert page.locator(".semcopy-group").count() >= 3  # hits from several tiles
+
+
+def test_download_gives_a_zip_with_the_hits_csv(browser_page, tmp_path):
+    import zipfile
+
+    page = browser_page
+    page.get_by_role("button", name="Download hits (ZIP)").click()
+    with page.expect_download() as download:
+        page.locator("a.semcopy-zip").click()
+    path = tmp_path / "hits.zip"
+    download.value.save_as(path)
+    with zipfile.ZipFile(path) as zf:
+        rows = zf.read("hits.csv").decode().splitlines()
+        assert rows[0] == "query,rank,id,score,verdict" and len(rows) > 1
+        assert len(zf.namelist()) > 1  # the hit images
+
+
+def test_a_corrupt_upload_is_one_line_in_the_page(browser_page, tmp_path):
+    page = browser_page
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    upload_and_search(page, bad)
+    shot(page, "3-corrupt-upload")
+    error_text = page.locator(".semcopy-error").first.inner_text()
+    assert "notes.png" in error_text and "\n" not in error_text.strip()
+    assert "Traceback" not in page.inner_text("body")
+
+
+def test_add_to_gallery_makes_the_next_search_find_it(browser_page, tmp_path):
+    import random
+
+    from semcopy_lib.data import compose
+
+    page = browser_page
+    new = tmp_path / "new picture.png"
+    compose.random_picture(random.Random(42), (300, 220)).save(new)
+    choose(page, new)
+    page.get_by_placeholder("class name, e.g. animals/cats").fill("added")
+    press_and_wait(page, "Add to gallery")
+    assert "Added added/new_picture.png" in page.inner_text("body")
+    upload_and_search(page, new)
+    shot(page, "4-after-add")
+    assert "added/new_picture.png" in first_hit(page)
+    assert page.ready_seconds < 60  # cold start here (a fresh kernel loads the model): far under in practice

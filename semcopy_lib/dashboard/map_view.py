@@ -1,0 +1,51 @@
+"""The gallery map as a self-contained plotly page (shown in an iframe: works offline, no extension)."""
+
+from __future__ import annotations
+
+import html
+from typing import Sequence
+
+import numpy as np
+
+from semcopy_lib.app.gallery_map import GalleryMap
+
+#: Most classes coloured separately; the rest share one grey trace ("other classes").
+MAX_LEGEND_CLASSES = 24
+
+
+def map_figure(gmap: GalleryMap, hits: Sequence[str] = (), queries: Sequence[tuple[str, float, float]] = ()):
+    """A plotly figure: gallery images by class; ``hits`` (gallery ids) ringed; ``queries`` (name, x, y) as stars."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    labels = np.array(gmap.labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    big = set(classes[np.argsort(-counts)][:MAX_LEGEND_CLASSES])
+    for name in sorted(big) + (["other classes"] if len(classes) > len(big) else []):
+        idx = np.flatnonzero(labels == name) if name in big else np.flatnonzero(~np.isin(labels, list(big)))
+        fig.add_trace(go.Scattergl(
+            x=gmap.xy[idx, 0], y=gmap.xy[idx, 1], mode="markers", name=name, marker=dict(size=7, opacity=0.75),
+            text=[f"{gmap.ids[i]}<br>class: {gmap.labels[i]}" for i in idx], hoverinfo="text"))
+    where = {g: i for i, g in enumerate(gmap.ids)}
+    found = [where[h] for h in dict.fromkeys(hits) if h in where]
+    if found:
+        fig.add_trace(go.Scatter(
+            x=gmap.xy[found, 0], y=gmap.xy[found, 1], mode="markers", name="hits",
+            marker=dict(size=15, color="rgba(0,0,0,0)", line=dict(color="crimson", width=3)),
+            text=[f"hit: {gmap.ids[i]}" for i in found], hoverinfo="text"))
+    if queries:
+        fig.add_trace(go.Scatter(
+            x=[q[1] for q in queries], y=[q[2] for q in queries], mode="markers", name="query",
+            marker=dict(size=20, symbol="star", color="gold", line=dict(color="black", width=1.5)),
+            text=[f"query: {q[0]}" for q in queries], hoverinfo="text"))
+    fig.update_layout(margin=dict(l=10, r=10, t=30, b=10), height=480, template="plotly_white",
+                      title=dict(text=f"Gallery map (UMAP, {len(gmap.ids)} images)", font=dict(size=14)),
+                      xaxis=dict(visible=False), yaxis=dict(visible=False), legend=dict(font=dict(size=10)))
+    return fig
+
+
+def map_iframe(fig, height: int = 500) -> str:
+    """The figure as an ``<iframe srcdoc>`` holding plotly.js inline (no network, no notebook extension)."""
+    page = fig.to_html(include_plotlyjs=True, full_html=True, config={"displaylogo": False})
+    return (f'<iframe class="semcopy-map" style="width:100%;height:{height}px;border:0" '
+            f'srcdoc="{html.escape(page, quote=True)}"></iframe>')
