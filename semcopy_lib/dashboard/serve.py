@@ -24,7 +24,13 @@ def voila_command(notebook: Path, host: str, port: int) -> list[str]:
 
 def serve(index_dir: os.PathLike | str, host: str = "127.0.0.1", port: int = 8866) -> int:
     """Serve the dashboard until interrupted; returns Voila's exit status."""
-    GalleryIndex.open(index_dir).close()  # a clear error now rather than in the page
+    from semcopy_lib.app.gallery_map import gallery_map
+
+    index = GalleryIndex.open(index_dir)  # a clear error now rather than in the page
+    try:
+        gallery_map(index)  # the 2-D map is computed once and cached beside the index: pages open fast
+    finally:
+        index.close()
     if not NOTEBOOK.is_file():
         raise FileNotFoundError(f"{NOTEBOOK}: dashboard notebook not found (run from a source checkout)")
     env = dict(os.environ, **{INDEX_ENV: str(Path(index_dir).resolve())})
