@@ -20,7 +20,7 @@ from typing import Callable
 
 from PIL import Image
 
-from semcopy_lib.data import synth
+from semcopy_lib.data import compose, synth
 from semcopy_lib.data.loading import load_image
 
 
@@ -87,5 +87,13 @@ def build_sample_gallery(root: os.PathLike | str, seed: int = 0, max_side: int =
         _save(make(img), gallery / subject / name)
         _save(synth.crop_jpeg(img, rng), queries / f"{subject}-crop.jpg")
         _save(synth.line_art(img), queries / f"{subject}-lineart.png") if i % 3 == 0 else None
+    # a web page showing one gallery photo, and a collage holding four: what the dashboard cuts into regions
+    photos = {subject: load_image(path, max_side=max_side) for subject, path in sample_photo_files().items()}
+    names = sorted(photos)
+    page, _ = compose.page(photos[names[len(names) // 3]], rng, dark=False)
+    _save(page, queries / f"webpage-{names[len(names) // 3]}.png")
+    tiles = [photos[n] for n in rng.sample(names, 4)]
+    collage, _ = compose.collage(tiles[0], tiles[1:], rng, rows=2, cols=2, gutter=10)
+    _save(collage, queries / "collage-4.png")
     done.write_text("ok\n")
     return gallery
