@@ -13,18 +13,24 @@ from semcopy_lib.app.gallery_map import GalleryMap
 MAX_LEGEND_CLASSES = 24
 
 
-def map_figure(gmap: GalleryMap, hits: Sequence[str] = (), queries: Sequence[tuple[str, float, float]] = ()):
-    """A plotly figure: gallery images by class; ``hits`` (gallery ids) ringed; ``queries`` (name, x, y) as stars."""
+def map_figure(gmap: GalleryMap, hits: Sequence[str] = (), queries: Sequence[tuple[str, float, float]] = (),
+               best: Sequence[str] = ()):
+    """A plotly figure: gallery images by class; ``hits`` (gallery ids) ringed, ``best`` (each query's
+    first hit) ringed larger; ``queries`` (name, x, y) as stars."""
+    import plotly.express as px
     import plotly.graph_objects as go
 
+    palette = px.colors.qualitative.Alphabet
     fig = go.Figure()
     labels = np.array(gmap.labels)
     classes, counts = np.unique(labels, return_counts=True)
     big = set(classes[np.argsort(-counts)][:MAX_LEGEND_CLASSES])
-    for name in sorted(big) + (["other classes"] if len(classes) > len(big) else []):
+    for n, name in enumerate(sorted(big) + (["other classes"] if len(classes) > len(big) else [])):
         idx = np.flatnonzero(labels == name) if name in big else np.flatnonzero(~np.isin(labels, list(big)))
+        colour = palette[n % len(palette)] if name in big else "lightgrey"
         fig.add_trace(go.Scattergl(
-            x=gmap.xy[idx, 0], y=gmap.xy[idx, 1], mode="markers", name=name, marker=dict(size=7, opacity=0.75),
+            x=gmap.xy[idx, 0], y=gmap.xy[idx, 1], mode="markers", name=name,
+            marker=dict(size=7, opacity=0.8, color=colour),
             text=[f"{gmap.ids[i]}<br>class: {gmap.labels[i]}" for i in idx], hoverinfo="text"))
     where = {g: i for i, g in enumerate(gmap.ids)}
     found = [where[h] for h in dict.fromkeys(hits) if h in where]
@@ -33,6 +39,12 @@ def map_figure(gmap: GalleryMap, hits: Sequence[str] = (), queries: Sequence[tup
             x=gmap.xy[found, 0], y=gmap.xy[found, 1], mode="markers", name="hits",
             marker=dict(size=15, color="rgba(0,0,0,0)", line=dict(color="crimson", width=3)),
             text=[f"hit: {gmap.ids[i]}" for i in found], hoverinfo="text"))
+    top = [where[h] for h in dict.fromkeys(best) if h in where]
+    if top:
+        fig.add_trace(go.Scatter(
+            x=gmap.xy[top, 0], y=gmap.xy[top, 1], mode="markers", name="first hit",
+            marker=dict(size=24, color="rgba(0,0,0,0)", line=dict(color="#1b8a3a", width=4)),
+            text=[f"first hit: {gmap.ids[i]}" for i in top], hoverinfo="text"))
     if queries:
         fig.add_trace(go.Scatter(
             x=[q[1] for q in queries], y=[q[2] for q in queries], mode="markers", name="query",

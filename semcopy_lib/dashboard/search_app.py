@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import ipywidgets as w
+import numpy as np
 
 from semcopy_lib.app import QueryResult, SearchService
 from semcopy_lib.app.export import hits_zip
@@ -34,6 +35,8 @@ MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 FALLBACK_COPY, FALLBACK_SUBJECT = 0.8, 0.6
 #: Uploads added to the gallery are stored (re-encoded as PNG) in this folder of the index.
 UPLOADS = "uploads"
+#: A query is drawn on the map at the mean of its first hits, weighted exp((score - best) / scale).
+MAP_PLACE_HITS, MAP_PLACE_SCALE = 5, 0.05
 
 _CSS = """
 <style>
@@ -251,17 +254,18 @@ class SearchApp:
         except Exception as exc:
             self.map.value = f'<p class="semcopy-error">No gallery map: {html.escape(" ".join(str(exc).split()))}</p>'
             return
-        hits, queries = [], []
+        hits, best, queries = [], [], []
         where = {g: i for i, g in enumerate(self._map.ids)}
         for result in self._results:
-            top = [h for h in result.hits if h.gallery_id in where]
-            hits += [h.gallery_id for h in top]
-            if top:  # a query sits where its hits are, weighted by score
-                xy = self._map.xy[[where[h.gallery_id] for h in top[:5]]]
-                weights = [max(h.score, 1e-3) for h in top[:5]]
-                x, y = (xy * [[v] for v in weights]).sum(0) / sum(weights)
+            top = [h for h in result.hits if h.gallery_id in where][:MAP_PLACE_HITS]
+            hits += [h.gallery_id for h in result.hits]
+            if top:  # a query sits where its best hits are (a hit 0.05 below the first weighs e^-1 as much)
+                best.append(top[0].gallery_id)
+                xy = self._map.xy[[where[h.gallery_id] for h in top]]
+                weights = np.exp([(h.score - top[0].score) / MAP_PLACE_SCALE for h in top])
+                x, y = (xy * weights[:, None]).sum(0) / weights.sum()
                 queries.append((result.query, float(x), float(y)))
-        self.map.value = map_iframe(map_figure(self._map, hits, queries))
+        self.map.value = map_iframe(map_figure(self._map, hits, queries, best))
 
     # -- helpers -------------------------------------------------------------------------------
     def _uploads(self) -> list[tuple[str, bytes]]:
@@ -282,8 +286,8 @@ class SearchApp:
     def _refresh_header(self) -> None:
         info = self.service.index.info()
         self.header.value = (
-            _CSS + f"<h2>semcopy: find semantic copies</h2><p>Gallery: {len(self._gallery_ids())} images "
-            f"({info['count']} vectors), encoder <code>{html.escape(info['encoder'])}</code>. Upload an image "
+            _CSS + f"<h2>semcopy: find semantic copies</h2><p>Gallery: {len(self._gallery_ids())} images, "
+            f"encoder <code>{html.escape(info['encoder'])}</code>. Upload an image "
             "(a photo, a drawing, a screenshot or a collage) and press Search.</p>"
         )
 
