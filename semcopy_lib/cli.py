@@ -183,12 +183,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from semcopy_lib.app import build_index
+    from semcopy_lib.app.gallery_map import gallery_map
     from semcopy_lib.data.samples import build_sample_gallery
 
     root = Path(args.dir)
     gallery = build_sample_gallery(root)
     index_dir = root / "index"
     index, report = build_index(gallery, index_dir)
+    gallery_map(index)  # the dashboard's map, cached beside the index (Binder builds it here, in postBuild)
     print(f"demo gallery {gallery}: {len(index)} images; try the queries in {root / 'queries'}", file=sys.stderr)
     if args.build_only:
         return 0
