@@ -42,15 +42,14 @@ def gallery_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_clip_dir(tmp_path_factory) -> Path:
     """A random CLIPModel with a 32-px vision tower, written by save_pretrained."""
-    from transformers import CLIPConfig, CLIPModel
+    from semcopy_lib.encoders.random_models import tiny_clip
 
-    cfg = CLIPConfig(
-        text_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-                         vocab_size=99, max_position_embeddings=20, bos_token_id=0, eos_token_id=1, pad_token_id=1),
-        vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-                           image_size=32, patch_size=8),
-        projection_dim=16,
-    )
-    path = tmp_path_factory.mktemp("tiny_clip")
-    CLIPModel(cfg).save_pretrained(path)
-    return path
+    return tiny_clip(tmp_path_factory.mktemp("tiny_clip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_blip_dir(tmp_path_factory) -> Path:
+    """A random BLIP captioning model with a 48-px vision tower, written by save_pretrained."""
+    from semcopy_lib.encoders.random_models import tiny_blip
+
+    return tiny_blip(tmp_path_factory.mktemp("tiny_blip"))

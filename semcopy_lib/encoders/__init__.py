@@ -19,6 +19,9 @@ from semcopy_lib.encoders.registry import (
 from semcopy_lib.encoders import clip as _clip  # noqa: F401,E402
 from semcopy_lib.encoders import effnet as _effnet  # noqa: F401,E402
 from semcopy_lib.encoders import headed as _headed  # noqa: F401,E402
+from semcopy_lib.encoders import fusion as _fusion  # noqa: F401,E402
+from semcopy_lib.encoders import yolo as _yolo  # noqa: F401,E402
+from semcopy_lib.encoders import concat as _concat  # noqa: F401,E402
 
 __all__ = [
     "DEFAULT_ENCODER",

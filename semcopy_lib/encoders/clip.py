@@ -55,23 +55,29 @@ def _hub_reachable(timeout: float = 1.0) -> bool:
         return False
 
 
-def resolve_clip_source(path: str | None, repo: str = REPO) -> str:
-    """Where to load CLIP weights from: a local folder, or ``repo`` when the hub answers.
+def resolve_source(path: str | None, repo: str, env: str, name: str, how_to: str) -> str:
+    """Where to load a Hugging Face model from: ``path`` or ``$env`` (a local folder), the cache, or
+    ``repo`` when the hub answers.
 
     Raises:
-        EncoderUnavailable: nothing local and no hub; the message says how to provide weights.
+        EncoderUnavailable: nothing local and no hub; the message (``name: ...``) says how to provide weights.
     """
-    path = path or os.environ.get(PATH_ENV) or None
+    path = path or os.environ.get(env) or None
     if path:
         if not (Path(path) / "config.json").is_file():
-            raise EncoderUnavailable(f"{NAME}: {path} has no config.json; {HOW_TO}")
+            raise EncoderUnavailable(f"{name}: {path} has no config.json; {how_to}")
         return str(path)
     cached = _cached_snapshot(repo)
     if cached:
         return cached
     if _hub_reachable():
         return repo
-    raise EncoderUnavailable(f"{NAME}: weights for {repo} are not on this machine and the hub is unreachable; {HOW_TO}")
+    raise EncoderUnavailable(f"{name}: weights for {repo} are not on this machine and the hub is unreachable; {how_to}")
+
+
+def resolve_clip_source(path: str | None, repo: str = REPO) -> str:
+    """Where to load CLIP weights from (:func:`resolve_source` with ``$SEMCOPY_CLIP_PATH``)."""
+    return resolve_source(path, repo, PATH_ENV, NAME, HOW_TO)
 
 
 def _availability() -> tuple[bool, str]:
@@ -98,13 +104,13 @@ class ClipEncoder(Encoder):
         return out if isinstance(out, torch.Tensor) else out.pooler_output
 
 
-def _preprocessing_of(folder: str | None, default_size: int) -> dict[str, Any]:
+def preprocessing_of(folder: str | None, default_size: int) -> dict[str, Any]:
     """Image size / mean / std from a checkpoint's preprocessor_config.json, else CLIP's defaults."""
     prep = {"image_size": default_size, "mean": CLIP_MEAN, "std": CLIP_STD}
     if folder and (Path(folder) / "preprocessor_config.json").is_file():
         data = json.loads((Path(folder) / "preprocessor_config.json").read_text())
-        crop = data.get("crop_size", default_size)
-        prep["image_size"] = int(crop["height"] if isinstance(crop, dict) else crop)
+        crop = data.get("crop_size") or data.get("size") or default_size  # CLIP crops; BLIP resizes to "size"
+        prep["image_size"] = int(crop.get("height", crop.get("shortest_edge", default_size)) if isinstance(crop, dict) else crop)
         prep["mean"] = tuple(data.get("image_mean", CLIP_MEAN))
         prep["std"] = tuple(data.get("image_std", CLIP_STD))
     return prep
@@ -120,7 +126,7 @@ def create_clip_vit_b32(
 
     local = Path(source).is_dir()
     model = CLIPModel.from_pretrained(source, local_files_only=local)
-    prep = _preprocessing_of(source if local else None, int(model.config.vision_config.image_size))
+    prep = preprocessing_of(source if local else None, int(model.config.vision_config.image_size))
     cfg = EncoderConfig(
         name=NAME, path=path, resize="center-crop", options={"repo": repo}, **{**prep, **config}
     )

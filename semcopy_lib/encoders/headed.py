@@ -70,16 +70,28 @@ class HeadEncoder(Encoder):
         return self.base.preprocess(img, size)
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) -> (B, D) head outputs (unit rows)."""
+        """(B, 3, S, S) -> (B, D) head outputs (unit rows): the trainable path."""
         return self.head(self.base(pixels))
 
     @torch.inference_mode()
+    def _through_head(self, vectors: np.ndarray) -> np.ndarray:
+        """(..., D) backbone unit vectors -> (..., D) head outputs."""
+        flat = torch.from_numpy(np.ascontiguousarray(vectors.reshape(-1, vectors.shape[-1]))).to(self.device)
+        return self.head(flat).float().cpu().numpy().reshape(vectors.shape)
+
+    def embed(self, images, batch_size: int = 32, progress: bool = False, size: int | None = None) -> np.ndarray:
+        """The backbone embeds (its own batching and preprocessing, whatever it is), then the head."""
+        return self._through_head(self.base.embed(images, batch_size, progress, size))
+
+    def embed_gallery(self, images, batch_size: int = 32) -> np.ndarray:
+        return self._through_head(self.base.embed_gallery(images, batch_size))
+
     def embed_windows(self, image: Image.Image) -> tuple[np.ndarray, list[Box]] | None:
         pooled = self.base.embed_windows(image)
         if pooled is None:
             return None
         vectors, boxes = pooled
-        return self.head(torch.from_numpy(vectors).to(self.device)).float().cpu().numpy(), boxes
+        return self._through_head(vectors), boxes
 
 
 def _availability() -> tuple[bool, str]:

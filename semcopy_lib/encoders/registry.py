@@ -72,13 +72,15 @@ def create_encoder(name: str = DEFAULT_ENCODER, **overrides: Any) -> Encoder:
     return encoder.eval()
 
 
+def encoder_info(name: str) -> EncoderInfo:
+    """Whether the encoder ``name`` can run here, and a note (checked without loading weights)."""
+    try:
+        available, note = _REGISTRY[name].availability()
+    except EncoderUnavailable as exc:
+        available, note = False, str(exc)
+    return EncoderInfo(name, available, note)
+
+
 def list_encoders() -> list[EncoderInfo]:
     """Every registered encoder, with whether it can run here (checked without loading weights)."""
-    infos = []
-    for name in encoder_names():
-        try:
-            available, note = _REGISTRY[name].availability()
-        except EncoderUnavailable as exc:
-            available, note = False, str(exc)
-        infos.append(EncoderInfo(name, available, note))
-    return infos
+    return [encoder_info(name) for name in encoder_names()]
