@@ -259,6 +259,20 @@ def cmd_bench_regions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_encoders(args: argparse.Namespace) -> int:
+    from semcopy_lib.eval.encoders import KINDS, run_encoders_bench
+
+    rows = run_encoders_bench(args.images_dir, n=args.n, seed=args.seed)
+    if args.json:
+        _print_json(rows)
+        return 0
+    cols = ["dim", "crops_r1", *[f"{k}_r1" for k in KINDS], "class_map10", "seconds"]
+    print(f"{'encoder':<22}" + "".join(f"{c:>13}" for c in cols) + "  weights")
+    for row in rows:
+        print(f"{row['encoder']:<22}" + "".join(f"{row.get(c, '-')!s:>13}" for c in cols) + f"  {row['weights']}")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from semcopy_lib.app import SearchService
     from semcopy_lib.eval.queries import evaluate_queries, load_queries
@@ -282,7 +296,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from semcopy_lib.train.fit import TrainConfig
-    from semcopy_lib.train.run import train_head
+    from semcopy_lib.train.run import train
 
     config = TrainConfig(encoder=args.encoder, encoder_path=args.encoder_path, epochs=args.epochs,
                          val_fraction=args.val_fraction, seed=args.seed,
@@ -291,11 +305,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     def show(row: dict) -> None:
         print("  ".join(f"{k}={v}" for k, v in row.items()), file=sys.stderr)
 
-    report = train_head(args.images_dir, args.out, config, cache=args.cache, on_epoch=show)
+    report = train(args.images_dir, args.out, config, cache=args.cache, on_epoch=show)
     if args.json:
         _print_json({k: v for k, v in report.items() if k != "history"})
     else:
-        print(f"head written to {report['checkpoint']} in {report['seconds']} s "
+        print(f"checkpoint written to {report['checkpoint']} in {report['seconds']} s "
               f"({report['train_classes']} training classes, {report['val_classes']} held out)")
         for name in report["after"]:
             print(f"  {name:<18} {report['before'][name]:.3f} -> {report['after'][name]:.3f}")
@@ -382,6 +396,14 @@ def build_parser() -> argparse.ArgumentParser:
         common(p)
         p.set_defaults(func=func)
 
+    p = bsub.add_parser("encoders", help="every registered encoder on one gallery: crops R@1, line art / pencil / "
+                        "pasted-on-photo R@1, class mAP@10 (random small checkpoints where weights are missing, marked)")
+    p.add_argument("images_dir", metavar="IMAGES_DIR", help="a folder of class folders (indexed once per encoder)")
+    p.add_argument("-n", type=int, default=50, help="crop queries and copied images per encoder (default 50)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench_encoders)
+
     p = sub.add_parser("eval", help="R@1/R@10/mAP@10/MRR/uAP of an index on your own query list (JSONL)")
     p.add_argument("--index", required=True, metavar="INDEX_DIR")
     p.add_argument("--queries", required=True, metavar="Q.jsonl",
@@ -398,7 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_submit)
 
-    p = sub.add_parser("train", help="train a projection head for semantic copies on a folder of class folders")
+    p = sub.add_parser("train", help="train a projection head (or a fusion encoder's layers) for semantic copies "
+                       "on a folder of class folders")
     p.add_argument("images_dir", metavar="IMAGES_DIR", help="images in class folders (the parent folder is the class)")
     p.add_argument("--out", required=True, help="head checkpoint to write (.pt)")
     p.add_argument("--encoder", default="effnet-lite0", help="the frozen backbone (default effnet-lite0)")

@@ -76,6 +76,38 @@ def train_head(images_dir: os.PathLike | str, out: os.PathLike | str, config: Tr
             "subject_score": subject_score}
 
 
+def train(images_dir: os.PathLike | str, out: os.PathLike | str, config: TrainConfig | None = None,
+          cache: os.PathLike | str | None = None, progress: bool = True, on_epoch=None) -> dict:
+    """``semcopy train``: a head on a frozen encoder's vectors (:func:`train_head`), or, for an encoder
+    with layers of its own between frozen backbones and the vector (``clip-blip-fusion``), those layers
+    on images (:func:`train_layers`)."""
+    from semcopy_lib.encoders.fusion import NAME as FUSION
+
+    config = config or TrainConfig()
+    if config.encoder == FUSION:
+        return train_layers(images_dir, out, config, progress=progress, on_epoch=on_epoch)
+    return train_head(images_dir, out, config, cache=cache, progress=progress, on_epoch=on_epoch)
+
+
+def train_layers(images_dir: os.PathLike | str, out: os.PathLike | str, config: TrainConfig,
+                 photos: list | None = None, progress: bool = True, on_epoch=None) -> dict:
+    """Train the encoder's own layers (:func:`~semcopy_lib.train.images.fit_encoder`) and save its checkpoint
+    (``encoder.save``); ``config.encoder_path`` is a checkpoint to continue from. Same report as :func:`train_head`."""
+    from semcopy_lib.train.images import fit_encoder
+
+    start = time.perf_counter()
+    files = scan_folder(images_dir)
+    if not files:
+        raise ValueError(f"{images_dir}: no images found")
+    encoder = create_encoder(config.encoder, **({"path": config.encoder_path} if config.encoder_path else {}))
+    report = fit_encoder(files, encoder, config, default_photos() if photos is None else photos, progress, on_epoch)
+    encoder.save(out)
+    after = {k: v for k, v in report["history"][-1].items() if k.startswith("r1_")} if report["history"] else {}
+    return {"checkpoint": str(out), "before": report["before"], "after": after, "history": report["history"],
+            "seconds": round(time.perf_counter() - start, 1), "train_classes": report["train_classes"],
+            "val_classes": report["val_classes"]}
+
+
 def _own_score(cache: FeatureCache, head, kinds: tuple[str, ...], recall: float) -> float:
     """The cosine that a share ``recall`` of the ``kinds`` views reach with their own original."""
     import torch

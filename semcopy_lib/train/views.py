@@ -29,20 +29,32 @@ def on_photo(subject: Image.Image, photo: Image.Image, rng: random.Random) -> Im
     return canvas
 
 
+def one_view(image: Image.Image, kind: str, rng: random.Random, photos: Sequence[Image.Image]) -> Image.Image:
+    """The ``kind`` view (one of :data:`VIEW_KINDS`) of ``image``, RGB."""
+    rgb = to_rgb(image)
+    if kind == "original":
+        return rgb
+    if kind == "crop_jpeg":
+        return synth.crop_jpeg(rgb, rng)
+    if kind == "line_art":
+        return synth.line_art(rgb)
+    if kind == "pencil":
+        return synth.pencil_sketch(rgb)
+    if kind == "cartoon":
+        return synth.cartoon(rgb)
+    if kind == "colour":
+        return synth.colour_shift(synth.mirror(rgb) if rng.random() < 0.5 else rgb, rng)
+    if kind == "on_photo":
+        return on_photo(image, rng.choice(photos), rng) if photos else synth.crop_jpeg(rgb, rng)
+    if kind == "turned":
+        return synth.rotate_small(synth.crop_fraction(rgb, rng, 0.8, 0.95), rng)
+    raise ValueError(f"unknown view kind {kind!r}; known: {', '.join(VIEW_KINDS)}")
+
+
 def semantic_copies(image: Image.Image, rng: random.Random, photos: Sequence[Image.Image]) -> list[Image.Image]:
     """The image and its copies, one per :data:`VIEW_KINDS`, all RGB.
 
     ``image`` may be RGBA (a clip art's transparency is used for ``on_photo``); ``photos`` are the
     backgrounds to paste on.
     """
-    rgb = to_rgb(image)
-    return [
-        rgb,
-        synth.crop_jpeg(rgb, rng),
-        synth.line_art(rgb),
-        synth.pencil_sketch(rgb),
-        synth.cartoon(rgb),
-        synth.colour_shift(synth.mirror(rgb) if rng.random() < 0.5 else rgb, rng),
-        on_photo(image, rng.choice(photos), rng) if photos else synth.crop_jpeg(rgb, rng),
-        synth.rotate_small(synth.crop_fraction(rgb, rng, 0.8, 0.95), rng),
-    ]
+    return [one_view(image, kind, rng, photos) for kind in VIEW_KINDS]
