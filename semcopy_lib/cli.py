@@ -273,6 +273,20 @@ def cmd_bench_encoders(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_speed(args: argparse.Namespace) -> int:
+    from semcopy_lib.eval.speed import run_speed_bench
+
+    kw = dict(n_ingest=12, gallery_size=500, n_queries=6, million=20_000, nlist=64) if args.quick else dict(
+        n_ingest=args.ingest, gallery_size=args.gallery, n_queries=args.queries, million=args.million, nlist=args.nlist)
+    row = run_speed_bench(args.images_dir, **kw)
+    if args.json:
+        _print_json(row)
+    else:
+        for key, value in row.items():
+            print(f"{key:<26} {value}")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from semcopy_lib.app import SearchService
     from semcopy_lib.eval.queries import evaluate_queries, load_queries
@@ -403,6 +417,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench_encoders)
+
+    p = bsub.add_parser("speed", help="ingestion (optimised vs naive), warm query latency at 21k, 1M-vector "
+                        "search recall / latency / size; one JSON object with --json")
+    p.add_argument("images_dir", metavar="IMAGES_DIR", help="real images to ingest and to draw queries from")
+    p.add_argument("--ingest", type=int, default=200, help="images ingested both ways (default 200)")
+    p.add_argument("--gallery", type=int, default=21_000, help="gallery vectors for query latency (default 21000)")
+    p.add_argument("--queries", type=int, default=50, help="timed single-photo queries (default 50)")
+    p.add_argument("--million", type=int, default=1_000_000, help="synthetic vectors searched (default 1000000)")
+    p.add_argument("--nlist", type=int, default=2048, help="IVF lists of that index (default 2048)")
+    p.add_argument("--quick", action="store_true", help="a tiny run that only checks everything works (CI)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench_speed)
 
     p = sub.add_parser("eval", help="R@1/R@10/mAP@10/MRR/uAP of an index on your own query list (JSONL)")
     p.add_argument("--index", required=True, metavar="INDEX_DIR")

@@ -230,3 +230,14 @@ def test_eval_on_a_query_list(built, gallery_dir, tmp_path, capsys):
     qfile.write_text('{"query": "crop.jpg"}\nnot json\n')
     code, _, err = run(capsys, "eval", "--index", built, "--queries", qfile)
     assert code == 2 and f"{qfile}:2: not a query line" in err and len(err.strip().splitlines()) == 1
+
+
+def test_bench_speed_quick_prints_one_json_object_with_every_figure(gallery_dir, capsys):
+    assert main(["bench", "speed", str(gallery_dir), "--quick", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    for key in ("ingest_img_per_s", "ingest_naive_img_per_s", "query_p50_ms", "query_p95_ms",
+                "search_1m_recall_at_20", "search_1m_ms_per_query", "search_1m_index_bytes"):
+        assert isinstance(row[key], (int, float)) and row[key] > 0, key
+    assert row["query_gallery_vectors"] == 500 and row["search_1m_vectors"] == 20_000
+    assert row["query_p50_ms"] <= row["query_p95_ms"] and 0 < row["search_1m_recall_at_20"] <= 1
+    assert isinstance(row["machine"], str) and row["machine"]

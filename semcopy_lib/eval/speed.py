@@ -1,0 +1,179 @@
+"""``semcopy bench speed``: ingestion throughput, warm query latency, and search over a million vectors.
+
+Measured side by side in one run on whatever machine runs it:
+
+- ``ingest_img_per_s``: :func:`~semcopy_lib.app.index_files` (decoding in threads beside inference,
+  batches, channels-last on CPU) over real image files, every gallery view included;
+- ``ingest_naive_img_per_s``: the same files and views with the same weights, one image at a time,
+  contiguous fp32, decoding in line;
+- ``query_p50_ms`` / ``query_p95_ms``: a warm :class:`~semcopy_lib.app.SearchService` answering one
+  photo at a time, end to end (decode, whole image, then layout analysis, subjects and windows when it
+  is not a copy, search) over a gallery grown to ``gallery_size`` vectors with synthetic neighbours of
+  the real ones; half the photos are copies (crop + JPEG of a gallery image), half unseen pictures
+  (which go through the whole region path), also reported apart;
+- ``search_1m_*``: ``million`` synthetic unit vectors of the encoder's dimension, drawn around the real
+  gallery vectors (so that they cluster as embeddings do), in a FAISS ``IVF{nlist},SQ8`` index: recall@20
+  against exact search on 100 queries, milliseconds per single query at the smallest ``nprobe`` reaching
+  recall 0.95, and the serialised index size.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+#: Noise around a real vector that makes a synthetic one (per dimension, before normalising).
+SYNTH_NOISE = 0.02
+#: nprobe values tried for the million-vector index, smallest first.
+NPROBES = (8, 16, 32, 64, 128, 256)
+
+
+def machine() -> str:
+    """CPU (and GPU) of this machine, in words."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return f"{cpu}, {os.cpu_count()} CPU threads, torch {torch.__version__}{gpu}"
+
+
+def synthetic_vectors(real: np.ndarray, n: int, seed: int = 0, chunk: int = 100_000) -> np.ndarray:
+    """(n, D) float32 unit vectors, each a real vector plus Gaussian noise, renormalised."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, real.shape[1]), dtype=np.float32)
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        block = real[rng.integers(0, len(real), m)] + rng.normal(0, SYNTH_NOISE, (m, real.shape[1])).astype(np.float32)
+        out[start:start + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def _naive_ingest(encoder_name: str, files, sizes) -> float:
+    """Images per second: decode, preprocess and embed one image at a time, contiguous fp32."""
+    from semcopy_lib.app.indexing import DECODE_MAX_SIDE
+    from semcopy_lib.data import ImageLoadError, load_image
+    from semcopy_lib.encoders import create_encoder
+
+    enc = create_encoder(encoder_name, device="cpu")
+    enc.memory_format = torch.contiguous_format
+    enc.to(memory_format=torch.contiguous_format).eval()
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for f in files:
+            try:
+                image = load_image(f.path, max_side=DECODE_MAX_SIDE)
+            except ImageLoadError:
+                continue
+            for size in sizes:
+                enc(enc.preprocess(image, size)[None])
+    return len(files) / (time.perf_counter() - start)
+
+
+def _million(real: np.ndarray, n: int, nlist: int, queries: int = 100, k: int = 20) -> dict[str, Any]:
+    import faiss
+
+    base = synthetic_vectors(real, n, seed=1)
+    q = synthetic_vectors(real, queries, seed=2)
+    exact = np.zeros((queries, k), dtype=np.int64)
+    best = np.full((queries, k), -np.inf, dtype=np.float32)
+    for start in range(0, n, 200_000):  # exact top-k in blocks
+        scores = q @ base[start:start + 200_000].T
+        cand = np.concatenate([best, scores], axis=1)
+        ids = np.concatenate([exact, np.arange(start, start + scores.shape[1])[None].repeat(queries, 0)], axis=1)
+        top = np.argsort(-cand, axis=1)[:, :k]
+        best, exact = np.take_along_axis(cand, top, 1), np.take_along_axis(ids, top, 1)
+    start = time.perf_counter()
+    index = faiss.index_factory(base.shape[1], f"IVF{nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(3)
+    index.train(base[rng.choice(n, min(n, 40 * nlist), replace=False)])
+    for s in range(0, n, 100_000):
+        index.add(base[s:s + 100_000])
+    build_s = time.perf_counter() - start
+    del base
+    size = int(faiss.serialize_index(index).nbytes)
+    result = {}
+    for nprobe in NPROBES:
+        if nprobe > nlist:
+            break
+        index.nprobe = nprobe
+        _, found = index.search(q, k)
+        recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, exact)]))
+        t = time.perf_counter()
+        for row in q:
+            index.search(row[None], k)
+        ms = (time.perf_counter() - t) / queries * 1000
+        result = {"search_1m_recall_at_20": round(recall, 4), "search_1m_ms_per_query": round(ms, 3),
+                  "search_1m_nprobe": nprobe}
+        if recall >= 0.95:
+            break
+    result.update(search_1m_index_bytes=size, search_1m_vectors=n, search_1m_index=f"IVF{nlist},SQ8",
+                  search_1m_build_s=round(build_s, 1))
+    return result
+
+
+def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_size: int = 21_000,
+                    n_queries: int = 50, million: int = 1_000_000, nlist: int = 2048, progress: bool = False) -> dict:
+    """The speed benchmark (module doc); returns one flat JSON-able dict."""
+    import random
+
+    from semcopy_lib.app import SearchService, index_files
+    from semcopy_lib.data import compose, scan_folder, synth
+    from semcopy_lib.data.loading import load_image
+    from semcopy_lib.encoders import DEFAULT_ENCODER, create_encoder
+    from semcopy_lib.index import GalleryIndex, NewItem
+
+    files = scan_folder(images_dir)
+    rng = random.Random(0)
+    chosen = rng.sample(files, min(n_ingest, len(files)))
+    encoder = create_encoder(DEFAULT_ENCODER)
+    sizes = encoder.config.index_sizes or (encoder.config.image_size,)
+    out: dict[str, Any] = {"machine": machine(), "encoder": encoder.name, "device": str(encoder.device),
+                           "ingest_images": len(chosen)}
+    out["ingest_naive_img_per_s"] = round(_naive_ingest(encoder.name, chosen, sizes), 2)
+    with tempfile.TemporaryDirectory() as tmp:
+        index = GalleryIndex.create(Path(tmp) / "idx", encoder.config.to_dict(), encoder.dim, root=images_dir)
+        start = time.perf_counter()
+        index_files(index, chosen, encoder, progress=progress)
+        out["ingest_img_per_s"] = round(len(chosen) / (time.perf_counter() - start), 2)
+        out["ingest_speedup"] = round(out["ingest_img_per_s"] / out["ingest_naive_img_per_s"], 2)
+        _, real = index.image_vectors()
+        extra = max(0, gallery_size - len(index))
+        vectors = synthetic_vectors(real, extra, seed=0)
+        index.add([NewItem(f"synthetic/{i}.png", "synthetic", f"s{i}", (0, 0, 1, 1), encoder.name, "", v)
+                   for i, v in enumerate(vectors)])
+        index.close()
+        service = SearchService(Path(tmp) / "idx", encoder=encoder)
+        queries = []  # every other query a copy (crop + JPEG of a gallery image), the others unseen photos
+        for i in range(n_queries + 4):
+            path = Path(tmp) / f"q{i}.jpg"
+            if i % 2 == 0:
+                synth.crop_jpeg(load_image(rng.choice(chosen).path, max_side=1024), rng).save(path)
+            else:
+                compose.random_picture(rng, (800, 600)).save(path, quality=90)
+            queries.append(path)
+        times: dict[str, list[float]] = {"copy": [], "unseen": []}
+        for i, path in enumerate(queries):
+            t = time.perf_counter()
+            service.search([path], k=10)
+            if i >= 4:  # the first ones warm up
+                times["copy" if i % 2 == 0 else "unseen"].append((time.perf_counter() - t) * 1000)
+        both = times["copy"] + times["unseen"]
+        out.update(query_gallery_vectors=len(service.index), query_p50_ms=round(statistics.median(both), 1),
+                   query_p95_ms=round(float(np.percentile(both, 95)), 1),
+                   query_copy_p50_ms=round(statistics.median(times["copy"]), 1),
+                   query_unseen_p50_ms=round(statistics.median(times["unseen"]), 1))
+    out.update(_million(real, million, nlist))
+    return out
