@@ -58,6 +58,16 @@ def test_channels_last_gives_the_same_embeddings(effnet):
     assert (fast * plain).sum(axis=1).min() >= 0.9999
 
 
+def test_batch_norms_are_folded_into_the_convolutions_without_changing_vectors(effnet):
+    from semcopy_lib.encoders.effnet import create_effnet_lite0
+
+    images = [load_image(data.chelsea()), load_image(data.astronaut()), load_image(data.coffee())]
+    plain = create_effnet_lite0(options={"fuse_bn": False}, device="cpu")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in effnet.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules()) == 49
+    assert (effnet.embed(images) * plain.embed(images)).sum(axis=1).min() >= 0.99999
+
+
 def test_preprocessing_is_the_encoder_s_own(effnet):
     x = effnet.preprocess(load_image(data.chelsea()))
     assert x.shape == (3, 224, 224)

@@ -43,6 +43,30 @@ def _availability() -> tuple[bool, str]:
     return True, "ImageNet EfficientNet-Lite0, weights bundled in a pip package (offline; the default encoder's backbone)"
 
 
+#: (conv, batch norm) attribute pairs of the blocks and of the network, fused for inference.
+_BLOCK_PAIRS = (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2"))
+_NET_PAIRS = (("_conv_stem", "_bn0"), ("_conv_head", "_bn1"))
+
+
+def fuse_batch_norms(net: torch.nn.Module) -> torch.nn.Module:
+    """Fold every batch norm into the convolution before it (eval statistics), in place; returns ``net``.
+
+    The backbone is frozen (heads train on its vectors), so its batch norms are constants: folded, a
+    224-px forward skips 49 normalisations (9 ms of a 95-ms unseen-photo query on 2 cores) and the
+    vectors stay the same (cosine >= 0.99999, tested).
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    owners = [(block, _BLOCK_PAIRS) for block in net._blocks] + [(net, _NET_PAIRS)]
+    for owner, pairs in owners:
+        for conv_name, bn_name in pairs:
+            conv, bn = getattr(owner, conv_name, None), getattr(owner, bn_name, None)
+            if isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d):
+                setattr(owner, conv_name, fuse_conv_bn_eval(conv.eval(), bn.eval()))
+                setattr(owner, bn_name, torch.nn.Identity())
+    return net
+
+
 class EffNetLite0Encoder(Encoder):
     """EfficientNet-Lite0 features, generalised-mean pooled, 1280-d."""
 
@@ -67,6 +91,8 @@ class EffNetLite0Encoder(Encoder):
         if weights is not None:
             state = torch.load(weights, map_location="cpu", weights_only=True)
             self.net.load_state_dict(state, strict=True)
+        if config.options.get("fuse_bn", True):
+            fuse_batch_norms(self.net.eval())
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, 224, 224) -> (B, 1280) GeM-pooled last-layer features."""
@@ -85,10 +111,8 @@ class EffNetLite0Encoder(Encoder):
         picture was found at rank 1 in 0.64 of 50 queries, against 0.10 with the whole image alone.
         """
         size = int(self.config.options.get("window_size", 384))
-        was_training = self.training
-        self.eval()
-        fmap = self.net.extract_features(self.to_pixels(self.preprocess(image, size)[None]))[0]
-        self.train(was_training)
+        with self.evaluating():
+            fmap = self.net.extract_features(self.to_pixels(self.preprocess(image, size)[None]))[0]
         fmap = fmap.float()  # (C, H, W)
         _, height, width = fmap.shape
         sx, sy = image.width / width, image.height / height
