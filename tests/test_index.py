@@ -103,3 +103,23 @@ def test_open_non_index_and_double_create(tmp_path, index):
 
 def test_search_on_empty_index(index):
     assert index.search(np.ones((2, DIM), np.float32) / np.sqrt(DIM), k=3) == [[], []]
+
+
+def test_flat_backend_matrix_search_equals_faiss_own_search():
+    from semcopy_lib.index.backends import FaissBackend
+
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(300, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    backend = FaissBackend(16)
+    ids = np.arange(300) * 5 + 3
+    backend.add(ids, vectors)
+    backend.remove(ids[10:20])  # the storage moves: the cached view must follow
+    queries = vectors[:7] + 0.05 * rng.normal(size=(7, 16)).astype(np.float32)
+    scores, found = backend.search(queries, 10)
+    ref_scores, ref_found = backend.index.search(np.ascontiguousarray(queries), 10)
+    assert (found == ref_found).all() and np.allclose(scores, ref_scores, atol=1e-5)
+    small = FaissBackend(16)
+    small.add(np.array([7, 8]), vectors[:2])
+    _, found = small.search(vectors[:1], 4)
+    assert found.tolist() == [[7, 8, -1, -1]]  # missing slots are -1
