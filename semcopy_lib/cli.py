@@ -37,6 +37,10 @@ def _report(report, as_json: bool) -> None:
                      "skipped": [{"file": p, "error": r} for p, r in report.skipped]})
     else:
         print(report.summary(), file=sys.stderr)
+    if report.optimised:
+        o = report.optimised
+        print(f"past {o['vectors']} vectors the index is now {o['index']} nprobe {o['nprobe']} "
+              f"(recall@{o['k']} {o['recall_at_k']} against exact search)", file=sys.stderr)
 
 
 def cmd_index_build(args: argparse.Namespace) -> int:
@@ -81,6 +85,26 @@ def cmd_index_info(args: argparse.Namespace) -> int:
     else:
         for key, value in info.items():
             print(f"{key:>8}: {value}")
+    return 0
+
+
+def cmd_index_optimise(args: argparse.Namespace) -> int:
+    from semcopy_lib.index import GalleryIndex
+
+    index = GalleryIndex.open(args.index)
+    try:
+        report = index.optimise(force=True)
+    except ValueError as exc:
+        print(f"semcopy: error: {args.index}: {exc}", file=sys.stderr)
+        return 2
+    if report is None:
+        print(f"semcopy: error: {args.index}: nothing to optimise (empty index)", file=sys.stderr)
+        return 2
+    if args.json:
+        _print_json(report)
+    else:
+        print(f"{args.index}: {report['index']} nprobe {report['nprobe']}, recall@{report['k']} "
+              f"{report['recall_at_k']} against exact search, {report['bytes'] / 2**20:.1f} MB")
     return 0
 
 
@@ -367,6 +391,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", required=True, metavar="INDEX_DIR")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_index_info)
+    p = isub.add_parser("optimise", help="turn exact search into IVF-SQ8 now (done by itself past 50,000 vectors) "
+                        "and report its recall@20 against exact search")
+    p.add_argument("--index", required=True, metavar="INDEX_DIR")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_index_optimise)
 
     p = sub.add_parser("search", help="find the gallery images that are semantic copies of each query")
     p.add_argument("--index", required=True, metavar="INDEX_DIR")

@@ -241,3 +241,18 @@ def test_bench_speed_quick_prints_one_json_object_with_every_figure(gallery_dir,
     assert row["query_gallery_vectors"] == 500 and row["search_1m_vectors"] == 20_000
     assert row["query_p50_ms"] <= row["query_p95_ms"] and 0 < row["search_1m_recall_at_20"] <= 1
     assert isinstance(row["machine"], str) and row["machine"]
+
+
+def test_index_optimise_reports_recall_and_search_still_finds_copies(built, gallery_dir, tmp_path, capsys):
+    import shutil
+
+    index = tmp_path / "idx"
+    shutil.copytree(built, index)
+    assert main(["index", "optimise", "--index", str(index), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["index"].startswith("IVF") and report["index"].endswith(",SQ8") and 0 < report["recall_at_k"] <= 1
+    _, out, _ = run(capsys, "index", "info", "--index", index, "--json")
+    assert json.loads(out)["vector_index"].startswith("IVF")
+    query = gallery_dir / "food" / "img04.png"
+    code, out, _ = run(capsys, "search", "--index", index, "--json", "-k", "1", "--no-regions", query)
+    assert code == 0 and json.loads(out)["hits"][0]["id"] == "food/img04.png"

@@ -123,3 +123,24 @@ def test_flat_backend_matrix_search_equals_faiss_own_search():
     small.add(np.array([7, 8]), vectors[:2])
     _, found = small.search(vectors[:1], 4)
     assert found.tolist() == [[7, 8, -1, -1]]  # missing slots are -1
+
+
+def test_past_the_flat_limit_the_index_becomes_ivf_sq8_with_measured_recall(tmp_path):
+    rng = np.random.default_rng(2)
+    centres = rng.normal(size=(40, 32))
+    vectors = (centres[rng.integers(0, 40, 3000)] + 0.3 * rng.normal(size=(3000, 32))).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = GalleryIndex.create(tmp_path / "idx", {"name": "e"}, 32)
+    index.add([NewItem(f"c/{i}.png", "c", f"s{i}", (0, 0, 1, 1), "e", f"/{i}.png", v) for i, v in enumerate(vectors)])
+    assert index.optimise() is None and index.info()["vector_index"] == "flat"  # under FLAT_MAX: exact
+    report = index.optimise(force=True)
+    assert report["index"].endswith(",SQ8") and report["recall_at_k"] >= 0.95 and report["vectors"] == 3000
+    assert index.info()["vector_index"].startswith("IVF")
+    index.close()
+    again = GalleryIndex.open(tmp_path / "idx")  # the trained index is what was saved
+    assert again.info()["vector_index"] == f"{report['index']} nprobe {report['nprobe']}"
+    [hits] = again.search(vectors[5:6], k=1)
+    assert hits[0].gallery_id == "c/5.png" and hits[0].score == pytest.approx(1.0, abs=0.02)  # SQ8: ~1 %
+    assert again.remove(["c/5.png"]) == [] and "c/5.png" not in [h.gallery_id for h in again.search(vectors[5:6], k=3)[0]]
+    again.add([NewItem("n/new.png", "n", "sn", (0, 0, 1, 1), "e", "/new.png", vectors[7])])
+    assert again.search(vectors[7:8], k=2)[0][0].gallery_id in ("c/7.png", "n/new.png")

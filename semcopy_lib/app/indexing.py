@@ -26,6 +26,7 @@ class IndexReport:
     replaced: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, one-line reason)
+    optimised: dict | None = None  # the IVF report when this build took the index past FLAT_MAX
 
     def summary(self) -> str:
         return (
@@ -122,6 +123,7 @@ def index_files(
         flush()
     bar.close()
     index.save()
+    report.optimised = index.optimise()  # exact search up to FLAT_MAX vectors, IVF-SQ8 beyond
     return report
 
 

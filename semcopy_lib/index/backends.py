@@ -70,8 +70,14 @@ class FaissBackend(VectorBackend):
             self._flat = None  # FAISS may have moved its storage
 
     def remove(self, ids: np.ndarray) -> None:
+        import faiss
+
         if len(ids):
-            self.index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64))
+            ids = np.ascontiguousarray(ids, dtype=np.int64)
+            if isinstance(self.index, faiss.IndexIVF):  # its hashtable direct map takes an explicit id array
+                self.index.remove_ids(faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids)))
+            else:
+                self.index.remove_ids(ids)
             self._flat = None
 
     def _flat_view(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -105,6 +111,54 @@ class FaissBackend(VectorBackend):
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
         return np.stack([self.index.reconstruct(int(i)) for i in ids]) if len(ids) else np.zeros((0, self.dim), np.float32)
+
+    @property
+    def kind(self) -> str:
+        """``"flat"`` (exact) or ``"IVF<nlist>,SQ8 nprobe <p>"``."""
+        import faiss
+
+        inner = faiss.downcast_index(self.index.index) if isinstance(self.index, faiss.IndexIDMap2) else self.index
+        inner = faiss.downcast_index(inner)
+        if isinstance(inner, faiss.IndexIVF):
+            return f"IVF{inner.nlist},SQ8 nprobe {inner.nprobe}"
+        return "flat"
+
+    def to_ivf(self, nlist: int | None = None, queries: int = 200, k: int = 20, target: float = 0.95,
+               seed: int = 0) -> dict:
+        """Replace the flat index by ``IVF<nlist>,SQ8`` (1 byte a dimension) trained on the stored vectors.
+
+        ``nprobe`` is the smallest power of two whose recall@k against exact search, on ``queries``
+        stored vectors, reaches ``target``. Returns ``{"index", "nlist", "nprobe", "recall_at_k", "k",
+        "vectors", "bytes"}``.
+        """
+        import faiss
+
+        flat = self._flat_view()
+        if flat is None:
+            raise ValueError(f"the index is already {self.kind}")
+        xb, ids = np.array(flat[0]), np.array(flat[1])
+        n = len(ids)
+        nlist = nlist or int(max(16, min(65536, 4 * np.sqrt(n))))
+        rng = np.random.default_rng(seed)
+        ivf = faiss.index_factory(self.dim, f"IVF{nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
+        ivf.train(xb[rng.choice(n, min(n, 40 * nlist), replace=False)])
+        ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct() and remove_ids() by our ids
+        ivf.add_with_ids(xb, ids)  # IVF keeps arbitrary ids itself: no ID map around it
+        index = ivf
+        q = xb[rng.choice(n, min(n, queries), replace=False)]
+        _, exact = self.search(q, k)
+        recall, nprobe = 0.0, 1
+        while nprobe <= nlist:
+            ivf.nprobe = nprobe
+            _, found = index.search(q, k)
+            recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, exact)]))
+            if recall >= target:
+                break
+            nprobe *= 2
+        ivf.nprobe = min(nprobe, nlist)
+        self.index, self._flat = index, None
+        return {"index": f"IVF{nlist},SQ8", "nlist": nlist, "nprobe": int(ivf.nprobe), "recall_at_k": round(recall, 4),
+                "k": k, "vectors": n, "bytes": int(faiss.serialize_index(index).nbytes)}
 
     @property
     def count(self) -> int:
