@@ -49,7 +49,7 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     if not Path(args.images_dir).is_dir():
         raise CliError(f"{args.images_dir}: not a folder")
     index, report = build_index(args.images_dir, args.index, encoder=args.encoder, encoder_path=args.encoder_path,
-                                batch_size=args.batch_size, device=args.device)
+                                batch_size=args.batch_size, device=args.device, backend=args.backend)
     _report(report, args.json)
     print(f"index {args.index}: {len(index)} images, encoder {index.encoder_name}, dim {index.dim}", file=sys.stderr)
     return 0
@@ -302,7 +302,7 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
 
     kw = dict(n_ingest=12, gallery_size=500, n_queries=6, million=20_000, nlist=64) if args.quick else dict(
         n_ingest=args.ingest, gallery_size=args.gallery, n_queries=args.queries, million=args.million, nlist=args.nlist)
-    row = run_speed_bench(args.images_dir, **kw)
+    row = run_speed_bench(args.images_dir, backend=args.backend, **kw)
     if args.json:
         _print_json(row)
     else:
@@ -372,8 +372,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images_dir", metavar="IMAGES_DIR")
     p.add_argument("--index", required=True, metavar="INDEX_DIR")
     p.add_argument("--encoder", default=None,
-                   help="see 'semcopy encoders' (default: the index's own encoder, or effnet-lite0 for a new index)")
+                   help="see 'semcopy encoders' (default: the index's own encoder, or effnet-lite0-semcopy for a new index)")
     p.add_argument("--encoder-path", default=None, help="local weights folder for the encoder (e.g. a CLIP save_pretrained dir)")
+    p.add_argument("--backend", choices=["faiss", "milvus"], default="faiss",
+                   help="faiss (default: in the index folder) or milvus (Milvus Lite in the index folder, or the "
+                        "server in $SEMCOPY_MILVUS_URI; needs pip install 'semcopy[milvus]')")
     p.add_argument("--json", action="store_true", help="print what was added/skipped as JSON")
     common(p)
     p.set_defaults(func=cmd_index_build)
@@ -456,6 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--million", type=int, default=1_000_000, help="synthetic vectors searched (default 1000000)")
     p.add_argument("--nlist", type=int, default=2048, help="IVF lists of that index (default 2048)")
     p.add_argument("--quick", action="store_true", help="a tiny run that only checks everything works (CI)")
+    p.add_argument("--backend", choices=["faiss", "milvus"], default="faiss",
+                   help="index backend for ingestion and queries (the 1M figures are FAISS IVF-SQ8)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench_speed)
 

@@ -135,6 +135,7 @@ def build_index(
     batch_size: int = 32,
     progress: bool = True,
     device: str | None = None,
+    backend: str = "faiss",
 ) -> tuple[GalleryIndex, IndexReport]:
     """Index every image below ``images_dir`` into ``index_dir`` (created, or continued if it exists).
 
@@ -150,7 +151,7 @@ def build_index(
         enc = encoder_for_index(index, device)
     else:
         enc = create_encoder(encoder or DEFAULT_ENCODER, path=encoder_path, device=device)
-        index = GalleryIndex.create(index_dir, enc.config.to_dict(), enc.dim, root=images_dir)
+        index = GalleryIndex.create(index_dir, enc.config.to_dict(), enc.dim, root=images_dir, backend=backend)
     return index, index_files(index, files, enc, batch_size=batch_size, progress=progress)
 
 

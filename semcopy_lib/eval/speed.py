@@ -125,8 +125,10 @@ def _million(real: np.ndarray, n: int, nlist: int, queries: int = 100, k: int = 
 
 
 def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_size: int = 21_000,
-                    n_queries: int = 50, million: int = 1_000_000, nlist: int = 2048, progress: bool = False) -> dict:
-    """The speed benchmark (module doc); returns one flat JSON-able dict."""
+                    n_queries: int = 50, million: int = 1_000_000, nlist: int = 2048, progress: bool = False,
+                    backend: str = "faiss") -> dict:
+    """The speed benchmark (module doc); returns one flat JSON-able dict. ``backend``: the index backend
+    that ingestion and queries use (``milvus``: Milvus Lite, or ``$SEMCOPY_MILVUS_URI``)."""
     import random
 
     from semcopy_lib.app import SearchService, index_files
@@ -141,10 +143,11 @@ def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_
     encoder = create_encoder(DEFAULT_ENCODER)
     sizes = encoder.config.index_sizes or (encoder.config.image_size,)
     out: dict[str, Any] = {"machine": machine(), "encoder": encoder.name, "device": str(encoder.device),
-                           "ingest_images": len(chosen)}
+                           "backend": backend, "ingest_images": len(chosen)}
     out["ingest_naive_img_per_s"] = round(_naive_ingest(encoder.name, chosen, sizes), 2)
     with tempfile.TemporaryDirectory() as tmp:
-        index = GalleryIndex.create(Path(tmp) / "idx", encoder.config.to_dict(), encoder.dim, root=images_dir)
+        index = GalleryIndex.create(Path(tmp) / "idx", encoder.config.to_dict(), encoder.dim, root=images_dir,
+                                    backend=backend)
         start = time.perf_counter()
         index_files(index, chosen, encoder, progress=progress)
         out["ingest_img_per_s"] = round(len(chosen) / (time.perf_counter() - start), 2)
@@ -175,5 +178,6 @@ def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_
                    query_p95_ms=round(float(np.percentile(both, 95)), 1),
                    query_copy_p50_ms=round(statistics.median(times["copy"]), 1),
                    query_unseen_p50_ms=round(statistics.median(times["unseen"]), 1))
+        service.index.close()
     out.update(_million(real, million, nlist))
     return out

@@ -111,7 +111,9 @@ class GalleryIndex:
             "generation": 0,
             "root": str(Path(root).resolve()) if root else None,
         }
-        index = cls(directory, manifest, MetadataStore(directory / METADATA), BACKENDS[backend](int(dim)))
+        backend_cls = BACKENDS[backend]
+        index = cls(directory, manifest, MetadataStore(directory / METADATA),
+                    backend_cls(int(dim), path=directory / backend_cls.FILE))
         index.save()
         return index
 
@@ -132,15 +134,15 @@ class GalleryIndex:
         if backend_cls is None:
             raise IndexDirError(f"{path}: unknown backend {manifest.get('backend')!r}")
         store = MetadataStore(directory / METADATA)
-        vectors = directory / f"vectors.{manifest['backend']}"
+        vectors = directory / backend_cls.FILE
         dim = int(manifest["dim"])
         index = None
-        if vectors.is_file() and manifest.get("generation") == store.generation:
+        if vectors.exists() and manifest.get("generation") == store.generation:
             backend = backend_cls.load(vectors, dim)
             if backend.count == store.count():
                 index = cls(directory, manifest, store, backend)
         if index is None:  # behind or missing: SQLite is the truth
-            backend = backend_cls(dim)
+            backend = backend_cls(dim, path=vectors)
             for ids, vecs in store.iter_vectors(dim):
                 backend.add(ids, vecs)
             index = cls(directory, manifest, store, backend)
@@ -272,7 +274,7 @@ class GalleryIndex:
 
     def save(self) -> None:
         """Write the backend file, then the manifest that vouches for it (both atomically)."""
-        self.backend.save(self.directory / f"vectors.{self.manifest['backend']}")
+        self.backend.save(self.directory / self.backend.FILE)
         self.manifest.update(
             count=self.store.count_images(), vectors=self.backend.count, generation=self.store.generation
         )
@@ -280,6 +282,9 @@ class GalleryIndex:
 
     def close(self) -> None:
         self.store.close()
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
 
     # -- searching ---------------------------------------------------------------------------
     def search_vectors(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
