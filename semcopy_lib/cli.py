@@ -119,7 +119,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         from semcopy_lib.detect import load_detector
 
         detector = load_detector(args.detector)  # None (said once on stderr) when no weights are here
-    service = SearchService(args.index, device=args.device, detector=detector)
+    service = SearchService(args.index, device=args.device, detector=detector, read_only=True)
     if args.encoder:
         service.index.check_encoder(args.encoder)
     results = service.search(args.queries, k=args.k, batch_size=args.batch_size, regions=args.regions)
@@ -149,7 +149,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     queries = sorted(str(f.path) for f in scan_folder(args.queries))
     if not queries:
         raise CliError(f"{args.queries}: no query images found")
-    results = SearchService(args.index, device=args.device).search(queries, k=10, batch_size=args.batch_size)
+    results = SearchService(args.index, device=args.device, read_only=True).search(queries, k=10, batch_size=args.batch_size)
     out = Path(args.out)
     tmp = out.with_name(out.name + ".part")  # a crash never leaves half a submission under the real name
     with tmp.open("w", newline="") as fh:
@@ -321,7 +321,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     if not queries:
         raise CliError(f"{args.queries}: no query lines")
-    report = evaluate_queries(SearchService(args.index, device=args.device), queries, regions=args.regions)
+    report = evaluate_queries(SearchService(args.index, device=args.device, read_only=True), queries, regions=args.regions)
     for error in report["errors"]:
         print(f"semcopy: {error} (left out)", file=sys.stderr)
     if args.json:

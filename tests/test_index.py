@@ -144,3 +144,21 @@ def test_past_the_flat_limit_the_index_becomes_ivf_sq8_with_measured_recall(tmp_
     assert again.remove(["c/5.png"]) == [] and "c/5.png" not in [h.gallery_id for h in again.search(vectors[5:6], k=3)[0]]
     again.add([NewItem("n/new.png", "n", "sn", (0, 0, 1, 1), "e", "/new.png", vectors[7])])
     assert again.search(vectors[7:8], k=2)[0][0].gallery_id in ("c/7.png", "n/new.png")
+
+
+@pytest.mark.parametrize("ivf", [False, True])
+def test_read_only_open_maps_the_vectors_and_refuses_changes(tmp_path, ivf):
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(500, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = GalleryIndex.create(tmp_path / "idx", {"name": "e"}, 16)
+    index.add([NewItem(f"c/{i}.png", "c", f"s{i}", (0, 0, 1, 1), "e", f"/{i}.png", v) for i, v in enumerate(vectors)])
+    if ivf:
+        index.optimise(force=True)
+    expected = [[h.gallery_id for h in hits] for hits in index.search(vectors[:4], k=5)]
+    index.close()
+    mapped = GalleryIndex.open(tmp_path / "idx", read_only=True)
+    assert mapped.backend.read_only and mapped.info()["vector_index"].startswith("IVF" if ivf else "flat")
+    assert [[h.gallery_id for h in hits] for hits in mapped.search(vectors[:4], k=5)] == expected
+    with pytest.raises(ValueError, match="read-only"):
+        mapped.add([NewItem("n/x.png", "n", "sx", (0, 0, 1, 1), "e", "/x.png", vectors[0])])

@@ -39,9 +39,10 @@ class SearchService:
     """
 
     def __init__(self, index_dir: os.PathLike | str, encoder: Encoder | None = None, device: str | None = None,
-                 detector: Detector | None = None):
-        """``detector``: a YOLO :class:`~semcopy_lib.detect.Detector` whose boxes become extra regions."""
-        self.index = GalleryIndex.open(index_dir)
+                 detector: Detector | None = None, read_only: bool = False):
+        """``detector``: a YOLO :class:`~semcopy_lib.detect.Detector` whose boxes become extra regions;
+        ``read_only``: memory-map the index (search only; :meth:`add` then fails)."""
+        self.index = GalleryIndex.open(index_dir, read_only=read_only)
         self.encoder = encoder if encoder is not None else encoder_for_index(self.index, device)
         self.index.check_encoder(self.encoder.name)
         self.detector = detector

@@ -51,7 +51,8 @@ class VectorBackend(ABC):
 
     @classmethod
     @abstractmethod
-    def load(cls, path: Path, dim: int) -> "VectorBackend": ...
+    def load(cls, path: Path, dim: int, read_only: bool = False) -> "VectorBackend":
+        """The backend saved at ``path``; ``read_only`` may map it into memory instead of reading it."""
 
 
 class FaissBackend(VectorBackend):
@@ -73,6 +74,7 @@ class FaissBackend(VectorBackend):
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids):
+            self._writable()
             vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
             self.index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
             self._flat = None  # FAISS may have moved its storage
@@ -81,6 +83,7 @@ class FaissBackend(VectorBackend):
         import faiss
 
         if len(ids):
+            self._writable()
             ids = np.ascontiguousarray(ids, dtype=np.int64)
             if isinstance(self.index, faiss.IndexIVF):  # its hashtable direct map takes an explicit id array
                 self.index.remove_ids(faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids)))
@@ -180,13 +183,28 @@ class FaissBackend(VectorBackend):
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Path, dim: int) -> "FaissBackend":
+    def load(cls, path: Path, dim: int, read_only: bool = False) -> "FaissBackend":
+        """Read ``path``; ``read_only`` memory-maps it (flat codes and IVF lists): a big index opens at
+        once and its pages are shared between processes searching it; it cannot be changed."""
         import faiss
 
-        index = faiss.read_index(str(path))
+        flags = 0
+        if read_only:  # an ID map over flat codes maps its codes; an IVF index maps its inverted lists
+            with open(path, "rb") as f:
+                id_map = f.read(4) in (b"IxM2", b"IxMp")
+            flags = (faiss.IO_FLAG_MMAP_IFC if id_map else faiss.IO_FLAG_MMAP) | faiss.IO_FLAG_READ_ONLY
+        index = faiss.read_index(str(path), flags)
         if index.d != dim:
             raise ValueError(f"{path}: vectors have dimension {index.d}, the manifest says {dim}")
-        return cls(dim, index)
+        backend = cls(dim, index)
+        backend.read_only = read_only
+        return backend
+
+    read_only = False
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise ValueError("this index was opened read-only (memory-mapped); open it for writing to change it")
 
 
 class MilvusBackend(VectorBackend):
@@ -265,7 +283,7 @@ class MilvusBackend(VectorBackend):
         self.client.close()
 
     @classmethod
-    def load(cls, path: Path, dim: int) -> "MilvusBackend":
+    def load(cls, path: Path, dim: int, read_only: bool = False) -> "MilvusBackend":
         return cls(dim, path=path, fresh=False)
 
 

@@ -118,8 +118,12 @@ class GalleryIndex:
         return index
 
     @classmethod
-    def open(cls, directory: os.PathLike | str) -> "GalleryIndex":
-        """Load an index; the backend file is rebuilt from SQLite if it is missing or behind."""
+    def open(cls, directory: os.PathLike | str, read_only: bool = False) -> "GalleryIndex":
+        """Load an index; the backend file is rebuilt from SQLite if it is missing or behind.
+
+        ``read_only``: memory-map the vectors (searching only: a big index opens at once, and processes
+        searching one index share its pages); adding or removing then raises.
+        """
         directory = Path(directory)
         path = directory / MANIFEST
         if not path.is_file():
@@ -138,7 +142,7 @@ class GalleryIndex:
         dim = int(manifest["dim"])
         index = None
         if vectors.exists() and manifest.get("generation") == store.generation:
-            backend = backend_cls.load(vectors, dim)
+            backend = backend_cls.load(vectors, dim, read_only=read_only)
             if backend.count == store.count():
                 index = cls(directory, manifest, store, backend)
         if index is None:  # behind or missing: SQLite is the truth
