@@ -3,7 +3,8 @@ cached because the trainable part sits between the backbones and the vector.
 
 Same recipe as the head (:mod:`semcopy_lib.train.fit`): P x K batches of training classes, each image
 seen as two of its semantic-copy views (the original half of the time), CombinedLoss, AdamW with a
-per-step cosine schedule; the held-out classes report R@1 of each copy kind against their originals.
+per-step cosine schedule; the held-out classes report R@1 of each copy kind against their originals and
+class-level mAP@10 (:func:`~semcopy_lib.train.fit.evaluate`, as for heads).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from tqdm.auto import tqdm
 
 from semcopy_lib.data import GalleryFile, ImageLoadError, load_image
 from semcopy_lib.losses import CombinedLoss, InfoNCELoss, TripletLoss
-from semcopy_lib.train.data import PKSampler, split_classes
-from semcopy_lib.train.fit import TrainConfig
+from semcopy_lib.train.data import FeatureCache, PKSampler, split_classes
+from semcopy_lib.train.fit import TrainConfig, evaluate
 from semcopy_lib.train.views import VIEW_KINDS, one_view
 
 #: Training images are decoded once, at most this large.
@@ -56,7 +57,7 @@ def fit_encoder(files: Sequence[GalleryFile], encoder, config: TrainConfig, phot
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
     classes = {label: n for n, label in enumerate(sorted(set(labels)))}
     val_rng = lambda: random.Random(config.seed)  # noqa: E731  (the same held-out copies every time)
-    before = _held_out(encoder, [images[i] for i in val], val_rng(), photos) if len(val) >= 2 else {}
+    before = _held_out(encoder, [images[i] for i in val], [labels[i] for i in val], val_rng(), photos) if len(val) >= 2 else {}
     history = []
     for epoch in tqdm(range(config.epochs), desc=f"train {encoder.name}", unit="epoch", disable=not progress):
         encoder.train()
@@ -78,19 +79,15 @@ def fit_encoder(files: Sequence[GalleryFile], encoder, config: TrainConfig, phot
         encoder.eval()
         row = {"epoch": epoch + 1, **{k: round(v / len(sampler), 4) for k, v in sums.items()}}
         if len(val) >= 2:
-            row.update(_held_out(encoder, [images[i] for i in val], val_rng(), photos))
+            row.update(_held_out(encoder, [images[i] for i in val], [labels[i] for i in val], val_rng(), photos))
         history.append(row)
         if on_epoch is not None:
             on_epoch(row)
     return {"history": history, "before": before, "train_classes": len(train_classes), "val_classes": len(val_classes)}
 
 
-def _held_out(encoder, images: list, rng: random.Random, photos: Sequence) -> dict[str, float]:
-    """R@1 of each copy kind of held-out images against their originals."""
-    originals = encoder.embed([one_view(im, "original", rng, photos) for im in images])
-    ids = np.arange(len(images))
-    out = {}
-    for kind in VIEW_KINDS[1:]:
-        copies = encoder.embed([one_view(im, kind, rng, photos) for im in images])
-        out[f"r1_{kind}"] = round(float(((copies @ originals.T).argmax(1) == ids).mean()), 4)
-    return out
+def _held_out(encoder, images: list, labels: list[str], rng: random.Random, photos: Sequence) -> dict[str, float]:
+    """:func:`~semcopy_lib.train.fit.evaluate` of held-out images: R@1 of each copy kind against the
+    originals, and class-level mAP@10."""
+    features = np.stack([encoder.embed([one_view(im, kind, rng, photos) for kind in VIEW_KINDS]) for im in images])
+    return evaluate(FeatureCache(features, list(labels), [str(i) for i in range(len(images))], encoder.name))

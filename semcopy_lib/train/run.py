@@ -102,7 +102,7 @@ def train_layers(images_dir: os.PathLike | str, out: os.PathLike | str, config: 
     encoder = create_encoder(config.encoder, **({"path": config.encoder_path} if config.encoder_path else {}))
     report = fit_encoder(files, encoder, config, default_photos() if photos is None else photos, progress, on_epoch)
     encoder.save(out)
-    after = {k: v for k, v in report["history"][-1].items() if k.startswith("r1_")} if report["history"] else {}
+    after = {k: v for k, v in report["history"][-1].items() if k in report["before"]} if report["history"] else {}
     return {"checkpoint": str(out), "before": report["before"], "after": after, "history": report["history"],
             "seconds": round(time.perf_counter() - start, 1), "train_classes": report["train_classes"],
             "val_classes": report["val_classes"]}
