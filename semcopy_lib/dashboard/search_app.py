@@ -196,8 +196,8 @@ class SearchApp:
                 self.service.add_file(path, gallery_id)
                 added.append(gallery_id)
             self._refresh_header()
-            self._show_map()
-            self._say(f"Added {', '.join(added)}; the gallery now holds {len(self._gallery_ids())} images.")
+            self._show_map(gallery_changed=True)
+            self._say(f"Added {', '.join(added)}; the gallery now holds {len(self.service.index)} images.")
         except Exception as exc:
             self._say(f"Adding failed: {' '.join(str(exc).split())}", error=True)
         finally:
@@ -248,9 +248,11 @@ class SearchApp:
             views.append(group)
         return w.VBox([head, *views])
 
-    def _show_map(self) -> None:
+    def _show_map(self, gallery_changed: bool = False) -> None:
+        """Draw the map with the current results; it is read again only when the gallery changed."""
         try:
-            self._map = gallery_map(self.service.index)
+            if self._map is None or gallery_changed:
+                self._map = gallery_map(self.service.index)
         except Exception as exc:
             self.map.value = f'<p class="semcopy-error">No gallery map: {html.escape(" ".join(str(exc).split()))}</p>'
             return
@@ -280,13 +282,10 @@ class SearchApp:
             return []
         return files
 
-    def _gallery_ids(self) -> set[str]:
-        return {r.gallery_id for r in self.service.index.records()}
-
     def _refresh_header(self) -> None:
         info = self.service.index.info()
         self.header.value = (
-            _CSS + f"<h2>semcopy: find semantic copies</h2><p>Gallery: {len(self._gallery_ids())} images, "
+            _CSS + f"<h2>semcopy: find semantic copies</h2><p>Gallery: {len(self.service.index)} images, "
             f"encoder <code>{html.escape(info['encoder'])}</code>. Upload an image "
             "(a photo, a drawing, a screenshot or a collage) and press Search.</p>"
         )
