@@ -33,18 +33,14 @@ def map_figure(gmap: GalleryMap, hits: Sequence[str] = (), queries: Sequence[tup
             marker=dict(size=7, opacity=0.8, color=colour),
             text=[f"{gmap.ids[i]}<br>class: {gmap.labels[i]}" for i in idx], hoverinfo="text"))
     where = {g: i for i, g in enumerate(gmap.ids)}
-    found = [where[h] for h in dict.fromkeys(hits) if h in where]
-    if found:
-        fig.add_trace(go.Scatter(
-            x=gmap.xy[found, 0], y=gmap.xy[found, 1], mode="markers", name="hits",
-            marker=dict(size=15, color="rgba(0,0,0,0)", line=dict(color="crimson", width=3)),
-            text=[f"hit: {gmap.ids[i]}" for i in found], hoverinfo="text"))
-    top = [where[h] for h in dict.fromkeys(best) if h in where]
-    if top:
-        fig.add_trace(go.Scatter(
-            x=gmap.xy[top, 0], y=gmap.xy[top, 1], mode="markers", name="first hit",
-            marker=dict(size=24, color="rgba(0,0,0,0)", line=dict(color="#1b8a3a", width=4)),
-            text=[f"first hit: {gmap.ids[i]}" for i in top], hoverinfo="text"))
+    for name, label, ids, size, colour, width in (("hits", "hit", hits, 15, "crimson", 3),
+                                                  ("first hit", "first hit", best, 24, "#1b8a3a", 4)):
+        rows = [where[g] for g in dict.fromkeys(ids) if g in where]
+        if rows:  # rings around those gallery points
+            fig.add_trace(go.Scatter(
+                x=gmap.xy[rows, 0], y=gmap.xy[rows, 1], mode="markers", name=name,
+                marker=dict(size=size, color="rgba(0,0,0,0)", line=dict(color=colour, width=width)),
+                text=[f"{label}: {gmap.ids[i]}" for i in rows], hoverinfo="text"))
     if queries:
         fig.add_trace(go.Scatter(
             x=[q[1] for q in queries], y=[q[2] for q in queries], mode="markers", name="query",
