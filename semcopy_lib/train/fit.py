@@ -41,6 +41,40 @@ class TrainConfig:
         return asdict(self)
 
 
+class Recipe:
+    """The training recipe of heads and of encoders' own layers: CombinedLoss (triplet + InfoNCE from
+    ``config``), AdamW over ``params`` and the loss's own (a learnable temperature), and a cosine decay
+    after a short warm-up, stepped every batch (not every epoch)."""
+
+    def __init__(self, config: TrainConfig, params: list, steps: int):
+        self.loss_fn = CombinedLoss(config.weights, TripletLoss(margin=config.margin, mining=config.mining),
+                                    InfoNCELoss(config.temperature, learnable=config.learnable_temperature))
+        self.optimiser = torch.optim.AdamW(list(params) + list(self.loss_fn.parameters()), lr=config.lr,
+                                           weight_decay=config.weight_decay)
+        steps, warmup = max(1, steps), max(1, steps // 20)
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimiser, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
+        self.sums: dict[str, float] = {}
+        self.batches = 0
+
+    def step(self, a: torch.Tensor, b: torch.Tensor, labels: torch.Tensor) -> None:
+        """One optimisation step on two views (B, D) of B items of classes ``labels`` (B,)."""
+        parts = self.loss_fn(a, b, labels, return_parts=True)
+        self.optimiser.zero_grad()
+        parts["loss"].backward()
+        self.optimiser.step()
+        self.schedule.step()
+        for name, value in parts.items():
+            self.sums[name] = self.sums.get(name, 0.0) + float(value.detach())
+        self.batches += 1
+
+    def epoch_row(self, epoch: int) -> dict:
+        """``{"epoch", <loss part>: mean over the epoch's batches}``; starts the next epoch's sums."""
+        row = {"epoch": epoch, **{k: round(v / max(1, self.batches), 4) for k, v in self.sums.items()}}
+        self.sums, self.batches = {}, 0
+        return row
+
+
 def _embed(head: ResidualHead | None, x: np.ndarray) -> np.ndarray:
     if head is None:
         return x / np.linalg.norm(x, axis=-1, keepdims=True)
@@ -81,38 +115,22 @@ def fit(train: FeatureCache, config: TrainConfig | None = None, val: FeatureCach
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     head = ResidualHead(train.features.shape[-1], config.hidden)
-    loss_fn = CombinedLoss(config.weights, TripletLoss(margin=config.margin, mining=config.mining),
-                           InfoNCELoss(config.temperature, learnable=config.learnable_temperature))
-    params = list(head.parameters()) + list(loss_fn.parameters())
-    optimiser = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     sampler = PKSampler(train.labels, config.p, config.k, seed=config.seed)
-    steps = config.epochs * len(sampler)
-    # cosine decay after a short warm-up, stepped every batch (not every epoch)
-    warmup = max(1, steps // 20)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
+    recipe = Recipe(config, list(head.parameters()), config.epochs * len(sampler))
     classes = {label: i for i, label in enumerate(sorted(set(train.labels)))}
     features = torch.from_numpy(train.features)
     n_views = features.shape[1]
     history = []
     for epoch in tqdm(range(config.epochs), desc="train head", unit="epoch", disable=not progress):
         head.train()
-        sums: dict[str, float] = {}
         for batch in sampler:
             va = [0 if rng.random() < 0.5 else rng.randrange(1, n_views) for _ in batch]
             vb = [rng.choice([v for v in range(n_views) if v != a]) for a in va]
             idx = torch.tensor(batch)
             a = head(features[idx, torch.tensor(va)])
             b = head(features[idx, torch.tensor(vb)])
-            labels = torch.tensor([classes[train.labels[i]] for i in batch])
-            parts = loss_fn(a, b, labels, return_parts=True)
-            optimiser.zero_grad()
-            parts["loss"].backward()
-            optimiser.step()
-            schedule.step()
-            for name, value in parts.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach())
-        row = {"epoch": epoch + 1, **{name: round(total / len(sampler), 4) for name, total in sums.items()}}
+            recipe.step(a, b, torch.tensor([classes[train.labels[i]] for i in batch]))
+        row = recipe.epoch_row(epoch + 1)
         if val is not None:
             head.eval()
             row.update(evaluate(val, head))

@@ -1,15 +1,14 @@
 """Training an encoder's own layers on images (e.g. the CLIP x BLIP fusion), where features cannot be
 cached because the trainable part sits between the backbones and the vector.
 
-Same recipe as the head (:mod:`semcopy_lib.train.fit`): P x K batches of training classes, each image
-seen as two of its semantic-copy views (the original half of the time), CombinedLoss, AdamW with a
-per-step cosine schedule; the held-out classes report R@1 of each copy kind against their originals and
+Same recipe as the head (:class:`semcopy_lib.train.fit.Recipe`): P x K batches of training classes, each
+image seen as two of its semantic-copy views (the original half of the time), CombinedLoss, AdamW with a
+per-step warm-up and cosine schedule; the held-out classes report R@1 of each copy kind against their originals and
 class-level mAP@10 (:func:`~semcopy_lib.train.fit.evaluate`, as for heads).
 """
 
 from __future__ import annotations
 
-import math
 import random
 from typing import Sequence
 
@@ -18,9 +17,8 @@ import torch
 from tqdm.auto import tqdm
 
 from semcopy_lib.data import GalleryFile, ImageLoadError, load_image
-from semcopy_lib.losses import CombinedLoss, InfoNCELoss, TripletLoss
 from semcopy_lib.train.data import FeatureCache, PKSampler, split_classes
-from semcopy_lib.train.fit import TrainConfig, evaluate
+from semcopy_lib.train.fit import Recipe, TrainConfig, evaluate
 from semcopy_lib.train.views import VIEW_KINDS, one_view
 
 #: Training images are decoded once, at most this large.
@@ -48,20 +46,14 @@ def fit_encoder(files: Sequence[GalleryFile], encoder, config: TrainConfig, phot
         raise ValueError(f"too few training classes ({len(set(train_classes))}): need 2 or more")
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
-    loss_fn = CombinedLoss(config.weights, TripletLoss(margin=config.margin, mining=config.mining),
-                           InfoNCELoss(config.temperature, learnable=config.learnable_temperature))
-    params = list(encoder.trainable_parameters()) + list(loss_fn.parameters())
-    optimiser = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     sampler = PKSampler([labels[i] for i in train], config.p, config.k, seed=config.seed)
-    steps = max(1, config.epochs * len(sampler))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
+    recipe = Recipe(config, encoder.trainable_parameters(), config.epochs * len(sampler))
     classes = {label: n for n, label in enumerate(sorted(set(labels)))}
     val_rng = lambda: random.Random(config.seed)  # noqa: E731  (the same held-out copies every time)
     before = _held_out(encoder, [images[i] for i in val], [labels[i] for i in val], val_rng(), photos) if len(val) >= 2 else {}
     history = []
     for epoch in tqdm(range(config.epochs), desc=f"train {encoder.name}", unit="epoch", disable=not progress):
         encoder.train()
-        sums: dict[str, float] = {}
         for batch in sampler:
             idx = [train[j] for j in batch]
             kinds_a = ["original" if rng.random() < 0.5 else rng.choice(VIEW_KINDS[1:]) for _ in idx]
@@ -69,15 +61,9 @@ def fit_encoder(files: Sequence[GalleryFile], encoder, config: TrainConfig, phot
             pixels = [torch.stack([encoder.preprocess(one_view(images[i], kind, rng, photos)) for i, kind in zip(idx, kinds)])
                       for kinds in (kinds_a, kinds_b)]
             a, b = (encoder(p.to(encoder.device)) for p in pixels)
-            parts = loss_fn(a, b, torch.tensor([classes[labels[i]] for i in idx], device=a.device), return_parts=True)
-            optimiser.zero_grad()
-            parts["loss"].backward()
-            optimiser.step()
-            schedule.step()
-            for name, value in parts.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach())
+            recipe.step(a, b, torch.tensor([classes[labels[i]] for i in idx], device=a.device))
         encoder.eval()
-        row = {"epoch": epoch + 1, **{k: round(v / len(sampler), 4) for k, v in sums.items()}}
+        row = recipe.epoch_row(epoch + 1)
         if len(val) >= 2:
             row.update(_held_out(encoder, [images[i] for i in val], [labels[i] for i in val], val_rng(), photos))
         history.append(row)
