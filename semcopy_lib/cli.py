@@ -29,6 +29,16 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     return (CliError, ImageLoadError, EncoderUnavailable, EncoderMismatch, IndexDirError, NotADirectoryError, KeyError)
 
 
+def _print_mapping(data: dict[str, Any], as_json: bool) -> None:
+    """One JSON object, or one ``key: value`` line per item with the keys aligned."""
+    if as_json:
+        _print_json(data)
+        return
+    width = max((len(k) for k in data), default=0)
+    for key, value in data.items():
+        print(f"{key:>{width}}: {value}")
+
+
 def _report(report, as_json: bool) -> None:
     for path, reason in report.skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
@@ -79,12 +89,7 @@ def cmd_index_remove(args: argparse.Namespace) -> int:
 def cmd_index_info(args: argparse.Namespace) -> int:
     from semcopy_lib.index import GalleryIndex
 
-    info = GalleryIndex.open(args.index).info()
-    if args.json:
-        _print_json(info)
-    else:
-        for key, value in info.items():
-            print(f"{key:>8}: {value}")
+    _print_mapping(GalleryIndex.open(args.index).info(), args.json)
     return 0
 
 
@@ -302,12 +307,7 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
 
     kw = dict(n_ingest=12, gallery_size=500, n_queries=6, million=20_000, nlist=64) if args.quick else dict(
         n_ingest=args.ingest, gallery_size=args.gallery, n_queries=args.queries, million=args.million, nlist=args.nlist)
-    row = run_speed_bench(args.images_dir, backend=args.backend, **kw)
-    if args.json:
-        _print_json(row)
-    else:
-        for key, value in row.items():
-            print(f"{key:<26} {value}")
+    _print_mapping(run_speed_bench(args.images_dir, backend=args.backend, **kw), args.json)
     return 0
 
 
