@@ -12,7 +12,6 @@ import math
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from semcopy_lib.encoders.base import Encoder, EncoderConfig, EncoderUnavailable
@@ -46,10 +45,6 @@ class ConcatEncoder(Encoder):
 
     def embed_gallery(self, images, batch_size: int = 32):
         return self.embed(images, batch_size)[:, None]
-
-    def combine(self, vectors: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Each part's (B, D_i) features -> (B, sum D_i) unit rows (the trainable path)."""
-        return torch.cat([s * F.normalize(v.float(), dim=-1) for s, v in zip(self.scales, vectors)], dim=-1)
 
 
 def _parse(value: Any, cast=str) -> list:
