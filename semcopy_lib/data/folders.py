@@ -39,8 +39,19 @@ def gallery_id_for(path: os.PathLike | str, root: os.PathLike | str | None) -> s
     return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
 
 
-def scan_folder(root: os.PathLike | str) -> list[GalleryFile]:
-    """All image files below ``root`` (recursively, hidden folders skipped), sorted by id."""
+def not_image_reason(path: os.PathLike | str) -> str:
+    """Why a file without an image suffix is left out of a gallery, in one line."""
+    suffix = Path(path).suffix.lower()
+    if suffix in (".svg", ".svgz"):
+        return "an SVG drawing, which semcopy does not render: convert it to PNG first"
+    return f"not an image file name (suffix {suffix or 'none'!r})"
+
+
+def scan_folder(root: os.PathLike | str, skipped: list[tuple[str, str]] | None = None) -> list[GalleryFile]:
+    """All image files below ``root`` (recursively, hidden files and folders skipped), sorted by id.
+
+    ``skipped``: when given, each other (non-hidden) file is appended to it as (path, reason).
+    """
     root = Path(root)
     if not root.is_dir():
         raise NotADirectoryError(f"{root}: not a folder")
@@ -48,9 +59,15 @@ def scan_folder(root: os.PathLike | str) -> list[GalleryFile]:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for fname in filenames:
-            if fname.startswith(".") or not is_image_path(fname):
-                continue
             path = Path(dirpath) / fname
+            if fname.startswith("."):
+                if skipped is not None and is_image_path(fname):
+                    skipped.append((str(path), "hidden file (its name starts with '.'): not indexed"))
+                continue
+            if not is_image_path(fname):
+                if skipped is not None:
+                    skipped.append((str(path), not_image_reason(path)))
+                continue
             found.append(GalleryFile(path=path, gallery_id=path.relative_to(root).as_posix()))
     return sorted(found, key=lambda f: f.gallery_id)
 

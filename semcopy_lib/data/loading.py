@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -87,6 +88,26 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def _not_an_image(data: bytes) -> str:
+    """Why bytes PIL could not identify are not an image: SVG, HTML, text, or an unknown format."""
+    head = data[:2048].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if b"<svg" in head and (head.startswith(b"<svg") or head.startswith(b"<?xml") or head.startswith(b"<!--")):
+        return "an SVG drawing, which semcopy does not render: convert it to PNG first"
+    if head.startswith((b"<!doctype html", b"<html")) or b"<body" in head:
+        return "an HTML page, not an image"
+    try:
+        text = data[:4096].decode("utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    if text and sum(c.isprintable() or c in "\t\r\n" for c in text) >= 0.95 * len(text):
+        return "a text file, not an image"
+    return "not an image file (format not recognised)"
+
+
+def _pixels_over(label: str, width: int, height: int, limit: int) -> ImageLoadError:
+    return ImageLoadError(label, f"image is {width}x{height} = {width * height} pixels, over the {limit} limit")
+
+
 def _name_of(source: ImageSource, name: str | None) -> str:
     if name:
         return name
@@ -142,14 +163,19 @@ def load_image(
                 raise ImageLoadError(label, "empty file")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit below
-                img = _pil_open()(io.BytesIO(data))
+                try:
+                    img = _pil_open()(io.BytesIO(data))
+                except UnidentifiedImageError:
+                    raise ImageLoadError(label, _not_an_image(data)) from None
+                except Image.DecompressionBombError as exc:  # PIL's own hard limit, met before ours
+                    pixels = re.search(r"\((\d+) pixels\)", str(exc))
+                    size = f"{pixels.group(1)} pixels" if pixels else "too many pixels"
+                    raise ImageLoadError(label, f"image is {size}, over the {max_pixels} limit") from None
         width, height = img.size
         if width < 1 or height < 1:
             raise ImageLoadError(label, f"image has no pixels ({width}x{height})")
         if width * height > max_pixels:
-            raise ImageLoadError(
-                label, f"image is {width}x{height} = {width * height} pixels, over the {max_pixels} limit"
-            )
+            raise _pixels_over(label, width, height, max_pixels)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PIL warns on odd EXIF/palettes; we handle the result
             if getattr(img, "is_animated", False):
@@ -172,7 +198,5 @@ def load_image(
         raise
     except UnidentifiedImageError:
         raise ImageLoadError(label, "not an image file (format not recognised)") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageLoadError(label, f"refused as a decompression bomb ({exc})") from None
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError, TypeError) as exc:
         raise ImageLoadError(label, f"cannot decode image ({type(exc).__name__}: {exc})") from None
