@@ -24,9 +24,9 @@ def _print_json(obj: Any) -> None:
 def _expected_errors() -> tuple[type[BaseException], ...]:
     from semcopy_lib.data import ImageLoadError
     from semcopy_lib.encoders import EncoderUnavailable
-    from semcopy_lib.index import EncoderMismatch, IndexDirError
+    from semcopy_lib.index import EncoderMismatch, IndexDirError, IndexLocked
 
-    return (CliError, ImageLoadError, EncoderUnavailable, EncoderMismatch, IndexDirError, NotADirectoryError, KeyError)
+    return (CliError, ImageLoadError, EncoderUnavailable, EncoderMismatch, IndexDirError, IndexLocked, NotADirectoryError, KeyError)
 
 
 def _print_mapping(data: dict[str, Any], as_json: bool) -> None:
@@ -91,6 +91,27 @@ def cmd_index_info(args: argparse.Namespace) -> int:
 
     _print_mapping(GalleryIndex.open(args.index).info(), args.json)
     return 0
+
+
+def cmd_index_verify(args: argparse.Namespace) -> int:
+    from semcopy_lib.index.verify import repair, verify
+
+    report = verify(args.index, check_files=not args.no_files)
+    if args.repair and not report.ok and report.repair and "--repair" in report.repair:
+        print(f"{args.index}: repairing: {'; '.join(report.problems)}", file=sys.stderr)
+        report = repair(args.index)
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        state = "consistent" if report.ok else "INCONSISTENT"
+        print(f"{args.index}: {state}: {report.images} images, {report.vectors} vectors")
+        for line in report.problems:
+            print(f"  problem: {line}")
+        for line in report.warnings:
+            print(f"  warning: {line}")
+        if report.repair and not report.ok:
+            print(f"  to repair: {report.repair}")
+    return 0 if report.ok else 1
 
 
 def cmd_index_optimise(args: argparse.Namespace) -> int:
@@ -394,6 +415,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", required=True, metavar="INDEX_DIR")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_index_info)
+    p = isub.add_parser("verify", help="check that metadata, vectors and manifest agree; say how to repair")
+    p.add_argument("--index", required=True, metavar="INDEX_DIR")
+    p.add_argument("--repair", action="store_true", help="rebuild the vector file from meta.sqlite when it is behind")
+    p.add_argument("--no-files", action="store_true", help="do not check that the indexed image files are unchanged")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_index_verify)
     p = isub.add_parser("optimise", help="turn exact search into IVF-SQ8 now (done by itself past 50,000 vectors) "
                         "and report its recall@20 against exact search")
     p.add_argument("--index", required=True, metavar="INDEX_DIR")

@@ -75,12 +75,25 @@ def index_files(
     encoder: Encoder,
     batch_size: int = 32,
     progress: bool = True,
+    wait: float | None = None,
 ) -> IndexReport:
     """Embed and add ``files`` to ``index`` in batches; unreadable files are skipped with a reason.
 
-    Files already indexed with the same content are not decoded or embedded again, so rerunning an
-    interrupted build continues where it stopped.
+    The index's write lock is held throughout (``wait``: seconds to wait for another writer, default the
+    lock's: none). Each batch is one SQLite transaction and files already indexed with the same content
+    are not decoded or embedded again, so rerunning an interrupted (even killed) build continues where
+    it stopped.
+
+    Raises:
+        IndexLocked: another process is writing the index.
     """
+    with index.writing(wait):
+        return _index_files(index, files, encoder, batch_size, progress)
+
+
+def _index_files(
+    index: GalleryIndex, files: Sequence[GalleryFile], encoder: Encoder, batch_size: int, progress: bool
+) -> IndexReport:
     report = IndexReport()
     todo, shas = [], {}
     for f in files:
@@ -144,7 +157,8 @@ def build_index(
     Raises:
         EncoderMismatch: ``index_dir`` already holds an index made with another encoder.
     """
-    files = scan_folder(images_dir)
+    not_images: list[tuple[str, str]] = []
+    files = scan_folder(images_dir, skipped=not_images)
     if Path(index_dir, "manifest.json").exists():
         index = GalleryIndex.open(index_dir)
         index.check_encoder(encoder or index.encoder_name)
@@ -152,7 +166,9 @@ def build_index(
     else:
         enc = create_encoder(encoder or DEFAULT_ENCODER, path=encoder_path, device=device)
         index = GalleryIndex.create(index_dir, enc.config.to_dict(), enc.dim, root=images_dir, backend=backend)
-    return index, index_files(index, files, enc, batch_size=batch_size, progress=progress)
+    report = index_files(index, files, enc, batch_size=batch_size, progress=progress)
+    report.skipped = sorted(not_images + report.skipped)
+    return index, report
 
 
 def _inside(path: Path, root: os.PathLike | str) -> bool:
@@ -169,7 +185,7 @@ def expand_paths(paths: Iterable[os.PathLike | str], root: os.PathLike | str | N
         path = Path(p)
         if path.is_dir():
             base = root if root and _inside(path, root) else path.resolve().parent
-            files += [GalleryFile(f.path, gallery_id_for(f.path, base)) for f in scan_folder(path)]
+            files += [GalleryFile(f.path, gallery_id_for(f.path, base)) for f in scan_folder(path, skipped=bad)]
         elif path.is_file():
             files.append(GalleryFile(path, gallery_id_for(path, root)))
         else:
@@ -184,13 +200,15 @@ def add_paths(
     batch_size: int = 32,
     progress: bool = True,
     device: str | None = None,
+    wait: float | None = None,
 ) -> IndexReport:
     """Add images (files or folders) to an existing index without a rebuild.
 
     ``encoder`` is reused when given (a running service's); else the index's encoder is built.
+    ``wait``: seconds to wait while another process writes the index (see :func:`index_files`).
     """
     files, bad = expand_paths(paths, index.root)
     encoder = encoder if encoder is not None else encoder_for_index(index, device)
-    report = index_files(index, files, encoder, batch_size=batch_size, progress=progress)
+    report = index_files(index, files, encoder, batch_size=batch_size, progress=progress, wait=wait)
     report.skipped = bad + report.skipped
     return report

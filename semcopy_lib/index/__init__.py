@@ -8,6 +8,7 @@ from semcopy_lib.index.gallery import (
     Hit,
     IndexDirError,
 )
+from semcopy_lib.index.lock import IndexLocked
 from semcopy_lib.index.store import Box, NewItem, Record
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "GalleryIndex",
     "Hit",
     "IndexDirError",
+    "IndexLocked",
     "NewItem",
     "Record",
     "VectorBackend",

@@ -6,7 +6,14 @@ INDEX_DIR/
                    "vectors": N, "generation", "root"}
   meta.sqlite     one row per vector (the source of truth, see store.py)
   vectors.faiss   the search structure; rebuilt from meta.sqlite when it is behind
+  write.lock      held (flock) by the one process writing; see lock.py
 ```
+
+Durability: every change is one SQLite transaction; the vector file and manifest are written to a temp
+file and renamed, vector file first, so a manifest never vouches for vectors that are not there. A
+crash (even ``kill -9``) at any moment leaves SQLite consistent; the next open sees the vector file
+behind (generation or count) and rebuilds it from SQLite. Writers hold ``write.lock``; before writing
+they catch up with what another writer committed, and searches catch up with new generations too.
 """
 
 from __future__ import annotations
@@ -15,11 +22,13 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from semcopy_lib.index.backends import BACKENDS, VectorBackend
+from semcopy_lib.index.lock import IndexLocked, WriteLock
 from semcopy_lib.index.store import Box, MetadataStore, NewItem, Record
 
 FORMAT_VERSION = 1
@@ -72,11 +81,15 @@ def write_json_atomic(path: Path, data: Any) -> None:
 class GalleryIndex:
     """Add / remove / search / save / load over one index directory."""
 
-    def __init__(self, directory: Path, manifest: dict[str, Any], store: MetadataStore, backend: VectorBackend):
+    def __init__(self, directory: Path, manifest: dict[str, Any], store: MetadataStore, backend: VectorBackend,
+                 read_only: bool = False):
         self.directory = Path(directory)
         self.manifest = manifest
         self.store = store
         self.backend = backend
+        self.read_only = read_only
+        self.lock = WriteLock(self.directory)
+        self._generation = store.generation  # the SQLite generation the backend holds
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
@@ -96,11 +109,14 @@ class GalleryIndex:
             root: the gallery folder that ids are relative to, when there is one.
         """
         directory = Path(directory)
-        if (directory / MANIFEST).exists():
-            raise IndexDirError(f"{directory}: already holds an index")
         if backend not in BACKENDS:
             raise IndexDirError(f"unknown index backend {backend!r}; known: {', '.join(BACKENDS)}")
         directory.mkdir(parents=True, exist_ok=True)
+        lock = WriteLock(directory)
+        lock.acquire()  # two creators: the second fails clearly (and finds the manifest next time)
+        if (directory / MANIFEST).exists():
+            lock.release()
+            raise IndexDirError(f"{directory}: already holds an index")
         manifest = {
             "format_version": FORMAT_VERSION,
             "backend": backend,
@@ -114,7 +130,11 @@ class GalleryIndex:
         backend_cls = BACKENDS[backend]
         index = cls(directory, manifest, MetadataStore(directory / METADATA),
                     backend_cls(int(dim), path=directory / backend_cls.FILE))
-        index.save()
+        index.lock = lock
+        try:
+            index.save()
+        finally:
+            lock.release()
         return index
 
     @classmethod
@@ -137,22 +157,69 @@ class GalleryIndex:
         backend_cls = BACKENDS.get(manifest.get("backend", "faiss"))
         if backend_cls is None:
             raise IndexDirError(f"{path}: unknown backend {manifest.get('backend')!r}")
-        store = MetadataStore(directory / METADATA)
-        vectors = directory / backend_cls.FILE
-        dim = int(manifest["dim"])
-        index = None
-        if vectors.exists() and manifest.get("generation") == store.generation:
-            backend = backend_cls.load(vectors, dim, read_only=read_only)
-            if backend.count == store.count():
-                index = cls(directory, manifest, store, backend)
-        if index is None:  # behind or missing: SQLite is the truth
-            backend = backend_cls(dim, path=vectors)
-            for ids, vecs in store.iter_vectors(dim):
-                backend.add(ids, vecs)
-            index = cls(directory, manifest, store, backend)
-            index.save()
-            index.optimise()  # a big index is IVF again (retrained from the vectors SQLite holds)
+        index = cls(directory, manifest, MetadataStore(directory / METADATA), None, read_only=read_only)
+        index._load_backend()
         return index
+
+    def _load_backend(self) -> None:
+        """Load the vector file when it matches SQLite, else rebuild it from SQLite (and, when this
+        process may write and no one else is writing, save it and make a big index IVF again)."""
+        backend_cls = BACKENDS[self.manifest.get("backend", "faiss")]
+        vectors = self.directory / backend_cls.FILE
+        generation = self.store.generation
+        if vectors.exists() and self.manifest.get("generation") == generation:
+            backend = backend_cls.load(vectors, self.dim, read_only=self.read_only)
+            if backend.count == self.store.count():
+                self.backend, self._generation = backend, generation
+                return
+            close = getattr(backend, "close", None)
+            if close is not None:
+                close()
+        backend = backend_cls(self.dim, path=vectors)  # behind or missing: SQLite is the truth
+        for ids, vecs in self.store.iter_vectors(self.dim):
+            backend.add(ids, vecs)
+        self.backend, self._generation = backend, generation
+        if self.read_only:
+            return
+        try:
+            with self.lock:
+                if self.store.generation == generation:
+                    self.save()
+                    self.optimise()  # a big index is IVF again (retrained from the vectors SQLite holds)
+        except IndexLocked:
+            pass  # another process is writing: it will save; this one searches what it rebuilt
+
+    def refresh(self) -> bool:
+        """Catch up with changes another process committed; True when there were any."""
+        if self.store.generation == self._generation:
+            return False
+        path = self.directory / MANIFEST
+        try:
+            self.manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            pass  # being replaced right now: the vector file check below rebuilds from SQLite
+        old = self.backend
+        self._load_backend()
+        close = getattr(old, "close", None)
+        if close is not None and old is not self.backend:
+            close()
+        return True
+
+    @contextmanager
+    def writing(self, wait: float | None = None) -> Iterator["GalleryIndex"]:
+        """Hold the index's write lock (re-entrant), caught up with other writers first.
+
+        Raises:
+            IndexLocked: another process holds it for longer than ``wait`` seconds (default: the lock's).
+        """
+        if self.read_only:
+            raise IndexDirError(f"{self.directory}: opened read-only; open it without read_only to change it")
+        self.lock.acquire(wait)
+        try:
+            self.refresh()
+            yield self
+        finally:
+            self.lock.release()
 
     # -- facts -------------------------------------------------------------------------------
     @property
@@ -231,37 +298,41 @@ class GalleryIndex:
             self.check_encoder(item.encoder)
             if item.vector.shape != (self.dim,):
                 raise ValueError(f"{item.gallery_id}: vector shape {item.vector.shape}, index dimension is {self.dim}")
-        new, replace, unchanged, seen = [], [], [], {}
-        for item in items:
-            if item.gallery_id not in seen:
-                old = self.store.sha_of(item.gallery_id)
-                seen[item.gallery_id] = old
-                if old == item.sha256:
-                    unchanged.append(item.gallery_id)
-                elif old is None:
-                    new.append(item.gallery_id)
-                else:
-                    replace.append(item.gallery_id)
-        todo = [it for it in items if seen[it.gallery_id] != it.sha256]
-        if todo or replace:
-            added_ids, removed_ids = self.store.write(add=todo, remove_gallery_ids=replace)
-            self.backend.remove(np.array(removed_ids, dtype=np.int64))
-            self.backend.add(np.array(added_ids, dtype=np.int64), np.stack([it.vector for it in todo]))
-            if save:
-                self.save()
-        return AddReport(new, replace, unchanged)
+        with self.writing():
+            new, replace, unchanged, seen = [], [], [], {}
+            for item in items:
+                if item.gallery_id not in seen:
+                    old = self.store.sha_of(item.gallery_id)
+                    seen[item.gallery_id] = old
+                    if old == item.sha256:
+                        unchanged.append(item.gallery_id)
+                    elif old is None:
+                        new.append(item.gallery_id)
+                    else:
+                        replace.append(item.gallery_id)
+            todo = [it for it in items if seen[it.gallery_id] != it.sha256]
+            if todo or replace:
+                added_ids, removed_ids = self.store.write(add=todo, remove_gallery_ids=replace)
+                self._generation = self.store.generation
+                self.backend.remove(np.array(removed_ids, dtype=np.int64))
+                self.backend.add(np.array(added_ids, dtype=np.int64), np.stack([it.vector for it in todo]))
+                if save:
+                    self.save()
+            return AddReport(new, replace, unchanged)
 
     def remove(self, gallery_ids: Iterable[str], save: bool = True) -> list[str]:
         """Remove gallery images by id. Returns the ids that were not in the index."""
         gallery_ids = list(dict.fromkeys(gallery_ids))
-        missing = [g for g in gallery_ids if self.store.sha_of(g) is None]
-        present = [g for g in gallery_ids if g not in missing]
-        if present:
-            _, removed_ids = self.store.write(remove_gallery_ids=present)
-            self.backend.remove(np.array(removed_ids, dtype=np.int64))
-            if save:
-                self.save()
-        return missing
+        with self.writing():
+            missing = [g for g in gallery_ids if self.store.sha_of(g) is None]
+            present = [g for g in gallery_ids if g not in missing]
+            if present:
+                _, removed_ids = self.store.write(remove_gallery_ids=present)
+                self._generation = self.store.generation
+                self.backend.remove(np.array(removed_ids, dtype=np.int64))
+                if save:
+                    self.save()
+            return missing
 
     def optimise(self, force: bool = False) -> dict | None:
         """Past :data:`FLAT_MAX` vectors (or with ``force``), turn an exact FAISS index into IVF-SQ8 and
@@ -271,20 +342,23 @@ class GalleryIndex:
             return None
         if backend.count < 2:
             return None
-        report = backend.to_ivf()
-        self.manifest["vector_index"] = report
-        self.save()
-        return report
+        with self.writing():
+            report = self.backend.to_ivf()
+            self.manifest["vector_index"] = report
+            self.save()
+            return report
 
     def save(self) -> None:
         """Write the backend file, then the manifest that vouches for it (both atomically)."""
-        self.backend.save(self.directory / self.backend.FILE)
-        self.manifest.update(
-            count=self.store.count_images(), vectors=self.backend.count, generation=self.store.generation
-        )
-        write_json_atomic(self.directory / MANIFEST, self.manifest)
+        with self.writing():
+            self.backend.save(self.directory / self.backend.FILE)
+            self.manifest.update(
+                count=self.store.count_images(), vectors=self.backend.count, generation=self._generation
+            )
+            write_json_atomic(self.directory / MANIFEST, self.manifest)
 
     def close(self) -> None:
+        self.lock.release()
         self.store.close()
         close = getattr(self.backend, "close", None)
         if close is not None:
@@ -308,6 +382,7 @@ class GalleryIndex:
         """
         if encoder is not None:
             self.check_encoder(encoder)
+        self.refresh()  # another process (a build, another dashboard session) may have added images
         queries = np.asarray(queries, dtype=np.float32).reshape(-1, self.dim)
         per_image = max(1, self.backend.count // max(1, len(self)))
         fetch = min(self.backend.count, k * per_image * 2) or k

@@ -1,0 +1,196 @@
+"""``semcopy index verify``: is an index directory consistent, and how to repair it when it is not.
+
+SQLite (``meta.sqlite``) is the truth; the vector file and the manifest are derived from it. So a
+vector file that is behind, missing or wrong is repaired by rebuilding it from SQLite, while a damaged
+SQLite file can only be rebuilt from the images.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from semcopy_lib.data.folders import sha256_of
+from semcopy_lib.index.backends import BACKENDS
+from semcopy_lib.index.gallery import FORMAT_VERSION, MANIFEST, METADATA, GalleryIndex, IndexDirError, write_json_atomic
+from semcopy_lib.index.lock import WriteLock
+from semcopy_lib.index.store import MetadataStore
+
+#: Stored vectors searched for themselves to check the vector file answers like SQLite says.
+SELF_SEARCH_SAMPLE = 64
+
+
+@dataclass
+class VerifyReport:
+    """What ``index verify`` found. ``problems`` make the index inconsistent; ``warnings`` do not."""
+
+    path: str
+    images: int = 0
+    vectors: int = 0
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    repair: str | None = None  # the command that fixes the problems, when one does
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, **asdict(self)}
+
+
+def _check_store(store: MetadataStore, dim: int, report: VerifyReport) -> None:
+    """Rows: dimension, finite unit vectors, one content (sha256) per image, no row twice."""
+    conn = store.conn
+    seen_rows: set[tuple[str, str, bytes]] = set()
+    shas: dict[str, str] = {}
+    bad_dim = bad_norm = twice = mixed = 0
+    for gid, sha, box, blob in conn.execute("SELECT gallery_id, sha256, box, vector FROM items ORDER BY id"):
+        if len(blob) != 4 * dim:
+            bad_dim += 1
+            continue
+        vec = np.frombuffer(blob, dtype=np.float32)
+        if not np.isfinite(vec).all() or abs(float(vec @ vec) - 1.0) > 1e-3:
+            bad_norm += 1
+        key = (gid, box, blob)
+        twice += key in seen_rows
+        seen_rows.add(key)
+        if shas.setdefault(gid, sha) != sha:
+            mixed += 1
+    for n, what in ((bad_dim, f"rows whose vector is not {dim} float32 values"),
+                    (bad_norm, "rows whose vector is not finite and unit length"),
+                    (twice, "rows stored twice"),
+                    (mixed, "rows of an image with another content (sha256) than its other rows")):
+        if n:
+            report.problems.append(f"meta.sqlite: {n} {what}")
+
+
+def _check_backend(directory: Path, manifest: dict, store: MetadataStore, report: VerifyReport) -> bool:
+    """The vector file: present, of the generation and size SQLite has, answering with SQLite's ids.
+    Returns True when it is behind or wrong (a rebuild from SQLite fixes it)."""
+    backend_cls = BACKENDS.get(manifest.get("backend", "faiss"))
+    if backend_cls is None:
+        report.problems.append(f"{MANIFEST}: unknown backend {manifest.get('backend')!r}")
+        return False
+    path = directory / backend_cls.FILE
+    if not path.exists():
+        report.problems.append(f"{backend_cls.FILE}: missing")
+        return True
+    if manifest.get("generation") != store.generation:
+        report.problems.append(
+            f"{backend_cls.FILE}: generation {manifest.get('generation')} in the manifest, "
+            f"{store.generation} in meta.sqlite (an interrupted write; the next open rebuilds it)")
+        return True
+    try:
+        backend = backend_cls.load(path, int(manifest["dim"]), read_only=True)
+    except Exception as exc:  # a damaged file: FAISS and Milvus raise their own types
+        report.problems.append(f"{backend_cls.FILE}: unreadable ({type(exc).__name__}: {exc})")
+        return True
+    try:
+        if backend.count != report.vectors:
+            report.problems.append(f"{backend_cls.FILE}: {backend.count} vectors, meta.sqlite has {report.vectors}")
+            return True
+        ids = [r[0] for r in store.conn.execute(
+            "SELECT id FROM items ORDER BY RANDOM() LIMIT ?", (SELF_SEARCH_SAMPLE,))]
+        if ids:
+            marks = ",".join("?" * len(ids))
+            rows = store.conn.execute(f"SELECT id, vector FROM items WHERE id IN ({marks})", ids).fetchall()
+            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+            _, found = backend.search(vecs, 5)
+            lost = sum(int(r[0]) not in set(f.tolist()) for r, f in zip(rows, found))
+            approximate = "IVF" in str(getattr(backend, "kind", ""))
+            if lost > (0.05 * len(rows) if approximate else 0):
+                report.problems.append(
+                    f"{backend_cls.FILE}: {lost} of {len(rows)} sampled vectors are not found by searching for them")
+                return True
+    finally:
+        close = getattr(backend, "close", None)
+        if close is not None:
+            close()
+    return False
+
+
+def verify(directory: os.PathLike | str, check_files: bool = True) -> VerifyReport:
+    """Check one index directory without changing it.
+
+    Args:
+        check_files: also check that indexed image files still exist with the same content (warnings).
+
+    Raises:
+        IndexDirError: ``directory`` is not an index (no readable manifest).
+    """
+    directory = Path(directory)
+    report = VerifyReport(str(directory))
+    manifest_path = directory / MANIFEST
+    if not manifest_path.is_file():
+        raise IndexDirError(f"{directory}: not a semcopy index (no {MANIFEST})")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexDirError(f"{manifest_path}: unreadable manifest ({exc})") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexDirError(f"{manifest_path}: index format {manifest.get('format_version')!r}, this semcopy reads {FORMAT_VERSION}")
+    if not (directory / METADATA).is_file():
+        report.problems.append(f"{METADATA}: missing; rebuild the index from the images with 'semcopy index build'")
+        return report
+    store = MetadataStore(directory / METADATA)
+    try:
+        integrity = store.conn.execute("PRAGMA integrity_check").fetchone()[0]
+        if integrity != "ok":
+            report.problems.append(f"{METADATA}: damaged ({integrity})")
+            report.repair = (f"rebuild from the images: semcopy index build IMAGES_DIR --index NEW_DIR "
+                             f"(the vectors in {directory} cannot be trusted)")
+            return report
+        report.images, report.vectors = store.count_images(), store.count()
+        _check_store(store, int(manifest["dim"]), report)
+        sqlite_ok = not report.problems
+        behind = _check_backend(directory, manifest, store, report)
+        if behind and sqlite_ok:
+            report.repair = f"semcopy index verify --index {directory} --repair (rebuilds the vector file from meta.sqlite)"
+        elif not sqlite_ok:
+            report.repair = "rebuild from the images: semcopy index build IMAGES_DIR --index NEW_DIR"
+        if check_files:
+            missing = changed = 0
+            for source, sha in store.conn.execute("SELECT source, MIN(sha256) FROM items GROUP BY gallery_id"):
+                try:
+                    changed += sha256_of(source) != sha
+                except OSError:
+                    missing += 1
+            if missing:
+                report.warnings.append(f"{missing} indexed image files are gone (search still finds their vectors)")
+            if changed:
+                report.warnings.append(f"{changed} indexed image files changed since; 'semcopy index build' again updates them")
+    except sqlite3.DatabaseError as exc:
+        report.problems.append(f"{METADATA}: unreadable ({exc})")
+        report.repair = "rebuild from the images: semcopy index build IMAGES_DIR --index NEW_DIR"
+    finally:
+        store.close()
+    leftovers = sorted(p.name for p in directory.glob("*.tmp"))
+    if leftovers:
+        report.warnings.append(f"left over from an interrupted write (harmless, --repair deletes them): {', '.join(leftovers)}")
+    return report
+
+
+def repair(directory: os.PathLike | str) -> VerifyReport:
+    """Rebuild the vector file from SQLite and delete temp files left by a crash; returns a new verify.
+
+    Raises:
+        IndexLocked: another process is writing the index.
+    """
+    directory = Path(directory)
+    with WriteLock(directory):
+        for tmp in directory.glob("*.tmp"):
+            tmp.unlink()
+        manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+        backend_file = directory / BACKENDS[manifest.get("backend", "faiss")].FILE
+        if backend_file.exists() and manifest.get("backend", "faiss") == "faiss":
+            backend_file.unlink()  # open() rebuilds a missing vector file from SQLite and saves it
+        manifest["generation"] = -1  # whatever the backend, it is behind: rebuilt on open
+        write_json_atomic(directory / MANIFEST, manifest)
+    GalleryIndex.open(directory).close()
+    return verify(directory, check_files=False)
