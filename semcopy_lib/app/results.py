@@ -44,3 +44,24 @@ def verdict(score: float, copy: float, subject: float) -> str:
     if score >= copy:
         return VERDICTS[0]
     return VERDICTS[1] if score >= subject else VERDICTS[2]
+
+
+def result_to_dict(result: QueryResult) -> dict:
+    """A :class:`QueryResult` as plain JSON types (what the shared search server sends)."""
+    return {
+        "query": result.query, "layout": result.layout, "error": result.error,
+        "regions": [[list(r.box), r.kind] for r in result.regions],
+        "hits": [[h.gallery_id, h.score, h.label, h.source, list(h.query_box), h.region_kind] for h in result.hits],
+        "objects": [[list(o.box), o.label, o.confidence] for o in result.objects],
+    }
+
+
+def result_from_dict(data: dict) -> QueryResult:
+    """The inverse of :func:`result_to_dict`."""
+    return QueryResult(
+        query=data["query"], layout=data["layout"], error=data["error"],
+        regions=[Region(tuple(box), kind) for box, kind in data["regions"]],
+        hits=[SearchHit(gid, float(score), label, source, tuple(box), kind)
+              for gid, score, label, source, box, kind in data["hits"]],
+        objects=[Detection(tuple(box), label, float(conf)) for box, label, conf in data["objects"]],
+    )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
-from typing import Iterable, Sequence, Union
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Sequence, Union
 
 import numpy as np
 from PIL import Image
@@ -28,6 +31,13 @@ QUERY_CHUNK = 64
 WHOLE_WEIGHT, PART_WEIGHT, WINDOW_WEIGHT = 1.0, 0.96, 0.95
 
 QuerySource = Union[str, os.PathLike, bytes, Image.Image]
+#: Uploads added to the gallery are stored (re-encoded as PNG) in this folder of the index.
+UPLOADS = "uploads"
+#: Seconds an upload waits while another process (a build, another server) writes the index.
+WRITE_WAIT = 30.0
+
+if TYPE_CHECKING:
+    from semcopy_lib.app.gallery_map import GalleryMap
 
 
 class SearchService:
@@ -172,5 +182,57 @@ class SearchService:
         return add_paths(self.index, paths, encoder=self.encoder, progress=progress)
 
     def add_file(self, path: os.PathLike | str, gallery_id: str) -> IndexReport:
-        """Add one file under an explicit gallery id (e.g. ``label/name.jpg`` from an upload)."""
-        return index_files(self.index, [GalleryFile(path, gallery_id)], self.encoder, progress=False)
+        """Add one file under an explicit gallery id (e.g. ``label/name.jpg`` from an upload); waits
+        up to :data:`WRITE_WAIT` s while another process writes the index."""
+        return index_files(self.index, [GalleryFile(path, gallery_id)], self.encoder, progress=False, wait=WRITE_WAIT)
+
+    def add_upload(self, content: bytes, name: str, label: str) -> str:
+        """Add an uploaded image to the gallery under class ``label``; returns its gallery id.
+
+        The image is stored re-encoded as PNG under ``INDEX_DIR/uploads/<sha256>.png``: the uploaded
+        name is never used as a path, only (reduced to letters, digits, - and _) in the gallery id.
+
+        Raises:
+            ImageLoadError: ``content`` is not a readable image (one line naming ``name``).
+            ValueError: ``label`` is not a class name (letters, digits, space, - and _, folders with /).
+        """
+        label = label.strip().strip("/")
+        if not re.fullmatch(r"[\w\- ]+(/[\w\- ]+)*", label):
+            raise ValueError("a class name is letters, digits, - and _ (folders with /)")
+        image = load_image(content, name=name)
+        folder = self.index.directory / UPLOADS
+        folder.mkdir(exist_ok=True)
+        digest = hashlib.sha256(content).hexdigest()[:16]
+        path = folder / f"{digest}.png"
+        tmp = folder / f"{digest}.png.tmp"
+        image.save(tmp, "PNG")
+        os.replace(tmp, path)
+        stem = re.sub(r"[^\w\-]+", "_", Path(name).stem).strip("_") or "upload"
+        gallery_id = f"{label}/{stem}.png"
+        if self.index.store.sha_of(gallery_id) is not None:
+            gallery_id = f"{label}/{stem}-{digest[:8]}.png"
+        self.add_file(path, gallery_id)
+        return gallery_id
+
+    def describe(self) -> dict:
+        """What a dashboard shows about this service: encoder and its thresholds, whether key objects
+        are on, the encoders installed here, the gallery size and index facts."""
+        from semcopy_lib.encoders import list_encoders
+
+        self.index.refresh()
+        return {
+            "encoder": self.encoder.name,
+            "copy_score": self.encoder.copy_score,
+            "subject_score": self.encoder.subject_score,
+            "detector": self.detector is not None,
+            "encoders": sorted({i.name for i in list_encoders() if i.available} | {self.encoder.name}),
+            "count": len(self.index),
+            "info": self.index.info(),
+        }
+
+    def gallery_map(self) -> "GalleryMap":
+        """The gallery's 2-D map (cached beside the index; see :mod:`semcopy_lib.app.gallery_map`)."""
+        from semcopy_lib.app.gallery_map import gallery_map
+
+        self.index.refresh()
+        return gallery_map(self.index)

@@ -1,40 +1,37 @@
 """The upload-and-search app (ipywidgets, served by Voila): what the query is, what matched and why.
 
-The widgets only wire :class:`~semcopy_lib.app.SearchService` (model and index loaded once per
-kernel) to the page; verdicts, the hits ZIP/CSV and the gallery map come from ``semcopy_lib.app``.
+The widgets only wire a search service to the page: under ``semcopy serve`` the one shared by every
+session (:class:`~semcopy_lib.app.remote.RemoteSearchService`: the kernel loads neither torch nor the
+model), else a :class:`~semcopy_lib.app.SearchService` of its own. Verdicts, the hits ZIP/CSV and the
+gallery map come from ``semcopy_lib.app``.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import os
-import re
 import time
-from pathlib import Path
 
 import ipywidgets as w
 import numpy as np
 
-from semcopy_lib.app import QueryResult, SearchService
 from semcopy_lib.app.export import hits_zip
-from semcopy_lib.app.gallery_map import GalleryMap, gallery_map
-from semcopy_lib.app.results import SearchHit, verdict
+from semcopy_lib.app.gallery_map import GalleryMap
+from semcopy_lib.app.remote import SERVICE_ENV, RemoteSearchService
+from semcopy_lib.app.results import QueryResult, SearchHit, verdict
 from semcopy_lib.dashboard.map_view import map_figure, map_iframe
 from semcopy_lib.dashboard.overlay import draw_understanding, region_labels
 from semcopy_lib.dashboard.thumbs import data_uri, file_thumb
 from semcopy_lib.data import ImageLoadError, load_image
-from semcopy_lib.encoders import list_encoders
 from semcopy_lib.segment import crop
 
 INDEX_ENV = "SEMCOPY_INDEX"
-#: Uploads larger than this are refused with a message (pixels are capped by the image loader).
-MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+#: Uploads larger than this many MB are refused with a message ($SEMCOPY_MAX_UPLOAD_MB; pixels are
+#: capped by the image loader, $SEMCOPY_MAX_PIXELS).
+MAX_UPLOAD_BYTES = int(float(os.environ.get("SEMCOPY_MAX_UPLOAD_MB", "25")) * 1024 * 1024)
 #: Thresholds when the encoder has measured none (cosine).
 FALLBACK_COPY, FALLBACK_SUBJECT = 0.8, 0.6
-#: Uploads added to the gallery are stored (re-encoded as PNG) in this folder of the index.
-UPLOADS = "uploads"
 #: A query is drawn on the map at the mean of its first hits, weighted exp((score - best) / scale).
 MAP_PLACE_HITS, MAP_PLACE_SCALE = 5, 0.05
 
@@ -71,23 +68,24 @@ def hit_card(rank: int, hit: SearchHit, badge: str, region_name: str, region_thu
 
 
 class SearchApp:
-    """Widgets wired to a :class:`SearchService`; ``app.widget`` is what the notebook displays."""
+    """Widgets wired to a search service (a :class:`~semcopy_lib.app.SearchService` or the shared
+    :class:`~semcopy_lib.app.remote.RemoteSearchService`); ``app.widget`` is what the notebook displays."""
 
-    def __init__(self, service: SearchService):
+    def __init__(self, service):
         self.service = service
         enc = service.encoder
+        facts = service.describe()
         self.header = w.HTML()
         self.upload = w.FileUpload(accept="image/*", multiple=True, description="Upload")
         self.button = w.Button(description="Search", button_style="primary", icon="search")
         self.k = w.IntSlider(value=10, min=1, max=50, description="k")
-        available = [i.name for i in list_encoders() if i.available]
-        self.encoder = w.Dropdown(options=sorted(set(available) | {enc.name}), value=enc.name, description="encoder")
+        self.encoder = w.Dropdown(options=facts["encoders"], value=enc.name, description="encoder")
         style = {"description_width": "initial"}
         self.copy = w.FloatSlider(value=enc.copy_score or FALLBACK_COPY, min=0.0, max=1.0, step=0.001,
                                   readout_format=".3f", description="copy ≥", style=style)
         self.subject = w.FloatSlider(value=enc.subject_score or FALLBACK_SUBJECT, min=0.0, max=1.0, step=0.001,
                                      readout_format=".3f", description="same subject ≥", style=style)
-        has_detector = service.detector is not None
+        has_detector = bool(facts["detector"])
         self.objects = w.Checkbox(value=has_detector, disabled=not has_detector, indent=False,
                                   description="key objects (YOLO)" if has_detector else "key objects: no YOLO weights")
         self.progress = w.IntProgress(value=0, min=0, max=3, bar_style="info", layout=w.Layout(visibility="hidden"))
@@ -111,7 +109,7 @@ class SearchApp:
         self._results: list[QueryResult] = []
         self._images: dict[str, object] = {}
         self._map: GalleryMap | None = None
-        self._refresh_header()
+        self._refresh_header(facts)
         self.widget = w.VBox([
             self.header,
             w.HBox([self.upload, self.button, self.k, self.encoder]),
@@ -126,8 +124,12 @@ class SearchApp:
 
     @classmethod
     def from_env(cls) -> "SearchApp":
-        """The app over the index named by ``$SEMCOPY_INDEX`` (what ``semcopy serve`` sets), with key
-        objects when YOLO weights are present."""
+        """The app on the shared service at ``$SEMCOPY_SERVICE`` (what ``semcopy serve`` sets), else on
+        a service of its own over the index named by ``$SEMCOPY_INDEX``, with key objects when YOLO
+        weights are present."""
+        if os.environ.get(SERVICE_ENV):
+            return cls(RemoteSearchService(os.environ[SERVICE_ENV]))
+        from semcopy_lib.app.service import SearchService
         from semcopy_lib.detect import load_detector
 
         index_dir = os.environ.get(INDEX_ENV)
@@ -169,7 +171,7 @@ class SearchApp:
     def add(self) -> None:
         """Add the uploaded image(s) to the gallery under the typed class, without a rebuild."""
         label = self.new_class.value.strip().strip("/")
-        if not re.fullmatch(r"[\w\- ]+(/[\w\- ]+)*", label):
+        if not label:
             self._say("Type a class name (letters, digits, - and _, folders with /) before adding.", error=True)
             return
         files = self._uploads()
@@ -177,27 +179,10 @@ class SearchApp:
             return
         self._busy(f"Adding {len(files)} image(s) to {label}…")
         try:
-            added = []
-            folder = self.service.index.directory / UPLOADS
-            folder.mkdir(exist_ok=True)
-            for name, content in files:
-                try:
-                    image = load_image(content, name=name)
-                except ImageLoadError as exc:
-                    self._say(str(exc), error=True)
-                    return
-                digest = hashlib.sha256(content).hexdigest()[:16]
-                path = folder / f"{digest}.png"  # never the uploaded name: it is not a path we trust
-                image.save(path)
-                stem = re.sub(r"[^\w\-]+", "_", Path(name).stem).strip("_") or "upload"
-                gallery_id = f"{label}/{stem}.png"
-                if self.service.index.store.sha_of(gallery_id) is not None:
-                    gallery_id = f"{label}/{stem}-{digest[:8]}.png"
-                self.service.add_file(path, gallery_id)
-                added.append(gallery_id)
-            self._refresh_header()
+            added = [self.service.add_upload(content, name, label) for name, content in files]
+            facts = self._refresh_header()
             self._show_map(gallery_changed=True)
-            self._say(f"Added {', '.join(added)}; the gallery now holds {len(self.service.index)} images.")
+            self._say(f"Added {', '.join(added)}; the gallery now holds {facts['count']} images.")
         except Exception as exc:
             self._say(f"Adding failed: {' '.join(str(exc).split())}", error=True)
         finally:
@@ -252,7 +237,7 @@ class SearchApp:
         """Draw the map with the current results; it is read again only when the gallery changed."""
         try:
             if self._map is None or gallery_changed:
-                self._map = gallery_map(self.service.index)
+                self._map = self.service.gallery_map()
         except Exception as exc:
             self.map.value = f'<p class="semcopy-error">No gallery map: {html.escape(" ".join(str(exc).split()))}</p>'
             return
@@ -282,13 +267,14 @@ class SearchApp:
             return []
         return files
 
-    def _refresh_header(self) -> None:
-        info = self.service.index.info()
+    def _refresh_header(self, facts: dict | None = None) -> dict:
+        facts = facts or self.service.describe()
         self.header.value = (
-            _CSS + f"<h2>semcopy: find semantic copies</h2><p>Gallery: {len(self.service.index)} images, "
-            f"encoder <code>{html.escape(info['encoder'])}</code>. Upload an image "
+            _CSS + f"<h2>semcopy: find semantic copies</h2><p>Gallery: {facts['count']} images, "
+            f"encoder <code>{html.escape(facts['encoder'])}</code>. Upload an image "
             "(a photo, a drawing, a screenshot or a collage) and press Search.</p>"
         )
+        return facts
 
     def _encoder_changed(self, change) -> None:
         if change["new"] != self.service.encoder.name:

@@ -1,4 +1,9 @@
-"""``semcopy serve``: run Voila on ``dashboards/search.ipynb`` over an index."""
+"""``semcopy serve``: run Voila on ``dashboards/search.ipynb`` over an index.
+
+The model and index are loaded once, here, and shared by every browser session through a search
+server on a private Unix socket (:mod:`semcopy_lib.app.remote`); each session's kernel holds widgets
+only. Voila binds 127.0.0.1 unless ``--host`` says otherwise.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,6 @@ import sys
 from pathlib import Path
 
 from semcopy_lib.dashboard.search_app import INDEX_ENV
-from semcopy_lib.index import GalleryIndex
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "dashboards" / "search.ipynb"
 
@@ -24,16 +28,16 @@ def voila_command(notebook: Path, host: str, port: int) -> list[str]:
 
 def serve(index_dir: os.PathLike | str, host: str = "127.0.0.1", port: int = 8866) -> int:
     """Serve the dashboard until interrupted; returns Voila's exit status."""
-    from semcopy_lib.app.gallery_map import gallery_map
+    from semcopy_lib.app.remote import SERVICE_ENV, SearchServer
+    from semcopy_lib.app.service import SearchService
+    from semcopy_lib.detect import load_detector
 
-    index = GalleryIndex.open(index_dir)  # a clear error now rather than in the page
-    try:
-        gallery_map(index)  # the 2-D map is computed once and cached beside the index: pages open fast
-    finally:
-        index.close()
     if not NOTEBOOK.is_file():
         raise FileNotFoundError(f"{NOTEBOOK}: dashboard notebook not found (run from a source checkout)")
-    env = dict(os.environ, **{INDEX_ENV: str(Path(index_dir).resolve())})
+    service = SearchService(index_dir, detector=load_detector())  # a clear error now rather than in the page
+    service.gallery_map()  # the 2-D map is computed once and cached beside the index: pages open fast
+    server = SearchServer(service).start()
+    env = dict(os.environ, **{INDEX_ENV: str(Path(index_dir).resolve()), SERVICE_ENV: str(server.socket_path)})
     print(f"semcopy dashboard on http://{host}:{port}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
     child = subprocess.Popen(voila_command(NOTEBOOK, host, port), env=env)
     # a SIGTERM to `semcopy serve` (a supervisor, a test) stops Voila and its kernels too, not just us
@@ -44,3 +48,5 @@ def serve(index_dir: os.PathLike | str, host: str = "127.0.0.1", port: int = 886
         child.terminate()
         child.wait(timeout=20)
         return 0
+    finally:
+        server.close()

@@ -29,6 +29,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class _Url(str):
+    """The dashboard's URL, with the pid of its `semcopy serve` process."""
+
+    pid: int
+
+
 @pytest.fixture(scope="module")
 def server(gallery_dir, tmp_path_factory):
     from semcopy_lib.app import build_index
@@ -48,7 +54,9 @@ def server(gallery_dir, tmp_path_factory):
             if proc.poll() is not None:
                 raise RuntimeError(f"semcopy serve exited with {proc.returncode}; see {log.name}")
             time.sleep(0.5)
-    yield f"http://127.0.0.1:{port}/"
+    url = _Url(f"http://127.0.0.1:{port}/")
+    url.pid = proc.pid
+    yield url
     proc.terminate()  # serve passes it on to Voila, which shuts its kernels down
     proc.wait(timeout=30)
 
@@ -184,3 +192,53 @@ def test_add_to_gallery_makes_the_next_search_find_it(browser_page, tmp_path):
     shot(page, "4-after-add")
     assert "added/new_picture.png" in first_hit(page)
     assert page.ready_seconds < 60  # cold start here (a fresh kernel loads the model): far under in practice
+
+
+def _kernel_rss_mb(serve_pid: int) -> list[float]:
+    """Resident memory of each Jupyter kernel that `semcopy serve` (through Voila) started."""
+    import psutil
+
+    kernels = [p for p in psutil.Process(serve_pid).children(recursive=True)
+               if "ipykernel" in " ".join(p.cmdline())]
+    return [p.memory_info().rss / 2**20 for p in kernels]
+
+
+def test_several_sessions_search_at_once_without_error_and_share_one_model(server, browser_page, gallery_dir, tmp_path):
+    """Three more browser sessions (three more Voila kernels) press Search together; each gets its own
+    right first hit, and no kernel holds a model: each stays far below one that imports torch (~540 MB)."""
+    import random
+
+    from semcopy_lib.data import compose, load_image
+
+    targets = ["animals/img00.png", "food/img04.png", "shapes/stars/img08.png"]
+    queries = []
+    for i, target in enumerate(targets):
+        page_img, _ = compose.page(load_image(gallery_dir / target), random.Random(20 + i), dark=bool(i % 2))
+        queries.append(tmp_path / f"session {i}.png")
+        page_img.save(queries[-1])
+    browser = browser_page.context.browser
+    contexts = [browser.new_context(viewport={"width": 1300, "height": 1000}) for _ in targets]
+    try:
+        pages = [c.new_page() for c in contexts]
+        for page in pages:
+            page.goto(server, timeout=90_000)
+        for page in pages:
+            page.get_by_role("button", name="Search").wait_for(timeout=90_000)
+        for page, query in zip(pages, queries):
+            choose(page, query)
+        for page in pages:  # all three presses before any answer comes back
+            page.get_by_role("button", name="Search").click()
+        for page in pages:
+            page.locator('.semcopy-done[data-run="1"]').wait_for(state="attached", timeout=120_000)
+        for i, (page, target) in enumerate(zip(pages, targets)):
+            shot(page, f"5-session-{i}")
+            body = page.inner_text("body")
+            assert "Traceback" not in body and not page.locator(".semcopy-error").count(), body[:500]
+            assert target in first_hit(page)
+        rss = _kernel_rss_mb(server.pid)
+    finally:
+        for c in contexts:
+            c.close()
+    assert len(rss) >= 4, rss
+    print("kernel RSS MB:", [round(r) for r in rss])
+    assert max(rss) < 300, rss

@@ -1,0 +1,226 @@
+"""One search service shared by every dashboard session: a small HTTP server on a Unix socket.
+
+``semcopy serve`` loads the model and index once, in its own process, and serves them on a socket in
+a private folder (mode 0700, so only this user can connect); each Voila kernel (one per browser
+session) talks to it through :class:`RemoteSearchService`, which has the methods the dashboard uses
+and imports neither torch nor the model. A session then costs its widgets, not another model.
+
+Requests (JSON; images travel base64-encoded):
+
+- ``GET /describe`` -> :meth:`SearchService.describe`
+- ``POST /search`` ``{"k", "queries": [{"name", "data"}]}`` -> ``{"results": [result_to_dict...]}``
+- ``POST /add_upload`` ``{"name", "label", "data"}`` -> ``{"gallery_id"}``
+- ``GET /gallery_map`` -> ``{"ids", "labels", "sources", "xy"}``
+
+Errors come back as ``{"error": "one line"}`` with status 400 (the request's fault) or 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import socket
+import socketserver
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from semcopy_lib.app.results import QueryResult, result_from_dict, result_to_dict
+
+if TYPE_CHECKING:
+    from semcopy_lib.app.gallery_map import GalleryMap
+    from semcopy_lib.app.service import SearchService
+
+#: The environment variable that tells a dashboard kernel where the shared service listens.
+SERVICE_ENV = "SEMCOPY_SERVICE"
+#: Largest request body accepted (a few uploads at the dashboard's 25 MB cap, base64-encoded).
+MAX_REQUEST_BYTES = 200 * 1024 * 1024
+
+
+class ServiceError(RuntimeError):
+    """The shared search service refused or failed a request; ``str(err)`` is its one-line reason."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: "SearchServer"
+    protocol_version = "HTTP/1.1"
+
+    def address_string(self) -> str:  # a Unix socket has no client address
+        return "local"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: the dashboard shows errors itself
+        pass
+
+    def _send(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> dict:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_REQUEST_BYTES:
+            raise ValueError(f"request of {length} bytes is over the {MAX_REQUEST_BYTES} limit")
+        return json.loads(self.rfile.read(length) or b"{}")
+
+    def _answer(self, work) -> None:
+        from semcopy_lib.data import ImageLoadError
+
+        try:
+            body = work()
+        except (ValueError, KeyError, TypeError, ImageLoadError) as exc:
+            self._send(400, {"error": " ".join(str(exc).split()) or type(exc).__name__})
+        except Exception as exc:  # noqa: BLE001 - a failed request must not stop the server
+            self._send(500, {"error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"})
+        else:
+            self._send(200, body)
+
+    def do_GET(self) -> None:
+        service, lock = self.server.service, self.server.lock
+        if self.path == "/describe":
+            self._answer(lambda: _locked(lock, service.describe))
+        elif self.path == "/gallery_map":
+            def gallery_map() -> dict:
+                m = _locked(lock, service.gallery_map)
+                return {"ids": m.ids, "labels": m.labels, "sources": m.sources, "xy": np.asarray(m.xy).tolist()}
+            self._answer(gallery_map)
+        else:
+            self._send(404, {"error": f"no such request: GET {self.path}"})
+
+    def do_POST(self) -> None:
+        service, lock = self.server.service, self.server.lock
+        if self.path == "/search":
+            def search() -> dict:
+                req = self._body()
+                queries = req["queries"]
+                contents = [base64.b64decode(q["data"]) for q in queries]
+                results = _locked(lock, lambda: service.search(contents, k=int(req["k"]), names=[q["name"] for q in queries]))
+                return {"results": [result_to_dict(r) for r in results]}
+            self._answer(search)
+        elif self.path == "/add_upload":
+            def add_upload() -> dict:
+                req = self._body()
+                data = base64.b64decode(req["data"])
+                return {"gallery_id": _locked(lock, lambda: service.add_upload(data, req["name"], req["label"]))}
+            self._answer(add_upload)
+        else:
+            self._send(404, {"error": f"no such request: POST {self.path}"})
+
+
+def _locked(lock: threading.Lock, work):
+    """Run ``work`` holding ``lock``: the model and index serve one request at a time (torch already
+    uses every core for one batch; sessions take turns, a search is well under a second)."""
+    with lock:
+        return work()
+
+
+class SearchServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """Serve one :class:`SearchService` on a Unix socket, a thread per connection.
+
+    >>> server = SearchServer(service)          # a socket in a new private folder
+    >>> threading.Thread(target=server.serve_forever, daemon=True).start()
+    >>> RemoteSearchService(server.socket_path).search([b"..."], k=5)
+    """
+
+    daemon_threads = True
+
+    def __init__(self, service: "SearchService", socket_path: os.PathLike | str | None = None):
+        if socket_path is None:
+            folder = Path(tempfile.mkdtemp(prefix="semcopy-"))  # mode 0700: only this user connects
+            socket_path = folder / "search.sock"
+        self.socket_path = Path(socket_path)
+        self.service = service
+        self.lock = threading.Lock()
+        super().__init__(str(self.socket_path), _Handler)
+        os.chmod(self.socket_path, 0o600)
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+        try:
+            self.socket_path.unlink()
+            if self.socket_path.parent.name.startswith("semcopy-"):
+                self.socket_path.parent.rmdir()
+        except OSError:
+            pass
+
+    def start(self) -> "SearchServer":
+        """Serve in a daemon thread; returns self."""
+        threading.Thread(target=self.serve_forever, name="semcopy-search-server", daemon=True).start()
+        return self
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float):
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._path)
+
+
+class _EncoderFacts:
+    """The encoder facts a dashboard shows (name and measured thresholds), without the model."""
+
+    def __init__(self, name: str, copy_score: float | None, subject_score: float | None):
+        self.name, self.copy_score, self.subject_score = name, copy_score, subject_score
+
+
+class RemoteSearchService:
+    """The dashboard's side of :class:`SearchServer`: the same methods as :class:`SearchService`'s
+    ``search``, ``add_upload``, ``describe`` and ``gallery_map``, over the socket.
+
+    Raises:
+        ServiceError: on any refused or failed request (one line), or when the server is gone.
+    """
+
+    def __init__(self, socket_path: os.PathLike | str, timeout: float = 300.0):
+        self.socket_path = str(socket_path)
+        self.timeout = timeout
+        facts = self.describe()
+        self.encoder = _EncoderFacts(facts["encoder"], facts["copy_score"], facts["subject_score"])
+
+    def _request(self, method: str, path: str, body: dict | None = None) -> dict:
+        conn = _UnixConnection(self.socket_path, self.timeout)
+        try:
+            data = json.dumps(body).encode("utf-8") if body is not None else None
+            conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            answer = json.loads(resp.read() or b"{}")
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            raise ServiceError(f"the semcopy search service ({self.socket_path}) is not answering: {exc}") from None
+        finally:
+            conn.close()
+        if resp.status != 200:
+            raise ServiceError(answer.get("error") or f"HTTP {resp.status}")
+        return answer
+
+    def describe(self) -> dict:
+        return self._request("GET", "/describe")
+
+    def search(self, queries: Sequence[bytes], k: int = 10, names: Sequence[str] | None = None) -> list[QueryResult]:
+        names = list(names) if names is not None else [f"query-{i}" for i in range(len(queries))]
+        body = {"k": int(k), "queries": [{"name": n, "data": base64.b64encode(bytes(q)).decode("ascii")}
+                                         for n, q in zip(names, queries)]}
+        return [result_from_dict(r) for r in self._request("POST", "/search", body)["results"]]
+
+    def add_upload(self, content: bytes, name: str, label: str) -> str:
+        body = {"name": name, "label": label, "data": base64.b64encode(content).decode("ascii")}
+        return self._request("POST", "/add_upload", body)["gallery_id"]
+
+    def gallery_map(self) -> "GalleryMap":
+        from semcopy_lib.app.gallery_map import GalleryMap
+
+        m = self._request("GET", "/gallery_map")
+        xy = np.asarray(m["xy"], dtype=np.float32).reshape(-1, 2)
+        return GalleryMap(m["ids"], m["labels"], m["sources"], xy, np.zeros((len(m["ids"]), 0), np.float32))
