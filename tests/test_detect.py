@@ -62,6 +62,6 @@ def test_loader_errors_survive_ultralytics_patching_pil(tmp_path):
     from semcopy_lib.data import ImageLoadError, load_image
 
     bad = tmp_path / "notes.jpg"
-    bad.write_text("plain text")
+    bad.write_bytes(b"\x00\xfe garbage \xff" * 8)  # no known format, not text either
     with pytest.raises(ImageLoadError, match="notes.jpg: not an image file"):
         load_image(bad)

@@ -93,7 +93,7 @@ def test_pixel_limit_refuses_before_decoding():
 
 @pytest.mark.parametrize(
     "content, reason",
-    [(b"", "empty file"), (b"hello, I am text\n", "not an image"), (b"\x89PNG\r\n\x1a\n" + b"\0" * 20, "")],
+    [(b"", "empty file"), (b"hello, I am text\n", "a text file, not an image"), (b"\x89PNG\r\n\x1a\n" + b"\0" * 20, "")],
 )
 def test_bad_files_give_one_line_naming_the_file(tmp_path, content, reason):
     path = tmp_path / "bad file é.jpg"

@@ -34,8 +34,10 @@ def corpus(tmp_path_factory) -> tuple[Path, dict[str, str | None]]:
 
 def run_measured(*args: str) -> tuple[subprocess.CompletedProcess, float]:
     """Run the CLI in a child; returns (result, its peak resident memory in MB)."""
-    code = ("import resource, sys; from semcopy_lib.cli import main; rc = main(sys.argv[1:]); "
-            "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
+    # VmHWM is this process's own peak (ru_maxrss would include the forking pytest's, kept across exec)
+    code = ("import re, sys; from semcopy_lib.cli import main; rc = main(sys.argv[1:]); "
+            "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1); "
+            "print('MAXRSS', hwm, file=sys.stderr); sys.exit(rc)")
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
     rss = [int(line.split()[1]) / 1024 for line in out.stderr.splitlines() if line.startswith("MAXRSS")]

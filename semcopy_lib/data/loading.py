@@ -18,8 +18,9 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-#: Images with more pixels than this are refused before decoding (about 13k x 13k; PIL refuses 179M).
-MAX_PIXELS = 178_000_000
+#: Images with more pixels than this are refused before decoding ($SEMCOPY_MAX_PIXELS; default about
+#: 13k x 13k, PIL's own hard limit is 179M).
+MAX_PIXELS = int(os.environ.get("SEMCOPY_MAX_PIXELS", "178000000"))
 #: Files larger than this are refused before reading.
 MAX_FILE_BYTES = 200 * 1024 * 1024
 

@@ -78,6 +78,24 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def read_manifest(directory: Path) -> dict[str, Any]:
+    """The manifest of an index directory.
+
+    Raises:
+        IndexDirError: no manifest, an unreadable one, or another format version.
+    """
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        raise IndexDirError(f"{directory}: not a semcopy index (no {MANIFEST}); build one with 'semcopy index build'")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexDirError(f"{path}: unreadable manifest ({exc})") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexDirError(f"{path}: index format {manifest.get('format_version')!r}, this semcopy reads {FORMAT_VERSION}")
+    return manifest
+
+
 class GalleryIndex:
     """Add / remove / search / save / load over one index directory."""
 
@@ -145,18 +163,9 @@ class GalleryIndex:
         searching one index share its pages); adding or removing then raises.
         """
         directory = Path(directory)
-        path = directory / MANIFEST
-        if not path.is_file():
-            raise IndexDirError(f"{directory}: not a semcopy index (no {MANIFEST}); build one with 'semcopy index build'")
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise IndexDirError(f"{path}: unreadable manifest ({exc})") from None
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise IndexDirError(f"{path}: index format {manifest.get('format_version')!r}, this semcopy reads {FORMAT_VERSION}")
-        backend_cls = BACKENDS.get(manifest.get("backend", "faiss"))
-        if backend_cls is None:
-            raise IndexDirError(f"{path}: unknown backend {manifest.get('backend')!r}")
+        manifest = read_manifest(directory)
+        if manifest.get("backend", "faiss") not in BACKENDS:
+            raise IndexDirError(f"{directory / MANIFEST}: unknown backend {manifest.get('backend')!r}")
         index = cls(directory, manifest, MetadataStore(directory / METADATA), None, read_only=read_only)
         index._load_backend()
         return index

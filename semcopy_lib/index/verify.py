@@ -7,7 +7,6 @@ SQLite file can only be rebuilt from the images.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from dataclasses import asdict, dataclass, field
@@ -17,7 +16,7 @@ import numpy as np
 
 from semcopy_lib.data.folders import sha256_of
 from semcopy_lib.index.backends import BACKENDS
-from semcopy_lib.index.gallery import FORMAT_VERSION, MANIFEST, METADATA, GalleryIndex, IndexDirError, write_json_atomic
+from semcopy_lib.index.gallery import MANIFEST, METADATA, GalleryIndex, read_manifest, write_json_atomic
 from semcopy_lib.index.lock import WriteLock
 from semcopy_lib.index.store import MetadataStore
 
@@ -126,15 +125,7 @@ def verify(directory: os.PathLike | str, check_files: bool = True) -> VerifyRepo
     """
     directory = Path(directory)
     report = VerifyReport(str(directory))
-    manifest_path = directory / MANIFEST
-    if not manifest_path.is_file():
-        raise IndexDirError(f"{directory}: not a semcopy index (no {MANIFEST})")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise IndexDirError(f"{manifest_path}: unreadable manifest ({exc})") from None
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise IndexDirError(f"{manifest_path}: index format {manifest.get('format_version')!r}, this semcopy reads {FORMAT_VERSION}")
+    manifest = read_manifest(directory)
     if not (directory / METADATA).is_file():
         report.problems.append(f"{METADATA}: missing; rebuild the index from the images with 'semcopy index build'")
         return report
@@ -186,7 +177,7 @@ def repair(directory: os.PathLike | str) -> VerifyReport:
     with WriteLock(directory):
         for tmp in directory.glob("*.tmp"):
             tmp.unlink()
-        manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+        manifest = read_manifest(directory)
         backend_file = directory / BACKENDS[manifest.get("backend", "faiss")].FILE
         if backend_file.exists() and manifest.get("backend", "faiss") == "faiss":
             backend_file.unlink()  # open() rebuilds a missing vector file from SQLite and saves it

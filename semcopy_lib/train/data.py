@@ -45,7 +45,7 @@ class FeatureCache:
 
     @classmethod
     def load(cls, path) -> "FeatureCache":
-        data = np.load(path)
+        data = np.load(path, allow_pickle=False)
         return cls(data["features"], data["labels"].tolist(), data["gallery_ids"].tolist(), str(data["encoder"]))
 
     def subset(self, labels: set[str]) -> "FeatureCache":
