@@ -108,6 +108,7 @@ class GalleryIndex:
         self.read_only = read_only
         self.lock = WriteLock(self.directory)
         self._generation = store.generation  # the SQLite generation the backend holds
+        self._images: tuple[int, int] | None = None  # (generation, number of gallery images)
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
@@ -248,8 +249,11 @@ class GalleryIndex:
         return Path(self.manifest["root"]) if self.manifest.get("root") else None
 
     def __len__(self) -> int:
-        """Number of gallery images (not vectors)."""
-        return self.store.count_images()
+        """Number of gallery images (not vectors); counted again only after a change."""
+        if self._images is None or self._images[0] != self.store.generation:
+            generation = self.store.generation
+            self._images = (generation, self.store.count_images())
+        return self._images[1]
 
     def info(self) -> dict[str, Any]:
         """``{"count": images, "encoder": name, "dim": D, ...}`` as ``index info --json`` prints."""

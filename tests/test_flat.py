@@ -1,0 +1,49 @@
+"""FlatScan: the bf16-screened search returns exactly float32's top-k, and says when it had to rescan."""
+
+import numpy as np
+import pytest
+
+from semcopy_lib.index.flat import BF16_ERROR, FlatScan
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def exact(queries: np.ndarray, vectors: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    scores = queries @ vectors.T
+    rows = np.argsort(-scores, axis=1, kind="stable")[:, :n]
+    return np.take_along_axis(scores, rows, 1), rows
+
+
+def test_screened_search_equals_float32_on_spread_vectors():
+    rng = np.random.default_rng(0)
+    vectors = unit(rng.normal(size=(6000, 64)))
+    queries = unit(vectors[:25] + 0.3 * rng.normal(size=(25, 64)))
+    scan = FlatScan(vectors, screen=True)
+    scores, rows = scan.search(queries, 20)
+    want_scores, want_rows = exact(queries, vectors, 20)
+    np.testing.assert_array_equal(rows, want_rows)
+    np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+    assert scan.rescans == 0  # spread scores: the screening vouched for every query
+
+
+def test_near_ties_within_bf16_error_are_rescanned_and_still_exact():
+    rng = np.random.default_rng(1)
+    base = unit(rng.normal(size=(1, 64)))
+    # 6000 vectors whose scores against the base all lie within a few 1e-4: bf16 cannot rank them
+    vectors = unit(base + 3e-3 * rng.normal(size=(6000, 64)))
+    scan = FlatScan(vectors, screen=True)
+    scores, rows = scan.search(base, 10)
+    want_scores, want_rows = exact(base, vectors, 10)
+    np.testing.assert_array_equal(rows, want_rows)
+    np.testing.assert_allclose(scores, want_scores, atol=1e-6)
+    assert scan.rescans == 1
+    assert want_scores[0, 0] - want_scores[0, -1] < BF16_ERROR  # the case the guard is for
+
+
+@pytest.mark.parametrize("screen", [True, False])
+def test_n_equal_to_all_rows(screen):
+    vectors = unit(np.random.default_rng(2).normal(size=(50, 16)))
+    scores, rows = FlatScan(vectors, screen=screen).search(vectors[:3], 50)
+    assert sorted(rows[0].tolist()) == list(range(50)) and scores[0, 0] == pytest.approx(1.0, abs=1e-6)
