@@ -63,7 +63,7 @@ def analyse(image: Image.Image) -> Layout:
     """Layout of an RGB image: ``single`` / ``screenshot`` / ``collage`` and its photo boxes (x, y, w, h)."""
     width, height = image.size
     whole = (0, 0, width, height)
-    blocks, (ww, wh) = find_blocks(np.asarray(image.convert("RGB")))
+    blocks, (ww, wh) = find_blocks(np.asarray(image if image.mode == "RGB" else image.convert("RGB")))
     sx, sy = width / ww, height / wh
 
     def to_image(boxes: list[Box]) -> list[Box]:

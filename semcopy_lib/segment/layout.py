@@ -67,12 +67,28 @@ def _uniform_strips(off: np.ndarray | None, axis: int, n: int) -> np.ndarray:
     return off.mean(axis=1 - axis) <= GUTTER_OFF_SHARE
 
 
-def _seams(block: np.ndarray, axis: int) -> list[int]:
-    """Positions i where strip i and i+1 differ along most of the block (touching tiles)."""
+def _jumps(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Summed |dRGB| between neighbouring rows (H-1, W) and columns (H, W-1). A sub-block's jumps are a
+    slice of its parent's (see :func:`_slice`), so they are computed once per image."""
+    return _channel_sum(np.abs(np.diff(img, axis=0))), _channel_sum(np.abs(np.diff(img, axis=1)))
+
+
+def _slice(jumps: tuple[np.ndarray, np.ndarray], axis: int, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """The jumps of the sub-block [a, b) along ``axis`` of the block whose jumps are ``jumps``."""
+    rows, cols = jumps
+    if axis == 0:
+        return rows[a : b - 1], cols[a:b]
+    return rows[:, a:b], cols[:, a : b - 1]
+
+
+def _seams(block: np.ndarray, axis: int, jumps: tuple[np.ndarray, np.ndarray] | None = None) -> list[int]:
+    """Positions i where strip i and i+1 differ along most of the block (touching tiles).
+
+    ``jumps``: the block's :func:`_jumps`, when already known."""
     n = block.shape[axis]
     if n < 8:
         return []
-    jump = _channel_sum(np.abs(np.diff(block, axis=axis)))  # (n-1, L) or (L, n-1)
+    jump = (jumps or _jumps(block))[axis]  # (n-1, L) or (L, n-1)
     along = jump.shape[1 - axis]
     k = int(SEAM_QUANTILE * (along - 1))
     med = np.partition(jump, k, axis=1 - axis).take(k, axis=1 - axis)  # per boundary: the jump along most of it
@@ -142,6 +158,8 @@ def xy_cut(
     background: np.ndarray | None = None,
     is_photo: Callable[[np.ndarray], bool] | None = None,
     page: np.ndarray | None = None,
+    _off: np.ndarray | None = None,
+    _jumps_of: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[Box]:
     """Leaf blocks of a recursive XY-cut of ``img`` (H, W, 3) float, as (x, y, w, h).
 
@@ -159,13 +177,17 @@ def xy_cut(
         return colour is not None and float(np.abs(own - colour).sum()) > FRAME_STEP
 
     framed = depth > 0 and own is not None and (differs(background) or differs(page))
+    inherited = background
     background = own if own is not None else background
     page = page if page is not None else background
-    off = _off_background(img, background)  # computed once for both axes
+    # computed once for both axes; the parent's, sliced, when this block has the same background
+    same = _off is not None and inherited is not None and np.array_equal(background, inherited)
+    off = _off if same else _off_background(img, background)
+    jumps = _jumps_of if _jumps_of is not None else _jumps(img)
     for axis in (0, 1) if depth % 2 == 0 else (1, 0):
         n = img.shape[axis]
         gutter = _uniform_strips(off, axis, n)
-        pieces = _pieces(n, gutter, _seams(img, axis), min_len)
+        pieces = _pieces(n, gutter, _seams(img, axis, jumps), min_len)
         if len(pieces) == 1 and pieces[0] == (0, n):
             continue  # nothing to cut on this axis
         if depth >= max_depth:
@@ -173,7 +195,9 @@ def xy_cut(
         boxes = []
         for a, b in pieces:
             sub = img[a:b] if axis == 0 else img[:, a:b]
-            for x, y, bw, bh in xy_cut(sub, min_len, depth + 1, max_depth, background, is_photo, page):
+            sub_off = None if off is None else (off[a:b] if axis == 0 else off[:, a:b])
+            for x, y, bw, bh in xy_cut(sub, min_len, depth + 1, max_depth, background, is_photo, page,
+                                       sub_off, _slice(jumps, axis, a, b)):
                 boxes.append((x, y + a, bw, bh) if axis == 0 else (x + a, y, bw, bh))
         if framed and is_photo is not None and any(is_photo(img[y : y + bh, x : x + bw]) for x, y, bw, bh in boxes):
             return [(0, 0, w, h)]
@@ -181,13 +205,19 @@ def xy_cut(
     return [(0, 0, w, h)]
 
 
-def _is_photo(block: np.ndarray, min_side: int) -> bool:
-    """Large enough in both directions, and not a flat area (text lines were cut away as thin strips)."""
-    h, w = block.shape[:2]
+def _edges(img: np.ndarray) -> np.ndarray:
+    """(H-1, W-1) bool: where the grey level steps by more than 12 to the next row plus column. A
+    sub-block's edges are the slice [y : y + h - 1, x : x + w - 1] of the image's."""
+    grey = img.mean(axis=2)
+    return (np.abs(np.diff(grey, axis=0))[:, :-1] + np.abs(np.diff(grey, axis=1))[:-1, :]) > 12
+
+
+def _is_photo(edges: np.ndarray, min_side: int) -> bool:
+    """A block (given by its :func:`_edges`) large enough in both directions and not a flat area (text
+    lines were cut away as thin strips)."""
+    h, w = edges.shape[0] + 1, edges.shape[1] + 1
     if min(h, w) < min_side:
         return False
-    grey = block.mean(axis=2)
-    edges = (np.abs(np.diff(grey, axis=0))[:, :-1] + np.abs(np.diff(grey, axis=1))[:-1, :]) > 12
     return float(edges.mean()) >= MIN_EDGE_FRACTION
 
 
@@ -202,8 +232,9 @@ def find_blocks(rgb: np.ndarray) -> tuple[list[Box], tuple[int, int]]:
     img = rgb.astype(np.float32)
     wh, ww = img.shape[:2]
     min_side = max(24, int(MIN_PHOTO_SIDE * min(wh, ww)))
-    leaves = xy_cut(img, min_len=max(8, min_side // 2), is_photo=lambda block: _is_photo(block, min_side))
-    photos = [b for b in leaves if _is_photo(img[b[1] : b[1] + b[3], b[0] : b[0] + b[2]], min_side)]
+    leaves = xy_cut(img, min_len=max(8, min_side // 2), is_photo=lambda block: _is_photo(_edges(block), min_side))
+    edges = _edges(img)  # once for all leaves
+    photos = [(x, y, w, h) for x, y, w, h in leaves if _is_photo(edges[y : y + h - 1, x : x + w - 1], min_side)]
     return photos, (ww, wh)
 
 
