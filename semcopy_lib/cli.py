@@ -172,7 +172,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from semcopy_lib.app.contract import SUBMISSION_COLUMNS, submission_row
     from semcopy_lib.data import scan_folder
 
-    queries = sorted(str(f.path) for f in scan_folder(args.queries))
+    not_images: list[tuple[str, str]] = []
+    queries = sorted(str(f.path) for f in scan_folder(args.queries, skipped=not_images))
+    for path, reason in not_images:
+        print(f"semcopy: {path}: {reason} (not a query)", file=sys.stderr)
     if not queries:
         raise CliError(f"{args.queries}: no query images found")
     results = SearchService(args.index, device=args.device, read_only=True).search(queries, k=10, batch_size=args.batch_size)

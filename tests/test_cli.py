@@ -199,9 +199,11 @@ def test_submit_writes_the_hackathon_csv(built, gallery_dir, tmp_path, capsys):
     original = Image.open(gallery_dir / "animals" / "img03.png").convert("RGB")
     jpeg(crop_fraction(original, random.Random(1)), 70).save(queries / "q1.jpg")
     (queries / "broken.png").write_bytes(b"\0\0\0")
+    (queries / "logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
     out = tmp_path / "submission.csv"
     code, _, err = run(capsys, "submit", "--index", built, "--queries", queries, "--out", out)
     assert code == 0 and "broken.png" in err
+    assert "logo.svg: an SVG drawing, which semcopy does not render" in err  # said, not silently dropped
     with out.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == ["image", "recs"] and [r["image"] for r in rows] == ["broken.png", "q1.jpg"]
