@@ -198,7 +198,7 @@ class SearchService:
         """
         label = label.strip().strip("/")
         if not re.fullmatch(r"[\w\- ]+(/[\w\- ]+)*", label):
-            raise ValueError("a class name is letters, digits, - and _ (folders with /)")
+            raise ValueError("a class name is letters, digits, spaces, - and _ (folders with /)")
         image = load_image(content, name=name)
         folder = self.index.directory / UPLOADS
         folder.mkdir(exist_ok=True)
@@ -216,10 +216,9 @@ class SearchService:
 
     def describe(self) -> dict:
         """What a dashboard shows about this service: encoder and its thresholds, whether key objects
-        are on, the encoders installed here, the gallery size and index facts."""
+        are on, the encoders installed here and the number of gallery images."""
         from semcopy_lib.encoders import list_encoders
 
-        self.index.refresh()
         return {
             "encoder": self.encoder.name,
             "copy_score": self.encoder.copy_score,
@@ -227,12 +226,10 @@ class SearchService:
             "detector": self.detector is not None,
             "encoders": sorted({i.name for i in list_encoders() if i.available} | {self.encoder.name}),
             "count": len(self.index),
-            "info": self.index.info(),
         }
 
     def gallery_map(self) -> "GalleryMap":
         """The gallery's 2-D map (cached beside the index; see :mod:`semcopy_lib.app.gallery_map`)."""
         from semcopy_lib.app.gallery_map import gallery_map
 
-        self.index.refresh()
         return gallery_map(self.index)

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -132,28 +132,24 @@ class GalleryIndex:
             raise IndexDirError(f"unknown index backend {backend!r}; known: {', '.join(BACKENDS)}")
         directory.mkdir(parents=True, exist_ok=True)
         lock = WriteLock(directory)
-        lock.acquire()  # two creators: the second fails clearly (and finds the manifest next time)
-        if (directory / MANIFEST).exists():
-            lock.release()
-            raise IndexDirError(f"{directory}: already holds an index")
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "backend": backend,
-            "encoder": encoder,
-            "dim": int(dim),
-            "count": 0,
-            "vectors": 0,
-            "generation": 0,
-            "root": str(Path(root).resolve()) if root else None,
-        }
-        backend_cls = BACKENDS[backend]
-        index = cls(directory, manifest, MetadataStore(directory / METADATA),
-                    backend_cls(int(dim), path=directory / backend_cls.FILE))
-        index.lock = lock
-        try:
+        with lock:  # two creators: the second fails clearly (and finds the manifest next time)
+            if (directory / MANIFEST).exists():
+                raise IndexDirError(f"{directory}: already holds an index")
+            manifest = {
+                "format_version": FORMAT_VERSION,
+                "backend": backend,
+                "encoder": encoder,
+                "dim": int(dim),
+                "count": 0,
+                "vectors": 0,
+                "generation": 0,
+                "root": str(Path(root).resolve()) if root else None,
+            }
+            backend_cls = BACKENDS[backend]
+            index = cls(directory, manifest, MetadataStore(directory / METADATA),
+                        backend_cls(int(dim), path=directory / backend_cls.FILE))
+            index.lock = lock
             index.save()
-        finally:
-            lock.release()
         return index
 
     @classmethod
