@@ -7,7 +7,7 @@ DEMO_DIR ?= .cache/demo
 PORT   ?= 8866
 HOST   ?= 127.0.0.1
 
-.PHONY: setup test demo demo-build head clean
+.PHONY: setup test demo demo-build head pasted-probe clean
 
 # Re-install when the dependency list changes. torch/torchvision are pinned in pyproject.toml.
 $(STAMP): pyproject.toml
@@ -30,6 +30,11 @@ demo-build: $(STAMP)
 head: $(STAMP)
 	$(PY) -c "from semcopy_lib.data.clipart import sample_clipart; sample_clipart('.cache/train', per_category=200, per_folder=12, seed=11)"
 	$(VENV)/bin/semcopy train .cache/train --out semcopy_lib/weights/effnet-lite0-semcopy.pt --cache .cache/train-views.npz
+
+# Retrain the pasted-subject probe (same clip-art sample as `head`; EXCLUDE=DIR leaves a benchmark gallery out)
+pasted-probe: $(STAMP)
+	$(PY) -c "from semcopy_lib.data.clipart import sample_clipart; sample_clipart('.cache/train', per_category=200, per_folder=12, seed=11)"
+	$(PY) -m semcopy_lib.train.pasted .cache/train --out semcopy_lib/weights/pasted-probe.pt $(if $(EXCLUDE),--exclude $(EXCLUDE))
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

@@ -160,19 +160,19 @@ class SearchService:
             (ow, oh), (w, h) = image.info["original_size"], image.size
             # the whole image was searched already
             found = layout.regions(image.size)[1:] + objects.get(id(result), [])
+            pooled = self.encoder.embed_windows(image) if layout.layout == "single" else None
             if layout.layout == "single":
-                found += [Region(box, "subject") for box in subject_boxes(image)]
+                pasted = pooled[2] if pooled is not None else []  # the probe's box, from the windows pass
+                found += [Region(box, "subject") for box in pasted + subject_boxes(image)]
             for region in found:
                 crops.append(crop(image, region.box))
                 # the contract reports boxes in the pixels of the file as given
                 region = Region(scale_box(region.box, ow / w, oh / h), region.kind)
                 result.regions.append(region)
                 owners.append((result, region))
-            if layout.layout == "single":
-                pooled = self.encoder.embed_windows(image)
-                if pooled is not None:
-                    windows.append(pooled[0])
-                    window_owners += [(result, Region(scale_box(b, ow / w, oh / h), "window")) for b in pooled[1]]
+            if pooled is not None:
+                windows.append(pooled[0])
+                window_owners += [(result, Region(scale_box(b, ow / w, oh / h), "window")) for b in pooled[1]]
         parts = ([self.encoder.embed(crops, batch_size=batch_size)] if crops else []) + windows
         vectors = np.concatenate(parts) if parts else np.zeros((0, self.encoder.dim), dtype=np.float32)
         return owners + window_owners, vectors

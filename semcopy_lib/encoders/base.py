@@ -176,11 +176,12 @@ class Encoder(nn.Module):
             if was_training:
                 self.train()
 
-    def embed_windows(self, image: Image.Image) -> tuple[np.ndarray, list[Box]] | None:
+    def embed_windows(self, image: Image.Image) -> tuple[np.ndarray, list[Box], list[Box]] | None:
         """Vectors of sub-windows of one image from a single forward pass, or None if unsupported.
 
         Returns:
-            ((R, D) float32 unit rows, R boxes (x, y, w, h) in ``image``'s pixels).
+            ((R, D) float32 unit rows, R boxes (x, y, w, h) in ``image``'s pixels, and the boxes of
+            subjects pasted on the picture that the same pass found: [] when the encoder finds none).
         """
         return None
 

@@ -86,12 +86,12 @@ class HeadEncoder(Encoder):
     def embed_gallery(self, images, batch_size: int = 32) -> np.ndarray:
         return self._through_head(self.base.embed_gallery(images, batch_size))
 
-    def embed_windows(self, image: Image.Image) -> tuple[np.ndarray, list[Box]] | None:
+    def embed_windows(self, image: Image.Image) -> tuple[np.ndarray, list[Box], list[Box]] | None:
         pooled = self.base.embed_windows(image)
         if pooled is None:
             return None
-        vectors, boxes = pooled
-        return self._through_head(vectors), boxes
+        vectors, boxes, pasted = pooled
+        return self._through_head(vectors), boxes, pasted
 
 
 def _availability() -> tuple[bool, str]:

@@ -1,0 +1,87 @@
+"""Where a clip-art subject is pasted on a photo: a small convolutional probe on EfficientNet-Lite0's
+mid-level features, read during the 384-px windows pass (no extra forward pass).
+
+Clip art differs from a photograph in low-level statistics (flat fields, clean outlines, no grain)
+that the network's early blocks see at a finer scale than its last layer. The probe takes block 4
+(40 channels, stride 8, pooled to stride 16) and block 10 (112 channels, stride 16) — a 24 x 24 map
+at 384 px — and gives each cell the probability that a pasted subject covers it; the connected part
+of cells over :data:`THRESHOLD` with the most probability gives the subject's box.
+
+Trained (``semcopy_lib.train.pasted``) on 3,000 clip arts of the allowed training classes pasted with
+their transparency at 20-75 % of the side on the 12 training photos (random crops, flips, half of
+them JPEG) and on generated pictures. On 300 pastes of *unseen* classes on the 12 *other* photos, its
+box reached IoU >= 0.7 to the pasted image for 43 % (a linear probe on the last layer: 11 %); in
+search, subject-on-photo R@1 went 0.46 / 0.60 -> 0.56 / 0.66 (bench regions, seeds 0 / 1).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from semcopy_lib.data.boxes import Box
+
+#: EfficientNet-Lite0 blocks whose outputs the probe reads.
+PROBE_BLOCKS = (4, 10)
+#: Input channels: block 4 (40) + block 10 (112).
+CHANNELS = 152
+#: A cell belongs to a pasted subject above this probability.
+THRESHOLD = 0.3
+BUNDLED = Path(__file__).resolve().parents[1] / "weights" / "pasted-probe.pt"
+
+
+class PastedProbe(torch.nn.Module):
+    """(B, 152, H, W) block features -> (B, H, W) probability that a pasted subject covers each cell."""
+
+    def __init__(self, channels: int = CHANNELS, width: int = 48):
+        super().__init__()
+        self.net = torch.nn.Sequential(
+            torch.nn.Conv2d(channels, width, 3, padding=1), torch.nn.ReLU(),
+            torch.nn.Conv2d(width, width, 3, padding=2, dilation=2), torch.nn.ReLU(),
+            torch.nn.Conv2d(width, 1, 3, padding=1),
+        )
+        self.register_buffer("mean", torch.zeros(1, channels, 1, 1))
+        self.register_buffer("std", torch.ones(1, channels, 1, 1))
+
+    def logits(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.net((feats - self.mean) / self.std)[:, 0]
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits(feats))
+
+
+def probe_features(outputs: dict[int, torch.Tensor]) -> torch.Tensor:
+    """The probe's input from the outputs of :data:`PROBE_BLOCKS`: (B, 152, H/16, W/16) float."""
+    low, mid = outputs[PROBE_BLOCKS[0]].float(), outputs[PROBE_BLOCKS[1]].float()
+    return torch.cat([F.avg_pool2d(low, 2), mid], dim=1)
+
+
+def boxes_from_map(prob: np.ndarray, size: tuple[int, int], threshold: float = THRESHOLD, top: int = 1) -> list[Box]:
+    """Boxes (x, y, w, h) in an image of ``size`` (w, h) around the connected parts of ``prob`` (H, W)
+    over ``threshold``, the part with the most probability first; at most ``top``."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(prob > threshold)
+    if count == 0:
+        return []
+    mass = ndimage.sum(prob, labels, range(1, count + 1))
+    sx, sy = size[0] / prob.shape[1], size[1] / prob.shape[0]
+    boxes = []
+    for part in np.argsort(-np.asarray(mass))[:top] + 1:
+        ys, xs = np.nonzero(labels == part)
+        x0, y0 = round(xs.min() * sx), round(ys.min() * sy)
+        boxes.append((x0, y0, max(1, round((xs.max() + 1) * sx) - x0), max(1, round((ys.max() + 1) * sy) - y0)))
+    return boxes
+
+
+def load_probe(path: Path | str = BUNDLED) -> PastedProbe | None:
+    """The trained probe (``torch.load(weights_only=True)``), or None when there is no file."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    probe = PastedProbe()
+    probe.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return probe.eval()

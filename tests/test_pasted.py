@@ -1,0 +1,92 @@
+"""The pasted-subject probe: boxes from a probability map, training on synthetic pastes, the bundled probe."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from semcopy_lib.segment import iou
+from semcopy_lib.segment.pasted import BUNDLED, PastedProbe, boxes_from_map, load_probe
+from semcopy_lib.train.pasted import fit_probe, make_examples
+
+
+def test_boxes_from_map_by_hand():
+    prob = np.zeros((24, 24), np.float32)
+    prob[6:12, 4:8] = 0.9  # 6 rows x 4 columns: mass 21.6
+    prob[20:22, 20:23] = 0.95  # 2 x 3: mass 5.7
+    # an image of 480 x 240: a cell is 20 x 10 pixels
+    assert boxes_from_map(prob, (480, 240), threshold=0.3, top=2) == [(80, 60, 80, 60), (400, 200, 60, 20)]
+    assert boxes_from_map(prob, (480, 240), threshold=0.3) == [(80, 60, 80, 60)]  # the heavier part only
+    assert boxes_from_map(prob, (480, 240), threshold=0.96) == []
+
+
+def test_fit_probe_learns_a_cell_feature():
+    gen = torch.Generator().manual_seed(0)
+    feats = torch.randn(64, 152, 24, 24, generator=gen)
+    targets = (feats[:, 7] > 0.5).float()  # one channel says where the subject is
+    probe, losses = fit_probe(feats, targets, epochs=60, progress=False)
+    assert losses[-1] < 0.5 * losses[0]
+    with torch.no_grad():
+        prob = probe(feats[:8])
+    assert ((prob > 0.5) == (targets[:8] > 0.5)).float().mean() > 0.95
+
+
+def _clip_art(seed: int) -> Image.Image:
+    """A flat-coloured drawing with an outline on a transparent background, as openclipart PNGs are."""
+    rng = random.Random(seed)
+    img = Image.new("RGBA", (200, 200), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    for _ in range(3):
+        x0, y0 = rng.randint(10, 90), rng.randint(10, 90)
+        colour = tuple(rng.randrange(256) for _ in range(3)) + (255,)
+        draw.ellipse((x0, y0, x0 + rng.randint(60, 100), y0 + rng.randint(60, 100)), fill=colour,
+                     outline=(0, 0, 0, 255), width=3)
+    return img
+
+
+def test_make_examples_pairs_features_with_alpha_coverage(tmp_path):
+    from semcopy_lib.encoders import create_encoder
+
+    folder = tmp_path / "art" / "shapes"
+    folder.mkdir(parents=True)
+    for i in range(3):
+        _clip_art(i).save(folder / f"a{i}.png")
+    encoder = create_encoder("effnet-lite0", options={"pasted_probe": False}).eval()
+    feats, targets = make_examples(encoder, tmp_path / "art", photos=[], n=3, seed=0, progress=False)
+    assert feats.shape == (3, 152, 24, 24) and targets.shape == (3, 24, 24)
+    assert 0 <= float(targets.min()) and float(targets.max()) <= 1
+    assert all(0.01 < float(t.mean()) < 0.6 for t in targets)  # 20-75 % of the side, drawn parts only
+
+
+def test_probe_round_trips_through_a_weights_only_file(tmp_path):
+    probe = PastedProbe()
+    probe.mean.fill_(0.5)
+    torch.save(probe.state_dict(), tmp_path / "p.pt")
+    loaded = load_probe(tmp_path / "p.pt")
+    assert torch.equal(loaded.mean, probe.mean)
+    x = torch.randn(2, 152, 24, 24)
+    torch.testing.assert_close(loaded(x), probe.eval()(x))
+    assert load_probe(tmp_path / "missing.pt") is None
+
+
+@pytest.mark.skipif(not BUNDLED.is_file(), reason="no bundled probe")
+def test_the_bundled_probe_finds_a_clip_art_pasted_on_a_photo():
+    from semcopy_lib.data import compose, load_image
+    from semcopy_lib.data.samples import sample_photo_files
+    from semcopy_lib.encoders import create_encoder
+
+    encoder = create_encoder("effnet-lite0")
+    assert encoder.probe is not None
+    photo = load_image(sample_photo_files()["coffee"], max_side=640)  # not a training background
+    art = _clip_art(5)
+    query, (x, y, w, h) = compose.on_background(art, photo, random.Random(2), scale=(0.45, 0.45))
+    left, top, right, bottom = art.getchannel("A").getbbox()  # the drawn part of the pasted square
+    f = w / art.width
+    drawn = (x + round(left * f), y + round(top * f), round((right - left) * f), round((bottom - top) * f))
+    _, _, pasted = encoder.embed_windows(query)
+    assert len(pasted) == 1 and iou(pasted[0], drawn) >= 0.6
+    assert create_encoder("effnet-lite0", pretrained=False).probe is None  # random features: no probe
