@@ -56,6 +56,9 @@ class VectorBackend(ABC):
     def load(cls, path: Path, dim: int, read_only: bool = False) -> "VectorBackend":
         """The backend saved at ``path``; ``read_only`` may map it into memory instead of reading it."""
 
+    def close(self) -> None:
+        """Release what the backend holds outside this process's memory (a client, a file); default none."""
+
 
 class FaissBackend(VectorBackend):
     """Exact inner-product search: ``faiss.IndexIDMap2(faiss.IndexFlatIP(D))``.

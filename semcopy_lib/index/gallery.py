@@ -178,9 +178,7 @@ class GalleryIndex:
             if backend.count == self.store.count():
                 self.backend, self._generation = backend, generation
                 return
-            close = getattr(backend, "close", None)
-            if close is not None:
-                close()
+            backend.close()
         backend = backend_cls(self.dim, path=vectors)  # behind or missing: SQLite is the truth
         for ids, vecs in self.store.iter_vectors(self.dim):
             backend.add(ids, vecs)
@@ -199,16 +197,14 @@ class GalleryIndex:
         """Catch up with changes another process committed; True when there were any."""
         if self.store.generation == self._generation:
             return False
-        path = self.directory / MANIFEST
         try:
-            self.manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            self.manifest = read_manifest(self.directory)
+        except IndexDirError:
             pass  # being replaced right now: the vector file check below rebuilds from SQLite
         old = self.backend
         self._load_backend()
-        close = getattr(old, "close", None)
-        if close is not None and old is not self.backend:
-            close()
+        if old is not self.backend:
+            old.close()
         return True
 
     @contextmanager
@@ -246,8 +242,8 @@ class GalleryIndex:
 
     def __len__(self) -> int:
         """Number of gallery images (not vectors); counted again only after a change."""
-        if self._images is None or self._images[0] != self.store.generation:
-            generation = self.store.generation
+        generation = self.store.generation
+        if self._images is None or self._images[0] != generation:
             self._images = (generation, self.store.count_images())
         return self._images[1]
 
@@ -362,16 +358,14 @@ class GalleryIndex:
         with self.writing():
             self.backend.save(self.directory / self.backend.FILE)
             self.manifest.update(
-                count=self.store.count_images(), vectors=self.backend.count, generation=self._generation
+                count=len(self), vectors=self.backend.count, generation=self._generation
             )
             write_json_atomic(self.directory / MANIFEST, self.manifest)
 
     def close(self) -> None:
         self.lock.release()
         self.store.close()
-        close = getattr(self.backend, "close", None)
-        if close is not None:
-            close()
+        self.backend.close()
 
     # -- searching ---------------------------------------------------------------------------
     def search_vectors(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
