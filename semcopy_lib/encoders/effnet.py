@@ -23,7 +23,7 @@ from PIL import Image
 from semcopy_lib.data.boxes import Box
 from semcopy_lib.encoders.base import Encoder, EncoderConfig, EncoderUnavailable, pick_device
 from semcopy_lib.encoders.registry import register_encoder
-from semcopy_lib.segment.pasted import PROBE_BLOCKS, boxes_from_map, probe_features
+from semcopy_lib.segment.pasted import PROBE_BLOCKS, block_outputs, boxes_from_map, load_probe, probe_features
 
 NAME = "effnet-lite0"
 #: Sides, in feature-map cells, of the windows of :meth:`EffNetLite0Encoder.embed_windows`.
@@ -115,8 +115,6 @@ class EffNetLite0Encoder(Encoder):
         # the pasted-subject probe reads these ImageNet weights' features: not with others or random ones
         self.probe = None
         if config.options.get("pasted_probe", True) and weights is not None and Path(weights) == Path(_weights_file()):
-            from semcopy_lib.segment.pasted import load_probe
-
             self.probe = load_probe()
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -138,17 +136,8 @@ class EffNetLite0Encoder(Encoder):
         The pasted-subject probe (:mod:`semcopy_lib.segment.pasted`) reads blocks 4 and 10.
         """
         size = int(self.config.options.get("window_size", 384))
-        outputs: dict[int, torch.Tensor] = {}
-        hooks = [] if self.probe is None else [
-            self.net._blocks[i].register_forward_hook(lambda m, a, o, i=i: outputs.__setitem__(i, o))
-            for i in PROBE_BLOCKS
-        ]
-        try:
-            with self.evaluating():
-                fmap = self.net.extract_features(self.to_pixels(self.preprocess(image, size)[None]))[0]
-        finally:
-            for hook in hooks:
-                hook.remove()
+        with block_outputs(self.net, PROBE_BLOCKS if self.probe is not None else ()) as outputs, self.evaluating():
+            fmap = self.net.extract_features(self.to_pixels(self.preprocess(image, size)[None]))[0]
         pasted = []
         if self.probe is not None:
             prob = self.probe(probe_features(outputs).to(self.probe.mean.device))[0].cpu().numpy()

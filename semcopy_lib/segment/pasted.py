@@ -16,7 +16,9 @@ the 12 *other* photos (a linear probe on the last layer: 11 %); in search, subje
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -51,6 +53,19 @@ class PastedProbe(torch.nn.Module):
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(feats))
+
+
+@contextmanager
+def block_outputs(net: torch.nn.Module, blocks: tuple[int, ...] = PROBE_BLOCKS) -> Iterator[dict[int, torch.Tensor]]:
+    """Inside, every forward pass of ``net`` (an EfficientNet) leaves the outputs of ``blocks`` in the
+    dict it yields; the hooks are removed on leaving."""
+    outputs: dict[int, torch.Tensor] = {}
+    hooks = [net._blocks[i].register_forward_hook(lambda m, a, o, i=i: outputs.__setitem__(i, o)) for i in blocks]
+    try:
+        yield outputs
+    finally:
+        for hook in hooks:
+            hook.remove()
 
 
 def probe_features(outputs: dict[int, torch.Tensor]) -> torch.Tensor:

@@ -23,7 +23,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from semcopy_lib.data import ImageLoadError, compose, load_image, scan_folder
-from semcopy_lib.segment.pasted import PROBE_BLOCKS, PastedProbe, probe_features
+from semcopy_lib.segment.pasted import PastedProbe, block_outputs, probe_features
 
 #: Input side of the windows pass, which the probe reads.
 SIZE = 384
@@ -52,12 +52,9 @@ def make_examples(encoder, images_dir: Path | str, photos: list[Image.Image], n:
     if not files:
         raise ValueError(f"{images_dir}: no images left to paste")
     feats, targets = [], []
-    outputs: dict[int, torch.Tensor] = {}
-    hooks = [encoder.net._blocks[i].register_forward_hook(lambda m, a, o, i=i: outputs.__setitem__(i, o))
-             for i in PROBE_BLOCKS]
     bar = tqdm(total=n, desc="pastes", unit="img", disable=not progress)
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), block_outputs(encoder.net) as outputs:
             while len(feats) < n:
                 try:
                     subject = load_image(rng.choice(files).path, max_side=512, keep_alpha=True)
@@ -77,8 +74,6 @@ def make_examples(encoder, images_dir: Path | str, photos: list[Image.Image], n:
                 targets.append(torch.from_numpy(np.asarray(cells, np.float32)))
                 bar.update(1)
     finally:
-        for hook in hooks:
-            hook.remove()
         bar.close()
     return torch.stack(feats), torch.stack(targets)
 
