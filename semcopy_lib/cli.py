@@ -97,9 +97,9 @@ def cmd_index_verify(args: argparse.Namespace) -> int:
     from semcopy_lib.index.verify import repair, verify
 
     report = verify(args.index, check_files=not args.no_files)
-    if args.repair and not report.ok and report.repair and "--repair" in report.repair:
-        print(f"{args.index}: repairing: {'; '.join(report.problems)}", file=sys.stderr)
-        report = repair(args.index)
+    if args.repair and report.repairable:
+        print(f"{args.index}: repairing: {'; '.join(report.problems + report.warnings)}", file=sys.stderr)
+        report = repair(args.index, rebuild=not report.ok)  # a consistent index only loses its temp files
     if args.json:
         _print_json(report.to_dict())
     else:

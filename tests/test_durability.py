@@ -146,7 +146,7 @@ def test_verify_finds_a_stale_vector_file_and_repair_rebuilds_it(tmp_path):
     report = verify(tmp_path / "idx", check_files=False)
     assert not report.ok
     assert report.problems == ["vectors.faiss: 3 vectors, meta.sqlite has 6"]
-    assert "--repair" in report.repair and any("vectors.faiss.tmp" in w for w in report.warnings)
+    assert "--repair" in report.repair and report.repairable and any("vectors.faiss.tmp" in w for w in report.warnings)
     fixed = repair(tmp_path / "idx")
     assert fixed.ok and fixed.vectors == 6 and not fixed.warnings
     assert json.loads((tmp_path / "idx" / "manifest.json").read_text())["count"] == manifest["count"] == 6
@@ -160,4 +160,19 @@ def test_verify_finds_rows_that_are_not_unit_vectors(tmp_path):
         conn.execute("UPDATE items SET vector = ? WHERE id = 1", (np.full(DIM, np.nan, np.float32).tobytes(),))
     report = verify(tmp_path / "idx", check_files=False)
     assert report.problems[0] == "meta.sqlite: 1 rows whose vector is not finite and unit length"
-    assert "index build" in report.repair  # SQLite itself is wrong: only the images can rebuild it
+    assert "index build" in report.repair and not report.repairable  # only the images can rebuild SQLite
+
+
+def test_cli_verify_repair_deletes_leftovers_of_a_crash_on_a_consistent_index(tmp_path, capsys):
+    from semcopy_lib.cli import main
+
+    index = GalleryIndex.create(tmp_path / "idx", ENC, DIM)
+    index.add(items(unit(np.random.default_rng(4), 3)))
+    index.close()
+    (tmp_path / "idx" / "manifest.json.tmp").write_text("{")
+    assert main(["index", "verify", "--index", str(tmp_path / "idx"), "--no-files"]) == 0
+    assert "manifest.json.tmp" in capsys.readouterr().out and (tmp_path / "idx" / "manifest.json.tmp").exists()
+    assert main(["index", "verify", "--index", str(tmp_path / "idx"), "--no-files", "--repair", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["warnings"] == [] and report["vectors"] == 3
+    assert not (tmp_path / "idx" / "manifest.json.tmp").exists()

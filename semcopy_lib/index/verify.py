@@ -20,6 +20,8 @@ from semcopy_lib.index.gallery import MANIFEST, METADATA, GalleryIndex, read_man
 from semcopy_lib.index.lock import WriteLock
 from semcopy_lib.index.store import MetadataStore
 
+#: What to do when SQLite itself is wrong.
+FROM_IMAGES = "rebuild from the images: semcopy index build IMAGES_DIR --index NEW_DIR"
 #: Stored vectors searched for themselves to check the vector file answers like SQLite says.
 SELF_SEARCH_SAMPLE = 64
 
@@ -34,6 +36,7 @@ class VerifyReport:
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     repair: str | None = None  # the command that fixes the problems, when one does
+    repairable: bool = False  # what --repair fixes: a vector file behind SQLite, temp files left by a crash
 
     @property
     def ok(self) -> bool:
@@ -108,9 +111,7 @@ def _check_backend(directory: Path, manifest: dict, store: MetadataStore, report
                     f"{backend_cls.FILE}: {lost} of {len(rows)} sampled vectors are not found by searching for them")
                 return True
     finally:
-        close = getattr(backend, "close", None)
-        if close is not None:
-            close()
+        backend.close()
     return False
 
 
@@ -134,8 +135,7 @@ def verify(directory: os.PathLike | str, check_files: bool = True) -> VerifyRepo
         integrity = store.conn.execute("PRAGMA integrity_check").fetchone()[0]
         if integrity != "ok":
             report.problems.append(f"{METADATA}: damaged ({integrity})")
-            report.repair = (f"rebuild from the images: semcopy index build IMAGES_DIR --index NEW_DIR "
-                             f"(the vectors in {directory} cannot be trusted)")
+            report.repair = f"{FROM_IMAGES} (the vectors in {directory} cannot be trusted)"
             return report
         report.images, report.vectors = store.count_images(), store.count()
         _check_store(store, int(manifest["dim"]), report)
@@ -143,8 +143,9 @@ def verify(directory: os.PathLike | str, check_files: bool = True) -> VerifyRepo
         behind = _check_backend(directory, manifest, store, report)
         if behind and sqlite_ok:
             report.repair = f"semcopy index verify --index {directory} --repair (rebuilds the vector file from meta.sqlite)"
+            report.repairable = True
         elif not sqlite_ok:
-            report.repair = "rebuild from the images: semcopy index build IMAGES_DIR --index NEW_DIR"
+            report.repair = FROM_IMAGES
         if check_files:
             missing = changed = 0
             for source, sha in store.conn.execute("SELECT source, MIN(sha256) FROM items GROUP BY gallery_id"):
@@ -158,17 +159,19 @@ def verify(directory: os.PathLike | str, check_files: bool = True) -> VerifyRepo
                 report.warnings.append(f"{changed} indexed image files changed since; 'semcopy index build' again updates them")
     except sqlite3.DatabaseError as exc:
         report.problems.append(f"{METADATA}: unreadable ({exc})")
-        report.repair = "rebuild from the images: semcopy index build IMAGES_DIR --index NEW_DIR"
+        report.repair = FROM_IMAGES
     finally:
         store.close()
     leftovers = sorted(p.name for p in directory.glob("*.tmp"))
     if leftovers:
         report.warnings.append(f"left over from an interrupted write (harmless, --repair deletes them): {', '.join(leftovers)}")
+        report.repairable = report.repairable or not report.problems
     return report
 
 
-def repair(directory: os.PathLike | str) -> VerifyReport:
-    """Rebuild the vector file from SQLite and delete temp files left by a crash; returns a new verify.
+def repair(directory: os.PathLike | str, rebuild: bool = True) -> VerifyReport:
+    """Delete temp files left by a crash and (``rebuild``) rebuild the vector file from SQLite; returns
+    a new verify.
 
     Raises:
         IndexLocked: another process is writing the index.
@@ -177,11 +180,13 @@ def repair(directory: os.PathLike | str) -> VerifyReport:
     with WriteLock(directory):
         for tmp in directory.glob("*.tmp"):
             tmp.unlink()
-        manifest = read_manifest(directory)
-        backend_file = directory / BACKENDS[manifest.get("backend", "faiss")].FILE
-        if backend_file.exists() and manifest.get("backend", "faiss") == "faiss":
-            backend_file.unlink()  # open() rebuilds a missing vector file from SQLite and saves it
-        manifest["generation"] = -1  # whatever the backend, it is behind: rebuilt on open
-        write_json_atomic(directory / MANIFEST, manifest)
-    GalleryIndex.open(directory).close()
+        if rebuild:
+            manifest = read_manifest(directory)
+            backend_file = directory / BACKENDS[manifest.get("backend", "faiss")].FILE
+            if backend_file.exists() and manifest.get("backend", "faiss") == "faiss":
+                backend_file.unlink()  # open() rebuilds a missing vector file from SQLite and saves it
+            manifest["generation"] = -1  # whatever the backend, it is behind: rebuilt on open
+            write_json_atomic(directory / MANIFEST, manifest)
+    if rebuild:
+        GalleryIndex.open(directory).close()
     return verify(directory, check_files=False)
