@@ -47,3 +47,14 @@ def test_n_equal_to_all_rows(screen):
     vectors = unit(np.random.default_rng(2).normal(size=(50, 16)))
     scores, rows = FlatScan(vectors, screen=screen).search(vectors[:3], 50)
     assert sorted(rows[0].tolist()) == list(range(50)) and scores[0, 0] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_read_only_queries_are_searched_without_a_warning():
+    import warnings
+
+    vectors = unit(np.random.default_rng(3).normal(size=(20, 8)))
+    frozen = np.frombuffer(vectors[:2].tobytes(), dtype=np.float32).reshape(2, 8)  # as verify reads SQLite
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores, rows = FlatScan(vectors, screen=False).search(frozen, 1)
+    assert rows[:, 0].tolist() == [0, 1]

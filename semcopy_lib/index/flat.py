@@ -52,7 +52,8 @@ class FlatScan:
         import torch
 
         with torch.inference_mode():
-            q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
+            # a writable C-contiguous float32 copy only when needed (np.frombuffer rows are read-only)
+            q = torch.from_numpy(np.require(queries, np.float32, ["C", "W"]))
             m = min(len(self.vectors), max(2 * n, n + 32))
             if not self.screen or m >= len(self.vectors):
                 scores, rows = torch.topk(q @ self.vectors.T, n, dim=1)
