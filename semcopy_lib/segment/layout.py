@@ -33,6 +33,7 @@ MIN_PIECE = 0.05  # a seam split keeps at least this fraction of the block on ea
 FLAT_STD = 12.0  # summed per-channel std under which a band is a flat page area
 MIN_PHOTO_SIDE = 0.08  # of the image's shorter side
 MIN_EDGE_FRACTION = 0.01  # share of a photo block's pixels on an edge
+CROSS_SIDE = 0.15  # a strip of the enclosing background this far inside a block splits it into cards
 
 
 def _channel_sum(x: np.ndarray) -> np.ndarray:
@@ -46,6 +47,21 @@ def _background(block: np.ndarray) -> np.ndarray | None:
     med = np.median(frame, axis=0)
     close = _channel_sum(np.abs(frame - med)) <= UNIFORM_RANGE
     return med if close.mean() >= 0.5 else None
+
+
+def _crossed(block: np.ndarray, colour: np.ndarray | None) -> bool:
+    """Whether ``block`` is split by a run of rows or columns all of ``colour`` (the enclosing
+    background) with a good part of the block on each side: a column of cards whose borders make
+    most of its frame, not one framed picture."""
+    off = _off_background(block, colour)
+    if off is None:
+        return False
+    for axis in (0, 1):
+        n = block.shape[axis]
+        if any(start >= CROSS_SIDE * n and end <= (1 - CROSS_SIDE) * n
+               for start, end in _runs(_uniform_strips(off, axis, n))):
+            return True
+    return False
 
 
 def _off_background(block: np.ndarray, background: np.ndarray | None) -> np.ndarray | None:
@@ -177,6 +193,9 @@ def xy_cut(
         return colour is not None and float(np.abs(own - colour).sum()) > FRAME_STEP
 
     framed = depth > 0 and own is not None and (differs(background) or differs(page))
+    if framed and _crossed(img, background):
+        # the "frame" is the borders of cards standing on the enclosing background: cut on that
+        framed, own = False, None
     inherited = background
     background = own if own is not None else background
     page = page if page is not None else background
