@@ -122,3 +122,19 @@ def test_a_photo_in_a_column_of_bordered_cards_is_found(photos):
                 target = (x + 10, top + 10, 300, 300)
     layout = analyse(page)
     assert max(iou(target, b) for b in layout.boxes) >= 0.7, layout.boxes
+
+
+def test_a_text_paragraph_is_not_a_photo_region(photos):
+    """A block of text lines has edges like a picture; its long, thin shape says it is a paragraph."""
+    from PIL import ImageDraw
+
+    rng = random.Random(0)
+    words = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt".split()
+    page = Image.new("RGB", (1280, 800), (250, 250, 250))
+    draw = ImageDraw.Draw(page)
+    for line in range(6):  # one paragraph, about 800 x 66 px
+        draw.text((22, 190 + line * 11), " ".join(rng.choice(words) for _ in range(30))[:170], fill=(30, 30, 30))
+    page.paste(photos[0].resize((360, 300)), (820, 190))
+    layout = analyse(page)
+    assert max(iou((820, 190, 360, 300), b) for b in layout.boxes) >= 0.9, layout.boxes
+    assert all(max(w, h) <= 5 * min(w, h) for _, _, w, h in layout.boxes), layout.boxes

@@ -34,6 +34,7 @@ FLAT_STD = 12.0  # summed per-channel std under which a band is a flat page area
 MIN_PHOTO_SIDE = 0.08  # of the image's shorter side
 MIN_EDGE_FRACTION = 0.01  # share of a photo block's pixels on an edge
 CROSS_SIDE = 0.15  # a strip of the enclosing background this far inside a block splits it into cards
+MAX_ASPECT = 5.0  # a leaf block longer than this many times its width is a text paragraph, not a picture
 
 
 def _channel_sum(x: np.ndarray) -> np.ndarray:
@@ -253,7 +254,8 @@ def find_blocks(rgb: np.ndarray) -> tuple[list[Box], tuple[int, int]]:
     min_side = max(24, int(MIN_PHOTO_SIDE * min(wh, ww)))
     leaves = xy_cut(img, min_len=max(8, min_side // 2), is_photo=lambda block: _is_photo(_edges(block), min_side))
     edges = _edges(img)  # once for all leaves
-    photos = [(x, y, w, h) for x, y, w, h in leaves if _is_photo(edges[y : y + h - 1, x : x + w - 1], min_side)]
+    photos = [(x, y, w, h) for x, y, w, h in leaves
+              if max(w, h) <= MAX_ASPECT * min(w, h) and _is_photo(edges[y : y + h - 1, x : x + w - 1], min_side)]
     return photos, (ww, wh)
 
 
