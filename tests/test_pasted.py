@@ -10,7 +10,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from semcopy_lib.segment import iou
-from semcopy_lib.segment.pasted import BUNDLED, PastedProbe, boxes_from_map, load_probe
+from semcopy_lib.segment.pasted import BUNDLED, PastedProbe, boxes_from_map, cascade_boxes, load_probe
 from semcopy_lib.train.pasted import fit_probe, make_examples
 
 
@@ -22,6 +22,18 @@ def test_boxes_from_map_by_hand():
     assert boxes_from_map(prob, (480, 240), threshold=0.3, top=2) == [(80, 60, 80, 60), (400, 200, 60, 20)]
     assert boxes_from_map(prob, (480, 240), threshold=0.3) == [(80, 60, 80, 60)]  # the heavier part only
     assert boxes_from_map(prob, (480, 240), threshold=0.96) == []
+
+
+def test_cascade_boxes_tighten_with_the_threshold():
+    prob = np.zeros((24, 24), np.float32)
+    prob[4:16, 2:14] = 0.4  # a loose halo: a neighbouring object, say
+    prob[6:12, 4:10] = 0.6
+    prob[8:10, 6:8] = 0.8  # the subject's core
+    prob[20:22, 20:22] = 0.35  # a lighter part elsewhere: never the heaviest
+    # cells of 10 x 10 pixels in a 240 x 240 image
+    assert cascade_boxes(prob, (240, 240)) == [(20, 40, 120, 120), (40, 60, 60, 60), (60, 80, 20, 20)]
+    prob[6:12, 4:10] = 0.75  # the 0.7 box is now the 0.5 box: searched once
+    assert cascade_boxes(prob, (240, 240)) == [(20, 40, 120, 120), (40, 60, 60, 60)]
 
 
 def test_fit_probe_learns_a_cell_feature():

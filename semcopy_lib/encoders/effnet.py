@@ -23,7 +23,7 @@ from PIL import Image
 from semcopy_lib.data.boxes import Box
 from semcopy_lib.encoders.base import Encoder, EncoderConfig, EncoderUnavailable, pick_device
 from semcopy_lib.encoders.registry import register_encoder
-from semcopy_lib.segment.pasted import PROBE_BLOCKS, block_outputs, boxes_from_map, load_probe, probe_features
+from semcopy_lib.segment.pasted import PROBE_BLOCKS, block_outputs, cascade_boxes, load_probe, probe_features
 
 NAME = "effnet-lite0"
 #: Sides, in feature-map cells, of the windows of :meth:`EffNetLite0Encoder.embed_windows`.
@@ -128,7 +128,7 @@ class EffNetLite0Encoder(Encoder):
     @torch.inference_mode()
     def embed_windows(self, image: Image.Image) -> tuple[np.ndarray, list[Box], list[Box]]:
         """Regional GeM vectors (after R-MAC, Tolias et al. 2016) from one pass at ``window_size``,
-        and the box of a subject pasted on the picture from the same pass (when the probe is loaded).
+        and the boxes of a subject pasted on the picture from the same pass (when the probe is loaded).
 
         Windows of 5, 7 and 9 cells of the 12 x 12 feature map (stride 2) pool the subject of a
         picture that fills a third to three quarters of it: with them a clip-art subject pasted on a
@@ -141,7 +141,7 @@ class EffNetLite0Encoder(Encoder):
         pasted = []
         if self.probe is not None:
             prob = self.probe(probe_features(outputs).to(self.probe.mean.device))[0].cpu().numpy()
-            pasted = boxes_from_map(prob, image.size)
+            pasted = cascade_boxes(prob, image.size)
         fmap = fmap.float()  # (C, H, W)
         _, height, width = fmap.shape
         sx, sy = image.width / width, image.height / height
