@@ -37,7 +37,7 @@ CROSS_SIDE = 0.15  # a strip of the enclosing background this far inside a block
 MAX_ASPECT = 5.0  # a leaf block longer than this many times its width is a text paragraph, not a picture
 
 
-def _channel_sum(x: np.ndarray) -> np.ndarray:
+def channel_sum(x: np.ndarray) -> np.ndarray:
     """``x.sum(axis=-1)`` over RGB, written out: numpy reduces a length-3 last axis slowly."""
     return x[..., 0] + x[..., 1] + x[..., 2]
 
@@ -46,7 +46,7 @@ def _background(block: np.ndarray) -> np.ndarray | None:
     """The colour most of the block's one-pixel frame shares (a page or gutter colour), else None."""
     frame = np.concatenate([block[0], block[-1], block[:, 0], block[:, -1]])
     med = np.median(frame, axis=0)
-    close = _channel_sum(np.abs(frame - med)) <= UNIFORM_RANGE
+    close = channel_sum(np.abs(frame - med)) <= UNIFORM_RANGE
     return med if close.mean() >= 0.5 else None
 
 
@@ -69,7 +69,7 @@ def _off_background(block: np.ndarray, background: np.ndarray | None) -> np.ndar
     """(H, W) bool: pixels off the block's background colour (None without one), for both cut axes."""
     if background is None:
         return None
-    return _channel_sum(np.abs(block - background)) > GUTTER_TOLERANCE
+    return channel_sum(np.abs(block - background)) > GUTTER_TOLERANCE
 
 
 def _uniform_strips(off: np.ndarray | None, axis: int, n: int) -> np.ndarray:
@@ -87,7 +87,7 @@ def _uniform_strips(off: np.ndarray | None, axis: int, n: int) -> np.ndarray:
 def _jumps(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Summed |dRGB| between neighbouring rows (H-1, W) and columns (H, W-1). A sub-block's jumps are a
     slice of its parent's (see :func:`_slice`), so they are computed once per image."""
-    return _channel_sum(np.abs(np.diff(img, axis=0))), _channel_sum(np.abs(np.diff(img, axis=1)))
+    return channel_sum(np.abs(np.diff(img, axis=0))), channel_sum(np.abs(np.diff(img, axis=1)))
 
 
 def _slice(jumps: tuple[np.ndarray, np.ndarray], axis: int, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from semcopy_lib.data.boxes import Box
+from semcopy_lib.segment.layout import channel_sum
 
 WORK_SIDE = 512  # analysed at most this large, resized with nearest neighbours (keeps grain and flatness)
 SMOOTH_LAPLACIAN = 2  # summed |Laplacian| over RGB at or under which a pixel is smooth
@@ -53,7 +54,7 @@ def subject_boxes(image: Image.Image, top: int = 3) -> list[Box]:
     height, width = rgb.shape[:2]
     if min(height, width) < 16:
         return []
-    laplacian = np.abs(cv2.Laplacian(rgb, cv2.CV_16S, ksize=1)).sum(axis=2)
+    laplacian = channel_sum(np.abs(cv2.Laplacian(rgb, cv2.CV_16S, ksize=1)))
     smooth = (laplacian <= SMOOTH_LAPLACIAN).astype(np.float32)
     k = max(3, min(height, width) // 40)
     mask = (cv2.blur(smooth, (k, k)) > SMOOTH_DENSITY).astype(np.uint8)
