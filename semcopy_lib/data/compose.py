@@ -111,3 +111,39 @@ def random_picture(rng: random.Random, size: tuple[int, int] = (512, 384)) -> Im
     field = field.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 3)))
     grain = nrng.normal(0, rng.uniform(2, 10), (h, w, 3))
     return Image.fromarray(np.clip(np.asarray(field, dtype=np.float32) + grain, 0, 255).astype(np.uint8))
+
+
+def text_page(rng: random.Random, size: tuple[int, int] = (512, 384)) -> Image.Image:
+    """A seeded picture of a printed page (a scan or photo of a document): lines of words in dark grey
+    on shaded, grainy paper. A background that is neither a photo scene nor clip art."""
+    import numpy as np
+    from PIL import ImageFilter, ImageFont
+
+    w, h = size
+    paper = rng.randint(170, 250)
+    canvas = Image.new("RGB", size, (paper,) * 3)
+    draw = ImageDraw.Draw(canvas)
+    y = rng.randint(0, 20)
+    while y < h:
+        font = ImageFont.load_default(size=rng.choice([11, 14, 18, 24]))
+        line = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12)))
+        ink = rng.randint(0, 80)
+        draw.text((rng.randint(0, 30), y), line, fill=(ink,) * 3, font=font)
+        y += int(font.size * rng.uniform(1.3, 2.2))
+    nrng = np.random.default_rng(rng.randrange(2**32))
+    shade = np.linspace(rng.uniform(-40, 0), rng.uniform(0, 20), w)[None, :, None]
+    arr = np.asarray(canvas.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.2))), np.float32) + shade
+    return Image.fromarray(np.clip(arr + nrng.normal(0, rng.uniform(2, 8), arr.shape), 0, 255).astype(np.uint8))
+
+
+def silhouette(shape: Image.Image, rng: random.Random, size: tuple[int, int] = (512, 384)) -> Image.Image:
+    """A seeded flat drawing: ``shape``'s alpha (an RGBA clip art) filled with one dark colour on a light
+    backdrop, as large as fits. A background that is itself a drawing."""
+    w, h = size
+    canvas = Image.new("RGB", size, tuple(rng.randint(200, 255) for _ in range(3)))
+    alpha = shape.getchannel("A") if shape.mode == "RGBA" else Image.new("L", shape.size, 255)
+    s = rng.uniform(0.7, 1.0) * min(w / shape.width, h / shape.height)
+    alpha = alpha.resize((max(1, int(shape.width * s)), max(1, int(shape.height * s))), Image.BILINEAR)
+    ink = Image.new("RGB", alpha.size, tuple(rng.randint(0, 90) for _ in range(3)))
+    canvas.paste(ink, (rng.randint(0, w - alpha.width), rng.randint(0, h - alpha.height)), alpha)
+    return canvas

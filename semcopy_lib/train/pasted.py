@@ -1,12 +1,14 @@
 """Train the pasted-subject probe (:mod:`semcopy_lib.segment.pasted`) on synthetic pastes.
 
-Each example is a clip art of the training folder pasted with its transparency on a training photo
-(random crop and flip; :data:`~semcopy_lib.train.run.TRAIN_BACKGROUNDS`, none of the benchmark's
-background photos) or on a generated picture, at 20-75 % of the shorter side, half of them saved as
-JPEG; its target is the share of each 24 x 24 cell that the subject's alpha covers.
+Each example is a clip art of the training folder pasted with its transparency at 20-75 % of the
+shorter side, half of them saved as JPEG, on a background: a training photo (46 %; random crop and
+flip; :data:`~semcopy_lib.train.run.TRAIN_BACKGROUNDS`, none of the benchmark's background photos), a
+generated picture (30 %), a generated printed page (12 %) or the silhouette of another clip art (12 %:
+a background that is a drawing itself, whose cells are not the subject). Its target is the share of
+each 24 x 24 cell that the subject's alpha covers.
 
 ``python -m semcopy_lib.train.pasted IMAGES_DIR --out semcopy_lib/weights/pasted-probe.pt
-[--exclude BENCH_GALLERY]`` (``make pasted-probe``; about 5 minutes on 2 cores for 3,000 examples).
+[--exclude BENCH_GALLERY]`` (``make pasted-probe``; about 8 minutes on 2 cores for 3,000 examples).
 """
 
 from __future__ import annotations
@@ -62,8 +64,18 @@ def make_examples(encoder, images_dir: Path | str, photos: list[Image.Image], n:
                     continue
                 if subject.mode != "RGBA":
                     continue
-                if rng.random() < 0.3 or not photos:
-                    background = compose.random_picture(rng, (rng.randint(400, 800), rng.randint(300, 700)))
+                size = (rng.randint(400, 800), rng.randint(300, 700))
+                kind = rng.random()
+                if kind < 0.3 or (not photos and kind >= 0.54):
+                    background = compose.random_picture(rng, size)
+                elif kind < 0.42:
+                    background = compose.text_page(rng, size)
+                elif kind < 0.54:
+                    try:
+                        shape = load_image(rng.choice(files).path, max_side=512, keep_alpha=True)
+                    except ImageLoadError:
+                        continue
+                    background = compose.silhouette(shape, rng, size)
                 else:
                     background = _random_crop(rng.choice(photos), rng)
                 picture, alpha = pasted_example(subject, background, rng)
