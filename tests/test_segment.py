@@ -138,3 +138,20 @@ def test_a_text_paragraph_is_not_a_photo_region(photos):
     layout = analyse(page)
     assert max(iou((820, 190, 360, 300), b) for b in layout.boxes) >= 0.9, layout.boxes
     assert all(max(w, h) <= 5 * min(w, h) for _, _, w, h in layout.boxes), layout.boxes
+
+
+def test_a_flag_with_a_cross_is_one_picture():
+    """The edges of a band across one picture (a flag's cross) are no seams between tiles: alike colour
+    lies beyond both edges of a narrow band."""
+    from PIL import ImageDraw
+
+    page = Image.new("RGB", (1280, 800), (245, 240, 230))
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((0, 0, 1280, 56), fill=(140, 90, 70))
+    x, y, w, h = 520, 160, 440, 320
+    draw.rectangle((x, y, x + w - 1, y + h - 1), fill=(0, 47, 108))
+    draw.rectangle((x + 130, y, x + 161, y + h - 1), fill="white")  # a 32-px cross (7 % and 10 % of the sides)
+    draw.rectangle((x, y + 144, x + w - 1, y + 175), fill="white")
+    draw.text((x, y + h + 8), "Figure 1", fill=(30, 30, 30))
+    layout = analyse(page)
+    assert max(iou((x, y, w, h), b) for b in layout.boxes) >= 0.8, layout.boxes

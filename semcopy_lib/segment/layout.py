@@ -29,6 +29,7 @@ FRAME_STEP = 24.0  # colour step between a block's frame and its surroundings th
 SEAM_JUMP = 40.0  # colour jump (summed |dRGB|) across a seam, held along SEAM_QUANTILE of it
 SEAM_QUANTILE = 0.25  # the jump must hold along 75 % of the boundary (a row of equal cards is no seam)
 SAME_PICTURE = 0.6  # colour-histogram overlap above which both sides of an edge are one picture
+STRIPE = 0.12  # a band between two jumps at most this share of a block long, alike beyond both, is no seam
 MIN_PIECE = 0.05  # a seam split keeps at least this fraction of the block on each side
 FLAT_STD = 12.0  # summed per-channel std under which a band is a flat page area
 MIN_PHOTO_SIDE = 0.08  # of the image's shorter side
@@ -128,7 +129,24 @@ def _seams(block: np.ndarray, axis: int, jumps: tuple[np.ndarray, np.ndarray] | 
             # two textured sides with alike colours are one picture with a straight edge in it
             if flat or _histogram_overlap(a, b) < SAME_PICTURE:
                 out.append(cut)
-    return out
+    # the two edges of a band of colour across one picture (a flag's cross) are no seams either
+    return [cut for cut in out if not _stripe(block, axis, cut, [j + 1 for j in strong], band)]
+
+
+def _stripe(block: np.ndarray, axis: int, cut: int, others: list[int], band: int) -> bool:
+    """Whether the jump at ``cut`` is one edge of a narrow stripe (the cross of a flag, a band of
+    colour) that runs across one picture: another jump within ``STRIPE`` of the block's length with
+    alike colours beyond both edges."""
+    n = block.shape[axis]
+    for other in others:
+        lo, hi = min(cut, other), max(cut, other)
+        if 0 < hi - lo <= STRIPE * n and lo - band >= 0 and hi + band <= n:
+            a = block[lo - band : lo] if axis == 0 else block[:, lo - band : lo]
+            b = block[hi : hi + band] if axis == 0 else block[:, hi : hi + band]
+            same_colour = float(np.abs(np.median(a.reshape(-1, 3), 0) - np.median(b.reshape(-1, 3), 0)).sum()) <= FRAME_STEP
+            if same_colour and _histogram_overlap(a, b) >= SAME_PICTURE:
+                return True
+    return False
 
 
 def _histogram_overlap(a: np.ndarray, b: np.ndarray) -> float:
