@@ -83,7 +83,7 @@ def make_examples(encoder, images_dir: Path | str, photos: list[Image.Image], n:
                 f = probe_features(outputs)[0]
                 feats.append(f.half())
                 cells = Image.fromarray(alpha).resize((f.shape[2], f.shape[1]), Image.BOX)
-                targets.append(torch.from_numpy(np.asarray(cells, np.float32)))
+                targets.append(torch.from_numpy(np.array(cells, np.float32)))  # a writable copy
                 bar.update(1)
     finally:
         bar.close()
@@ -122,7 +122,7 @@ def fit_probe(feats: torch.Tensor, targets: torch.Tensor, epochs: int = 40, seed
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            total += float(loss) * len(batch)
+            total += loss.item() * len(batch)
         losses.append(total / len(x))
     return probe.eval(), losses
 
