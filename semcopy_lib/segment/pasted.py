@@ -42,9 +42,9 @@ THRESHOLD = 0.3
 #: flower or face as well, a strict one (0.7) only the subject's core; the crops are searched together.
 #: Subject-on-photo R@1 over 300 benchmark queries: 0.647 with 0.3 alone, 0.680 with 0.3 and 0.5,
 #: 0.700 with 0.3 and 0.7, 0.713 with all three, 0.710 with 0.3/0.45/0.6/0.75.
-THRESHOLDS = (0.3, 0.5, 0.7)
+THRESHOLDS = (THRESHOLD, 0.5, 0.7)
 #: Boxes this alike (IoU) are searched once.
-SAME_BOX = 0.9
+ALIKE_BOXES = 0.9
 BUNDLED = Path(__file__).resolve().parents[1] / "weights" / "pasted-probe.pt"
 
 
@@ -107,11 +107,11 @@ def boxes_from_map(prob: np.ndarray, size: tuple[int, int], threshold: float = T
 
 def cascade_boxes(prob: np.ndarray, size: tuple[int, int], thresholds: tuple[float, ...] = THRESHOLDS) -> list[Box]:
     """The heaviest part's box of ``prob`` (H, W) at each of ``thresholds``, in an image of ``size``
-    (w, h), loosest first, each box once (boxes at IoU >= :data:`SAME_BOX` to an earlier one dropped)."""
+    (w, h), loosest first, each box once (boxes at IoU >= :data:`ALIKE_BOXES` to an earlier one dropped)."""
     boxes: list[Box] = []
     for threshold in thresholds:
         for box in boxes_from_map(prob, size, threshold):
-            if all(iou(box, kept) < SAME_BOX for kept in boxes):
+            if all(iou(box, kept) < ALIKE_BOXES for kept in boxes):
                 boxes.append(box)
     return boxes
 
