@@ -243,6 +243,7 @@ def test_bench_speed_quick_prints_one_json_object_with_every_figure(gallery_dir,
     assert row["query_gallery_vectors"] == 500 and row["search_1m_vectors"] == 20_000
     assert row["query_p50_ms"] <= row["query_p95_ms"] and 0 < row["search_1m_recall_at_20"] <= 1
     assert isinstance(row["machine"], str) and row["machine"]
+    assert row["runtime"] == "onnx"  # the optimised path; the naive one is eager PyTorch
 
 
 def test_index_optimise_reports_recall_and_search_still_finds_copies(built, gallery_dir, tmp_path, capsys):

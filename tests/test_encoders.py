@@ -48,13 +48,14 @@ def test_channels_last_gives_the_same_embeddings(effnet):
     """effnet runs channels-last on CPU (faster); the vectors must be those of the plain layout."""
     images = [load_image(data.chelsea()), load_image(data.astronaut()), load_image(data.coffee())]
     assert effnet.memory_format == torch.channels_last
+    effnet.use_runtime("torch")  # the layouts are PyTorch's
     fast = effnet.embed(images)
     effnet.memory_format = torch.contiguous_format
     try:
         plain = effnet.to(memory_format=torch.contiguous_format).embed(images)
     finally:
         effnet.memory_format = torch.channels_last
-        effnet.to(memory_format=torch.channels_last)
+        effnet.to(memory_format=torch.channels_last).use_runtime("onnx")
     assert (fast * plain).sum(axis=1).min() >= 0.9999
 
 
@@ -96,3 +97,60 @@ def test_clip_offline_fails_fast_with_instructions(monkeypatch):
 def test_clip_path_without_config_is_a_clear_error(tmp_path):
     with pytest.raises(EncoderUnavailable, match="no config.json"):
         create_encoder("clip-vit-b32", path=str(tmp_path))
+
+
+def test_onnx_runtime_gives_the_pytorch_vectors_windows_and_subject_boxes(effnet):
+    """Frozen CPU inference runs in ONNX Runtime: the same vectors as PyTorch at every size, and
+    the same windows and pasted-subject boxes (the probe reads two inner blocks of the same pass)."""
+    images = [load_image(data.chelsea()), load_image(data.astronaut()), load_image(data.coffee())]
+    assert effnet.use_runtime("onnx") == "onnx"
+    onnx = [effnet.embed(images, size=s) for s in (224, 320)]
+    onnx_windows = effnet.embed_windows(images[1])
+    assert effnet.use_runtime("torch") == "torch"
+    try:
+        plain = [effnet.embed(images, size=s) for s in (224, 320)]
+        plain_windows = effnet.embed_windows(images[1])
+    finally:
+        effnet.use_runtime("onnx")
+    for a, b in zip(onnx, plain):
+        assert (a * b).sum(axis=1).min() >= 0.99999
+    assert (onnx_windows[0] * plain_windows[0]).sum(axis=1).min() >= 0.99999
+    assert onnx_windows[1:] == plain_windows[1:]
+
+
+def test_weights_changed_in_training_are_exported_again():
+    """After train mode (where the backbone may change), frozen inference uses the new weights."""
+    from semcopy_lib.encoders.effnet import create_effnet_lite0
+
+    enc = create_effnet_lite0(options={"pasted_probe": False}, device="cpu")
+    assert enc.use_runtime("onnx") == "onnx"
+    images = [load_image(data.chelsea()), load_image(data.coffee())]
+    before = enc.embed(images)
+    enc.train()
+    with torch.no_grad():
+        enc.net._conv_head.weight[::2].mul_(-1.0)
+    enc.eval()
+    after = enc.embed(images)
+    enc.use_runtime("torch")
+    assert np.abs(after - before).max() > 1e-3  # the change is seen...
+    assert (after * enc.embed(images)).sum(axis=1).min() >= 0.99999  # ...as PyTorch sees it
+
+
+def test_runtime_comes_from_the_environment_and_falls_back_to_pytorch(monkeypatch):
+    import semcopy_lib.encoders.effnet as effnet_module
+    from semcopy_lib.encoders.effnet import create_effnet_lite0
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported to ONNX although the runtime is torch")
+
+    monkeypatch.setattr(effnet_module, "OnnxForward", no_export)
+    monkeypatch.setenv("SEMCOPY_RUNTIME", "torch")
+    enc = create_effnet_lite0(pretrained=False, options={"pasted_probe": False}, device="cpu")
+    assert enc.embed([load_image(data.coffee())]).shape == (1, 1280)
+    monkeypatch.setenv("SEMCOPY_RUNTIME", "onnx")
+    monkeypatch.setattr(effnet_module, "onnx_installed", lambda: False)
+    assert enc.use_runtime("onnx") == "torch"  # onnxruntime missing: PyTorch, as before
+    assert enc.embed([load_image(data.coffee())]).shape == (1, 1280)
+    monkeypatch.setenv("SEMCOPY_RUNTIME", "tensorrt")
+    with pytest.raises(EncoderUnavailable, match="SEMCOPY_RUNTIME='tensorrt'"):
+        create_effnet_lite0(pretrained=False, device="cpu")

@@ -176,6 +176,11 @@ class Encoder(nn.Module):
             if was_training:
                 self.train()
 
+    def use_runtime(self, runtime: str) -> str:
+        """Run frozen CPU inference in ``runtime`` (``onnx`` or ``torch``, see
+        :mod:`semcopy_lib.encoders.onnx_runtime`) where this encoder can; returns the runtime in use."""
+        return "torch"
+
     def embed_windows(self, image: Image.Image) -> tuple[np.ndarray, list[Box], list[Box]] | None:
         """Vectors of sub-windows of one image from a single forward pass, or None if unsupported.
 

@@ -37,6 +37,10 @@ class ConcatEncoder(Encoder):
     def preprocess(self, img: Image.Image, size: int | None = None) -> torch.Tensor:
         raise NotImplementedError(f"{NAME} embeds images through each part's own preprocessing (use embed)")
 
+    def use_runtime(self, runtime: str) -> str:
+        used = {p.use_runtime(runtime) for p in self.parts}
+        return runtime if used == {runtime} else "torch"
+
     @torch.inference_mode()
     def embed(self, images, batch_size: int = 32, progress: bool = False, size: int | None = None):
         import numpy as np

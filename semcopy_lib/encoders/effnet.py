@@ -22,6 +22,7 @@ from PIL import Image
 
 from semcopy_lib.data.boxes import Box
 from semcopy_lib.encoders.base import Encoder, EncoderConfig, EncoderUnavailable, pick_device
+from semcopy_lib.encoders.onnx_runtime import OnnxForward, onnx_installed, wanted_runtime
 from semcopy_lib.encoders.registry import register_encoder
 from semcopy_lib.segment.pasted import PROBE_BLOCKS, block_outputs, cascade_boxes, load_probe, probe_features
 
@@ -86,6 +87,19 @@ def _fold_symmetric_padding(net: torch.nn.Module) -> None:
                 conv.static_padding = torch.nn.Identity()
 
 
+class _Trunk(torch.nn.Module):
+    """The network's last feature map and the outputs of :data:`PROBE_BLOCKS` (what ONNX runs)."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        with block_outputs(self.net, PROBE_BLOCKS) as outputs:
+            fmap = self.net.extract_features(pixels)
+        return (fmap, *(outputs[i] for i in PROBE_BLOCKS))
+
+
 class EffNetLite0Encoder(Encoder):
     """EfficientNet-Lite0 features, generalised-mean pooled, 1280-d."""
 
@@ -116,10 +130,34 @@ class EffNetLite0Encoder(Encoder):
         self.probe = None
         if config.options.get("pasted_probe", True) and weights is not None and Path(weights) == Path(_weights_file()):
             self.probe = load_probe()
+        self._runtime, self._onnx = "torch", None
+
+    def use_runtime(self, runtime: str) -> str:
+        """Frozen CPU inference in ONNX Runtime (``onnx``, when installed) or PyTorch (``torch``)."""
+        self._runtime, self._onnx = ("onnx" if runtime == "onnx" and onnx_installed() else "torch"), None
+        return self._runtime
+
+    def train(self, mode: bool = True) -> "EffNetLite0Encoder":
+        if mode:
+            self._onnx = None  # the weights may change: exported again when next used frozen
+        return super().train(mode)
+
+    def _trunk(self, pixels: torch.Tensor, blocks: bool = False) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """(B, 3, S, S) pixels -> the (B, 1280, S/32, S/32) last feature map and, when ``blocks`` (always
+        with ONNX Runtime), the outputs of :data:`PROBE_BLOCKS`, by block index."""
+        if self._runtime == "onnx" and pixels.device.type == "cpu" and not self.training and not torch.is_grad_enabled():
+            if self._onnx is None:
+                example = torch.zeros(1, 3, self.config.image_size, self.config.image_size)
+                self._onnx = OnnxForward(_Trunk(self.net), example, ("fmap", *(f"block{i}" for i in PROBE_BLOCKS)))
+            fmap, *outs = self._onnx(pixels)
+            return fmap, dict(zip(PROBE_BLOCKS, outs))
+        with block_outputs(self.net, PROBE_BLOCKS if blocks else ()) as outputs:
+            fmap = self.net.extract_features(pixels)
+        return fmap, outputs
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, 224, 224) -> (B, 1280) GeM-pooled last-layer features."""
-        return self._gem(self.net.extract_features(pixels), dims=(2, 3))
+        return self._gem(self._trunk(pixels)[0], dims=(2, 3))
 
     def _gem(self, fmap: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
         """Generalised mean of ``fmap`` over ``dims`` with exponent ``gem_p``."""
@@ -136,8 +174,9 @@ class EffNetLite0Encoder(Encoder):
         The pasted-subject probe (:mod:`semcopy_lib.segment.pasted`) reads blocks 4 and 10.
         """
         size = int(self.config.options.get("window_size", 384))
-        with block_outputs(self.net, PROBE_BLOCKS if self.probe is not None else ()) as outputs, self.evaluating():
-            fmap = self.net.extract_features(self.to_pixels(self.preprocess(image, size)[None]))[0]
+        with self.evaluating():
+            fmap, outputs = self._trunk(self.to_pixels(self.preprocess(image, size)[None]), blocks=self.probe is not None)
+        fmap = fmap[0]
         pasted = []
         if self.probe is not None:
             prob = self.probe(probe_features(outputs).to(self.probe.mean.device))[0].cpu().numpy()
@@ -166,4 +205,6 @@ def create_effnet_lite0(
     config.setdefault("index_sizes", (224, 320))
     cfg = EncoderConfig(name=NAME, path=path, **config)
     weights = path or (_weights_file() if pretrained else None)
-    return EffNetLite0Encoder(cfg, weights).to(pick_device(device), memory_format=torch.channels_last)
+    encoder = EffNetLite0Encoder(cfg, weights).to(pick_device(device), memory_format=torch.channels_last)
+    encoder.use_runtime(wanted_runtime())
+    return encoder

@@ -79,6 +79,9 @@ class HeadEncoder(Encoder):
         flat = torch.from_numpy(np.ascontiguousarray(vectors.reshape(-1, vectors.shape[-1]))).to(self.device)
         return self.head(flat).float().cpu().numpy().reshape(vectors.shape)
 
+    def use_runtime(self, runtime: str) -> str:
+        return self.base.use_runtime(runtime)
+
     def embed(self, images, batch_size: int = 32, progress: bool = False, size: int | None = None) -> np.ndarray:
         """The backbone embeds (its own batching and preprocessing, whatever it is), then the head."""
         return self._through_head(self.base.embed(images, batch_size, progress, size))

@@ -3,9 +3,10 @@
 Measured side by side in one run on whatever machine runs it:
 
 - ``ingest_img_per_s``: :func:`~semcopy_lib.app.index_files` (decoding in threads beside inference,
-  batches, channels-last on CPU) over real image files, every gallery view included;
+  batches, ONNX Runtime on CPU where installed, see ``runtime``) over real image files, every gallery
+  view included;
 - ``ingest_naive_img_per_s``: the same files and views with the same weights, one image at a time,
-  contiguous fp32, decoding in line;
+  contiguous fp32 in eager PyTorch, decoding in line;
 - ``query_p50_ms`` / ``query_p95_ms``: a warm :class:`~semcopy_lib.app.SearchService` answering one
   photo at a time, end to end (decode, whole image, then layout analysis, subjects and windows when it
   is not a copy, search) over a gallery grown to ``gallery_size`` vectors with synthetic neighbours of
@@ -68,6 +69,7 @@ def _naive_ingest(encoder_name: str, files, sizes) -> float:
     from semcopy_lib.encoders import create_encoder
 
     enc = create_encoder(encoder_name, device="cpu")
+    enc.use_runtime("torch")
     enc.memory_format = torch.contiguous_format
     enc.to(memory_format=torch.contiguous_format).eval()
     start = time.perf_counter()
@@ -135,6 +137,7 @@ def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_
     from semcopy_lib.data import compose, scan_folder, synth
     from semcopy_lib.data.loading import load_image
     from semcopy_lib.encoders import DEFAULT_ENCODER, create_encoder
+    from semcopy_lib.encoders.onnx_runtime import wanted_runtime
     from semcopy_lib.index import GalleryIndex, NewItem
 
     files = scan_folder(images_dir)
@@ -143,7 +146,8 @@ def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_
     encoder = create_encoder(DEFAULT_ENCODER)
     sizes = encoder.config.index_sizes or (encoder.config.image_size,)
     out: dict[str, Any] = {"machine": machine(), "encoder": encoder.name, "device": str(encoder.device),
-                           "backend": backend, "ingest_images": len(chosen)}
+                           "runtime": encoder.use_runtime(wanted_runtime()), "backend": backend,
+                           "ingest_images": len(chosen)}
     out["ingest_naive_img_per_s"] = round(_naive_ingest(encoder.name, chosen, sizes), 2)
     with tempfile.TemporaryDirectory() as tmp:
         index = GalleryIndex.create(Path(tmp) / "idx", encoder.config.to_dict(), encoder.dim, root=images_dir,
