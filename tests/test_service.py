@@ -122,3 +122,32 @@ def test_image_vectors_give_one_vector_per_gallery_image(service):
     assert vectors.shape == (n, 1280) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
     hits = service.index.search(vectors[:3], k=1, encoder=service.encoder.name)
     assert [h[0].gallery_id for h in hits] == [r.gallery_id for r in records[:3]]
+
+
+def test_gallery_images_are_preprocessed_in_the_decoding_threads(gallery_dir, tmp_path, monkeypatch):
+    """index_files resizes each image for every gallery view beside inference, in the threads that
+    decode, and stores the vectors that embed_gallery gives the decoded images."""
+    import threading
+
+    from semcopy_lib.app import index_files
+    from semcopy_lib.app.indexing import DECODE_MAX_SIDE
+    from semcopy_lib.data import load_image, scan_folder
+    from semcopy_lib.encoders import DEFAULT_ENCODER, create_encoder
+    from semcopy_lib.index import GalleryIndex
+
+    encoder = create_encoder(DEFAULT_ENCODER, device="cpu")
+    in_main, prepare = [], encoder.gallery_pixels
+
+    def recorded(image):
+        in_main.append(threading.current_thread() is threading.main_thread())
+        return prepare(image)
+
+    monkeypatch.setattr(encoder, "gallery_pixels", recorded)
+    files = sorted(scan_folder(gallery_dir), key=lambda f: f.gallery_id)[:5]
+    index = GalleryIndex.create(tmp_path / "idx", encoder.config.to_dict(), encoder.dim, root=gallery_dir)
+    index_files(index, files, encoder, progress=False)
+    assert in_main == [False] * 5
+    records, stored = index.image_vectors()
+    direct = encoder.embed_gallery([load_image(f.path, max_side=DECODE_MAX_SIDE) for f in files])[:, 0]
+    order = [[f.gallery_id for f in files].index(r.gallery_id) for r in records]
+    np.testing.assert_allclose(stored, direct[order], atol=1e-5)

@@ -7,7 +7,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from PIL import Image
 from tqdm.auto import tqdm
@@ -46,18 +46,20 @@ DECODE_MAX_SIDE = 1024
 
 
 def _decoded(
-    files: Sequence[GalleryFile], workers: int, window: int
-) -> Iterator[tuple[GalleryFile, Image.Image | ImageLoadError]]:
-    """(file, image or error) in input order, decoded in threads beside inference.
+    files: Sequence[GalleryFile], workers: int, window: int, prepare: Callable[[Image.Image], Any] | None = None
+) -> Iterator[tuple[GalleryFile, Image.Image | ImageLoadError, Any]]:
+    """(file, image or error, ``prepare(image)`` or None) in input order, decoded (and prepared: an
+    encoder's preprocessing) in threads beside inference.
 
     At most ``window`` files are decoded ahead of the consumer, so memory stays bounded.
     """
 
     def one(f: GalleryFile):
         try:
-            return f, load_image(f.path, name=str(f.path), max_side=DECODE_MAX_SIDE)
+            image = load_image(f.path, name=str(f.path), max_side=DECODE_MAX_SIDE)
         except ImageLoadError as exc:
-            return f, exc
+            return f, exc, None
+        return f, image, prepare(image) if prepare is not None else None
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque = deque()
@@ -107,14 +109,16 @@ def _index_files(
         else:
             report.unchanged.append(f.gallery_id)
     bar = tqdm(total=len(todo), desc="indexing", unit="img", disable=not progress)
-    batch: list[tuple[GalleryFile, str, Image.Image]] = []
+    batch: list[tuple[GalleryFile, str, Image.Image, Any]] = []
 
     def flush() -> None:
-        views = encoder.embed_gallery([im for _, _, im in batch], batch_size=batch_size)  # (N, V, D)
+        pixels = [p for *_, p in batch]
+        views = encoder.embed_gallery([im for _, _, im, _ in batch], batch_size=batch_size,
+                                      pixels=None if None in pixels else pixels)  # (N, V, D)
         items = [
             NewItem(f.gallery_id, f.label, sha, (0, 0, *im.info["original_size"]), encoder.name,
                     str(Path(f.path).resolve()), vec)
-            for (f, sha, im), image_views in zip(batch, views)
+            for (f, sha, im, _), image_views in zip(batch, views)
             for vec in image_views
         ]
         done = index.add(items, save=False)
@@ -124,12 +128,14 @@ def _index_files(
         bar.update(len(batch))
         batch.clear()
 
-    for f, img in _decoded(todo, workers=max(2, os.cpu_count() or 2), window=2 * batch_size):
+    # each image's preprocessing for every gallery view runs in the decoding threads too
+    for f, img, pixels in _decoded(todo, workers=max(2, os.cpu_count() or 2), window=2 * batch_size,
+                                   prepare=encoder.gallery_pixels):
         if isinstance(img, ImageLoadError):
             report.skipped.append((str(f.path), img.reason))
             bar.update(1)
             continue
-        batch.append((f, shas[f.gallery_id], img))
+        batch.append((f, shas[f.gallery_id], img, pixels))
         if len(batch) >= batch_size:
             flush()
     if batch:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -153,13 +153,18 @@ class Encoder(nn.Module):
         Returns:
             (N, D) float32, L2-normalised rows, in input order.
         """
-        out = np.zeros((len(images), self.dim), dtype=np.float32)
+        return self._embed_batches(images, lambda im: self.preprocess(im, size), batch_size, progress)
+
+    def _embed_batches(self, items: Sequence[Any], prepare: Callable[[Any], torch.Tensor], batch_size: int,
+                       progress: bool) -> np.ndarray:
+        """(N, D) unit rows of ``items``, each made a (3, S, S) tensor by ``prepare`` a batch at a time."""
+        out = np.zeros((len(items), self.dim), dtype=np.float32)
         if self.cpu_batch and self.device.type == "cpu":
             batch_size = min(batch_size, self.cpu_batch)
-        steps = range(0, len(images), batch_size)
+        steps = range(0, len(items), batch_size)
         with self.evaluating():
             for start in tqdm(steps, desc=f"embed {self.name}", unit="batch", disable=not progress):
-                batch = torch.stack([self.preprocess(im, size) for im in images[start : start + batch_size]])
+                batch = torch.stack([prepare(x) for x in items[start : start + batch_size]])
                 out[start : start + len(batch)] = self(self.to_pixels(batch)).cpu().numpy()
         return out
 
@@ -190,11 +195,28 @@ class Encoder(nn.Module):
         """
         return None
 
-    def embed_gallery(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
+    def gallery_pixels(self, image: Image.Image) -> list[torch.Tensor] | None:
+        """``image`` preprocessed for each gallery view (``config.index_sizes``): the work that
+        :func:`~semcopy_lib.app.index_files` does in its decoding threads, beside inference.
+
+        Returns:
+            One (3, S, S) tensor per view, or None when this encoder embeds gallery images its own way.
+        """
+        return [self.preprocess(image, s) for s in self.config.index_sizes or (self.config.image_size,)]
+
+    @torch.inference_mode()
+    def embed_gallery(self, images: Sequence[Image.Image], batch_size: int = 32,
+                      pixels: Sequence[list[torch.Tensor]] | None = None) -> np.ndarray:
         """Embed gallery images once per size of ``config.index_sizes``.
+
+        Args:
+            pixels: each image's :meth:`gallery_pixels`, when already computed (then ``images`` is not read).
 
         Returns:
             (N, V, D) float32 unit vectors: V views per image, in ``index_sizes`` order.
         """
         sizes = self.config.index_sizes or (self.config.image_size,)
-        return np.stack([self.embed(images, batch_size, size=s) for s in sizes], axis=1)
+        if pixels is None:
+            return np.stack([self.embed(images, batch_size, size=s) for s in sizes], axis=1)
+        return np.stack([self._embed_batches([p[v] for p in pixels], lambda x: x, batch_size, False)
+                         for v in range(len(sizes))], axis=1)

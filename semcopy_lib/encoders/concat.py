@@ -47,7 +47,10 @@ class ConcatEncoder(Encoder):
 
         return np.concatenate([s * p.embed(images, batch_size, progress) for s, p in zip(self.scales, self.parts)], axis=1)
 
-    def embed_gallery(self, images, batch_size: int = 32):
+    def gallery_pixels(self, image: Image.Image) -> None:
+        return None  # each part preprocesses its own way
+
+    def embed_gallery(self, images, batch_size: int = 32, pixels=None):
         return self.embed(images, batch_size)[:, None]
 
 

@@ -86,8 +86,11 @@ class HeadEncoder(Encoder):
         """The backbone embeds (its own batching and preprocessing, whatever it is), then the head."""
         return self._through_head(self.base.embed(images, batch_size, progress, size))
 
-    def embed_gallery(self, images, batch_size: int = 32) -> np.ndarray:
-        return self._through_head(self.base.embed_gallery(images, batch_size))
+    def gallery_pixels(self, image: Image.Image) -> list[torch.Tensor] | None:
+        return self.base.gallery_pixels(image)
+
+    def embed_gallery(self, images, batch_size: int = 32, pixels=None) -> np.ndarray:
+        return self._through_head(self.base.embed_gallery(images, batch_size, pixels))
 
     def embed_windows(self, image: Image.Image) -> tuple[np.ndarray, list[Box], list[Box]] | None:
         pooled = self.base.embed_windows(image)

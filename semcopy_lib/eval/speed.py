@@ -2,7 +2,7 @@
 
 Measured side by side in one run on whatever machine runs it:
 
-- ``ingest_img_per_s``: :func:`~semcopy_lib.app.index_files` (decoding in threads beside inference,
+- ``ingest_img_per_s``: :func:`~semcopy_lib.app.index_files` (decoding and resizing in threads beside inference,
   batches, ONNX Runtime on CPU where installed, see ``runtime``) over real image files, every gallery
   view included;
 - ``ingest_naive_img_per_s``: the same files and views with the same weights, one image at a time,
