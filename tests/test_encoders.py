@@ -154,3 +154,20 @@ def test_runtime_comes_from_the_environment_and_falls_back_to_pytorch(monkeypatc
     monkeypatch.setenv("SEMCOPY_RUNTIME", "tensorrt")
     with pytest.raises(EncoderUnavailable, match="SEMCOPY_RUNTIME='tensorrt'"):
         create_effnet_lite0(pretrained=False, device="cpu")
+
+
+def test_a_drawing_with_transparency_gets_one_more_gallery_view_on_grey(effnet):
+    """Gallery views: on white at 224 and 320 px, and, for an image with transparency, on mid-grey
+    at 224 (what a subject lifted onto another background is nearer to); opaque images get no such view."""
+    from PIL import Image, ImageDraw
+
+    from semcopy_lib.data.loading import to_rgb
+
+    drawing = Image.new("RGBA", (160, 120), (0, 0, 0, 0))
+    ImageDraw.Draw(drawing).ellipse((30, 20, 130, 100), fill=(200, 30, 30, 255), outline=(0, 0, 0, 255), width=4)
+    assert effnet.config.index_backdrops == (128,)
+    with_alpha, opaque = effnet.embed_gallery([drawing, to_rgb(drawing)])
+    assert with_alpha.shape == (3, 1280) and opaque.shape == (2, 1280)
+    np.testing.assert_allclose(with_alpha[:2], opaque, atol=1e-5)  # the white views are the opaque image's
+    np.testing.assert_allclose(with_alpha[2], effnet.embed([to_rgb(drawing, 128)])[0], atol=1e-5)
+    assert with_alpha[2] @ with_alpha[0] < 0.99  # a view of its own

@@ -148,6 +148,6 @@ def test_gallery_images_are_preprocessed_in_the_decoding_threads(gallery_dir, tm
     index_files(index, files, encoder, progress=False)
     assert in_main == [False] * 5
     records, stored = index.image_vectors()
-    direct = encoder.embed_gallery([load_image(f.path, max_side=DECODE_MAX_SIDE) for f in files])[:, 0]
+    direct = np.stack([v[0] for v in encoder.embed_gallery([load_image(f.path, max_side=DECODE_MAX_SIDE) for f in files])])
     order = [[f.gallery_id for f in files].index(r.gallery_id) for r in records]
     np.testing.assert_allclose(stored, direct[order], atol=1e-5)

@@ -46,17 +46,18 @@ DECODE_MAX_SIDE = 1024
 
 
 def _decoded(
-    files: Sequence[GalleryFile], workers: int, window: int, prepare: Callable[[Image.Image], Any] | None = None
+    files: Sequence[GalleryFile], workers: int, window: int, prepare: Callable[[Image.Image], Any] | None = None,
+    keep_alpha: bool = False,
 ) -> Iterator[tuple[GalleryFile, Image.Image | ImageLoadError, Any]]:
     """(file, image or error, ``prepare(image)`` or None) in input order, decoded (and prepared: an
-    encoder's preprocessing) in threads beside inference.
+    encoder's preprocessing) in threads beside inference; ``keep_alpha``: images with transparency stay RGBA.
 
     At most ``window`` files are decoded ahead of the consumer, so memory stays bounded.
     """
 
     def one(f: GalleryFile):
         try:
-            image = load_image(f.path, name=str(f.path), max_side=DECODE_MAX_SIDE)
+            image = load_image(f.path, name=str(f.path), max_side=DECODE_MAX_SIDE, keep_alpha=keep_alpha)
         except ImageLoadError as exc:
             return f, exc, None
         return f, image, prepare(image) if prepare is not None else None
@@ -114,7 +115,7 @@ def _index_files(
     def flush() -> None:
         pixels = [p for *_, p in batch]
         views = encoder.embed_gallery([im for _, _, im, _ in batch], batch_size=batch_size,
-                                      pixels=None if None in pixels else pixels)  # (N, V, D)
+                                      pixels=None if None in pixels else pixels)  # N x (V, D)
         items = [
             NewItem(f.gallery_id, f.label, sha, (0, 0, *im.info["original_size"]), encoder.name,
                     str(Path(f.path).resolve()), vec)
@@ -130,7 +131,7 @@ def _index_files(
 
     # each image's preprocessing for every gallery view runs in the decoding threads too
     for f, img, pixels in _decoded(todo, workers=max(2, os.cpu_count() or 2), window=2 * batch_size,
-                                   prepare=encoder.gallery_pixels):
+                                   prepare=encoder.gallery_pixels, keep_alpha=bool(encoder.config.index_backdrops)):
         if isinstance(img, ImageLoadError):
             report.skipped.append((str(f.path), img.reason))
             bar.update(1)

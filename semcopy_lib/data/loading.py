@@ -59,8 +59,8 @@ def is_image_path(path: Union[str, os.PathLike]) -> bool:
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
-def to_rgb(img: Image.Image) -> Image.Image:
-    """Any PIL mode -> RGB; transparent pixels are composited on white.
+def to_rgb(img: Image.Image, backdrop: int = 255) -> Image.Image:
+    """Any PIL mode -> RGB; transparent pixels are composited on grey level ``backdrop`` (white).
 
     16-bit and 32-bit greyscale ('I;16', 'I') are scaled to 8 bits by their full range, CMYK goes
     through PIL's conversion, palettes with transparency are expanded to RGBA first.
@@ -84,7 +84,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
         mode = "RGBA"
     if mode in ALPHA_MODES:
         rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        background = Image.new("RGBA", rgba.size, (backdrop, backdrop, backdrop, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return img.convert("RGB")
 

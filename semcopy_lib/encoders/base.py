@@ -14,6 +14,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from semcopy_lib.data.boxes import Box
+from semcopy_lib.data.loading import to_rgb
 
 
 class EncoderUnavailable(RuntimeError):
@@ -35,6 +36,9 @@ class EncoderConfig:
             matches crops of itself, whose content is zoomed in, while the ``image_size`` view
             keeps an exact copy at score 1. Empty means ``(image_size,)``. Queries are always
             embedded at ``image_size``.
+        index_backdrops: grey levels on which a gallery image's transparent parts are also composited,
+            one more ``image_size`` view each (a clip-art subject lifted onto another background
+            is nearer its drawing on grey than on white). Opaque images give that view unchanged.
         path: a local weights folder or file, when the encoder takes one.
         options: encoder-specific settings (e.g. a hub repo id).
     """
@@ -45,12 +49,14 @@ class EncoderConfig:
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     resize: str = "squash"
     index_sizes: tuple[int, ...] = ()
+    index_backdrops: tuple[int, ...] = ()
     path: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["mean"], data["std"], data["index_sizes"] = list(self.mean), list(self.std), list(self.index_sizes)
+        data["index_backdrops"] = list(self.index_backdrops)
         return data
 
     @classmethod
@@ -58,6 +64,7 @@ class EncoderConfig:
         data = dict(data)
         data["mean"], data["std"] = tuple(data["mean"]), tuple(data["std"])
         data["index_sizes"] = tuple(data.get("index_sizes", ()))
+        data["index_backdrops"] = tuple(data.get("index_backdrops", ()))  # none in older manifests
         return cls(**data)
 
 
@@ -196,27 +203,38 @@ class Encoder(nn.Module):
         return None
 
     def gallery_pixels(self, image: Image.Image) -> list[torch.Tensor] | None:
-        """``image`` preprocessed for each gallery view (``config.index_sizes``): the work that
-        :func:`~semcopy_lib.app.index_files` does in its decoding threads, beside inference.
+        """``image`` (RGB, or RGBA with its transparency) preprocessed for each gallery view: on white
+        at each of ``config.index_sizes``, then on each of ``config.index_backdrops`` at ``image_size``.
+        :func:`~semcopy_lib.app.index_files` does this in its decoding threads, beside inference.
 
         Returns:
             One (3, S, S) tensor per view, or None when this encoder embeds gallery images its own way.
         """
-        return [self.preprocess(image, s) for s in self.config.index_sizes or (self.config.image_size,)]
+        on_white = to_rgb(image)
+        views = [self.preprocess(on_white, s) for s in self.config.index_sizes or (self.config.image_size,)]
+        if "A" not in image.getbands():
+            return views  # opaque: a backdrop would change nothing
+        return views + [self.preprocess(to_rgb(image, grey)) for grey in self.config.index_backdrops]
 
     @torch.inference_mode()
     def embed_gallery(self, images: Sequence[Image.Image], batch_size: int = 32,
-                      pixels: Sequence[list[torch.Tensor]] | None = None) -> np.ndarray:
-        """Embed gallery images once per size of ``config.index_sizes``.
+                      pixels: Sequence[list[torch.Tensor]] | None = None) -> list[np.ndarray]:
+        """Embed gallery images once per view of :meth:`gallery_pixels`.
 
         Args:
+            images: RGB images, or RGBA with their transparency (for ``config.index_backdrops``).
             pixels: each image's :meth:`gallery_pixels`, when already computed (then ``images`` is not read).
 
         Returns:
-            (N, V, D) float32 unit vectors: V views per image, in ``index_sizes`` order.
+            One (V, D) float32 array of unit vectors per image, its views in :meth:`gallery_pixels` order
+            (V differs when only some images have transparency).
         """
-        sizes = self.config.index_sizes or (self.config.image_size,)
         if pixels is None:
-            return np.stack([self.embed(images, batch_size, size=s) for s in sizes], axis=1)
-        return np.stack([self._embed_batches([p[v] for p in pixels], lambda x: x, batch_size, False)
-                         for v in range(len(sizes))], axis=1)
+            pixels = [self.gallery_pixels(im) for im in images]
+        out = [np.zeros((len(p), self.dim), dtype=np.float32) for p in pixels]
+        for view in range(max(map(len, pixels), default=0)):  # the images' views of one size together
+            having = [i for i, p in enumerate(pixels) if len(p) > view]
+            vectors = self._embed_batches([pixels[i][view] for i in having], lambda x: x, batch_size, False)
+            for i, vector in zip(having, vectors):
+                out[i][view] = vector
+        return out

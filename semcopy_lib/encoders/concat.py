@@ -51,7 +51,7 @@ class ConcatEncoder(Encoder):
         return None  # each part preprocesses its own way
 
     def embed_gallery(self, images, batch_size: int = 32, pixels=None):
-        return self.embed(images, batch_size)[:, None]
+        return list(self.embed(images, batch_size)[:, None])
 
 
 def _parse(value: Any, cast=str) -> list:

@@ -89,8 +89,12 @@ class HeadEncoder(Encoder):
     def gallery_pixels(self, image: Image.Image) -> list[torch.Tensor] | None:
         return self.base.gallery_pixels(image)
 
-    def embed_gallery(self, images, batch_size: int = 32, pixels=None) -> np.ndarray:
-        return self._through_head(self.base.embed_gallery(images, batch_size, pixels))
+    def embed_gallery(self, images, batch_size: int = 32, pixels=None) -> list[np.ndarray]:
+        views = self.base.embed_gallery(images, batch_size, pixels)
+        if not views:
+            return []
+        headed = self._through_head(np.concatenate(views))  # one pass for all images' views
+        return np.split(headed, np.cumsum([len(v) for v in views])[:-1])
 
     def embed_windows(self, image: Image.Image) -> tuple[np.ndarray, list[Box], list[Box]] | None:
         pooled = self.base.embed_windows(image)
