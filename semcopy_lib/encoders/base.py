@@ -38,7 +38,7 @@ class EncoderConfig:
             embedded at ``image_size``.
         index_backdrops: grey levels on which a gallery image's transparent parts are also composited,
             one more ``image_size`` view each (a clip-art subject lifted onto another background
-            is nearer its drawing on grey than on white). Opaque images give that view unchanged.
+            is nearer its drawing on grey than on white). Opaque images get no such view.
         path: a local weights folder or file, when the encoder takes one.
         options: encoder-specific settings (e.g. a hub repo id).
     """
