@@ -148,18 +148,17 @@ class EffNetLite0Encoder(Encoder):
             self._onnx = None  # the weights may change: exported again when next used frozen
         return super().train(mode)
 
-    def _trunk(self, pixels: torch.Tensor, blocks: bool = False) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
-        """(B, 3, S, S) pixels -> the (B, 1280, S/32, S/32) last feature map and, when ``blocks`` (always
-        with ONNX Runtime), the outputs of :data:`PROBE_BLOCKS`, by block index."""
+    def _trunk(self, pixels: torch.Tensor) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """(B, 3, S, S) pixels -> the (B, 1280, S/32, S/32) last feature map and the outputs of
+        :data:`PROBE_BLOCKS`, by block index: in ONNX Runtime when frozen on the CPU, else in PyTorch."""
         if self._runtime == "onnx" and pixels.device.type == "cpu" and not self.training and not torch.is_grad_enabled():
             if self._onnx is None:
                 example = torch.zeros(1, 3, self.config.image_size, self.config.image_size)
                 self._onnx = OnnxForward(_Trunk(self.net), example, ("fmap", *(f"block{i}" for i in PROBE_BLOCKS)))
             fmap, *outs = self._onnx(pixels)
-            return fmap, dict(zip(PROBE_BLOCKS, outs))
-        with block_outputs(self.net, PROBE_BLOCKS if blocks else ()) as outputs:
-            fmap = self.net.extract_features(pixels)
-        return fmap, outputs
+        else:
+            fmap, *outs = _Trunk(self.net)(pixels)
+        return fmap, dict(zip(PROBE_BLOCKS, outs))
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, 224, 224) -> (B, 1280) GeM-pooled last-layer features."""
@@ -181,7 +180,7 @@ class EffNetLite0Encoder(Encoder):
         """
         size = int(self.config.options.get("window_size", 384))
         with self.evaluating():
-            fmap, outputs = self._trunk(self.to_pixels(self.preprocess(image, size)[None]), blocks=self.probe is not None)
+            fmap, outputs = self._trunk(self.to_pixels(self.preprocess(image, size)[None]))
         fmap = fmap[0]
         pasted = []
         if self.probe is not None:
