@@ -16,6 +16,7 @@ from semcopy_lib.data import GalleryFile, ImageLoadError, gallery_id_for, is_ima
 from semcopy_lib.data.folders import sha256_of
 from semcopy_lib.encoders import DEFAULT_ENCODER, Encoder, create_encoder
 from semcopy_lib.index import GalleryIndex, NewItem
+from semcopy_lib.segment.template import thumbnail
 
 
 @dataclass
@@ -110,10 +111,10 @@ def _index_files(
         else:
             report.unchanged.append(f.gallery_id)
     bar = tqdm(total=len(todo), desc="indexing", unit="img", disable=not progress)
-    batch: list[tuple[GalleryFile, str, Image.Image, Any]] = []
+    batch: list[tuple[GalleryFile, str, Image.Image, tuple[Any, bytes]]] = []  # file, sha, image, (pixels, thumbnail)
 
     def flush() -> None:
-        pixels = [p for *_, p in batch]
+        pixels = [p for *_, (p, _) in batch]
         views = encoder.embed_gallery([im for _, _, im, _ in batch], batch_size=batch_size,
                                       pixels=None if None in pixels else pixels)  # N x (V, D)
         items = [
@@ -122,21 +123,25 @@ def _index_files(
             for (f, sha, im, _), image_views in zip(batch, views)
             for vec in image_views
         ]
-        done = index.add(items, save=False)
+        done = index.add(items, save=False, thumbs={f.gallery_id: png for f, _, _, (_, png) in batch})
         report.added += done.added
         report.replaced += done.replaced
         report.unchanged += done.unchanged
         bar.update(len(batch))
         batch.clear()
 
-    # each image's preprocessing for every gallery view runs in the decoding threads too
-    for f, img, pixels in _decoded(todo, workers=max(2, os.cpu_count() or 2), window=2 * batch_size,
-                                   prepare=encoder.gallery_pixels, keep_alpha=bool(encoder.config.index_backdrops)):
+    def prepare(image: Image.Image) -> tuple[Any, bytes]:
+        return encoder.gallery_pixels(image), thumbnail(image)
+
+    # each image's preprocessing for every gallery view, and its thumbnail (with its transparency: pasted
+    # copies are matched on the opaque pixels), are made in the decoding threads too
+    for f, img, prepared in _decoded(todo, workers=max(2, os.cpu_count() or 2), window=2 * batch_size,
+                                     prepare=prepare, keep_alpha=True):
         if isinstance(img, ImageLoadError):
             report.skipped.append((str(f.path), img.reason))
             bar.update(1)
             continue
-        batch.append((f, shas[f.gallery_id], img, pixels))
+        batch.append((f, shas[f.gallery_id], img, prepared))
         if len(batch) >= batch_size:
             flush()
     if batch:

@@ -4,7 +4,7 @@
 INDEX_DIR/
   manifest.json   {"format_version", "backend", "encoder": {EncoderConfig}, "dim", "count",
                    "vectors": N, "generation", "root"}
-  meta.sqlite     one row per vector (the source of truth, see store.py)
+  meta.sqlite     one row per vector (the source of truth, see store.py), one thumbnail per image
   vectors.faiss   the search structure; rebuilt from meta.sqlite when it is behind
   write.lock      held (flock) by the one process writing; see lock.py
 ```
@@ -23,7 +23,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -275,6 +275,10 @@ class GalleryIndex:
     def records(self) -> list[Record]:
         return self.store.all_records()
 
+    def thumbs(self, gallery_ids: Iterable[str]) -> dict[str, bytes]:
+        """PNG thumbnails by gallery id, for those ids that have one (indexes built before thumbnails were kept have none)."""
+        return self.store.thumbs(gallery_ids)
+
     def image_vectors(self) -> tuple[list[Record], np.ndarray]:
         """One vector per gallery image (its first view, e.g. the 224-px one) with its record.
 
@@ -292,12 +296,14 @@ class GalleryIndex:
         return keep, np.asarray(rows, dtype=np.float32).reshape(-1, self.dim)
 
     # -- changing ----------------------------------------------------------------------------
-    def add(self, items: Sequence[NewItem], save: bool = True) -> AddReport:
+    def add(self, items: Sequence[NewItem], save: bool = True, thumbs: Mapping[str, bytes] | None = None) -> AddReport:
         """Add vectors; an id already indexed with the same sha256 is a no-op, with another one it is replaced.
 
         Args:
             items: regions to add; all items of one gallery id must come in the same call.
             save: write the backend file and manifest now (a build saves once at the end).
+            thumbs: PNG thumbnails by gallery id (:func:`semcopy_lib.segment.template.thumbnail`), stored
+                with the items of those ids that are added or replaced.
         """
         for item in items:
             self.check_encoder(item.encoder)
@@ -317,7 +323,10 @@ class GalleryIndex:
                         replace.append(item.gallery_id)
             todo = [it for it in items if seen[it.gallery_id] != it.sha256]
             if todo or replace:
-                added_ids, removed_ids = self.store.write(add=todo, remove_gallery_ids=replace)
+                changed = {it.gallery_id for it in todo}
+                added_ids, removed_ids = self.store.write(
+                    add=todo, remove_gallery_ids=replace,
+                    thumbs={g: png for g, png in (thumbs or {}).items() if g in changed})
                 self._generation = self.store.generation
                 self.backend.remove(np.array(removed_ids, dtype=np.int64))
                 self.backend.add(np.array(added_ids, dtype=np.int64), np.stack([it.vector for it in todo]))

@@ -2,7 +2,8 @@
 
 One row per indexed vector: a stable integer id (the FAISS id), the gallery id (relative POSIX path),
 its class (parent folder), the file's sha256, the image region the vector describes, the encoder that
-made it, where the file was read from, and the float32 vector itself. Every change is one transaction.
+made it, where the file was read from, and the float32 vector itself; and one small thumbnail per
+gallery image (:func:`semcopy_lib.segment.template.thumbnail`). Every change is one transaction.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -30,6 +31,7 @@ CREATE TABLE IF NOT EXISTS items (
 );
 CREATE INDEX IF NOT EXISTS items_gallery_id ON items (gallery_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS thumbs (gallery_id TEXT PRIMARY KEY, png BLOB NOT NULL);
 """
 
 
@@ -95,8 +97,9 @@ class MetadataStore:
         ).fetchone()
         return row[0] if row else None
 
-    def write(self, add: Iterable[NewItem] = (), remove_gallery_ids: Iterable[str] = ()) -> tuple[list[int], list[int]]:
-        """Remove then add in one transaction.
+    def write(self, add: Iterable[NewItem] = (), remove_gallery_ids: Iterable[str] = (),
+              thumbs: Mapping[str, bytes] | None = None) -> tuple[list[int], list[int]]:
+        """Remove then add in one transaction; ``thumbs``: PNG bytes by gallery id, stored with the items.
 
         Returns:
             (ids added, ids removed).
@@ -108,6 +111,7 @@ class MetadataStore:
             for gid in remove_gallery_ids:
                 ids = [r[0] for r in cur.execute("SELECT id FROM items WHERE gallery_id = ?", (gid,))]
                 cur.execute("DELETE FROM items WHERE gallery_id = ?", (gid,))
+                cur.execute("DELETE FROM thumbs WHERE gallery_id = ?", (gid,))
                 removed.extend(ids)
             for item in add:
                 vec = np.ascontiguousarray(item.vector, dtype=np.float32)
@@ -118,6 +122,8 @@ class MetadataStore:
                      item.encoder, item.source, vec.tobytes()),
                 )
                 added.append(int(cur.lastrowid))
+            for gid, png in (thumbs or {}).items():
+                cur.execute("INSERT OR REPLACE INTO thumbs (gallery_id, png) VALUES (?, ?)", (gid, png))
             self._bump()
             cur.execute("COMMIT")
         except BaseException:
@@ -140,6 +146,15 @@ class MetadataStore:
             ids,
         )
         return {row[0]: self._record(row) for row in rows}
+
+    def thumbs(self, gallery_ids: Iterable[str]) -> dict[str, bytes]:
+        """PNG thumbnails by gallery id for those of ``gallery_ids`` that have one."""
+        gallery_ids = list(gallery_ids)
+        if not gallery_ids:
+            return {}
+        marks = ",".join("?" * len(gallery_ids))
+        rows = self.conn.execute(f"SELECT gallery_id, png FROM thumbs WHERE gallery_id IN ({marks})", gallery_ids)
+        return dict(rows.fetchall())
 
     def all_records(self) -> list[Record]:
         rows = self.conn.execute(

@@ -1,0 +1,132 @@
+"""Pixel verification of pasted copies: thumbnails kept in the index, masked template matching, re-scoring."""
+
+import random
+
+import pytest
+from PIL import Image, ImageDraw, ImageOps
+
+from semcopy_lib.app import SearchService, build_index
+from semcopy_lib.app.results import SearchHit
+from semcopy_lib.app.service import VERIFY_FROM, VERIFY_WEIGHT
+from semcopy_lib.data import compose
+from semcopy_lib.segment import iou
+from semcopy_lib.segment.template import THUMB_SIDE, match_picture, read_thumbnail, thumbnail
+
+
+def drawing() -> Image.Image:
+    """An asymmetric clip art with transparency: a red boot, its toe to the right, with a yellow buckle."""
+    img = Image.new("RGBA", (200, 160), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    draw.polygon([(30, 10), (90, 10), (95, 100), (190, 110), (190, 150), (30, 150)], fill=(200, 30, 40, 255),
+                 outline=(20, 20, 20, 255), width=4)
+    draw.rectangle((40, 60, 85, 85), fill=(250, 210, 40, 255), outline=(20, 20, 20, 255), width=3)
+    draw.ellipse((120, 115, 150, 140), fill=(120, 10, 20, 255))
+    return img
+
+
+@pytest.fixture(scope="module")
+def pasted():
+    """The boot pasted on a generated photo at a known box, and its mirror image (a near twin)."""
+    rng = random.Random(0)
+    boot = drawing()
+    query, box = compose.on_background(boot, compose.random_picture(rng, (512, 384)), rng, scale=(0.45, 0.45))
+    return query, box, boot, ImageOps.mirror(boot)
+
+
+def test_thumbnail_keeps_transparency_and_fits_its_side(pasted):
+    _, _, boot, _ = pasted
+    thumb = read_thumbnail(thumbnail(boot))
+    assert thumb.mode == "RGBA" and max(thumb.size) == THUMB_SIDE and thumb.size == (96, 77)
+    assert thumb.getpixel((0, 0))[3] == 0 and thumb.getpixel((30, 50))[3] == 255
+
+
+def test_the_pasted_picture_is_found_and_its_mirror_is_not(pasted):
+    query, box, boot, mirror = pasted
+    x, y, w, h = box
+    loose = (x - w // 10, y + h // 12, int(w * 1.15), int(h * 1.1))  # a region found roughly around it
+    correlation, where = match_picture(query, loose, read_thumbnail(thumbnail(boot)))
+    assert correlation > 0.9 and iou(where, box) > 0.8
+    twin, _ = match_picture(query, loose, read_thumbnail(thumbnail(mirror)))
+    assert twin < correlation - 0.15  # the mirror's red body overlaps the boot's in places, not its outline
+
+
+def test_no_scale_fits_a_hairline_region(pasted):
+    query, _, boot, _ = pasted
+    assert match_picture(query, (0, 0, 200, 4), read_thumbnail(thumbnail(boot))) == (-1.0, None)
+
+
+@pytest.fixture(scope="module")
+def twins(tmp_path_factory, pasted):
+    """An index of the boot, its mirror and a few generated pictures, with thumbnails."""
+    root = tmp_path_factory.mktemp("twins")
+    gallery = root / "gallery" / "boots"
+    gallery.mkdir(parents=True)
+    _, _, boot, mirror = pasted
+    boot.save(gallery / "boot.png")
+    mirror.save(gallery / "mirror.png")
+    rng = random.Random(1)
+    for i in range(3):
+        compose.random_picture(rng, (160, 120)).save(gallery / f"other{i}.jpg")
+    build_index(root / "gallery", root / "idx", progress=False)
+    return SearchService(root / "idx")
+
+
+def test_index_keeps_one_thumbnail_per_image_and_drops_it_with_the_image(twins):
+    ids = ["boots/boot.png", "boots/mirror.png", "boots/other0.jpg", "boots/other1.jpg", "boots/other2.jpg"]
+    thumbs = twins.index.thumbs(ids + ["boots/none.png"])
+    assert sorted(thumbs) == ids
+    assert read_thumbnail(thumbs["boots/boot.png"]).mode == "RGBA"
+    assert read_thumbnail(thumbs["boots/other0.jpg"]).size == (96, 72)
+    assert twins.index.remove(["boots/other2.jpg"]) == []
+    assert "boots/other2.jpg" not in twins.index.thumbs(ids)
+
+
+def test_verification_ranks_the_pasted_picture_over_its_twin(twins, pasted):
+    query, box, _, _ = pasted
+    query = query.copy()
+    query.info["original_size"] = query.size
+    # the embedding put the mirror first, slightly: the pixels say which boot is on the photo
+    ranked = [SearchHit("boots/mirror.png", 0.80, "boots", "", box, "subject"),
+              SearchHit("boots/boot.png", 0.78, "boots", "", box, "subject"),
+              SearchHit("boots/other0.jpg", 0.70, "boots", "", box, "subject")]
+    verified = twins._verified(query, ranked)
+    assert [h.gallery_id for h in verified] == ["boots/boot.png", "boots/mirror.png", "boots/other0.jpg"]
+    thumbs = twins.index.thumbs(["boots/boot.png", "boots/mirror.png", "boots/other0.jpg"])
+    boot, mirror, other = (match_picture(query, box, read_thumbnail(thumbs[g]))[0] for g in sorted(thumbs))
+    assert boot > 0.9 and other < VERIFY_FROM
+    assert verified[0].score == pytest.approx(0.78 + VERIFY_WEIGHT * (boot - VERIFY_FROM))
+    assert verified[1].score == pytest.approx(0.80 + VERIFY_WEIGHT * max(0.0, mirror - VERIFY_FROM))
+    assert verified[2].score == 0.70  # a picture that is not there gains nothing
+
+
+def test_search_finds_the_pasted_boot_first(twins, pasted, tmp_path):
+    query, _, _, _ = pasted
+    path = tmp_path / "query.png"
+    query.save(path)
+    [result] = twins.search([path], k=2)
+    assert result.layout == "single" and result.hits[0].gallery_id == "boots/boot.png"
+
+
+def test_hits_out_of_reach_of_the_first_are_not_checked(twins, pasted, monkeypatch):
+    """A perfect match adds VERIFY_WEIGHT x (1 - VERIFY_FROM) at most: hits further below the first are
+    left alone (and cost nothing)."""
+    from semcopy_lib.app import service as service_module
+
+    query, box, _, _ = pasted
+    query = query.copy()
+    query.info["original_size"] = query.size
+    checked = []
+    monkeypatch.setattr(service_module, "match_picture", lambda q, b, p: checked.append(p.size) or (1.0, b))
+    ranked = [SearchHit("boots/mirror.png", 0.80, "boots", "", box, "subject"),
+              SearchHit("boots/boot.png", 0.80 - VERIFY_WEIGHT * (1 - VERIFY_FROM) - 0.01, "boots", "", box, "subject")]
+    assert twins._verified(query, ranked)[1] == ranked[1] and len(checked) == 1
+
+
+def test_an_index_without_thumbnails_keeps_the_embedding_ranking(twins, pasted):
+    query, box, _, _ = pasted
+    query = query.copy()
+    query.info["original_size"] = query.size
+    ranked = [SearchHit("boots/mirror.png", 0.80, "boots", "", box, "subject"),
+              SearchHit("boots/boot.png", 0.78, "boots", "", box, "subject")]
+    twins.index.store.conn.execute("DELETE FROM thumbs")  # as in an index built before thumbnails were kept
+    assert twins._verified(query, ranked) == ranked
