@@ -79,10 +79,11 @@ def test_detector_boxes_become_object_regions_once_per_image(gallery_dir, tmp_pa
     assert fake.calls == 2
 
 
-def test_feature_map_windows_find_a_subject_on_a_larger_picture(service, gallery_dir):
+def test_feature_map_windows_find_a_subject_on_a_larger_picture(service, gallery_dir, monkeypatch):
     import random
 
     from semcopy_lib.data import compose, load_image
+    from semcopy_lib.segment import iou
 
     rng = random.Random(3)
     subject_path = next(gallery_dir.rglob("img05.png"))
@@ -93,6 +94,8 @@ def test_feature_map_windows_find_a_subject_on_a_larger_picture(service, gallery
     assert all(0 <= x and 0 <= y and x + w <= 641 and y + h <= 481 for x, y, w, h in boxes)
     expected = subject_path.relative_to(gallery_dir).as_posix()
     [whole] = service.search([query], k=12, regions=False)
+    [verified] = service.search([query], k=1, regions=True)
+    monkeypatch.setattr(service_module, "VERIFY_TOP", 0)  # the embeddings alone
     [with_regions] = service.search([query], k=1, regions=True)
     whole_score = next(h.score for h in whole.hits if h.gallery_id == expected)
     # a window, or the crop of the subject the probe found in the same pass, holds it much better
@@ -100,6 +103,10 @@ def test_feature_map_windows_find_a_subject_on_a_larger_picture(service, gallery
     assert top.gallery_id == expected and top.region_kind in ("window", "subject")
     assert top.score > whole_score + 0.1
     assert top.query_box in [r.box for r in with_regions.regions if r.kind == top.region_kind]
+    # and its pixels are there: verified, it scores more and says where it sits
+    top = verified.hits[0]
+    assert top.gallery_id == expected and top.region_kind == "match" and top.score > with_regions.hits[0].score
+    assert iou(top.query_box, box) > 0.7 and top.query_box in [r.box for r in verified.regions if r.kind == "match"]
 
 
 def test_copies_bench_table(service, gallery_dir, tmp_path):

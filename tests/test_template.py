@@ -97,14 +97,20 @@ def test_verification_ranks_the_pasted_picture_over_its_twin(twins, pasted):
     assert verified[0].score == pytest.approx(0.78 + VERIFY_WEIGHT * (boot - VERIFY_FROM))
     assert verified[1].score == pytest.approx(0.80 + VERIFY_WEIGHT * max(0.0, mirror - VERIFY_FROM))
     assert verified[2].score == 0.70  # a picture that is not there gains nothing
+    # the verified boot reports where it sits, tighter than the region that found it
+    assert verified[0].region_kind == "match" and iou(verified[0].query_box, box) > 0.8
+    assert verified[2].region_kind == "subject" and verified[2].query_box == box
 
 
-def test_search_finds_the_pasted_boot_first(twins, pasted, tmp_path):
-    query, _, _, _ = pasted
+def test_search_finds_the_pasted_boot_first_and_where_it_sits(twins, pasted, tmp_path):
+    query, box, _, _ = pasted
     path = tmp_path / "query.png"
     query.save(path)
     [result] = twins.search([path], k=2)
-    assert result.layout == "single" and result.hits[0].gallery_id == "boots/boot.png"
+    top = result.hits[0]
+    assert result.layout == "single" and top.gallery_id == "boots/boot.png"
+    assert top.region_kind == "match" and iou(top.query_box, box) > 0.8
+    assert ("match", top.query_box) in [(r.kind, r.box) for r in result.regions]
 
 
 def test_hits_out_of_reach_of_the_first_are_not_checked(twins, pasted, monkeypatch):

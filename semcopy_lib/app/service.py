@@ -145,15 +145,19 @@ class SearchService:
             if id(result) in verify:
                 ranked = self._verified(verify[id(result)], ranked)
             result.hits = ranked[:k]
-            # of the many windows, list those that a hit came from, so every hit's box is a region
-            for box in dict.fromkeys(h.query_box for h in result.hits if h.region_kind == "window"):
-                result.regions.append(Region(box, "window"))
+            # of the many windows, list those that a hit came from, and where verified pictures sit, so
+            # that every hit's box is a region
+            for box, kind in dict.fromkeys((h.query_box, h.region_kind) for h in result.hits
+                                           if h.region_kind in ("window", "match")):
+                result.regions.append(Region(box, kind))
         return results
 
     def _verified(self, image: Image.Image, ranked: list[SearchHit]) -> list[SearchHit]:
         """``ranked`` with its first :data:`VERIFY_TOP` hits re-scored by finding their gallery picture's
-        pixels in ``image`` around the region that found each, and ranked again; hits whose picture has
-        no thumbnail in the index (built before thumbnails were kept) keep their score."""
+        pixels in ``image`` around the region that found each, and ranked again. A hit whose picture is
+        found (correlation over :data:`VERIFY_FROM`) reports where: its box becomes that place, of kind
+        ``match``. Hits whose picture has no thumbnail in the index (built before thumbnails were kept)
+        keep their score and box."""
         if not ranked:
             return ranked
         # a hit that could not overtake the first one even with a perfect match is not checked
@@ -167,8 +171,10 @@ class SearchService:
         for hit in top:
             if hit.gallery_id in thumbs:
                 box = scale_box(hit.query_box, w / ow, h / oh)
-                correlation, _ = match_picture(image, box, read_thumbnail(thumbs[hit.gallery_id]))
-                hit = replace(hit, score=hit.score + VERIFY_WEIGHT * max(0.0, correlation - VERIFY_FROM))
+                correlation, where = match_picture(image, box, read_thumbnail(thumbs[hit.gallery_id]))
+                if correlation > VERIFY_FROM:
+                    hit = replace(hit, score=hit.score + VERIFY_WEIGHT * (correlation - VERIFY_FROM),
+                                  query_box=scale_box(where, ow / w, oh / h), region_kind="match")
             scored.append(hit)
         # a bonus only raises scores, so the verified hits still rank above all the others
         return sorted(scored, key=lambda h: (-h.score, h.gallery_id)) + ranked[len(top):]

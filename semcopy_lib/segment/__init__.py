@@ -26,7 +26,8 @@ class Region:
 
     Kinds: ``whole``; ``photo`` (in a screenshot), ``tile`` (of a collage); ``subject`` (a drawn
     subject on a single picture, :func:`subject_boxes`); ``object`` (a detector box); ``window``
-    (a feature-map window of a single picture).
+    (a feature-map window of a single picture); ``match`` (where a gallery picture was found pixel for
+    pixel, :func:`~semcopy_lib.segment.template.match_picture`: not searched, reported with its hit).
     """
 
     box: Box
