@@ -437,8 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", default=None, help="must match the index's encoder when given")
     p.add_argument("--strict", action="store_true", help="exit 1 when any query fails (default: only when all do)")
     p.add_argument("--regions", action=argparse.BooleanOptionalAction, default=True,
-                   help="also search the photo regions of screenshots and collages and windows of single "
-                        "pictures (default); --no-regions searches the whole image only")
+                   help="also search the photo regions of screenshots and collages and the subjects and windows "
+                        "of single pictures, whose first hits are then checked pixel for pixel (default); "
+                        "--no-regions searches the whole image only")
     p.add_argument("--detector", default=None, metavar="WEIGHTS",
                    help="YOLO weights for key objects with --regions (default: yolov8x-oiv7.pt if present)")
     p.add_argument("queries", nargs="+", metavar="QUERY")

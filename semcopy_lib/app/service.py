@@ -81,8 +81,9 @@ class SearchService:
             names: how results and errors name the queries (default: the path, or ``query-<i>``).
             regions: also search the photo regions that :func:`semcopy_lib.segment.analyse` finds
                 (screenshots, collages), detector boxes, and feature-map windows of a single picture
-                (a subject on a larger background). The whole image is always searched first; a query
-                that already matches at the encoder's ``copy_score`` gets no regions (it is a copy).
+                (a subject on a larger background), whose first hits are then verified pixel for pixel
+                (:meth:`_verified`). The whole image is always searched first; a query that already
+                matches at the encoder's ``copy_score`` gets no regions (it is a copy).
 
         Returns:
             One :class:`QueryResult` per query; unreadable queries carry ``error`` and no hits.
