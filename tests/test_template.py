@@ -136,3 +136,17 @@ def test_an_index_without_thumbnails_keeps_the_embedding_ranking(twins, pasted):
               SearchHit("boots/boot.png", 0.78, "boots", "", box, "subject")]
     twins.index.store.conn.execute("DELETE FROM thumbs")  # as in an index built before thumbnails were kept
     assert twins._verified(query, ranked) == ranked
+
+
+def test_building_again_gives_an_older_index_its_thumbnails(gallery_dir, tmp_path):
+    """Images that `index build` finds unchanged get the thumbnail an older index lacks, and nothing else
+    moves: same vectors, same generation (searchers need not catch up)."""
+    index, _ = build_index(gallery_dir, tmp_path / "idx", progress=False)
+    ids = [r.gallery_id for r in index.records()]
+    index.store.conn.execute("DELETE FROM thumbs")  # as built before thumbnails were kept
+    generation, vectors = index.store.generation, index.image_vectors()[1]
+    index.close()
+    index, report = build_index(gallery_dir, tmp_path / "idx", progress=False)
+    assert not report.added and len(report.unchanged) == len(set(ids))
+    assert sorted(index.thumbs(ids)) == sorted(set(ids))
+    assert index.store.generation == generation and (index.image_vectors()[1] == vectors).all()

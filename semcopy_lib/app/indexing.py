@@ -149,7 +149,29 @@ def _index_files(
     bar.close()
     index.save()
     report.optimised = index.optimise()  # exact search up to FLAT_MAX vectors, IVF-SQ8 beyond
+    unchanged = set(report.unchanged)
+    _backfill_thumbs(index, [f for f in files if f.gallery_id in unchanged], batch_size, progress)
     return report
+
+
+def _backfill_thumbs(index: GalleryIndex, files: Sequence[GalleryFile], batch_size: int, progress: bool) -> None:
+    """Thumbnails for indexed images that have none (an index built before they were kept): decoded
+    in threads, stored a batch at a time; their vectors are not touched."""
+    have = index.store.thumb_ids()
+    missing = [f for f in files if f.gallery_id not in have]
+    if not missing:
+        return
+    thumbs: dict[str, bytes] = {}
+    decoded = _decoded(missing, workers=max(2, os.cpu_count() or 2), window=2 * batch_size, prepare=thumbnail,
+                       keep_alpha=True)
+    for f, img, png in tqdm(decoded, total=len(missing), desc="thumbnails", unit="img", disable=not progress):
+        if not isinstance(img, ImageLoadError):
+            thumbs[f.gallery_id] = png
+        if len(thumbs) >= batch_size:
+            index.add_thumbs(thumbs)
+            thumbs.clear()
+    if thumbs:
+        index.add_thumbs(thumbs)
 
 
 def build_index(

@@ -279,6 +279,11 @@ class GalleryIndex:
         """PNG thumbnails by gallery id, for those ids that have one (indexes built before thumbnails were kept have none)."""
         return self.store.thumbs(gallery_ids)
 
+    def add_thumbs(self, thumbs: Mapping[str, bytes]) -> None:
+        """Keep thumbnails for images already indexed (an index built before thumbnails were kept)."""
+        with self.writing():
+            self.store.put_thumbs({g: png for g, png in thumbs.items() if self.store.sha_of(g) is not None})
+
     def image_vectors(self) -> tuple[list[Record], np.ndarray]:
         """One vector per gallery image (its first view, e.g. the 224-px one) with its record.
 

@@ -147,6 +147,22 @@ class MetadataStore:
         )
         return {row[0]: self._record(row) for row in rows}
 
+    def put_thumbs(self, thumbs: Mapping[str, bytes]) -> None:
+        """Store thumbnails of images already indexed (one transaction; the vectors, and so the
+        generation that tells searchers to catch up, do not change)."""
+        cur = self.conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            cur.executemany("INSERT OR REPLACE INTO thumbs (gallery_id, png) VALUES (?, ?)", list(thumbs.items()))
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    def thumb_ids(self) -> set[str]:
+        """The gallery ids that have a thumbnail."""
+        return {row[0] for row in self.conn.execute("SELECT gallery_id FROM thumbs")}
+
     def thumbs(self, gallery_ids: Iterable[str]) -> dict[str, bytes]:
         """PNG thumbnails by gallery id for those of ``gallery_ids`` that have one."""
         gallery_ids = list(gallery_ids)
