@@ -122,8 +122,7 @@ class MetadataStore:
                      item.encoder, item.source, vec.tobytes()),
                 )
                 added.append(int(cur.lastrowid))
-            for gid, png in (thumbs or {}).items():
-                cur.execute("INSERT OR REPLACE INTO thumbs (gallery_id, png) VALUES (?, ?)", (gid, png))
+            _put_thumbs(cur, thumbs or {})
             self._bump()
             cur.execute("COMMIT")
         except BaseException:
@@ -153,7 +152,7 @@ class MetadataStore:
         cur = self.conn.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
-            cur.executemany("INSERT OR REPLACE INTO thumbs (gallery_id, png) VALUES (?, ?)", list(thumbs.items()))
+            _put_thumbs(cur, thumbs)
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")
@@ -191,3 +190,8 @@ class MetadataStore:
             vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dim)
             yield ids, vecs
             last = int(ids[-1])
+
+
+def _put_thumbs(cur: sqlite3.Cursor, thumbs: Mapping[str, bytes]) -> None:
+    """Insert or replace thumbnails (PNG bytes by gallery id) inside the caller's transaction."""
+    cur.executemany("INSERT OR REPLACE INTO thumbs (gallery_id, png) VALUES (?, ?)", list(thumbs.items()))
