@@ -47,23 +47,23 @@ DECODE_MAX_SIDE = 1024
 
 
 def _decoded(
-    files: Sequence[GalleryFile], workers: int, window: int, prepare: Callable[[Image.Image], Any] | None = None,
-    keep_alpha: bool = False,
+    files: Sequence[GalleryFile], window: int, prepare: Callable[[Image.Image], Any]
 ) -> Iterator[tuple[GalleryFile, Image.Image | ImageLoadError, Any]]:
     """(file, image or error, ``prepare(image)`` or None) in input order, decoded (and prepared: an
-    encoder's preprocessing) in threads beside inference; ``keep_alpha``: images with transparency stay RGBA.
+    encoder's preprocessing, a thumbnail) in threads beside inference. Images with transparency stay
+    RGBA: encoders composite them for each view, thumbnails keep it.
 
     At most ``window`` files are decoded ahead of the consumer, so memory stays bounded.
     """
 
     def one(f: GalleryFile):
         try:
-            image = load_image(f.path, name=str(f.path), max_side=DECODE_MAX_SIDE, keep_alpha=keep_alpha)
+            image = load_image(f.path, name=str(f.path), max_side=DECODE_MAX_SIDE, keep_alpha=True)
         except ImageLoadError as exc:
             return f, exc, None
-        return f, image, prepare(image) if prepare is not None else None
+        return f, image, prepare(image)
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
         pending: deque = deque()
         for f in files:
             pending.append(pool.submit(one, f))
@@ -135,8 +135,7 @@ def _index_files(
 
     # each image's preprocessing for every gallery view, and its thumbnail (with its transparency: pasted
     # copies are matched on the opaque pixels), are made in the decoding threads too
-    for f, img, prepared in _decoded(todo, workers=max(2, os.cpu_count() or 2), window=2 * batch_size,
-                                     prepare=prepare, keep_alpha=True):
+    for f, img, prepared in _decoded(todo, window=2 * batch_size, prepare=prepare):
         if isinstance(img, ImageLoadError):
             report.skipped.append((str(f.path), img.reason))
             bar.update(1)
@@ -162,8 +161,7 @@ def _backfill_thumbs(index: GalleryIndex, files: Sequence[GalleryFile], batch_si
     if not missing:
         return
     thumbs: dict[str, bytes] = {}
-    decoded = _decoded(missing, workers=max(2, os.cpu_count() or 2), window=2 * batch_size, prepare=thumbnail,
-                       keep_alpha=True)
+    decoded = _decoded(missing, window=2 * batch_size, prepare=thumbnail)
     for f, img, png in tqdm(decoded, total=len(missing), desc="thumbnails", unit="img", disable=not progress):
         if not isinstance(img, ImageLoadError):
             thumbs[f.gallery_id] = png

@@ -76,7 +76,7 @@ def _naive_ingest(encoder_name: str, files) -> float:
     with torch.inference_mode():
         for f in files:
             try:
-                image = load_image(f.path, max_side=DECODE_MAX_SIDE, keep_alpha=bool(enc.config.index_backdrops))
+                image = load_image(f.path, max_side=DECODE_MAX_SIDE, keep_alpha=True)  # as index_files decodes
             except ImageLoadError:
                 continue
             for pixels in enc.gallery_pixels(image):  # every view, one at a time
