@@ -155,3 +155,45 @@ def test_a_flag_with_a_cross_is_one_picture():
     draw.text((x, y + h + 8), "Figure 1", fill=(30, 30, 30))
     layout = analyse(page)
     assert max(iou((x, y, w, h), b) for b in layout.boxes) >= 0.8, layout.boxes
+
+
+def test_a_picture_in_a_tall_panel_is_found_as_well_as_the_panel(photos):
+    """A panel of its own colour (a sidebar column, a card) holding a picture in a white mat and text is
+    framed, so it is kept whole; the picture, a clearly smaller part of it, is a box of its own too."""
+    from PIL import ImageDraw
+
+    page = Image.new("RGB", (1280, 800), (24, 26, 27))
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((0, 0, 1280, 62), fill=(40, 44, 52))
+    for line in range(30):  # a column of text right of the panel
+        draw.text((820, 90 + 22 * line), "similar drawing subject gallery copy photo", fill=(220, 220, 220))
+    panel = (265, 86, 505, 714)  # x, y, w, h: a column down the page, lighter than it
+    draw.rectangle((265, 86, 265 + 505 - 1, 86 + 714 - 1), fill=(31, 34, 38))
+    mat = (280, 265, 480, 480)
+    draw.rectangle((280, 265, 280 + 480 - 1, 265 + 480 - 1), fill="white")
+    page.paste(photos[1].resize((440, 440)), (300, 285))
+    draw.text((280, 755), "Figure: drawing result", fill=(200, 200, 200))
+    layout = analyse(page)
+    assert max(iou(mat, b) for b in layout.boxes) >= 0.7, layout.boxes  # the panel alone: 0.64
+    assert max(iou(panel, b) for b in layout.boxes) >= 0.9, layout.boxes
+
+
+def test_a_picture_on_a_gradient_section_is_found(photos):
+    """A landing page's hero section: a gradient (no uniform gutter) with a heading and a picture on it.
+    XY-cuts keep the section whole; the picture's four edges make it a rectangle of its own."""
+    from PIL import ImageDraw
+
+    page = Image.new("RGB", (1280, 800), (250, 250, 250))
+    ramp = np.linspace(0, 1, 1280)[None, :, None]
+    hero = (1 - ramp) * np.array([120, 40, 160]) + ramp * np.array([240, 170, 60])
+    page.paste(Image.fromarray(np.repeat(hero, 420, axis=0).astype(np.uint8)), (0, 60))
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((0, 0, 1280, 59), fill=(30, 30, 30))
+    draw.text((60, 200), "Find every copy", fill="white")
+    picture = (820, 120, 380, 290)
+    page.paste(photos[2].resize(picture[2:]), picture[:2])
+    for line in range(5):
+        draw.text((60, 520 + 20 * line), "lorem ipsum dolor sit amet " * 8, fill=(40, 40, 40))
+    layout = analyse(page)
+    assert layout.layout == "screenshot"
+    assert max(iou(picture, b) for b in layout.boxes) >= 0.8, layout.boxes

@@ -3,6 +3,7 @@
 :func:`analyse` finds photo blocks with recursive XY-cuts (see :mod:`semcopy_lib.segment.layout`):
 blocks that a regular grid explains, or several that cover most of the image, are a collage; fewer
 or smaller ones a screenshot; an image with no block apart from (nearly) itself is a single photo.
+A large block of a screenshot is also searched for pictures framed by edges (:func:`rectangles_in`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import numpy as np
 from PIL import Image
 
 from semcopy_lib.data.boxes import Box
-from semcopy_lib.segment.layout import find_blocks, grid_cells, iou
+from semcopy_lib.segment.layout import (MIN_PHOTO_SIDE, RECT_BLOCK, find_blocks, grid_cells, inside_share, iou,
+                                        rectangles_in)
 from semcopy_lib.segment.subjects import subject_boxes
 
 
@@ -64,12 +66,17 @@ def analyse(image: Image.Image) -> Layout:
     """Layout of an RGB image: ``single`` / ``screenshot`` / ``collage`` and its photo boxes (x, y, w, h)."""
     width, height = image.size
     whole = (0, 0, width, height)
-    blocks, (ww, wh) = find_blocks(np.asarray(image if image.mode == "RGB" else image.convert("RGB")))
+    rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    blocks, (ww, wh) = find_blocks(rgb)
     sx, sy = width / ww, height / wh
 
     def to_image(boxes: list[Box]) -> list[Box]:
         return [_clip(scale_box(b, sx, sy), width, height) for b in boxes]
 
+    # the layout is decided on the outermost blocks; photos inside a framed panel are searched too
+    # on a screenshot (:func:`~semcopy_lib.segment.layout.xy_cut` returns both)
+    inner = [b for b in blocks if any(o[2] * o[3] > b[2] * b[3] and inside_share(b, o) >= 0.95 for o in blocks)]
+    blocks = [b for b in blocks if b not in inner]
     boxes = to_image(blocks)
     area = float(width * height)
     cover = sum(w * h for _, _, w, h in boxes) / area
@@ -82,7 +89,10 @@ def analyse(image: Image.Image) -> Layout:
         return Layout("collage", cells + [b for b in boxes if max(iou(b, c) for c in cells) < SAME_BOX])
     if len(boxes) >= 2 and cover >= COLLAGE_COVER:
         return Layout("collage", boxes)
-    return Layout("screenshot", boxes)
+    # a large block of a page may be a section whose picture stands on a gradient or a photo
+    framed = [(x + rx, y + ry, rw, rh) for x, y, w, h in boxes if w * h >= RECT_BLOCK * area
+              for rx, ry, rw, rh in rectangles_in(rgb[y : y + h, x : x + w], MIN_PHOTO_SIDE * min(width, height))]
+    return Layout("screenshot", boxes + to_image(inner) + framed)
 
 
 def _clip(box: Box, width: int, height: int) -> Box:

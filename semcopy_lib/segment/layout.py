@@ -35,6 +35,9 @@ FLAT_STD = 12.0  # summed per-channel std under which a band is a flat page area
 MIN_PHOTO_SIDE = 0.08  # of the image's shorter side
 MIN_EDGE_FRACTION = 0.01  # share of a photo block's pixels on an edge
 CROSS_SIDE = 0.15  # a strip of the enclosing background this far inside a block splits it into cards
+INNER_SHARE = 0.75  # a photo under this share of the framed block holding it is a box of its own too
+RECT_BLOCK = 0.15  # a screenshot block this share of the page or more is searched for framed rectangles
+RECT_SIDE = 0.8  # share of each side of a rectangle that must lie on an edge
 MAX_ASPECT = 5.0  # a leaf block longer than this many times its width is a text paragraph, not a picture
 
 
@@ -203,8 +206,10 @@ def xy_cut(
     (a row of tiles has photo pixels on two sides of its frame and gutter on the other two).
     A block framed in a colour of its own (a picture with a white margin on a dark page, a figure
     with a border) that holds a photo is returned whole when ``is_photo`` is given: cutting inside
-    it would split the picture along its own margins. ``page`` is the outermost background: a
-    shadow fades from the page colour to a white picture in steps each too small to see as a frame.
+    it would split the picture along its own margins. The photos found inside it are returned as well
+    when they are less than ``INNER_SHARE`` of it (a panel or a card holding a picture and text).
+    ``page`` is the outermost background: a shadow fades from the page colour to a white picture in
+    steps each too small to see as a frame.
     """
     h, w = img.shape[:2]
     own = _background(img)
@@ -238,8 +243,12 @@ def xy_cut(
             for x, y, bw, bh in xy_cut(sub, min_len, depth + 1, max_depth, background, is_photo, page,
                                        sub_off, _slice(jumps, axis, a, b)):
                 boxes.append((x, y + a, bw, bh) if axis == 0 else (x + a, y, bw, bh))
-        if framed and is_photo is not None and any(is_photo(img[y : y + bh, x : x + bw]) for x, y, bw, bh in boxes):
-            return [(0, 0, w, h)]
+        if framed and is_photo is not None:
+            photos = [(x, y, bw, bh) for x, y, bw, bh in boxes if is_photo(img[y : y + bh, x : x + bw])]
+            if photos:
+                # the whole block (a picture with a margin of its own colour), and the photos in it
+                # when they are a clearly smaller part (a panel or card holding a picture and text)
+                return [(0, 0, w, h)] + [b for b in photos if b[2] * b[3] < INNER_SHARE * w * h]
         return boxes
     return [(0, 0, w, h)]
 
@@ -278,7 +287,39 @@ def find_blocks(rgb: np.ndarray) -> tuple[list[Box], tuple[int, int]]:
     return photos, (ww, wh)
 
 
-def _inside_share(block: Box, cell: Box) -> float:
+def rectangles_in(rgb: np.ndarray, min_side: float, work_side: int = 384) -> list[Box]:
+    """Axis-aligned rectangles drawn by edges inside an (H, W, 3) uint8 block: a picture on a gradient or
+    a photo (a landing page's hero section), which no uniform gutter separates from its surroundings.
+
+    A rectangle is the bounding box of an edge contour (Canny) whose four sides lie on edges along
+    ``RECT_SIDE`` of their length (rounded corners allowed), at least ``min_side`` pixels on its
+    shorter side and 4-80 % of the block. Returns (x, y, w, h) boxes in the block's pixels.
+    """
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = min(1.0, work_side / max(h, w))
+    small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA) \
+        if scale < 1.0 else np.ascontiguousarray(rgb)
+    edges = cv2.Canny(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), 30, 90)
+    near = cv2.dilate(edges, np.ones((5, 5), np.uint8)) > 0  # within 2 px of an edge
+    contours, _ = cv2.findContours(edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    area = near.size
+    out: list[Box] = []
+    for contour in contours:
+        x, y, bw, bh = cv2.boundingRect(contour)
+        if min(bw, bh) < min_side * scale or not 0.04 * area <= bw * bh <= 0.8 * area:
+            continue
+        sides = (near[y, x : x + bw], near[y + bh - 1, x : x + bw], near[y : y + bh, x], near[y : y + bh, x + bw - 1])
+        if min(float(side.mean()) for side in sides) >= RECT_SIDE:
+            box = (round(x / scale), round(y / scale), round(bw / scale), round(bh / scale))
+            if all(iou(box, other) < 0.8 for other in out):
+                out.append(box)
+    return out
+
+
+def inside_share(block: Box, cell: Box) -> float:
+    """The share of ``block``'s area that lies inside ``cell`` (both (x, y, w, h))."""
     bx, by, bw, bh = block
     cx, cy, cw, ch = cell
     ix = max(0, min(bx + bw, cx + cw) - max(bx, cx))
@@ -288,7 +329,7 @@ def _inside_share(block: Box, cell: Box) -> float:
 
 def iou(a: Box, b: Box) -> float:
     """Intersection over union of two (x, y, w, h) boxes."""
-    inter = _inside_share(a, b) * a[2] * a[3]
+    inter = inside_share(a, b) * a[2] * a[3]
     union = a[2] * a[3] + b[2] * b[3] - inter
     return inter / union if union > 0 else 0.0
 
@@ -317,7 +358,7 @@ def grid_cells(blocks: list[Box], max_side: int = 3) -> list[Box]:
             cells = [(round(x0 + c * cw), round(y0 + r * ch), round(cw), round(ch)) for r in range(rows) for c in range(cols)]
             used_rows, used_cols, ok, taken = set(), set(), True, set()
             for b in blocks:
-                share = [_inside_share(b, cell) for cell in cells]
+                share = [inside_share(b, cell) for cell in cells]
                 hit = [i for i, s in enumerate(share) if s > 0.1]
                 if max(share) >= 0.85:
                     hit = [int(np.argmax(share))]
