@@ -148,7 +148,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     service = SearchService(args.index, device=args.device, detector=detector, read_only=True)
     if args.encoder:
         service.index.check_encoder(args.encoder)
-    results = service.search(args.queries, k=args.k, batch_size=args.batch_size, regions=args.regions)
+    results = service.search(args.queries, k=args.k, batch_size=args.batch_size, regions=args.regions, vote=args.vote)
     for result in results:
         if args.json:
             _print_json(search_json(result))
@@ -440,6 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also search the photo regions of screenshots and collages and the subjects and windows "
                         "of single pictures, whose first hits are then checked pixel for pixel (default); "
                         "--no-regions searches the whole image only")
+    p.add_argument("--vote", action=argparse.BooleanOptionalAction, default=True,
+                   help="re-rank by the class vote of the first hits, in a gallery with classes (default); "
+                        "--no-vote ranks by similarity alone")
     p.add_argument("--detector", default=None, metavar="WEIGHTS",
                    help="YOLO weights for key objects with --regions (default: yolov8x-oiv7.pt if present)")
     p.add_argument("queries", nargs="+", metavar="QUERY")

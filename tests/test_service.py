@@ -158,3 +158,42 @@ def test_gallery_images_are_preprocessed_in_the_decoding_threads(gallery_dir, tm
     direct = np.stack([v[0] for v in encoder.embed_gallery([load_image(f.path, max_side=DECODE_MAX_SIDE) for f in files])])
     order = [[f.gallery_id for f in files].index(r.gallery_id) for r in records]
     np.testing.assert_allclose(stored, direct[order], atol=1e-5)
+
+
+def test_the_class_vote_by_hand(monkeypatch):
+    """Scores 0.9 (cat), 0.8 (dog), 0.7 (cat), 0.6 (dog), 0.58 (cat), 0.45 (bird, beyond the voters):
+    cat's votes 0.9^4 + 0.7^4 + 0.58^4 = 1.0094, dog's 0.8^4 + 0.6^4 = 0.5392, total 1.5486; each hit
+    gains 0.1 x its class's share. The cat at 0.58 (+0.0652) passes the dog at 0.6 (+0.0348)."""
+    from semcopy_lib.app.results import SearchHit
+    from semcopy_lib.app.service import voted
+
+    monkeypatch.setattr(service_module, "VOTE_TOP", 5)
+    monkeypatch.setattr(service_module, "VOTE_WEIGHT", 0.1)
+    monkeypatch.setattr(service_module, "VOTE_POWER", 4)
+    rows = [("c1", 0.9, "cat"), ("d1", 0.8, "dog"), ("c2", 0.7, "cat"), ("d2", 0.6, "dog"), ("c3", 0.58, "cat"),
+            ("b1", 0.45, "bird")]
+    hits = [SearchHit(g, s, label, g, (0, 0, 1, 1), "whole") for g, s, label in rows]
+    out = voted(hits)
+    assert [h.gallery_id for h in out] == ["c1", "d1", "c2", "c3", "d2", "b1"]
+    cat, dog = 0.1 * 1.0094 / 1.5486, 0.1 * 0.5392 / 1.5486
+    assert [h.score for h in out] == pytest.approx([0.9 + cat, 0.8 + dog, 0.7 + cat, 0.58 + cat, 0.6 + dog, 0.45], abs=1e-4)
+    # copies (0.75 and over here) keep their scores, and no hit is lifted to their level
+    capped = voted(hits, copy_score=0.75)
+    assert [h.score for h in capped[:3]] == [0.9, 0.8, pytest.approx(0.75, abs=1e-9)] and capped[2].score < 0.75
+    # one class (or an unlabelled gallery): nothing to vote on, order and scores unchanged
+    same = [SearchHit(h.gallery_id, h.score, "", h.source, h.query_box, h.region_kind) for h in hits]
+    assert voted(same) == same
+    monkeypatch.setattr(service_module, "VOTE_WEIGHT", 0.0)
+    assert voted(hits) == hits
+
+
+def test_search_votes_unless_asked_not_to(service, gallery_dir):
+    """The vote reorders below the copy level only: the exact copy stays first at its score, and the
+    other hits are the same ids, each scored at least as without the vote."""
+    query = sorted(gallery_dir.rglob("*.png"))[5]
+    plain, voting = (service.search([query], k=8, vote=v)[0].hits for v in (False, True))
+    assert plain[0].gallery_id == voting[0].gallery_id == query.relative_to(gallery_dir).as_posix()
+    assert voting[0].score == plain[0].score
+    before = {h.gallery_id: h.score for h in service.search([query], k=40, vote=False)[0].hits}
+    assert all(h.score >= before[h.gallery_id] - 1e-9 for h in voting)
+    assert [h.score for h in voting] == sorted((h.score for h in voting), reverse=True)

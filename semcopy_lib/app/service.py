@@ -37,6 +37,12 @@ WHOLE_WEIGHT, PART_WEIGHT, WINDOW_WEIGHT = 1.0, 0.96, 0.95
 #: queries of ``bench regions``: R@1 0.737 -> 0.787; offline (48 px), weights 0.25-1 with thresholds
 #: 0.6-0.8 all gave 0.763-0.790, a hard rule (the best-matching hit first when over 0.6-0.9) 0.70-0.75.
 VERIFY_TOP, VERIFY_FROM, VERIFY_WEIGHT = 5, 0.7, 0.5
+#: Class vote: in a gallery whose images have classes (their folders), a query's first VOTE_TOP hits
+#: vote for their class with weight score ** VOTE_POWER, and every hit gains VOTE_WEIGHT x the share of
+#: the vote its class got, among the whole image's k + VOTE_DEPTH best hits and the regions' (a gallery
+#: of one class, or of none, keeps its order; copies keep their score). Neighbours that agree on a
+#: class pull in its other images: see README, *Metric learning*.
+VOTE_TOP, VOTE_WEIGHT, VOTE_POWER, VOTE_DEPTH = 5, 0.1, 4, 30
 
 QuerySource = Union[str, os.PathLike, bytes, Image.Image]
 #: Uploads added to the gallery are stored (re-encoded as PNG) in this folder of the index.
@@ -46,6 +52,24 @@ WRITE_WAIT = 30.0
 
 if TYPE_CHECKING:
     from semcopy_lib.app.gallery_map import GalleryMap
+
+
+def voted(ranked: list[SearchHit], copy_score: float | None = None) -> list[SearchHit]:
+    """``ranked`` (best first) re-scored by the class vote of its first :data:`VOTE_TOP` hits and sorted
+    again: each hit gains ``VOTE_WEIGHT`` x the share of ``score ** VOTE_POWER`` over those hits that
+    hits of its class hold. Hits at ``copy_score`` (1 when None) or more are copies: they vote but keep
+    their score, and no other hit is lifted to their level. Unchanged when all hits have one class (or
+    none)."""
+    votes: dict[str | None, float] = {}
+    for hit in ranked[:VOTE_TOP]:
+        votes[hit.label] = votes.get(hit.label, 0.0) + max(hit.score, 0.0) ** VOTE_POWER
+    total = sum(votes.values())
+    if VOTE_WEIGHT <= 0 or total <= 0 or len({h.label for h in ranked}) < 2:
+        return ranked
+    ceiling = float(np.nextafter(1.0 if copy_score is None else copy_score, -np.inf))
+    rescored = [h if h.score >= ceiling else
+                replace(h, score=min(ceiling, h.score + VOTE_WEIGHT * votes.get(h.label, 0.0) / total)) for h in ranked]
+    return sorted(rescored, key=lambda h: (-h.score, h.gallery_id))
 
 
 class SearchService:
@@ -72,6 +96,7 @@ class SearchService:
         names: Sequence[str] | None = None,
         batch_size: int = 32,
         regions: bool = True,
+        vote: bool = True,
     ) -> list[QueryResult]:
         """Search each query as its whole image plus its photo regions; one result per query, in order.
 
@@ -84,6 +109,7 @@ class SearchService:
                 (a subject on a larger background), whose first hits are then verified pixel for pixel
                 (:meth:`_verified`). The whole image is always searched first; a query that already
                 matches at the encoder's ``copy_score`` gets no regions (it is a copy).
+            vote: re-rank by the class vote of the first hits (:func:`voted`; galleries with classes).
 
         Returns:
             One :class:`QueryResult` per query; unreadable queries carry ``error`` and no hits.
@@ -95,11 +121,11 @@ class SearchService:
         # decoded queries are held only a chunk at a time, so a long query list has bounded memory
         for start in range(0, len(names), QUERY_CHUNK):
             chunk = slice(start, start + QUERY_CHUNK)
-            results += self._search_chunk(list(queries[chunk]), names[chunk], k, batch_size, regions)
+            results += self._search_chunk(list(queries[chunk]), names[chunk], k, batch_size, regions, vote)
         return results
 
     def _search_chunk(
-        self, queries: list[QuerySource], names: list[str], k: int, batch_size: int, regions: bool
+        self, queries: list[QuerySource], names: list[str], k: int, batch_size: int, regions: bool, vote: bool
     ) -> list[QueryResult]:
         results, loaded = [], []
         for name, source in zip(names, queries):
@@ -118,8 +144,10 @@ class SearchService:
             result.regions.append(whole)
             owners.append((result, whole))
         depth = max(k, VERIFY_TOP) if regions else k  # enough candidates to verify, however few are asked
+        # the whole image also brings the candidates that the class vote may move up
         per_region = self.index.search(self.encoder.embed([im for _, im in loaded], batch_size=batch_size),
-                                       k=depth, encoder=self.encoder.name)
+                                       k=depth + (VOTE_DEPTH if vote and VOTE_WEIGHT > 0 else 0),
+                                       encoder=self.encoder.name)
         verify: dict[int, Image.Image] = {}  # single pictures searched by their parts, by id(result)
         if regions:
             objects = {id(r): self._objects(r, im) for r, im in loaded} if self.detector is not None else {}
@@ -145,7 +173,7 @@ class SearchService:
             ranked = sorted(best.get(id(result), {}).values(), key=lambda h: (-h.score, h.gallery_id))
             if id(result) in verify:
                 ranked = self._verified(verify[id(result)], ranked)
-            result.hits = ranked[:k]
+            result.hits = (voted(ranked, self.encoder.copy_score) if vote else ranked)[:k]
             # of the many windows, list those that a hit came from, and where verified pictures sit, so
             # that every hit's box is a region
             for box, kind in dict.fromkeys((h.query_box, h.region_kind) for h in result.hits

@@ -4,7 +4,8 @@ For ``n`` gallery images (seeded) every kind of :data:`~semcopy_lib.train.views.
 original is written as a query (line art, pencil sketch, cartoon, colour shift, the clip art pasted
 on a photo patch, a small turn, crop + JPEG). Each must find its source: R@1, R@10, mAP@10, MRR and
 µAP (DISC21) per kind, as :func:`~semcopy_lib.eval.queries.evaluate_queries` counts them. Class level: each chosen image itself ranks the *other* gallery images, the
-relevant ones being its class (mAP@10, the image's own id left out). ``out_dir/truth.tsv`` lists
+relevant ones being its class (mAP@10, the image's own id left out before the class vote, as for a
+drawing the gallery does not hold). ``out_dir/truth.tsv`` lists
 each query file with the gallery id it copies.
 """
 
@@ -14,6 +15,7 @@ import os
 import random
 from pathlib import Path
 
+from semcopy_lib.app.service import VOTE_DEPTH, voted
 from semcopy_lib.data import ImageLoadError, load_image, scan_folder
 from semcopy_lib.eval.metrics import map_at_k
 from semcopy_lib.eval.queries import EvalQuery, evaluate_queries
@@ -50,8 +52,12 @@ def run_copies_bench(service, images_dir: os.PathLike | str, out_dir: os.PathLik
     by_class: dict[str, set[str]] = {}
     for f in files:
         by_class.setdefault(f.label, set()).add(f.gallery_id)
-    own = service.search([p for p, _, _ in originals], k=11)
-    ranked = [[h.gallery_id for h in r.hits if h.gallery_id != gid][:10] for r, (_, gid, _) in zip(own, originals)]
+    # as for a drawing the gallery does not hold: the image's own hit is left out before the class vote
+    # (it would vote for its own class with a perfect score)
+    own = service.search([p for p, _, _ in originals], k=11 + VOTE_DEPTH, vote=False)
+    copy = service.encoder.copy_score
+    ranked = [[h.gallery_id for h in voted([h for h in r.hits if h.gallery_id != gid], copy)][:10]
+              for r, (_, gid, _) in zip(own, originals)]
     relevant = [by_class[label] - {gid} for _, gid, label in originals]
     class_map = round(map_at_k(ranked, relevant, 10), 3)
     return {"kinds": rows, "class_map10": class_map, "images": len(originals)}
