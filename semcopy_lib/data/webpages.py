@@ -1,9 +1,10 @@
 """Real web-page screenshots for benchmarks: HTML rendered by headless Chromium (Playwright).
 
 ``render_pages(images, seed)`` puts each picture in a generated page (themes, fonts, sidebars, floats,
-figure frames, card grids, articles, product pages, social feeds, landing pages, infoboxes) and returns the screenshot with the picture's box as the browser laid
-it out. Needs Debian's ``chromium`` (``apt-get install chromium``) and the ``playwright`` package;
-Playwright's own browser download is not used.
+figure frames, card grids, articles, product pages, social feeds, landing pages, infoboxes) and
+returns the screenshot with the picture's box as the browser laid it out. Needs Debian's ``chromium``
+(``apt-get install chromium``) and the ``playwright`` package; Playwright's own browser download is
+not used.
 """
 
 from __future__ import annotations
