@@ -197,3 +197,57 @@ def test_a_picture_on_a_gradient_section_is_found(photos):
     layout = analyse(page)
     assert layout.layout == "screenshot"
     assert max(iou(picture, b) for b in layout.boxes) >= 0.8, layout.boxes
+
+
+def _hero_with_canvas(canvas_colour=(255, 255, 255)) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """A dark gradient hero section holding clip art: a drawing in the middle of a plain canvas."""
+    from PIL import ImageDraw
+
+    page = Image.new("RGB", (1280, 800), (250, 250, 250))
+    ramp = np.linspace(0, 1, 1280)[None, :, None]
+    hero = (1 - ramp) * np.array([30, 60, 150]) + ramp * np.array([90, 20, 110])
+    page.paste(Image.fromarray(np.repeat(hero, 500, axis=0).astype(np.uint8)), (0, 60))
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((0, 0, 1280, 59), fill=(30, 30, 30))
+    draw.text((60, 250), "Find every copy", fill="white")
+    picture = (860, 100, 300, 420)  # the canvas: the picture the page shows
+    draw.rectangle((860, 100, 860 + 300 - 1, 100 + 420 - 1), fill=canvas_colour)
+    draw.ellipse((930, 230, 1090, 390), fill=(200, 30, 30), outline=(0, 0, 0), width=6)  # the drawing
+    draw.rectangle((1000, 190, 1020, 232), fill=(40, 120, 40))
+    for line in range(5):
+        draw.text((60, 600 + 20 * line), "lorem ipsum dolor sit amet " * 8, fill=(40, 40, 40))
+    return page, picture
+
+
+@pytest.mark.parametrize("canvas_colour", [(255, 255, 255), (236, 228, 210)])
+def test_a_drawing_on_its_plain_canvas_is_boxed_with_the_canvas(canvas_colour):
+    """XY-cuts trim a block to its drawing; on a section of another colour the picture is the whole canvas."""
+    from semcopy_lib.segment.canvas import canvas_of
+
+    page, picture = _hero_with_canvas(canvas_colour)
+    drawing = (930, 190, 161, 201)  # the apple's bounding box
+    assert iou(canvas_of(np.asarray(page), drawing), picture) >= 0.98
+    layout = analyse(page)
+    assert max(iou(picture, b) for b in layout.boxes) >= 0.9, layout.boxes  # without growing: 0.26
+    assert max(iou(drawing, b) for b in layout.boxes) < 0.5, layout.boxes
+
+
+def test_a_drawing_on_the_page_itself_keeps_its_box():
+    """A drawing on the page's own colour, with text beside and below it, has no canvas to grow to; nor
+    has a picture that fills its box (its sides are not the canvas colour)."""
+    from PIL import ImageDraw
+
+    from semcopy_lib.segment.canvas import canvas_of
+
+    page = Image.new("RGB", (1280, 800), "white")
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((0, 0, 1280, 59), fill=(30, 30, 30))
+    draw.ellipse((100, 150, 400, 450), fill=(200, 30, 30), outline=(0, 0, 0), width=6)
+    for line in range(25):
+        draw.text((480, 120 + 22 * line), "similar drawing subject gallery copy photo " * 3, fill=(30, 30, 30))
+    for line in range(5):
+        draw.text((100, 520 + 22 * line), "a caption under the drawing, " * 2, fill=(30, 30, 30))
+    rgb = np.asarray(page)
+    assert canvas_of(rgb, (100, 150, 301, 301)) is None
+    hero, picture = _hero_with_canvas()
+    assert canvas_of(np.asarray(hero), picture) is None  # a box that is already the picture stays

@@ -3,7 +3,8 @@
 :func:`analyse` finds photo blocks with recursive XY-cuts (see :mod:`semcopy_lib.segment.layout`):
 blocks that a regular grid explains, or several that cover most of the image, are a collage; fewer
 or smaller ones a screenshot; an image with no block apart from (nearly) itself is a single photo.
-A large block of a screenshot is also searched for pictures framed by edges (:func:`rectangles_in`).
+A large block of a screenshot is also searched for pictures framed by edges (:func:`rectangles_in`), and
+a drawing trimmed to its bounding box is grown to its picture's plain canvas (:func:`canvas_of`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from semcopy_lib.data.boxes import Box
+from semcopy_lib.segment.canvas import canvas_of
 from semcopy_lib.segment.layout import (MIN_PHOTO_SIDE, RECT_BLOCK, find_blocks, grid_cells, inside_share, iou,
                                         rectangles_in)
 from semcopy_lib.segment.subjects import subject_boxes
@@ -86,13 +88,25 @@ def analyse(image: Image.Image) -> Layout:
     frame = sum(w * h for _, _, w, h in cells) / area
     if cells and frame >= GRID_FRAME and cover >= GRID_COVER * frame:
         # blocks that are not (nearly) a cell stay too: the drawing in a tile, the picture of a web card
-        return Layout("collage", cells + [b for b in boxes if max(iou(b, c) for c in cells) < SAME_BOX])
+        return _on_canvas(rgb, Layout("collage", cells + [b for b in boxes if max(iou(b, c) for c in cells) < SAME_BOX]))
     if len(boxes) >= 2 and cover >= COLLAGE_COVER:
-        return Layout("collage", boxes)
+        return _on_canvas(rgb, Layout("collage", boxes))
     # a large block of a page may be a section whose picture stands on a gradient or a photo
     framed = [(x + rx, y + ry, rw, rh) for x, y, w, h in boxes if w * h >= RECT_BLOCK * area
               for rx, ry, rw, rh in rectangles_in(rgb[y : y + h, x : x + w], MIN_PHOTO_SIDE * min(width, height))]
-    return Layout("screenshot", boxes + to_image(inner) + framed)
+    return _on_canvas(rgb, Layout("screenshot", boxes + to_image(inner) + framed))
+
+
+def _on_canvas(rgb: np.ndarray, layout: Layout) -> Layout:
+    """``layout`` with each drawing trimmed to its bounding box grown to its picture's plain canvas
+    (:func:`~semcopy_lib.segment.canvas.canvas_of`), duplicates dropped."""
+    boxes: list[Box] = []
+    masks: dict = {}
+    for box in layout.boxes:
+        grown = canvas_of(rgb, box, masks) or box
+        if grown not in boxes:
+            boxes.append(grown)
+    return Layout(layout.layout, boxes)
 
 
 def _clip(box: Box, width: int, height: int) -> Box:
