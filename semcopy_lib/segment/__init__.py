@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from semcopy_lib.data.boxes import Box
-from semcopy_lib.segment.canvas import canvas_of
+from semcopy_lib.segment.canvas import CANVAS_TOLERANCES, canvas_of
 from semcopy_lib.segment.layout import (MIN_PHOTO_SIDE, RECT_BLOCK, find_blocks, grid_cells, inside_share, iou,
                                         rectangles_in)
 from semcopy_lib.segment.subjects import subject_boxes
@@ -103,7 +103,7 @@ def _on_canvas(rgb: np.ndarray, layout: Layout) -> Layout:
     boxes: list[Box] = []
     masks: dict = {}
     for box in layout.boxes:
-        grown = canvas_of(rgb, box, masks) or box
+        grown = next((g for t in CANVAS_TOLERANCES if (g := canvas_of(rgb, box, masks, t))), box)
         if grown not in boxes:
             boxes.append(grown)
     return Layout(layout.layout, boxes)

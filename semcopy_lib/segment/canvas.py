@@ -9,10 +9,11 @@ sides, at a straight edge where the colour changes along the whole line (or at t
 on two sides at most). A drawing on the page itself grows until text or another block stops it
 part-way, so it stays as it is.
 
-Measured on ``bench regions`` seeds 0-5 (50 queries of each kind each): a box at IoU >= 0.7 for 230 -> 238
+Measured on ``bench regions`` seeds 0-5 (50 queries of each kind each): a box at IoU >= 0.7 for 230 -> 242
 of 300 Chromium pages, 283 -> 287 of 300 drawn pages, collages unchanged, 122 -> 127 of 150 held-out pages
-of other templates; R@1 unchanged on every kind. The tolerance is per channel and tight (8): a white
-canvas on a page of (245, 246, 248) must still end at its edge.
+of other templates; R@1 unchanged on every kind. The tolerance is per channel and tried tight (8), then
+very tight (2): a white canvas on a page of (250, 250, 250) ends at its edge only at 2 (4 more pages,
+one product picture on a pale panel lost to its panel); screenshots are PNG, flat colours exact.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import numpy as np
 
 from semcopy_lib.data.boxes import Box
 
-#: A pixel is canvas when each of its channels is within this of the canvas colour's.
+#: A pixel is canvas when each of its channels is within this of the canvas colour's; the tolerances
+#: tried in turn (:func:`~semcopy_lib.segment.analyse`).
 CANVAS_TOLERANCE = 8
+CANVAS_TOLERANCES = (8, 2)
 #: The ring around the box: this share of it within the tolerance of its median colour.
 RING_PLAIN = 0.9
 #: Each side of the box: at least this share of canvas (a drawing trimmed to its bounding box).
@@ -39,11 +42,11 @@ MAX_SHARE = 0.5
 class _Lines:
     """Share of canvas pixels along rows and columns of a box, from an integral image of the canvas mask."""
 
-    def __init__(self, rgb: np.ndarray, colour: np.ndarray):
+    def __init__(self, rgb: np.ndarray, colour: np.ndarray, tolerance: int):
         import cv2
 
-        low = tuple(int(v) for v in np.clip(colour - CANVAS_TOLERANCE, 0, 255))
-        high = tuple(int(v) for v in np.clip(colour + CANVAS_TOLERANCE, 0, 255))
+        low = tuple(int(v) for v in np.clip(colour - tolerance, 0, 255))
+        high = tuple(int(v) for v in np.clip(colour + tolerance, 0, 255))
         self.sums = cv2.integral(cv2.inRange(np.ascontiguousarray(rgb), low, high) // 255)
 
     def row(self, y: int, x0: int, x1: int) -> float:
@@ -55,11 +58,11 @@ class _Lines:
         return float(s[y1, x + 1] - s[y0, x + 1] - s[y1, x] + s[y0, x]) / max(1, y1 - y0)
 
 
-def _plain(pixels: np.ndarray, colour: np.ndarray) -> np.ndarray:
-    return (np.abs(pixels.astype(np.int16) - colour) <= CANVAS_TOLERANCE).all(-1)
+def _plain(pixels: np.ndarray, colour: np.ndarray, tolerance: int) -> np.ndarray:
+    return (np.abs(pixels.astype(np.int16) - colour) <= tolerance).all(-1)
 
 
-def canvas_of(rgb: np.ndarray, box: Box, masks: dict | None = None) -> Box | None:
+def canvas_of(rgb: np.ndarray, box: Box, masks: dict | None = None, tolerance: int = CANVAS_TOLERANCE) -> Box | None:
     """The plain canvas around the drawing in ``box`` of an (H, W, 3) uint8 image, or None (module doc).
     ``masks``: a dict kept between calls on the same image (its canvas masks by colour).
 
@@ -79,15 +82,15 @@ def canvas_of(rgb: np.ndarray, box: Box, masks: dict | None = None) -> Box | Non
         return None
     around = np.concatenate(ring)
     colour = np.median(around, axis=0).astype(np.int16)
-    if _plain(around, colour).mean() < RING_PLAIN:
+    if _plain(around, colour, tolerance).mean() < RING_PLAIN:
         return None
     sides = (rgb[y0, x0:x1], rgb[y1 - 1, x0:x1], rgb[y0:y1, x0], rgb[y0:y1, x1 - 1])
-    if min(_plain(side, colour).mean() for side in sides) < OWN_SIDE:
+    if min(_plain(side, colour, tolerance).mean() for side in sides) < OWN_SIDE:
         return None  # a picture of its own (or a card around one), not a drawing trimmed to its box
     masks = {} if masks is None else masks
-    key = tuple(int(v) for v in colour)
+    key = (*(int(v) for v in colour), tolerance)
     if key not in masks:
-        masks[key] = _Lines(rgb, colour)
+        masks[key] = _Lines(rgb, colour, tolerance)
     lines = masks[key]
     for _ in range(3):  # each side grows; the others' new extent may let it grow further
         start = (x0, y0, x1, y1)
