@@ -269,3 +269,16 @@ def test_a_white_canvas_on_a_nearly_white_page_is_boxed_with_the_canvas():
         draw.text((540, 200 + 20 * line), "lorem ipsum dolor sit amet consectetur", fill=(40, 40, 40))
     layout = analyse(page)
     assert max(iou(picture, b) for b in layout.boxes) >= 0.9, layout.boxes
+
+
+def test_touching_blocks_are_grouped_and_joined():
+    """A drawing cut on the seams between its bands comes back as blocks that touch; they are tried
+    together. Blocks apart, or beside each other over too short a stretch, are not joined."""
+    from semcopy_lib.segment.canvas import touching_groups, union
+
+    bands = [(818, 168, 368, 112), (815, 280, 375, 80), (818, 362, 372, 130)]  # 2 px apart at most
+    elsewhere = [(100, 100, 200, 200), (302, 380, 200, 200)]  # 2 px right of the first, beside it for 20 px
+    groups = touching_groups(bands + elsewhere)
+    assert len(groups) == 1 and sorted(groups[0]) == sorted(bands)
+    assert union(bands) == (815, 168, 375, 324)
+    assert touching_groups([(0, 0, 10, 10), (12, 0, 10, 10)], gap=1) == []

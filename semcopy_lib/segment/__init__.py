@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from semcopy_lib.data.boxes import Box
-from semcopy_lib.segment.canvas import CANVAS_TOLERANCES, canvas_of
+from semcopy_lib.segment.canvas import CANVAS_TOLERANCES, canvas_of, touching_groups, union
 from semcopy_lib.segment.layout import (MIN_PHOTO_SIDE, RECT_BLOCK, find_blocks, grid_cells, inside_share, iou,
                                         rectangles_in)
 from semcopy_lib.segment.subjects import subject_boxes
@@ -99,13 +99,22 @@ def analyse(image: Image.Image) -> Layout:
 
 def _on_canvas(rgb: np.ndarray, layout: Layout) -> Layout:
     """``layout`` with each drawing trimmed to its bounding box grown to its picture's plain canvas
-    (:func:`~semcopy_lib.segment.canvas.canvas_of`), duplicates dropped."""
-    boxes: list[Box] = []
+    (:func:`~semcopy_lib.segment.canvas.canvas_of`), duplicates dropped. Blocks that touch (a drawing
+    cut on a seam between its bands) are tried together, in place of each."""
     masks: dict = {}
-    for box in layout.boxes:
-        grown = next((g for t in CANVAS_TOLERANCES if (g := canvas_of(rgb, box, masks, t))), box)
-        if grown not in boxes:
-            boxes.append(grown)
+
+    def grow(box: Box) -> Box | None:
+        return next((g for t in CANVAS_TOLERANCES if (g := canvas_of(rgb, box, masks, t))), None)
+
+    grown = [grow(box) for box in layout.boxes]
+    for group in touching_groups([b for b, g in zip(layout.boxes, grown) if g is None]):
+        canvas = grow(union(group))
+        if canvas is not None:
+            grown = [canvas if b in group else g for b, g in zip(layout.boxes, grown)]
+    boxes: list[Box] = []
+    for box, canvas in zip(layout.boxes, grown):
+        if (canvas or box) not in boxes:
+            boxes.append(canvas or box)
     return Layout(layout.layout, boxes)
 
 
