@@ -201,16 +201,29 @@ def cmd_segment(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.images:
         try:
-            layout = analyse(load_image(path))
+            image = load_image(path)
+            layout = analyse(image)
         except ImageLoadError as exc:
             failed += 1
             _print_json(error_json("image", path, str(exc))) if args.json else print(f"error: {exc}", file=sys.stderr)
             continue
+        if args.draw:
+            _draw_layout(image, layout, Path(args.draw) / f"{Path(path).stem}.segment.png")
         if args.json:
             _print_json(segment_json(path, layout.layout, layout.boxes))
         else:
             print(f"{path}: {layout.layout}, boxes {[list(b) for b in layout.boxes]}")
     return 1 if failed == len(args.images) else 0
+
+
+def _draw_layout(image, layout, out: Path) -> None:
+    """``image`` with ``layout``'s boxes outlined and named as the dashboard draws them, saved to ``out``."""
+    from semcopy_lib.app.results import QueryResult
+    from semcopy_lib.dashboard.overlay import draw_understanding
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result = QueryResult(query=str(out), layout=layout.layout, regions=layout.regions(image.size))
+    draw_understanding(image, result, side=max(image.size)).save(out)
 
 
 def cmd_encoders(args: argparse.Namespace) -> int:
@@ -451,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("segment", help="layout (single/screenshot/collage) and photo boxes of images")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--draw", metavar="DIR", help="also save each image with its boxes drawn, as DIR/NAME.segment.png")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.set_defaults(func=cmd_segment)
 

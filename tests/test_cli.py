@@ -143,9 +143,17 @@ def test_segment_json_finds_collage_tiles(gallery_dir, tmp_path, capsys):
     img, _ = compose.collage(photos[0], photos[1:], random.Random(0), 1, 2, gutter=12)
     path = tmp_path / "collage.png"
     img.save(path)
-    _, out, _ = run(capsys, "segment", "--json", path)
+    _, out, _ = run(capsys, "segment", "--json", path, "--draw", tmp_path / "drawn")
     line = json.loads(out)
     assert line["layout"] == "collage" and len(line["boxes"]) == 2
+    # --draw: the image at its size, each tile outlined in the dashboard's tile colour
+    from semcopy_lib.dashboard.overlay import COLOURS
+
+    drawn = Image.open(tmp_path / "drawn" / "collage.segment.png").convert("RGB")
+    assert drawn.size == img.size
+    for x, y, w, h in line["boxes"]:
+        assert drawn.getpixel((x + 1, y + h // 2)) == COLOURS["tile"]
+        assert drawn.getpixel((x + w // 2, y + h // 2)) != COLOURS["tile"]
 
 
 def test_encoders_json_shape(capsys):
