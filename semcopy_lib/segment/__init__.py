@@ -88,7 +88,8 @@ def analyse(image: Image.Image) -> Layout:
     frame = sum(w * h for _, _, w, h in cells) / area
     if cells and frame >= GRID_FRAME and cover >= GRID_COVER * frame:
         # blocks that are not (nearly) a cell stay too: the drawing in a tile, the picture of a web card
-        return _on_canvas(rgb, Layout("collage", cells + [b for b in boxes if max(iou(b, c) for c in cells) < SAME_BOX]))
+        tiles = cells + [b for b in boxes if max(iou(b, c) for c in cells) < SAME_BOX]
+        return _on_canvas(rgb, Layout("collage", tiles))
     if len(boxes) >= 2 and cover >= COLLAGE_COVER:
         return _on_canvas(rgb, Layout("collage", boxes))
     # a large block of a page may be a section whose picture stands on a gradient or a photo

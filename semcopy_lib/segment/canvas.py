@@ -134,7 +134,7 @@ def union(boxes: list[Box]) -> Box:
 
 def touching_groups(boxes: list[Box], gap: int = TOUCH_GAP) -> list[list[Box]]:
     """Groups of two or more boxes chained by touching: within ``gap`` pixels of each other along one
-    axis while overlapping along the other by half the shorter box."""
+    axis (or overlapping) while overlapping along the other by half the shorter box."""
 
     def touch(a: Box, b: Box) -> bool:
         for i in (0, 1):
