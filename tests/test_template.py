@@ -1,6 +1,7 @@
 """Pixel verification of pasted copies: thumbnails kept in the index, masked template matching, re-scoring."""
 
 import random
+from dataclasses import replace
 
 import pytest
 from PIL import Image, ImageDraw, ImageOps
@@ -10,7 +11,7 @@ from semcopy_lib.app.results import SearchHit
 from semcopy_lib.app.service import VERIFY_FROM, VERIFY_WEIGHT
 from semcopy_lib.data import compose
 from semcopy_lib.segment import iou
-from semcopy_lib.segment.template import THUMB_SIDE, match_picture, read_thumbnail, thumbnail
+from semcopy_lib.segment.template import THUMB_SIDE, match_crop, match_picture, read_thumbnail, thumbnail
 
 
 def drawing() -> Image.Image:
@@ -53,6 +54,34 @@ def test_the_pasted_picture_is_found_and_its_mirror_is_not(pasted):
 def test_no_scale_fits_a_hairline_region(pasted):
     query, _, boot, _ = pasted
     assert match_picture(query, (0, 0, 200, 4), read_thumbnail(thumbnail(boot))) == (-1.0, None)
+
+
+
+def boot_copy(crop: float = 0.8) -> Image.Image:
+    """The boot on white, cropped to ``crop`` of its size around its middle and saved as JPEG: a copy."""
+    import io
+
+    from semcopy_lib.data.loading import to_rgb
+
+    boot = to_rgb(drawing())
+    w, h = boot.size
+    cw, ch = round(w * crop), round(h * crop)
+    cut = boot.crop(((w - cw) // 2, (h - ch) // 3, (w - cw) // 2 + cw, (h - ch) // 3 + ch))
+    buffer = io.BytesIO()
+    cut.save(buffer, "JPEG", quality=60)
+    return Image.open(buffer).convert("RGB")
+
+
+@pytest.mark.parametrize("crop", [0.7, 0.85, 1.0])
+def test_a_copy_is_found_inside_its_picture_and_not_inside_its_mirror(crop):
+    """The other way round: a copy (crop + JPEG) slid over each picture's thumbnail."""
+    copy = boot_copy(crop)
+    boot = read_thumbnail(thumbnail(drawing()))
+    mirror = read_thumbnail(thumbnail(ImageOps.mirror(drawing())))
+    inside = match_crop(copy, boot)
+    assert inside > 0.9
+    assert match_crop(copy, mirror) < inside - 0.2
+    assert match_crop(Image.new("RGB", (300, 200), "white"), boot) == -1.0  # a blank query matches nothing
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +179,52 @@ def test_building_again_gives_an_older_index_its_thumbnails(gallery_dir, tmp_pat
     assert not report.added and len(report.unchanged) == len(set(ids))
     assert sorted(index.thumbs(ids)) == sorted(set(ids))
     assert index.store.generation == generation and (index.image_vectors()[1] == vectors).all()
+
+
+
+@pytest.fixture()
+def boot_twins(tmp_path, pasted):
+    """An index of the boot, its mirror and two generated pictures, with thumbnails."""
+    gallery = tmp_path / "gallery" / "boots"
+    gallery.mkdir(parents=True)
+    _, _, boot, mirror = pasted
+    boot.save(gallery / "boot.png")
+    mirror.save(gallery / "mirror.png")
+    rng = random.Random(1)
+    for i in range(2):
+        compose.random_picture(rng, (160, 120)).save(gallery / f"other{i}.jpg")
+    build_index(tmp_path / "gallery", tmp_path / "idx", progress=False)
+    return SearchService(tmp_path / "idx")
+
+
+def test_a_copy_of_one_twin_ranks_it_first(boot_twins, tmp_path, monkeypatch):
+    """A copy of the boot is at copy level for both boots; the embedding may put the mirror first
+    (made so here): checking which picture the copy was cut from puts the boot first, exact scores."""
+    twins = boot_twins
+    path = tmp_path / "copy.jpg"
+    boot_copy(0.8).save(path)
+    real_search = twins.index.search
+
+    def mirror_first(vectors, k, encoder=None):  # the two boots' scores swapped, as for near-twins
+        out = real_search(vectors, k=k, encoder=encoder)
+        for hits in out:
+            scores = {h.gallery_id: h.score for h in hits}
+            if {"boots/boot.png", "boots/mirror.png"} <= set(scores):
+                a, b = scores["boots/boot.png"], scores["boots/mirror.png"]
+                swap = {"boots/boot.png": min(a, b), "boots/mirror.png": max(a, b)}
+                hits[:] = sorted((replace(h, score=swap.get(h.gallery_id, h.score)) for h in hits), key=lambda h: -h.score)
+        return out
+
+    monkeypatch.setattr(twins.index, "search", mirror_first)
+    monkeypatch.setattr(twins.encoder, "copy_score", 0.0)  # whatever the tiny gallery scores, it is a copy
+    [plain] = twins.search([path], k=2, regions=False)
+    assert [h.gallery_id for h in plain.hits] == ["boots/mirror.png", "boots/boot.png"]
+    [result] = twins.search([path], k=2, vote=False)
+    thumbs = twins.index.thumbs(["boots/boot.png"])
+    correlation = match_crop(Image.open(path).convert("RGB"), read_thumbnail(thumbs["boots/boot.png"]))
+    assert correlation > 0.9
+    boot_plain = next(h for h in plain.hits if h.gallery_id == "boots/boot.png").score
+    closed = (correlation - VERIFY_FROM) / (1 - VERIFY_FROM)  # of the gap to 1
+    assert result.hits[0].gallery_id == "boots/boot.png"
+    assert result.hits[0].score == pytest.approx(boot_plain + (1 - boot_plain) * closed) and result.hits[0].score <= 1
+    assert result.hits[0].region_kind == "whole" and result.layout == "single"

@@ -19,7 +19,7 @@ from semcopy_lib.detect import Detection, Detector
 from semcopy_lib.encoders import Encoder
 from semcopy_lib.index import GalleryIndex
 from semcopy_lib.segment import Region, analyse, crop, scale_box, subject_boxes
-from semcopy_lib.segment.template import match_picture, read_thumbnail
+from semcopy_lib.segment.template import match_crop, match_picture, read_thumbnail
 
 #: Queries are analysed and cropped at most this large; boxes are reported in the file's pixels.
 QUERY_MAX_SIDE = 2048
@@ -36,6 +36,10 @@ WHOLE_WEIGHT, PART_WEIGHT, WINDOW_WEIGHT = 1.0, 0.96, 0.95
 #: around its region gains VERIFY_WEIGHT x (correlation - VERIFY_FROM). Subjects pasted on photos, 300
 #: queries of ``bench regions``: R@1 0.737 -> 0.787; offline (48 px), weights 0.25-1 with thresholds
 #: 0.6-0.8 all gave 0.763-0.790, a hard rule (the best-matching hit first when over 0.6-0.9) 0.70-0.75.
+#: A query whose whole image is a copy is checked the other way round, the query inside each of its
+#: first VERIFY_TOP hits' pictures (:func:`~semcopy_lib.segment.template.match_crop`); a correlation c
+#: over VERIFY_FROM closes (c - VERIFY_FROM) / (1 - VERIFY_FROM) of the hit's gap to 1, so that scores
+#: stay at most 1 and an exact copy keeps its 1.
 VERIFY_TOP, VERIFY_FROM, VERIFY_WEIGHT = 5, 0.7, 0.5
 #: Class vote: in a gallery whose images have classes (their folders), a query's first VOTE_TOP hits
 #: vote for their class with weight score ** VOTE_POWER, and every hit gains VOTE_WEIGHT x the share of
@@ -149,6 +153,7 @@ class SearchService:
                                        k=depth + (VOTE_DEPTH if vote and VOTE_WEIGHT > 0 else 0),
                                        encoder=self.encoder.name)
         verify: dict[int, Image.Image] = {}  # single pictures searched by their parts, by id(result)
+        copies: dict[int, Image.Image] = {}  # queries whose whole image matched at copy level, by id(result)
         if regions:
             objects = {id(r): self._objects(r, im) for r, im in loaded} if self.detector is not None else {}
             # a query whose whole image already matches at copy level is that picture: no regions needed
@@ -161,6 +166,10 @@ class SearchService:
                 per_region += self.index.search(vectors, k=depth, encoder=self.encoder.name)
             # a single picture searched by its parts may hold a pasted gallery picture: check the pixels
             verify = {id(r): im for r, im in todo if r.layout == "single"}
+            # a copy may be of either of two near-twins (mirrored, the same colours in another order):
+            # check which picture it was cut from
+            searched = {id(r) for r, _ in todo}
+            copies = {id(r): im for r, im in loaded if id(r) not in searched}
         best: dict[int, dict[str, SearchHit]] = {}
         for (result, region), hits in zip(owners, per_region):
             merged = best.setdefault(id(result), {})
@@ -173,6 +182,8 @@ class SearchService:
             ranked = sorted(best.get(id(result), {}).values(), key=lambda h: (-h.score, h.gallery_id))
             if id(result) in verify:
                 ranked = self._verified(verify[id(result)], ranked)
+            elif id(result) in copies:
+                ranked = self._verified(copies[id(result)], ranked, copy=True)
             result.hits = (voted(ranked, self.encoder.copy_score) if vote else ranked)[:k]
             # of the many windows, list those that a hit came from, and where verified pictures sit, so
             # that every hit's box is a region
@@ -181,16 +192,19 @@ class SearchService:
                 result.regions.append(Region(box, kind))
         return results
 
-    def _verified(self, image: Image.Image, ranked: list[SearchHit]) -> list[SearchHit]:
+    def _verified(self, image: Image.Image, ranked: list[SearchHit], copy: bool = False) -> list[SearchHit]:
         """``ranked`` with its first :data:`VERIFY_TOP` hits re-scored by finding their gallery picture's
         pixels in ``image`` around the region that found each, and ranked again. A hit whose picture is
         found (correlation over :data:`VERIFY_FROM`) reports where: its box becomes that place, of kind
         ``match``. Hits whose picture has no thumbnail in the index (built before thumbnails were kept)
-        keep their score and box."""
+        keep their score and box. ``copy``: ``image`` is a copy of a gallery picture, so it is looked for
+        inside each hit's picture instead (:func:`~semcopy_lib.segment.template.match_crop`), the
+        first VERIFY_TOP hits all checked; scores rise towards 1, boxes stay."""
         if not ranked:
             return ranked
-        # a hit that could not overtake the first one even with a perfect match is not checked
-        reach = ranked[0].score - VERIFY_WEIGHT * (1.0 - VERIFY_FROM)
+        # a hit that could not overtake the first one even with a perfect match is not checked (a copy's
+        # hits may all reach 1)
+        reach = -1.0 if copy else ranked[0].score - VERIFY_WEIGHT * (1.0 - VERIFY_FROM)
         top = [h for h in ranked[:VERIFY_TOP] if h.score >= reach]
         thumbs = self.index.thumbs(h.gallery_id for h in top)
         if not thumbs:
@@ -198,7 +212,14 @@ class SearchService:
         (ow, oh), (w, h) = image.info["original_size"], image.size
         scored = []
         for hit in top:
-            if hit.gallery_id in thumbs:
+            if hit.gallery_id in thumbs and copy:
+                # the hit closes the share of its gap to 1 that the correlation is past VERIFY_FROM: an
+                # exact copy keeps its 1, no score passes it
+                correlation = match_crop(image, read_thumbnail(thumbs[hit.gallery_id]))
+                if correlation > VERIFY_FROM:
+                    closed = min(1.0, (correlation - VERIFY_FROM) / (1.0 - VERIFY_FROM))
+                    hit = replace(hit, score=max(hit.score, hit.score + (1.0 - hit.score) * closed))
+            elif hit.gallery_id in thumbs:
                 box = scale_box(hit.query_box, w / ow, h / oh)
                 correlation, where = match_picture(image, box, read_thumbnail(thumbs[hit.gallery_id]))
                 if correlation > VERIFY_FROM:
