@@ -56,7 +56,6 @@ def test_no_scale_fits_a_hairline_region(pasted):
     assert match_picture(query, (0, 0, 200, 4), read_thumbnail(thumbnail(boot))) == (-1.0, None)
 
 
-
 def boot_copy(crop: float = 0.8) -> Image.Image:
     """The boot on white, cropped to ``crop`` of its size around its middle and saved as JPEG: a copy."""
     import io
@@ -179,7 +178,6 @@ def test_building_again_gives_an_older_index_its_thumbnails(gallery_dir, tmp_pat
     assert not report.added and len(report.unchanged) == len(set(ids))
     assert sorted(index.thumbs(ids)) == sorted(set(ids))
     assert index.store.generation == generation and (index.image_vectors()[1] == vectors).all()
-
 
 
 @pytest.fixture()
