@@ -178,18 +178,29 @@ def test_a_picture_in_a_tall_panel_is_found_as_well_as_the_panel(photos):
     assert max(iou(panel, b) for b in layout.boxes) >= 0.9, layout.boxes
 
 
+def _hero_page(left: tuple, right: tuple, height: int, heading_y: int) -> Image.Image:
+    """A landing page: a dark navigation bar, then a hero section ``height`` tall whose colour runs
+    from ``left`` to ``right`` (no uniform gutter) with a white heading at ``heading_y``, on a (250, 250, 250)
+    page."""
+    from PIL import ImageDraw
+
+    page = Image.new("RGB", (1280, 800), (250, 250, 250))
+    ramp = np.linspace(0, 1, 1280)[None, :, None]
+    hero = (1 - ramp) * np.array(left) + ramp * np.array(right)
+    page.paste(Image.fromarray(np.repeat(hero, height, axis=0).astype(np.uint8)), (0, 60))
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((0, 0, 1280, 59), fill=(30, 30, 30))
+    draw.text((60, heading_y), "Find every copy", fill="white")
+    return page
+
+
 def test_a_picture_on_a_gradient_section_is_found(photos):
     """A landing page's hero section: a gradient (no uniform gutter) with a heading and a picture on it.
     XY-cuts keep the section whole; the picture's four edges make it a rectangle of its own."""
     from PIL import ImageDraw
 
-    page = Image.new("RGB", (1280, 800), (250, 250, 250))
-    ramp = np.linspace(0, 1, 1280)[None, :, None]
-    hero = (1 - ramp) * np.array([120, 40, 160]) + ramp * np.array([240, 170, 60])
-    page.paste(Image.fromarray(np.repeat(hero, 420, axis=0).astype(np.uint8)), (0, 60))
+    page = _hero_page((120, 40, 160), (240, 170, 60), 420, 200)
     draw = ImageDraw.Draw(page)
-    draw.rectangle((0, 0, 1280, 59), fill=(30, 30, 30))
-    draw.text((60, 200), "Find every copy", fill="white")
     picture = (820, 120, 380, 290)
     page.paste(photos[2].resize(picture[2:]), picture[:2])
     for line in range(5):
@@ -203,13 +214,8 @@ def _hero_with_canvas(canvas_colour=(255, 255, 255)) -> tuple[Image.Image, tuple
     """A dark gradient hero section holding clip art: a drawing in the middle of a plain canvas."""
     from PIL import ImageDraw
 
-    page = Image.new("RGB", (1280, 800), (250, 250, 250))
-    ramp = np.linspace(0, 1, 1280)[None, :, None]
-    hero = (1 - ramp) * np.array([30, 60, 150]) + ramp * np.array([90, 20, 110])
-    page.paste(Image.fromarray(np.repeat(hero, 500, axis=0).astype(np.uint8)), (0, 60))
+    page = _hero_page((30, 60, 150), (90, 20, 110), 500, 250)
     draw = ImageDraw.Draw(page)
-    draw.rectangle((0, 0, 1280, 59), fill=(30, 30, 30))
-    draw.text((60, 250), "Find every copy", fill="white")
     picture = (860, 100, 300, 420)  # the canvas: the picture the page shows
     draw.rectangle((860, 100, 860 + 300 - 1, 100 + 420 - 1), fill=canvas_colour)
     draw.ellipse((930, 230, 1090, 390), fill=(200, 30, 30), outline=(0, 0, 0), width=6)  # the drawing

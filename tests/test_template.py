@@ -83,20 +83,24 @@ def test_a_copy_is_found_inside_its_picture_and_not_inside_its_mirror(crop):
     assert match_crop(Image.new("RGB", (300, 200), "white"), boot) == -1.0  # a blank query matches nothing
 
 
-@pytest.fixture(scope="module")
-def twins(tmp_path_factory, pasted):
-    """An index of the boot, its mirror and a few generated pictures, with thumbnails."""
-    root = tmp_path_factory.mktemp("twins")
+def twin_index(root, pasted, others: int) -> SearchService:
+    """An index under ``root`` of the boot, its mirror and ``others`` generated pictures, with thumbnails."""
     gallery = root / "gallery" / "boots"
     gallery.mkdir(parents=True)
     _, _, boot, mirror = pasted
     boot.save(gallery / "boot.png")
     mirror.save(gallery / "mirror.png")
     rng = random.Random(1)
-    for i in range(3):
+    for i in range(others):
         compose.random_picture(rng, (160, 120)).save(gallery / f"other{i}.jpg")
     build_index(root / "gallery", root / "idx", progress=False)
     return SearchService(root / "idx")
+
+
+@pytest.fixture(scope="module")
+def twins(tmp_path_factory, pasted):
+    """An index of the boot, its mirror and three generated pictures, with thumbnails."""
+    return twin_index(tmp_path_factory.mktemp("twins"), pasted, 3)
 
 
 def test_index_keeps_one_thumbnail_per_image_and_drops_it_with_the_image(twins):
@@ -182,17 +186,8 @@ def test_building_again_gives_an_older_index_its_thumbnails(gallery_dir, tmp_pat
 
 @pytest.fixture()
 def boot_twins(tmp_path, pasted):
-    """An index of the boot, its mirror and two generated pictures, with thumbnails."""
-    gallery = tmp_path / "gallery" / "boots"
-    gallery.mkdir(parents=True)
-    _, _, boot, mirror = pasted
-    boot.save(gallery / "boot.png")
-    mirror.save(gallery / "mirror.png")
-    rng = random.Random(1)
-    for i in range(2):
-        compose.random_picture(rng, (160, 120)).save(gallery / f"other{i}.jpg")
-    build_index(tmp_path / "gallery", tmp_path / "idx", progress=False)
-    return SearchService(tmp_path / "idx")
+    """An index of its own (another test empties the shared one's thumbnails): the boots and two others."""
+    return twin_index(tmp_path, pasted, 2)
 
 
 def test_a_copy_of_one_twin_ranks_it_first(boot_twins, tmp_path, monkeypatch):
