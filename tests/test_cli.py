@@ -252,6 +252,21 @@ def test_bench_speed_quick_prints_one_json_object_with_every_figure(gallery_dir,
     assert row["query_p50_ms"] <= row["query_p95_ms"] and 0 < row["search_1m_recall_at_20"] <= 1
     assert isinstance(row["machine"], str) and row["machine"]
     assert row["runtime"] == "onnx"  # the optimised path; the naive one is eager PyTorch
+    # the numerics check: ONNX Runtime's fp32 vectors are the naive eager fp32 ones
+    assert row["precision"] == "fp32" and 0.99999 <= row["ingest_min_cosine"] <= 1.0
+
+
+def test_bench_speed_skips_a_file_it_cannot_decode(gallery_dir, tmp_path, capsys):
+    """Refused files (here not images) are left out of both ingestions and of the copy queries."""
+    import shutil
+
+    folder = tmp_path / "images"
+    shutil.copytree(gallery_dir, folder)
+    for path in sorted(folder.rglob("*.png"))[::2]:  # half of the 12 files, which --quick all ingests
+        path.write_bytes(b"not an image at all")
+    assert main(["bench", "speed", str(folder), "--quick", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["ingest_images"] == 12 and 0.99999 <= row["ingest_min_cosine"] <= 1.0
 
 
 def test_index_optimise_reports_recall_and_search_still_finds_copies(built, gallery_dir, tmp_path, capsys):

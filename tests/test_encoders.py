@@ -118,6 +118,46 @@ def test_onnx_runtime_gives_the_pytorch_vectors_windows_and_subject_boxes(effnet
     assert onnx_windows[1:] == plain_windows[1:]
 
 
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on a GPU machine)")
+
+
+@pytest.mark.parametrize("precision, least", [("bf16", 0.997), ("fp16", 0.9999)])
+def test_reduced_precision_inference_stays_near_float32(effnet, monkeypatch, precision, least):
+    """$SEMCOPY_PRECISION runs frozen inference under autocast (here on the CPU, in PyTorch even though
+    ONNX Runtime is the CPU runtime: ONNX would silently stay fp32): unit float32 rows, not fp32's
+    numbers, within ``least`` cosine of them; windows likewise, the same subject boxes."""
+    images = [load_image(data.chelsea()), load_image(data.astronaut()), load_image(data.coffee())]
+    assert effnet.use_runtime("onnx") == "onnx" and effnet.precision() == "fp32"
+    full, full_windows = effnet.embed(images), effnet.embed_windows(images[1])
+    monkeypatch.setenv("SEMCOPY_PRECISION", precision)
+    assert effnet.precision() == precision
+    reduced, reduced_windows = effnet.embed(images), effnet.embed_windows(images[1])
+    assert reduced.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(reduced, axis=1), 1.0, atol=1e-5)
+    assert np.abs(reduced - full).max() > 1e-5  # autocast ran
+    assert (reduced * full).sum(axis=1).min() >= least
+    assert (reduced_windows[0] * full_windows[0]).sum(axis=1).min() >= least - 0.002
+    assert reduced_windows[2] == full_windows[2]
+
+
+def test_unknown_precision_is_a_one_line_error(effnet, monkeypatch):
+    monkeypatch.setenv("SEMCOPY_PRECISION", "int4")
+    with pytest.raises(EncoderUnavailable, match="SEMCOPY_PRECISION='int4': use one of fp32, fp16, bf16"):
+        effnet.embed([load_image(data.coffee())])
+
+
+@CUDA
+def test_cuda_embeds_in_fp16_within_0_999_of_cpu_float32(effnet):
+    images = [load_image(data.chelsea()), load_image(data.astronaut()), load_image(data.coffee())]
+    gpu = create_encoder("effnet-lite0-semcopy", device="cuda")
+    cpu = create_encoder("effnet-lite0-semcopy", device="cpu")
+    assert gpu.base.precision() == "fp16"
+    for size in (224, 320):
+        assert (gpu.embed(images, size=size) * cpu.embed(images, size=size)).sum(axis=1).min() >= 0.999
+    on_gpu, on_cpu = gpu.embed_windows(images[1]), cpu.embed_windows(images[1])
+    assert (on_gpu[0] * on_cpu[0]).sum(axis=1).min() >= 0.999
+
+
 def test_weights_changed_in_training_are_exported_again():
     """After train mode (where the backbone may change), frozen inference uses the new weights."""
     from semcopy_lib.encoders.effnet import create_effnet_lite0

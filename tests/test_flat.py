@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from semcopy_lib.index.flat import BF16_ERROR, FlatScan
 
@@ -20,7 +21,7 @@ def test_screened_search_equals_float32_on_spread_vectors():
     rng = np.random.default_rng(0)
     vectors = unit(rng.normal(size=(6000, 64)))
     queries = unit(vectors[:25] + 0.3 * rng.normal(size=(25, 64)))
-    scan = FlatScan(vectors, screen=True)
+    scan = FlatScan(vectors, screen=True, device="cpu")
     scores, rows = scan.search(queries, 20)
     want_scores, want_rows = exact(queries, vectors, 20)
     np.testing.assert_array_equal(rows, want_rows)
@@ -33,7 +34,7 @@ def test_near_ties_within_bf16_error_are_rescanned_and_still_exact():
     base = unit(rng.normal(size=(1, 64)))
     # 6000 vectors whose scores against the base all lie within a few 1e-4: bf16 cannot rank them
     vectors = unit(base + 3e-3 * rng.normal(size=(6000, 64)))
-    scan = FlatScan(vectors, screen=True)
+    scan = FlatScan(vectors, screen=True, device="cpu")
     scores, rows = scan.search(base, 10)
     want_scores, want_rows = exact(base, vectors, 10)
     np.testing.assert_array_equal(rows, want_rows)
@@ -45,7 +46,7 @@ def test_near_ties_within_bf16_error_are_rescanned_and_still_exact():
 @pytest.mark.parametrize("screen", [True, False])
 def test_n_equal_to_all_rows(screen):
     vectors = unit(np.random.default_rng(2).normal(size=(50, 16)))
-    scores, rows = FlatScan(vectors, screen=screen).search(vectors[:3], 50)
+    scores, rows = FlatScan(vectors, screen=screen, device="cpu").search(vectors[:3], 50)
     assert sorted(rows[0].tolist()) == list(range(50)) and scores[0, 0] == pytest.approx(1.0, abs=1e-6)
 
 
@@ -56,5 +57,18 @@ def test_read_only_queries_are_searched_without_a_warning():
     frozen = np.frombuffer(vectors[:2].tobytes(), dtype=np.float32).reshape(2, 8)  # as verify reads SQLite
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        scores, rows = FlatScan(vectors, screen=False).search(frozen, 1)
+        scores, rows = FlatScan(vectors, screen=False, device="cpu").search(frozen, 1)
     assert rows[:, 0].tolist() == [0, 1]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on a GPU machine)")
+def test_cuda_scan_is_exact_and_is_the_default_there():
+    rng = np.random.default_rng(4)
+    vectors = unit(rng.normal(size=(6000, 64)))
+    queries = unit(vectors[:25] + 0.3 * rng.normal(size=(25, 64)))
+    scan = FlatScan(vectors)
+    assert scan.device.type == "cuda"
+    scores, rows = scan.search(queries, 20)
+    want_scores, want_rows = exact(queries, vectors, 20)
+    np.testing.assert_array_equal(rows, want_rows)
+    np.testing.assert_allclose(scores, want_scores, atol=1e-5)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import os
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, ContextManager, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -66,6 +67,29 @@ class EncoderConfig:
         data["index_sizes"] = tuple(data.get("index_sizes", ()))
         data["index_backdrops"] = tuple(data.get("index_backdrops", ()))  # none in older manifests
         return cls(**data)
+
+
+#: Environment variable choosing the precision of frozen inference (embedding, not training): ``fp32``,
+#: ``fp16`` or ``bf16``. Unset: fp16 on CUDA (EfficientNet-Lite0's activations are bounded by ReLU6, and
+#: fp16 keeps 3 more mantissa bits than bf16), fp32 on CPU (ONNX Runtime's fp32 is the fast path there;
+#: the reduced precisions run through PyTorch's autocast, ``SEMCOPY_RUNTIME=torch``).
+PRECISION_ENV = "SEMCOPY_PRECISION"
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def inference_dtype(device: torch.device) -> torch.dtype | None:
+    """The reduced precision in which frozen inference runs on ``device`` (None: float32), from
+    ``$SEMCOPY_PRECISION`` or the device's default (:data:`PRECISION_ENV`).
+
+    Raises:
+        EncoderUnavailable: an unknown value (one line naming the variable).
+    """
+    value = os.environ.get(PRECISION_ENV, "").strip().lower()
+    if not value:
+        return torch.float16 if device.type == "cuda" else None
+    if value not in PRECISIONS:
+        raise EncoderUnavailable(f"{PRECISION_ENV}={value!r}: use one of {', '.join(PRECISIONS)}")
+    return PRECISIONS[value]
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -132,6 +156,20 @@ class Encoder(nn.Module):
         pixels = torch.from_numpy(arr).permute(2, 0, 1)
         return (pixels - self._mean) / self._std
 
+    def precision(self) -> str:
+        """``fp32``, ``fp16`` or ``bf16``: what frozen inference runs in here (:func:`inference_dtype`)."""
+        dtype = inference_dtype(self.device)
+        return next(name for name, d in PRECISIONS.items() if d == dtype)
+
+    def autocast(self) -> ContextManager[Any]:
+        """Where frozen inference runs: :func:`torch.autocast` to :func:`inference_dtype` on this encoder's
+        device (matrix products and convolutions in it, reductions and normalisation in float32), or
+        nothing for float32. Training never enters it."""
+        dtype = inference_dtype(self.device)
+        if dtype is None or self.training:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
     def to_pixels(self, batch: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) preprocessed pixels on this encoder's device, in its :attr:`memory_format`."""
         return batch.to(self.device).contiguous(memory_format=self.memory_format)
@@ -172,7 +210,9 @@ class Encoder(nn.Module):
         with self.evaluating():
             for start in tqdm(steps, desc=f"embed {self.name}", unit="batch", disable=not progress):
                 batch = torch.stack([prepare(x) for x in items[start : start + batch_size]])
-                out[start : start + len(batch)] = self(self.to_pixels(batch)).cpu().numpy()
+                with self.autocast():
+                    vectors = self(self.to_pixels(batch))
+                out[start : start + len(batch)] = vectors.float().cpu().numpy()
         return out
 
     @contextmanager

@@ -151,7 +151,8 @@ class EffNetLite0Encoder(Encoder):
     def _trunk(self, pixels: torch.Tensor) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """(B, 3, S, S) pixels -> the (B, 1280, S/32, S/32) last feature map and the outputs of
         :data:`PROBE_BLOCKS`, by block index: in ONNX Runtime when frozen on the CPU, else in PyTorch."""
-        if self._runtime == "onnx" and pixels.device.type == "cpu" and not self.training and not torch.is_grad_enabled():
+        frozen = not self.training and not torch.is_grad_enabled()
+        if self._runtime == "onnx" and pixels.device.type == "cpu" and frozen and not torch.is_autocast_enabled("cpu"):
             if self._onnx is None:
                 example = torch.zeros(1, 3, self.config.image_size, self.config.image_size)
                 self._onnx = OnnxForward(_Trunk(self.net), example, ("fmap", *(f"block{i}" for i in PROBE_BLOCKS)))
@@ -166,7 +167,7 @@ class EffNetLite0Encoder(Encoder):
 
     def _gem(self, fmap: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
         """Generalised mean of ``fmap`` over ``dims`` with exponent ``gem_p``."""
-        return fmap.clamp(min=1e-6).pow(self.gem_p).mean(dim=dims).pow(1.0 / self.gem_p)
+        return fmap.float().clamp(min=1e-6).pow(self.gem_p).mean(dim=dims).pow(1.0 / self.gem_p)
 
     @torch.inference_mode()
     def embed_windows(self, image: Image.Image) -> tuple[np.ndarray, list[Box], list[Box]]:
@@ -179,7 +180,7 @@ class EffNetLite0Encoder(Encoder):
         The pasted-subject probe (:mod:`semcopy_lib.segment.pasted`) reads blocks 4 and 10.
         """
         size = int(self.config.options.get("window_size", 384))
-        with self.evaluating():
+        with self.evaluating(), self.autocast():
             fmap, outputs = self._trunk(self.to_pixels(self.preprocess(image, size)[None]))
         fmap = fmap[0]
         pasted = []

@@ -5,8 +5,10 @@ Measured side by side in one run on whatever machine runs it:
 - ``ingest_img_per_s``: :func:`~semcopy_lib.app.index_files` (decoding and resizing in threads beside inference,
   batches, ONNX Runtime on CPU where installed, see ``runtime``) over real image files, every gallery
   view included;
-- ``ingest_naive_img_per_s``: the same files and views with the same weights, one image at a time,
-  contiguous fp32 in eager PyTorch, decoding in line;
+- ``ingest_naive_img_per_s``: the same files and views with the same weights on the same device, one
+  image at a time, contiguous fp32 in eager PyTorch, decoding in line; ``ingest_min_cosine``: the
+  numerics check, the smallest cosine between an image's vector from the optimised path (ONNX Runtime
+  on CPU, fp16 on CUDA, see ``precision``) and the naive fp32 one;
 - ``query_p50_ms`` / ``query_p95_ms``: a warm :class:`~semcopy_lib.app.SearchService` answering one
   photo at a time, end to end (decode, whole image, then layout analysis, subjects and windows when it
   is not a copy, search) over a gallery grown to ``gallery_size`` vectors with synthetic neighbours of
@@ -15,7 +17,8 @@ Measured side by side in one run on whatever machine runs it:
 - ``search_1m_*``: ``million`` synthetic unit vectors of the encoder's dimension, drawn around the real
   gallery vectors (so that they cluster as embeddings do), in a FAISS ``IVF{nlist},SQ8`` index: recall@20
   against exact search on 100 queries, milliseconds per single query at the smallest ``nprobe`` reaching
-  recall 0.95, and the serialised index size.
+  recall 0.95, and the serialised index size; with CUDA present also ``search_1m_gpu_flat_*``: the same
+  queries scanned exactly on the GPU (:class:`~semcopy_lib.index.flat.FlatScan`, float32).
 """
 
 from __future__ import annotations
@@ -62,16 +65,18 @@ def synthetic_vectors(real: np.ndarray, n: int, seed: int = 0, chunk: int = 100_
     return out
 
 
-def _naive_ingest(encoder_name: str, files) -> float:
-    """Images per second: decode, preprocess and embed one image at a time, contiguous fp32."""
+def _naive_ingest(encoder_name: str, files, device: torch.device) -> tuple[float, dict[str, np.ndarray]]:
+    """Images per second: decode, preprocess and embed one image at a time, contiguous fp32 on ``device``;
+    and each image's first-view vector (D,), by gallery id."""
     from semcopy_lib.app.indexing import DECODE_MAX_SIDE
     from semcopy_lib.data import ImageLoadError, load_image
     from semcopy_lib.encoders import create_encoder
 
-    enc = create_encoder(encoder_name, device="cpu")
+    enc = create_encoder(encoder_name, device=device)
     enc.use_runtime("torch")
     enc.memory_format = torch.contiguous_format
     enc.to(memory_format=torch.contiguous_format).eval()
+    first: dict[str, np.ndarray] = {}
     start = time.perf_counter()
     with torch.inference_mode():
         for f in files:
@@ -79,9 +84,24 @@ def _naive_ingest(encoder_name: str, files) -> float:
                 image = load_image(f.path, max_side=DECODE_MAX_SIDE, keep_alpha=True)  # as index_files decodes
             except ImageLoadError:
                 continue
-            for pixels in enc.gallery_pixels(image):  # every view, one at a time
-                enc(pixels[None])
-    return len(files) / (time.perf_counter() - start)
+            vectors = [enc(pixels[None].to(device)) for pixels in enc.gallery_pixels(image)]  # one view at a time
+            first[f.gallery_id] = vectors[0][0].cpu().numpy()
+    return len(files) / (time.perf_counter() - start), first
+
+
+def _gpu_flat(base: np.ndarray, q: np.ndarray, exact: np.ndarray, k: int = 20) -> dict[str, Any]:
+    """Exact float32 scan of ``base`` (N, D) on the GPU: recall@k of ``q`` against ``exact``, ms a query."""
+    from semcopy_lib.index.flat import FlatScan
+
+    scan = FlatScan(base, device="cuda")
+    _, found = scan.search(q, k)  # also copies the vectors to the GPU
+    recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, exact)]))
+    t = time.perf_counter()
+    for row in q:
+        scan.search(row[None], k)
+    ms = (time.perf_counter() - t) / len(q) * 1000
+    return {"search_1m_gpu_flat_recall_at_20": round(recall, 4), "search_1m_gpu_flat_ms_per_query": round(ms, 3),
+            "search_1m_gpu_flat_bytes": int(base.nbytes)}
 
 
 def _million(real: np.ndarray, n: int, nlist: int, queries: int = 100, k: int = 20) -> dict[str, Any]:
@@ -104,6 +124,7 @@ def _million(real: np.ndarray, n: int, nlist: int, queries: int = 100, k: int = 
     for s in range(0, n, 100_000):
         index.add(base[s:s + 100_000])
     build_s = time.perf_counter() - start
+    gpu = _gpu_flat(base, q, exact) if torch.cuda.is_available() else {}
     del base
     size = int(faiss.serialize_index(index).nbytes)
     result = {}
@@ -121,6 +142,7 @@ def _million(real: np.ndarray, n: int, nlist: int, queries: int = 100, k: int = 
                   "search_1m_nprobe": nprobe}
         if recall >= 0.95:
             break
+    result.update(gpu)
     result.update(search_1m_index_bytes=size, search_1m_vectors=n, search_1m_index=f"IVF{nlist},SQ8",
                   search_1m_build_s=round(build_s, 1))
     return result
@@ -145,9 +167,10 @@ def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_
     chosen = rng.sample(files, min(n_ingest, len(files)))
     encoder = create_encoder(DEFAULT_ENCODER)
     out: dict[str, Any] = {"machine": machine(), "encoder": encoder.name, "device": str(encoder.device),
-                           "runtime": encoder.use_runtime(wanted_runtime()), "backend": backend,
-                           "ingest_images": len(chosen)}
-    out["ingest_naive_img_per_s"] = round(_naive_ingest(encoder.name, chosen), 2)
+                           "runtime": encoder.use_runtime(wanted_runtime()), "precision": encoder.precision(),
+                           "backend": backend, "ingest_images": len(chosen)}
+    naive_rate, naive_vectors = _naive_ingest(encoder.name, chosen, encoder.device)
+    out["ingest_naive_img_per_s"] = round(naive_rate, 2)
     with tempfile.TemporaryDirectory() as tmp:
         index = GalleryIndex.create(Path(tmp) / "idx", encoder.config.to_dict(), encoder.dim, root=images_dir,
                                     backend=backend)
@@ -155,18 +178,21 @@ def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_
         index_files(index, chosen, encoder, progress=progress)
         out["ingest_img_per_s"] = round(len(chosen) / (time.perf_counter() - start), 2)
         out["ingest_speedup"] = round(out["ingest_img_per_s"] / out["ingest_naive_img_per_s"], 2)
-        _, real = index.image_vectors()
+        records, real = index.image_vectors()
+        out["ingest_min_cosine"] = round(min(float(v @ naive_vectors[r.gallery_id]) for r, v in zip(records, real)
+                                             if r.gallery_id in naive_vectors), 6)
         extra = max(0, gallery_size - len(index))
         vectors = synthetic_vectors(real, extra, seed=0)
         index.add([NewItem(f"synthetic/{i}.png", "synthetic", f"s{i}", (0, 0, 1, 1), encoder.name, "", v)
                    for i, v in enumerate(vectors)])
         index.close()
         service = SearchService(Path(tmp) / "idx", encoder=encoder)
+        readable = [f for f in chosen if f.gallery_id in naive_vectors]  # not the files refused at decoding
         queries = []  # every other query a copy (crop + JPEG of a gallery image), the others unseen photos
         for i in range(n_queries + 4):
             path = Path(tmp) / f"q{i}.jpg"
             if i % 2 == 0:
-                synth.crop_jpeg(load_image(rng.choice(chosen).path, max_side=1024), rng).save(path)
+                synth.crop_jpeg(load_image(rng.choice(readable).path, max_side=1024), rng).save(path)
             else:
                 compose.random_picture(rng, (800, 600)).save(path, quality=90)
             queries.append(path)
