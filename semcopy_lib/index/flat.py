@@ -3,10 +3,12 @@
 A search reads the whole matrix: at 21,500 x 1280 float32 (110 MB) that pass, not arithmetic, is the
 cost. A bfloat16 copy (half the bytes, and oneDNN's bf16 kernels on CPUs with AVX512-BF16 or AMX) ranks
 the candidates; the best ``m`` of them are scored again in float32 and the top ``n`` returned, with
-float32 scores. The answer is exactly float32's: for unit vectors a bf16 score is within
-``BF16_ERROR`` (2^-8: each input rounds by at most 2^-9 of itself, and sum |q_i x_i| <= 1) of the
-float32 one, so any vector outside the candidates scores at most (m-th candidate's bf16 score +
-BF16_ERROR); a query whose n-th exact score is not above that bound is searched again in float32.
+float32 scores. The answer is float32's: for unit vectors a bf16 score is within ``BF16_ERROR`` of the
+float32 one (2^-8 from the inputs: each rounds by at most 2^-9 of itself, and sum |q_i x_i| <= 1; 2^-9
+from the product, which comes back rounded to bf16; 2^-13 for float32 sums of up to 2,048 terms), so any
+vector outside the candidates scores at most (m-th candidate's bf16 score + BF16_ERROR); a query whose
+n-th exact score is not above that bound is searched again in float32. (Rows whose float32 scores tie
+to the last bit may come in either order: float32 sums differ by a unit between CPU kernels.)
 On 2 cores (AVX512-BF16), 30 query vectors against 21,500: 7.4 ms screened, 25.8 ms float32.
 
 With CUDA present the matrix is copied to the GPU at the first search (4 bytes a dimension: 110 MB at
@@ -19,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 #: Largest difference between a bf16 and a float32 inner product of two unit vectors.
-BF16_ERROR = 2.0**-8 + 1e-6
+BF16_ERROR = 2.0**-8 + 2.0**-9 + 2.0**-13
 #: Below this many vectors the float32 pass is cheap enough on its own.
 SCREEN_MIN = 4096
 
