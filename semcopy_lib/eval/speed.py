@@ -5,8 +5,9 @@ Measured side by side in one run on whatever machine runs it:
 - ``ingest_img_per_s``: :func:`~semcopy_lib.app.index_files` (decoding and resizing in threads beside inference,
   batches, ONNX Runtime on CPU where installed, see ``runtime``) over real image files, every gallery
   view included; both ingestions are warmed up first, untimed (one batch here, one image for the naive
-  loop): ``ingest_warmup_s`` is this one's one-off cost (ONNX export on CPU; on CUDA, kernels loaded
-  at their first call: about 7 s on an H100, measured);
+  loop): ``ingest_warmup_s`` is the time of that batch, one-off costs included (ONNX export on CPU; on
+  CUDA, kernels loaded at their first call: 9.7 s on an H100, where a warm 32-image batch took about 1.4 s,
+  decoding included, once warm);
 - ``ingest_naive_img_per_s``: the same files and views with the same weights on the same device, one
   image at a time, contiguous fp32 in eager PyTorch, decoding in line; ``ingest_min_cosine``: the
   numerics check, the smallest cosine between an image's vector from the optimised path (ONNX Runtime
@@ -99,7 +100,8 @@ def _naive_ingest(encoder_name: str, files, device: torch.device) -> tuple[float
     first: dict[str, np.ndarray] = {}
     with torch.inference_mode():
         for image in _readable(files, 1):  # untimed: first calls load kernels
-            [enc(pixels[None].to(device)) for pixels in enc.gallery_pixels(image)]
+            for pixels in enc.gallery_pixels(image):
+                enc(pixels[None].to(device))
     start = time.perf_counter()
     with torch.inference_mode():
         for f in files:
