@@ -53,7 +53,8 @@ class FlatScan:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         n = len(vectors)
         self.screen = (n >= SCREEN_MIN and bf16_fast()) if screen is None else screen
-        self._coarse = None  # the bf16 copy (CPU) or the float32 copy (another device), made at the first search
+        self._coarse = None  # the bf16 copy, made at the first screened search
+        self._on_device = None  # the float32 copy on ``device`` (not the CPU), made at the first search
         self.rescans = 0  # queries whose screening could not vouch for its answer (searched in float32)
 
     def search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -64,9 +65,9 @@ class FlatScan:
             # a writable C-contiguous float32 copy only when needed (np.frombuffer rows are read-only)
             q = torch.from_numpy(np.require(queries, np.float32, ["C", "W"]))
             if self.device.type != "cpu":
-                if self._coarse is None:
-                    self._coarse = self.vectors.to(self.device)
-                scores, rows = torch.topk(q.to(self.device) @ self._coarse.T, n, dim=1)
+                if self._on_device is None:
+                    self._on_device = self.vectors.to(self.device)
+                scores, rows = torch.topk(q.to(self.device) @ self._on_device.T, n, dim=1)
                 return scores.cpu().numpy(), rows.cpu().numpy()
             m = min(len(self.vectors), max(2 * n, n + 32))
             if not self.screen or m >= len(self.vectors):
