@@ -288,3 +288,100 @@ def test_touching_blocks_are_grouped_and_joined():
     assert len(groups) == 1 and sorted(groups[0]) == sorted(bands)
     assert union(bands) == (815, 168, 375, 324)
     assert touching_groups([(0, 0, 10, 10), (12, 0, 10, 10)], gap=1) == []
+
+
+def _drawing(size: tuple[int, int]) -> Image.Image:
+    """Clip art on a white canvas: a red disc with a black outline."""
+    from PIL import ImageDraw
+
+    w, h = size
+    picture = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(picture)
+    draw.ellipse((w // 5, h // 5, 4 * w // 5, 4 * h // 5), fill=(200, 30, 30), outline=(0, 0, 0), width=6)
+    return picture
+
+
+def test_a_picture_whose_drawing_breaks_its_frame_on_a_gradient_is_found():
+    """Strokes of the section's own colour that reach a picture's edges (a horse's legs and mane in
+    clip art) break the edge around it, here into four corners; the edges, joined where they are a
+    pixel or two apart, still span the whole picture."""
+    from PIL import ImageDraw
+
+    from semcopy_lib.segment.layout import rectangles_in
+
+    page = _hero_page((70, 20, 110), (140, 60, 90), 430, 200)
+    x, y, w, h = picture = (870, 110, 350, 310)
+    colour = tuple(int(v) for v in np.asarray(page)[y - 1, x + w // 2])
+    drawing = Image.new("RGB", (w, h), "white")
+    draw = ImageDraw.Draw(drawing)
+    draw.rectangle((w // 2 - 2, 0, w // 2 + 2, h), fill=colour)  # a cross, 4 px wide, of the section's colour
+    draw.rectangle((0, h // 2 - 2, w, h // 2 + 2), fill=colour)
+    page.paste(drawing, (x, y))
+    found = [(bx, by + 60, bw, bh) for bx, by, bw, bh in rectangles_in(np.asarray(page)[60:490], 64)]
+    assert max(iou(picture, b) for b in found) >= 0.9, found  # each corner alone: 0.24
+
+
+def test_a_panel_filling_most_of_a_page_is_no_single_photo():
+    """A dark panel of 85 % of a white page under a nav bar is one block, large enough to be a single
+    photo; the picture framed inside it says it is a page."""
+    from PIL import ImageDraw
+
+    page = Image.new("RGB", (1280, 800), (250, 250, 250))
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((0, 0, 1280, 47), fill=(30, 30, 30))
+    draw.rectangle((20, 64, 1259, 769), fill=(28, 30, 64))
+    draw.text((60, 240), "Find every copy", fill="white")
+    for line in range(3):
+        draw.text((60, 300 + 20 * line), "lorem ipsum dolor sit amet " * 6, fill=(220, 220, 220))
+    picture = (820, 120, 400, 560)
+    page.paste(_drawing(picture[2:]), picture[:2])
+    layout = analyse(page)
+    assert layout.layout == "screenshot", layout
+    assert max(iou(picture, b) for b in layout.boxes) >= 0.9, layout.boxes
+
+
+def test_a_picture_over_a_table_in_an_infobox_is_found():
+    """A wiki infobox on a dark page: a white picture (78 % of the box) over a table of fields. The box
+    is framed and kept whole; the picture is a box of its own too."""
+    from PIL import ImageDraw
+
+    page = Image.new("RGB", (1280, 800), (18, 18, 18))
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((0, 0, 1280, 47), fill=(51, 51, 51))
+    for line in range(14):
+        draw.text((220, 120 + 14 * line), "lorem ipsum dolor sit amet consectetur " * 3, fill=(220, 220, 220))
+    infobox = (988, 168, 270, 472)
+    draw.rectangle((988, 168, 988 + 270 - 1, 168 + 472 - 1), fill=(47, 48, 50), outline=(76, 78, 82), width=2)
+    picture = (997, 178, 252, 360)
+    page.paste(_drawing(picture[2:]), picture[:2])
+    for row in range(5):
+        draw.text((1000, 548 + 16 * row), f"Field {row}          Value {row}", fill=(230, 230, 230))
+    layout = analyse(page)
+    assert max(iou(picture, b) for b in layout.boxes) >= 0.9, layout.boxes
+    assert max(iou(infobox, b) for b in layout.boxes) >= 0.9, layout.boxes
+
+
+def test_a_card_of_a_social_feed_is_a_part_off_the_page():
+    """A feed card (white, on a grey page) whose header text runs beside an avatar, holding a picture
+    that fills most of it: no strip all across the page separates it, its pixels do. A paragraph of
+    text on the page is no part (its glyphs are each a small fraction of it)."""
+    from PIL import ImageDraw
+
+    from semcopy_lib.segment.layout import work_scale
+    from semcopy_lib.segment.parts import parts_off_page
+
+    page = Image.new("RGB", (1280, 800), (240, 242, 245))
+    draw = ImageDraw.Draw(page)
+    card = (420, 40, 440, 560)
+    draw.rectangle((420, 40, 420 + 440 - 1, 40 + 560 - 1), fill="white")
+    draw.ellipse((432, 52, 462, 82), fill=(90, 60, 220))
+    draw.text((472, 60), "User 0", fill=(20, 20, 20))
+    picture = (420, 110, 440, 440)
+    page.paste(_drawing(picture[2:]), picture[:2])
+    for line in range(12):
+        draw.text((900, 120 + 14 * line), "lorem ipsum dolor sit amet", fill=(30, 30, 30))
+    small = work_scale(np.asarray(page))
+    s = 1280 / small.shape[1]
+    parts = [tuple(round(v * s) for v in b) for b in parts_off_page(small, 32)]
+    assert len(parts) == 1 and iou(parts[0], card) >= 0.95, parts
+    assert max(iou(picture, b) for b in analyse(page).boxes) >= 0.7

@@ -3,8 +3,10 @@
 :func:`analyse` finds photo blocks with recursive XY-cuts (see :mod:`semcopy_lib.segment.layout`):
 blocks that a regular grid explains, or several that cover most of the image, are a collage; fewer
 or smaller ones a screenshot; an image with no block apart from (nearly) itself is a single photo.
-A large block of a screenshot is also searched for pictures framed by edges (:func:`rectangles_in`), and
-a drawing trimmed to its bounding box is grown to its picture's plain canvas (:func:`canvas_of`).
+A large block of a screenshot is also searched for pictures framed by edges (:func:`rectangles_in`), the
+screenshot's connected parts off the page's colour are boxes too (:func:`parts_off_page`: cards and
+drawings that no strip all across a block separates), and a drawing trimmed to its bounding box is
+grown to its picture's plain canvas (:func:`canvas_of`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from PIL import Image
 from semcopy_lib.data.boxes import Box
 from semcopy_lib.segment.canvas import CANVAS_TOLERANCES, canvas_of, touching_groups, union
 from semcopy_lib.segment.layout import (MIN_PHOTO_SIDE, RECT_BLOCK, find_blocks, grid_cells, inside_share, iou,
-                                        rectangles_in)
+                                        min_photo_side, rectangles_in, work_scale)
+from semcopy_lib.segment.parts import parts_off_page
 from semcopy_lib.segment.subjects import subject_boxes
 
 
@@ -40,6 +43,9 @@ class Region:
 
 #: A single block covering at least this share of the image makes it a single photo.
 SINGLE_COVER = 0.8
+#: ... unless it holds photos of its own and is further than this (IoU) from the whole image: a page
+#: whose hero section or panel fills most of it under a nav bar.
+PAGE_PANEL = 0.95
 #: Two or more blocks covering at least this share of the image make it a collage.
 COLLAGE_COVER = 0.6
 #: A regular grid explaining the blocks makes a collage when its cells cover this share of the image
@@ -69,7 +75,9 @@ def analyse(image: Image.Image) -> Layout:
     width, height = image.size
     whole = (0, 0, width, height)
     rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
-    blocks, (ww, wh) = find_blocks(rgb)
+    small = work_scale(rgb)
+    blocks = find_blocks(small)
+    wh, ww = small.shape[:2]
     sx, sy = width / ww, height / wh
 
     def to_image(boxes: list[Box]) -> list[Box]:
@@ -82,7 +90,7 @@ def analyse(image: Image.Image) -> Layout:
     boxes = to_image(blocks)
     area = float(width * height)
     cover = sum(w * h for _, _, w, h in boxes) / area
-    if not boxes or (len(boxes) == 1 and cover >= SINGLE_COVER):
+    if not boxes or (len(boxes) == 1 and cover >= SINGLE_COVER and not (inner and iou(boxes[0], whole) < PAGE_PANEL)):
         return Layout("single", [whole])
     cells = to_image(grid_cells(blocks))
     frame = sum(w * h for _, _, w, h in cells) / area
@@ -95,7 +103,10 @@ def analyse(image: Image.Image) -> Layout:
     # a large block of a page may be a section whose picture stands on a gradient or a photo
     framed = [(x + rx, y + ry, rw, rh) for x, y, w, h in boxes if w * h >= RECT_BLOCK * area
               for rx, ry, rw, rh in rectangles_in(rgb[y : y + h, x : x + w], MIN_PHOTO_SIDE * min(width, height))]
-    return _on_canvas(rgb, Layout("screenshot", boxes + to_image(inner) + framed))
+    # cards, framed pictures and drawings that no uniform strip all across a block separates
+    found = boxes + to_image(inner) + framed
+    parts = [b for b in to_image(parts_off_page(small, min_photo_side(small))) if all(iou(b, o) < SAME_BOX for o in found)]
+    return _on_canvas(rgb, Layout("screenshot", found + parts))
 
 
 def _on_canvas(rgb: np.ndarray, layout: Layout) -> Layout:

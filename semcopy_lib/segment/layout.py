@@ -35,7 +35,7 @@ FLAT_STD = 12.0  # summed per-channel std under which a band is a flat page area
 MIN_PHOTO_SIDE = 0.08  # of the image's shorter side
 MIN_EDGE_FRACTION = 0.01  # share of a photo block's pixels on an edge
 CROSS_SIDE = 0.15  # a strip of the enclosing background this far inside a block splits it into cards
-INNER_SHARE = 0.75  # a photo under this share of the framed block holding it is a box of its own too
+INNER_SHARE = 0.85  # a photo under this share of the framed block holding it is a box of its own too
 RECT_BLOCK = 0.15  # a screenshot block this share of the page or more is searched for framed rectangles
 RECT_SIDE = 0.8  # share of each side of a rectangle that must lie on an edge
 MAX_ASPECT = 5.0  # a leaf block longer than this many times its width is a text paragraph, not a picture
@@ -269,22 +269,30 @@ def _is_photo(edges: np.ndarray, min_side: int) -> bool:
     return np.count_nonzero(edges) / max(1, edges.size) >= MIN_EDGE_FRACTION
 
 
-def find_blocks(rgb: np.ndarray) -> tuple[list[Box], tuple[int, int]]:
-    """Photo-like blocks of an (H, W, 3) uint8 image at work scale. Returns (boxes, work (w, h))."""
+def work_scale(rgb: np.ndarray) -> np.ndarray:
+    """An (H, W, 3) uint8 image resized (area) to at most ``WORK_SIDE`` pixels on its longer side."""
     h, w = rgb.shape[:2]
     scale = min(1.0, WORK_SIDE / max(h, w))
-    if scale < 1.0:
-        import cv2
+    if scale == 1.0:
+        return rgb
+    import cv2
 
-        rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    img = rgb.astype(np.float32)
-    wh, ww = img.shape[:2]
-    min_side = max(24, int(MIN_PHOTO_SIDE * min(wh, ww)))
+    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+def min_photo_side(small: np.ndarray) -> int:
+    """The shorter side, in pixels of a work-scale image, under which a block is no photo."""
+    return max(24, int(MIN_PHOTO_SIDE * min(small.shape[:2])))
+
+
+def find_blocks(small: np.ndarray) -> list[Box]:
+    """Photo-like blocks (x, y, w, h) of a work-scale (:func:`work_scale`) (H, W, 3) uint8 image."""
+    img = small.astype(np.float32)
+    min_side = min_photo_side(small)
     leaves = xy_cut(img, min_len=max(8, min_side // 2), is_photo=lambda block: _is_photo(_edges(block), min_side))
     edges = _edges(img)  # once for all leaves
-    photos = [(x, y, w, h) for x, y, w, h in leaves
-              if max(w, h) <= MAX_ASPECT * min(w, h) and _is_photo(edges[y : y + h - 1, x : x + w - 1], min_side)]
-    return photos, (ww, wh)
+    return [(x, y, w, h) for x, y, w, h in leaves
+            if max(w, h) <= MAX_ASPECT * min(w, h) and _is_photo(edges[y : y + h - 1, x : x + w - 1], min_side)]
 
 
 def rectangles_in(rgb: np.ndarray, min_side: float, work_side: int = 384) -> list[Box]:
@@ -304,10 +312,13 @@ def rectangles_in(rgb: np.ndarray, min_side: float, work_side: int = 384) -> lis
     edges = cv2.Canny(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), 30, 90)
     near = cv2.dilate(edges, np.ones((5, 5), np.uint8)) > 0  # within 2 px of an edge
     contours, _ = cv2.findContours(edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    # a drawing that touches its picture's frame breaks the frame's contour at each junction; the
+    # connected edges (frame and drawing together) still span the whole frame
+    _, _, parts, _ = cv2.connectedComponentsWithStats(cv2.dilate(edges, np.ones((3, 3), np.uint8)))
+    candidates = [cv2.boundingRect(contour) for contour in contours] + [tuple(int(v) for v in p[:4]) for p in parts[1:]]
     area = near.size
     out: list[Box] = []
-    for contour in contours:
-        x, y, bw, bh = cv2.boundingRect(contour)
+    for x, y, bw, bh in candidates:
         if min(bw, bh) < min_side * scale or not 0.04 * area <= bw * bh <= 0.8 * area:
             continue
         sides = (near[y, x : x + bw], near[y + bh - 1, x : x + bw], near[y : y + bh, x], near[y : y + bh, x + bw - 1])
