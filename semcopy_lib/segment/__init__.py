@@ -83,6 +83,12 @@ def analyse(image: Image.Image) -> Layout:
     def to_image(boxes: list[Box]) -> list[Box]:
         return [_clip(scale_box(b, sx, sy), width, height) for b in boxes]
 
+    def off_page(found: list[Box]) -> list[Box]:
+        """The parts off the page's colour that are no box of ``found`` (cards, framed pictures,
+        drawings that no strip all across a block separates; a page of cards is often a grid)."""
+        parts = to_image(parts_off_page(small, min_photo_side(small)))
+        return [b for b in parts if all(iou(b, o) < SAME_BOX for o in found)]
+
     # the layout is decided on the outermost blocks; photos inside a framed panel are searched too
     # on a screenshot (:func:`~semcopy_lib.segment.layout.xy_cut` returns both)
     inner = [b for b in blocks if any(o[2] * o[3] > b[2] * b[3] and inside_share(b, o) >= 0.95 for o in blocks)]
@@ -90,23 +96,26 @@ def analyse(image: Image.Image) -> Layout:
     boxes = to_image(blocks)
     area = float(width * height)
     cover = sum(w * h for _, _, w, h in boxes) / area
-    if not boxes or (len(boxes) == 1 and cover >= SINGLE_COVER and not (inner and iou(boxes[0], whole) < PAGE_PANEL)):
+    if not boxes:
+        # no picture-like block: a page of text whose picture floats in it (no strip all across the
+        # page separates them), or a single picture
+        parts = off_page([])
+        return _on_canvas(rgb, Layout("screenshot", parts)) if parts else Layout("single", [whole])
+    if len(boxes) == 1 and cover >= SINGLE_COVER and not (inner and iou(boxes[0], whole) < PAGE_PANEL):
         return Layout("single", [whole])
     cells = to_image(grid_cells(blocks))
     frame = sum(w * h for _, _, w, h in cells) / area
     if cells and frame >= GRID_FRAME and cover >= GRID_COVER * frame:
         # blocks that are not (nearly) a cell stay too: the drawing in a tile, the picture of a web card
         tiles = cells + [b for b in boxes if max(iou(b, c) for c in cells) < SAME_BOX]
-        return _on_canvas(rgb, Layout("collage", tiles))
+        return _on_canvas(rgb, Layout("collage", tiles + off_page(tiles)))
     if len(boxes) >= 2 and cover >= COLLAGE_COVER:
-        return _on_canvas(rgb, Layout("collage", boxes))
+        return _on_canvas(rgb, Layout("collage", boxes + off_page(boxes)))
     # a large block of a page may be a section whose picture stands on a gradient or a photo
     framed = [(x + rx, y + ry, rw, rh) for x, y, w, h in boxes if w * h >= RECT_BLOCK * area
               for rx, ry, rw, rh in rectangles_in(rgb[y : y + h, x : x + w], MIN_PHOTO_SIDE * min(width, height))]
-    # cards, framed pictures and drawings that no uniform strip all across a block separates
     found = boxes + to_image(inner) + framed
-    parts = [b for b in to_image(parts_off_page(small, min_photo_side(small))) if all(iou(b, o) < SAME_BOX for o in found)]
-    return _on_canvas(rgb, Layout("screenshot", found + parts))
+    return _on_canvas(rgb, Layout("screenshot", found + off_page(found)))
 
 
 def _on_canvas(rgb: np.ndarray, layout: Layout) -> Layout:
