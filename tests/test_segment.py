@@ -321,6 +321,34 @@ def test_a_picture_whose_drawing_breaks_its_frame_on_a_gradient_is_found():
     assert max(iou(picture, b) for b in found) >= 0.9, found  # each corner alone: 0.24
 
 
+def test_a_picture_at_the_edge_of_a_cut_hero_section_is_found():
+    """XY-cuts cut a hero section on the picture's left edge (a seam down most of the section); the
+    picture's side, white clip art with a few strokes, then dissolves into its strokes. Its four edges
+    on the gradient still make it a rectangle, looked for over the whole page."""
+    import math
+
+    from PIL import ImageDraw
+
+    page = _hero_page((30, 90, 110), (40, 180, 200), 500, 240)
+    draw = ImageDraw.Draw(page)
+    for line in range(4):
+        draw.text((60, 300 + 14 * line), "lorem ipsum dolor sit amet " * 3, fill=(235, 235, 235))
+    draw.rounded_rectangle((60, 380, 140, 410), 12, fill="white")
+    for line in range(5):
+        draw.text((60, 600 + 20 * line), "lorem ipsum dolor sit amet " * 8, fill=(40, 40, 40))
+    x, y, w, h = picture = (800, 100, 420, 420)
+    clock = Image.new("RGB", (w, h), "white")
+    hands = ImageDraw.Draw(clock)
+    for hour in range(12):  # the ticks of a clock face
+        a = hour * math.pi / 6
+        hands.line((w / 2 + 0.42 * w * math.cos(a), h / 2 + 0.42 * h * math.sin(a),
+                    w / 2 + 0.49 * w * math.cos(a), h / 2 + 0.49 * h * math.sin(a)), fill="black", width=6)
+    hands.line((w / 2, h / 2, w / 2 - 40, h / 2 - 150), fill="black", width=5)
+    page.paste(clock, (x, y))
+    layout = analyse(page)
+    assert max(iou(picture, b) for b in layout.boxes) >= 0.9, layout.boxes  # the hero's other part alone: 0
+
+
 def test_a_panel_filling_most_of_a_page_is_no_single_photo():
     """A dark panel of 85 % of a white page under a nav bar is one block, large enough to be a single
     photo; the picture framed inside it says it is a page."""

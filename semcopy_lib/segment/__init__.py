@@ -3,7 +3,7 @@
 :func:`analyse` finds photo blocks with recursive XY-cuts (see :mod:`semcopy_lib.segment.layout`):
 blocks that a regular grid explains, or several that cover most of the image, are a collage; fewer
 or smaller ones a screenshot; an image with no block apart from (nearly) itself is a single photo.
-A large block of a screenshot is also searched for pictures framed by edges (:func:`rectangles_in`), the
+A screenshot is also searched for pictures framed by edges (:func:`rectangles_in`), the
 screenshot's connected parts off the page's colour are boxes too (:func:`parts_off_page`: cards and
 drawings that no strip all across a block separates), and a drawing trimmed to its bounding box is
 grown to its picture's plain canvas (:func:`canvas_of`).
@@ -18,7 +18,7 @@ from PIL import Image
 
 from semcopy_lib.data.boxes import Box
 from semcopy_lib.segment.canvas import CANVAS_TOLERANCES, canvas_of, touching_groups, union
-from semcopy_lib.segment.layout import (MIN_PHOTO_SIDE, RECT_BLOCK, find_blocks, grid_cells, inside_share, iou,
+from semcopy_lib.segment.layout import (MIN_PHOTO_SIDE, find_blocks, grid_cells, inside_share, iou,
                                         min_photo_side, rectangles_in, work_scale)
 from semcopy_lib.segment.parts import parts_off_page
 from semcopy_lib.segment.subjects import subject_boxes
@@ -111,10 +111,10 @@ def analyse(image: Image.Image) -> Layout:
         return _on_canvas(rgb, Layout("collage", tiles + off_page(tiles)))
     if len(boxes) >= 2 and cover >= COLLAGE_COVER:
         return _on_canvas(rgb, Layout("collage", boxes + off_page(boxes)))
-    # a large block of a page may be a section whose picture stands on a gradient or a photo
-    framed = [(x + rx, y + ry, rw, rh) for x, y, w, h in boxes if w * h >= RECT_BLOCK * area
-              for rx, ry, rw, rh in rectangles_in(rgb[y : y + h, x : x + w], MIN_PHOTO_SIDE * min(width, height))]
-    found = boxes + to_image(inner) + framed
+    # pictures drawn by their edges: on a hero section's gradient or a photo, which no uniform gutter
+    # separates (searched over the whole page: the section itself may be cut at the picture's edges)
+    found = boxes + to_image(inner)
+    found += [b for b in rectangles_in(rgb, MIN_PHOTO_SIDE * min(width, height)) if all(iou(b, o) < SAME_BOX for o in found)]
     return _on_canvas(rgb, Layout("screenshot", found + off_page(found)))
 
 

@@ -36,7 +36,6 @@ MIN_PHOTO_SIDE = 0.08  # of the image's shorter side
 MIN_EDGE_FRACTION = 0.01  # share of a photo block's pixels on an edge
 CROSS_SIDE = 0.15  # a strip of the enclosing background this far inside a block splits it into cards
 INNER_SHARE = 0.85  # a photo under this share of the framed block holding it is a box of its own too
-RECT_BLOCK = 0.15  # a screenshot block this share of the page or more is searched for framed rectangles
 RECT_SIDE = 0.8  # share of each side of a rectangle that must lie on an edge
 MAX_ASPECT = 5.0  # a leaf block longer than this many times its width is a text paragraph, not a picture
 
@@ -296,12 +295,14 @@ def find_blocks(small: np.ndarray) -> list[Box]:
 
 
 def rectangles_in(rgb: np.ndarray, min_side: float, work_side: int = 384) -> list[Box]:
-    """Axis-aligned rectangles drawn by edges inside an (H, W, 3) uint8 block: a picture on a gradient or
-    a photo (a landing page's hero section), which no uniform gutter separates from its surroundings.
+    """Axis-aligned rectangles drawn by edges in an (H, W, 3) uint8 image or block: a picture on a
+    gradient or a photo (a landing page's hero section), which no uniform gutter separates from its
+    surroundings.
 
-    A rectangle is the bounding box of an edge contour (Canny) whose four sides lie on edges along
-    ``RECT_SIDE`` of their length (rounded corners allowed), at least ``min_side`` pixels on its
-    shorter side and 4-80 % of the block. Returns (x, y, w, h) boxes in the block's pixels.
+    A rectangle is the bounding box of an edge contour (Canny), or of edges connected within a pixel,
+    whose four sides lie on edges along ``RECT_SIDE`` of their length (rounded corners allowed), at
+    least ``min_side`` pixels on its shorter side, at most ``MAX_ASPECT`` times longer, and 4-80 % of the
+    image. Returns (x, y, w, h) boxes in the image's pixels.
     """
     import cv2
 
@@ -319,7 +320,7 @@ def rectangles_in(rgb: np.ndarray, min_side: float, work_side: int = 384) -> lis
     area = near.size
     out: list[Box] = []
     for x, y, bw, bh in candidates:
-        if min(bw, bh) < min_side * scale or not 0.04 * area <= bw * bh <= 0.8 * area:
+        if min(bw, bh) < min_side * scale or not 0.04 * area <= bw * bh <= 0.8 * area or max(bw, bh) > MAX_ASPECT * min(bw, bh):
             continue
         sides = (near[y, x : x + bw], near[y + bh - 1, x : x + bw], near[y : y + bh, x], near[y : y + bh, x + bw - 1])
         if min(float(side.mean()) for side in sides) >= RECT_SIDE:
