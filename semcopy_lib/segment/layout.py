@@ -48,7 +48,7 @@ def channel_sum(x: np.ndarray) -> np.ndarray:
 def _background(block: np.ndarray) -> np.ndarray | None:
     """The colour most of the block's one-pixel frame shares (a page or gutter colour), else None."""
     frame = np.concatenate([block[0], block[-1], block[:, 0], block[:, -1]])
-    med = np.median(frame, axis=0)
+    med = np.median(frame, axis=0).astype(block.dtype)  # float64 would make every difference with it float64
     close = channel_sum(np.abs(frame - med)) <= UNIFORM_RANGE
     return med if close.mean() >= 0.5 else None
 
