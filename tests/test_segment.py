@@ -438,3 +438,13 @@ def test_a_flag_floating_in_a_page_of_text_is_found():
     layout = analyse(page)
     assert layout.layout == "screenshot", layout
     assert max(iou(figure, b) for b in layout.boxes) >= 0.9, layout.boxes
+
+
+def test_near_duplicate_boxes_are_searched_once():
+    """Two ways of finding one picture (an inner block, an edge-drawn rectangle) give boxes a pixel or two
+    apart: the later one is dropped, a box elsewhere is kept."""
+    from semcopy_lib.segment import Layout, _on_canvas
+
+    rgb = np.random.default_rng(0).integers(0, 256, (400, 600, 3), dtype=np.uint8)  # no plain canvas to grow to
+    boxes = [(100, 50, 300, 200), (101, 49, 300, 202), (420, 300, 120, 80)]  # IoU of the first two: 0.98
+    assert _on_canvas(rgb, Layout("screenshot", boxes)).boxes == [boxes[0], boxes[2]]

@@ -53,6 +53,8 @@ COLLAGE_COVER = 0.6
 #: A block this close (IoU) to a grid cell is that cell.
 SAME_BOX = 0.8
 GRID_FRAME = 0.8
+#: A box this close (IoU) to one already found is the same region: searched once.
+NEAR_SAME = 0.95
 GRID_COVER = 0.3
 
 
@@ -120,8 +122,9 @@ def analyse(image: Image.Image) -> Layout:
 
 def _on_canvas(rgb: np.ndarray, layout: Layout) -> Layout:
     """``layout`` with each drawing trimmed to its bounding box grown to its picture's plain canvas
-    (:func:`~semcopy_lib.segment.canvas.canvas_of`), duplicates dropped. Blocks that touch (a drawing
-    cut on a seam between its bands) are tried together, in place of each."""
+    (:func:`~semcopy_lib.segment.canvas.canvas_of`), a box within ``NEAR_SAME`` of an earlier one
+    dropped. Blocks that touch (a drawing cut on a seam between its bands) are tried together, in
+    place of each."""
     masks: dict = {}
 
     def grow(box: Box) -> Box | None:
@@ -134,7 +137,7 @@ def _on_canvas(rgb: np.ndarray, layout: Layout) -> Layout:
             grown = [canvas if b in group else g for b, g in zip(layout.boxes, grown)]
     boxes: list[Box] = []
     for box, canvas in zip(layout.boxes, grown):
-        if (canvas or box) not in boxes:
+        if all(iou(canvas or box, b) < NEAR_SAME for b in boxes):
             boxes.append(canvas or box)
     return Layout(layout.layout, boxes)
 
