@@ -2,7 +2,8 @@
 
 :func:`analyse` finds photo blocks with recursive XY-cuts (see :mod:`semcopy_lib.segment.layout`):
 blocks that a regular grid explains, or several that cover most of the image, are a collage; fewer
-or smaller ones a screenshot; an image with no block apart from (nearly) itself is a single photo.
+or smaller ones a screenshot; an image with no block apart from (nearly) itself is a single photo,
+and so is one with no block at all unless parts off its colour make it a page (below).
 A screenshot is also searched for pictures framed by edges (:func:`rectangles_in`), the
 screenshot's connected parts off the page's colour are boxes too (:func:`parts_off_page`: cards and
 drawings that no strip all across a block separates), and a drawing trimmed to its bounding box is
@@ -53,9 +54,9 @@ COLLAGE_COVER = 0.6
 #: A block this close (IoU) to a grid cell is that cell.
 SAME_BOX = 0.8
 GRID_FRAME = 0.8
+GRID_COVER = 0.3
 #: A box this close (IoU) to one already found is the same region: searched once.
 NEAR_SAME = 0.95
-GRID_COVER = 0.3
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,8 @@ def analyse(image: Image.Image) -> Layout:
     # pictures drawn by their edges: on a hero section's gradient or a photo, which no uniform gutter
     # separates (searched over the whole page: the section itself may be cut at the picture's edges)
     found = boxes + to_image(inner)
-    found += [b for b in rectangles_in(rgb, MIN_PHOTO_SIDE * min(width, height)) if all(iou(b, o) < SAME_BOX for o in found)]
+    rectangles = rectangles_in(rgb, MIN_PHOTO_SIDE * min(width, height))
+    found += [b for b in rectangles if all(iou(b, o) < SAME_BOX for o in found)]
     return _on_canvas(rgb, Layout("screenshot", found + off_page(found)))
 
 

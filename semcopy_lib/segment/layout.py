@@ -316,11 +316,13 @@ def rectangles_in(rgb: np.ndarray, min_side: float, work_side: int = 384) -> lis
     # a drawing that touches its picture's frame breaks the frame's contour at each junction; the
     # connected edges (frame and drawing together) still span the whole frame
     _, _, parts, _ = cv2.connectedComponentsWithStats(cv2.dilate(edges, np.ones((3, 3), np.uint8)))
-    candidates = [cv2.boundingRect(contour) for contour in contours] + [tuple(int(v) for v in p[:4]) for p in parts[1:]]
+    candidates = [cv2.boundingRect(contour) for contour in contours]
+    candidates += [tuple(int(v) for v in part[:4]) for part in parts[1:]]
     area = near.size
     out: list[Box] = []
     for x, y, bw, bh in candidates:
-        if min(bw, bh) < min_side * scale or not 0.04 * area <= bw * bh <= 0.8 * area or max(bw, bh) > MAX_ASPECT * min(bw, bh):
+        too_long = max(bw, bh) > MAX_ASPECT * min(bw, bh)
+        if min(bw, bh) < min_side * scale or not 0.04 * area <= bw * bh <= 0.8 * area or too_long:
             continue
         sides = (near[y, x : x + bw], near[y + bh - 1, x : x + bw], near[y : y + bh, x], near[y : y + bh, x + bw - 1])
         if min(float(side.mean()) for side in sides) >= RECT_SIDE:

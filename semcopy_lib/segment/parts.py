@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from semcopy_lib.data.boxes import Box
+from semcopy_lib.segment.layout import MAX_ASPECT  # a longer part is a line of text, as a longer block
 
 #: Pixels whose summed |dRGB| from the page's colour exceed this are off the page.
 OFF_PAGE = 30.0
@@ -25,7 +26,6 @@ CLOSE = 3
 STROKE_SPAN = 0.25
 #: A part larger than this share of the page is the page's own structure (a sidebar, a hero section).
 MAX_SHARE = 0.6
-MAX_ASPECT = 5.0
 
 
 def page_colour(small: np.ndarray) -> np.ndarray:
