@@ -7,7 +7,8 @@ and so is one with no block at all unless parts off its colour make it a page (b
 A screenshot is also searched for pictures framed by edges (:func:`rectangles_in`), the
 screenshot's connected parts off the page's colour are boxes too (:func:`parts_off_page`: cards and
 drawings that no strip all across a block separates), and a drawing trimmed to its bounding box is
-grown to its picture's plain canvas (:func:`canvas_of`).
+grown to its picture's plain canvas (:func:`canvas_of`). A framed figure, card or infobox ends
+above the caption or table stacked under its picture (:func:`without_caption`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from semcopy_lib.data.boxes import Box
+from semcopy_lib.segment.caption import without_caption
 from semcopy_lib.segment.canvas import CANVAS_TOLERANCES, canvas_of, touching_groups, union
 from semcopy_lib.segment.layout import (MIN_PHOTO_SIDE, find_blocks, grid_cells, inside_share, iou,
                                         min_photo_side, rectangles_in, work_scale)
@@ -124,8 +126,9 @@ def analyse(image: Image.Image) -> Layout:
 
 def _on_canvas(rgb: np.ndarray, layout: Layout) -> Layout:
     """``layout`` with each drawing trimmed to its bounding box grown to its picture's plain canvas
-    (:func:`~semcopy_lib.segment.canvas.canvas_of`), a box within ``NEAR_SAME`` of an earlier one
-    dropped. Blocks that touch (a drawing cut on a seam between its bands) are tried together, in
+    (:func:`~semcopy_lib.segment.canvas.canvas_of`), on a screenshot each box ended above a caption
+    stacked under its picture (:func:`~semcopy_lib.segment.caption.without_caption`), a box within
+    ``NEAR_SAME`` of an earlier one dropped. Blocks that touch (a drawing cut on a seam between its bands) are tried together, in
     place of each."""
     masks: dict = {}
 
@@ -137,10 +140,13 @@ def _on_canvas(rgb: np.ndarray, layout: Layout) -> Layout:
         canvas = grow(union(group))
         if canvas is not None:
             grown = [canvas if b in group else g for b, g in zip(layout.boxes, grown)]
+    grown = [canvas or box for box, canvas in zip(layout.boxes, grown)]
+    if layout.layout == "screenshot":
+        grown = [without_caption(rgb, box) for box in grown]
     boxes: list[Box] = []
-    for box, canvas in zip(layout.boxes, grown):
-        if all(iou(canvas or box, b) < NEAR_SAME for b in boxes):
-            boxes.append(canvas or box)
+    for box in grown:
+        if all(iou(box, b) < NEAR_SAME for b in boxes):
+            boxes.append(box)
     return Layout(layout.layout, boxes)
 
 
