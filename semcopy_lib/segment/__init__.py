@@ -128,8 +128,8 @@ def _on_canvas(rgb: np.ndarray, layout: Layout) -> Layout:
     """``layout`` with each drawing trimmed to its bounding box grown to its picture's plain canvas
     (:func:`~semcopy_lib.segment.canvas.canvas_of`), on a screenshot each box ended above a caption
     stacked under its picture (:func:`~semcopy_lib.segment.caption.without_caption`), a box within
-    ``NEAR_SAME`` of an earlier one dropped. Blocks that touch (a drawing cut on a seam between its bands) are tried together, in
-    place of each."""
+    ``NEAR_SAME`` of an earlier one dropped. Blocks that touch (a drawing cut on a seam between its
+    bands) are tried together, in place of each."""
     masks: dict = {}
 
     def grow(box: Box) -> Box | None:
