@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence, Union
@@ -18,7 +19,7 @@ from semcopy_lib.data import GalleryFile, ImageLoadError, load_image
 from semcopy_lib.detect import Detection, Detector
 from semcopy_lib.encoders import Encoder
 from semcopy_lib.index import GalleryIndex
-from semcopy_lib.segment import Region, analyse, crop, scale_box, subject_boxes
+from semcopy_lib.segment import Box, Layout, Region, analyse, crop, scale_box, subject_boxes
 from semcopy_lib.segment.template import match_crop, match_picture, read_thumbnail
 
 #: Queries are analysed and cropped at most this large; boxes are reported in the file's pixels.
@@ -56,6 +57,13 @@ WRITE_WAIT = 30.0
 
 if TYPE_CHECKING:
     from semcopy_lib.app.gallery_map import GalleryMap
+
+
+def _analysed(image: Image.Image) -> tuple[Layout, list[Box]]:
+    """The layout of a query image (:func:`~semcopy_lib.segment.analyse`), and its drawn subjects'
+    boxes (:func:`~semcopy_lib.segment.subject_boxes`) when it is a single picture."""
+    layout = analyse(image)
+    return layout, subject_boxes(image) if layout.layout == "single" else []
 
 
 def voted(ranked: list[SearchHit], copy_score: float | None = None) -> list[SearchHit]:
@@ -247,8 +255,11 @@ class SearchService:
         """
         crops, owners = [], []
         windows, window_owners = [], []  # feature-map windows of single photos: vectors, not crops
-        for result, image in loaded:
-            layout = analyse(image)
+        # layouts (and a single picture's subject boxes) are numpy and OpenCV work on one core, which
+        # releases the GIL: analysed in threads, all of a chunk before its forward passes
+        with ThreadPoolExecutor(max_workers=max(1, min(len(loaded), os.cpu_count() or 1))) as pool:
+            analysed = list(pool.map(_analysed, [image for _, image in loaded]))
+        for (result, image), (layout, subjects) in zip(loaded, analysed):
             result.layout = layout.layout
             (ow, oh), (w, h) = image.info["original_size"], image.size
             # the whole image was searched already
@@ -256,7 +267,7 @@ class SearchService:
             pooled = self.encoder.embed_windows(image) if layout.layout == "single" else None
             if layout.layout == "single":
                 pasted = pooled[2] if pooled is not None else []  # the probe's box, from the windows pass
-                found += [Region(box, "subject") for box in pasted + subject_boxes(image)]
+                found += [Region(box, "subject") for box in pasted + subjects]
             for region in found:
                 crops.append(crop(image, region.box))
                 # the contract reports boxes in the pixels of the file as given
