@@ -476,6 +476,26 @@ def test_a_caption_under_a_picture_is_cut_off():
     assert without_caption(rgb, (0, 0, 3 * FRAME, 3 * FRAME)) == (0, 0, 3 * FRAME, 3 * FRAME)
 
 
+def test_a_shadow_under_a_drawing_is_no_caption():
+    """A drawing's shadow is a thin band too, but far above the caption: the box ends above the
+    caption, not above the shadow (a bee over its shadow, in a figure of a Chromium page)."""
+    from PIL import ImageDraw
+
+    from semcopy_lib.segment.caption import GAP, without_caption
+
+    page = Image.new("RGB", (600, 500), "white")
+    draw = ImageDraw.Draw(page)
+    figure = (100, 50, 260, 400)
+    draw.rectangle((100, 50, 100 + 260 - 1, 50 + 400 - 1), outline=(200, 200, 200))
+    page.paste(_drawing((240, 200)), (110, 60))
+    draw.ellipse((160, 262, 300, 268), fill=(200, 200, 200))  # the shadow, 7 px high
+    draw.text((112, 420), "caption text of the figure", fill=(40, 40, 40))
+    rgb = np.asarray(page)
+    ys = np.flatnonzero((765 - rgb[:, 112:340].astype(int).sum(axis=-1) > 30).any(axis=1))  # off white
+    caption_top = int(ys[ys > 400].min())
+    assert without_caption(rgb, figure) == (100, 50, 260, caption_top - GAP - 50)  # not 262 - GAP - 50
+
+
 def test_a_picture_in_a_sidebar_card_with_a_caption_is_found():
     """A sidebar card on a white page: a white picture of clip art over four lines of caption, in a thin
     frame (as a Chromium page of the benchmark). The card is found; the picture is its part above the

@@ -5,8 +5,8 @@ of short lines on the same background. XY-cuts, edges and parts off the page fin
 picture is its upper part (a drawing on a white canvas in a white figure shows no edge of its own).
 Rows of the box (inside a margin for its frame) with no pixel off the box's background split it into
 bands; thin bands at the bottom (each at most ``TEXT_LINE`` of the box's height: lines of text, the
-rules of a table) are the caption, and the box ends just above the first of them, when what is left
-is at least ``PICTURE`` of the box.
+rules of a table), each close to the next (``LINE_GAP``), are the caption, and the box ends just above
+the first of them, when what is left is at least ``PICTURE`` of the box.
 
 Measured on ``bench regions`` seeds 0-5 and 150 pages of six other templates: see the README (*Regions*).
 """
@@ -26,6 +26,8 @@ PICTURE = 0.4
 FRAME = 4
 #: A row with at most this share of its pixels off the background is empty.
 EMPTY_ROW = 0.005
+#: Two lines of a caption are at most this many times the taller one's height apart.
+LINE_GAP = 1.5
 #: The picture ends this many pixels above its caption (a figure's margin).
 GAP = 2
 
@@ -47,8 +49,12 @@ def without_caption(rgb: np.ndarray, box: Box) -> Box:
     edges = np.flatnonzero(full[1:] != full[:-1])
     bands = edges.reshape(-1, 2)  # [start, end) of each run of rows with something on them
     line = TEXT_LINE * h
+    heights = bands[:, 1] - bands[:, 0]
     n = len(bands)
-    while n > 1 and bands[n - 1, 1] - bands[n - 1, 0] <= line:
+    # lines of the caption follow each other closely; a thin band far above it (a drawing's shadow)
+    # belongs to the picture
+    while n > 1 and heights[n - 1] <= line and (
+            n == len(bands) or bands[n, 0] - bands[n - 1, 1] <= LINE_GAP * max(heights[n - 1], heights[n])):
         n -= 1
     if n == len(bands):
         return box
