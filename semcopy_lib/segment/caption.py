@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from semcopy_lib.data.boxes import Box
-from semcopy_lib.segment.parts import OFF_PAGE, page_colour
+from semcopy_lib.segment.parts import off_colour, page_colour
 
 #: A band of rows at most this share of the box's height is a line of text (or a rule).
 TEXT_LINE = 0.06
@@ -38,13 +38,11 @@ def without_caption(rgb: np.ndarray, box: Box) -> Box:
     import cv2
 
     x, y, w, h = box
-    inner = np.ascontiguousarray(rgb[y + FRAME : y + h - FRAME, x + FRAME : x + w - FRAME])
+    inner = rgb[y + FRAME : y + h - FRAME, x + FRAME : x + w - FRAME]
     if min(inner.shape[:2]) < 5 * FRAME:
         return box
     ring = np.concatenate([inner[0], inner[-1], inner[:, 0], inner[:, -1]])
-    colour = tuple(float(v) for v in np.round(page_colour(ring))) + (0.0,)
-    summed = cv2.transform(cv2.absdiff(inner, colour), np.ones((1, 3), np.float32))  # |dR| + |dG| + |dB|
-    off = cv2.reduce((summed > OFF_PAGE).astype(np.uint8), 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0]
+    off = cv2.reduce(off_colour(inner, page_colour(ring)), 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0]
     full = np.r_[False, off > EMPTY_ROW * inner.shape[1], False]
     edges = np.flatnonzero(full[1:] != full[:-1])
     bands = edges.reshape(-1, 2)  # [start, end) of each run of rows with something on them

@@ -37,14 +37,22 @@ def page_colour(small: np.ndarray) -> np.ndarray:
     return pixels[key == np.bincount(key).argmax()].mean(axis=0)
 
 
+def off_colour(image: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """(H, W) uint8, 1 where a pixel of an (H, W, 3) uint8 image is off ``colour`` (3,): its summed
+    |dR| + |dG| + |dB| over ``OFF_PAGE``."""
+    import cv2
+
+    scalar = tuple(float(v) for v in np.round(colour)) + (0.0,)
+    summed = cv2.transform(cv2.absdiff(np.ascontiguousarray(image), scalar), np.ones((1, 3), np.float32))
+    return (summed > OFF_PAGE).astype(np.uint8)
+
+
 def parts_off_page(small: np.ndarray, min_side: int) -> list[Box]:
     """Boxes (x, y, w, h) of the parts off the page's colour of an (H, W, 3) uint8 image at work scale,
     each at least ``min_side`` pixels on its shorter side and at most ``MAX_ASPECT`` times longer."""
     import cv2
 
-    colour = np.full_like(small, np.round(page_colour(small)).astype(np.uint8))
-    diff = cv2.absdiff(np.ascontiguousarray(small), colour).astype(np.uint16)
-    off = ((diff[..., 0] + diff[..., 1] + diff[..., 2]) > OFF_PAGE).astype(np.uint8)
+    off = off_colour(small, page_colour(small))
     closed = cv2.morphologyEx(off, cv2.MORPH_CLOSE, np.ones((CLOSE, CLOSE), np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(closed)
     area = off.size
