@@ -81,6 +81,7 @@ def test_a_copy_is_found_inside_its_picture_and_not_inside_its_mirror(crop):
     assert inside > 0.9
     assert match_crop(copy, mirror) < inside - 0.2
     assert match_crop(Image.new("RGB", (300, 200), "white"), boot) == -1.0  # a blank query matches nothing
+    assert match_crop(Image.new("RGB", (300, 200), (200, 30, 30)), boot) == -1.0  # nor a flat colour (was 1.0)
 
 
 def twin_index(root, pasted, others: int) -> SearchService:
