@@ -160,6 +160,51 @@ def test_gallery_images_are_preprocessed_in_the_decoding_threads(gallery_dir, tm
     np.testing.assert_allclose(stored, direct[order], atol=1e-5)
 
 
+def test_a_slow_file_holds_up_neither_decoding_nor_inference_and_the_index_keeps_input_order(
+        gallery_dir, tmp_path, monkeypatch):
+    """The first file decodes only once a later batch has been embedded (with an in-order pipeline it would
+    wait 10 s, then come first); the index still stores the files in input order, each with its own
+    vectors."""
+    import threading
+
+    from semcopy_lib.app import index_files
+    from semcopy_lib.app import indexing
+    from semcopy_lib.data import load_image, scan_folder
+    from semcopy_lib.encoders import DEFAULT_ENCODER, create_encoder
+    from semcopy_lib.index import GalleryIndex
+
+    encoder = create_encoder(DEFAULT_ENCODER, device="cpu")
+    files = sorted(scan_folder(gallery_dir), key=lambda f: f.gallery_id)[:6]
+    slow, released = files[0], threading.Event()
+    original = indexing.load_image
+
+    def load(path, **kwargs):
+        if str(path) == str(slow.path):
+            released.wait(timeout=10)
+        image = original(path, **kwargs)
+        image.info["file"] = str(path)
+        return image
+
+    embedded, embed = [], encoder.embed_gallery
+
+    def record(images, **kwargs):
+        embedded.append([im.info["file"] for im in images])
+        released.set()
+        return embed(images, **kwargs)
+
+    monkeypatch.setattr(indexing, "load_image", load)
+    monkeypatch.setattr(encoder, "embed_gallery", record)
+    index = GalleryIndex.create(tmp_path / "idx", encoder.config.to_dict(), encoder.dim, root=gallery_dir)
+    report = index_files(index, files, encoder, batch_size=2, progress=False)
+    assert str(slow.path) not in embedded[0] and str(files[1].path) not in embedded[0]  # the later batches went first
+    assert sorted(sum(embedded, [])) == sorted(str(f.path) for f in files)  # each once
+    assert report.added == [f.gallery_id for f in files]
+    records, stored = index.image_vectors()
+    assert [r.gallery_id for r in records] == [f.gallery_id for f in files]  # rows in input order
+    direct = np.stack([v[0] for v in embed([load_image(f.path, keep_alpha=True) for f in files])])
+    np.testing.assert_allclose(stored, direct, atol=1e-5)
+
+
 def test_the_class_vote_by_hand(monkeypatch):
     """Scores 0.9 (cat), 0.8 (dog), 0.7 (cat), 0.6 (dog), 0.58 (cat), 0.45 (bird, beyond the voters):
     cat's votes 0.9^4 + 0.7^4 + 0.58^4 = 1.0094, dog's 0.8^4 + 0.6^4 = 0.5392, total 1.5486; each hit

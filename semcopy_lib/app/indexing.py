@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -95,6 +95,51 @@ def index_files(
         return _index_files(index, files, encoder, batch_size, progress)
 
 
+#: Files decoded ahead of inference in :func:`index_files`, in batches (their pixels are held: about
+#: 2 MB an image for the default encoder's views).
+DECODE_AHEAD = 2
+#: Files decoded or embedded but not yet written, in batches, at most: they wait for a slower file before
+#: them (a 170-Mpx PNG takes seconds to decode), since the index is written in input order.
+WRITE_AHEAD = 16
+
+
+class _Prefetch:
+    """Decodes and prepares files in threads, at most ``ahead`` at a time, and hands each back as soon
+    as it is ready, not in input order: one slow file does not hold up the others."""
+
+    def __init__(self, files: Sequence[GalleryFile], prepare: Callable[[Image.Image], Any], ahead: int):
+        self.files, self.prepare, self.ahead = files, prepare, ahead
+        self.submitted = 0
+        self.running: set[Future] = set()
+        self.pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
+
+    def _one(self, position: int, f: GalleryFile) -> tuple[int, GalleryFile, Image.Image | ImageLoadError, Any]:
+        try:
+            image = load_image(f.path, name=str(f.path), max_side=DECODE_MAX_SIDE, keep_alpha=True)
+        except ImageLoadError as exc:
+            return position, f, exc, None
+        return position, f, image, self.prepare(image)
+
+    def top_up(self, until: int) -> None:
+        """Start the files before position ``until``, at most ``ahead`` running."""
+        while len(self.running) < self.ahead and self.submitted < min(until, len(self.files)):
+            self.running.add(self.pool.submit(self._one, self.submitted, self.files[self.submitted]))
+            self.submitted += 1
+
+    def finished(self) -> list[tuple[int, GalleryFile, Image.Image | ImageLoadError, Any]]:
+        """(position, file, image or error, prepared) of the files done since the last call; waits for
+        one when none is (and one runs)."""
+        if not self.running:
+            return []
+        done, self.running = wait(self.running, return_when=FIRST_COMPLETED)
+        return [future.result() for future in done]
+
+    def close(self) -> None:
+        for future in self.running:
+            future.cancel()
+        self.pool.shutdown(wait=True)
+
+
 def _index_files(
     index: GalleryIndex, files: Sequence[GalleryFile], encoder: Encoder, batch_size: int, progress: bool
 ) -> IndexReport:
@@ -111,40 +156,73 @@ def _index_files(
         else:
             report.unchanged.append(f.gallery_id)
     bar = tqdm(total=len(todo), desc="indexing", unit="img", disable=not progress)
-    batch: list[tuple[GalleryFile, str, Image.Image, tuple[Any, bytes]]] = []  # file, sha, image, (pixels, thumbnail)
+    # files are embedded a group at a time, each group a fixed run of input positions (so that the vectors
+    # do not depend on timing: a batch's size moves the last bits), a group as soon as all its files are
+    # decoded; they are written in input order
+    decoded: dict[int, list[tuple[int, GalleryFile, Any, Any]]] = {}  # group (its first position) -> (position, file, image | error, prepared)
+    done: dict[int, tuple[GalleryFile, Any]] = {}  # position -> (file, error | (vectors, original size, thumbnail))
+    written = 0  # files before this position are written (or refused)
+    items: list[NewItem] = []
+    thumbs: dict[str, bytes] = {}
+
+    def embed(entries: list[tuple[int, GalleryFile, Any, Any]]) -> None:
+        entries.sort(key=lambda entry: entry[0])
+        readable = [entry for entry in entries if not isinstance(entry[2], ImageLoadError)]
+        done.update((position, (f, img)) for position, f, img, _ in entries if isinstance(img, ImageLoadError))
+        if not readable:
+            return
+        pixels = [p for *_, (p, _) in readable]
+        views = encoder.embed_gallery([im for _, _, im, _ in readable], batch_size=batch_size,
+                                      pixels=None if None in pixels else pixels)  # N x (V, D)
+        for (position, f, im, (_, png)), image_views in zip(readable, views):
+            done[position] = (f, (image_views, im.info["original_size"], png))
+
+    def write() -> None:
+        """Files whose turn has come, in input order, into the index a batch (one transaction) at a time."""
+        nonlocal written
+        while written in done:
+            f, result = done.pop(written)
+            written += 1
+            bar.update(1)
+            if isinstance(result, ImageLoadError):
+                report.skipped.append((str(f.path), result.reason))
+                continue
+            image_views, size, png = result
+            items.extend(NewItem(f.gallery_id, f.label, shas[f.gallery_id], (0, 0, *size), encoder.name,
+                                 str(Path(f.path).resolve()), vec) for vec in image_views)
+            thumbs[f.gallery_id] = png
+            if len(thumbs) >= batch_size:
+                flush()
 
     def flush() -> None:
-        pixels = [p for *_, (p, _) in batch]
-        views = encoder.embed_gallery([im for _, _, im, _ in batch], batch_size=batch_size,
-                                      pixels=None if None in pixels else pixels)  # N x (V, D)
-        items = [
-            NewItem(f.gallery_id, f.label, sha, (0, 0, *im.info["original_size"]), encoder.name,
-                    str(Path(f.path).resolve()), vec)
-            for (f, sha, im, _), image_views in zip(batch, views)
-            for vec in image_views
-        ]
-        done = index.add(items, save=False, thumbs={f.gallery_id: png for f, _, _, (_, png) in batch})
-        report.added += done.added
-        report.replaced += done.replaced
-        report.unchanged += done.unchanged
-        bar.update(len(batch))
-        batch.clear()
+        added = index.add(items, save=False, thumbs=thumbs)
+        report.added += added.added
+        report.replaced += added.replaced
+        report.unchanged += added.unchanged
+        items.clear()
+        thumbs.clear()
 
     def prepare(image: Image.Image) -> tuple[Any, bytes]:
         return encoder.gallery_pixels(image), thumbnail(image)
 
     # each image's preprocessing for every gallery view, and its thumbnail (with its transparency: pasted
-    # copies are matched on the opaque pixels), are made in the decoding threads too
-    for f, img, prepared in _decoded(todo, window=2 * batch_size, prepare=prepare):
-        if isinstance(img, ImageLoadError):
-            report.skipped.append((str(f.path), img.reason))
-            bar.update(1)
-            continue
-        batch.append((f, shas[f.gallery_id], img, prepared))
-        if len(batch) >= batch_size:
+    # copies are matched on the opaque pixels), are made in the decoding threads too. Groups are shorter on
+    # a CPU whose encoder takes small batches anyway: fewer files wait for a slow one.
+    group = min(batch_size, 2 * encoder.cpu_batch) if encoder.cpu_batch and encoder.device.type == "cpu" else batch_size
+    prefetch = _Prefetch(todo, prepare, ahead=DECODE_AHEAD * batch_size)
+    try:
+        while written < len(todo):
+            prefetch.top_up(written + WRITE_AHEAD * batch_size)
+            for entry in prefetch.finished():
+                first = entry[0] - entry[0] % group
+                decoded.setdefault(first, []).append(entry)
+                if len(decoded[first]) == min(group, len(todo) - first):
+                    embed(decoded.pop(first))
+            write()
+        if items:
             flush()
-    if batch:
-        flush()
+    finally:
+        prefetch.close()
     bar.close()
     index.save()
     report.optimised = index.optimise()  # exact search up to FLAT_MAX vectors, IVF-SQ8 beyond
