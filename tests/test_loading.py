@@ -34,6 +34,16 @@ def test_keep_alpha_returns_rgba_only_for_transparent_images():
     assert load_image(_png(Image.new("RGB", (3, 3), (1, 2, 3))), keep_alpha=True).mode == "RGB"
 
 
+def test_an_image_given_as_an_image_is_not_changed():
+    """Neither an RGB nor an RGBA image handed in is returned itself or marked (no copy is made for a
+    decoded file that is already upright RGB or RGBA)."""
+    for mode, keep in (("RGB", False), ("RGBA", True)):
+        img = Image.new(mode, (50, 20))
+        out = load_image(img, keep_alpha=keep, max_side=10)
+        assert out is not img and out.size == (10, 4) and img.size == (50, 20) and "original_size" not in img.info
+        assert load_image(img, keep_alpha=keep) is not img and "original_size" not in img.info
+
+
 def test_la_half_transparent_black_becomes_grey():
     img = Image.new("LA", (2, 2), (0, 128))
     r, g, b = load_image(_png(img)).getpixel((0, 0))

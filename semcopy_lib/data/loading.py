@@ -182,16 +182,20 @@ def load_image(
             if getattr(img, "is_animated", False):
                 img.seek(0)
             # EXIF orientations 5-8 are quarter turns: the upright image has its sides swapped.
-            quarter_turn = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
-            original = (height, width) if quarter_turn else (width, height)
+            orientation = img.getexif().get(0x0112, 1)
+            original = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
             if max_side and img.format == "JPEG":
                 img.draft("RGB", (max_side, max_side))
             img.load()
-            img = ImageOps.exif_transpose(img) or img
+            if orientation in (2, 3, 4, 5, 6, 7, 8):  # (exif_transpose copies even an upright image)
+                img = ImageOps.exif_transpose(img) or img
             transparent = img.mode in ALPHA_MODES or "transparency" in img.info
-            rgb = img.convert("RGBA") if keep_alpha and transparent else to_rgb(img)
+            if keep_alpha and transparent:
+                rgb = img if img.mode == "RGBA" else img.convert("RGBA")
+            else:
+                rgb = to_rgb(img)
+            rgb = rgb.copy() if rgb is source else rgb  # the caller's image stays as it was
             if max_side and max(rgb.size) > max_side:
-                rgb = rgb.copy() if rgb is source else rgb
                 rgb.thumbnail((max_side, max_side), Image.LANCZOS)
             rgb.info["original_size"] = original
             return rgb
