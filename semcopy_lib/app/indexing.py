@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from PIL import Image
 from tqdm.auto import tqdm
@@ -46,33 +45,6 @@ def encoder_for_index(index: GalleryIndex, device: str | None = None) -> Encoder
 DECODE_MAX_SIDE = 1024
 
 
-def _decoded(
-    files: Sequence[GalleryFile], window: int, prepare: Callable[[Image.Image], Any]
-) -> Iterator[tuple[GalleryFile, Image.Image | ImageLoadError, Any]]:
-    """(file, image or error, ``prepare(image)`` or None) in input order, decoded (and prepared: an
-    encoder's preprocessing, a thumbnail) in threads beside inference. Images with transparency stay
-    RGBA: encoders composite them for each view, thumbnails keep it.
-
-    At most ``window`` files are decoded ahead of the consumer, so memory stays bounded.
-    """
-
-    def one(f: GalleryFile):
-        try:
-            image = load_image(f.path, name=str(f.path), max_side=DECODE_MAX_SIDE, keep_alpha=True)
-        except ImageLoadError as exc:
-            return f, exc, None
-        return f, image, prepare(image)
-
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        pending: deque = deque()
-        for f in files:
-            pending.append(pool.submit(one, f))
-            if len(pending) >= window:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-
-
 def index_files(
     index: GalleryIndex,
     files: Sequence[GalleryFile],
@@ -86,7 +58,8 @@ def index_files(
     The index's write lock is held throughout (``wait``: seconds to wait for another writer, default the
     lock's: none). Each batch is one SQLite transaction and files already indexed with the same content
     are not decoded or embedded again, so rerunning an interrupted (even killed) build continues where
-    it stopped.
+    it stopped. Files are decoded in threads and embedded as they are ready (a slow file holds up only
+    its group, see :data:`WRITE_AHEAD`), but written in input order, with the same vectors on every run.
 
     Raises:
         IndexLocked: another process is writing the index.
@@ -239,13 +212,21 @@ def _backfill_thumbs(index: GalleryIndex, files: Sequence[GalleryFile], batch_si
     if not missing:
         return
     thumbs: dict[str, bytes] = {}
-    decoded = _decoded(missing, window=2 * batch_size, prepare=thumbnail)
-    for f, img, png in tqdm(decoded, total=len(missing), desc="thumbnails", unit="img", disable=not progress):
-        if not isinstance(img, ImageLoadError):
-            thumbs[f.gallery_id] = png
-        if len(thumbs) >= batch_size:
-            index.add_thumbs(thumbs)
-            thumbs.clear()
+    prefetch = _Prefetch(missing, thumbnail, ahead=DECODE_AHEAD * batch_size)
+    bar = tqdm(total=len(missing), desc="thumbnails", unit="img", disable=not progress)
+    try:
+        while prefetch.submitted < len(missing) or prefetch.running:
+            prefetch.top_up(len(missing))
+            for _, f, img, png in prefetch.finished():
+                bar.update(1)
+                if not isinstance(img, ImageLoadError):
+                    thumbs[f.gallery_id] = png
+                if len(thumbs) >= batch_size:
+                    index.add_thumbs(thumbs)
+                    thumbs.clear()
+    finally:
+        prefetch.close()
+        bar.close()
     if thumbs:
         index.add_thumbs(thumbs)
 
