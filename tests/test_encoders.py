@@ -66,6 +66,7 @@ def test_batch_norms_are_folded_into_the_convolutions_without_changing_vectors(e
     plain = create_effnet_lite0(options={"fuse_bn": False}, device="cpu")
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in effnet.modules())
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules()) == 49
+    assert effnet.use_runtime("onnx") == plain.use_runtime("onnx") == "onnx"  # both fp32
     assert (effnet.embed(images) * plain.embed(images)).sum(axis=1).min() >= 0.99999
 
 
@@ -118,6 +119,37 @@ def test_onnx_runtime_gives_the_pytorch_vectors_windows_and_subject_boxes(effnet
     assert onnx_windows[1:] == plain_windows[1:]
 
 
+def test_openvino_keeps_the_first_blocks_in_fp32_and_stays_within_0_999_of_float32():
+    """OpenVINO runs the stem and blocks 0-4 in fp32 and the rest in bf16 (all in fp32 on a CPU without
+    native bf16): the head's vectors at 224 and 320 px and the windows within 0.999 cosine of PyTorch's
+    fp32 ones, on photos and on a clip art pasted on one; the probe finds the same pasted subject."""
+    import random
+
+    from semcopy_lib.data import compose
+    from semcopy_lib.data.samples import sample_photo_files
+    from semcopy_lib.encoders.openvino_runtime import openvino_bf16
+    from semcopy_lib.segment.layout import iou
+    from tests.test_pasted import _clip_art
+
+    encoder = create_encoder("effnet-lite0-semcopy", device="cpu")
+    photo = load_image(sample_photo_files()["coffee"], max_side=640)
+    query, _ = compose.on_background(_clip_art(5), photo, random.Random(2), scale=(0.45, 0.45))
+    images = [load_image(data.chelsea()), load_image(data.astronaut()), photo, query, _clip_art(7).convert("RGB")]
+    assert encoder.use_runtime("openvino") == "openvino"
+    assert encoder.precision() == ("mixed-bf16" if openvino_bf16() else "fp32")
+    mixed = [encoder.embed(images, size=s) for s in (224, 320)]
+    mixed_windows = encoder.embed_windows(query)
+    assert encoder.use_runtime("torch") == "torch" and encoder.precision() == "fp32"
+    plain = [encoder.embed(images, size=s) for s in (224, 320)]
+    plain_windows = encoder.embed_windows(query)
+    for a, b in zip(mixed, plain):
+        np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+        assert (a * b).sum(axis=1).min() >= 0.999
+    assert mixed_windows[1] == plain_windows[1]
+    assert (mixed_windows[0] * plain_windows[0]).sum(axis=1).min() >= 0.999
+    assert len(plain_windows[2]) >= 1 and iou(mixed_windows[2][0], plain_windows[2][0]) >= 0.9
+
+
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on a GPU machine)")
 
 
@@ -158,12 +190,13 @@ def test_cuda_embeds_in_fp16_within_0_999_of_cpu_float32(effnet):
     assert (on_gpu[0] * on_cpu[0]).sum(axis=1).min() >= 0.999
 
 
-def test_weights_changed_in_training_are_exported_again():
+@pytest.mark.parametrize("runtime", ["onnx", "openvino"])
+def test_weights_changed_in_training_are_exported_again(runtime):
     """After train mode (where the backbone may change), frozen inference uses the new weights."""
     from semcopy_lib.encoders.effnet import create_effnet_lite0
 
     enc = create_effnet_lite0(options={"pasted_probe": False}, device="cpu")
-    assert enc.use_runtime("onnx") == "onnx"
+    assert enc.use_runtime(runtime) == runtime
     images = [load_image(data.chelsea()), load_image(data.coffee())]
     before = enc.embed(images)
     enc.train()
@@ -173,7 +206,7 @@ def test_weights_changed_in_training_are_exported_again():
     after = enc.embed(images)
     enc.use_runtime("torch")
     assert np.abs(after - before).max() > 1e-3  # the change is seen...
-    assert (after * enc.embed(images)).sum(axis=1).min() >= 0.99999  # ...as PyTorch sees it
+    assert (after * enc.embed(images)).sum(axis=1).min() >= (0.99999 if runtime == "onnx" else 0.999)  # ...as PyTorch sees it
 
 
 def test_runtime_comes_from_the_environment_and_falls_back_to_pytorch(monkeypatch):
@@ -187,9 +220,13 @@ def test_runtime_comes_from_the_environment_and_falls_back_to_pytorch(monkeypatc
     monkeypatch.setenv("SEMCOPY_RUNTIME", "torch")
     enc = create_effnet_lite0(pretrained=False, options={"pasted_probe": False}, device="cpu")
     assert enc.embed([load_image(data.coffee())]).shape == (1, 1280)
+    assert enc.use_runtime("openvino") == "openvino"
+    monkeypatch.setattr(effnet_module, "openvino_installed", lambda: False)
+    assert enc.use_runtime("openvino") == "onnx"  # openvino missing: ONNX Runtime
     monkeypatch.setenv("SEMCOPY_RUNTIME", "onnx")
     monkeypatch.setattr(effnet_module, "onnx_installed", lambda: False)
     assert enc.use_runtime("onnx") == "torch"  # onnxruntime missing: PyTorch, as before
+    assert enc.use_runtime("openvino") == "torch"
     assert enc.embed([load_image(data.coffee())]).shape == (1, 1280)
     monkeypatch.setenv("SEMCOPY_RUNTIME", "tensorrt")
     with pytest.raises(EncoderUnavailable, match="SEMCOPY_RUNTIME='tensorrt'"):

@@ -82,6 +82,9 @@ class HeadEncoder(Encoder):
     def use_runtime(self, runtime: str) -> str:
         return self.base.use_runtime(runtime)
 
+    def precision(self) -> str:
+        return self.base.precision()
+
     def embed(self, images, batch_size: int = 32, progress: bool = False, size: int | None = None) -> np.ndarray:
         """The backbone embeds (its own batching and preprocessing, whatever it is), then the head."""
         return self._through_head(self.base.embed(images, batch_size, progress, size))

@@ -7,7 +7,8 @@ The network is exported when the encoder is first used frozen (about 0.6 s, in m
 the batch and the image size dynamic; training and anything needing gradients stay in PyTorch.
 
 ``SEMCOPY_RUNTIME=torch`` turns it off; without the ``onnxruntime`` and ``onnx`` packages the encoder
-runs in PyTorch as before.
+runs in PyTorch as before. ``SEMCOPY_RUNTIME=openvino`` runs OpenVINO instead, in mixed bf16 on a CPU
+with native bf16 (:mod:`semcopy_lib.encoders.openvino_runtime`).
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import torch
 
 from semcopy_lib.encoders.base import EncoderUnavailable
 
-#: Environment variable choosing the CPU runtime of frozen backbones: ``onnx`` (default) or ``torch``.
+#: Environment variable choosing the CPU runtime of frozen backbones: ``onnx`` (default), ``openvino`` (mixed
+#: bf16 on a CPU with native bf16, see :mod:`semcopy_lib.encoders.openvino_runtime`) or ``torch``.
 RUNTIME_ENV = "SEMCOPY_RUNTIME"
-RUNTIMES = ("onnx", "torch")
+RUNTIMES = ("onnx", "openvino", "torch")
 
 
 def wanted_runtime() -> str:

@@ -3,15 +3,16 @@
 Measured side by side in one run on whatever machine runs it:
 
 - ``ingest_img_per_s``: :func:`~semcopy_lib.app.index_files` (decoding and resizing in threads beside inference,
-  batches, ONNX Runtime on CPU where installed, see ``runtime``) over real image files, every gallery
+  batches; on a CPU, ONNX Runtime, or OpenVINO in mixed bf16 with ``SEMCOPY_RUNTIME=openvino``: see
+  ``runtime`` and ``precision``) over real image files, every gallery
   view included; both ingestions are warmed up first, untimed (one batch here, one image for the naive
   loop): ``ingest_warmup_s`` is the time of that batch, one-off costs included (ONNX export on CPU; on
   CUDA, kernels loaded at their first call: 9.7 s on an H100, where a later 32-image batch took about 1.4 s,
   decoding included);
 - ``ingest_naive_img_per_s``: the same files and views with the same weights on the same device, one
   image at a time, contiguous fp32 in eager PyTorch, decoding in line; ``ingest_min_cosine``: the
-  numerics check, the smallest cosine between an image's vector from the optimised path (ONNX Runtime
-  on CPU, fp16 on CUDA, see ``precision``) and the naive fp32 one;
+  numerics check, the smallest cosine between an image's vector from the optimised path and the naive
+  fp32 one;
 - ``query_p50_ms`` / ``query_p95_ms``: a warm :class:`~semcopy_lib.app.SearchService` answering one
   photo at a time, end to end (decode, whole image, then layout analysis, subjects and windows when it
   is not a copy, search) over a gallery grown to ``gallery_size`` vectors with synthetic neighbours of
