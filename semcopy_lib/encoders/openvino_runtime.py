@@ -12,8 +12,8 @@ batches of 4 (the probe's block outputs included), against 4.1 and 8.4-8.7 in ON
 Graphs are converted from PyTorch when the encoder is first used frozen (about 2 s, in memory) and
 compiled for each input shape met (about 0.1 s each; static shapes ran 1.3x faster than one dynamic
 graph). Used when ``SEMCOPY_RUNTIME=openvino`` (:mod:`semcopy_lib.encoders.onnx_runtime`): not by
-default, since its vectors, though within 0.999 cosine of fp32, moved a few of 3,400 benchmark
-queries' first hits (README, *Speed and scale*).
+default, since its vectors, though within 0.999 cosine of fp32 on real images (0.9988 for a
+3 x 10,000-pixel strip), moved a few of 3,400 benchmark queries' first hits (README, *Speed and scale*).
 """
 
 from __future__ import annotations
