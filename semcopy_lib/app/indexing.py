@@ -72,13 +72,15 @@ def index_files(
 #: 2 MB an image for the default encoder's views).
 DECODE_AHEAD = 2
 #: Files decoded or embedded but not yet written, in batches, at most: they wait for a slower file before
-#: them (a 170-Mpx PNG takes seconds to decode), since the index is written in input order.
+#: them (a 168-Mpx PNG takes seconds to decode), since the index is written in input order.
 WRITE_AHEAD = 16
 
 
 class _Prefetch:
-    """Decodes and prepares files in threads, at most ``ahead`` at a time, and hands each back as soon
-    as it is ready, not in input order: one slow file does not hold up the others."""
+    """Decodes and prepares files (an encoder's preprocessing, a thumbnail) in threads beside inference,
+    at most ``ahead`` at a time, and hands each back as soon as it is ready, not in input order: one slow
+    file does not hold up the others. Images with transparency stay RGBA: encoders composite them for
+    each view, thumbnails keep it."""
 
     def __init__(self, files: Sequence[GalleryFile], prepare: Callable[[Image.Image], Any], ahead: int):
         self.files, self.prepare, self.ahead = files, prepare, ahead
