@@ -210,21 +210,24 @@ class EffNetLite0Encoder(Encoder):
         :meth:`use_runtime`), else in PyTorch."""
         frozen = not self.training and not torch.is_grad_enabled()
         compiled = pixels.device.type == "cpu" and frozen and not torch.is_autocast_enabled("cpu")
-        example = torch.zeros(1, 3, self.config.image_size, self.config.image_size)
         if compiled and self._runtime == "openvino":
             if self._openvino is None:
-                self._openvino = MixedForward(_Early(self.net), _Late(self.net), example)
+                self._openvino = MixedForward(_Early(self.net), _Late(self.net), self._example())
             early = [i for i in PROBE_BLOCKS if i < BF16_FROM]
             _, *outs = self._openvino(pixels)  # the early graph's last output feeds the late one
             fmap = outs.pop(len(early))
             return fmap, dict(zip(early + [i for i in PROBE_BLOCKS if i >= BF16_FROM], outs))
         if compiled and self._runtime == "onnx":
             if self._onnx is None:
-                self._onnx = OnnxForward(_Trunk(self.net), example, ("fmap", *(f"block{i}" for i in PROBE_BLOCKS)))
+                self._onnx = OnnxForward(_Trunk(self.net), self._example(), ("fmap", *(f"block{i}" for i in PROBE_BLOCKS)))
             fmap, *outs = self._onnx(pixels)
         else:
             fmap, *outs = _Trunk(self.net)(pixels)
         return fmap, dict(zip(PROBE_BLOCKS, outs))
+
+    def _example(self) -> torch.Tensor:
+        """A (1, 3, S, S) input to export the network with (the exported graphs take any batch and size)."""
+        return torch.zeros(1, 3, self.config.image_size, self.config.image_size)
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, 224, 224) -> (B, 1280) GeM-pooled last-layer features."""
