@@ -115,39 +115,26 @@ class _Trunk(torch.nn.Module):
 BF16_FROM = 5
 
 
-class _Early(torch.nn.Module):
-    """The stem and blocks before :data:`BF16_FROM`: their output, then the outputs of the
-    :data:`PROBE_BLOCKS` among them."""
+class _Span(torch.nn.Module):
+    """Blocks ``start`` to ``stop`` (exclusive) of the network, the stem before block 0 and the last
+    convolution after the last block: their output, then the outputs of the :data:`PROBE_BLOCKS` among
+    them (OpenVINO's two graphs, :data:`BF16_FROM`)."""
 
-    def __init__(self, net: torch.nn.Module):
+    def __init__(self, net: torch.nn.Module, start: int, stop: int):
         super().__init__()
-        self.net = net
-
-    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        x = self.net._swish(self.net._bn0(self.net._conv_stem(pixels)))
-        outputs = []
-        for i, block in enumerate(self.net._blocks[:BF16_FROM]):
-            x = block(x)
-            if i in PROBE_BLOCKS:
-                outputs.append(x)
-        return (x, *outputs)
-
-
-class _Late(torch.nn.Module):
-    """The blocks from :data:`BF16_FROM` on and the last convolution: the last feature map, then the
-    outputs of the :data:`PROBE_BLOCKS` among them."""
-
-    def __init__(self, net: torch.nn.Module):
-        super().__init__()
-        self.net = net
+        self.net, self.start, self.stop = net, start, stop
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.start == 0:
+            x = self.net._swish(self.net._bn0(self.net._conv_stem(x)))
         outputs = []
-        for i, block in enumerate(self.net._blocks[BF16_FROM:], BF16_FROM):
+        for i, block in enumerate(self.net._blocks[self.start : self.stop], self.start):
             x = block(x)
             if i in PROBE_BLOCKS:
                 outputs.append(x)
-        return (self.net._swish(self.net._bn1(self.net._conv_head(x))), *outputs)
+        if self.stop == len(self.net._blocks):
+            x = self.net._swish(self.net._bn1(self.net._conv_head(x)))
+        return (x, *outputs)
 
 
 class EffNetLite0Encoder(Encoder):
@@ -212,7 +199,9 @@ class EffNetLite0Encoder(Encoder):
         compiled = pixels.device.type == "cpu" and frozen and not torch.is_autocast_enabled("cpu")
         if compiled and self._runtime == "openvino":
             if self._openvino is None:
-                self._openvino = MixedForward(_Early(self.net), _Late(self.net), self._example())
+                blocks = len(self.net._blocks)
+                self._openvino = MixedForward(_Span(self.net, 0, BF16_FROM), _Span(self.net, BF16_FROM, blocks),
+                                              self._example())
             early = [i for i in PROBE_BLOCKS if i < BF16_FROM]
             _, *outs = self._openvino(pixels)  # the early graph's last output feeds the late one
             fmap = outs.pop(len(early))
