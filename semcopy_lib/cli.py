@@ -344,7 +344,8 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
 
     kw = dict(n_ingest=12, gallery_size=500, n_queries=6, million=20_000, nlist=64) if args.quick else dict(
         n_ingest=args.ingest, gallery_size=args.gallery, n_queries=args.queries, million=args.million, nlist=args.nlist)
-    _print_mapping(run_speed_bench(args.images_dir, backend=args.backend, **kw), args.json)
+    _print_mapping(run_speed_bench(args.images_dir, backend=args.backend, encoder_name=args.encoder,
+                                   encoder_path=args.encoder_path, **kw), args.json)
     return 0
 
 
@@ -509,6 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a tiny run that only checks everything works (CI)")
     p.add_argument("--backend", choices=["faiss", "milvus"], default="faiss",
                    help="index backend for ingestion and queries (the 1M figures are FAISS IVF-SQ8)")
+    p.add_argument("--encoder", default=None, help="the encoder measured (default: the default encoder)")
+    p.add_argument("--encoder-path", default=None, help="its weights, e.g. a CLIP save_pretrained folder")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench_speed)
 

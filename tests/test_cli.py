@@ -269,6 +269,15 @@ def test_bench_speed_skips_a_file_it_cannot_decode(gallery_dir, tmp_path, capsys
     assert row["ingest_images"] == 12 and 0.99999 <= row["ingest_min_cosine"] <= 1.0
 
 
+def test_bench_speed_measures_the_encoder_it_is_given_both_ways(gallery_dir, tiny_clip_dir, capsys):
+    """--encoder/--encoder-path reach the naive loop too: its vectors are the same weights' (cosine 1)."""
+    assert main(["bench", "speed", str(gallery_dir), "--quick", "--json", "--encoder", "clip-vit-b32",
+                 "--encoder-path", str(tiny_clip_dir)]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert (row["encoder"], row["runtime"], row["precision"]) == ("clip-vit-b32", "torch", "fp32")
+    assert row["ingest_images"] == 12 and 0.99999 <= row["ingest_min_cosine"] <= 1.0
+
+
 def test_index_optimise_reports_recall_and_search_still_finds_copies(built, gallery_dir, tmp_path, capsys):
     import shutil
 

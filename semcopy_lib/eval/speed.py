@@ -87,14 +87,15 @@ def _readable(files, n: int) -> list:
     return images
 
 
-def _naive_ingest(encoder_name: str, files, device: torch.device) -> tuple[float, dict[str, np.ndarray]]:
+def _naive_ingest(encoder_name: str, encoder_path: str | None, files,
+                  device: torch.device) -> tuple[float, dict[str, np.ndarray]]:
     """Images per second: decode, preprocess and embed one image at a time, contiguous fp32 on ``device``;
     and each image's first-view vector (D,), by gallery id."""
     from semcopy_lib.app.indexing import DECODE_MAX_SIDE
     from semcopy_lib.data import ImageLoadError, load_image
     from semcopy_lib.encoders import create_encoder
 
-    enc = create_encoder(encoder_name, device=device)
+    enc = create_encoder(encoder_name, path=encoder_path, device=device)
     enc.use_runtime("torch")
     enc.memory_format = torch.contiguous_format
     enc.to(memory_format=torch.contiguous_format).eval()
@@ -176,9 +177,10 @@ def _million(real: np.ndarray, n: int, nlist: int, queries: int = 100, k: int = 
 
 def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_size: int = 21_000,
                     n_queries: int = 50, million: int = 1_000_000, nlist: int = 2048, progress: bool = False,
-                    backend: str = "faiss") -> dict:
+                    backend: str = "faiss", encoder_name: str | None = None, encoder_path: str | None = None) -> dict:
     """The speed benchmark (module doc); returns one flat JSON-able dict. ``backend``: the index backend
-    that ingestion and queries use (``milvus``: Milvus Lite, or ``$SEMCOPY_MILVUS_URI``)."""
+    that ingestion and queries use (``milvus``: Milvus Lite, or ``$SEMCOPY_MILVUS_URI``); ``encoder_name``
+    and ``encoder_path``: the encoder measured (default :data:`~semcopy_lib.encoders.DEFAULT_ENCODER`)."""
     import random
 
     from semcopy_lib.app import SearchService, index_files
@@ -191,11 +193,11 @@ def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_
     files = scan_folder(images_dir)
     rng = random.Random(0)
     chosen = rng.sample(files, min(n_ingest, len(files)))
-    encoder = create_encoder(DEFAULT_ENCODER)
+    encoder = create_encoder(encoder_name or DEFAULT_ENCODER, path=encoder_path)
     out: dict[str, Any] = {"machine": machine(), "encoder": encoder.name, "device": str(encoder.device),
                            "runtime": encoder.use_runtime(wanted_runtime()), "precision": encoder.precision(),
                            "backend": backend, "ingest_images": len(chosen)}
-    naive_rate, naive_vectors = _naive_ingest(encoder.name, chosen, encoder.device)
+    naive_rate, naive_vectors = _naive_ingest(encoder.name, encoder_path, chosen, encoder.device)
     out["ingest_naive_img_per_s"] = round(naive_rate, 2)
     with tempfile.TemporaryDirectory() as tmp:
         index = GalleryIndex.create(Path(tmp) / "idx", encoder.config.to_dict(), encoder.dim, root=images_dir,
