@@ -7,7 +7,7 @@ DEMO_DIR ?= .cache/demo
 PORT   ?= 8866
 HOST   ?= 127.0.0.1
 
-.PHONY: setup test demo demo-build head pasted-probe clean
+.PHONY: setup test fuzz demo demo-build head pasted-probe clean
 
 # Re-install when the dependency list changes. torch/torchvision are pinned in pyproject.toml.
 $(STAMP): pyproject.toml
@@ -19,6 +19,10 @@ setup: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The property tests with fresh random examples, ten times as many as `make test` draws
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/test_robustness.py -k "random_bytes or corrupted or any_picture"
 
 demo: $(STAMP)
 	$(VENV)/bin/semcopy demo --dir $(DEMO_DIR) --host $(HOST) --port $(PORT)

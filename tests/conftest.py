@@ -7,10 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("YOLO_OFFLINE", "1")
+
+# Property tests draw the same examples on every run of `make test` (a red CI is never chance);
+# `make fuzz` draws fresh ones, ten times as many (tests/test_robustness.py reads the profile).
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("fuzz", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pattern_image(seed: int, size: tuple[int, int] = (96, 80)) -> Image.Image:

@@ -291,3 +291,18 @@ def test_index_optimise_reports_recall_and_search_still_finds_copies(built, gall
     query = gallery_dir / "food" / "img04.png"
     code, out, _ = run(capsys, "search", "--index", index, "--json", "-k", "1", "--no-regions", query)
     assert code == 0 and json.loads(out)["hits"][0]["id"] == "food/img04.png"
+
+
+def test_search_json_on_a_machine_never_used_before_prints_only_json(built, gallery_dir, tmp_path):
+    """The first run on a machine writes ultralytics' settings file; its notice must not reach stdout."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("YOLO_CONFIG_DIR", "SEMCOPY_CACHE")}
+    env["SEMCOPY_CACHE"] = str(tmp_path / "fresh-cache")
+    query = gallery_dir / "food" / "img04.png"
+    done = subprocess.run([sys.executable, "-m", "semcopy_lib.cli", "search", "--index", str(built), "--json", str(query)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "fresh-cache" / "ultralytics").is_dir()  # the first run did happen here
+    [line] = done.stdout.splitlines()
+    assert json.loads(line)["hits"][0]["id"] == "food/img04.png"

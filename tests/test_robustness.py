@@ -18,12 +18,14 @@ from PIL import Image
 
 from semcopy_lib.data import ImageLoadError, load_image
 from semcopy_lib.data.adversarial import write_corpus
-from semcopy_lib.segment import analyse
+from semcopy_lib.segment import Layout, _on_canvas, analyse
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Peak memory allowed for a CLI run over the corpus (torch + the model take ~0.8 GB; a decoded
 #: 30,000 x 30,000 bomb alone would take 2.7 GB).
 MAX_RSS_MB = 1500
+#: `make fuzz` (profile ``fuzz``, fresh random examples) draws ten times the examples of `make test`.
+FUZZ = 10 if os.environ.get("HYPOTHESIS_PROFILE") == "fuzz" else 1
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +105,7 @@ def test_search_json_answers_every_file_in_order(corpus, tmp_path):
     assert run_measured("search", "--index", str(index), "--json", "--strict", *one_bad)[0].returncode == 1
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60 * FUZZ, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(min_size=0, max_size=3000))
 def test_loader_on_random_bytes_returns_an_image_or_one_named_line(data):
     try:
@@ -121,7 +123,7 @@ def _png(width: int, height: int, seed: int) -> bytes:
     return buf.getvalue()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40 * FUZZ, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(1, 300), st.integers(1, 300), st.integers(0, 2**16), st.integers(0, 400), st.integers(0, 255))
 def test_loader_on_corrupted_pngs(width, height, seed, cut, flip):
     """A real PNG truncated or with one byte changed: decoded or refused in one line, never anything else."""
@@ -152,7 +154,7 @@ def layouts(draw) -> Image.Image:
     return Image.fromarray(arr)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60 * FUZZ, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(layouts())
 def test_segmenter_returns_boxes_inside_the_image_for_any_picture(image):
     layout = analyse(image)
@@ -162,3 +164,11 @@ def test_segmenter_returns_boxes_inside_the_image_for_any_picture(image):
     for x, y, w, h in layout.boxes:
         assert 0 <= x < width and 0 <= y < height and w >= 1 and h >= 1
         assert x + w <= width and y + h <= height
+
+
+def test_a_box_reaching_past_a_narrow_images_edge_is_clipped_before_its_canvas_is_grown():
+    """Found by the property test above on a 50 x 394 picture: an edge rectangle rounded back from the
+    work scale reached a column past the right edge, and growing its canvas raised IndexError."""
+    rgb = np.full((394, 50, 3), 200, np.uint8)
+    layout = _on_canvas(rgb, Layout("screenshot", [(27, 307, 24, 64)]))
+    assert layout.boxes == [(27, 307, 23, 64)]

@@ -9,8 +9,10 @@ and callers go on without key objects.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +50,10 @@ def _offline_ultralytics():
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics"))
     Path(os.environ["YOLO_CONFIG_DIR"]).mkdir(parents=True, exist_ok=True)
-    import ultralytics
+    # its first import writes a settings file and says so on stdout, which is for machine output
+    # (``search --json``); its logger, made here, keeps writing to stderr
+    with contextlib.redirect_stdout(sys.stderr):
+        import ultralytics
 
     ultralytics.settings.update({"sync": False})
     return ultralytics
@@ -74,9 +79,9 @@ class Detector:
     """A YOLO model, loaded once; :meth:`detect` runs it once per image."""
 
     def __init__(self, weights: str | os.PathLike, confidence: float = DEFAULT_CONFIDENCE, device: Any = None):
+        _offline_ultralytics()
         from ultralytics import YOLO
 
-        _offline_ultralytics()
         self.model = YOLO(str(weights))
         self.confidence = confidence
         self.device = device if device is not None else ("cuda:0" if _cuda() else "cpu")

@@ -131,6 +131,9 @@ def _on_canvas(rgb: np.ndarray, layout: Layout) -> Layout:
     ``NEAR_SAME`` of an earlier one dropped. Blocks that touch (a drawing cut on a seam between its
     bands) are tried together, in place of each."""
     masks: dict = {}
+    height, width = rgb.shape[:2]
+    # every box handed on lies inside the image (edge rectangles are rounded back from a smaller scale)
+    layout = Layout(layout.layout, [_clip(box, width, height) for box in layout.boxes])
 
     def grow(box: Box) -> Box | None:
         return next((g for t in CANVAS_TOLERANCES if (g := canvas_of(rgb, box, masks, t))), None)
