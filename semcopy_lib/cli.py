@@ -289,7 +289,8 @@ def cmd_bench_crops(args: argparse.Namespace) -> int:
 
 
 def _generated_bench(args: argparse.Namespace, name: str, run) -> dict[str, Any]:
-    """Run a benchmark whose queries are generated into a temporary folder: ``run(service, images_dir, tmp)``."""
+    """Run a benchmark whose queries are generated into a temporary folder: ``run(service, images_dir, tmp)``;
+    prints its rows per kind (per split and kind when it has splits)."""
     import tempfile
 
     from semcopy_lib.app import SearchService
@@ -301,8 +302,11 @@ def _generated_bench(args: argparse.Namespace, name: str, run) -> dict[str, Any]
     if args.json:
         _print_json(row)
     else:
-        for kind, values in row["kinds"].items():
-            print(f"{kind:<11}" + "  ".join(f"{k}={v}" for k, v in values.items()))
+        for split, part in row.get("splits", {"": row}).items():
+            if split:
+                print(f"[{split}]")
+            for kind, values in part["kinds"].items():
+                print(f"{kind:<11}" + "  ".join(f"{k}={v}" for k, v in values.items()))
     return row
 
 
@@ -316,12 +320,15 @@ def cmd_bench_copies(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_regions(args: argparse.Namespace) -> int:
-    from semcopy_lib.eval.regions import run_regions_bench
+    from semcopy_lib.eval.regions import SPLITS, run_regions_bench
 
-    row = _generated_bench(args, "regions", lambda s, d, t: run_regions_bench(s, d, t, per_kind=args.n, seed=args.seed))
+    splits = SPLITS if args.split == "both" else (args.split,)
+    row = _generated_bench(args, "regions", lambda s, d, t: run_regions_bench(s, d, t, per_kind=args.n, seed=args.seed,
+                                                                               splits=splits))
     if not args.json:
-        print(f"subjects pasted on: {row['backgrounds']}")
-        print(f"time regions / whole: {row['time_ratio']} ({row['seconds_regions']} s / {row['seconds_whole']} s)")
+        for split, part in row["splits"].items():
+            print(f"[{split}] subjects pasted on: {part['backgrounds']}; seconds regions / whole: "
+                  f"{part['seconds_regions']} / {part['seconds_whole']}")
     return 0
 
 
@@ -479,8 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("crops", cmd_bench_crops, 200, "R@1/R@10/MRR of 70-85 %% JPEG crops of gallery images (-n queries)"),
         ("copies", cmd_bench_copies, 100, "line art, sketches, cartoons, pasted subjects... of gallery images: "
                                           "R@1/R@10/mAP@10/uAP per kind and class-level mAP@10 (-n images)"),
-        ("regions", cmd_bench_regions, 50, "screenshots, collages and subjects on pictures made from the gallery: "
-                                           "segmentation IoU and R@1 with and without --regions (-n per kind)"),
+        ("regions", cmd_bench_regions, 50, "screenshots, collages, subjects on photos and composites made from the "
+                                           "gallery, tuning and held-out splits: R@1 with and without regions, box "
+                                           "recall (-n per kind)"),
     ):
         p = bsub.add_parser(name, help=what)
         p.add_argument("images_dir", metavar="IMAGES_DIR", help="the folder the index was built from")
@@ -488,6 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-n", type=int, default=n, help=f"number of queries (default {n})")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--json", action="store_true")
+        if name == "regions":
+            p.add_argument("--split", choices=("tuning", "held-out", "both"), default="both",
+                           help="queries of the tuning split, the held-out split or both (default)")
         common(p)
         p.set_defaults(func=func)
 

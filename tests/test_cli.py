@@ -187,15 +187,35 @@ def test_clip_index_end_to_end_with_a_local_checkpoint(gallery_dir, tiny_clip_di
     assert code == 0 and "12 unchanged" in err
 
 
-def test_bench_regions_reports_every_kind(built, gallery_dir, capsys):
+def test_bench_regions_reports_every_kind_for_both_splits(built, gallery_dir, capsys):
     code, out, _ = run(capsys, "bench", "regions", gallery_dir, "--index", built, "-n", "2", "--json")
     row = json.loads(out)
     from semcopy_lib.data.webpages import chromium_path
 
-    kinds = {"clean", "screenshot", "collage", "background"} | ({"webpage"} if chromium_path() else set())
-    assert code == 0 and set(row["kinds"]) == kinds
-    assert all(v["queries"] == 2 and 0 <= v["r1_regions"] <= 1 for v in row["kinds"].values())
-    assert "iou70" in row["kinds"]["screenshot"] and row["time_ratio"] > 0
+    kinds = {"clean", "screenshot", "collage", "background", "composite"} | ({"webpage"} if chromium_path() else set())
+    assert code == 0 and list(row["splits"]) == ["tuning", "held-out"]
+    for part in row["splits"].values():
+        assert set(part["kinds"]) == kinds
+        assert all(v["queries"] == 2 and 0 <= v["r1_regions"] <= 1 for v in part["kinds"].values())
+        assert "box50" in part["kinds"]["screenshot"] and "box50" not in part["kinds"]["clean"]
+        assert {"both2_whole", "both2_regions"} <= set(part["kinds"]["composite"])
+        assert part["seconds_regions"] > 0
+
+
+def test_the_regions_splits_hide_different_classes_and_compose_differently(gallery_dir, tmp_path):
+    from semcopy_lib.eval.regions import STYLES, make_region_queries
+
+    made = {split: make_region_queries(gallery_dir, tmp_path / split, per_kind=3, split=split,
+                                       kinds=("collage", "composite"))
+            for split in ("tuning", "held-out")}
+    # folders alternate over animals, food, shapes/stars: the held-out split hides food only
+    assert {q.gallery_id.split("/")[0] for q in made["tuning"]} == {"animals", "shapes"}
+    assert {q.gallery_id.split("/")[0] for q in made["held-out"]} == {"food"}
+    # a composite's background is an opaque gallery picture, a different half for each split
+    hosts = {split: {q.also for q in queries if q.kind == "composite"} for split, queries in made.items()}
+    assert all(hosts.values()) and not hosts["tuning"] & hosts["held-out"]
+    tiles = {split: {Image.open(q.path).size for q in queries if q.kind == "collage"} for split, queries in made.items()}
+    assert STYLES["tuning"].tiles != STYLES["held-out"].tiles and not tiles["tuning"] & tiles["held-out"]
 
 
 def test_submit_writes_the_hackathon_csv(built, gallery_dir, tmp_path, capsys):

@@ -24,10 +24,15 @@ def _fit(img: Image.Image, w: int, h: int) -> Image.Image:
 
 
 def collage(target: Image.Image, others: Sequence[Image.Image], rng: random.Random,
-            rows: int, cols: int, gutter: int = 0, tile: int = 256) -> tuple[Image.Image, Box]:
-    """A rows x cols collage with ``target`` at a random tile; gutter 0 means tiles touch."""
-    width, height = cols * tile + (cols + 1) * gutter, rows * tile + (rows + 1) * gutter
-    bg = rng.choice([(255, 255, 255), (0, 0, 0), (240, 240, 240)])
+            rows: int, cols: int, gutter: int = 0, tile: int | tuple[int, int] = 256,
+            colour: tuple[int, int, int] | None = None) -> tuple[Image.Image, Box]:
+    """A rows x cols collage with ``target`` at a random tile; gutter 0 means tiles touch.
+
+    ``tile``: a tile's side, or its (width, height); ``colour``: the gutters' colour (default: white,
+    black or light grey, drawn from ``rng``)."""
+    tw, th = (tile, tile) if isinstance(tile, int) else tile
+    width, height = cols * tw + (cols + 1) * gutter, rows * th + (rows + 1) * gutter
+    bg = colour if colour is not None else rng.choice([(255, 255, 255), (0, 0, 0), (240, 240, 240)])
     canvas = Image.new("RGB", (width, height), bg)
     slot = rng.randrange(rows * cols)
     pool = list(others)
@@ -35,11 +40,11 @@ def collage(target: Image.Image, others: Sequence[Image.Image], rng: random.Rand
     box = (0, 0, 0, 0)
     for i in range(rows * cols):
         r, c = divmod(i, cols)
-        x, y = gutter + c * (tile + gutter), gutter + r * (tile + gutter)
+        x, y = gutter + c * (tw + gutter), gutter + r * (th + gutter)
         img = target if i == slot else pool[i % len(pool)]
-        canvas.paste(_fit(img, tile, tile), (x, y))
+        canvas.paste(_fit(img, tw, th), (x, y))
         if i == slot:
-            box = (x, y, tile, tile)
+            box = (x, y, tw, th)
     return canvas, box
 
 
@@ -80,14 +85,35 @@ def page(target: Image.Image, rng: random.Random, dark: bool | None = None,
 
 
 def on_background(subject: Image.Image, background: Image.Image, rng: random.Random,
-                  scale: tuple[float, float] = (0.35, 0.6)) -> tuple[Image.Image, Box]:
-    """``subject`` (RGBA keeps its transparency) pasted at a random place and scale on ``background``."""
+                  scale: tuple[float, float] = (0.35, 0.6), turn: float = 0.0, shadow: int = 0,
+                  opacity: float = 1.0) -> tuple[Image.Image, Box]:
+    """``subject`` (RGBA keeps its transparency) pasted at a random place and scale on ``background``.
+
+    ``turn``: degrees the subject is turned (counter-clockwise, its box grows to hold it); ``shadow``:
+    offset in pixels of a soft drop shadow under it (0: none); ``opacity``: how much of it covers the
+    background (1: all). Only the place and scale are drawn from ``rng``.
+
+    Returns:
+        (the composite, RGB; the subject's box (x, y, w, h), its shadow left out).
+    """
+    from PIL import ImageFilter
+
     canvas = background.convert("RGB").copy()
     bw, bh = canvas.size
     s = rng.uniform(*scale) * min(bw, bh) / max(subject.size)
     sub = subject.resize((max(1, int(subject.width * s)), max(1, int(subject.height * s))), Image.BICUBIC)
+    if turn:
+        sub = sub.convert("RGBA").rotate(turn, Image.BICUBIC, expand=True)
+        sub = sub.crop(sub.getbbox() or (0, 0, *sub.size))
+    sub = sub.resize((min(sub.width, bw), min(sub.height, bh)), Image.BICUBIC) if sub.width > bw or sub.height > bh else sub
     x, y = rng.randint(0, bw - sub.width), rng.randint(0, bh - sub.height)
-    canvas.paste(sub, (x, y), sub if sub.mode == "RGBA" else None)
+    alpha = sub.getchannel("A") if sub.mode == "RGBA" else Image.new("L", sub.size, 255)
+    if shadow:
+        dark = alpha.point(lambda a: a * 6 // 10).filter(ImageFilter.GaussianBlur(max(1, shadow // 2)))
+        canvas.paste((0, 0, 0), (min(bw - 1, x + shadow), min(bh - 1, y + shadow)), dark)
+    if opacity < 1.0:
+        alpha = alpha.point(lambda a: round(a * opacity))
+    canvas.paste(sub.convert("RGB"), (x, y), alpha if (sub.mode == "RGBA" or opacity < 1.0) else None)
     return canvas, (x, y, sub.width, sub.height)
 
 

@@ -139,18 +139,26 @@ def _app_page(src: str, rng: random.Random, bg: str, fg: str, nav: str) -> str:
     return header + body
 
 
-def page_html(img: Image.Image, rng: random.Random) -> str:
+#: Page families: a site with a nav bar (:func:`_site_page`), an app layout (:func:`_app_page`).
+FAMILIES = ("site", "app")
+
+
+def page_html(img: Image.Image, rng: random.Random, families: tuple[str, ...] = FAMILIES) -> str:
     """One page around ``img`` (id ``target``), in one of the themes and fonts: a site with a nav bar and
-    a figure, card grid or hero picture (:func:`_site_page`) or one of six app layouts (:func:`_app_page`)."""
+    a figure, card grid or hero picture (:func:`_site_page`) or one of six app layouts (:func:`_app_page`),
+    of the ``families`` given (benchmarks tune on one and hold the other out)."""
     bg, fg, nav = rng.choice(THEMES)
     font = rng.choice(FONTS)
-    body = (_site_page if rng.random() < 0.5 else _app_page)(_data_uri(img), rng, bg, fg, nav)
+    coin = rng.random() < 0.5
+    family = families[0] if len(families) == 1 else ("site" if coin else "app")
+    body = (_site_page if family == "site" else _app_page)(_data_uri(img), rng, bg, fg, nav)
     return (f"<html><body style='margin:0;background:{bg};color:{fg};font-family:{font}'>{body}</body></html>")
 
 
-def render_pages(images: Iterable[Image.Image], seed: int = 0,
-                 viewport: tuple[int, int] = (1280, 800)) -> Iterator[tuple[Image.Image, Box]]:
-    """Screenshot a generated page around each image; yields (screenshot, box of the image)."""
+def render_pages(images: Iterable[Image.Image], seed: int = 0, viewport: tuple[int, int] = (1280, 800),
+                 families: tuple[str, ...] = FAMILIES) -> Iterator[tuple[Image.Image, Box]]:
+    """Screenshot a generated page (of ``families``, :func:`page_html`) around each image; yields
+    (screenshot, box of the image)."""
     from playwright.sync_api import sync_playwright
 
     exe = chromium_path()
@@ -162,7 +170,7 @@ def render_pages(images: Iterable[Image.Image], seed: int = 0,
         page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
         try:
             for img in images:
-                page.set_content(page_html(img, rng))
+                page.set_content(page_html(img, rng, families))
                 page.locator("#target").scroll_into_view_if_needed()
                 bb = page.locator("#target").bounding_box()
                 shot = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
