@@ -20,6 +20,7 @@ from semcopy_lib.detect import Detection, Detector
 from semcopy_lib.encoders import Encoder
 from semcopy_lib.index import GalleryIndex
 from semcopy_lib.segment import Box, Layout, Region, analyse, crop, scale_box, subject_boxes
+from semcopy_lib.segment.residual import residual_parts
 from semcopy_lib.segment.template import match_crop, match_picture, read_thumbnail
 
 #: Queries are analysed and cropped at most this large; boxes are reported in the file's pixels.
@@ -178,6 +179,13 @@ class SearchService:
             # check which picture it was cut from
             searched = {id(r) for r, _ in todo}
             copies = {id(r): im for r, im in loaded if id(r) not in searched}
+            # a copy may hold more than its picture (a drawing pasted on a gallery photo): what the
+            # picture does not explain is searched too
+            more, vectors = self._residual_vectors([(r, im, hits[0]) for (r, im), hits in zip(loaded, per_region)
+                                                    if id(r) in copies], batch_size)
+            if more:
+                owners += more
+                per_region += self.index.search(vectors, k=depth, encoder=self.encoder.name)
         best: dict[int, dict[str, SearchHit]] = {}
         for (result, region), hits in zip(owners, per_region):
             merged = best.setdefault(id(result), {})
@@ -220,7 +228,7 @@ class SearchService:
         (ow, oh), (w, h) = image.info["original_size"], image.size
         scored = []
         for hit in top:
-            if hit.gallery_id in thumbs and copy:
+            if hit.gallery_id in thumbs and copy and hit.region_kind == "whole":
                 # the hit closes the share of its gap to 1 that the correlation is past VERIFY_FROM: an
                 # exact copy keeps its 1, no score passes it
                 correlation = match_crop(image, read_thumbnail(thumbs[hit.gallery_id]))
@@ -236,6 +244,27 @@ class SearchService:
             scored.append(hit)
         # a bonus only raises scores, so the verified hits still rank above all the others
         return sorted(scored, key=lambda h: (-h.score, h.gallery_id)) + ranked[len(top):]
+
+    def _residual_vectors(
+        self, copies: list[tuple[QueryResult, Image.Image, SearchHit]], batch_size: int
+    ) -> tuple[list[tuple[QueryResult, Region]], np.ndarray]:
+        """The parts of each copy query that its first hit's picture does not explain
+        (:func:`~semcopy_lib.segment.residual.residual_parts`), as ``residual`` regions, and their (R, D)
+        vectors (of each part lifted off the picture onto white)."""
+        thumbs = self.index.thumbs({hit.gallery_id for _, _, hit in copies})
+        crops, owners = [], []
+        for result, image, hit in copies:
+            if hit.gallery_id not in thumbs:
+                continue
+            (ow, oh), (w, h) = image.info["original_size"], image.size
+            for box, lifted in residual_parts(image, read_thumbnail(thumbs[hit.gallery_id])):
+                crops.append(lifted)
+                region = Region(scale_box(box, ow / w, oh / h), "residual")
+                result.regions.append(region)
+                owners.append((result, region))
+        if not crops:
+            return [], np.zeros((0, self.encoder.dim), dtype=np.float32)
+        return owners, self.encoder.embed(crops, batch_size=batch_size)
 
     def _objects(self, result: QueryResult, image: Image.Image) -> list[Region]:
         """Run the detector once on a query: its key objects go to ``result.objects`` (file pixels);

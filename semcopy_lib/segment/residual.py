@@ -1,0 +1,141 @@
+"""What a matched gallery picture does not explain in a query: the residual of a composite.
+
+A drawing pasted on a photo that the gallery holds makes the whole query a copy of that photo, and its
+embedding never sees the drawing. Aligned with the photo (its thumbnail kept in the index), the query
+differs from it where something was added: the pasted drawing, a sticker, a caption. Those places are
+searched as regions of their own (kind ``residual``).
+
+The alignment is template matching of the whole query inside the picture at a few scales (a copy may
+be a crop); the difference is taken after a per-channel gain and offset fitted on the pixels that agree
+(a copy may be recoloured or recompressed), and thresholded against its own spread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from semcopy_lib.data.boxes import Box
+from semcopy_lib.data.loading import to_rgb
+
+
+@dataclass(frozen=True)
+class ResidualConfig:
+    """Thresholds of :func:`residual_boxes`.
+
+    Attributes:
+        shares: the query is looked for in the picture as these shares of the picture's longer side.
+        min_alignment: the best alignment's correlation must reach this, or nothing is returned (the
+            query is not this picture, pixel for pixel).
+        blur: Gaussian sigma (work pixels) applied to both before differencing: resampling and JPEG noise.
+        min_level: a work pixel differs when its largest channel difference is at least this (0-255) ...
+        noise_factor: ... and this many times the median difference (the copy's own noise).
+        min_area, max_area: a residual part covers this share of the query at least / at most (more is
+            no residual: the alignment is wrong, or the query is another picture).
+        pad: each side of a box grows by this share of its size (the difference misses soft edges).
+        top: at most this many boxes, largest first.
+    """
+
+    shares: tuple[float, ...] = (0.6, 0.7, 0.8, 0.9, 1.0)
+    min_alignment: float = 0.5
+    blur: float = 0.5
+    min_level: float = 15.0
+    noise_factor: float = 4.0
+    min_area: float = 0.006
+    max_area: float = 0.6
+    pad: float = 0.08
+    top: int = 2
+
+
+def _align(query: np.ndarray, picture: Image.Image, shares: tuple[float, ...]) -> tuple[float, np.ndarray | None]:
+    """(correlation, the picture's pixels under the query at the query's (H, W)) for the best share."""
+    import cv2
+
+    qh, qw = query.shape[:2]
+    best, under = -1.0, None
+    for share in shares:
+        s = max(qw, qh) / share / max(picture.size)
+        pw, ph = round(picture.width * s), round(picture.height * s)
+        if pw < qw or ph < qh:
+            continue
+        scene = np.asarray(picture.resize((pw, ph), Image.BILINEAR), np.float32)
+        scores = np.nan_to_num(cv2.matchTemplate(scene, query, cv2.TM_CCOEFF_NORMED), nan=-1.0, posinf=-1.0, neginf=-1.0)
+        _, top, _, (x, y) = cv2.minMaxLoc(scores)
+        if top > best:
+            best, under = float(top), scene[y : y + qh, x : x + qw]
+    return best, under
+
+
+def _fitted(source: np.ndarray, target: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+    """``source`` (H, W, 3) mapped per channel by the gain and offset that best fit ``target`` on ``keep``."""
+    out = np.empty_like(source)
+    for c in range(3):
+        s, t = source[..., c], target[..., c]
+        if keep is not None and keep.sum() > 16:
+            s, t = s[keep], t[keep]
+        s, t = s.ravel(), t.ravel()
+        spread = float(s.var())
+        gain = float(((s - s.mean()) * (t - t.mean())).mean() / spread) if spread > 1.0 else 1.0
+        out[..., c] = gain * source[..., c] + (float(t.mean()) - gain * float(s.mean()))
+    return out
+
+
+def residual_parts(query: Image.Image, picture: Image.Image,
+                   config: ResidualConfig = ResidualConfig()) -> list[tuple[Box, Image.Image]]:
+    """What ``picture`` does not explain in ``query``, largest first: each part's box (x, y, w, h) in
+    ``query``'s pixels and its crop with the pixels that ``picture`` explains painted white (a drawing
+    lifted off the photo, as the gallery embeds drawings on white).
+
+    Args:
+        query: the query (RGB), a copy of ``picture`` with something added.
+        picture: the gallery picture (its thumbnail, RGB or RGBA: transparency on white).
+
+    Returns:
+        Up to ``config.top`` parts; [] when the query cannot be aligned with the picture or nothing
+        (or nearly everything) differs.
+    """
+    import cv2
+
+    picture = to_rgb(picture)
+    # compared at the thumbnail's resolution: the query no larger than the picture at its largest share
+    f = min(1.0, max(picture.size) * max(config.shares) / max(query.size))
+    qw, qh = max(8, round(query.width * f)), max(8, round(query.height * f))
+    small = np.asarray(query.convert("RGB").resize((qw, qh), Image.BILINEAR), np.float32)
+    if float(small.std(axis=(0, 1)).max()) < 2.0:
+        return []  # a blank query aligns anywhere
+    correlation, under = _align(small, picture, config.shares)
+    if under is None or correlation < config.min_alignment:
+        return []
+    blurred = [cv2.GaussianBlur(a, (0, 0), config.blur) for a in (small, under)]
+    # two passes: the gain and offset fitted on all pixels, then on those that agree with the first fit
+    diff = np.abs(_fitted(blurred[1], blurred[0], None) - blurred[0]).max(-1)
+    agree = diff < max(config.min_level, config.noise_factor * float(np.median(diff)))
+    diff = np.abs(_fitted(blurred[1], blurred[0], agree) - blurred[0]).max(-1)
+    differs = (diff >= max(config.min_level, config.noise_factor * float(np.median(diff)))).astype(np.uint8)
+    k = max(3, min(qw, qh) // 30)
+    mask = cv2.morphologyEx(differs, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+    area = float(qw * qh)
+    if mask.sum() > config.max_area * area:
+        return []
+    components = sorted((tuple(int(v) for v in stats[i, :4]) for i in range(1, count)
+                         if stats[i, 4] >= config.min_area * area), key=lambda b: -b[2] * b[3])
+    # what stays of a crop: the differing pixels and a work pixel around them (soft edges), in file pixels
+    keep = Image.fromarray(cv2.dilate(mask, np.ones((3, 3), np.uint8)) * 255).resize(query.size, Image.BILINEAR)
+    white = Image.new("RGB", query.size, (255, 255, 255))
+    lifted = Image.composite(query.convert("RGB"), white, keep)
+    parts = []
+    for x, y, w, h in components[: config.top]:
+        px, py = config.pad * w, config.pad * h
+        x0, y0 = max(0.0, (x - px) / f), max(0.0, (y - py) / f)
+        x1, y1 = min(query.width, (x + w + px) / f), min(query.height, (y + h + py) / f)
+        box = (round(x0), round(y0), max(1, round(x1 - x0)), max(1, round(y1 - y0)))
+        parts.append((box, lifted.crop((box[0], box[1], box[0] + box[2], box[1] + box[3]))))
+    return parts
+
+
+def residual_boxes(query: Image.Image, picture: Image.Image, config: ResidualConfig = ResidualConfig()) -> list[Box]:
+    """The boxes of :func:`residual_parts`."""
+    return [box for box, _ in residual_parts(query, picture, config)]

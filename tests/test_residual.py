@@ -1,0 +1,74 @@
+"""What a matched gallery picture does not explain: the residual of a composite, and its search."""
+
+import io
+import random
+
+import pytest
+from PIL import Image
+
+from semcopy_lib.app import SearchService, build_index
+from semcopy_lib.app import service as service_module
+from semcopy_lib.data import compose, load_image
+from semcopy_lib.segment import iou
+from semcopy_lib.segment.residual import residual_boxes
+from semcopy_lib.segment.template import read_thumbnail, thumbnail
+
+from conftest import pattern_image
+
+
+def _photo() -> Image.Image:
+    from semcopy_lib.data.samples import sample_photo_files
+
+    return load_image(sample_photo_files()["astronaut"], max_side=512)
+
+
+def _drawing() -> Image.Image:
+    """A flat clip art with transparency: a red disc with a black ring."""
+    from PIL import ImageDraw
+
+    art = Image.new("RGBA", (200, 200), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(art)
+    draw.ellipse((10, 10, 190, 190), fill=(220, 30, 30, 255), outline=(0, 0, 0, 255), width=12)
+    return art
+
+
+def test_a_drawing_pasted_on_a_photo_is_its_residual():
+    photo = _photo()
+    query, box = compose.on_background(_drawing(), photo, random.Random(1), scale=(0.3, 0.3))
+    boxes = residual_boxes(query, read_thumbnail(thumbnail(photo)))
+    assert len(boxes) >= 1 and iou(boxes[0], box) >= 0.7
+
+
+def test_a_recompressed_recoloured_copy_has_no_residual():
+    photo = _photo()
+    buf = io.BytesIO()
+    photo.point(lambda v: min(255, int(v * 0.9) + 12)).resize((400, 400)).save(buf, "JPEG", quality=60)
+    assert residual_boxes(load_image(buf.getvalue()), read_thumbnail(thumbnail(photo))) == []
+
+
+def test_another_picture_is_not_aligned():
+    assert residual_boxes(pattern_image(1, (300, 200)), read_thumbnail(thumbnail(_photo()))) == []
+
+
+@pytest.fixture(scope="module")
+def service(gallery_dir, tmp_path_factory):
+    index_dir = tmp_path_factory.mktemp("residual") / "idx"
+    build_index(gallery_dir, index_dir, progress=False)
+    return SearchService(index_dir)
+
+
+def test_a_composite_of_two_gallery_pictures_finds_both(service, gallery_dir, monkeypatch):
+    """A gallery picture pasted on another: the whole query copies the background, the residual the paste."""
+    background, pasted = sorted(gallery_dir.rglob("img00.png"))[0], sorted(gallery_dir.rglob("img07.png"))[0]
+    query, box = compose.on_background(load_image(pasted), load_image(background), random.Random(4), scale=(0.4, 0.4))
+    ids = {p.relative_to(gallery_dir).as_posix() for p in (background, pasted)}
+    [result] = service.search([query], k=5)
+    residuals = [r.box for r in result.regions if r.kind == "residual"]
+    assert residuals and max(iou(b, box) for b in residuals) >= 0.5
+    assert {h.gallery_id for h in result.hits[:2]} == ids
+    assert result.hits[0].score >= service.encoder.copy_score  # the background is a copy
+    # without the residual, the pasted picture is not among the first two hits
+    monkeypatch.setattr(service_module, "residual_parts", lambda query, picture: [])
+    [plain] = service.search([query], k=5)
+    assert [r.kind for r in plain.regions] == ["whole"]
+    assert {h.gallery_id for h in plain.hits[:2]} != ids
