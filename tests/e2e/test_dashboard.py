@@ -35,6 +35,10 @@ class _Url(str):
     pid: int
 
 
+#: Seconds `semcopy serve` may take to listen.
+SERVER_START_S = 240
+
+
 @pytest.fixture(scope="module")
 def server(gallery_dir, tmp_path_factory):
     from semcopy_lib.app import build_index
@@ -45,14 +49,18 @@ def server(gallery_dir, tmp_path_factory):
     log = open(tmp_path_factory.mktemp("log") / "voila.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "semcopy_lib", "serve", "--index", str(index), "--port", str(port)],
                             stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    # the first start on a new machine also compiles and caches Jupyter's files: minutes on a busy 2-core box
+    deadline = time.monotonic() + SERVER_START_S
+    while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             break
         except OSError:
             if proc.poll() is not None:
                 raise RuntimeError(f"semcopy serve exited with {proc.returncode}; see {log.name}")
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"semcopy serve did not listen within {SERVER_START_S} s; see {log.name}")
             time.sleep(0.5)
     url = _Url(f"http://127.0.0.1:{port}/")
     url.pid = proc.pid
