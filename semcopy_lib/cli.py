@@ -89,8 +89,23 @@ def cmd_index_remove(args: argparse.Namespace) -> int:
 def cmd_index_info(args: argparse.Namespace) -> int:
     from semcopy_lib.index import GalleryIndex
 
-    _print_mapping(GalleryIndex.open(args.index).info(), args.json)
+    from semcopy_lib.app.service import query_config
+
+    index = GalleryIndex.open(args.index)
+    info = index.info()
+    info["query"] = query_config(index).to_dict()  # an older index searches with the defaults
+    if not args.json:
+        info.update(_dotted(info.pop("query"), "query"))
+    _print_mapping(info, args.json)
     return 0
+
+
+def _dotted(data: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """A nested dict as one level: ``{"query.merge.part_weight": 0.96, ...}``."""
+    flat = {}
+    for key, value in data.items():
+        flat.update(_dotted(value, f"{prefix}.{key}") if isinstance(value, dict) else {f"{prefix}.{key}": value})
+    return flat
 
 
 def cmd_index_verify(args: argparse.Namespace) -> int:

@@ -2,12 +2,12 @@
 
 import io
 import random
+from dataclasses import replace
 
 import pytest
 from PIL import Image
 
 from semcopy_lib.app import SearchService, build_index
-from semcopy_lib.app import service as service_module
 from semcopy_lib.data import compose, load_image
 from semcopy_lib.segment import iou
 from semcopy_lib.segment.residual import residual_boxes
@@ -68,7 +68,8 @@ def test_a_composite_of_two_gallery_pictures_finds_both(service, gallery_dir, mo
     assert {h.gallery_id for h in result.hits[:2]} == ids
     assert result.hits[0].score >= service.encoder.copy_score  # the background is a copy
     # without the residual, the pasted picture is not among the first two hits
-    monkeypatch.setattr(service_module, "residual_parts", lambda query, picture: [])
+    config = service.config
+    monkeypatch.setattr(service, "config", replace(config, residual=replace(config.residual, top=0)))
     [plain] = service.search([query], k=5)
     assert [r.kind for r in plain.regions] == ["whole"]
     assert {h.gallery_id for h in plain.hits[:2]} != ids

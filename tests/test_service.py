@@ -1,5 +1,7 @@
 """SearchService: batching, ordering, boxes in the file's pixels, growing the gallery."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,7 +18,7 @@ def service(gallery_dir, tmp_path_factory):
 
 
 def test_results_keep_input_order_across_chunks(service, gallery_dir, monkeypatch):
-    monkeypatch.setattr(service_module, "QUERY_CHUNK", 2)
+    monkeypatch.setattr(service, "config", replace(service.config, chunk=2))
     files = sorted(gallery_dir.rglob("*.png"))[:4]
     queries = [files[0], b"garbage", files[1], files[2], files[3]]
     results = service.search(queries, k=2, names=["a", "b", "c", "d", "e"])
@@ -28,7 +30,7 @@ def test_results_keep_input_order_across_chunks(service, gallery_dir, monkeypatc
 
 
 def test_boxes_are_in_the_pixels_of_the_file(service, gallery_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(service_module, "QUERY_MAX_SIDE", 64)  # the query is analysed shrunk
+    monkeypatch.setattr(service, "config", replace(service.config, max_side=64))  # the query is analysed shrunk
     big = tmp_path / "big.png"
     Image.open(next(gallery_dir.rglob("img00.png"))).resize((300, 200)).save(big)
     [result] = service.search([big], k=1)
@@ -95,7 +97,7 @@ def test_feature_map_windows_find_a_subject_on_a_larger_picture(service, gallery
     expected = subject_path.relative_to(gallery_dir).as_posix()
     [whole] = service.search([query], k=12, regions=False)
     [verified] = service.search([query], k=1, regions=True)
-    monkeypatch.setattr(service_module, "VERIFY_TOP", 0)  # the embeddings alone
+    monkeypatch.setattr(service, "config", replace(service.config, verify=replace(service.config.verify, top=0)))  # the embeddings alone
     [with_regions] = service.search([query], k=1, regions=True)
     whole_score = next(h.score for h in whole.hits if h.gallery_id == expected)
     # a window, or the crop of the subject the probe found in the same pass, holds it much better
@@ -205,16 +207,14 @@ def test_a_slow_file_holds_up_neither_decoding_nor_inference_and_the_index_keeps
     np.testing.assert_allclose(stored, direct, atol=1e-5)
 
 
-def test_the_class_vote_by_hand(monkeypatch):
+def test_the_class_vote_by_hand():
     """Scores 0.9 (cat), 0.8 (dog), 0.7 (cat), 0.6 (dog), 0.58 (cat), 0.45 (bird, beyond the voters):
     cat's votes 0.9^4 + 0.7^4 + 0.58^4 = 1.0094, dog's 0.8^4 + 0.6^4 = 0.5392, total 1.5486; each hit
     gains 0.1 x its class's share. The cat at 0.58 (+0.0652) passes the dog at 0.6 (+0.0348)."""
     from semcopy_lib.app.results import SearchHit
-    from semcopy_lib.app.service import voted
+    from semcopy_lib.query import VoteConfig, voted
 
-    monkeypatch.setattr(service_module, "VOTE_TOP", 5)
-    monkeypatch.setattr(service_module, "VOTE_WEIGHT", 0.1)
-    monkeypatch.setattr(service_module, "VOTE_POWER", 4)
+    assert VoteConfig() == VoteConfig(top=5, weight=0.1, power=4)  # the figures above
     rows = [("c1", 0.9, "cat"), ("d1", 0.8, "dog"), ("c2", 0.7, "cat"), ("d2", 0.6, "dog"), ("c3", 0.58, "cat"),
             ("b1", 0.45, "bird")]
     hits = [SearchHit(g, s, label, g, (0, 0, 1, 1), "whole") for g, s, label in rows]
@@ -228,8 +228,7 @@ def test_the_class_vote_by_hand(monkeypatch):
     # one class (or an unlabelled gallery): nothing to vote on, order and scores unchanged
     same = [SearchHit(h.gallery_id, h.score, "", h.source, h.query_box, h.region_kind) for h in hits]
     assert voted(same) == same
-    monkeypatch.setattr(service_module, "VOTE_WEIGHT", 0.0)
-    assert voted(hits) == hits
+    assert voted(hits, config=VoteConfig(weight=0.0)) == hits
 
 
 def test_search_votes_unless_asked_not_to(service, gallery_dir):

@@ -8,10 +8,12 @@ from PIL import Image, ImageDraw, ImageOps
 
 from semcopy_lib.app import SearchService, build_index
 from semcopy_lib.app.results import SearchHit
-from semcopy_lib.app.service import VERIFY_FROM, VERIFY_WEIGHT
+from semcopy_lib.query import VerifyConfig
 from semcopy_lib.data import compose
 from semcopy_lib.segment import iou
 from semcopy_lib.segment.template import THUMB_SIDE, match_crop, match_picture, read_thumbnail, thumbnail
+
+VERIFY_FROM, VERIFY_WEIGHT = VerifyConfig().start, VerifyConfig().weight
 
 
 def drawing() -> Image.Image:

@@ -15,6 +15,7 @@ from semcopy_lib.data import GalleryFile, ImageLoadError, gallery_id_for, is_ima
 from semcopy_lib.data.folders import sha256_of
 from semcopy_lib.encoders import DEFAULT_ENCODER, Encoder, create_encoder
 from semcopy_lib.index import GalleryIndex, NewItem
+from semcopy_lib.query import QueryConfig
 from semcopy_lib.segment.template import thumbnail
 
 
@@ -258,7 +259,8 @@ def build_index(
         enc = encoder_for_index(index, device)
     else:
         enc = create_encoder(encoder or DEFAULT_ENCODER, path=encoder_path, device=device)
-        index = GalleryIndex.create(index_dir, enc.config.to_dict(), enc.dim, root=images_dir, backend=backend)
+        index = GalleryIndex.create(index_dir, enc.config.to_dict(), enc.dim, root=images_dir, backend=backend,
+                                    query=QueryConfig().to_dict())
     report = index_files(index, files, enc, batch_size=batch_size, progress=progress)
     report.skipped = sorted(not_images + report.skipped)
     return index, report

@@ -18,37 +18,11 @@ from semcopy_lib.app.results import QueryResult, SearchHit
 from semcopy_lib.data import GalleryFile, ImageLoadError, load_image
 from semcopy_lib.detect import Detection, Detector
 from semcopy_lib.encoders import Encoder
-from semcopy_lib.index import GalleryIndex
+from semcopy_lib.index import GalleryIndex, IndexDirError
+from semcopy_lib.query import QueryConfig, voted
 from semcopy_lib.segment import Box, Layout, Region, analyse, crop, scale_box, subject_boxes
 from semcopy_lib.segment.residual import residual_parts
 from semcopy_lib.segment.template import match_crop, match_picture, read_thumbnail
-
-#: Queries are analysed and cropped at most this large; boxes are reported in the file's pixels.
-QUERY_MAX_SIDE = 2048
-#: Queries decoded and embedded together (all their regions in shared encoder batches).
-QUERY_CHUNK = 64
-#: A region's score counts this much against the whole image's. Parts of the query (photos, tiles,
-#: subjects, objects) count a little less, so that a clean copy keeps its rank: on 400 crop queries
-#: of a 548-image gallery, R@1 0.957 at 1.0 and 0.962 (as without regions) at 0.96, with screenshots,
-#: Chromium pages, collages and subjects on photos unchanged (0.97 / 0.91 / 1.0 / 0.53 on 100 each).
-#: Feature-map windows count 0.95 (560 crop queries: R@1 0.946 at 0.97, 0.948 at 0.95).
-WHOLE_WEIGHT, PART_WEIGHT, WINDOW_WEIGHT = 1.0, 0.96, 0.95
-#: A single picture's first hits are checked pixel for pixel (:func:`~semcopy_lib.segment.template.match_picture`
-#: with the thumbnail kept in the index): a hit whose picture correlates over VERIFY_FROM with the query
-#: around its region gains VERIFY_WEIGHT x (correlation - VERIFY_FROM). Subjects pasted on photos, 300
-#: queries of ``bench regions``: R@1 0.737 -> 0.787; offline (48 px), weights 0.25-1 with thresholds
-#: 0.6-0.8 all gave 0.763-0.790, a hard rule (the best-matching hit first when over 0.6-0.9) 0.70-0.75.
-#: A query whose whole image is a copy is checked the other way round, the query inside each of its
-#: first VERIFY_TOP hits' pictures (:func:`~semcopy_lib.segment.template.match_crop`); a correlation c
-#: over VERIFY_FROM closes (c - VERIFY_FROM) / (1 - VERIFY_FROM) of the hit's gap to 1, so that scores
-#: stay at most 1 and an exact copy keeps its 1.
-VERIFY_TOP, VERIFY_FROM, VERIFY_WEIGHT = 5, 0.7, 0.5
-#: Class vote: in a gallery whose images have classes (their folders), a query's first VOTE_TOP hits
-#: vote for their class with weight score ** VOTE_POWER, and every hit gains VOTE_WEIGHT x the share of
-#: the vote its class got, among the whole image's k + VOTE_DEPTH best hits and the regions' (a gallery
-#: of one class, or of none, keeps its order; copies keep their score). Neighbours that agree on a
-#: class pull in its other images: see README, *Metric learning*.
-VOTE_TOP, VOTE_WEIGHT, VOTE_POWER, VOTE_DEPTH = 5, 0.1, 4, 30
 
 QuerySource = Union[str, os.PathLike, bytes, Image.Image]
 #: Uploads added to the gallery are stored (re-encoded as PNG) in this folder of the index.
@@ -60,29 +34,23 @@ if TYPE_CHECKING:
     from semcopy_lib.app.gallery_map import GalleryMap
 
 
+def query_config(index: GalleryIndex) -> QueryConfig:
+    """The search settings saved in ``index``'s manifest (the defaults for an index without them).
+
+    Raises:
+        IndexDirError: the saved settings are not a valid :class:`~semcopy_lib.query.QueryConfig`.
+    """
+    try:
+        return QueryConfig.from_dict(index.manifest.get("query"))
+    except ValueError as exc:
+        raise IndexDirError(f"{index.directory / 'manifest.json'}: {exc}") from None
+
+
 def _analysed(image: Image.Image) -> tuple[Layout, list[Box]]:
     """The layout of a query image (:func:`~semcopy_lib.segment.analyse`), and its drawn subjects'
     boxes (:func:`~semcopy_lib.segment.subject_boxes`) when it is a single picture."""
     layout = analyse(image)
     return layout, subject_boxes(image) if layout.layout == "single" else []
-
-
-def voted(ranked: list[SearchHit], copy_score: float | None = None) -> list[SearchHit]:
-    """``ranked`` (best first) re-scored by the class vote of its first :data:`VOTE_TOP` hits and sorted
-    again: each hit gains ``VOTE_WEIGHT`` x the share of ``score ** VOTE_POWER`` over those hits that
-    hits of its class hold. Hits at ``copy_score`` (1 when None) or more are copies: they vote but keep
-    their score, and no other hit is lifted to their level. Unchanged when all hits have one class (or
-    none)."""
-    votes: dict[str | None, float] = {}
-    for hit in ranked[:VOTE_TOP]:
-        votes[hit.label] = votes.get(hit.label, 0.0) + max(hit.score, 0.0) ** VOTE_POWER
-    total = sum(votes.values())
-    if VOTE_WEIGHT <= 0 or total <= 0 or len({h.label for h in ranked}) < 2:
-        return ranked
-    ceiling = float(np.nextafter(1.0 if copy_score is None else copy_score, -np.inf))
-    rescored = [h if h.score >= ceiling else
-                replace(h, score=min(ceiling, h.score + VOTE_WEIGHT * votes.get(h.label, 0.0) / total)) for h in ranked]
-    return sorted(rescored, key=lambda h: (-h.score, h.gallery_id))
 
 
 class SearchService:
@@ -94,10 +62,12 @@ class SearchService:
     """
 
     def __init__(self, index_dir: os.PathLike | str, encoder: Encoder | None = None, device: str | None = None,
-                 detector: Detector | None = None, read_only: bool = False):
+                 detector: Detector | None = None, read_only: bool = False, config: QueryConfig | None = None):
         """``detector``: a YOLO :class:`~semcopy_lib.detect.Detector` whose boxes become extra regions;
-        ``read_only``: memory-map the index (search only; :meth:`add` then fails)."""
+        ``read_only``: memory-map the index (search only; :meth:`add` then fails); ``config``: the
+        search's settings (default: those saved in the index manifest, else the defaults)."""
         self.index = GalleryIndex.open(index_dir, read_only=read_only)
+        self.config = config if config is not None else query_config(self.index)
         self.encoder = encoder if encoder is not None else encoder_for_index(self.index, device)
         self.index.check_encoder(self.encoder.name)
         self.detector = detector
@@ -132,8 +102,8 @@ class SearchService:
         ]
         results = []
         # decoded queries are held only a chunk at a time, so a long query list has bounded memory
-        for start in range(0, len(names), QUERY_CHUNK):
-            chunk = slice(start, start + QUERY_CHUNK)
+        for start in range(0, len(names), self.config.chunk):
+            chunk = slice(start, start + self.config.chunk)
             results += self._search_chunk(list(queries[chunk]), names[chunk], k, batch_size, regions, vote)
         return results
 
@@ -145,7 +115,7 @@ class SearchService:
             result = QueryResult(query=name, layout="single")
             results.append(result)
             try:
-                loaded.append((result, load_image(source, name=name, max_side=QUERY_MAX_SIDE)))
+                loaded.append((result, load_image(source, name=name, max_side=self.config.max_side)))
             except ImageLoadError as exc:
                 result.error = str(exc)
         if not loaded:
@@ -156,10 +126,10 @@ class SearchService:
             whole = Region((0, 0, *image.info["original_size"]), "whole")
             result.regions.append(whole)
             owners.append((result, whole))
-        depth = max(k, VERIFY_TOP) if regions else k  # enough candidates to verify, however few are asked
+        depth = max(k, self.config.verify.top) if regions else k  # enough candidates to verify, however few are asked
         # the whole image also brings the candidates that the class vote may move up
         per_region = self.index.search(self.encoder.embed([im for _, im in loaded], batch_size=batch_size),
-                                       k=depth + (VOTE_DEPTH if vote and VOTE_WEIGHT > 0 else 0),
+                                       k=depth + (self.config.vote.depth if vote and self.config.vote.weight > 0 else 0),
                                        encoder=self.encoder.name)
         verify: dict[int, Image.Image] = {}  # single pictures searched by their parts, by id(result)
         copies: dict[int, Image.Image] = {}  # queries whose whole image matched at copy level, by id(result)
@@ -189,7 +159,8 @@ class SearchService:
         best: dict[int, dict[str, SearchHit]] = {}
         for (result, region), hits in zip(owners, per_region):
             merged = best.setdefault(id(result), {})
-            weight = {"whole": WHOLE_WEIGHT, "window": WINDOW_WEIGHT}.get(region.kind, PART_WEIGHT)
+            merge = self.config.merge
+            weight = {"whole": merge.whole_weight, "window": merge.window_weight}.get(region.kind, merge.part_weight)
             for hit in hits:
                 score = hit.score * weight
                 if hit.gallery_id not in merged or score > merged[hit.gallery_id].score:
@@ -200,7 +171,7 @@ class SearchService:
                 ranked = self._verified(verify[id(result)], ranked)
             elif id(result) in copies:
                 ranked = self._verified(copies[id(result)], ranked, copy=True)
-            result.hits = (voted(ranked, self.encoder.copy_score) if vote else ranked)[:k]
+            result.hits = (voted(ranked, self.encoder.copy_score, self.config.vote) if vote else ranked)[:k]
             # of the many windows, list those that a hit came from, and where verified pictures sit, so
             # that every hit's box is a region
             for box, kind in dict.fromkeys((h.query_box, h.region_kind) for h in result.hits
@@ -209,19 +180,21 @@ class SearchService:
         return results
 
     def _verified(self, image: Image.Image, ranked: list[SearchHit], copy: bool = False) -> list[SearchHit]:
-        """``ranked`` with its first :data:`VERIFY_TOP` hits re-scored by finding their gallery picture's
+        """``ranked`` with its first ``config.verify.top`` hits re-scored by finding their gallery picture's
         pixels in ``image`` around the region that found each, and ranked again. A hit whose picture is
-        found (correlation over :data:`VERIFY_FROM`) reports where: its box becomes that place, of kind
+        found (correlation over ``config.verify.start``) reports where: its box becomes that place, of kind
         ``match``. Hits whose picture has no thumbnail in the index (built before thumbnails were kept)
-        keep their score and box. ``copy``: ``image`` is a copy of a gallery picture, so it is looked for
-        inside each hit's picture instead (:func:`~semcopy_lib.segment.template.match_crop`), the
-        first VERIFY_TOP hits all checked; scores rise towards 1, boxes stay."""
+        keep their score and box. ``copy``: ``image`` is a copy of a gallery picture, so the hits its whole
+        image found are looked for the other way round, ``image`` inside each hit's picture
+        (:func:`~semcopy_lib.segment.template.match_crop`), the first ``top`` hits all checked; their
+        scores rise towards 1, boxes stay."""
         if not ranked:
             return ranked
         # a hit that could not overtake the first one even with a perfect match is not checked (a copy's
         # hits may all reach 1)
-        reach = -1.0 if copy else ranked[0].score - VERIFY_WEIGHT * (1.0 - VERIFY_FROM)
-        top = [h for h in ranked[:VERIFY_TOP] if h.score >= reach]
+        check = self.config.verify
+        reach = -1.0 if copy else ranked[0].score - check.weight * (1.0 - check.start)
+        top = [h for h in ranked[: check.top] if h.score >= reach]
         thumbs = self.index.thumbs(h.gallery_id for h in top)
         if not thumbs:
             return ranked
@@ -229,17 +202,17 @@ class SearchService:
         scored = []
         for hit in top:
             if hit.gallery_id in thumbs and copy and hit.region_kind == "whole":
-                # the hit closes the share of its gap to 1 that the correlation is past VERIFY_FROM: an
+                # the hit closes the share of its gap to 1 that the correlation is past the start: an
                 # exact copy keeps its 1, no score passes it
                 correlation = match_crop(image, read_thumbnail(thumbs[hit.gallery_id]))
-                if correlation > VERIFY_FROM:
-                    closed = min(1.0, (correlation - VERIFY_FROM) / (1.0 - VERIFY_FROM))
+                if correlation > check.start:
+                    closed = min(1.0, (correlation - check.start) / (1.0 - check.start))
                     hit = replace(hit, score=max(hit.score, hit.score + (1.0 - hit.score) * closed))
             elif hit.gallery_id in thumbs:
                 box = scale_box(hit.query_box, w / ow, h / oh)
                 correlation, where = match_picture(image, box, read_thumbnail(thumbs[hit.gallery_id]))
-                if correlation > VERIFY_FROM:
-                    hit = replace(hit, score=hit.score + VERIFY_WEIGHT * (correlation - VERIFY_FROM),
+                if correlation > check.start:
+                    hit = replace(hit, score=hit.score + check.weight * (correlation - check.start),
                                   query_box=scale_box(where, ow / w, oh / h), region_kind="match")
             scored.append(hit)
         # a bonus only raises scores, so the verified hits still rank above all the others
@@ -257,7 +230,7 @@ class SearchService:
             if hit.gallery_id not in thumbs:
                 continue
             (ow, oh), (w, h) = image.info["original_size"], image.size
-            for box, lifted in residual_parts(image, read_thumbnail(thumbs[hit.gallery_id])):
+            for box, lifted in residual_parts(image, read_thumbnail(thumbs[hit.gallery_id]), self.config.residual):
                 crops.append(lifted)
                 region = Region(scale_box(box, ow / w, oh / h), "residual")
                 result.regions.append(region)

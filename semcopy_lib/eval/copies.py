@@ -15,10 +15,10 @@ import os
 import random
 from pathlib import Path
 
-from semcopy_lib.app.service import VOTE_DEPTH, voted
 from semcopy_lib.data import ImageLoadError, load_image, scan_folder
 from semcopy_lib.eval.metrics import map_at_k
 from semcopy_lib.eval.queries import EvalQuery, evaluate_queries
+from semcopy_lib.query import voted
 from semcopy_lib.train.views import VIEW_KINDS, semantic_copies
 
 
@@ -54,9 +54,9 @@ def run_copies_bench(service, images_dir: os.PathLike | str, out_dir: os.PathLik
         by_class.setdefault(f.label, set()).add(f.gallery_id)
     # as for a drawing the gallery does not hold: the image's own hit is left out before the class vote
     # (it would vote for its own class with a perfect score)
-    own = service.search([p for p, _, _ in originals], k=11 + VOTE_DEPTH, vote=False)
+    own = service.search([p for p, _, _ in originals], k=11 + service.config.vote.depth, vote=False)
     copy = service.encoder.copy_score
-    ranked = [[h.gallery_id for h in voted([h for h in r.hits if h.gallery_id != gid], copy)][:10]
+    ranked = [[h.gallery_id for h in voted([h for h in r.hits if h.gallery_id != gid], copy, service.config.vote)][:10]
               for r, (_, gid, _) in zip(own, originals)]
     relevant = [by_class[label] - {gid} for _, gid, label in originals]
     class_map = round(map_at_k(ranked, relevant, 10), 3)

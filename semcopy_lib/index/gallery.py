@@ -2,7 +2,7 @@
 
 ```
 INDEX_DIR/
-  manifest.json   {"format_version", "backend", "encoder": {EncoderConfig}, "dim", "count",
+  manifest.json   {"format_version", "backend", "encoder": {EncoderConfig}, "query": {QueryConfig}, "dim", "count",
                    "vectors": N, "generation", "root"}
   meta.sqlite     one row per vector (the source of truth, see store.py), one thumbnail per image
   vectors.faiss   the search structure; rebuilt from meta.sqlite when it is behind
@@ -119,6 +119,7 @@ class GalleryIndex:
         dim: int,
         root: os.PathLike | str | None = None,
         backend: str = "faiss",
+        query: dict[str, Any] | None = None,
     ) -> "GalleryIndex":
         """A new, empty index in ``directory`` (created if needed; must not hold an index yet).
 
@@ -126,6 +127,7 @@ class GalleryIndex:
             encoder: the encoder's ``EncoderConfig.to_dict()``; queries must use the same encoder.
             dim: vector dimension D.
             root: the gallery folder that ids are relative to, when there is one.
+            query: the search settings to keep with the index (``QueryConfig.to_dict()``).
         """
         directory = Path(directory)
         if backend not in BACKENDS:
@@ -144,6 +146,7 @@ class GalleryIndex:
                 "vectors": 0,
                 "generation": 0,
                 "root": str(Path(root).resolve()) if root else None,
+                "query": query,
             }
             backend_cls = BACKENDS[backend]
             index = cls(directory, manifest, MetadataStore(directory / METADATA),
@@ -258,6 +261,7 @@ class GalleryIndex:
             "vector_index": getattr(self.backend, "kind", self.manifest["backend"]),
             "root": self.manifest.get("root"),
             "path": str(self.directory),
+            "query": self.manifest.get("query"),
         }
 
     def check_encoder(self, name: str) -> None:

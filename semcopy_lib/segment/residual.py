@@ -26,10 +26,12 @@ class ResidualConfig:
     """Thresholds of :func:`residual_boxes`.
 
     Attributes:
-        shares: the query is looked for in the picture as these shares of the picture's longer side.
+        shares: the query is looked for in the picture as these shares of the picture's longer side ...
+        refine: ... then as the best of them moved by each of these.
         min_alignment: the best alignment's correlation must reach this, or nothing is returned (the
             query is not this picture, pixel for pixel).
         blur: Gaussian sigma (work pixels) applied to both before differencing: resampling and JPEG noise.
+        shift: a query pixel is compared with the picture's pixels this near (work pixels) to it.
         min_level: a work pixel differs when its largest channel difference is at least this (0-255) ...
         noise_factor: ... and this many times the median difference (the copy's own noise).
         min_area, max_area: a residual part covers this share of the query at least / at most (more is
@@ -39,33 +41,55 @@ class ResidualConfig:
     """
 
     shares: tuple[float, ...] = (0.6, 0.7, 0.8, 0.9, 1.0)
+    refine: tuple[float, ...] = (-0.0375, -0.025, -0.0125, 0.0125, 0.025, 0.0375)
     min_alignment: float = 0.5
     blur: float = 0.5
-    min_level: float = 15.0
+    shift: int = 1
+    min_level: float = 20.0
     noise_factor: float = 4.0
-    min_area: float = 0.006
+    min_area: float = 0.01
     max_area: float = 0.6
     pad: float = 0.08
     top: int = 2
 
 
-def _align(query: np.ndarray, picture: Image.Image, shares: tuple[float, ...]) -> tuple[float, np.ndarray | None]:
-    """(correlation, the picture's pixels under the query at the query's (H, W)) for the best share."""
+def _match(query: np.ndarray, picture: Image.Image, share: float) -> tuple[float, np.ndarray] | None:
+    """(correlation, the picture's pixels under the query) with the query covering ``share`` of the
+    picture's longer side at its best place; None when the query does not fit."""
     import cv2
 
     qh, qw = query.shape[:2]
-    best, under = -1.0, None
-    for share in shares:
-        s = max(qw, qh) / share / max(picture.size)
-        pw, ph = round(picture.width * s), round(picture.height * s)
-        if pw < qw or ph < qh:
-            continue
-        scene = np.asarray(picture.resize((pw, ph), Image.BILINEAR), np.float32)
-        scores = np.nan_to_num(cv2.matchTemplate(scene, query, cv2.TM_CCOEFF_NORMED), nan=-1.0, posinf=-1.0, neginf=-1.0)
-        _, top, _, (x, y) = cv2.minMaxLoc(scores)
-        if top > best:
-            best, under = float(top), scene[y : y + qh, x : x + qw]
+    s = max(qw, qh) / share / max(picture.size)
+    pw, ph = round(picture.width * s), round(picture.height * s)
+    if pw < qw or ph < qh:
+        return None
+    scene = np.asarray(picture.resize((pw, ph), Image.BILINEAR), np.float32)
+    scores = np.nan_to_num(cv2.matchTemplate(scene, query, cv2.TM_CCOEFF_NORMED), nan=-1.0, posinf=-1.0, neginf=-1.0)
+    _, top, _, (x, y) = cv2.minMaxLoc(scores)
+    return float(top), scene[y : y + qh, x : x + qw]
+
+
+def _align(query: np.ndarray, picture: Image.Image, shares: tuple[float, ...],
+           refine: tuple[float, ...]) -> tuple[float, np.ndarray | None]:
+    """(correlation, the picture's pixels under the query, (H, W, 3)) at the best of ``shares``, then
+    of that share moved by each of ``refine`` (a crop's share is seldom one of a few)."""
+    found = [(m, share) for share in shares if (m := _match(query, picture, share)) is not None]
+    if not found:
+        return -1.0, None
+    (best, under), share = max(found, key=lambda f: f[0][0])
+    for step in refine:
+        if 0 < share + step <= 1.0 and (m := _match(query, picture, share + step)) is not None and m[0] > best:
+            best, under = m
     return best, under
+
+
+def _difference(picture: np.ndarray, query: np.ndarray, shift: int) -> np.ndarray:
+    """(H, W): each query pixel's largest channel difference from the closest of the picture's pixels
+    within ``shift`` pixels of it (an alignment is good to a pixel, not better)."""
+    padded = np.pad(picture, ((shift, shift), (shift, shift), (0, 0)), mode="edge")
+    h, w = query.shape[:2]
+    return np.min([np.abs(padded[dy : dy + h, dx : dx + w] - query).max(-1)
+                   for dy in range(2 * shift + 1) for dx in range(2 * shift + 1)], axis=0)
 
 
 def _fitted(source: np.ndarray, target: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
@@ -105,14 +129,14 @@ def residual_parts(query: Image.Image, picture: Image.Image,
     small = np.asarray(query.convert("RGB").resize((qw, qh), Image.BILINEAR), np.float32)
     if float(small.std(axis=(0, 1)).max()) < 2.0:
         return []  # a blank query aligns anywhere
-    correlation, under = _align(small, picture, config.shares)
+    correlation, under = _align(small, picture, config.shares, config.refine)
     if under is None or correlation < config.min_alignment:
         return []
     blurred = [cv2.GaussianBlur(a, (0, 0), config.blur) for a in (small, under)]
     # two passes: the gain and offset fitted on all pixels, then on those that agree with the first fit
-    diff = np.abs(_fitted(blurred[1], blurred[0], None) - blurred[0]).max(-1)
+    diff = _difference(_fitted(blurred[1], blurred[0], None), blurred[0], config.shift)
     agree = diff < max(config.min_level, config.noise_factor * float(np.median(diff)))
-    diff = np.abs(_fitted(blurred[1], blurred[0], agree) - blurred[0]).max(-1)
+    diff = _difference(_fitted(blurred[1], blurred[0], agree), blurred[0], config.shift)
     differs = (diff >= max(config.min_level, config.noise_factor * float(np.median(diff)))).astype(np.uint8)
     k = max(3, min(qw, qh) // 30)
     mask = cv2.morphologyEx(differs, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))

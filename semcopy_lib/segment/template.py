@@ -12,7 +12,7 @@ Over 300 subjects pasted on photos (``bench regions``, six seeds, 548-image gall
 64 px from the full files), the true picture's best correlation among the first five hits had median
 0.87, another picture's 0.29 (95th percentile 0.74: flat shapes of one colour, jigsaw pieces, match
 each other's insides). Adding ``0.5 x (correlation - 0.7)`` to a hit's score
-(:data:`semcopy_lib.app.service.VERIFY_WEIGHT`) lifted R@1 from 0.737 to 0.787 with 96-px thumbnails
+(``VerifyConfig.weight`` of :mod:`semcopy_lib.query.config`) lifted R@1 from 0.737 to 0.787 with 96-px thumbnails
 compared at 40 px; at 48 px 0.783 and 5 ms more a picture, at 32 px 0.770, four scales instead of six
 (at 48 px) 0.773. The thumbnail must show the picture's transparency: the mask is what keeps the photo
 around a pasted subject out of the comparison.
