@@ -328,18 +328,26 @@ def _generated_bench(args: argparse.Namespace, name: str, run) -> dict[str, Any]
 def cmd_bench_copies(args: argparse.Namespace) -> int:
     from semcopy_lib.eval.copies import run_copies_bench
 
-    row = _generated_bench(args, "copies", lambda s, d, t: run_copies_bench(s, d, t, n=args.n, seed=args.seed))
+    row = _generated_bench(args, "copies", lambda s, d, t: run_copies_bench(s, d, t, n=args.n, seed=args.seed,
+                                                                             splits=_splits(args)))
     if not args.json:
-        print(f"class-level mAP@10 over {row['images']} images: {row['class_map10']}")
+        for split, part in row["splits"].items():
+            print(f"[{split}] class-level mAP@10 over {part['images']} images: {part['class_map10']}")
     return 0
 
 
-def cmd_bench_regions(args: argparse.Namespace) -> int:
-    from semcopy_lib.eval.regions import SPLITS, run_regions_bench
+def _splits(args: argparse.Namespace) -> tuple[str, ...]:
+    """The benchmark splits ``--split`` names (both by default)."""
+    from semcopy_lib.eval.regions import SPLITS
 
-    splits = SPLITS if args.split == "both" else (args.split,)
+    return SPLITS if args.split == "both" else (args.split,)
+
+
+def cmd_bench_regions(args: argparse.Namespace) -> int:
+    from semcopy_lib.eval.regions import run_regions_bench
+
     row = _generated_bench(args, "regions", lambda s, d, t: run_regions_bench(s, d, t, per_kind=args.n, seed=args.seed,
-                                                                               splits=splits))
+                                                                               splits=_splits(args)))
     if not args.json:
         for split, part in row["splits"].items():
             print(f"[{split}] subjects pasted on: {part['backgrounds']}; seconds regions / whole: "
@@ -511,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-n", type=int, default=n, help=f"number of queries (default {n})")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--json", action="store_true")
-        if name == "regions":
+        if name in ("regions", "copies"):
             p.add_argument("--split", choices=("tuning", "held-out", "both"), default="both",
                            help="queries of the tuning split, the held-out split or both (default)")
         common(p)

@@ -115,8 +115,13 @@ def test_copies_bench_table(service, gallery_dir, tmp_path):
     from semcopy_lib.eval.copies import run_copies_bench
     from semcopy_lib.train.views import VIEW_KINDS
 
-    row = run_copies_bench(service, gallery_dir, tmp_path, n=3, seed=0)
+    report = run_copies_bench(service, gallery_dir, tmp_path, n=3, seed=0)
+    assert list(report["splits"]) == ["tuning", "held-out"]
+    row = report["splits"]["tuning"]
     assert row["images"] == 3 and list(row["kinds"]) == list(VIEW_KINDS[1:])
+    # the held-out split copies the other classes (folders alternate: animals, food, shapes/stars)
+    truth = (tmp_path / "held-out" / "truth.tsv").read_text().split()
+    assert {gid.split("/")[0] for gid in truth[1::2]} == {"food"}
     for values in row["kinds"].values():
         assert values["queries"] == 3 and 0 <= values["r1"] <= values["r10"] <= 1 and 0 <= values["uap"] <= 1
         assert values["map10"] >= values["r1"]  # one relevant image: AP@10 is 1/rank, at least R@1

@@ -5,8 +5,9 @@ original is written as a query (line art, pencil sketch, cartoon, colour shift, 
 on a photo patch, a small turn, crop + JPEG). Each must find its source: R@1, R@10, mAP@10, MRR and
 µAP (DISC21) per kind, as :func:`~semcopy_lib.eval.queries.evaluate_queries` counts them. Class level: each chosen image itself ranks the *other* gallery images, the
 relevant ones being its class (mAP@10, the image's own id left out before the class vote, as for a
-drawing the gallery does not hold). ``out_dir/truth.tsv`` lists
-each query file with the gallery id it copies.
+drawing the gallery does not hold). ``out_dir/<split>/truth.tsv`` lists
+each query file with the gallery id it copies. As in the regions benchmark, a tuning and a held-out
+split differ in the classes copied and the photos subjects are pasted on.
 """
 
 from __future__ import annotations
@@ -18,46 +19,51 @@ from pathlib import Path
 from semcopy_lib.data import ImageLoadError, load_image, scan_folder
 from semcopy_lib.eval.metrics import map_at_k
 from semcopy_lib.eval.queries import EvalQuery, evaluate_queries
+from semcopy_lib.eval.regions import SPLITS, background_photos, split_of
 from semcopy_lib.query import voted
 from semcopy_lib.train.views import VIEW_KINDS, semantic_copies
 
 
 def run_copies_bench(service, images_dir: os.PathLike | str, out_dir: os.PathLike | str, n: int = 100,
-                     seed: int = 0) -> dict:
-    """Per-kind R@1 / R@10 / mAP@10 / MRR / µAP and class-level mAP@10 over ``n`` gallery images."""
-    from semcopy_lib.eval.regions import background_photos
-
-    files = scan_folder(images_dir)
-    rng = random.Random(seed)
-    chosen = rng.sample(files, min(n, len(files)))
-    photos = background_photos(service)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    queries: list[EvalQuery] = []
-    originals: list[tuple[Path, str, str]] = []  # (file, gallery id, class)
-    for i, f in enumerate(chosen):
-        try:
-            image = load_image(f.path, max_side=768, keep_alpha=True)
-        except ImageLoadError:
-            continue
-        originals.append((f.path, f.gallery_id, f.label))
-        for kind, view in zip(VIEW_KINDS[1:], semantic_copies(image, rng, photos)[1:]):
-            path = out / f"{kind}-{i:04d}.png"
-            view.save(path)
-            queries.append(EvalQuery(path, frozenset([f.gallery_id]), kind))
-    # which query copies which gallery image, for looking at failures afterwards
-    (out / "truth.tsv").write_text("".join(f"{q.path.name}\t{next(iter(q.relevant))}\n" for q in queries))
-    table = evaluate_queries(service, queries)["kinds"]
-    rows = {kind: table[kind] for kind in VIEW_KINDS[1:] if kind in table}
+                     seed: int = 0, splits: tuple[str, ...] = SPLITS) -> dict:
+    """Per split: per-kind R@1 / R@10 / mAP@10 / MRR / µAP and class-level mAP@10 over ``n`` gallery images
+    of the split's classes, pasted on the split's background photos (:func:`~semcopy_lib.eval.regions.split_of`)."""
+    every = scan_folder(images_dir)
+    folders = sorted({f.gallery_id.split("/", 1)[0] for f in every if "/" in f.gallery_id})
     by_class: dict[str, set[str]] = {}
-    for f in files:
+    for f in every:
         by_class.setdefault(f.label, set()).add(f.gallery_id)
-    # as for a drawing the gallery does not hold: the image's own hit is left out before the class vote
-    # (it would vote for its own class with a perfect score)
-    own = service.search([p for p, _, _ in originals], k=11 + service.config.vote.depth, vote=False)
-    copy = service.encoder.copy_score
-    ranked = [[h.gallery_id for h in voted([h for h in r.hits if h.gallery_id != gid], copy, service.config.vote)][:10]
-              for r, (_, gid, _) in zip(own, originals)]
-    relevant = [by_class[label] - {gid} for _, gid, label in originals]
-    class_map = round(map_at_k(ranked, relevant, 10), 3)
-    return {"kinds": rows, "class_map10": class_map, "images": len(originals)}
+    report: dict = {"splits": {}}
+    for split in splits:
+        files = [f for f in every if split_of(f.gallery_id, folders) == split] or every
+        rng = random.Random(f"{seed}-{split}")
+        chosen = rng.sample(files, min(n, len(files)))
+        photos = background_photos(service, split)
+        out = Path(out_dir) / split
+        out.mkdir(parents=True, exist_ok=True)
+        queries: list[EvalQuery] = []
+        originals: list[tuple[Path, str, str]] = []  # (file, gallery id, class)
+        for i, f in enumerate(chosen):
+            try:
+                image = load_image(f.path, max_side=768, keep_alpha=True)
+            except ImageLoadError:
+                continue
+            originals.append((f.path, f.gallery_id, f.label))
+            for kind, view in zip(VIEW_KINDS[1:], semantic_copies(image, rng, photos)[1:]):
+                path = out / f"{kind}-{i:04d}.png"
+                view.save(path)
+                queries.append(EvalQuery(path, frozenset([f.gallery_id]), kind))
+        # which query copies which gallery image, for looking at failures afterwards
+        (out / "truth.tsv").write_text("".join(f"{q.path.name}\t{next(iter(q.relevant))}\n" for q in queries))
+        table = evaluate_queries(service, queries)["kinds"]
+        rows = {kind: table[kind] for kind in VIEW_KINDS[1:] if kind in table}
+        # as for a drawing the gallery does not hold: the image's own hit is left out before the class vote
+        # (it would vote for its own class with a perfect score)
+        own = service.search([p for p, _, _ in originals], k=11 + service.config.vote.depth, vote=False)
+        copy = service.encoder.copy_score
+        ranked = [[h.gallery_id for h in voted([h for h in r.hits if h.gallery_id != gid], copy, service.config.vote)][:10]
+                  for r, (_, gid, _) in zip(own, originals)]
+        relevant = [by_class[label] - {gid} for _, gid, label in originals]
+        report["splits"][split] = {"kinds": rows, "class_map10": round(map_at_k(ranked, relevant, 10), 3),
+                                   "images": len(originals), "backgrounds": f"{len(photos)} photos"}
+    return report

@@ -73,7 +73,8 @@ def run_encoders_bench(images_dir: os.PathLike | str, n: int = 50, seed: int = 0
             pairs = make_crop_queries(images_dir, tmp / "crops", n=n, seed=seed)
             results = service.search([q for q, _ in pairs], k=10, regions=False)
             crops_r1 = recall_at_k([[h.gallery_id for h in r.hits] for r in results], [g for _, g in pairs], 1)
-            copies = run_copies_bench(service, images_dir, tmp / "copies", n=n, seed=seed)
+            copies = run_copies_bench(service, images_dir, tmp / "copies", n=n, seed=seed,
+                                      splits=("held-out",))["splits"]["held-out"]
             row = {"encoder": name, "weights": weights, "dim": encoder.dim, "crops_r1": round(crops_r1, 3)}
             row.update({f"{k}_r1": copies["kinds"][k]["r1"] for k in KINDS})
             row.update(class_map10=copies["class_map10"], seconds=round(time.perf_counter() - start, 1))
