@@ -224,3 +224,25 @@ def test_a_copy_of_one_twin_ranks_it_first(boot_twins, tmp_path, monkeypatch):
     assert result.hits[0].gallery_id == "boots/boot.png"
     assert result.hits[0].score == pytest.approx(boot_plain + (1 - boot_plain) * closed) and result.hits[0].score <= 1
     assert result.hits[0].region_kind == "whole" and result.layout == "single"
+
+
+def test_a_residual_hit_found_pixel_for_pixel_closes_its_gap_to_copy_level(boot_twins, pasted, monkeypatch):
+    """A copy query's residual hit whose picture is there gains as a copy does, towards copy level instead
+    of 1; checked even below the first five hits. Whole-image hits keep the copy check."""
+    query, box, _, _ = pasted
+    query = query.copy()
+    query.info["original_size"] = query.size
+    monkeypatch.setattr(boot_twins.encoder, "copy_score", 0.6)
+    whole = (0, 0, *query.size)
+    # five whole-image hits above the residual's (ids of pictures it holds or not: only the residual's matter)
+    ranked = [SearchHit(f"boots/other{i}.jpg", 0.9 - 0.05 * i, "boots", "", whole, "whole") for i in range(5)]
+    ranked += [SearchHit("boots/boot.png", 0.40, "boots", "", box, "residual"),
+               SearchHit("boots/mirror.png", 0.39, "boots", "", box, "residual")]
+    verified = boot_twins._verified(query, ranked, copy=True)
+    thumbs = boot_twins.index.thumbs(["boots/boot.png"])
+    boot = match_picture(query, box, read_thumbnail(thumbs["boots/boot.png"]))[0]
+    closed = (boot - VERIFY_FROM) / (1 - VERIFY_FROM)
+    found = next(h for h in verified if h.gallery_id == "boots/boot.png")
+    assert found.score == pytest.approx(0.40 + (0.6 - 0.40) * closed) and found.region_kind == "match"
+    assert found.score > 0.40 + VERIFY_WEIGHT * (boot - VERIFY_FROM)  # more than a subject's bonus
+    assert [h.gallery_id for h in verified].index("boots/boot.png") < [h.gallery_id for h in verified].index("boots/mirror.png")

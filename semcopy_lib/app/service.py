@@ -193,11 +193,16 @@ class SearchService:
         # a hit that could not overtake the first one even with a perfect match is not checked (a copy's
         # hits may all reach 1)
         check = self.config.verify
-        reach = -1.0 if copy else ranked[0].score - check.weight * (1.0 - check.start)
-        top = [h for h in ranked[: check.top] if h.score >= reach]
+        if copy:
+            # a copy's first hits are all checked, and so are the first hits of what its picture does not explain
+            top = ranked[: check.top] + [h for h in ranked[check.top :] if h.region_kind == "residual"][: check.top]
+        else:
+            reach = ranked[0].score - check.weight * (1.0 - check.start)
+            top = [h for h in ranked[: check.top] if h.score >= reach]
         thumbs = self.index.thumbs(h.gallery_id for h in top)
         if not thumbs:
             return ranked
+        copy_level = self.encoder.copy_score or 1.0
         (ow, oh), (w, h) = image.info["original_size"], image.size
         scored = []
         for hit in top:
@@ -212,11 +217,17 @@ class SearchService:
                 box = scale_box(hit.query_box, w / ow, h / oh)
                 correlation, where = match_picture(image, box, read_thumbnail(thumbs[hit.gallery_id]))
                 if correlation > check.start:
-                    hit = replace(hit, score=hit.score + check.weight * (correlation - check.start),
-                                  query_box=scale_box(where, ow / w, oh / h), region_kind="match")
+                    score = hit.score + check.weight * (correlation - check.start)
+                    if copy and hit.region_kind == "residual":
+                        # the query's other source, found pixel for pixel where its copied picture differs:
+                        # it closes its share of the gap to copy level, as a copy does to 1
+                        closed = min(1.0, (correlation - check.start) / (1.0 - check.start))
+                        score = max(score, hit.score + (copy_level - hit.score) * closed)
+                    hit = replace(hit, score=score, query_box=scale_box(where, ow / w, oh / h), region_kind="match")
             scored.append(hit)
         # a bonus only raises scores, so the verified hits still rank above all the others
-        return sorted(scored, key=lambda h: (-h.score, h.gallery_id)) + ranked[len(top):]
+        checked = {id(h) for h in top}
+        return sorted(scored, key=lambda h: (-h.score, h.gallery_id)) + [h for h in ranked if id(h) not in checked]
 
     def _residual_vectors(
         self, copies: list[tuple[QueryResult, Image.Image, SearchHit]], batch_size: int
