@@ -220,6 +220,11 @@ class SearchApp:
         for rank, hit in enumerate(result.hits, 1):
             groups.setdefault((hit.query_box, hit.region_kind), []).append((rank, hit))
         views = []
+        if len(groups) > 1:
+            # a composite (or a page, a collage) has several sources: the best hit of each region, up front
+            best = [f"#{hits[0][0]} <code>{html.escape(hits[0][1].gallery_id)}</code> in {html.escape(names.get(key, key[1]))}"
+                    for key, hits in groups.items()]
+            views.append(w.HTML(f'<p class="semcopy-sources">Best hit per region: {" · ".join(best)}</p>'))
         for (box, kind), hits in groups.items():
             name = names.get((box, kind), kind)
             region_thumb = data_uri(crop(image, box), 96) if image else ""

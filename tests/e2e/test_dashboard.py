@@ -158,6 +158,33 @@ def test_a_collage_shows_several_regions(browser_page, gallery_dir, tmp_path):
     assert page.locator(".semcopy-group").count() >= 3  # hits from several tiles
 
 
+def test_a_composite_lists_both_sources_and_draws_its_residual(browser_page, gallery_dir, tmp_path):
+    """One gallery picture pasted on another: the background is matched in the whole image, the pasted
+    one in the residual region, drawn and named as its own region."""
+    import random
+
+    from semcopy_lib.data import compose, load_image
+
+    page = browser_page
+    background, pasted = sorted(gallery_dir.rglob("img00.png"))[0], sorted(gallery_dir.rglob("img07.png"))[0]
+    composite, _ = compose.on_background(load_image(pasted), load_image(background), random.Random(4), scale=(0.4, 0.4))
+    query = tmp_path / "composite.png"
+    composite.save(query)
+    upload_and_search(page, query)
+    shot(page, "2-composite")
+    body = page.inner_text("body")
+    assert "1 residual" in body  # "Understood as: layout single; 1 residual, ..."
+    titles = [t.inner_text() for t in page.locator(".semcopy-group h4").all()]
+    assert titles[0].strip() == "matched in whole image"
+    sources = page.locator(".semcopy-sources").inner_text()  # both sources, up front
+    assert f"#1 {background.relative_to(gallery_dir).as_posix()} in whole image" in sources
+    assert re.search(rf"#2 {pasted.relative_to(gallery_dir).as_posix()} in (residual|match) 1", sources)
+    hits = [h.inner_text() for h in page.locator(".semcopy-hit").all()]
+    whole_ids = [t for t in hits if background.relative_to(gallery_dir).as_posix() in t]
+    assert whole_ids and any(pasted.relative_to(gallery_dir).as_posix() in t and ("residual 1" in t or "match 1" in t)
+                             for t in hits)
+
+
 def test_download_gives_a_zip_with_the_hits_csv(browser_page, tmp_path):
     import zipfile
 
