@@ -47,6 +47,16 @@ def gallery_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def gallery_index(gallery_dir, tmp_path_factory) -> Path:
+    """An index of ``gallery_dir`` with the default encoder, for tests that search it and leave it as it was."""
+    from semcopy_lib.app import build_index
+
+    index_dir = tmp_path_factory.mktemp("gallery-index") / "idx"
+    build_index(gallery_dir, index_dir, progress=False)
+    return index_dir
+
+
+@pytest.fixture(scope="session")
 def tiny_clip_dir(tmp_path_factory) -> Path:
     """A random CLIPModel with a 32-px vision tower, written by save_pretrained."""
     from semcopy_lib.encoders.random_models import tiny_clip

@@ -5,17 +5,15 @@ from dataclasses import replace
 
 import pytest
 
-from semcopy_lib.app import SearchService, build_index
+from semcopy_lib.app import SearchService
 from semcopy_lib.cli import main
 from semcopy_lib.query import QueryConfig
 from semcopy_lib.segment.residual import ResidualConfig
 
 
 @pytest.fixture(scope="module")
-def index_dir(gallery_dir, tmp_path_factory):
-    path = tmp_path_factory.mktemp("qc") / "idx"
-    build_index(gallery_dir, path, progress=False)
-    return path
+def index_dir(gallery_index):
+    return gallery_index  # each test puts back what it edits
 
 
 def _edit(index_dir, change) -> None:

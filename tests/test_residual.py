@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 from PIL import Image
 
-from semcopy_lib.app import SearchService, build_index
+from semcopy_lib.app import SearchService
 from semcopy_lib.data import compose, load_image
 from semcopy_lib.segment import iou
 from semcopy_lib.segment.residual import residual_boxes
@@ -51,10 +51,8 @@ def test_another_picture_is_not_aligned():
 
 
 @pytest.fixture(scope="module")
-def service(gallery_dir, tmp_path_factory):
-    index_dir = tmp_path_factory.mktemp("residual") / "idx"
-    build_index(gallery_dir, index_dir, progress=False)
-    return SearchService(index_dir)
+def service(gallery_index):
+    return SearchService(gallery_index)
 
 
 def test_a_composite_of_two_gallery_pictures_finds_both(service, gallery_dir, monkeypatch):
