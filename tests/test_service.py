@@ -7,7 +7,6 @@ import pytest
 from PIL import Image
 
 from semcopy_lib.app import SearchService, build_index
-from semcopy_lib.app import service as service_module
 
 
 @pytest.fixture(scope="module")
