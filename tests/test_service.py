@@ -125,6 +125,7 @@ def test_copies_bench_table(service, gallery_dir, tmp_path):
         assert values["queries"] == 3 and 0 <= values["r1"] <= values["r10"] <= 1 and 0 <= values["uap"] <= 1
         assert values["map10"] >= values["r1"]  # one relevant image: AP@10 is 1/rank, at least R@1
     assert row["kinds"]["crop_jpeg"]["r1"] == 1.0  # three crops of distinct photos find their source
+    assert row["kinds"]["crop_jpeg"]["r1_whole"] == 1.0  # ... with the whole image alone too
     assert 0 <= row["class_map10"] <= 1
 
 

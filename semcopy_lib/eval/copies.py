@@ -26,7 +26,8 @@ from semcopy_lib.train.views import VIEW_KINDS, semantic_copies
 
 def run_copies_bench(service, images_dir: os.PathLike | str, out_dir: os.PathLike | str, n: int = 100,
                      seed: int = 0, splits: tuple[str, ...] = SPLITS) -> dict:
-    """Per split: per-kind R@1 / R@10 / mAP@10 / MRR / µAP and class-level mAP@10 over ``n`` gallery images
+    """Per split: per-kind R@1 / R@10 / mAP@10 / MRR / µAP (and R@1 of the whole image alone, ``r1_whole``)
+    and class-level mAP@10 over ``n`` gallery images
     of the split's classes, pasted on the split's background photos (:func:`~semcopy_lib.eval.regions.split_of`)."""
     every = scan_folder(images_dir)
     folders = sorted({f.gallery_id.split("/", 1)[0] for f in every if "/" in f.gallery_id})
@@ -56,7 +57,8 @@ def run_copies_bench(service, images_dir: os.PathLike | str, out_dir: os.PathLik
         # which query copies which gallery image, for looking at failures afterwards
         (out / "truth.tsv").write_text("".join(f"{q.path.name}\t{next(iter(q.relevant))}\n" for q in queries))
         table = evaluate_queries(service, queries)["kinds"]
-        rows = {kind: table[kind] for kind in VIEW_KINDS[1:] if kind in table}
+        whole = evaluate_queries(service, queries, regions=False)["kinds"]  # regions must add, not take away
+        rows = {kind: {**table[kind], "r1_whole": whole[kind]["r1"]} for kind in VIEW_KINDS[1:] if kind in table}
         # as for a drawing the gallery does not hold: the image's own hit is left out before the class vote
         # (it would vote for its own class with a perfect score)
         own = service.search([p for p, _, _ in originals], k=11 + service.config.vote.depth, vote=False)
