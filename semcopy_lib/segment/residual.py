@@ -37,6 +37,8 @@ class ResidualConfig:
         noise_factor: ... and this many times the median difference (the copy's own noise).
         min_area, max_area: a residual part covers this share of the query at least / at most (more is
             no residual: the alignment is wrong, or the query is another picture).
+        min_side: ... and is at least this many work pixels wide and high (a thinner one is an edge the
+            alignment missed by a pixel, not something pasted).
         pad: each side of a box grows by this share of its size (the difference misses soft edges).
         top: at most this many boxes, largest first.
     """
@@ -50,6 +52,7 @@ class ResidualConfig:
     noise_factor: float = 4.0
     min_area: float = 0.01
     max_area: float = 0.6
+    min_side: int = 4
     pad: float = 0.08
     top: int = 2
 
@@ -146,7 +149,8 @@ def residual_parts(query: Image.Image, picture: Image.Image,
     if mask.sum() > config.max_area * area:
         return []
     components = sorted((tuple(int(v) for v in stats[i, :4]) for i in range(1, count)
-                         if stats[i, 4] >= config.min_area * area), key=lambda b: -b[2] * b[3])
+                         if stats[i, 4] >= config.min_area * area and min(stats[i, 2:4]) >= config.min_side),
+                        key=lambda b: -b[2] * b[3])
     # what stays of a crop: the differing pixels and a work pixel around them (soft edges), in file pixels
     keep = Image.fromarray(cv2.dilate(mask, np.ones((3, 3), np.uint8)) * 255).resize(query.size, Image.BILINEAR)
     white = Image.new("RGB", query.size, (255, 255, 255))
