@@ -19,7 +19,7 @@ from pathlib import Path
 from semcopy_lib.data import ImageLoadError, load_image, scan_folder
 from semcopy_lib.eval.metrics import map_at_k
 from semcopy_lib.eval.queries import EvalQuery, evaluate_queries
-from semcopy_lib.eval.regions import SPLITS, background_photos, split_of
+from semcopy_lib.eval.regions import SPLITS, background_photos, split_files
 from semcopy_lib.query import voted
 from semcopy_lib.train.views import VIEW_KINDS, semantic_copies
 
@@ -30,13 +30,12 @@ def run_copies_bench(service, images_dir: os.PathLike | str, out_dir: os.PathLik
     and class-level mAP@10 over ``n`` gallery images
     of the split's classes, pasted on the split's background photos (:func:`~semcopy_lib.eval.regions.split_of`)."""
     every = scan_folder(images_dir)
-    folders = sorted({f.gallery_id.split("/", 1)[0] for f in every if "/" in f.gallery_id})
     by_class: dict[str, set[str]] = {}
     for f in every:
         by_class.setdefault(f.label, set()).add(f.gallery_id)
     report: dict = {"splits": {}}
     for split in splits:
-        files = [f for f in every if split_of(f.gallery_id, folders) == split] or every
+        files = split_files(every, split)
         rng = random.Random(f"{seed}-{split}")
         chosen = rng.sample(files, min(n, len(files)))
         photos = background_photos(service, split)

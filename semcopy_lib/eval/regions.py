@@ -102,6 +102,13 @@ def split_of(gallery_id: str, folders: list[str]) -> str:
     return SPLITS[zlib.crc32(gallery_id.encode()) % 2]
 
 
+def split_files(files: list[GalleryFile], split: str) -> list[GalleryFile]:
+    """The gallery files whose class belongs to ``split`` (:func:`split_of` over their top-level folders);
+    all of them when the split would be empty."""
+    folders = sorted({f.gallery_id.split("/", 1)[0] for f in files if "/" in f.gallery_id})
+    return [f for f in files if split_of(f.gallery_id, folders) == split] or files
+
+
 def _opaque(path: Path) -> bool:
     """Whether an image file has no transparency (read from its header)."""
     try:
@@ -126,8 +133,7 @@ def make_region_queries(images_dir: os.PathLike | str, out_dir: os.PathLike | st
     """
     style = STYLES[split]
     every = scan_folder(images_dir)
-    folders = sorted({f.gallery_id.split("/", 1)[0] for f in every if "/" in f.gallery_id})
-    files = [f for f in every if split_of(f.gallery_id, folders) == split] or every
+    files = split_files(every, split)
     # composites go on the gallery's photos (else its opaque pictures): half of them for each split
     shipped = {sha256_of(p) for p in sample_photo_files().values()}
     photos = [f for f in every if sha256_of(f.path) in shipped] or [f for f in every if _opaque(f.path)]

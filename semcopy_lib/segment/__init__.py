@@ -37,7 +37,7 @@ class Region:
     Kinds: ``whole``; ``photo`` (in a screenshot), ``tile`` (of a collage); ``subject`` (a drawn
     subject on a single picture, :func:`subject_boxes`); ``object`` (a detector box); ``window``
     (a feature-map window of a single picture); ``residual`` (what a gallery picture that the whole
-    query copies does not explain, :func:`~semcopy_lib.segment.residual.residual_boxes`); ``match`` (where a gallery picture was found pixel for
+    query copies does not explain, :func:`~semcopy_lib.segment.residual.residual_parts`); ``match`` (where a gallery picture was found pixel for
     pixel, :func:`~semcopy_lib.segment.template.match_picture`: not searched, reported with its hit).
     """
 

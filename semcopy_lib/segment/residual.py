@@ -24,7 +24,7 @@ from semcopy_lib.segment.template import FLAT_STD
 
 @dataclass(frozen=True)
 class ResidualConfig:
-    """Thresholds of :func:`residual_boxes`.
+    """Thresholds of :func:`residual_parts`.
 
     Attributes:
         shares: the query is looked for in the picture as these shares of the picture's longer side ...
