@@ -9,6 +9,19 @@ from semcopy_lib.data import load_image
 from semcopy_lib.encoders import EncoderUnavailable, create_encoder, list_encoders
 
 
+def windows_and_pasted(encoder, image):
+    """The ``windows`` proposer's (R, D) vectors and R boxes, and the ``pasted`` proposer's boxes, of one
+    picture (one forward pass, as in search)."""
+    from semcopy_lib.query import QueryConfig, QueryImage
+    from semcopy_lib.query.proposers.pasted import pasted
+    from semcopy_lib.query.proposers.windows import windows
+    from semcopy_lib.segment import Layout
+
+    query = QueryImage(image, encoder, QueryConfig(), _layout=Layout("single"))
+    found = windows(query)
+    return np.stack([p.vector for p in found]), [p.box for p in found], [p.box for p in pasted(query)]
+
+
 @pytest.fixture(scope="module")
 def effnet():
     return create_encoder("effnet-lite0", device="cpu")
@@ -106,11 +119,11 @@ def test_onnx_runtime_gives_the_pytorch_vectors_windows_and_subject_boxes(effnet
     images = [load_image(data.chelsea()), load_image(data.astronaut()), load_image(data.coffee())]
     assert effnet.use_runtime("onnx") == "onnx"
     onnx = [effnet.embed(images, size=s) for s in (224, 320)]
-    onnx_windows = effnet.embed_windows(images[1])
+    onnx_windows = windows_and_pasted(effnet, images[1])
     assert effnet.use_runtime("torch") == "torch"
     try:
         plain = [effnet.embed(images, size=s) for s in (224, 320)]
-        plain_windows = effnet.embed_windows(images[1])
+        plain_windows = windows_and_pasted(effnet, images[1])
     finally:
         effnet.use_runtime("onnx")
     for a, b in zip(onnx, plain):
@@ -138,10 +151,10 @@ def test_openvino_keeps_the_first_blocks_in_fp32_and_stays_within_0_999_of_float
     assert encoder.use_runtime("openvino") == "openvino"
     assert encoder.precision() == ("mixed-bf16" if openvino_bf16() else "fp32")
     mixed = [encoder.embed(images, size=s) for s in (224, 320)]
-    mixed_windows = encoder.embed_windows(query)
+    mixed_windows = windows_and_pasted(encoder, query)
     assert encoder.use_runtime("torch") == "torch" and encoder.precision() == "fp32"
     plain = [encoder.embed(images, size=s) for s in (224, 320)]
-    plain_windows = encoder.embed_windows(query)
+    plain_windows = windows_and_pasted(encoder, query)
     for a, b in zip(mixed, plain):
         np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
         assert (a * b).sum(axis=1).min() >= 0.999
@@ -160,10 +173,10 @@ def test_reduced_precision_inference_stays_near_float32(effnet, monkeypatch, pre
     numbers, within ``least`` cosine of them; windows likewise, the same subject boxes."""
     images = [load_image(data.chelsea()), load_image(data.astronaut()), load_image(data.coffee())]
     assert effnet.use_runtime("onnx") == "onnx" and effnet.precision() == "fp32"
-    full, full_windows = effnet.embed(images), effnet.embed_windows(images[1])
+    full, full_windows = effnet.embed(images), windows_and_pasted(effnet, images[1])
     monkeypatch.setenv("SEMCOPY_PRECISION", precision)
     assert effnet.precision() == precision
-    reduced, reduced_windows = effnet.embed(images), effnet.embed_windows(images[1])
+    reduced, reduced_windows = effnet.embed(images), windows_and_pasted(effnet, images[1])
     assert reduced.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(reduced, axis=1), 1.0, atol=1e-5)
     assert np.abs(reduced - full).max() > 1e-5  # autocast ran
@@ -186,7 +199,7 @@ def test_cuda_embeds_in_fp16_within_0_999_of_cpu_float32(effnet):
     assert gpu.base.precision() == "fp16"
     for size in (224, 320):
         assert (gpu.embed(images, size=size) * cpu.embed(images, size=size)).sum(axis=1).min() >= 0.999
-    on_gpu, on_cpu = gpu.embed_windows(images[1]), cpu.embed_windows(images[1])
+    on_gpu, on_cpu = windows_and_pasted(gpu, images[1]), windows_and_pasted(cpu, images[1])
     assert (on_gpu[0] * on_cpu[0]).sum(axis=1).min() >= 0.999
 
 
@@ -195,7 +208,7 @@ def test_weights_changed_in_training_are_exported_again(runtime):
     """After train mode (where the backbone may change), frozen inference uses the new weights."""
     from semcopy_lib.encoders.effnet import create_effnet_lite0
 
-    enc = create_effnet_lite0(options={"pasted_probe": False}, device="cpu")
+    enc = create_effnet_lite0(device="cpu")
     assert enc.use_runtime(runtime) == runtime
     images = [load_image(data.chelsea()), load_image(data.coffee())]
     before = enc.embed(images)
@@ -218,7 +231,7 @@ def test_runtime_comes_from_the_environment_and_falls_back_to_pytorch(monkeypatc
 
     monkeypatch.setattr(effnet_module, "OnnxForward", no_export)
     monkeypatch.setenv("SEMCOPY_RUNTIME", "torch")
-    enc = create_effnet_lite0(pretrained=False, options={"pasted_probe": False}, device="cpu")
+    enc = create_effnet_lite0(pretrained=False, device="cpu")
     assert enc.embed([load_image(data.coffee())]).shape == (1, 1280)
     assert enc.use_runtime("openvino") == "openvino"
     monkeypatch.setattr(effnet_module, "openvino_installed", lambda: False)

@@ -31,9 +31,9 @@ def test_cascade_boxes_tighten_with_the_threshold():
     prob[8:10, 6:8] = 0.8  # the subject's core
     prob[20:22, 20:22] = 0.35  # a lighter part elsewhere: never the heaviest
     # cells of 10 x 10 pixels in a 240 x 240 image
-    assert cascade_boxes(prob, (240, 240)) == [(20, 40, 120, 120), (40, 60, 60, 60), (60, 80, 20, 20)]
+    assert cascade_boxes(prob, (240, 240), (0.3, 0.5, 0.7)) == [(20, 40, 120, 120), (40, 60, 60, 60), (60, 80, 20, 20)]
     prob[6:12, 4:10] = 0.75  # the 0.7 box is now the 0.5 box: searched once
-    assert cascade_boxes(prob, (240, 240)) == [(20, 40, 120, 120), (40, 60, 60, 60)]
+    assert cascade_boxes(prob, (240, 240), (0.3, 0.5, 0.7)) == [(20, 40, 120, 120), (40, 60, 60, 60)]
 
 
 def test_fit_probe_learns_a_cell_feature():
@@ -67,7 +67,7 @@ def test_make_examples_pairs_features_with_alpha_coverage(tmp_path):
     folder.mkdir(parents=True)
     for i in range(3):
         _clip_art(i).save(folder / f"a{i}.png")
-    encoder = create_encoder("effnet-lite0", options={"pasted_probe": False}).eval()
+    encoder = create_encoder("effnet-lite0").eval()
     feats, targets = make_examples(encoder, tmp_path / "art", photos=[], n=3, seed=0, progress=False)
     assert feats.shape == (3, 152, 24, 24) and targets.shape == (3, 24, 24)
     assert 0 <= float(targets.min()) and float(targets.max()) <= 1
@@ -91,18 +91,20 @@ def test_the_bundled_probe_finds_a_clip_art_pasted_on_a_photo():
     from semcopy_lib.data.samples import sample_photo_files
     from semcopy_lib.encoders import create_encoder
 
+    from tests.test_encoders import windows_and_pasted
+
     encoder = create_encoder("effnet-lite0")
-    assert encoder.probe is not None
     photo = load_image(sample_photo_files()["coffee"], max_side=640)  # not a training background
     art = _clip_art(5)
     query, (x, y, w, h) = compose.on_background(art, photo, random.Random(2), scale=(0.45, 0.45))
     left, top, right, bottom = art.getchannel("A").getbbox()  # the drawn part of the pasted square
     f = w / art.width
     drawn = (x + round(left * f), y + round(top * f), round((right - left) * f), round((bottom - top) * f))
-    _, _, pasted = encoder.embed_windows(query)
+    _, _, pasted = windows_and_pasted(encoder, query)
     assert 1 <= len(pasted) <= 3 and max(iou(box, drawn) for box in pasted) >= 0.6, (pasted, drawn)
     assert all(iou(box, drawn) > 0.3 for box in pasted), (pasted, drawn)  # the tighter boxes are on it too
-    assert create_encoder("effnet-lite0", pretrained=False).probe is None  # random features: no probe
+    # the probe reads the ImageNet weights' maps: on other weights' maps it proposes nothing
+    assert windows_and_pasted(create_encoder("effnet-lite0", pretrained=False), query)[2] == []
 
 
 def test_drawn_training_backgrounds_are_seeded_and_sized():
@@ -117,3 +119,10 @@ def test_drawn_training_backgrounds_are_seeded_and_sized():
     opaque = (np.asarray(art.getchannel("A")) > 0).mean()
     # the 200-px art scaled by 0.7-1.0 onto a 300 x 200 canvas covers 0.33-0.67 of its share there
     assert 0.3 * opaque < ink < 0.7 * opaque
+
+
+def test_the_probe_reads_maps_that_the_default_backbone_gives():
+    from semcopy_lib.encoders.effnet import IMAGENET, INNER_BLOCKS
+    from semcopy_lib.segment.pasted import BACKBONE, PROBE_BLOCKS
+
+    assert BACKBONE == IMAGENET and set(PROBE_BLOCKS) <= set(INNER_BLOCKS)

@@ -1,9 +1,11 @@
 """The search settings: one typed config, saved in the index manifest, printed by `index info`."""
 
 import json
+import re
 from dataclasses import replace
 
 import pytest
+from PIL import Image
 
 from semcopy_lib.app import SearchService
 from semcopy_lib.cli import main
@@ -31,27 +33,49 @@ def test_the_config_round_trips_through_json():
 
 @pytest.mark.parametrize("bad, message", [
     ({"bogus": 1}, "query: unknown setting(s) bogus"),
-    ({"merge": {"part_weight": "high"}}, "query.merge.part_weight: expected a number, got 'high'"),
+    ({"merge": {"photo": "high"}}, "query.merge.photo: expected a list of numbers"),
+    ({"merge": {"window": [0.9]}}, "query.merge.window: expected [slope, offset]"),
     ({"verify": {"top": 2.5}}, "query.verify.top: expected a whole number, got 2.5"),
     ({"residual": []}, "query.residual: expected an object, got list"),
 ])
 def test_a_bad_setting_is_named(bad, message):
-    with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)") + "$"):
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
         QueryConfig.from_dict(bad)
 
 
 def test_a_new_index_saves_the_defaults_and_searches_with_what_its_manifest_says(index_dir, capsys):
     assert json.loads((index_dir / "manifest.json").read_text())["query"] == QueryConfig().to_dict()
     assert main(["index", "info", "--index", str(index_dir), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["query"]["merge"] == {"whole_weight": 1.0, "part_weight": 0.96,
-                                                                       "window_weight": 0.95}
-    _edit(index_dir, lambda d: d["query"]["merge"].update(part_weight=0.5))
+    assert json.loads(capsys.readouterr().out)["query"]["merge"]["whole"] == [1.0, 0.0]
+    saved = json.loads((index_dir / "manifest.json").read_text())["query"]
+    _edit(index_dir, lambda d: d["query"]["merge"].update(tile=[0.5, 0.1]))
     try:
-        assert SearchService(index_dir).config.merge.part_weight == 0.5
+        assert SearchService(index_dir).config.merge.map_of("tile") == (0.5, 0.1)
         assert main(["index", "info", "--index", str(index_dir)]) == 0
-        assert "query.merge.part_weight: 0.5" in capsys.readouterr().out
+        assert "query.merge.tile: [0.5, 0.1]" in capsys.readouterr().out
     finally:
-        _edit(index_dir, lambda d: d["query"]["merge"].update(part_weight=0.96))
+        _edit(index_dir, lambda d: d.update(query=saved))
+
+
+def test_an_index_saved_with_one_weight_per_part_searches_as_it_did():
+    """Indexes saved before the per-kind maps had a whole, a part and a window weight: read as slopes."""
+    merge = QueryConfig.from_dict({"merge": {"whole_weight": 1.0, "part_weight": 0.9, "window_weight": 0.8}}).merge
+    assert merge.map_of("whole") == (1.0, 0.0) and merge.map_of("window") == (0.8, 0.0)
+    assert merge.map_of("subject") == merge.map_of("residual") == merge.map_of("any-new-kind") == (0.9, 0.0)
+
+
+def test_merging_puts_each_kind_on_the_whole_images_scale_and_keeps_each_id_once():
+    from semcopy_lib.app.results import SearchHit
+    from semcopy_lib.query import MergeConfig, merge_hits
+
+    merge = MergeConfig(window=(0.5, 0.4), subject=(1.0, -0.1))
+    whole = [SearchHit("a/1.png", 0.70, "a", None, (0, 0, 10, 10), "whole"),
+             SearchHit("b/2.png", 0.60, "b", None, (0, 0, 10, 10), "whole")]
+    window = [SearchHit("b/2.png", 0.70, "b", None, (0, 0, 5, 5), "window")]  # 0.5 * 0.7 + 0.4 = 0.75
+    subject = [SearchHit("a/1.png", 0.75, "a", None, (1, 1, 4, 4), "subject")]  # 0.75 - 0.1 = 0.65
+    [(owner, ranked)] = merge_hits([(7, "whole", whole), (7, "window", window), (7, "subject", subject)], merge).items()
+    assert owner == 7 and [(h.gallery_id, round(h.score, 6), h.region_kind) for h in ranked] == [
+        ("b/2.png", 0.75, "window"), ("a/1.png", 0.7, "whole")]
 
 
 def test_an_index_without_settings_searches_with_the_defaults_and_a_broken_one_says_where(index_dir, gallery_dir, capsys):
@@ -67,3 +91,58 @@ def test_an_index_without_settings_searches_with_the_defaults_and_a_broken_one_s
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     finally:
         _edit(index_dir, lambda d: d.update(query=saved))
+
+
+def test_a_registered_toy_proposer_is_searched_and_its_boxes_are_in_search_json(index_dir, gallery_dir, capsys):
+    """A new proposer is one function and its registration; naming it in the index's config makes
+    search crop and search its boxes (reported in file pixels, with its kind)."""
+    from semcopy_lib.query import PROPOSERS, Proposal, register_proposer
+
+    @register_proposer("toy-corner")
+    def corner(query):
+        w, h = query.image.size
+        return [Proposal((0, 0, w // 2, h // 2), "corner")]
+
+    query = str(next(gallery_dir.rglob("img01.png")))
+    saved = json.loads((index_dir / "manifest.json").read_text())["query"]
+    try:
+        # a gallery image is its own copy: only the copy stage's proposers would run, so regions of
+        # every query are asked for by a service without a copy level
+        _edit(index_dir, lambda d: d["query"].update(proposers=["toy-corner"]))
+        assert SearchService(index_dir).config.proposers == ("toy-corner",)
+        service = SearchService(index_dir)
+        service.encoder.copy_score = None
+        [result] = service.search([query], k=3)
+        assert [(r.kind, r.box) for r in result.regions][:2] == [("whole", (0, 0, 256, 256)), ("corner", (0, 0, 128, 128))]
+        # the CLI searches what the manifest says: a query that copies no gallery image gets the toy's box
+        other = gallery_dir.parent / "toy-query.png"
+        Image.effect_mandelbrot((200, 120), (-2, -1.2, 1, 1.2), 60).convert("RGB").save(other)
+        assert main(["search", "--index", str(index_dir), "--json", str(other)]) == 0
+        line = json.loads(capsys.readouterr().out)
+        assert line["regions"] == [{"box": [0, 0, 200, 120], "kind": "whole"}, {"box": [0, 0, 100, 60], "kind": "corner"}]
+    finally:
+        _edit(index_dir, lambda d: d.update(query=saved))
+        PROPOSERS.pop("toy-corner")
+
+
+def test_an_unknown_proposer_in_the_manifest_is_one_line_naming_it(index_dir, gallery_dir, capsys):
+    query = str(next(gallery_dir.rglob("img01.png")))
+    saved = json.loads((index_dir / "manifest.json").read_text())["query"]
+    try:
+        _edit(index_dir, lambda d: d["query"].update(proposers=["layout", "nope"]))
+        assert main(["search", "--index", str(index_dir), "--json", query]) != 0
+        err = capsys.readouterr().err
+        assert "manifest.json: unknown proposer(s) nope; registered: layout, objects, pasted, residual, subjects, windows" in err
+        assert len(err.strip().splitlines()) == 1
+    finally:
+        _edit(index_dir, lambda d: d.update(query=saved))
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"proposers": "layout"}, "query.proposers: expected a list of names"),
+    ({"windows": {"cells": [5, 7.5]}}, "query.windows.cells: expected a list of whole numbers"),
+])
+def test_lists_of_names_and_whole_numbers_are_checked(bad, message):
+    with pytest.raises(ValueError, match="^" + message + "$"):
+        QueryConfig.from_dict(bad)
+    assert QueryConfig.from_dict({"windows": {"cells": [3]}, "proposers": ["windows"]}).windows.cells == (3,)

@@ -90,7 +90,9 @@ def test_feature_map_windows_find_a_subject_on_a_larger_picture(service, gallery
     subject_path = next(gallery_dir.rglob("img05.png"))
     query, box = compose.on_background(load_image(subject_path), compose.random_picture(rng, (640, 480)), rng,
                                        scale=(0.3, 0.3))  # small enough that the whole image misses it
-    vectors, boxes, _ = service.encoder.embed_windows(query)
+    from tests.test_encoders import windows_and_pasted
+
+    vectors, boxes, _ = windows_and_pasted(service.encoder, query)
     assert vectors.shape == (len(boxes), 1280) and len(boxes) == 29
     assert all(0 <= x and 0 <= y and x + w <= 641 and y + h <= 481 for x, y, w, h in boxes)
     expected = subject_path.relative_to(gallery_dir).as_posix()

@@ -77,8 +77,9 @@ def test_head_checkpoint_loads_through_create_encoder(tmp_path):
     img = Image.effect_mandelbrot((96, 80), (-2, -1.2, 1, 1.2), 40).convert("RGB")
     assert headed.copy_score == 0.77 and headed.dim == 1280 and headed.config.index_sizes == plain.config.index_sizes
     np.testing.assert_allclose(headed.embed([img]), plain.embed([img]), atol=2e-3)  # an untrained head changes nothing
-    vectors, boxes, _ = headed.embed_windows(img)
-    assert vectors.shape == (len(boxes), 1280)
+    maps = headed.feature_maps(img, 384)
+    cells = [(0, 0, 5, 5), (2, 4, 7, 7)]
+    np.testing.assert_allclose(headed.pool_cells(maps, cells), plain.pool_cells(maps, cells), atol=2e-3)
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(EncoderUnavailable, match="bad.pt: not a semcopy head checkpoint"):
         create_encoder("effnet-lite0-semcopy", path=str(tmp_path / "bad.pt"))

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Sequence
 from PIL import Image
 from tqdm.auto import tqdm
 
-from semcopy_lib.data import GalleryFile, ImageLoadError, gallery_id_for, is_image_path, load_image, scan_folder
+from semcopy_lib.data import GalleryFile, ImageLoadError, gallery_id_for, load_image, scan_folder
 from semcopy_lib.data.folders import sha256_of
 from semcopy_lib.encoders import DEFAULT_ENCODER, Encoder, create_encoder
 from semcopy_lib.index import GalleryIndex, NewItem

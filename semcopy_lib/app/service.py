@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence, Union
@@ -19,9 +18,8 @@ from semcopy_lib.data import GalleryFile, ImageLoadError, load_image
 from semcopy_lib.detect import Detection, Detector
 from semcopy_lib.encoders import Encoder
 from semcopy_lib.index import GalleryIndex, IndexDirError
-from semcopy_lib.query import QueryConfig, voted
-from semcopy_lib.segment import Box, Layout, Region, analyse, crop, scale_box, subject_boxes
-from semcopy_lib.segment.residual import residual_parts
+from semcopy_lib.query import QueryConfig, QueryImage, check_proposers, merge_hits, propose, voted
+from semcopy_lib.segment import Region, crop, scale_box
 from semcopy_lib.segment.template import match_crop, match_picture, read_thumbnail
 
 QuerySource = Union[str, os.PathLike, bytes, Image.Image]
@@ -41,16 +39,11 @@ def query_config(index: GalleryIndex) -> QueryConfig:
         IndexDirError: the saved settings are not a valid :class:`~semcopy_lib.query.QueryConfig`.
     """
     try:
-        return QueryConfig.from_dict(index.manifest.get("query"))
+        config = QueryConfig.from_dict(index.manifest.get("query"))
+        check_proposers(config.proposers)
+        return config
     except ValueError as exc:
         raise IndexDirError(f"{index.directory / 'manifest.json'}: {exc}") from None
-
-
-def _analysed(image: Image.Image) -> tuple[Layout, list[Box]]:
-    """The layout of a query image (:func:`~semcopy_lib.segment.analyse`), and its drawn subjects'
-    boxes (:func:`~semcopy_lib.segment.subject_boxes`) when it is a single picture."""
-    layout = analyse(image)
-    return layout, subject_boxes(image) if layout.layout == "single" else []
 
 
 class SearchService:
@@ -68,6 +61,7 @@ class SearchService:
         search's settings (default: those saved in the index manifest, else the defaults)."""
         self.index = GalleryIndex.open(index_dir, read_only=read_only)
         self.config = config if config is not None else query_config(self.index)
+        check_proposers(self.config.proposers)
         self.encoder = encoder if encoder is not None else encoder_for_index(self.index, device)
         self.index.check_encoder(self.encoder.name)
         self.detector = detector
@@ -134,12 +128,12 @@ class SearchService:
         verify: dict[int, Image.Image] = {}  # single pictures searched by their parts, by id(result)
         copies: dict[int, Image.Image] = {}  # queries whose whole image matched at copy level, by id(result)
         if regions:
-            objects = {id(r): self._objects(r, im) for r, im in loaded} if self.detector is not None else {}
             # a query whose whole image already matches at copy level is that picture: no regions needed
             copy = self.encoder.copy_score
             todo = [(r, im) for (r, im), hits in zip(loaded, per_region)
                     if copy is None or not hits or hits[0].score < copy]
-            more, vectors = self._region_vectors(todo, objects, batch_size)
+            asked = {id(r): QueryImage(im, self.encoder, self.config, self.detector) for r, im in loaded}
+            more, vectors = self._proposed([(r, asked[id(r)]) for r, _ in todo], "regions", batch_size)
             if more:
                 owners += more
                 per_region += self.index.search(vectors, k=depth, encoder=self.encoder.name)
@@ -151,22 +145,27 @@ class SearchService:
             copies = {id(r): im for r, im in loaded if id(r) not in searched}
             # a copy may hold more than its picture (a drawing pasted on a gallery photo): what the
             # picture does not explain is searched too
-            more, vectors = self._residual_vectors([(r, im, hits[0]) for (r, im), hits in zip(loaded, per_region)
-                                                    if id(r) in copies], batch_size)
+            copied = [(r, im, hits[0]) for (r, im), hits in zip(loaded, per_region) if id(r) in copies]
+            thumbs = self.index.thumbs({hit.gallery_id for _, _, hit in copied})
+            for r, _, hit in copied:
+                if hit.gallery_id in thumbs:
+                    asked[id(r)].copied = read_thumbnail(thumbs[hit.gallery_id])
+            more, vectors = self._proposed([(r, asked[id(r)]) for r, _, _ in copied if asked[id(r)].copied is not None],
+                                           "copy", batch_size)
             if more:
                 owners += more
                 per_region += self.index.search(vectors, k=depth, encoder=self.encoder.name)
-        best: dict[int, dict[str, SearchHit]] = {}
-        for (result, region), hits in zip(owners, per_region):
-            merged = best.setdefault(id(result), {})
-            merge = self.config.merge
-            weight = {"whole": merge.whole_weight, "window": merge.window_weight}.get(region.kind, merge.part_weight)
-            for hit in hits:
-                score = hit.score * weight
-                if hit.gallery_id not in merged or score > merged[hit.gallery_id].score:
-                    merged[hit.gallery_id] = SearchHit(hit.gallery_id, score, hit.label, hit.source, region.box, region.kind)
+            if self.detector is not None:  # key objects are reported for every query, copies too
+                for result, image in loaded:
+                    (ow, oh), (w, h) = image.info["original_size"], image.size
+                    result.objects = [Detection(scale_box(d.box, ow / w, oh / h), d.label, d.confidence)
+                                      for d in asked[id(result)].detect()]
+        # every region's hits, named by that region, merged per query on one scale
+        merged = self._merge([(id(result), region.kind,
+                               [SearchHit(h.gallery_id, h.score, h.label, h.source, region.box, region.kind) for h in hits])
+                              for (result, region), hits in zip(owners, per_region)])
         for result in results:
-            ranked = sorted(best.get(id(result), {}).values(), key=lambda h: (-h.score, h.gallery_id))
+            ranked = merged.get(id(result), [])
             if id(result) in verify:
                 ranked = self._verified(verify[id(result)], ranked)
             elif id(result) in copies:
@@ -178,6 +177,10 @@ class SearchService:
                                            if h.region_kind in ("window", "match")):
                 result.regions.append(Region(box, kind))
         return results
+
+    def _merge(self, found: list[tuple[int, str, list[SearchHit]]]) -> dict[int, list[SearchHit]]:
+        """Every region's hits (owner, region kind, hits) merged per owner (:func:`~semcopy_lib.query.merge_hits`)."""
+        return merge_hits(found, self.config.merge)
 
     def _verified(self, image: Image.Image, ranked: list[SearchHit], copy: bool = False) -> list[SearchHit]:
         """``ranked`` with its first ``config.verify.top`` hits re-scored by finding their gallery picture's
@@ -229,70 +232,31 @@ class SearchService:
         checked = {id(h) for h in top}
         return sorted(scored, key=lambda h: (-h.score, h.gallery_id)) + [h for h in ranked if id(h) not in checked]
 
-    def _residual_vectors(
-        self, copies: list[tuple[QueryResult, Image.Image, SearchHit]], batch_size: int
+    def _proposed(
+        self, queries: list[tuple[QueryResult, QueryImage]], stage: str, batch_size: int
     ) -> tuple[list[tuple[QueryResult, Region]], np.ndarray]:
-        """The parts of each copy query that its first hit's picture does not explain
-        (:func:`~semcopy_lib.segment.residual.residual_parts`), as ``residual`` regions, and their (R, D)
-        vectors (of each part lifted off the picture onto white)."""
-        thumbs = self.index.thumbs({hit.gallery_id for _, _, hit in copies})
-        crops, owners = [], []
-        for result, image, hit in copies:
-            if hit.gallery_id not in thumbs:
-                continue
-            (ow, oh), (w, h) = image.info["original_size"], image.size
-            for box, lifted in residual_parts(image, read_thumbnail(thumbs[hit.gallery_id]), self.config.residual):
-                crops.append(lifted)
-                region = Region(scale_box(box, ow / w, oh / h), "residual")
-                result.regions.append(region)
-                owners.append((result, region))
-        if not crops:
-            return [], np.zeros((0, self.encoder.dim), dtype=np.float32)
-        return owners, self.encoder.embed(crops, batch_size=batch_size)
-
-    def _objects(self, result: QueryResult, image: Image.Image) -> list[Region]:
-        """Run the detector once on a query: its key objects go to ``result.objects`` (file pixels);
-        returns those not covering (nearly) the whole image as regions, in ``image``'s pixels."""
-        (ow, oh), (w, h) = image.info["original_size"], image.size
-        detections = self.detector.detect(image)
-        result.objects = [Detection(scale_box(d.box, ow / w, oh / h), d.label, d.confidence) for d in detections]
-        return [Region(d.box, "object") for d in detections if d.box[2] * d.box[3] < 0.9 * w * h]
-
-    def _region_vectors(
-        self, loaded: list[tuple[QueryResult, Image.Image]], objects: dict[int, list[Region]], batch_size: int
-    ) -> tuple[list[tuple[QueryResult, Region]], np.ndarray]:
-        """The regions of each query beyond its whole image, and their (R, D) vectors in one batch.
-
-        Photo regions (screenshots, collages) and detector boxes (``objects`` by ``id(result)``) are
-        cropped and embedded together; a single photo also gets :meth:`Encoder.embed_windows`.
-        """
-        crops, owners = [], []
-        windows, window_owners = [], []  # feature-map windows of single photos: vectors, not crops
-        # layouts (and a single picture's subject boxes) are numpy and OpenCV work on one core, which
-        # releases the GIL: analysed in threads, all of a chunk before its forward passes
-        with ThreadPoolExecutor(max_workers=max(1, min(len(loaded), os.cpu_count() or 1))) as pool:
-            analysed = list(pool.map(_analysed, [image for _, image in loaded]))
-        for (result, image), (layout, subjects) in zip(loaded, analysed):
-            result.layout = layout.layout
-            (ow, oh), (w, h) = image.info["original_size"], image.size
-            # the whole image was searched already
-            found = layout.regions(image.size)[1:] + objects.get(id(result), [])
-            pooled = self.encoder.embed_windows(image) if layout.layout == "single" else None
-            if layout.layout == "single":
-                pasted = pooled[2] if pooled is not None else []  # the probe's box, from the windows pass
-                found += [Region(box, "subject") for box in pasted + subjects]
-            for region in found:
-                crops.append(crop(image, region.box))
+        """The regions that the proposers of ``stage`` find in each query (:func:`~semcopy_lib.query.propose`),
+        added to its result in file pixels, and their (R, D) vectors: the proposals to embed in one
+        batch, then those embedded already."""
+        proposals = propose([q for _, q in queries], stage)
+        crops, owners, ready, ready_owners = [], [], [], []
+        for (result, query), found in zip(queries, proposals):
+            if stage == "regions":
+                result.layout = query.layout.layout
+            (ow, oh), (w, h) = query.image.info["original_size"], query.image.size
+            for proposal in found:
                 # the contract reports boxes in the pixels of the file as given
-                region = Region(scale_box(region.box, ow / w, oh / h), region.kind)
+                region = Region(scale_box(proposal.box, ow / w, oh / h), proposal.kind)
+                if proposal.vector is not None:  # windows: many, so only those a hit came from are listed
+                    ready.append(proposal.vector)
+                    ready_owners.append((result, region))
+                    continue
                 result.regions.append(region)
+                crops.append(proposal.pixels if proposal.pixels is not None else crop(query.image, proposal.box))
                 owners.append((result, region))
-            if pooled is not None:
-                windows.append(pooled[0])
-                window_owners += [(result, Region(scale_box(b, ow / w, oh / h), "window")) for b in pooled[1]]
-        parts = ([self.encoder.embed(crops, batch_size=batch_size)] if crops else []) + windows
+        parts = ([self.encoder.embed(crops, batch_size=batch_size)] if crops else []) + ([np.stack(ready)] if ready else [])
         vectors = np.concatenate(parts) if parts else np.zeros((0, self.encoder.dim), dtype=np.float32)
-        return owners + window_owners, vectors
+        return owners + ready_owners, vectors
 
     def add(self, paths: Iterable[os.PathLike | str], progress: bool = False) -> IndexReport:
         """Add image files or folders to the gallery without a rebuild."""

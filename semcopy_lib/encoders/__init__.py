@@ -5,7 +5,7 @@
 >>> vectors = enc.embed([img])          # (1, 1280) float32, unit rows
 """
 
-from semcopy_lib.encoders.base import Encoder, EncoderConfig, EncoderUnavailable, pick_device
+from semcopy_lib.encoders.base import Encoder, EncoderConfig, EncoderUnavailable, FeatureMaps, pick_device
 from semcopy_lib.encoders.registry import (
     DEFAULT_ENCODER,
     EncoderInfo,
@@ -29,6 +29,7 @@ __all__ = [
     "EncoderConfig",
     "EncoderInfo",
     "EncoderUnavailable",
+    "FeatureMaps",
     "create_encoder",
     "encoder_names",
     "list_encoders",

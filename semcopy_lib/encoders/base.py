@@ -14,8 +14,28 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
-from semcopy_lib.data.boxes import Box
 from semcopy_lib.data.loading import to_rgb
+
+
+#: A window of a feature map in cells: (row, col, rows, cols).
+Cells = tuple[int, int, int, int]
+
+
+@dataclass
+class FeatureMaps:
+    """One image's maps from one forward pass (:meth:`Encoder.feature_maps`).
+
+    Attributes:
+        last: (C, H, W) float32, the map that the encoder pools into its vectors.
+        inner: (C_i, H_i, W_i) outputs of inner blocks, by block index (what a proposer trained on
+            them reads).
+        backbone: which network and weights made them (a proposer trained on one backbone's maps
+            is only used on those).
+    """
+
+    last: torch.Tensor
+    inner: dict[int, torch.Tensor]
+    backbone: str
 
 
 class EncoderUnavailable(RuntimeError):
@@ -234,14 +254,15 @@ class Encoder(nn.Module):
         :mod:`semcopy_lib.encoders.onnx_runtime`) where this encoder can; returns the runtime in use."""
         return "torch"
 
-    def embed_windows(self, image: Image.Image) -> tuple[np.ndarray, list[Box], list[Box]] | None:
-        """Vectors of sub-windows of one image from a single forward pass, or None if unsupported.
-
-        Returns:
-            ((R, D) float32 unit rows, R boxes (x, y, w, h) in ``image``'s pixels, and the boxes of
-            subjects pasted on the picture that the same pass found: [] when the encoder finds none).
-        """
+    def feature_maps(self, image: Image.Image, size: int) -> FeatureMaps | None:
+        """One forward pass of ``image`` resized to ``size`` px: its last feature map and inner maps,
+        or None when this encoder exposes none (proposers that need maps then propose nothing)."""
         return None
+
+    def pool_cells(self, maps: FeatureMaps, cells: Sequence[Cells]) -> np.ndarray:
+        """(R, D) float32 unit vectors, in this encoder's space, of the windows ``cells`` (row, col,
+        rows, cols) of ``maps.last``, pooled as :meth:`features` pools the whole map."""
+        raise NotImplementedError(f"{self.name} exposes no feature maps")
 
     def gallery_pixels(self, image: Image.Image) -> list[torch.Tensor] | None:
         """``image`` (RGB, or RGBA with its transparency) preprocessed for each gallery view: on white

@@ -12,20 +12,19 @@ Input: 224 x 224 RGB in [0, 1], then (x - 0.5) / 0.5, as the TF-Lite reference m
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from semcopy_lib.data.boxes import Box
-from semcopy_lib.encoders.base import Encoder, EncoderConfig, EncoderUnavailable, pick_device
+from semcopy_lib.encoders.base import Cells, Encoder, EncoderConfig, EncoderUnavailable, FeatureMaps, pick_device
 from semcopy_lib.encoders.onnx_runtime import OnnxForward, onnx_installed, wanted_runtime
 from semcopy_lib.encoders.openvino_runtime import MixedForward, openvino_bf16, openvino_installed
 from semcopy_lib.encoders.registry import register_encoder
-from semcopy_lib.segment.pasted import PROBE_BLOCKS, block_outputs, cascade_boxes, load_probe, probe_features
 
 NAME = "effnet-lite0"
 #: Grey level of the gallery view in which a clip art's transparent parts are mid-grey, not white
@@ -34,8 +33,11 @@ NAME = "effnet-lite0"
 #: (220 with 64, 221 with 192, 218 with a blurred photo); drawn pages 291 -> 293, collages 298 -> 299,
 #: clean crops and Chromium pages unchanged.
 BACKDROP = 128
-#: Sides, in feature-map cells, of the windows of :meth:`EffNetLite0Encoder.embed_windows`.
-WINDOW_CELLS = (5, 7, 9)
+#: Blocks whose outputs :meth:`EffNetLite0Encoder.feature_maps` also returns (strides 8 and 16: the
+#: pasted-subject probe, :mod:`semcopy_lib.segment.pasted`, reads them).
+INNER_BLOCKS = (4, 10)
+#: ``FeatureMaps.backbone`` of the bundled ImageNet weights.
+IMAGENET = "efficientnet-lite0/imagenet"
 
 
 def _weights_file() -> str:
@@ -94,17 +96,30 @@ def _fold_symmetric_padding(net: torch.nn.Module) -> None:
                 conv.static_padding = torch.nn.Identity()
 
 
+@contextmanager
+def block_outputs(net: torch.nn.Module, blocks: tuple[int, ...] = INNER_BLOCKS) -> Iterator[dict[int, torch.Tensor]]:
+    """Inside, every forward pass of ``net`` (an EfficientNet) leaves the outputs of ``blocks`` in the
+    dict it yields; the hooks are removed on leaving."""
+    outputs: dict[int, torch.Tensor] = {}
+    hooks = [net._blocks[i].register_forward_hook(lambda m, a, o, i=i: outputs.__setitem__(i, o)) for i in blocks]
+    try:
+        yield outputs
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 class _Trunk(torch.nn.Module):
-    """The network's last feature map and the outputs of :data:`PROBE_BLOCKS` (what ONNX runs)."""
+    """The network's last feature map and the outputs of :data:`INNER_BLOCKS` (what ONNX runs)."""
 
     def __init__(self, net: torch.nn.Module):
         super().__init__()
         self.net = net
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        with block_outputs(self.net, PROBE_BLOCKS) as outputs:
+        with block_outputs(self.net, INNER_BLOCKS) as outputs:
             fmap = self.net.extract_features(pixels)
-        return (fmap, *(outputs[i] for i in PROBE_BLOCKS))
+        return (fmap, *(outputs[i] for i in INNER_BLOCKS))
 
 
 #: In OpenVINO (:mod:`~semcopy_lib.encoders.openvino_runtime`) the stem and the blocks before this one run
@@ -117,7 +132,7 @@ BF16_FROM = 5
 
 class _Span(torch.nn.Module):
     """Blocks ``start`` to ``stop`` (exclusive) of the network, the stem before block 0 and the last
-    convolution after the last block: their output, then the outputs of the :data:`PROBE_BLOCKS` among
+    convolution after the last block: their output, then the outputs of the :data:`INNER_BLOCKS` among
     them (OpenVINO's two graphs, :data:`BF16_FROM`)."""
 
     def __init__(self, net: torch.nn.Module, start: int, stop: int):
@@ -130,7 +145,7 @@ class _Span(torch.nn.Module):
         outputs = []
         for i, block in enumerate(self.net._blocks[self.start : self.stop], self.start):
             x = block(x)
-            if i in PROBE_BLOCKS:
+            if i in INNER_BLOCKS:
                 outputs.append(x)
         if self.stop == len(self.net._blocks):
             x = self.net._swish(self.net._bn1(self.net._conv_head(x)))
@@ -163,10 +178,9 @@ class EffNetLite0Encoder(Encoder):
             self.net.load_state_dict(state, strict=True)
         if config.options.get("fuse_bn", True):
             fuse_batch_norms(self.net.eval())
-        # the pasted-subject probe reads these ImageNet weights' features: not with others or random ones
-        self.probe = None
-        if config.options.get("pasted_probe", True) and weights is not None and Path(weights) == Path(_weights_file()):
-            self.probe = load_probe()
+        # proposers trained on these ImageNet weights' maps are used on them only
+        bundled = weights is not None and Path(weights) == Path(_weights_file())
+        self.backbone = IMAGENET if bundled else f"efficientnet-lite0/{'random' if weights is None else weights}"
         self._runtime, self._onnx, self._openvino = "torch", None, None
 
     def use_runtime(self, runtime: str) -> str:
@@ -193,7 +207,7 @@ class EffNetLite0Encoder(Encoder):
 
     def _trunk(self, pixels: torch.Tensor) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """(B, 3, S, S) pixels -> the (B, 1280, S/32, S/32) last feature map and the outputs of
-        :data:`PROBE_BLOCKS`, by block index: frozen on the CPU in OpenVINO or ONNX Runtime (see
+        :data:`INNER_BLOCKS`, by block index: frozen on the CPU in OpenVINO or ONNX Runtime (see
         :meth:`use_runtime`), else in PyTorch."""
         frozen = not self.training and not torch.is_grad_enabled()
         compiled = pixels.device.type == "cpu" and frozen and not torch.is_autocast_enabled("cpu")
@@ -202,17 +216,17 @@ class EffNetLite0Encoder(Encoder):
                 blocks = len(self.net._blocks)
                 self._openvino = MixedForward(_Span(self.net, 0, BF16_FROM), _Span(self.net, BF16_FROM, blocks),
                                               self._example())
-            early = [i for i in PROBE_BLOCKS if i < BF16_FROM]
+            early = [i for i in INNER_BLOCKS if i < BF16_FROM]
             _, *outs = self._openvino(pixels)  # the early graph's last output feeds the late one
             fmap = outs.pop(len(early))
-            return fmap, dict(zip(early + [i for i in PROBE_BLOCKS if i >= BF16_FROM], outs))
+            return fmap, dict(zip(early + [i for i in INNER_BLOCKS if i >= BF16_FROM], outs))
         if compiled and self._runtime == "onnx":
             if self._onnx is None:
-                self._onnx = OnnxForward(_Trunk(self.net), self._example(), ("fmap", *(f"block{i}" for i in PROBE_BLOCKS)))
+                self._onnx = OnnxForward(_Trunk(self.net), self._example(), ("fmap", *(f"block{i}" for i in INNER_BLOCKS)))
             fmap, *outs = self._onnx(pixels)
         else:
             fmap, *outs = _Trunk(self.net)(pixels)
-        return fmap, dict(zip(PROBE_BLOCKS, outs))
+        return fmap, dict(zip(INNER_BLOCKS, outs))
 
     def _example(self) -> torch.Tensor:
         """A (1, 3, S, S) input to export the network with (the exported graphs take any batch and size)."""
@@ -227,33 +241,19 @@ class EffNetLite0Encoder(Encoder):
         return fmap.float().clamp(min=1e-6).pow(self.gem_p).mean(dim=dims).pow(1.0 / self.gem_p)
 
     @torch.inference_mode()
-    def embed_windows(self, image: Image.Image) -> tuple[np.ndarray, list[Box], list[Box]]:
-        """Regional GeM vectors (after R-MAC, Tolias et al. 2016) from one pass at ``window_size``,
-        and the boxes of a subject pasted on the picture from the same pass (when the probe is loaded).
-
-        Windows of 5, 7 and 9 cells of the 12 x 12 feature map (stride 2) pool the subject of a
-        picture that fills a third to three quarters of it: with them a clip-art subject pasted on a
-        picture was found at rank 1 in 0.64 of 50 queries, against 0.10 with the whole image alone.
-        The pasted-subject probe (:mod:`semcopy_lib.segment.pasted`) reads blocks 4 and 10.
-        """
-        size = int(self.config.options.get("window_size", 384))
+    def feature_maps(self, image: Image.Image, size: int) -> FeatureMaps:
+        """The last (1280, S/32, S/32) map and the :data:`INNER_BLOCKS` outputs of one pass at ``size``."""
         with self.evaluating(), self.autocast():
             fmap, outputs = self._trunk(self.to_pixels(self.preprocess(image, size)[None]))
-        fmap = fmap[0]
-        pasted = []
-        if self.probe is not None:
-            prob = self.probe(probe_features(outputs).to(self.probe.mean.device))[0].cpu().numpy()
-            pasted = cascade_boxes(prob, image.size)
-        fmap = fmap.float()  # (C, H, W)
-        _, height, width = fmap.shape
-        sx, sy = image.width / width, image.height / height
-        vectors, boxes = [], []
-        for cells in WINDOW_CELLS:
-            for i in range(0, height - cells + 1, 2):
-                for j in range(0, width - cells + 1, 2):
-                    vectors.append(self._gem(fmap[:, i : i + cells, j : j + cells], dims=(1, 2)))
-                    boxes.append((round(j * sx), round(i * sy), round(cells * sx), round(cells * sy)))
-        return F.normalize(torch.stack(vectors), dim=-1).cpu().numpy(), boxes, pasted
+        return FeatureMaps(fmap[0].float(), {i: o[0].float() for i, o in outputs.items()}, self.backbone)
+
+    @torch.inference_mode()
+    def pool_cells(self, maps: FeatureMaps, cells: Sequence[Cells]) -> np.ndarray:
+        """GeM of each window of ``maps.last`` (regional vectors after R-MAC, Tolias et al. 2016)."""
+        if not cells:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = [self._gem(maps.last[:, i : i + h, j : j + w], dims=(1, 2)) for i, j, h, w in cells]
+        return F.normalize(torch.stack(vectors), dim=-1).cpu().numpy()
 
     def logits(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, 224, 224) -> (B, 1000) ImageNet logits (used to check the weights)."""

@@ -11,14 +11,13 @@ default encoder; a head trained on any backbone (``semcopy train --encoder clip-
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
-from semcopy_lib.data.boxes import Box
-from semcopy_lib.encoders.base import Encoder, EncoderConfig, EncoderUnavailable
+from semcopy_lib.encoders.base import Cells, Encoder, EncoderConfig, EncoderUnavailable, FeatureMaps
 from semcopy_lib.encoders.registry import create_encoder, register_encoder
 
 NAME = "effnet-lite0-semcopy"
@@ -99,12 +98,11 @@ class HeadEncoder(Encoder):
         headed = self._through_head(np.concatenate(views))  # one pass for all images' views
         return np.split(headed, np.cumsum([len(v) for v in views])[:-1])
 
-    def embed_windows(self, image: Image.Image) -> tuple[np.ndarray, list[Box], list[Box]] | None:
-        pooled = self.base.embed_windows(image)
-        if pooled is None:
-            return None
-        vectors, boxes, pasted = pooled
-        return self._through_head(vectors), boxes, pasted
+    def feature_maps(self, image: Image.Image, size: int) -> FeatureMaps | None:
+        return self.base.feature_maps(image, size)
+
+    def pool_cells(self, maps: FeatureMaps, cells: Sequence[Cells]) -> np.ndarray:
+        return self._through_head(self.base.pool_cells(maps, cells))
 
 
 def _availability() -> tuple[bool, str]:

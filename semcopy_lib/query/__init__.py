@@ -1,6 +1,15 @@
-"""The query stage's settings and re-ranking: one typed config, saved with each index."""
+"""The query stage: region proposers, re-ranking, and the one typed config saved with each index."""
 
-from semcopy_lib.query.config import MergeConfig, QueryConfig, VerifyConfig, VoteConfig
+from semcopy_lib.query.config import (DEFAULT_PROPOSERS, MergeConfig, ObjectsConfig, PastedConfig, QueryConfig,
+                                      VerifyConfig, VoteConfig, WindowsConfig)
+from semcopy_lib.query.propose import (PROPOSERS, Proposal, ProposerInfo, QueryImage, check_proposers, propose,
+                                       register_proposer)
+from semcopy_lib.query.merge import calibrated, merge_hits
 from semcopy_lib.query.rerank import voted
 
-__all__ = ["MergeConfig", "QueryConfig", "VerifyConfig", "VoteConfig", "voted"]
+# Importing the modules registers the built-in proposers.
+from semcopy_lib.query import proposers as _proposers  # noqa: F401,E402
+
+__all__ = ["DEFAULT_PROPOSERS", "MergeConfig", "ObjectsConfig", "PROPOSERS", "PastedConfig", "Proposal",
+           "ProposerInfo", "QueryConfig", "QueryImage", "VerifyConfig", "VoteConfig", "WindowsConfig",
+           "calibrated", "check_proposers", "merge_hits", "propose", "register_proposer", "voted"]

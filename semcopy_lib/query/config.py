@@ -15,14 +15,55 @@ from typing import Any
 from semcopy_lib.segment.residual import ResidualConfig
 
 
+#: The settings an index saved before merging was calibrated per kind: one weight for the whole image,
+#: one for every part, one for windows (read as slopes with no offset).
+_LEGACY_MERGE = {"whole_weight": ("whole",), "window_weight": ("window",),
+                 "part_weight": ("photo", "tile", "subject", "object", "residual", "other")}
+
+
 @dataclass(frozen=True)
 class MergeConfig:
-    """How much a hit's cosine counts, by the kind of query region that found it (hits of one gallery
-    image keep their best region). Parts count a little less than the whole, so a clean copy keeps its rank."""
+    """How a hit's cosine counts, by the kind of query region that found it: ``slope * cosine + offset``
+    puts it on the scale of a whole-image hit's cosine, so the best region of each gallery image wins
+    on evidence (the maps are fitted on the benchmark's tuning split, :mod:`semcopy_lib.eval.calibrate`).
 
-    whole_weight: float = 1.0
-    part_weight: float = 0.96  # photos, tiles, subjects, objects, residuals
-    window_weight: float = 0.95  # feature-map windows: many per query, so more chances of a stray hit
+    Attributes:
+        whole, photo, tile, subject, object, window, residual: (slope, offset) of each region kind;
+        other: of the kinds of any other proposer.
+    """
+
+    whole: tuple[float, ...] = (1.0, 0.0)
+    photo: tuple[float, ...] = (0.96, 0.0)
+    tile: tuple[float, ...] = (0.96, 0.0)
+    subject: tuple[float, ...] = (0.96, 0.0)
+    object: tuple[float, ...] = (0.96, 0.0)
+    window: tuple[float, ...] = (0.95, 0.0)
+    residual: tuple[float, ...] = (0.96, 0.0)
+    other: tuple[float, ...] = (0.96, 0.0)
+
+    def __post_init__(self):
+        for kind in _MERGE_KINDS:
+            if len(getattr(self, kind)) != 2:
+                raise ValueError(f"{kind}: expected [slope, offset]")
+
+    def map_of(self, kind: str) -> tuple[float, float]:
+        """(slope, offset) of region ``kind``."""
+        slope, offset = getattr(self, kind) if kind in _MERGE_KINDS else self.other
+        return slope, offset
+
+    @staticmethod
+    def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+        """``data`` with the weights of an index saved before per-kind maps as those maps."""
+        data = dict(data)
+        for key, kinds in _LEGACY_MERGE.items():
+            if key in data:
+                weight = data.pop(key)
+                for kind in kinds:
+                    data.setdefault(kind, [weight, 0.0])
+        return data
+
+
+_MERGE_KINDS = tuple(f.name for f in fields(MergeConfig))
 
 
 @dataclass(frozen=True)
@@ -54,19 +95,68 @@ class VoteConfig:
 
 
 @dataclass(frozen=True)
+class WindowsConfig:
+    """Feature-map windows of a single picture (proposer ``windows``; the ``pasted`` probe reads the
+    same pass).
+
+    Attributes:
+        side: the picture is passed through the encoder at this many px (the probe was trained at 384).
+        cells: window sides in cells of the last map (12 x 12 at 384 px): 5-9 pool a subject that fills
+            a third to three quarters of the picture.
+        stride: windows start every ``stride`` cells.
+    """
+
+    side: int = 384
+    cells: tuple[int, ...] = (5, 7, 9)
+    stride: int = 2
+
+
+@dataclass(frozen=True)
+class PastedConfig:
+    """The pasted-subject probe (proposer ``pasted``, :mod:`semcopy_lib.segment.pasted`).
+
+    Attributes:
+        thresholds: the heaviest part's box at each cell probability: a loose box may hold a neighbour
+            as well, a strict one only the subject's core; all are searched.
+    """
+
+    thresholds: tuple[float, ...] = (0.3, 0.5, 0.7)
+
+
+@dataclass(frozen=True)
+class ObjectsConfig:
+    """Detector boxes (proposer ``objects``, when a detector is loaded).
+
+    Attributes:
+        max_cover: a box covering at least this share of the query is the whole image, searched already.
+    """
+
+    max_cover: float = 0.9
+
+
+#: Region proposers run by default, in this order (see :mod:`semcopy_lib.query.propose`).
+DEFAULT_PROPOSERS = ("layout", "objects", "pasted", "subjects", "windows", "residual")
+
+
+@dataclass(frozen=True)
 class QueryConfig:
     """All settings of a search.
 
     Attributes:
         max_side: queries are analysed and cropped at most this large (boxes are reported in file pixels).
         chunk: queries decoded and embedded together (their regions share encoder batches).
+        proposers: the region proposers that run, by registered name (:func:`~semcopy_lib.query.propose.register_proposer`).
     """
 
     max_side: int = 2048
     chunk: int = 64
+    proposers: tuple[str, ...] = DEFAULT_PROPOSERS
     merge: MergeConfig = field(default_factory=MergeConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     vote: VoteConfig = field(default_factory=VoteConfig)
+    windows: WindowsConfig = field(default_factory=WindowsConfig)
+    pasted: PastedConfig = field(default_factory=PastedConfig)
+    objects: ObjectsConfig = field(default_factory=ObjectsConfig)
     residual: ResidualConfig = field(default_factory=ResidualConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,6 +176,8 @@ class QueryConfig:
 def _build(cls, data: Any, where: str):
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected an object, got {type(data).__name__}")
+    if hasattr(cls, "upgrade"):
+        data = cls.upgrade(data)
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(data) - set(known))
     if unknown:
@@ -95,14 +187,23 @@ def _build(cls, data: Any, where: str):
         default = getattr(cls(), name)
         if hasattr(default, "__dataclass_fields__"):
             values[name] = _build(type(default), value, f"{where}.{name}")
+        elif isinstance(default, tuple) and default and isinstance(default[0], str):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"{where}.{name}: expected a list of names")
+            values[name] = tuple(value)
         elif isinstance(default, tuple):
-            if not isinstance(value, list) or not all(isinstance(v, (int, float)) for v in value):
-                raise ValueError(f"{where}.{name}: expected a list of numbers")
-            values[name] = tuple(float(v) for v in value)
+            kind = type(default[0]) if default else float
+            if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                      and (kind is float or v == int(v)) for v in value):
+                raise ValueError(f"{where}.{name}: expected a list of {'numbers' if kind is float else 'whole numbers'}")
+            values[name] = tuple(kind(v) for v in value)
         elif isinstance(default, bool) or not isinstance(value, (int, float)) or isinstance(value, bool):
             raise ValueError(f"{where}.{name}: expected a number, got {value!r}")
         elif isinstance(default, int) and value != int(value):
             raise ValueError(f"{where}.{name}: expected a whole number, got {value!r}")
         else:
             values[name] = type(default)(value)
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as exc:
+        raise ValueError(f"{where}.{exc}") from None

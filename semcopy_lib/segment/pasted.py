@@ -1,29 +1,21 @@
 """Where a clip-art subject is pasted on a photo: a small convolutional probe on EfficientNet-Lite0's
-mid-level features, read during the 384-px windows pass (no extra forward pass).
+mid-level features (:data:`PROBE_BLOCKS`), read from the same pass as the feature-map windows.
 
 Clip art differs from a photograph in low-level statistics (flat fields, clean outlines, no grain)
 that the network's early blocks see at a finer scale than its last layer. The probe takes block 4
-(40 channels, stride 8, pooled to stride 16) and block 10 (112 channels, stride 16) — a 24 x 24 map
-at 384 px — and gives each cell the probability that a pasted subject covers it; the connected part
-of cells over a threshold with the most probability gives the subject's box, at three thresholds
-(:data:`THRESHOLDS`: a loose and two tighter boxes, searched together).
+(40 channels, stride 8, pooled to stride 16) and block 10 (112 channels, stride 16), a 24 x 24 map
+at 384 px, and gives each cell the probability that a pasted subject covers it; the connected part
+of cells over a threshold with the most probability gives the subject's box (:func:`cascade_boxes`,
+at the query config's ``pasted.thresholds``).
 
-Trained (``semcopy_lib.train.pasted``) on 3,000 pastes of 873 allowed clip arts, none of them in the
-benchmark galleries, at 20-75 % of the side on the 12 training photos (random crops, flips, half of
-them JPEG), on generated pictures, on generated printed pages and on silhouettes of other clip arts
-(backgrounds that are drawings themselves). A first version's box reached IoU >= 0.7 to 43 % of 300
-pastes on the 12 *other* photos (a linear probe on the last layer: 11 %). In search, subject-on-photo
-R@1 over 300 benchmark queries (six seeds; ``bench regions``, README): 0.577 without the probe, 0.647
-with the first version, 0.710 with the three-threshold boxes, 0.723 with pages and silhouettes among
-the training backgrounds (on the benchmark's drawn backgrounds, a horse silhouette and a scanned page,
-0.47 -> 0.58; on its photographs 0.76 -> 0.75).
+Trained by ``semcopy_lib.train.pasted`` on pastes of allowed clip arts (none in the benchmark
+galleries) on the training photos, generated pictures and pages, and silhouettes of other clip arts;
+its figures are in docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -34,15 +26,12 @@ from semcopy_lib.segment.layout import iou
 
 #: EfficientNet-Lite0 blocks whose outputs the probe reads.
 PROBE_BLOCKS = (4, 10)
+#: The maps the probe was trained on (``FeatureMaps.backbone`` of EfficientNet-Lite0's ImageNet weights).
+BACKBONE = "efficientnet-lite0/imagenet"
 #: Input channels: block 4 (40) + block 10 (112).
 CHANNELS = 152
 #: A cell belongs to a pasted subject above this probability.
 THRESHOLD = 0.3
-#: The subject's box is taken at each of these probabilities: a loose box (0.3) may hold a neighbouring
-#: flower or face as well, a strict one (0.7) only the subject's core; the crops are searched together.
-#: Subject-on-photo R@1 over 300 benchmark queries: 0.647 with 0.3 alone, 0.680 with 0.3 and 0.5,
-#: 0.700 with 0.3 and 0.7, 0.713 with all three, 0.710 with 0.3/0.45/0.6/0.75.
-THRESHOLDS = (THRESHOLD, 0.5, 0.7)
 #: Boxes this alike (IoU) are searched once.
 ALIKE_BOXES = 0.9
 BUNDLED = Path(__file__).resolve().parents[1] / "weights" / "pasted-probe.pt"
@@ -68,21 +57,10 @@ class PastedProbe(torch.nn.Module):
         return torch.sigmoid(self.logits(feats))
 
 
-@contextmanager
-def block_outputs(net: torch.nn.Module, blocks: tuple[int, ...] = PROBE_BLOCKS) -> Iterator[dict[int, torch.Tensor]]:
-    """Inside, every forward pass of ``net`` (an EfficientNet) leaves the outputs of ``blocks`` in the
-    dict it yields; the hooks are removed on leaving."""
-    outputs: dict[int, torch.Tensor] = {}
-    hooks = [net._blocks[i].register_forward_hook(lambda m, a, o, i=i: outputs.__setitem__(i, o)) for i in blocks]
-    try:
-        yield outputs
-    finally:
-        for hook in hooks:
-            hook.remove()
-
-
 def probe_features(outputs: dict[int, torch.Tensor]) -> torch.Tensor:
-    """The probe's input from the outputs of :data:`PROBE_BLOCKS`: (B, 152, H/16, W/16) float."""
+    """The probe's input from the outputs of :data:`PROBE_BLOCKS`, (B, C, H, W) or one image's
+    (C, H, W): (B, 152, H/16, W/16) float (one image: B = 1)."""
+    outputs = {i: o[None] if o.dim() == 3 else o for i, o in outputs.items()}
     low, mid = outputs[PROBE_BLOCKS[0]].float(), outputs[PROBE_BLOCKS[1]].float()
     return torch.cat([F.avg_pool2d(low, 2), mid], dim=1)
 
@@ -105,7 +83,7 @@ def boxes_from_map(prob: np.ndarray, size: tuple[int, int], threshold: float = T
     return boxes
 
 
-def cascade_boxes(prob: np.ndarray, size: tuple[int, int], thresholds: tuple[float, ...] = THRESHOLDS) -> list[Box]:
+def cascade_boxes(prob: np.ndarray, size: tuple[int, int], thresholds: tuple[float, ...]) -> list[Box]:
     """The heaviest part's box of ``prob`` (H, W) at each of ``thresholds``, in an image of ``size``
     (w, h), loosest first, each box once (boxes at IoU >= :data:`ALIKE_BOXES` to an earlier one dropped)."""
     boxes: list[Box] = []

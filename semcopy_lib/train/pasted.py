@@ -25,7 +25,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from semcopy_lib.data import ImageLoadError, compose, load_image, scan_folder
-from semcopy_lib.segment.pasted import PastedProbe, block_outputs, probe_features
+from semcopy_lib.encoders.effnet import block_outputs
+from semcopy_lib.segment.pasted import PastedProbe, probe_features
 
 #: Input side of the windows pass, which the probe reads.
 SIZE = 384
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="leave out images with the same relative path in DIR (a benchmark gallery)")
     args = parser.parse_args(argv)
     exclude = {f.gallery_id for folder in args.exclude for f in scan_folder(folder)}
-    encoder = create_encoder("effnet-lite0", options={"pasted_probe": False}).eval()
+    encoder = create_encoder("effnet-lite0").eval()
     photos = [load_image(p, max_side=800) for name, p in sample_photo_files().items() if name in TRAIN_BACKGROUNDS]
     feats, targets = make_examples(encoder, args.images_dir, photos, args.n, args.seed, exclude=exclude)
     probe, losses = fit_probe(feats, targets, args.epochs)

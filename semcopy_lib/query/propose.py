@@ -1,0 +1,160 @@
+"""Region proposers: the parts of a query worth searching on their own, behind one interface.
+
+A proposer is a function ``(QueryImage) -> list[Proposal]`` registered under a name; the query
+config's ``proposers`` says which run, in order. Each lives in one file of
+:mod:`semcopy_lib.query.proposers`; a new one is a file plus its registration:
+
+>>> @register_proposer("corner")
+... def corner(query: QueryImage) -> list[Proposal]:
+...     w, h = query.image.size
+...     return [Proposal((0, 0, w // 2, h // 2), "corner")]
+
+Proposers of stage ``regions`` run on a query whose whole image is not a copy of a gallery picture;
+those of stage ``copy`` on one that is, with that picture at hand (``QueryImage.copied``).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from semcopy_lib.data.boxes import Box
+from semcopy_lib.detect import Detection, Detector
+from semcopy_lib.encoders import Encoder, FeatureMaps
+from semcopy_lib.query.config import QueryConfig
+from semcopy_lib.segment import Layout, analyse
+
+STAGES = ("regions", "copy")
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A region to search.
+
+    Attributes:
+        box: (x, y, w, h) in ``QueryImage.image`` pixels.
+        kind: what it is (reported as the region's kind).
+        vector: (D,) its embedding, when the proposer made it (feature-map windows); else ...
+        pixels: ... the image to embed (e.g. a part lifted onto white); else the query's crop of ``box``.
+    """
+
+    box: Box
+    kind: str
+    vector: np.ndarray | None = None
+    pixels: Image.Image | None = None
+
+
+_UNSET = object()
+
+
+@dataclass(eq=False)
+class QueryImage:
+    """One query as the proposers see it; what several of them need is computed once.
+
+    Attributes:
+        image: RGB, at most ``config.max_side``.
+        encoder: the search's encoder (its feature maps, :meth:`maps`).
+        config: the search's settings.
+        detector: the key-object detector, when one is loaded.
+        copied: (stage ``copy``) the gallery picture the whole query copies, else None.
+    """
+
+    image: Image.Image
+    encoder: Encoder
+    config: QueryConfig
+    detector: Detector | None = None
+    copied: Image.Image | None = None
+    _detections: list[Detection] | None = field(default=None, repr=False)
+    _layout: Layout | None = field(default=None, repr=False)
+    _maps: object = field(default=_UNSET, repr=False)
+
+    @property
+    def layout(self) -> Layout:
+        """The query's layout (:func:`~semcopy_lib.segment.analyse`), analysed on first use."""
+        if self._layout is None:
+            self._layout = analyse(self.image)
+        return self._layout
+
+    @property
+    def single(self) -> bool:
+        """Whether the query is one picture (no screenshot, no collage)."""
+        return self.layout.layout == "single"
+
+    def detect(self) -> list[Detection]:
+        """The detector's key objects in ``image`` pixels (run once; [] without a detector)."""
+        if self._detections is None:
+            self._detections = self.detector.detect(self.image) if self.detector is not None else []
+        return self._detections
+
+    def maps(self) -> FeatureMaps | None:
+        """The encoder's feature maps at ``config.windows.side`` (one pass, shared by every proposer)."""
+        if self._maps is _UNSET:
+            self._maps = self.encoder.feature_maps(self.image, self.config.windows.side)
+        return self._maps  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class ProposerInfo:
+    """A registered proposer. ``threaded``: it is numpy/OpenCV work that releases the GIL, run for all
+    queries of a chunk in threads (the encoder's passes run one after another)."""
+
+    name: str
+    propose: Callable[[QueryImage], list[Proposal]]
+    stage: str
+    threaded: bool
+
+
+PROPOSERS: dict[str, ProposerInfo] = {}
+
+
+def register_proposer(name: str, stage: str = "regions", threaded: bool = False):
+    """Decorator: register ``fn(QueryImage) -> list[Proposal]`` as proposer ``name``."""
+    if stage not in STAGES:
+        raise ValueError(f"proposer {name}: stage must be one of {', '.join(STAGES)}")
+
+    def wrap(fn: Callable[[QueryImage], list[Proposal]]):
+        PROPOSERS[name] = ProposerInfo(name, fn, stage, threaded)
+        return fn
+
+    return wrap
+
+
+def check_proposers(names: tuple[str, ...]) -> None:
+    """Raises ValueError (one line) naming the proposers in ``names`` that nobody registered."""
+    unknown = [n for n in names if n not in PROPOSERS]
+    if unknown:
+        raise ValueError(f"unknown proposer(s) {', '.join(unknown)}; registered: {', '.join(sorted(PROPOSERS))}")
+
+
+def propose(queries: list[QueryImage], stage: str) -> list[list[Proposal]]:
+    """Each query's proposals of the proposers of ``stage`` that its config names, in config order.
+
+    Raises:
+        ValueError: the config names a proposer that is not registered.
+    """
+    if not queries:
+        return []
+    names = queries[0].config.proposers
+    check_proposers(names)
+    chosen = [PROPOSERS[n] for n in names if PROPOSERS[n].stage == stage]
+    threaded = [p for p in chosen if p.threaded]
+
+    def run_threaded(query: QueryImage) -> dict[str, list[Proposal]]:
+        return {p.name: p.propose(query) for p in threaded}
+
+    found: list[dict[str, list[Proposal]]]
+    if threaded and len(queries) > 1:
+        with ThreadPoolExecutor(max_workers=max(1, min(len(queries), os.cpu_count() or 1))) as pool:
+            found = list(pool.map(run_threaded, queries))
+    else:
+        found = [run_threaded(q) for q in queries]
+    for query, mine in zip(queries, found):
+        for p in chosen:
+            if not p.threaded:
+                mine[p.name] = p.propose(query)
+    return [[proposal for p in chosen for proposal in mine[p.name]] for mine in found]
