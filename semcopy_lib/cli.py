@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -101,7 +101,7 @@ def cmd_index_info(args: argparse.Namespace) -> int:
 
 
 def _dotted(data: dict[str, Any], prefix: str) -> dict[str, Any]:
-    """A nested dict as one level: ``{"query.merge.part_weight": 0.96, ...}``."""
+    """A nested dict as one level: ``{"query.merge.tile": [0.96, 0.0], ...}``."""
     flat = {}
     for key, value in data.items():
         flat.update(_dotted(value, f"{prefix}.{key}") if isinstance(value, dict) else {f"{prefix}.{key}": value})
@@ -355,6 +355,28 @@ def cmd_bench_regions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_calibrate(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from semcopy_lib.eval.calibrate import collect, fit_merge
+
+    with tempfile.TemporaryDirectory() as tmp:
+        samples = collect(args.index, args.images_dir, tmp, per_kind=args.n, n_copies=args.copies, seed=args.seed,
+                          split=args.split, device=args.device)
+    try:
+        merge, report = fit_merge(samples)
+    except ValueError as exc:
+        print(f"{args.index}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        _print_json({"bench": "calibrate", "split": args.split, "kinds": report, "merge": asdict(merge)})
+        return 0
+    for kind, row in report.items():
+        print(f"{kind:<9}" + "  ".join(f"{k}={v}" for k, v in row.items()))
+    print(f"query.merge fitted on the {args.split} split: {json.dumps(asdict(merge))}")
+    return 0
+
+
 def cmd_bench_encoders(args: argparse.Namespace) -> int:
     from semcopy_lib.eval.encoders import KINDS, run_encoders_bench
 
@@ -524,6 +546,19 @@ def build_parser() -> argparse.ArgumentParser:
                            help="queries of the tuning split, the held-out split or both (default)")
         common(p)
         p.set_defaults(func=func)
+
+    p = bsub.add_parser("calibrate", help="fit the merge of region hits (query.merge: slope and offset per region "
+                        "kind) on the tuning split of the regions and copies benchmarks")
+    p.add_argument("images_dir", metavar="IMAGES_DIR", help="the folder the index was built from")
+    p.add_argument("--index", required=True, metavar="INDEX_DIR")
+    p.add_argument("-n", type=int, default=50, help="regions-benchmark queries per kind (default 50)")
+    p.add_argument("--copies", type=int, default=100, help="images copied in every copies-benchmark kind (default 100)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", choices=("tuning", "held-out"), default="tuning",
+                   help="the split to fit on (default tuning; held-out only to check how much it would move)")
+    p.add_argument("--json", action="store_true")
+    common(p)
+    p.set_defaults(func=cmd_bench_calibrate)
 
     p = bsub.add_parser("encoders", help="every registered encoder on one gallery: crops R@1, line art / pencil / "
                         "pasted-on-photo R@1, class mAP@10 (random small checkpoints where weights are missing, marked)")

@@ -16,12 +16,43 @@ import os
 import random
 from pathlib import Path
 
-from semcopy_lib.data import ImageLoadError, load_image, scan_folder
+from PIL import Image
+
+from semcopy_lib.data import GalleryFile, ImageLoadError, load_image, scan_folder
 from semcopy_lib.eval.metrics import map_at_k
 from semcopy_lib.eval.queries import EvalQuery, evaluate_queries
 from semcopy_lib.eval.regions import SPLITS, background_photos, split_files
 from semcopy_lib.query import voted
 from semcopy_lib.train.views import VIEW_KINDS, semantic_copies
+
+
+def make_copy_queries(files: list[GalleryFile], out: Path, split: str, n: int, seed: int,
+                      photos: list[Image.Image]) -> tuple[list[EvalQuery], list[tuple[Path, str, str]]]:
+    """Write every copy kind of ``n`` (seeded) gallery ``files`` of ``split``'s classes into ``out``
+    (pasted on ``photos``), and ``truth.tsv`` (query file, gallery id).
+
+    Returns:
+        The queries, and the (file, gallery id, class) of each image copied.
+    """
+    rng = random.Random(f"{seed}-{split}")
+    mine = split_files(files, split)
+    chosen = rng.sample(mine, min(n, len(mine)))
+    out.mkdir(parents=True, exist_ok=True)
+    queries: list[EvalQuery] = []
+    originals: list[tuple[Path, str, str]] = []
+    for i, f in enumerate(chosen):
+        try:
+            image = load_image(f.path, max_side=768, keep_alpha=True)
+        except ImageLoadError:
+            continue
+        originals.append((f.path, f.gallery_id, f.label))
+        for kind, view in zip(VIEW_KINDS[1:], semantic_copies(image, rng, photos)[1:]):
+            path = out / f"{kind}-{i:04d}.png"
+            view.save(path)
+            queries.append(EvalQuery(path, frozenset([f.gallery_id]), kind))
+    # which query copies which gallery image, for looking at failures afterwards
+    (out / "truth.tsv").write_text("".join(f"{q.path.name}\t{next(iter(q.relevant))}\n" for q in queries))
+    return queries, originals
 
 
 def run_copies_bench(service, images_dir: os.PathLike | str, out_dir: os.PathLike | str, n: int = 100,
@@ -35,26 +66,8 @@ def run_copies_bench(service, images_dir: os.PathLike | str, out_dir: os.PathLik
         by_class.setdefault(f.label, set()).add(f.gallery_id)
     report: dict = {"splits": {}}
     for split in splits:
-        files = split_files(every, split)
-        rng = random.Random(f"{seed}-{split}")
-        chosen = rng.sample(files, min(n, len(files)))
         photos = background_photos(service, split)
-        out = Path(out_dir) / split
-        out.mkdir(parents=True, exist_ok=True)
-        queries: list[EvalQuery] = []
-        originals: list[tuple[Path, str, str]] = []  # (file, gallery id, class)
-        for i, f in enumerate(chosen):
-            try:
-                image = load_image(f.path, max_side=768, keep_alpha=True)
-            except ImageLoadError:
-                continue
-            originals.append((f.path, f.gallery_id, f.label))
-            for kind, view in zip(VIEW_KINDS[1:], semantic_copies(image, rng, photos)[1:]):
-                path = out / f"{kind}-{i:04d}.png"
-                view.save(path)
-                queries.append(EvalQuery(path, frozenset([f.gallery_id]), kind))
-        # which query copies which gallery image, for looking at failures afterwards
-        (out / "truth.tsv").write_text("".join(f"{q.path.name}\t{next(iter(q.relevant))}\n" for q in queries))
+        queries, originals = make_copy_queries(every, Path(out_dir) / split, split, n, seed, photos)
         table = evaluate_queries(service, queries)["kinds"]
         whole = evaluate_queries(service, queries, regions=False)["kinds"]  # regions must add, not take away
         rows = {kind: {**table[kind], "r1_whole": whole[kind]["r1"]} for kind in VIEW_KINDS[1:] if kind in table}
