@@ -368,6 +368,17 @@ def cmd_bench_calibrate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"{args.index}: {exc}", file=sys.stderr)
         return 1
+    if args.write:
+        from dataclasses import replace
+
+        from semcopy_lib.app.service import query_config
+        from semcopy_lib.index import GalleryIndex
+
+        index = GalleryIndex.open(args.index)
+        try:
+            index.set_query(replace(query_config(index), merge=merge).to_dict())
+        finally:
+            index.close()
     if args.json:
         _print_json({"bench": "calibrate", "split": args.split, "kinds": report, "merge": asdict(merge)})
         return 0
@@ -556,6 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", choices=("tuning", "held-out"), default="tuning",
                    help="the split to fit on (default tuning; held-out only to check how much it would move)")
+    p.add_argument("--write", action="store_true", help="keep the fitted merge in the index's search settings")
     p.add_argument("--json", action="store_true")
     common(p)
     p.set_defaults(func=cmd_bench_calibrate)

@@ -48,3 +48,24 @@ def test_collect_records_each_querys_best_hit_per_region_kind(gallery_index, gal
     assert len(samples["whole"]) == len(queries)
     assert {"tile", "photo"} <= set(samples)  # collages and pages were cut
     assert all(0.0 <= s <= 1.0 + 1e-6 for rows in samples.values() for s, _ in rows)
+
+
+def test_bench_calibrate_writes_the_fitted_merge_into_the_index(gallery_index, gallery_dir, tmp_path, monkeypatch, capsys):
+    import json
+    import shutil
+
+    from semcopy_lib.app import SearchService
+    from semcopy_lib.cli import main
+    from semcopy_lib.eval import calibrate
+
+    index = tmp_path / "idx"
+    shutil.copytree(gallery_index, index)
+    monkeypatch.setattr(calibrate, "MIN_EACH", 1)  # a dozen gallery photos: few queries of each kind
+    assert main(["bench", "calibrate", str(gallery_dir), "--index", str(index), "-n", "2", "--copies", "2",
+                 "--json", "--write"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"bench", "split", "kinds", "merge"} and out["split"] == "tuning"
+    assert out["kinds"]["whole"]["map"] == [1.0, 0.0] and "a" in out["kinds"]["whole"]
+    merge = SearchService(index).config.merge
+    assert {kind: list(merge.map_of(kind)) for kind in out["merge"]} == out["merge"]
+    assert merge != MergeConfig()  # fitted maps, not the defaults

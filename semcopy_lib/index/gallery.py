@@ -380,6 +380,12 @@ class GalleryIndex:
             )
             write_json_atomic(self.directory / MANIFEST, self.manifest)
 
+    def set_query(self, query: dict[str, Any]) -> None:
+        """Keep other search settings (``QueryConfig.to_dict()``) with the index: only the manifest is rewritten."""
+        with self.writing():
+            self.manifest["query"] = query
+            write_json_atomic(self.directory / MANIFEST, self.manifest)
+
     def close(self) -> None:
         self.lock.release()
         self.store.close()
