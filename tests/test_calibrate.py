@@ -25,12 +25,14 @@ def test_a_kind_whose_cosines_are_a_squeezed_whole_image_gets_the_inverse_map():
     slope 2, offset -0.6 (logistic regression is affine-equivariant in its one feature)."""
     whole = _samples(0)
     window = [(0.5 * s + 0.3, right) for s, right in whole]
-    merge, report = fit_merge({"whole": whole, "window": window, "tile": [(0.9, True)] * 3})
+    merge, report = fit_merge({"whole": whole, "window": window, "tile": [(0.9, True)] * 3, "residual": window})
     slope, offset = merge.map_of("window")
     assert slope == pytest.approx(2.0, abs=0.01) and offset == pytest.approx(-0.6, abs=0.01)
     assert merge.map_of("whole") == pytest.approx((1.0, 0.0))
     # too few wrong ones to fit: tiles keep the map they had
     assert merge.map_of("tile") == MergeConfig().map_of("tile") and "a" not in report["tile"]
+    # a residual competes with the second hit beside a copy, which the fit does not model: not fitted
+    assert merge.map_of("residual") == MergeConfig().map_of("residual") and report["residual"]["a"] > 0
     assert report["window"]["n"] == 400 and report["window"]["right"] == sum(r for _, r in whole)
 
 

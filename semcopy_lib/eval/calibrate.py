@@ -1,6 +1,6 @@
 """Calibrating the merge of region hits on the benchmark's tuning split (``semcopy bench calibrate``).
 
-A hit found by a window, a subject crop or a collage tile has the same cosine scale as a whole-image
+A hit found by a window, a subject crop or a collage tile (the kinds of :data:`FITTED`) has the same cosine scale as a whole-image
 hit but not the same meaning: a query has 29 windows and one whole image, so its best window hit
 reaches a given cosine by chance far more often. For every region kind we fit, on the tuning split's
 queries (the regions benchmark's kinds and the copies benchmark's), the probability that the kind's
@@ -14,7 +14,7 @@ right. Both fits are monotone, so the map is ``slope * cosine + offset`` with
 from __future__ import annotations
 
 import os
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,10 @@ from semcopy_lib.eval.copies import make_copy_queries
 from semcopy_lib.eval.regions import background_photos, make_region_queries
 from semcopy_lib.query import MergeConfig
 
+#: The kinds fitted: those searched when the whole image is not a copy, whose best hit competes with the
+#: whole image's first hit (what the fit models). A ``residual`` hit competes with the second hit beside
+#: a copy, which this fit does not model: it keeps its map.
+FITTED = ("photo", "tile", "subject", "object", "window")
 #: A kind is fitted when its best hits include at least this many right and this many wrong ones
 #: (else it keeps the map it has): a logistic fit on fewer is noise.
 MIN_EACH = 15
@@ -87,20 +91,19 @@ def logistic(samples: list[tuple[float, bool]]) -> tuple[float, float] | None:
 
 def fit_merge(samples: dict[str, list[tuple[float, bool]]], start: MergeConfig = MergeConfig()) -> tuple[MergeConfig, dict]:
     """The merge maps that put every kind's cosine on the whole image's scale, and per kind what was
-    fitted (``{"n", "right", "a", "b", "map"}``; kinds that could not be fitted keep ``start``'s map)."""
+    fitted (``{"n", "right", "a", "b", "map"}``); kinds not in :data:`FITTED`, or too few to fit, keep ``start``'s map."""
     fits = {kind: logistic(rows) for kind, rows in samples.items()}
     whole = fits.get("whole")
     if whole is None:
         raise ValueError("the whole image's hits could not be fitted (too few right or wrong first hits)")
-    known = {f.name for f in fields(MergeConfig)}
     maps, report = {}, {}
     for kind, rows in sorted(samples.items()):
         row = {"n": len(rows), "right": sum(r for _, r in rows)}
         fit = fits[kind]
-        if fit is not None and kind in known:
-            slope, offset = fit[0] / whole[0], (fit[1] - whole[1]) / whole[0]
-            maps[kind] = (round(slope, 3), round(offset, 3))
+        if fit is not None:
             row.update(a=round(fit[0], 3), b=round(fit[1], 3))
+            if kind in FITTED:
+                maps[kind] = (round(fit[0] / whole[0], 3), round((fit[1] - whole[1]) / whole[0], 3))
         row["map"] = list(maps.get(kind, start.map_of(kind)))
         report[kind] = row
     return replace(start, **maps), report
