@@ -71,3 +71,27 @@ def test_a_composite_of_two_gallery_pictures_finds_both(service, gallery_dir, mo
     [plain] = service.search([query], k=5)
     assert [r.kind for r in plain.regions] == ["whole"]
     assert {h.gallery_id for h in plain.hits[:2]} != ids
+
+
+def test_a_composite_shown_in_a_screenshot_finds_both_sources(service, gallery_dir, monkeypatch):
+    """The page's photo copies a gallery photo with a picture pasted on it: the residual is looked for
+    inside that photo, and its box is reported in the page's pixels."""
+    background, pasted = sorted(gallery_dir.rglob("img00.png"))[0], sorted(gallery_dir.rglob("img07.png"))[0]
+    rng = random.Random(4)
+    composite, box = compose.on_background(load_image(pasted), load_image(background), rng, scale=(0.4, 0.4))
+    page, (px, py, pw, ph) = compose.page(composite.resize((composite.width * 2, composite.height * 2)), rng,
+                                          size=(1024, 768))
+    f = pw / composite.width
+    in_page = (px + round(box[0] * f), py + round(box[1] * f), round(box[2] * f), round(box[3] * f))
+    ids = {p.relative_to(gallery_dir).as_posix() for p in (background, pasted)}
+    [result] = service.search([page], k=5)
+    assert result.layout == "screenshot"
+    residuals = [r.box for r in result.regions if r.kind == "residual"]
+    assert residuals and max(iou(b, in_page) for b in residuals) >= 0.5, (residuals, in_page)
+    assert {h.gallery_id for h in result.hits[:2]} == ids
+    # without the residual, the page's photo is its background and the pasted picture is not among the first two
+    config = service.config
+    monkeypatch.setattr(service, "config", replace(config, residual=replace(config.residual, top=0)))
+    [plain] = service.search([page], k=5)
+    assert "residual" not in [r.kind for r in plain.regions]
+    assert {h.gallery_id for h in plain.hits[:2]} != ids

@@ -133,6 +133,7 @@ class SearchService:
             todo = [(r, im) for (r, im), hits in zip(loaded, per_region)
                     if copy is None or not hits or hits[0].score < copy]
             asked = {id(r): QueryImage(im, self.encoder, self.config, self.detector) for r, im in loaded}
+            regions_from = len(owners)
             more, vectors = self._proposed([(r, asked[id(r)]) for r, _ in todo], "regions", batch_size)
             if more:
                 owners += more
@@ -143,14 +144,27 @@ class SearchService:
             # check which picture it was cut from
             searched = {id(r) for r, _ in todo}
             copies = {id(r): im for r, im in loaded if id(r) not in searched}
-            # a copy may hold more than its picture (a drawing pasted on a gallery photo): what the
-            # picture does not explain is searched too
-            copied = [(r, im, hits[0]) for (r, im), hits in zip(loaded, per_region) if id(r) in copies]
+            # a copy may hold more than its picture (a drawing pasted on a gallery photo), and so may a
+            # screenshot's photo or a collage's tile that copies one: what the picture does not explain
+            # is searched too
+            copied = [(r, Region((0, 0, *im.info["original_size"]), "whole"), per_region[i][0])
+                      for i, (r, im) in enumerate(loaded) if id(r) in copies and per_region[i]]
+            copied += [(r, region, hits[0]) for (r, region), hits in zip(owners[regions_from:], per_region[regions_from:])
+                       if region.kind in ("photo", "tile") and hits and copy is not None and hits[0].score >= copy]
             thumbs = self.index.thumbs({hit.gallery_id for _, _, hit in copied})
-            for r, _, hit in copied:
-                if hit.gallery_id in thumbs:
-                    asked[id(r)].copied = read_thumbnail(thumbs[hit.gallery_id])
-            more, vectors = self._proposed([(r, asked[id(r)]) for r, _, _ in copied if asked[id(r)].copied is not None],
+            for r, region, hit in copied:
+                if hit.gallery_id not in thumbs:
+                    continue
+                query, picture = asked[id(r)], read_thumbnail(thumbs[hit.gallery_id])
+                (ow, oh), (w, h) = query.image.info["original_size"], query.image.size
+                box = (0, 0, w, h)
+                if region.kind != "whole":
+                    # a photo's box may hold some of its card: the picture is aligned where its pixels are
+                    correlation, box = match_picture(query.image, scale_box(region.box, w / ow, h / oh), picture)
+                    if correlation <= self.config.verify.start or box is None:
+                        continue
+                query.copied.append((box, picture))
+            more, vectors = self._proposed([(r, q) for r, q in ((r, asked[id(r)]) for r, _ in loaded) if q.copied],
                                            "copy", batch_size)
             if more:
                 owners += more

@@ -10,7 +10,8 @@ config's ``proposers`` says which run, in order. Each lives in one file of
 ...     return [Proposal((0, 0, w // 2, h // 2), "corner")]
 
 Proposers of stage ``regions`` run on a query whose whole image is not a copy of a gallery picture;
-those of stage ``copy`` on one that is, with that picture at hand (``QueryImage.copied``).
+those of stage ``copy`` on the parts that are (the whole image, or a screenshot's photo or collage
+tile found at copy level), with those pictures at hand (``QueryImage.copied``).
 """
 
 from __future__ import annotations
@@ -61,14 +62,15 @@ class QueryImage:
         encoder: the search's encoder (its feature maps, :meth:`maps`).
         config: the search's settings.
         detector: the key-object detector, when one is loaded.
-        copied: (stage ``copy``) the gallery picture the whole query copies, else None.
+        copied: (stage ``copy``) (box in ``image`` pixels, the gallery picture it copies) for the whole
+            image or each region found at copy level.
     """
 
     image: Image.Image
     encoder: Encoder
     config: QueryConfig
     detector: Detector | None = None
-    copied: Image.Image | None = None
+    copied: list[tuple[Box, Image.Image]] = field(default_factory=list)
     _detections: list[Detection] | None = field(default=None, repr=False)
     _layout: Layout | None = field(default=None, repr=False)
     _maps: object = field(default=_UNSET, repr=False)

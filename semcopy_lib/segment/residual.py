@@ -41,6 +41,9 @@ class ResidualConfig:
             alignment missed by a pixel, not something pasted).
         pad: each side of a box grows by this share of its size (the difference misses soft edges).
         top: at most this many boxes, largest first.
+        inset: a picture found inside a larger query (a screenshot's photo) is compared inset by this
+            share of its side on each side, so that the part compared lies within the picture (it is
+            placed to a scale step and a work pixel of :func:`~semcopy_lib.segment.template.match_picture`).
     """
 
     shares: tuple[float, ...] = (0.6, 0.7, 0.8, 0.9, 1.0)
@@ -55,6 +58,7 @@ class ResidualConfig:
     min_side: int = 4
     pad: float = 0.08
     top: int = 2
+    inset: float = 0.05
 
 
 def _match(query: np.ndarray, picture: Image.Image, share: float) -> tuple[float, np.ndarray] | None:

@@ -1,9 +1,11 @@
-"""``residual`` (stage ``copy``): what the gallery picture that the whole query copies does not explain
-(:func:`~semcopy_lib.segment.residual.residual_parts`): a drawing pasted on a gallery photo, a sticker."""
+"""``residual`` (stage ``copy``): what a gallery picture that the query, or a photo or tile of it, copies
+does not explain (:func:`~semcopy_lib.segment.residual.residual_parts`): a drawing pasted on a gallery
+photo, a sticker."""
 
 from __future__ import annotations
 
 from semcopy_lib.query.propose import Proposal, QueryImage, register_proposer
+from semcopy_lib.segment import crop
 from semcopy_lib.segment.residual import residual_parts
 
 
@@ -11,7 +13,13 @@ from semcopy_lib.segment.residual import residual_parts
 def residual(query: QueryImage) -> list[Proposal]:
     """Each part, kind ``residual``, embedded as lifted off the picture onto white (the gallery's
     drawings are embedded on white)."""
-    if query.copied is None:
-        return []
-    return [Proposal(box, "residual", pixels=lifted)
-            for box, lifted in residual_parts(query.image, query.copied, query.config.residual)]
+    found = []
+    for (x, y, w, h), picture in query.copied:
+        part = query.image
+        if (x, y, w, h) != (0, 0, *query.image.size):
+            dx, dy = round(query.config.residual.inset * w), round(query.config.residual.inset * h)
+            x, y, w, h = x + dx, y + dy, w - 2 * dx, h - 2 * dy
+            part = crop(query.image, (x, y, w, h))
+        found += [Proposal((x + bx, y + by, bw, bh), "residual", pixels=lifted)
+                  for (bx, by, bw, bh), lifted in residual_parts(part, picture, query.config.residual)]
+    return found
