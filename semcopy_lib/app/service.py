@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence, Union
 
@@ -19,8 +18,9 @@ from semcopy_lib.detect import Detection, Detector
 from semcopy_lib.encoders import Encoder
 from semcopy_lib.index import GalleryIndex, IndexDirError
 from semcopy_lib.query import QueryConfig, QueryImage, check_proposers, merge_hits, propose, voted
+from semcopy_lib.query.verify import to_check, verified
 from semcopy_lib.segment import Region, crop, scale_box
-from semcopy_lib.segment.template import match_crop, match_picture, read_thumbnail
+from semcopy_lib.segment.template import match_picture, read_thumbnail
 
 QuerySource = Union[str, os.PathLike, bytes, Image.Image]
 #: Uploads added to the gallery are stored (re-encoded as PNG) in this folder of the index.
@@ -197,54 +197,11 @@ class SearchService:
         return merge_hits(found, self.config.merge)
 
     def _verified(self, image: Image.Image, ranked: list[SearchHit], copy: bool = False) -> list[SearchHit]:
-        """``ranked`` with its first ``config.verify.top`` hits re-scored by finding their gallery picture's
-        pixels in ``image`` around the region that found each, and ranked again. A hit whose picture is
-        found (correlation over ``config.verify.start``) reports where: its box becomes that place, of kind
-        ``match``. Hits whose picture has no thumbnail in the index (built before thumbnails were kept)
-        keep their score and box. ``copy``: ``image`` is a copy of a gallery picture, so the hits its whole
-        image found are looked for the other way round, ``image`` inside each hit's picture
-        (:func:`~semcopy_lib.segment.template.match_crop`), the first ``top`` hits all checked; their
-        scores rise towards 1, boxes stay."""
-        if not ranked:
-            return ranked
-        # a hit that could not overtake the first one even with a perfect match is not checked (a copy's
-        # hits may all reach 1)
-        check = self.config.verify
-        if copy:
-            # a copy's first hits are all checked, and so are the first hits of what its picture does not explain
-            top = ranked[: check.top] + [h for h in ranked[check.top :] if h.region_kind == "residual"][: check.top]
-        else:
-            reach = ranked[0].score - check.weight * (1.0 - check.start)
-            top = [h for h in ranked[: check.top] if h.score >= reach]
+        """``ranked`` re-scored by pixel evidence (:func:`~semcopy_lib.query.verify.verified`), with the
+        thumbnails of the hits it checks."""
+        top = to_check(ranked, self.config.verify, copy)
         thumbs = self.index.thumbs(h.gallery_id for h in top)
-        if not thumbs:
-            return ranked
-        copy_level = self.encoder.copy_score or 1.0
-        (ow, oh), (w, h) = image.info["original_size"], image.size
-        scored = []
-        for hit in top:
-            if hit.gallery_id in thumbs and copy and hit.region_kind == "whole":
-                # the hit closes the share of its gap to 1 that the correlation is past the start: an
-                # exact copy keeps its 1, no score passes it
-                correlation = match_crop(image, read_thumbnail(thumbs[hit.gallery_id]))
-                if correlation > check.start:
-                    closed = min(1.0, (correlation - check.start) / (1.0 - check.start))
-                    hit = replace(hit, score=max(hit.score, hit.score + (1.0 - hit.score) * closed))
-            elif hit.gallery_id in thumbs:
-                box = scale_box(hit.query_box, w / ow, h / oh)
-                correlation, where = match_picture(image, box, read_thumbnail(thumbs[hit.gallery_id]))
-                if correlation > check.start:
-                    score = hit.score + check.weight * (correlation - check.start)
-                    if copy and hit.region_kind == "residual":
-                        # the query's other source, found pixel for pixel where its copied picture differs:
-                        # it closes its share of the gap to copy level, as a copy does to 1
-                        closed = min(1.0, (correlation - check.start) / (1.0 - check.start))
-                        score = max(score, hit.score + (copy_level - hit.score) * closed)
-                    hit = replace(hit, score=score, query_box=scale_box(where, ow / w, oh / h), region_kind="match")
-            scored.append(hit)
-        # a bonus only raises scores, so the verified hits still rank above all the others
-        checked = {id(h) for h in top}
-        return sorted(scored, key=lambda h: (-h.score, h.gallery_id)) + [h for h in ranked if id(h) not in checked]
+        return verified(image, ranked, top, thumbs, self.config.verify, self.encoder.copy_score, copy)
 
     def _proposed(
         self, queries: list[tuple[QueryResult, QueryImage]], stage: str, batch_size: int

@@ -1,0 +1,71 @@
+"""Pixel evidence: the first hits' gallery pictures looked for in the query (or the query in them)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Mapping, TypeVar
+
+from PIL import Image
+
+from semcopy_lib.query.config import VerifyConfig
+from semcopy_lib.segment import scale_box
+from semcopy_lib.segment.template import match_crop, match_picture, read_thumbnail
+
+#: A frozen dataclass hit with ``gallery_id``, ``score``, ``query_box`` and ``region_kind`` (the service's ``SearchHit``).
+Hit = TypeVar("Hit")
+
+
+def to_check(ranked: list[Hit], config: VerifyConfig, copy: bool) -> list[Hit]:
+    """The hits of ``ranked`` (best first) whose pictures :func:`verified` looks for: a copy's first
+    ``config.top`` hits and the first ``top`` of what its picture does not explain (``residual``); else
+    those of the first ``top`` that a perfect match could lift above the first hit."""
+    if not ranked:
+        return []
+    if copy:
+        return ranked[: config.top] + [h for h in ranked[config.top :] if h.region_kind == "residual"][: config.top]
+    reach = ranked[0].score - config.weight * (1.0 - config.start)
+    return [h for h in ranked[: config.top] if h.score >= reach]
+
+
+def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapping[str, bytes],
+             config: VerifyConfig, copy_level: float | None, copy: bool = False) -> list[Hit]:
+    """``ranked`` with the hits ``top`` (:func:`to_check`) re-scored by finding their gallery picture's
+    pixels in ``image`` around the region that found each, and ranked again.
+
+    A hit whose picture is found (correlation c over ``config.start``) gains ``config.weight * (c - start)``
+    and reports where: its box becomes that place, of kind ``match``. With ``copy`` (``image`` copies a
+    gallery picture) a whole-image hit is looked for the other way round, ``image`` inside its picture
+    (:func:`~semcopy_lib.segment.template.match_crop`), and closes ``(c - start) / (1 - start)`` of its gap
+    to 1 (an exact copy keeps its 1, no score passes it); a residual hit found in place closes that share
+    of its gap to ``copy_level``. Hits without a thumbnail in ``thumbs`` keep their score and box.
+
+    Args:
+        image: the query (RGB) at work size; ``image.info["original_size"]`` is its file's size (hits'
+            boxes are in file pixels).
+        thumbs: PNG thumbnails by gallery id.
+    """
+    if not top or not thumbs:
+        return ranked
+    copy_level = copy_level or 1.0
+    (ow, oh), (w, h) = image.info["original_size"], image.size
+    scored = []
+    for hit in top:
+        if hit.gallery_id in thumbs and copy and hit.region_kind == "whole":
+            correlation = match_crop(image, read_thumbnail(thumbs[hit.gallery_id]))
+            if correlation > config.start:
+                closed = min(1.0, (correlation - config.start) / (1.0 - config.start))
+                hit = replace(hit, score=max(hit.score, hit.score + (1.0 - hit.score) * closed))
+        elif hit.gallery_id in thumbs:
+            box = scale_box(hit.query_box, w / ow, h / oh)
+            correlation, where = match_picture(image, box, read_thumbnail(thumbs[hit.gallery_id]))
+            if correlation > config.start:
+                score = hit.score + config.weight * (correlation - config.start)
+                if copy and hit.region_kind == "residual":
+                    # the query's other source, found where its copied picture differs
+                    closed = min(1.0, (correlation - config.start) / (1.0 - config.start))
+                    score = max(score, hit.score + (copy_level - hit.score) * closed)
+                hit = replace(hit, score=score, query_box=scale_box(where, ow / w, oh / h), region_kind="match")
+        scored.append(hit)
+    # a bonus only raises scores, so the checked hits still rank above all the others
+    checked = {id(h) for h in top}
+    return sorted(scored, key=lambda h: (-h.score, h.gallery_id)) + [h for h in ranked if id(h) not in checked]
