@@ -151,13 +151,13 @@ def test_search_finds_the_pasted_boot_first_and_where_it_sits(twins, pasted, tmp
 def test_hits_out_of_reach_of_the_first_are_not_checked(twins, pasted, monkeypatch):
     """A perfect match adds VERIFY_WEIGHT x (1 - VERIFY_FROM) at most: hits further below the first are
     left alone (and cost nothing)."""
-    from semcopy_lib.app import service as service_module
+    from semcopy_lib.query import verify as verify_module
 
     query, box, _, _ = pasted
     query = query.copy()
     query.info["original_size"] = query.size
     checked = []
-    monkeypatch.setattr(service_module, "match_picture", lambda q, b, p: checked.append(p.size) or (1.0, b))
+    monkeypatch.setattr(verify_module, "match_picture", lambda q, b, p: checked.append(p.size) or (1.0, b))
     ranked = [SearchHit("boots/mirror.png", 0.80, "boots", "", box, "subject"),
               SearchHit("boots/boot.png", 0.80 - VERIFY_WEIGHT * (1 - VERIFY_FROM) - 0.01, "boots", "", box, "subject")]
     assert twins._verified(query, ranked)[1] == ranked[1] and len(checked) == 1
