@@ -162,3 +162,24 @@ def test_only_hits_that_a_perfect_match_could_lift_to_first_place_are_checked():
     # a copy's first hits are all checked, and the residual's beyond them
     assert [h.gallery_id for h in to_check(ranked, config, copy=True)] == ["a/0.png", "a/1.png", "a/2.png", "a/3.png"]
     assert to_check([], config, copy=True) == []
+
+
+def test_the_layout_thresholds_of_the_config_decide_what_a_query_is(index_dir, gallery_dir):
+    """A 2 x 2 collage of gallery photos is a collage by default; with thresholds that no grid and no
+    cover can reach, its pictures are a page's photos."""
+    import random
+
+    from semcopy_lib.data import compose, load_image
+    from semcopy_lib.segment import LayoutConfig
+
+    photos = [load_image(p) for p in sorted(gallery_dir.rglob("img0[0-3].png"))]
+    query, _ = compose.collage(photos[0], photos[1:], random.Random(1), 2, 2, gutter=12, tile=200, colour=(255, 255, 255))
+    service = SearchService(index_dir)
+    [result] = service.search([query], k=3)
+    assert result.layout == "collage" and "tile" in {r.kind for r in result.regions}
+    never = LayoutConfig(grid_frame=1.01, collage_cover=1.01)
+    service.config = replace(service.config, layout=never)
+    [result] = service.search([query], k=3)
+    assert result.layout == "screenshot" and "photo" in {r.kind for r in result.regions}
+    assert "tile" not in {r.kind for r in result.regions}
+    assert QueryConfig.from_dict({"layout": {"grid_cover": 0.5}}).layout.grid_cover == 0.5

@@ -79,7 +79,7 @@ class QueryImage:
     def layout(self) -> Layout:
         """The query's layout (:func:`~semcopy_lib.segment.analyse`), analysed on first use."""
         if self._layout is None:
-            self._layout = analyse(self.image)
+            self._layout = analyse(self.image, self.config.layout)
         return self._layout
 
     @property

@@ -45,21 +45,29 @@ class Region:
     kind: str
 
 
-#: A single block covering at least this share of the image makes it a single photo.
-SINGLE_COVER = 0.8
-#: ... unless it holds photos of its own and is further than this (IoU) from the whole image: a page
-#: whose hero section or panel fills most of it under a nav bar.
-PAGE_PANEL = 0.95
-#: Two or more blocks covering at least this share of the image make it a collage.
-COLLAGE_COVER = 0.6
-#: A regular grid explaining the blocks makes a collage when its cells cover this share of the image
-#: and the blocks cover this share of the cells (tiles of clip art on white show only their drawing).
-#: A block this close (IoU) to a grid cell is that cell.
-SAME_BOX = 0.8
-GRID_FRAME = 0.8
-GRID_COVER = 0.3
-#: A box this close (IoU) to one already found is the same region: searched once.
-NEAR_SAME = 0.95
+@dataclass(frozen=True)
+class LayoutConfig:
+    """Thresholds of :func:`analyse` (saved with an index as the query config's ``layout``).
+
+    Attributes:
+        single_cover: a single block covering at least this share of the image makes it a single photo ...
+        page_panel: ... unless it holds photos of its own and is further than this (IoU) from the whole
+            image: a page whose hero section or panel fills most of it under a nav bar.
+        collage_cover: two or more blocks covering at least this share of the image make it a collage.
+        same_box: a block this close (IoU) to a grid cell is that cell.
+        grid_frame, grid_cover: a regular grid explaining the blocks makes a collage when its cells
+            cover ``grid_frame`` of the image and the blocks ``grid_cover`` of the cells (tiles of clip
+            art on white show only their drawing).
+        near_same: a box this close (IoU) to one already found is the same region: searched once.
+    """
+
+    single_cover: float = 0.8
+    page_panel: float = 0.95
+    collage_cover: float = 0.6
+    same_box: float = 0.8
+    grid_frame: float = 0.8
+    grid_cover: float = 0.3
+    near_same: float = 0.95
 
 
 @dataclass(frozen=True)
@@ -76,7 +84,7 @@ class Layout:
         return [Region(whole, "whole")] + [Region(b, kind) for b in self.boxes if b != whole]
 
 
-def analyse(image: Image.Image) -> Layout:
+def analyse(image: Image.Image, config: LayoutConfig = LayoutConfig()) -> Layout:
     """Layout of an RGB image: ``single`` / ``screenshot`` / ``collage`` and its photo boxes (x, y, w, h)."""
     width, height = image.size
     whole = (0, 0, width, height)
@@ -93,7 +101,7 @@ def analyse(image: Image.Image) -> Layout:
         """The parts off the page's colour that are no box of ``found`` (cards, framed pictures,
         drawings that no strip all across a block separates; a page of cards is often a grid)."""
         parts = to_image(parts_off_page(small, min_photo_side(small)))
-        return [b for b in parts if all(iou(b, o) < SAME_BOX for o in found)]
+        return [b for b in parts if all(iou(b, o) < config.same_box for o in found)]
 
     # the layout is decided on the outermost blocks; photos inside a framed panel are searched too
     # on a screenshot (:func:`~semcopy_lib.segment.layout.xy_cut` returns both)
@@ -106,30 +114,30 @@ def analyse(image: Image.Image) -> Layout:
         # no picture-like block: a page of text whose picture floats in it (no strip all across the
         # page separates them), or a single picture
         parts = off_page([])
-        return _on_canvas(rgb, Layout("screenshot", parts)) if parts else Layout("single", [whole])
-    if len(boxes) == 1 and cover >= SINGLE_COVER and not (inner and iou(boxes[0], whole) < PAGE_PANEL):
+        return _on_canvas(rgb, Layout("screenshot", parts), config) if parts else Layout("single", [whole])
+    if len(boxes) == 1 and cover >= config.single_cover and not (inner and iou(boxes[0], whole) < config.page_panel):
         return Layout("single", [whole])
     cells = to_image(grid_cells(blocks))
     frame = sum(w * h for _, _, w, h in cells) / area
-    if cells and frame >= GRID_FRAME and cover >= GRID_COVER * frame:
+    if cells and frame >= config.grid_frame and cover >= config.grid_cover * frame:
         # blocks that are not (nearly) a cell stay too: the drawing in a tile, the picture of a web card
-        tiles = cells + [b for b in boxes if max(iou(b, c) for c in cells) < SAME_BOX]
-        return _on_canvas(rgb, Layout("collage", tiles + off_page(tiles)))
-    if len(boxes) >= 2 and cover >= COLLAGE_COVER:
-        return _on_canvas(rgb, Layout("collage", boxes + off_page(boxes)))
+        tiles = cells + [b for b in boxes if max(iou(b, c) for c in cells) < config.same_box]
+        return _on_canvas(rgb, Layout("collage", tiles + off_page(tiles)), config)
+    if len(boxes) >= 2 and cover >= config.collage_cover:
+        return _on_canvas(rgb, Layout("collage", boxes + off_page(boxes)), config)
     # pictures drawn by their edges: on a hero section's gradient or a photo, which no uniform gutter
     # separates (searched over the whole page: the section itself may be cut at the picture's edges)
     found = boxes + to_image(inner)
     rectangles = rectangles_in(rgb, MIN_PHOTO_SIDE * min(width, height))
-    found += [b for b in rectangles if all(iou(b, o) < SAME_BOX for o in found)]
-    return _on_canvas(rgb, Layout("screenshot", found + off_page(found)))
+    found += [b for b in rectangles if all(iou(b, o) < config.same_box for o in found)]
+    return _on_canvas(rgb, Layout("screenshot", found + off_page(found)), config)
 
 
-def _on_canvas(rgb: np.ndarray, layout: Layout) -> Layout:
+def _on_canvas(rgb: np.ndarray, layout: Layout, config: LayoutConfig = LayoutConfig()) -> Layout:
     """``layout`` with each drawing trimmed to its bounding box grown to its picture's plain canvas
     (:func:`~semcopy_lib.segment.canvas.canvas_of`), on a screenshot each box ended above a caption
     stacked under its picture (:func:`~semcopy_lib.segment.caption.without_caption`), a box within
-    ``NEAR_SAME`` of an earlier one dropped. Blocks that touch (a drawing cut on a seam between its
+    ``config.near_same`` of an earlier one dropped. Blocks that touch (a drawing cut on a seam between its
     bands) are tried together, in place of each."""
     masks: dict = {}
     height, width = rgb.shape[:2]
@@ -149,7 +157,7 @@ def _on_canvas(rgb: np.ndarray, layout: Layout) -> Layout:
         grown = [without_caption(rgb, box) for box in grown]
     boxes: list[Box] = []
     for box in grown:
-        if all(iou(box, b) < NEAR_SAME for b in boxes):
+        if all(iou(box, b) < config.near_same for b in boxes):
             boxes.append(box)
     return Layout(layout.layout, boxes)
 
@@ -172,4 +180,4 @@ def crop(image: Image.Image, box: Box) -> Image.Image:
     return image.crop((x, y, x + w, y + h))
 
 
-__all__ = ["LAYOUTS", "Box", "Layout", "Region", "analyse", "crop", "iou", "scale_box", "subject_boxes"]
+__all__ = ["LAYOUTS", "Box", "Layout", "LayoutConfig", "Region", "analyse", "crop", "iou", "scale_box", "subject_boxes"]
