@@ -183,3 +183,28 @@ def test_the_layout_thresholds_of_the_config_decide_what_a_query_is(index_dir, g
     assert result.layout == "screenshot" and "photo" in {r.kind for r in result.regions}
     assert "tile" not in {r.kind for r in result.regions}
     assert QueryConfig.from_dict({"layout": {"grid_cover": 0.5}}).layout.grid_cover == 0.5
+
+
+def test_the_subject_thresholds_of_the_config_reach_the_subjects_proposer():
+    """Two drawn discs on white: both are boxed by default; ``subjects.top = 1`` keeps the larger, and
+    a ``min_area`` above both discs' share keeps none."""
+    from PIL import ImageDraw
+
+    from semcopy_lib.encoders import create_encoder
+    from semcopy_lib.query import QueryImage
+    from semcopy_lib.query.proposers.subjects import subjects
+    from semcopy_lib.segment import Layout, SubjectsConfig, iou
+
+    page = Image.new("RGB", (480, 360), (255, 255, 255))
+    draw = ImageDraw.Draw(page)
+    draw.ellipse((40, 40, 200, 200), fill=(200, 30, 30), outline=(0, 0, 0), width=4)  # 160 px: 15 % of the page
+    draw.ellipse((300, 200, 400, 300), fill=(30, 30, 200), outline=(0, 0, 0), width=4)  # 100 px: 6 %
+    encoder = create_encoder("effnet-lite0")
+
+    def boxes(config):
+        return [p.box for p in subjects(QueryImage(page, encoder, config, _layout=Layout("single")))]
+
+    both = boxes(QueryConfig())
+    assert len(both) == 2 and iou(both[0], (40, 40, 161, 161)) >= 0.8 and iou(both[1], (300, 200, 101, 101)) >= 0.8
+    assert boxes(replace(QueryConfig(), subjects=SubjectsConfig(top=1))) == both[:1]
+    assert boxes(replace(QueryConfig(), subjects=SubjectsConfig(min_area=0.2))) == []

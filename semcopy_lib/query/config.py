@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from semcopy_lib.segment import LayoutConfig
+from semcopy_lib.segment import LayoutConfig, SubjectsConfig
 from semcopy_lib.segment.residual import ResidualConfig
 
 
@@ -159,6 +159,7 @@ class QueryConfig:
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     vote: VoteConfig = field(default_factory=VoteConfig)
     layout: LayoutConfig = field(default_factory=LayoutConfig)
+    subjects: SubjectsConfig = field(default_factory=SubjectsConfig)
     windows: WindowsConfig = field(default_factory=WindowsConfig)
     pasted: PastedConfig = field(default_factory=PastedConfig)
     objects: ObjectsConfig = field(default_factory=ObjectsConfig)

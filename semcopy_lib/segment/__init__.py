@@ -24,7 +24,7 @@ from semcopy_lib.segment.canvas import CANVAS_TOLERANCES, canvas_of, touching_gr
 from semcopy_lib.segment.layout import (MIN_PHOTO_SIDE, find_blocks, grid_cells, inside_share, iou,
                                         min_photo_side, rectangles_in, work_scale)
 from semcopy_lib.segment.parts import parts_off_page
-from semcopy_lib.segment.subjects import subject_boxes
+from semcopy_lib.segment.subjects import SubjectsConfig, subject_boxes
 
 
 LAYOUTS = ("single", "screenshot", "collage")
@@ -180,4 +180,4 @@ def crop(image: Image.Image, box: Box) -> Image.Image:
     return image.crop((x, y, x + w, y + h))
 
 
-__all__ = ["LAYOUTS", "Box", "Layout", "LayoutConfig", "Region", "analyse", "crop", "iou", "scale_box", "subject_boxes"]
+__all__ = ["LAYOUTS", "Box", "Layout", "LayoutConfig", "SubjectsConfig", "Region", "analyse", "crop", "iou", "scale_box", "subject_boxes"]

@@ -9,4 +9,4 @@ from semcopy_lib.segment import subject_boxes
 @register_proposer("subjects", threaded=True)
 def subjects(query: QueryImage) -> list[Proposal]:
     """The boxes of the drawn subjects of a single picture, kind ``subject``; none on a page or collage."""
-    return [Proposal(box, "subject") for box in subject_boxes(query.image)] if query.single else []
+    return [Proposal(box, "subject") for box in subject_boxes(query.image, query.config.subjects)] if query.single else []
