@@ -29,6 +29,7 @@ def test_the_config_round_trips_through_json():
     config = replace(QueryConfig(), chunk=8, residual=replace(ResidualConfig(), shares=(0.5, 1.0)))
     assert QueryConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     assert QueryConfig.from_dict(None) == QueryConfig() == QueryConfig.from_dict({"merge": {}})
+    assert QueryConfig.from_dict({"verify": {"template": {"scales": [1.0]}}}).verify.template.scales == (1.0,)
 
 
 @pytest.mark.parametrize("bad, message", [

@@ -86,6 +86,16 @@ def test_a_copy_is_found_inside_its_picture_and_not_inside_its_mirror(crop):
     assert match_crop(Image.new("RGB", (300, 200), (200, 30, 30)), boot) == -1.0  # nor a flat colour (was 1.0)
 
 
+def test_a_copy_is_looked_for_only_at_the_shares_the_config_names():
+    """A crop of 70 % of the picture is found at the default shares (0.6-1.0); looked for only as the
+    whole picture, it is not there."""
+    from semcopy_lib.segment.template import TemplateConfig
+
+    copy, boot = boot_copy(0.7), read_thumbnail(thumbnail(drawing()))
+    assert match_crop(copy, boot) > 0.9
+    assert match_crop(copy, boot, TemplateConfig(crop_shares=(1.0,))) < 0.7
+
+
 def twin_index(root, pasted, others: int) -> SearchService:
     """An index under ``root`` of the boot, its mirror and ``others`` generated pictures, with thumbnails."""
     gallery = root / "gallery" / "boots"
@@ -157,7 +167,7 @@ def test_hits_out_of_reach_of_the_first_are_not_checked(twins, pasted, monkeypat
     query = query.copy()
     query.info["original_size"] = query.size
     checked = []
-    monkeypatch.setattr(verify_module, "match_picture", lambda q, b, p: checked.append(p.size) or (1.0, b))
+    monkeypatch.setattr(verify_module, "match_picture", lambda q, b, p, c: checked.append(p.size) or (1.0, b))
     ranked = [SearchHit("boots/mirror.png", 0.80, "boots", "", box, "subject"),
               SearchHit("boots/boot.png", 0.80 - VERIFY_WEIGHT * (1 - VERIFY_FROM) - 0.01, "boots", "", box, "subject")]
     assert twins._verified(query, ranked)[1] == ranked[1] and len(checked) == 1

@@ -160,7 +160,8 @@ class SearchService:
                 box = (0, 0, w, h)
                 if region.kind != "whole":
                     # a photo's box may hold some of its card: the picture is aligned where its pixels are
-                    correlation, box = match_picture(query.image, scale_box(region.box, w / ow, h / oh), picture)
+                    correlation, box = match_picture(query.image, scale_box(region.box, w / ow, h / oh), picture,
+                                                     self.config.verify.template)
                     if correlation <= self.config.verify.start or box is None:
                         continue
                 query.copied.append((box, picture))

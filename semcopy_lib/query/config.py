@@ -14,6 +14,7 @@ from typing import Any
 
 from semcopy_lib.segment import LayoutConfig, SubjectsConfig
 from semcopy_lib.segment.residual import ResidualConfig
+from semcopy_lib.segment.template import TemplateConfig
 
 
 #: The settings an index saved before merging was calibrated per kind: one weight for the whole image,
@@ -79,11 +80,13 @@ class VerifyConfig:
         start: correlation from which a check counts as evidence.
         weight: a hit found in a picture gains ``weight * (correlation - start)`` (a copy instead closes
             ``(correlation - start) / (1 - start)`` of its gap to 1, so an exact copy keeps its 1).
+        template: how the pixels are compared.
     """
 
     top: int = 5
     start: float = 0.7
     weight: float = 0.5
+    template: TemplateConfig = field(default_factory=TemplateConfig)
 
 
 @dataclass(frozen=True)

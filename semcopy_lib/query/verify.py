@@ -51,13 +51,13 @@ def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapp
     scored = []
     for hit in top:
         if hit.gallery_id in thumbs and copy and hit.region_kind == "whole":
-            correlation = match_crop(image, read_thumbnail(thumbs[hit.gallery_id]))
+            correlation = match_crop(image, read_thumbnail(thumbs[hit.gallery_id]), config.template)
             if correlation > config.start:
                 closed = min(1.0, (correlation - config.start) / (1.0 - config.start))
                 hit = replace(hit, score=max(hit.score, hit.score + (1.0 - hit.score) * closed))
         elif hit.gallery_id in thumbs:
             box = scale_box(hit.query_box, w / ow, h / oh)
-            correlation, where = match_picture(image, box, read_thumbnail(thumbs[hit.gallery_id]))
+            correlation, where = match_picture(image, box, read_thumbnail(thumbs[hit.gallery_id]), config.template)
             if correlation > config.start:
                 score = hit.score + config.weight * (correlation - config.start)
                 if copy and hit.region_kind == "residual":

@@ -8,23 +8,18 @@ compared in colour only where the picture is opaque: normalised cross-correlatio
 (OpenCV's ``TM_CCOEFF_NORMED``). 1 means the picture's opaque pixels are there, up to brightness and
 contrast.
 
-Over 300 subjects pasted on photos (``bench regions``, six seeds, 548-image gallery; first measured at
-64 px from the full files), the true picture's best correlation among the first five hits had median
-0.87, another picture's 0.29 (95th percentile 0.74: flat shapes of one colour, jigsaw pieces, match
-each other's insides). Adding ``0.5 x (correlation - 0.7)`` to a hit's score
-(``VerifyConfig.weight`` of :mod:`semcopy_lib.query.config`) lifted R@1 from 0.737 to 0.787 with 96-px thumbnails
-compared at 40 px; at 48 px 0.783 and 5 ms more a picture, at 32 px 0.770, four scales instead of six
-(at 48 px) 0.773. The thumbnail must show the picture's transparency: the mask is what keeps the photo
-around a pasted subject out of the comparison.
+The thumbnail must show the picture's transparency: the mask is what keeps the photo around a pasted
+subject out of the comparison.
 
 A query that is itself a copy (a crop, recompressed) is looked for the other way round, inside each
 hit's picture (:func:`match_crop`): the embedding of a crop cannot tell a left-pointing callout from
-its right-pointing twin, the pixels can (crop + JPEG copies of ``bench regions``: R@1 0.960 -> 0.990).
+its right-pointing twin, the pixels can.
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -33,21 +28,34 @@ from semcopy_lib.data.boxes import Box
 
 #: Thumbnails kept in the index are at most this large (pixels, longer side): 2-6 KB of PNG for clip art.
 THUMB_SIDE = 96
-#: The region is compared with its longer side this many pixels long.
-WORK_SIDE = 40
-#: Picture sizes tried, as shares of the region's longer side (a region is seldom the exact paste box).
-SCALES = (0.7, 0.8, 0.9, 1.0, 1.1, 1.25)
-#: The region searched grows by this share of its size on each side.
-MARGIN = 0.3
-#: Alpha over which a thumbnail pixel is opaque; the opaque part is eroded by one pixel (antialiased outlines).
-OPAQUE = 200
-#: Fewer opaque pixels than this at a scale give no comparison (a hairline drawing at 10 pixels).
-MIN_PIXELS = 30
-#: A copy (a crop of a gallery picture) is looked for inside the picture as this share of its longer side.
-CROP_SHARES = (0.6, 0.7, 0.8, 0.9, 1.0)
-#: ... compared with its longer side this many pixels long (56: bench crops 0.970 / 0.960 against
-#: 0.975 / 0.965 at 40, seeds 0 and 1 of the 548-image gallery).
-CROP_SIDE = 40
+
+
+@dataclass(frozen=True)
+class TemplateConfig:
+    """How pixels are compared (saved with an index as the query config's ``verify.template``).
+
+    Attributes:
+        work_side: :func:`match_picture` compares the region with its longer side this many pixels long.
+        scales: picture sizes tried, as shares of the region's longer side (a region is seldom the
+            exact paste box).
+        margin: the region searched grows by this share of its size on each side.
+        opaque: alpha over which a thumbnail pixel is opaque; the opaque part is eroded by one pixel
+            (antialiased outlines).
+        min_pixels: fewer opaque pixels than this at a scale give no comparison (a hairline drawing).
+        crop_shares: :func:`match_crop` looks for a copy inside the picture as these shares of its
+            longer side ...
+        crop_side: ... with the copy this many pixels long.
+    """
+
+    work_side: int = 40
+    scales: tuple[float, ...] = (0.7, 0.8, 0.9, 1.0, 1.1, 1.25)
+    margin: float = 0.3
+    opaque: int = 200
+    min_pixels: int = 30
+    crop_shares: tuple[float, ...] = (0.6, 0.7, 0.8, 0.9, 1.0)
+    crop_side: int = 40
+
+
 #: A query whose pixels spread less than this in every colour (standard deviation, levels) is blank:
 #: nothing to compare (white, or one flat red).
 FLAT_STD = 2.0
@@ -69,7 +77,8 @@ def read_thumbnail(data: bytes) -> Image.Image:
     return image
 
 
-def match_picture(query: Image.Image, box: Box, picture: Image.Image) -> tuple[float, Box | None]:
+def match_picture(query: Image.Image, box: Box, picture: Image.Image,
+                  config: TemplateConfig = TemplateConfig()) -> tuple[float, Box | None]:
     """How well ``picture``'s opaque pixels are found in ``query`` near ``box``, and where.
 
     Args:
@@ -85,23 +94,23 @@ def match_picture(query: Image.Image, box: Box, picture: Image.Image) -> tuple[f
 
     x, y, w, h = box
     qw, qh = query.size
-    x0, y0 = max(0, int(x - MARGIN * w)), max(0, int(y - MARGIN * h))
-    x1, y1 = min(qw, int(x + w * (1 + MARGIN))), min(qh, int(y + h * (1 + MARGIN)))
+    x0, y0 = max(0, int(x - config.margin * w)), max(0, int(y - config.margin * h))
+    x1, y1 = min(qw, int(x + w * (1 + config.margin))), min(qh, int(y + h * (1 + config.margin)))
     if x1 - x0 < 2 or y1 - y0 < 2:
         return -1.0, None
-    f = WORK_SIDE / max(w, h, 1)
+    f = config.work_side / max(w, h, 1)
     size = (max(1, round((x1 - x0) * f)), max(1, round((y1 - y0) * f)))
     region = np.asarray(query.crop((x0, y0, x1, y1)).convert("RGB").resize(size, Image.BILINEAR), np.float32)
     best, where = -1.0, None
-    for scale in SCALES:
-        s = WORK_SIDE * scale / max(picture.size)
+    for scale in config.scales:
+        s = config.work_side * scale / max(picture.size)
         tw, th = max(4, round(picture.width * s)), max(4, round(picture.height * s))
         if tw > region.shape[1] or th > region.shape[0]:
             continue
         small = picture.resize((tw, th), Image.BILINEAR)
         alpha = np.asarray(small.getchannel("A")) if "A" in small.getbands() else np.full((th, tw), 255, np.uint8)
-        mask = cv2.erode((alpha > OPAQUE).astype(np.uint8), np.ones((3, 3), np.uint8))
-        if int(mask.sum()) < MIN_PIXELS:
+        mask = cv2.erode((alpha > config.opaque).astype(np.uint8), np.ones((3, 3), np.uint8))
+        if int(mask.sum()) < config.min_pixels:
             continue
         scores = cv2.matchTemplate(region, np.asarray(small.convert("RGB"), np.float32), cv2.TM_CCOEFF_NORMED,
                                    mask=mask.astype(np.float32))
@@ -112,12 +121,12 @@ def match_picture(query: Image.Image, box: Box, picture: Image.Image) -> tuple[f
     return best, where
 
 
-def match_crop(query: Image.Image, picture: Image.Image) -> float:
+def match_crop(query: Image.Image, picture: Image.Image, config: TemplateConfig = TemplateConfig()) -> float:
     """How well the whole ``query`` is found inside ``picture``: the other way round from
     :func:`match_picture`, for a query that is a copy (a crop, recompressed) of a gallery picture.
 
-    The query, :data:`CROP_SIDE` pixels long, is slid over the picture (its thumbnail, on white) shrunk
-    so that the query covers each of :data:`CROP_SHARES` of its longer side, and the best normalised
+    The query, ``config.crop_side`` pixels long, is slid over the picture (its thumbnail, on white) shrunk
+    so that the query covers each of ``config.crop_shares`` of its longer side, and the best normalised
     cross-correlation is kept. A mirrored twin (a left-pointing callout for a right-pointing one, a
     jigsaw piece with its tabs elsewhere, a flag with the same colours in another order) correlates
     far less than the picture the crop came from.
@@ -133,14 +142,14 @@ def match_crop(query: Image.Image, picture: Image.Image) -> float:
 
     from semcopy_lib.data.loading import to_rgb
 
-    f = CROP_SIDE / max(query.size)
+    f = config.crop_side / max(query.size)
     small = query.convert("RGB").resize((max(4, round(query.width * f)), max(4, round(query.height * f))), Image.BILINEAR)
     template = np.asarray(small, np.float32)
     best = -1.0
     if float(template.std(axis=(0, 1)).max()) < FLAT_STD:  # over the pixels, a colour at a time
         return best  # a blank query correlates with nothing (OpenCV calls a flat template a perfect match)
-    for share in CROP_SHARES:
-        s = CROP_SIDE / share / max(picture.size)
+    for share in config.crop_shares:
+        s = config.crop_side / share / max(picture.size)
         pw, ph = max(4, round(picture.width * s)), max(4, round(picture.height * s))
         if template.shape[1] > pw or template.shape[0] > ph:
             continue
