@@ -20,7 +20,7 @@ from semcopy_lib.index import GalleryIndex, IndexDirError
 from semcopy_lib.query import QueryConfig, QueryImage, check_proposers, merge_hits, propose, voted
 from semcopy_lib.query.verify import to_check, verified
 from semcopy_lib.segment import Region, crop, scale_box
-from semcopy_lib.segment.template import match_picture, read_thumbnail
+from semcopy_lib.segment.template import read_thumbnail
 
 QuerySource = Union[str, os.PathLike, bytes, Image.Image]
 #: Uploads added to the gallery are stored (re-encoded as PNG) in this folder of the index.
@@ -153,18 +153,11 @@ class SearchService:
                        if region.kind in ("photo", "tile") and hits and copy is not None and hits[0].score >= copy]
             thumbs = self.index.thumbs({hit.gallery_id for _, _, hit in copied})
             for r, region, hit in copied:
-                if hit.gallery_id not in thumbs:
-                    continue
-                query, picture = asked[id(r)], read_thumbnail(thumbs[hit.gallery_id])
-                (ow, oh), (w, h) = query.image.info["original_size"], query.image.size
-                box = (0, 0, w, h)
-                if region.kind != "whole":
-                    # a photo's box may hold some of its card: the picture is aligned where its pixels are
-                    correlation, box = match_picture(query.image, scale_box(region.box, w / ow, h / oh), picture,
-                                                     self.config.verify.template)
-                    if correlation <= self.config.verify.start or box is None:
-                        continue
-                query.copied.append((box, picture))
+                if hit.gallery_id in thumbs:
+                    query = asked[id(r)]
+                    (ow, oh), (w, h) = query.image.info["original_size"], query.image.size
+                    query.add_copied(read_thumbnail(thumbs[hit.gallery_id]),
+                                     None if region.kind == "whole" else scale_box(region.box, w / ow, h / oh))
             more, vectors = self._proposed([(r, q) for r, q in ((r, asked[id(r)]) for r, _ in loaded) if q.copied],
                                            "copy", batch_size)
             if more:

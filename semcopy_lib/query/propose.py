@@ -29,6 +29,7 @@ from semcopy_lib.detect import Detection, Detector
 from semcopy_lib.encoders import Encoder, FeatureMaps
 from semcopy_lib.query.config import QueryConfig
 from semcopy_lib.segment import Layout, analyse
+from semcopy_lib.segment.template import match_picture
 
 STAGES = ("regions", "copy")
 
@@ -92,6 +93,19 @@ class QueryImage:
         if self._detections is None:
             self._detections = self.detector.detect(self.image) if self.detector is not None else []
         return self._detections
+
+    def add_copied(self, picture: Image.Image, box: Box | None = None) -> None:
+        """Note that the whole image (``box`` None), or its part ``box`` (``image`` pixels; a screenshot's
+        photo, a collage's tile), copies the gallery ``picture`` (RGB or RGBA thumbnail). A part's box
+        may hold some of its card or frame: the picture is placed where its pixels are
+        (:func:`~semcopy_lib.segment.template.match_picture`), and not noted when they are not found
+        (correlation up to ``config.verify.start``)."""
+        if box is None:
+            self.copied.append(((0, 0, *self.image.size), picture))
+            return
+        correlation, where = match_picture(self.image, box, picture, self.config.verify.template)
+        if where is not None and correlation > self.config.verify.start:
+            self.copied.append((where, picture))
 
     def maps(self) -> FeatureMaps | None:
         """The encoder's feature maps at ``config.windows.side`` (one pass, shared by every proposer)."""
