@@ -147,17 +147,17 @@ class SearchService:
             # a copy may hold more than its picture (a drawing pasted on a gallery photo), and so may a
             # screenshot's photo or a collage's tile that copies one: what the picture does not explain
             # is searched too
-            copied = [(r, Region((0, 0, *im.info["original_size"]), "whole"), per_region[i][0])
-                      for i, (r, im) in enumerate(loaded) if id(r) in copies and per_region[i]]
-            copied += [(r, region, hits[0]) for (r, region), hits in zip(owners[regions_from:], per_region[regions_from:])
+            # (result, the copying part's box in file pixels, None for the whole image, its first hit)
+            copied = [(r, None, per_region[i][0]) for i, (r, _) in enumerate(loaded) if id(r) in copies and per_region[i]]
+            copied += [(r, region.box, hits[0]) for (r, region), hits in zip(owners[regions_from:], per_region[regions_from:])
                        if region.kind in ("photo", "tile") and hits and copy is not None and hits[0].score >= copy]
             thumbs = self.index.thumbs({hit.gallery_id for _, _, hit in copied})
-            for r, region, hit in copied:
+            for r, box, hit in copied:
                 if hit.gallery_id in thumbs:
                     query = asked[id(r)]
                     (ow, oh), (w, h) = query.image.info["original_size"], query.image.size
                     query.add_copied(read_thumbnail(thumbs[hit.gallery_id]),
-                                     None if region.kind == "whole" else scale_box(region.box, w / ow, h / oh))
+                                     None if box is None else scale_box(box, w / ow, h / oh))
             more, vectors = self._proposed([(r, q) for r, q in ((r, asked[id(r)]) for r, _ in loaded) if q.copied],
                                            "copy", batch_size)
             if more:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from semcopy_lib.encoders.base import Cells
 from semcopy_lib.query.propose import Proposal, QueryImage, register_proposer
+from semcopy_lib.segment import scale_box
 
 
 def window_cells(height: int, width: int, sides: tuple[int, ...], stride: int) -> list[Cells]:
@@ -27,5 +28,4 @@ def windows(query: QueryImage) -> list[Proposal]:
     cells = window_cells(height, width, config.cells, config.stride)
     vectors = query.encoder.pool_cells(maps, cells)
     sx, sy = query.image.width / width, query.image.height / height
-    return [Proposal((round(j * sx), round(i * sy), round(w * sx), round(h * sy)), "window", vector)
-            for (i, j, h, w), vector in zip(cells, vectors)]
+    return [Proposal(scale_box((j, i, w, h), sx, sy), "window", vector) for (i, j, h, w), vector in zip(cells, vectors)]
