@@ -24,9 +24,11 @@ def _print_json(obj: Any) -> None:
 def _expected_errors() -> tuple[type[BaseException], ...]:
     from semcopy_lib.data import ImageLoadError
     from semcopy_lib.encoders import EncoderUnavailable
+    from semcopy_lib.data.trust import UntrustedWeights
     from semcopy_lib.index import EncoderMismatch, IndexDirError, IndexLocked
 
-    return (CliError, ImageLoadError, EncoderUnavailable, EncoderMismatch, IndexDirError, IndexLocked, NotADirectoryError, KeyError)
+    return (CliError, ImageLoadError, EncoderUnavailable, EncoderMismatch, IndexDirError, IndexLocked, UntrustedWeights,
+            NotADirectoryError, KeyError)
 
 
 def _print_mapping(data: dict[str, Any], as_json: bool) -> None:
@@ -58,6 +60,10 @@ def cmd_index_build(args: argparse.Namespace) -> int:
 
     if not Path(args.images_dir).is_dir():
         raise CliError(f"{args.images_dir}: not a folder")
+    if args.encoder_path and Path(args.encoder_path).is_file():
+        from semcopy_lib.data.trust import trust
+
+        trust(args.encoder_path)  # named here, so the index may load it again (the manifest alone may not)
     index, report = build_index(args.images_dir, args.index, encoder=args.encoder, encoder_path=args.encoder_path,
                                 batch_size=args.batch_size, device=args.device, backend=args.backend)
     _report(report, args.json)
@@ -239,6 +245,18 @@ def _draw_layout(image, layout, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     result = QueryResult(query=str(out), layout=layout.layout, regions=layout.regions(image.size))
     draw_understanding(image, result, side=max(image.size)).save(out)
+
+
+def cmd_trust(args: argparse.Namespace) -> int:
+    from semcopy_lib.data.trust import trust, trust_file
+
+    for path in args.files:
+        if not Path(path).is_file():
+            raise CliError(f"{path}: no such file")
+    for path in args.files:
+        print(f"trusted {trust(path)}", file=sys.stderr)
+    print(f"trust list: {trust_file()}", file=sys.stderr)
+    return 0
 
 
 def cmd_encoders(args: argparse.Namespace) -> int:
@@ -633,6 +651,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8866)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("trust", help="allow indexes to load these weights files with a loader that can run code "
+                       "(ultralytics .pt/.yaml); recorded with their sha256, so a changed file is refused again")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(func=cmd_trust)
 
     p = sub.add_parser("demo", help="build the built-in sample gallery (once) and serve the dashboard on it")
     p.add_argument("--dir", default=".cache/demo", help="where the sample gallery and its index go")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,8 @@ from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("YOLO_OFFLINE", "1")
+# `semcopy trust` and `index build --encoder-path` write a trust list: never the user's own in tests
+os.environ["SEMCOPY_TRUST_FILE"] = str(Path(tempfile.mkdtemp(prefix="semcopy-trust-")) / "trusted-weights.json")
 
 # Property tests draw the same examples on every run of `make test` (a red CI is never chance);
 # `make fuzz` draws fresh ones, ten times as many (tests/test_robustness.py reads the profile).

@@ -13,8 +13,10 @@ from tqdm.auto import tqdm
 
 from semcopy_lib.data import GalleryFile, ImageLoadError, gallery_id_for, load_image, scan_folder
 from semcopy_lib.data.folders import sha256_of
+from semcopy_lib.data.trust import from_manifest
 from semcopy_lib.encoders import DEFAULT_ENCODER, Encoder, create_encoder
 from semcopy_lib.index import GalleryIndex, NewItem
+from semcopy_lib.index.gallery import MANIFEST
 from semcopy_lib.query import QueryConfig
 from semcopy_lib.segment.template import thumbnail
 
@@ -37,9 +39,15 @@ class IndexReport:
 
 
 def encoder_for_index(index: GalleryIndex, device: str | None = None) -> Encoder:
-    """The encoder an index was built with, built again from its saved config."""
+    """The encoder an index was built with, built again from its saved config.
+
+    Raises:
+        UntrustedWeights: the manifest names a file that only a loader that can run code opens, and the
+            user never named it (:mod:`semcopy_lib.data.trust`).
+    """
     cfg = index.encoder_config
-    return create_encoder(cfg["name"], path=cfg.get("path"), device=device)
+    with from_manifest(index.directory / MANIFEST):  # an index folder may come from anyone
+        return create_encoder(cfg["name"], path=cfg.get("path"), device=device)
 
 
 #: Gallery images are decoded at most this large: enough for every encoder, bounded memory.
@@ -253,7 +261,7 @@ def build_index(
     """
     not_images: list[tuple[str, str]] = []
     files = scan_folder(images_dir, skipped=not_images)
-    if Path(index_dir, "manifest.json").exists():
+    if Path(index_dir, MANIFEST).exists():
         index = GalleryIndex.open(index_dir)
         index.check_encoder(encoder or index.encoder_name)
         enc = encoder_for_index(index, device)

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from semcopy_lib.data.boxes import Box
+from semcopy_lib.data.trust import check_loadable
 
 DEFAULT_WEIGHTS = "yolov8x-oiv7.pt"
 WEIGHTS_ENV = "SEMCOPY_YOLO_WEIGHTS"
@@ -48,6 +49,9 @@ def cache_dir() -> Path:
 def _offline_ultralytics():
     """Import ultralytics configured never to reach the network."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
+    # weights load with torch's weights_only unpickler and model configs without eval(), where this
+    # ultralytics can (it reads the flag at import); set it to 0 for checkpoints of other classes
+    os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")
     os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics"))
     Path(os.environ["YOLO_CONFIG_DIR"]).mkdir(parents=True, exist_ok=True)
     # its first import writes a settings file and says so on stdout, which is for machine output
@@ -79,6 +83,7 @@ class Detector:
     """A YOLO model, loaded once; :meth:`detect` runs it once per image."""
 
     def __init__(self, weights: str | os.PathLike, confidence: float = DEFAULT_CONFIDENCE, device: Any = None):
+        check_loadable(weights, "ultralytics")  # it unpickles a .pt
         _offline_ultralytics()
         from ultralytics import YOLO
 

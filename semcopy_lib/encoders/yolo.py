@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from semcopy_lib.data.trust import check_loadable
 from semcopy_lib.detect import DEFAULT_WEIGHTS, _offline_ultralytics, find_weights
 from semcopy_lib.encoders.base import Encoder, EncoderConfig, EncoderUnavailable, pick_device
 from semcopy_lib.encoders.registry import register_encoder
@@ -54,13 +55,17 @@ def create_yolo_oiv7(path: str | None = None, device: Any = None, image_size: in
     if weights is None:
         raise EncoderUnavailable(f"{NAME}: {path or DEFAULT_WEIGHTS} not found; give the weights with "
                                  "--encoder-path or $SEMCOPY_YOLO_WEIGHTS (nothing is downloaded)")
+    check_loadable(weights, "ultralytics")  # it unpickles a .pt and evaluates parts of a .yaml
     _offline_ultralytics()
     from ultralytics import YOLO
 
     random_weights = Path(str(weights)).suffix in (".yaml", ".yml")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = YOLO(str(weights)).model
+        try:
+            net = YOLO(str(weights)).model
+        except (TypeError, RuntimeError, ValueError, KeyError, OSError, ModuleNotFoundError) as exc:
+            raise EncoderUnavailable(f"{NAME}: {weights}: not a loadable YOLO model ({' '.join(str(exc).split())[:200]})") from exc
     net = net.float().eval()
     for p in net.parameters():
         p.requires_grad_(False)  # a frozen backbone: heads train on its vectors
