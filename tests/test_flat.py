@@ -1,10 +1,14 @@
 """FlatScan: the bf16-screened search returns exactly float32's top-k, and says when it had to rescan."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
+from hypothesis import example, given
+from hypothesis import strategies as st
 
-from semcopy_lib.index.flat import BF16_ERROR, FlatScan
+from semcopy_lib.index.flat import FlatScan, bf16_error
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -43,7 +47,51 @@ def test_near_ties_within_bf16_error_are_rescanned_and_still_exact():
     np.testing.assert_allclose(true[rows[0]], np.sort(true)[::-1][:10], atol=1e-7)
     np.testing.assert_allclose(scores, want_scores, atol=1e-6)
     assert scan.rescans == 1
-    assert want_scores[0, 0] - want_scores[0, -1] < BF16_ERROR  # the case the guard is for
+    assert want_scores[0, 0] - want_scores[0, -1] < bf16_error(64)  # the case the guard is for
+
+
+def adversarial(dim: int, traps: int, up: list[bool], flips: list[bool], fillers: int) -> tuple[np.ndarray, np.ndarray]:
+    """(q, x): unit vectors whose bf16 roundings all push q . x one way. ``traps`` components of x sit
+    just past a bf16 rounding point (rounding down by nearly 2^-8 of themselves, or up when ``up``),
+    q equals x there (negated where ``flips``), and ``fillers`` small components make both unit."""
+    e = math.ceil(math.log2(math.sqrt(traps))) if traps > 1 else 0
+    x = np.zeros(dim)
+    for i in range(traps):
+        nudge = 2**-8 - 2**-14 if not up[i % len(up)] else 2**-8 + 2**-14
+        x[i] = 2.0**-e * (1 + nudge) * (-1 if i % 3 == 1 else 1)
+    rest = 1 - float(np.sum(x**2))
+    if rest < 0:
+        x /= np.sqrt(np.sum(x**2))
+    elif fillers:
+        x[traps:traps + fillers] = math.sqrt(rest / fillers)
+    q = x * np.where([flips[i % len(flips)] for i in range(dim)], -1, 1)
+    return unit(q[None]), unit(x[None])
+
+
+@given(dim=st.sampled_from([64, 512, 1024, 1280, 2048]), share=st.floats(0.5, 1.0),
+       up=st.lists(st.booleans(), min_size=1, max_size=8), flips=st.lists(st.booleans(), min_size=1, max_size=8),
+       fillers=st.integers(0, 8))
+@example(dim=1024, share=1016 / 1024, up=[False], flips=[False], fillers=1)  # q = x: bf16 says 0.9922 for 1
+def test_bf16_scores_stay_within_the_proved_bound(dim, share, up, flips, fillers):
+    traps = max(1, min(dim - fillers, round(share * dim)))
+    q, x = adversarial(dim, traps, up, flips, fillers)
+    coarse = (torch.from_numpy(q).to(torch.bfloat16) @ torch.from_numpy(x).to(torch.bfloat16).T).float().item()
+    assert abs(coarse - (q @ x.T).item()) <= bf16_error(dim)
+
+
+@given(dim=st.sampled_from([256, 1280]), up=st.lists(st.booleans(), min_size=1, max_size=4),
+       spread=st.floats(1e-4, 3e-2), seed=st.integers(0, 2**16))
+def test_screened_top_k_equals_float32_on_adversarial_near_ties(dim, up, spread, seed):
+    rng = np.random.default_rng(seed)
+    q, x = adversarial(dim, dim - 4, up, [False], 4)
+    # 5000 rows around x whose exact scores against q lie within ``spread``; x's own bf16 score is
+    # pushed down by about 2^-7, further than most of theirs
+    vectors = np.concatenate([unit(x + spread * rng.normal(size=(4999, dim))), x]).astype(np.float32)
+    scan = FlatScan(vectors, screen=True, device="cpu")
+    scores, rows = scan.search(q, 10)
+    true = (q.astype(np.float64) @ vectors.T.astype(np.float64))[0]
+    np.testing.assert_allclose(true[rows[0]], np.sort(true)[::-1][:10], atol=2e-7)
+    assert rows[0, 0] == 4999  # q itself is in the gallery
 
 
 @pytest.mark.parametrize("screen", [True, False])

@@ -3,12 +3,11 @@
 A search reads the whole matrix: at 21,500 x 1280 float32 (110 MB) that pass, not arithmetic, is the
 cost. A bfloat16 copy (half the bytes, and oneDNN's bf16 kernels on CPUs with AVX512-BF16 or AMX) ranks
 the candidates; the best ``m`` of them are scored again in float32 and the top ``n`` returned, with
-float32 scores. The answer is float32's: for unit vectors a bf16 score is within ``BF16_ERROR`` of the
-float32 one (2^-8 from the inputs: each rounds by at most 2^-9 of itself, and sum |q_i x_i| <= 1; 2^-9
-from the product, which comes back rounded to bf16; 2^-13 for float32 sums of up to 2,048 terms), so any
-vector outside the candidates scores at most (m-th candidate's bf16 score + BF16_ERROR); a query whose
-n-th exact score is not above that bound is searched again in float32. (Rows whose float32 scores tie
-to the last bit may come in either order: float32 sums differ by a unit between CPU kernels.)
+float32 scores. The answer is float32's: for unit vectors a bf16 score is within
+:func:`bf16_error` of the float32 one, so any vector outside the candidates scores at most (m-th
+candidate's bf16 score + that bound) in float32; a query whose n-th exact score is not above the bound
+is searched again in float32. (Rows whose float32 scores tie to the last bit may come in either order:
+float32 sums differ by a unit between CPU kernels.)
 On 2 cores (AVX512-BF16), 30 query vectors against 21,500: 7.4 ms screened, 25.8 ms float32.
 
 With CUDA present the matrix is copied to the GPU at the first search (4 bytes a dimension: 110 MB at
@@ -20,8 +19,22 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Largest difference between a bf16 and a float32 inner product of two unit vectors.
-BF16_ERROR = 2.0**-8 + 2.0**-9 + 2.0**-13
+#: Unit roundoffs: bf16 keeps 8 significant bits, float32 24.
+BF16_UNIT, F32_UNIT = 2.0**-8, 2.0**-24
+
+
+def bf16_error(dim: int) -> float:
+    """Largest difference between the bf16-screened and the float32 inner product of two unit vectors
+    of ``dim`` components (u = :data:`BF16_UNIT`, v = :data:`F32_UNIT`).
+
+    Proof (D = dim <= 2^16, so D v <= u): rounding q and x to bf16 moves sum q_i x_i by at most
+    (2u + u^2) sum |q_i x_i| <= 2u + u^2 (Cauchy-Schwarz); summing the exact bf16 products in float32 adds
+    <= 1.03 D v; rounding that sum (<= 1 + 3.1u) to bf16 adds <= u + 3.1u^2; a float32 score is within
+    1.01 (D + 1) v of the real one. Total <= 3u + 5u^2 + 2.1 (D + 1) v.
+    """
+    return 3 * BF16_UNIT + 5 * BF16_UNIT**2 + 2.1 * (dim + 1) * F32_UNIT
+
+
 #: Below this many vectors the float32 pass is cheap enough on its own.
 SCREEN_MIN = 4096
 
@@ -69,7 +82,7 @@ class FlatScan:
                     self._on_device = self.vectors.to(self.device)
                 scores, rows = torch.topk(q.to(self.device) @ self._on_device.T, n, dim=1)
                 return scores.cpu().numpy(), rows.cpu().numpy()
-            m = min(len(self.vectors), max(2 * n, n + 32))
+            m = min(len(self.vectors), 2 * n + 64)  # deep enough that real queries rarely need the rescan
             if not self.screen or m >= len(self.vectors):
                 scores, rows = torch.topk(q @ self.vectors.T, n, dim=1)
                 return scores.numpy(), rows.numpy()
@@ -79,8 +92,8 @@ class FlatScan:
             exact = torch.einsum("qd,qmd->qm", q, self.vectors[cand])
             scores, order = torch.topk(exact, n, dim=1)
             rows = torch.gather(cand, 1, order)
-            # anything outside the candidates scores <= coarse[:, -1] + BF16_ERROR in float32
-            unsure = (scores[:, -1] < coarse[:, -1] + BF16_ERROR).nonzero().flatten()
+            # anything outside the candidates scores <= coarse[:, -1] + bf16_error in float32
+            unsure = (scores[:, -1] < coarse[:, -1] + bf16_error(self.vectors.shape[1])).nonzero().flatten()
             if len(unsure):
                 self.rescans += len(unsure)
                 scores[unsure], rows[unsure] = torch.topk(q[unsure] @ self.vectors.T, n, dim=1)
