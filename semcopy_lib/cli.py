@@ -23,8 +23,8 @@ def _print_json(obj: Any) -> None:
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
     from semcopy_lib.data import ImageLoadError
-    from semcopy_lib.encoders import EncoderUnavailable
     from semcopy_lib.data.trust import UntrustedWeights
+    from semcopy_lib.encoders import EncoderUnavailable
     from semcopy_lib.index import EncoderMismatch, IndexDirError, IndexLocked
 
     return (CliError, ImageLoadError, EncoderUnavailable, EncoderMismatch, IndexDirError, IndexLocked, UntrustedWeights,
@@ -93,9 +93,8 @@ def cmd_index_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_index_info(args: argparse.Namespace) -> int:
-    from semcopy_lib.index import GalleryIndex
-
     from semcopy_lib.app.service import query_config
+    from semcopy_lib.index import GalleryIndex
 
     index = GalleryIndex.open(args.index)
     info = index.info()

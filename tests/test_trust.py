@@ -10,7 +10,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 from semcopy_lib.cli import main
 from semcopy_lib.data.trust import UntrustedWeights, check_loadable, from_manifest, trust, trusted
