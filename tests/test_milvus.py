@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("pymilvus", reason="pip install 'semcopy[milvus]'")
 
 from semcopy_lib.index import GalleryIndex, NewItem  # noqa: E402
-from semcopy_lib.index.backends import FaissBackend, MilvusBackend  # noqa: E402
+from semcopy_lib.index.backends import FaissBackend, MilvusBackend, StoreInUse  # noqa: E402
 
 
 def unit(rng, n, d=16):
@@ -63,3 +63,45 @@ def test_bench_speed_runs_against_milvus(gallery_dir, capsys):
     assert main(["bench", "speed", str(gallery_dir), "--quick", "--backend", "milvus", "--json"]) == 0
     row = json.loads(capsys.readouterr().out)
     assert row["backend"] == "milvus" and row["query_gallery_vectors"] == 500 and row["query_p50_ms"] > 0
+
+
+def _index(folder, vectors, name):
+    index = GalleryIndex.create(folder, {"name": "e"}, 16, backend="milvus")
+    index.add([NewItem(f"{name}/{i}.png", name, f"{name}{i}", (0, 0, 1, 1), "e", "", v) for i, v in enumerate(vectors)])
+    return index
+
+
+def test_two_indexes_of_one_folder_name_on_one_server_keep_their_own_vectors(tmp_path, monkeypatch):
+    # one Milvus Lite file as the shared server: the code path of $SEMCOPY_MILVUS_URI
+    monkeypatch.setenv(MilvusBackend.URI_ENV, str(tmp_path / "server.db"))
+    rng = np.random.default_rng(3)
+    a_vectors, b_vectors = unit(rng, 12), unit(rng, 7)
+    a = _index(tmp_path / "a" / "idx", a_vectors, "a")
+    b = _index(tmp_path / "b" / "idx", b_vectors, "b")  # the same folder name, once dropped a's collection
+    assert a.manifest["name"] != b.manifest["name"]
+    for index, vectors, name in ((a, a_vectors, "a"), (b, b_vectors, "b")):
+        index.close()
+        again = GalleryIndex.open(index.directory)
+        assert len(again) == again.backend.count == len(vectors)
+        assert again.search(vectors[5:6], k=1)[0][0].gallery_id == f"{name}/5.png"
+        again.close()
+
+
+def test_a_copied_index_gets_its_own_collection_and_never_drops_the_original(tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv(MilvusBackend.URI_ENV, str(tmp_path / "server.db"))
+    vectors = unit(np.random.default_rng(4), 9)
+    original = _index(tmp_path / "idx", vectors, "c")
+    original.close()
+    shutil.copytree(tmp_path / "idx", tmp_path / "copy")
+    copy = GalleryIndex.open(tmp_path / "copy")  # its manifest names the original's collection
+    assert copy.manifest["name"] != original.manifest["name"]
+    assert json.loads((tmp_path / "copy" / "manifest.json").read_text())["name"] == copy.manifest["name"]
+    copy.remove(["c/0.png"])
+    copy.close()
+    again = GalleryIndex.open(tmp_path / "idx")
+    assert again.backend.count == 9 and again.manifest["name"] == original.manifest["name"]
+    again.close()
+    with pytest.raises(StoreInUse):  # nor is it opened as a fresh store (which would drop it)
+        MilvusBackend(16, path=tmp_path / "copy" / MilvusBackend.FILE, name=original.manifest["name"])

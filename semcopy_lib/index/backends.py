@@ -53,11 +53,21 @@ class VectorBackend(ABC):
 
     @classmethod
     @abstractmethod
-    def load(cls, path: Path, dim: int, read_only: bool = False) -> "VectorBackend":
-        """The backend saved at ``path``; ``read_only`` may map it into memory instead of reading it."""
+    def load(cls, path: Path, dim: int, read_only: bool = False, name: str | None = None) -> "VectorBackend":
+        """The backend saved at ``path``; ``read_only`` may map it into memory instead of reading it;
+        ``name``: the index's own name, for a backend whose store other indexes share (a Milvus server).
+
+        Raises:
+            FileNotFoundError: nothing is saved there (the index rebuilds it from SQLite).
+            StoreInUse: the store holds another index's vectors.
+        """
 
     def close(self) -> None:
         """Release what the backend holds outside this process's memory (a client, a file); default none."""
+
+
+class StoreInUse(ValueError):
+    """A shared store (a Milvus collection) belongs to another index: it is neither used nor dropped."""
 
 
 class FaissBackend(VectorBackend):
@@ -74,7 +84,7 @@ class FaissBackend(VectorBackend):
 
     FILE = "vectors.faiss"
 
-    def __init__(self, dim: int, index=None, path: Path | None = None):
+    def __init__(self, dim: int, index=None, path: Path | None = None, name: str | None = None):
         import faiss
 
         super().__init__(dim)
@@ -190,10 +200,13 @@ class FaissBackend(VectorBackend):
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Path, dim: int, read_only: bool = False) -> "FaissBackend":
+    def load(cls, path: Path, dim: int, read_only: bool = False, name: str | None = None) -> "FaissBackend":
         """Read ``path``; ``read_only`` memory-maps an IVF index's lists (a big index opens at once and
         processes searching it share its pages) and refuses changes."""
         import faiss
+
+        if not Path(path).exists():
+            raise FileNotFoundError(path)
 
         flags = 0
         if read_only:
@@ -218,9 +231,14 @@ class FaissBackend(VectorBackend):
 
 class MilvusBackend(VectorBackend):
     """Milvus through ``pymilvus.MilvusClient``: Milvus Lite in the index directory (``vectors.milvus.db``,
-    embedded, nothing to start), or a Milvus server or cluster when ``$SEMCOPY_MILVUS_URI`` is set (one
-    collection per index, named after its directory). Same ids, scores (inner product) and answers as
-    :class:`FaissBackend`; Milvus keeps the data itself, so :meth:`save` only flushes.
+    embedded, nothing to start), or a Milvus server or cluster when ``$SEMCOPY_MILVUS_URI`` is set. Same
+    ids, scores (inner product) and answers as :class:`FaissBackend`; Milvus keeps the data itself, so
+    :meth:`save` only flushes.
+
+    Each index has its own collection, named by the index (``name``, kept in its manifest). On a server
+    the collection records the index folder that made it (property ``semcopy.owner``), and one that
+    another folder made is never written to or dropped (:class:`StoreInUse`): two indexes, even of
+    the same folder name or one copied from the other, never touch each other's vectors.
 
     When to switch: one machine holds a flat or IVF FAISS index of tens of millions of vectors; past
     that, or to share one gallery between several servers, run a Milvus cluster (``pip install
@@ -229,9 +247,10 @@ class MilvusBackend(VectorBackend):
 
     FILE = "vectors.milvus.db"
     URI_ENV = "SEMCOPY_MILVUS_URI"
+    OWNER = "semcopy.owner"
     BATCH = 2000  # rows per insert call
 
-    def __init__(self, dim: int, path: Path | None = None, fresh: bool = True):
+    def __init__(self, dim: int, path: Path | None = None, fresh: bool = True, name: str | None = None):
         import re
 
         try:
@@ -241,14 +260,27 @@ class MilvusBackend(VectorBackend):
         super().__init__(dim)
         if path is None:
             raise ValueError("the milvus backend keeps its data in the index directory: give its path")
-        uri = os.environ.get(self.URI_ENV) or str(path)
-        self.client = MilvusClient(uri)
-        self.collection = re.sub(r"\W", "_", f"semcopy_{Path(path).resolve().parent.name}") if os.environ.get(
-            self.URI_ENV) else "semcopy"
-        if fresh and self.client.has_collection(self.collection):
-            self.client.drop_collection(self.collection)
-        if not self.client.has_collection(self.collection):
+        server = os.environ.get(self.URI_ENV)
+        self.client = MilvusClient(server or str(path))
+        folder = Path(path).resolve().parent
+        # indexes made before names were kept: the folder's name on a server, one collection in Lite
+        self.collection = name or (re.sub(r"\W", "_", f"semcopy_{folder.name}") if server else "semcopy")
+        exists = self.client.has_collection(self.collection)
+        if server and exists:
+            owner = self.client.describe_collection(self.collection).get("properties", {}).get(self.OWNER)
+            if owner != str(folder):
+                self.client.close()
+                raise StoreInUse(f"Milvus collection {self.collection} at {server} belongs to "
+                                 f"{owner or 'something other than semcopy'}, not to the index at {folder}: left as it is")
+        if not fresh and not exists:
+            self.client.close()
+            raise FileNotFoundError(f"{server or path}: no collection {self.collection}")
+        if fresh and exists:
+            self.client.drop_collection(self.collection)  # this index's own (checked above)
+        if fresh or not exists:
             self.client.create_collection(self.collection, dimension=dim, metric_type="IP", auto_id=False)
+            if server:
+                self.client.alter_collection_properties(self.collection, properties={self.OWNER: str(folder)})
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim)
@@ -292,8 +324,10 @@ class MilvusBackend(VectorBackend):
         self.client.close()
 
     @classmethod
-    def load(cls, path: Path, dim: int, read_only: bool = False) -> "MilvusBackend":
-        return cls(dim, path=path, fresh=False)
+    def load(cls, path: Path, dim: int, read_only: bool = False, name: str | None = None) -> "MilvusBackend":
+        if not os.environ.get(cls.URI_ENV) and not Path(path).exists():
+            raise FileNotFoundError(path)
+        return cls(dim, path=path, fresh=False, name=name)
 
 
 BACKENDS: dict[str, type[VectorBackend]] = {"faiss": FaissBackend, "milvus": MilvusBackend}

@@ -3,7 +3,7 @@
 ```
 INDEX_DIR/
   manifest.json   {"format_version", "backend", "encoder": {EncoderConfig}, "query": {QueryConfig}, "dim", "count",
-                   "vectors": N, "generation", "root"}
+                   "vectors": N, "generation", "root", "name": a unique name (a Milvus collection's)}
   meta.sqlite     one row per vector (the source of truth, see store.py), one thumbnail per image
   vectors.faiss   the search structure; rebuilt from meta.sqlite when it is behind
   write.lock      held (flock) by the one process writing; see lock.py
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from semcopy_lib.index.backends import BACKENDS, VectorBackend
+from semcopy_lib.index.backends import BACKENDS, StoreInUse, VectorBackend
 from semcopy_lib.index.lock import IndexLocked, WriteLock
 from semcopy_lib.index.store import Box, MetadataStore, NewItem, Record
 
@@ -66,6 +67,11 @@ class AddReport:
     added: list[str]
     replaced: list[str]
     unchanged: list[str]
+
+
+def _new_name() -> str:
+    """A name no other index has: what a backend whose store indexes share (a Milvus server) calls it."""
+    return f"semcopy_{uuid.uuid4().hex}"
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -147,10 +153,11 @@ class GalleryIndex:
                 "generation": 0,
                 "root": str(Path(root).resolve()) if root else None,
                 "query": query,
+                "name": _new_name(),
             }
             backend_cls = BACKENDS[backend]
             index = cls(directory, manifest, MetadataStore(directory / METADATA),
-                        backend_cls(int(dim), path=directory / backend_cls.FILE))
+                        backend_cls(int(dim), path=directory / backend_cls.FILE, name=manifest["name"]))
             index.lock = lock
             index.save()
         return index
@@ -176,13 +183,24 @@ class GalleryIndex:
         backend_cls = BACKENDS[self.manifest.get("backend", "faiss")]
         vectors = self.directory / backend_cls.FILE
         generation = self.store.generation
-        if vectors.exists() and self.manifest.get("generation") == generation:
-            backend = backend_cls.load(vectors, self.dim, read_only=self.read_only)
-            if backend.count == self.store.count():
+        if self.manifest.get("generation") == generation:
+            try:
+                backend = backend_cls.load(vectors, self.dim, read_only=self.read_only, name=self.manifest.get("name"))
+            except (FileNotFoundError, StoreInUse):
+                backend = None
+            if backend is not None and backend.count == self.store.count():
                 self.backend, self._generation = backend, generation
                 return
-            backend.close()
-        backend = backend_cls(self.dim, path=vectors)  # behind or missing: SQLite is the truth
+            if backend is not None:
+                backend.close()
+        try:  # behind or missing: SQLite is the truth
+            backend = backend_cls(self.dim, path=vectors, name=self.manifest.get("name"))
+        except StoreInUse as exc:
+            if self.read_only:
+                raise IndexDirError(f"{self.directory}: {exc}; open it once for writing to give it its own") from exc
+            # a copy of another index's folder, or one made before names were kept: a name of its own
+            self.manifest["name"] = _new_name()
+            backend = backend_cls(self.dim, path=vectors, name=self.manifest["name"])
         for ids, vecs in self.store.iter_vectors(self.dim):
             backend.add(ids, vecs)
         self.backend, self._generation = backend, generation

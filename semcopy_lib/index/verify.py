@@ -89,7 +89,7 @@ def _check_backend(directory: Path, manifest: dict, store: MetadataStore, report
             f"{store.generation} in meta.sqlite (an interrupted write; the next open rebuilds it)")
         return True
     try:
-        backend = backend_cls.load(path, int(manifest["dim"]), read_only=True)
+        backend = backend_cls.load(path, int(manifest["dim"]), read_only=True, name=manifest.get("name"))
     except Exception as exc:  # a damaged file: FAISS and Milvus raise their own types
         report.problems.append(f"{backend_cls.FILE}: unreadable ({type(exc).__name__}: {exc})")
         return True
