@@ -198,16 +198,27 @@ def cmd_submit(args: argparse.Namespace) -> int:
         print(f"semcopy: {path}: {reason} (not a query)", file=sys.stderr)
     if not queries:
         raise CliError(f"{args.queries}: no query images found")
-    results = SearchService(args.index, device=args.device, read_only=True).search(queries, k=10, batch_size=args.batch_size)
+    service = SearchService(args.index, device=args.device, read_only=True)
+    results = service.search(queries, k=10, batch_size=args.batch_size)
+    # file names where they name one file; else paths below the folder, for every row (never a collision)
+    names = [Path(q).relative_to(args.queries).as_posix() for q in queries]
+    if len({Path(n).name for n in names}) == len(names):
+        names = [Path(n).name for n in names]
+    else:
+        print("semcopy: query file names repeat: images named by their path below the queries folder", file=sys.stderr)
+    ids = [r.gallery_id for r in service.index.records()]
+    full_ids = len({Path(i).name for i in ids}) < len(set(ids))
+    if full_ids:
+        print("semcopy: gallery file names repeat: recs named by gallery id (path below the gallery folder)", file=sys.stderr)
     out = Path(args.out)
     tmp = out.with_name(out.name + ".part")  # a crash never leaves half a submission under the real name
     with tmp.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=SUBMISSION_COLUMNS)
         writer.writeheader()
-        for result in results:
+        for result, name in zip(results, names):
             if result.error:
                 print(f"semcopy: {result.error} (row left empty)", file=sys.stderr)
-            writer.writerow(submission_row(result))
+            writer.writerow(submission_row(result, image=name, full_ids=full_ids))
     tmp.replace(out)
     print(f"{len(results)} queries -> {out}", file=sys.stderr)
     return 0
@@ -441,7 +452,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise CliError(f"{args.queries}: no query lines")
     report = evaluate_queries(SearchService(args.index, device=args.device, read_only=True), queries, regions=args.regions)
     for error in report["errors"]:
-        print(f"semcopy: {error} (left out)", file=sys.stderr)
+        print(f"semcopy: {error} (counted as a miss)", file=sys.stderr)
     if args.json:
         _print_json(report["kinds"])
     else:
@@ -622,7 +633,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("submit", help="hackathon CSV: image, recs (the top-10 gallery file names) per query")
+    p = sub.add_parser("submit", help="hackathon CSV: image, recs (the top-10 gallery file names) per query; "
+                       "where file names repeat, paths below the queries / gallery folder instead")
     p.add_argument("--index", required=True, metavar="INDEX_DIR")
     p.add_argument("--queries", required=True, metavar="DIR", help="folder of query images (searched recursively)")
     p.add_argument("--out", required=True, help="CSV to write")

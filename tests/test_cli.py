@@ -247,16 +247,18 @@ def test_eval_on_a_query_list(built, gallery_dir, tmp_path, capsys):
     jpeg(crop_fraction(original, random.Random(2)), 70).save(tmp_path / "crop.jpg")
     pattern_image(7).save(tmp_path / "stranger.png")  # in no gallery: only µAP can reward a low score
     lines = [{"query": "crop.jpg", "relevant": ["animals/img03.png"], "kind": "crop"},
-             {"query": "stranger.png", "relevant": [], "kind": "no match"}]
+             {"query": "stranger.png", "relevant": [], "kind": "no match"},
+             {"query": "missing.jpg", "relevant": ["animals/img03.png"], "kind": "crop"}]  # a miss, not left out
     qfile = tmp_path / "q.jsonl"
     qfile.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
-    code, out, _ = run(capsys, "eval", "--index", built, "--queries", qfile, "--json")
+    code, out, err = run(capsys, "eval", "--index", built, "--queries", qfile, "--json")
     table = json.loads(out)
     assert code == 0 and set(table) == {"crop", "no match", "all"}
-    assert table["crop"] == {"queries": 1, "r1": 1.0, "r10": 1.0, "map10": 1.0, "mrr": 1.0,
-                             "uap": table["crop"]["uap"]} and table["crop"]["uap"] == 1.0
+    # the crop found first; the missing file counts against every figure (µAP: 1 of 2 copies, at rank 1)
+    assert table["crop"] == {"queries": 2, "failed": 1, "r1": 0.5, "r10": 0.5, "map10": 0.5, "mrr": 0.5, "uap": 0.5}
+    assert "missing.jpg" in err and "counted as a miss" in err
     assert table["no match"]["r1"] is None and table["no match"]["uap"] == 0.0
-    assert table["all"]["queries"] == 2 and 0 < table["all"]["uap"] <= 1.0
+    assert table["all"]["queries"] == 3 and table["all"]["failed"] == 1 and 0 < table["all"]["uap"] <= 0.5
     qfile.write_text('{"query": "crop.jpg"}\nnot json\n')
     code, _, err = run(capsys, "eval", "--index", built, "--queries", qfile)
     assert code == 2 and f"{qfile}:2: not a query line" in err and len(err.strip().splitlines()) == 1
@@ -326,3 +328,28 @@ def test_search_json_on_a_machine_never_used_before_prints_only_json(built, gall
     assert (tmp_path / "fresh-cache" / "ultralytics").is_dir()  # the first run did happen here
     [line] = done.stdout.splitlines()
     assert json.loads(line)["hits"][0]["id"] == "food/img04.png"
+
+
+def test_submit_names_repeated_file_names_by_their_paths(gallery_dir, tmp_path, capsys):
+    import csv
+    import shutil
+
+    gallery = tmp_path / "gallery"
+    for folder, source in (("cats", "animals/img00.png"), ("dogs", "animals/img03.png"), ("food", "food/img01.png")):
+        (gallery / folder).mkdir(parents=True)
+        shutil.copyfile(gallery_dir / source, gallery / folder / "x.png")  # three files called x.png
+    assert main(["index", "build", str(gallery), "--index", str(tmp_path / "idx")]) == 0
+    queries = tmp_path / "queries"
+    for folder in ("a", "b"):
+        (queries / folder).mkdir(parents=True)
+    shutil.copyfile(gallery / "dogs" / "x.png", queries / "a" / "q.png")
+    shutil.copyfile(gallery / "cats" / "x.png", queries / "b" / "q.png")
+    capsys.readouterr()
+    out = tmp_path / "submission.csv"
+    assert main(["submit", "--index", str(tmp_path / "idx"), "--queries", str(queries), "--out", str(out)]) == 0
+    assert "names repeat" in capsys.readouterr().err
+    with out.open(newline="") as fh:
+        rows = {r["image"]: r["recs"].split(",") for r in csv.DictReader(fh)}
+    assert set(rows) == {"a/q.png", "b/q.png"}
+    assert rows["a/q.png"][0] == "dogs/x.png" and rows["b/q.png"][0] == "cats/x.png"
+    assert sorted(rows["a/q.png"]) == ["cats/x.png", "dogs/x.png", "food/x.png"]

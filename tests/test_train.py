@@ -124,3 +124,35 @@ def test_a_head_trains_on_a_clip_backbone_and_serves_an_index(gallery_dir, tiny_
     assert main(["search", "--index", str(index), "--json", "-k", "1", str(query)]) == 0
     [line] = capsys.readouterr().out.strip().splitlines()
     assert json.loads(line)["hits"][0]["id"] == query.relative_to(gallery_dir).as_posix()
+
+
+def test_the_feature_cache_is_used_only_for_what_it_was_made_from(gallery_dir, tiny_clip_dir, tmp_path, monkeypatch):
+    """A stale --cache (other images, another encoder) is embedded again; unreadable files are listed."""
+    import shutil
+
+    from semcopy_lib.train import run
+
+    images = tmp_path / "images"
+    shutil.copytree(gallery_dir, images)
+    (images / "animals" / "broken.png").write_bytes(b"not a png")
+    built = []
+    real = run.build_feature_cache
+    monkeypatch.setattr(run, "build_feature_cache", lambda *a, **kw: built.append(1) or real(*a, **kw))
+    config = TrainConfig(encoder="clip-vit-b32", encoder_path=str(tiny_clip_dir), epochs=1, p=2, k=2, hidden=8,
+                         val_fraction=0.34)
+    cache = tmp_path / "views.npz"
+
+    def train():
+        return run.train_head(images, tmp_path / "head.pt", config, photos=[], cache=cache, progress=False)
+
+    report = train()
+    assert built == [1] and [p for p, _ in report["skipped"]] == [str(images / "animals" / "broken.png")]
+    train()
+    assert built == [1]  # the same images, encoder and settings: the cache
+    shutil.copyfile(images / "food" / "img01.png", images / "animals" / "img00.png")  # one image changed
+    train()
+    assert built == [1, 1]
+    config = TrainConfig(encoder="clip-vit-b32", encoder_path=str(tiny_clip_dir), epochs=1, p=2, k=2, hidden=8,
+                         val_fraction=0.34, seed=5)  # other views
+    train()
+    assert built == [1, 1, 1]

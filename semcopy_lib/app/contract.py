@@ -23,10 +23,14 @@ def search_json(result: QueryResult) -> dict[str, Any]:
 SUBMISSION_COLUMNS = ("image", "recs")
 
 
-def submission_row(result: QueryResult, k: int = 10) -> dict[str, str]:
-    """``{"image": <query file name>, "recs": "<gallery file name>,<...>"}``: its top-``k`` hits' file names."""
-    names = [Path(h.source).name if h.source else Path(h.gallery_id).name for h in result.hits[:k]]
-    return {"image": Path(result.query).name, "recs": ",".join(names)}
+def submission_row(result: QueryResult, k: int = 10, image: str | None = None, full_ids: bool = False) -> dict[str, str]:
+    """``{"image": <query name>, "recs": "<gallery name>,<...>"}``: its top-``k`` hits.
+
+    ``image``: the query's name (default its file name); ``full_ids``: name hits by gallery id (path
+    below the gallery folder) instead of file name, for galleries where file names repeat."""
+    names = [h.gallery_id if full_ids else Path(h.source).name if h.source else Path(h.gallery_id).name
+             for h in result.hits[:k]]
+    return {"image": image or Path(result.query).name, "recs": ",".join(names)}
 
 
 def segment_json(image: str, layout: str, boxes: list) -> dict[str, Any]:

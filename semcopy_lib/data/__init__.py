@@ -8,7 +8,7 @@ from semcopy_lib.data.loading import (
     load_image,
     to_rgb,
 )
-from semcopy_lib.data.folders import GalleryFile, gallery_id_for, scan_folder
+from semcopy_lib.data.folders import GalleryFile, gallery_id_for, read_files, scan_folder
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -18,6 +18,7 @@ __all__ = [
     "gallery_id_for",
     "is_image_path",
     "load_image",
+    "read_files",
     "scan_folder",
     "to_rgb",
 ]

@@ -7,11 +7,17 @@ class is the parent folder (``animals``), or ``""`` for files at the root.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any, Iterable, Iterator
 
-from semcopy_lib.data.loading import is_image_path
+from PIL import Image
+
+from semcopy_lib.data.loading import ImageLoadError, is_image_path, load_image
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -79,3 +85,19 @@ def sha256_of(path: os.PathLike | str) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def read_files(files: Iterable[GalleryFile], skipped: list[tuple[str, str]] | None = None,
+               **load: Any) -> Iterator[tuple[GalleryFile, Image.Image]]:
+    """Each of ``files`` that decodes (:func:`~semcopy_lib.data.load_image` with ``load``), with its
+    image. Each that does not is logged and appended to ``skipped`` as (path, reason): a training set
+    or benchmark that loses files says how many."""
+    for f in files:
+        try:
+            image = load_image(f.path, **load)
+        except ImageLoadError as exc:
+            log.warning("%s (skipped)", exc)
+            if skipped is not None:
+                skipped.append((str(f.path), exc.reason))
+            continue
+        yield f, image

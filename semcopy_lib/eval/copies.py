@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from semcopy_lib.data import GalleryFile, ImageLoadError, load_image, scan_folder
+from semcopy_lib.data import GalleryFile, read_files, scan_folder
 from semcopy_lib.eval.metrics import map_at_k
 from semcopy_lib.eval.queries import EvalQuery, evaluate_queries
 from semcopy_lib.eval.regions import SPLITS, background_photos, split_files
@@ -27,9 +27,11 @@ from semcopy_lib.train.views import VIEW_KINDS, semantic_copies
 
 
 def make_copy_queries(files: list[GalleryFile], out: Path, split: str, n: int, seed: int,
-                      photos: list[Image.Image]) -> tuple[list[EvalQuery], list[tuple[Path, str, str]]]:
+                      photos: list[Image.Image], skipped: list[tuple[str, str]] | None = None,
+                      ) -> tuple[list[EvalQuery], list[tuple[Path, str, str]]]:
     """Write every copy kind of ``n`` (seeded) gallery ``files`` of ``split``'s classes into ``out``
-    (pasted on ``photos``), and ``truth.tsv`` (query file, gallery id).
+    (pasted on ``photos``), and ``truth.tsv`` (query file, gallery id); the chosen files that cannot be
+    read are added to ``skipped`` (path, reason).
 
     Returns:
         The queries, and the (file, gallery id, class) of each image copied.
@@ -40,11 +42,7 @@ def make_copy_queries(files: list[GalleryFile], out: Path, split: str, n: int, s
     out.mkdir(parents=True, exist_ok=True)
     queries: list[EvalQuery] = []
     originals: list[tuple[Path, str, str]] = []
-    for i, f in enumerate(chosen):
-        try:
-            image = load_image(f.path, max_side=768, keep_alpha=True)
-        except ImageLoadError:
-            continue
+    for i, (f, image) in enumerate(read_files(chosen, skipped, max_side=768, keep_alpha=True)):
         originals.append((f.path, f.gallery_id, f.label))
         for kind, view in zip(VIEW_KINDS[1:], semantic_copies(image, rng, photos)[1:]):
             path = out / f"{kind}-{i:04d}.png"
@@ -67,7 +65,8 @@ def run_copies_bench(service, images_dir: os.PathLike | str, out_dir: os.PathLik
     report: dict = {"splits": {}}
     for split in splits:
         photos = background_photos(service, split)
-        queries, originals = make_copy_queries(every, Path(out_dir) / split, split, n, seed, photos)
+        skipped: list[tuple[str, str]] = []
+        queries, originals = make_copy_queries(every, Path(out_dir) / split, split, n, seed, photos, skipped)
         table = evaluate_queries(service, queries)["kinds"]
         whole = evaluate_queries(service, queries, regions=False)["kinds"]  # regions must add, not take away
         rows = {kind: {**table[kind], "r1_whole": whole[kind]["r1"]} for kind in VIEW_KINDS[1:] if kind in table}
@@ -79,5 +78,6 @@ def run_copies_bench(service, images_dir: os.PathLike | str, out_dir: os.PathLik
                   for r, (_, gid, _) in zip(own, originals)]
         relevant = [by_class[label] - {gid} for _, gid, label in originals]
         report["splits"][split] = {"kinds": rows, "class_map10": round(map_at_k(ranked, relevant, 10), 3),
-                                   "images": len(originals), "backgrounds": f"{len(photos)} photos"}
+                                   "images": len(originals), "skipped": len(skipped),
+                                   "backgrounds": f"{len(photos)} photos"}
     return report

@@ -6,7 +6,7 @@ import os
 import random
 from pathlib import Path
 
-from semcopy_lib.data import GalleryFile, ImageLoadError, load_image, scan_folder
+from semcopy_lib.data import GalleryFile, read_files, scan_folder
 from semcopy_lib.data.synth import crop_jpeg
 
 
@@ -24,11 +24,7 @@ def make_crop_queries(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pairs = []
-    for i, f in enumerate(chosen):
-        try:
-            img = load_image(f.path, max_side=2048)  # a user-sized picture, not a 16k-px poster
-        except ImageLoadError:
-            continue
+    for i, (f, img) in enumerate(read_files(chosen, max_side=2048)):  # a user-sized picture, not a 16k-px poster
         query = out / f"q{i:05d}.jpg"
         crop_jpeg(img, rng).save(query, quality=95)  # crop_jpeg already recompressed at q 50-80
         pairs.append((query, f.gallery_id))

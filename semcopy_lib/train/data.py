@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
+from PIL import Image
 from tqdm.auto import tqdm
 
-from semcopy_lib.data import GalleryFile, ImageLoadError, load_image
+from semcopy_lib.data import GalleryFile, read_files
+from semcopy_lib.data.folders import sha256_of
 from semcopy_lib.encoders import Encoder
 from semcopy_lib.train.views import VIEW_KINDS, semantic_copies
 
@@ -38,20 +42,45 @@ class FeatureCache:
     labels: list[str]
     gallery_ids: list[str]
     encoder: str
+    #: what the vectors were made from (:func:`cache_key`); "" for a cache saved before keys were kept
+    key: str = ""
+    #: (path, reason) of the files that could not be read
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def save(self, path) -> None:
         np.savez_compressed(path, features=self.features, labels=np.array(self.labels),
-                            gallery_ids=np.array(self.gallery_ids), encoder=np.array(self.encoder))
+                            gallery_ids=np.array(self.gallery_ids), encoder=np.array(self.encoder), key=np.array(self.key))
 
     @classmethod
     def load(cls, path) -> "FeatureCache":
         data = np.load(path, allow_pickle=False)
-        return cls(data["features"], data["labels"].tolist(), data["gallery_ids"].tolist(), str(data["encoder"]))
+        return cls(data["features"], data["labels"].tolist(), data["gallery_ids"].tolist(), str(data["encoder"]),
+                   str(data["key"]) if "key" in data.files else "")
 
     def subset(self, labels: set[str]) -> "FeatureCache":
         keep = [i for i, label in enumerate(self.labels) if label in labels]
         return FeatureCache(self.features[keep], [self.labels[i] for i in keep], [self.gallery_ids[i] for i in keep],
-                            self.encoder)
+                            self.encoder, self.key)
+
+
+def cache_key(files: Sequence[GalleryFile], encoder: str, encoder_path: str | None, seed: int,
+              photos: Sequence[Image.Image] | None = None) -> str:
+    """sha256 over what a feature cache is made from: the encoder and its weights (a file's content, a
+    folder's file names, sizes and times), the seed, the views, the backgrounds (None: the default
+    ones) and every file's gallery id and content. A cache with another key is stale."""
+    digest = hashlib.sha256(json.dumps([encoder, encoder_path, seed, list(VIEW_KINDS)]).encode())
+    weights = Path(encoder_path) if encoder_path else None
+    if weights is not None and weights.is_file():
+        digest.update(sha256_of(weights).encode())
+    elif weights is not None and weights.is_dir():
+        for f in sorted(p for p in weights.rglob("*") if p.is_file()):
+            stat = f.stat()
+            digest.update(f"{f.relative_to(weights)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    for photo in photos or []:
+        digest.update(hashlib.sha256(photo.tobytes()).digest())
+    for f in sorted(files, key=lambda f: f.gallery_id):
+        digest.update(f"{f.gallery_id}:{sha256_of(f.path)}".encode())
+    return digest.hexdigest()
 
 
 def build_feature_cache(files: Sequence[GalleryFile], encoder: Encoder, photos, seed: int = 0,
@@ -62,17 +91,14 @@ def build_feature_cache(files: Sequence[GalleryFile], encoder: Encoder, photos, 
     milliseconds instead of a forward pass per image.
     """
     rng = random.Random(seed)
-    feats, labels, ids = [], [], []
-    for f in tqdm(files, desc="views", unit="img", disable=not progress):
-        try:
-            image = load_image(f.path, max_side=max_side, keep_alpha=True)
-        except ImageLoadError:
-            continue
+    feats, labels, ids, skipped = [], [], [], []
+    for f, image in read_files(tqdm(files, desc="views", unit="img", disable=not progress), skipped,
+                               max_side=max_side, keep_alpha=True):
         feats.append(encoder.embed(semantic_copies(image, rng, photos)))
         labels.append(f.label)
         ids.append(f.gallery_id)
     features = np.stack(feats) if feats else np.zeros((0, len(VIEW_KINDS), encoder.dim), np.float32)
-    return FeatureCache(features, labels, ids, encoder.name)
+    return FeatureCache(features, labels, ids, encoder.name, skipped=skipped)
 
 
 class PKSampler:

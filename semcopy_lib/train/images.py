@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from semcopy_lib.data import GalleryFile, ImageLoadError, load_image
+from semcopy_lib.data import GalleryFile, read_files
 from semcopy_lib.train.data import FeatureCache, PKSampler, split_classes
 from semcopy_lib.train.fit import Recipe, TrainConfig, evaluate
 from semcopy_lib.train.views import VIEW_KINDS, one_view
@@ -30,15 +30,12 @@ def fit_encoder(files: Sequence[GalleryFile], encoder, config: TrainConfig, phot
     """Train ``encoder.trainable_parameters()`` in place.
 
     Returns ``{"history": one row per epoch (loss parts, held-out R@1), "before": held-out R@1 before
-    training, "train_classes", "val_classes"}``.
+    training, "train_classes", "val_classes", "skipped": (path, reason) of unreadable files}``.
     """
-    images, labels = [], []
-    for f in files:
-        try:
-            images.append(load_image(f.path, max_side=MAX_SIDE, keep_alpha=True))
-            labels.append(f.label)
-        except ImageLoadError:
-            continue
+    images, labels, skipped = [], [], []
+    for f, image in read_files(files, skipped, max_side=MAX_SIDE, keep_alpha=True):
+        images.append(image)
+        labels.append(f.label)
     train_classes, val_classes = split_classes(labels, config.val_fraction)
     train = [i for i, label in enumerate(labels) if label in set(train_classes)]
     val = [i for i, label in enumerate(labels) if label in set(val_classes)]
@@ -69,7 +66,8 @@ def fit_encoder(files: Sequence[GalleryFile], encoder, config: TrainConfig, phot
         history.append(row)
         if on_epoch is not None:
             on_epoch(row)
-    return {"history": history, "before": before, "train_classes": len(train_classes), "val_classes": len(val_classes)}
+    return {"history": history, "before": before, "train_classes": len(train_classes), "val_classes": len(val_classes),
+            "skipped": skipped}
 
 
 def _held_out(encoder, images: list, labels: list[str], rng: random.Random, photos: Sequence) -> dict[str, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -11,9 +12,11 @@ import numpy as np
 from semcopy_lib.data import load_image, scan_folder
 from semcopy_lib.data.samples import sample_photo_files
 from semcopy_lib.encoders import create_encoder
-from semcopy_lib.train.data import FeatureCache, build_feature_cache, split_classes
+from semcopy_lib.train.data import FeatureCache, build_feature_cache, cache_key, split_classes
 from semcopy_lib.train.fit import TrainConfig, evaluate, fit
 from semcopy_lib.train.views import VIEW_KINDS
+
+log = logging.getLogger(__name__)
 
 #: The share of copies (crop + JPEG views of unseen classes) whose own original scores at least
 #: the copy threshold written into the checkpoint.
@@ -39,22 +42,27 @@ def train_head(images_dir: os.PathLike | str, out: os.PathLike | str, config: Tr
                on_epoch=None) -> dict:
     """Embed every view of every image once (cached at ``cache`` when given), train, save ``out``.
 
-    Returns ``{"checkpoint", "before", "after", "history", "seconds", "train_classes", "val_classes"}``;
-    before/after are :func:`~semcopy_lib.train.fit.evaluate` on the held-out classes.
+    Returns ``{"checkpoint", "before", "after", "history", "seconds", "train_classes", "val_classes",
+    "copy_score", "subject_score", "skipped"}`` (``skipped``: (path, reason) of unreadable files; none
+    when the cache was used); before/after are :func:`~semcopy_lib.train.fit.evaluate` on the held-out classes.
     """
     from semcopy_lib.encoders.headed import save_head
 
     config = config or TrainConfig()
     start = time.perf_counter()
-    if cache is not None and Path(cache).is_file():
-        features = FeatureCache.load(cache)
-    else:
-        files = scan_folder(images_dir)
-        if not files:
-            raise ValueError(f"{images_dir}: no images found")
+    files = scan_folder(images_dir)
+    if not files:
+        raise ValueError(f"{images_dir}: no images found")
+    key = cache_key(files, config.encoder, config.encoder_path, config.seed, photos)
+    features = FeatureCache.load(cache) if cache is not None and Path(cache).is_file() else None
+    if features is not None and features.key != key:
+        log.warning("%s: made from other images, another encoder or other settings: embedding again", cache)
+        features = None
+    if features is None:
         encoder = create_encoder(config.encoder, **({"path": config.encoder_path} if config.encoder_path else {}))
         features = build_feature_cache(files, encoder, default_photos() if photos is None else photos,
                                        seed=config.seed, progress=progress)
+        features.key = key
         if cache is not None:
             features.save(cache)
     train_classes, val_classes = split_classes(features.labels, config.val_fraction)
@@ -73,7 +81,7 @@ def train_head(images_dir: os.PathLike | str, out: os.PathLike | str, config: Tr
               subject_score=subject_score)
     return {"checkpoint": str(out), "before": before, "after": after, "history": history, "seconds": seconds,
             "train_classes": len(train_classes), "val_classes": len(val_classes), "copy_score": copy_score,
-            "subject_score": subject_score}
+            "subject_score": subject_score, "skipped": features.skipped}
 
 
 def train(images_dir: os.PathLike | str, out: os.PathLike | str, config: TrainConfig | None = None,
@@ -105,7 +113,7 @@ def train_layers(images_dir: os.PathLike | str, out: os.PathLike | str, config: 
     after = {k: v for k, v in report["history"][-1].items() if k in report["before"]} if report["history"] else {}
     return {"checkpoint": str(out), "before": report["before"], "after": after, "history": report["history"],
             "seconds": round(time.perf_counter() - start, 1), "train_classes": report["train_classes"],
-            "val_classes": report["val_classes"]}
+            "val_classes": report["val_classes"], "skipped": report["skipped"]}
 
 
 def _own_score(cache: FeatureCache, head, kinds: tuple[str, ...], recall: float) -> float:
