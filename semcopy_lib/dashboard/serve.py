@@ -2,28 +2,74 @@
 
 The model and index are loaded once, here, and shared by every browser session through a search
 server on a private Unix socket (:mod:`semcopy_lib.app.remote`); each session's kernel holds widgets
-only. Voila binds 127.0.0.1 unless ``--host`` says otherwise.
+only, and talks to Voila over IPC sockets in Jupyter's private runtime folder where the platform has
+them (not TCP on localhost). Voila binds 127.0.0.1 unless ``--host`` says otherwise.
+
+Uploads: the page is rendered with the ``semcopy`` Voila template (:func:`write_settings`), whose
+script sends a file over the cap (``SEMCOPY_MAX_UPLOAD_MB``) as its name and size only, so the kernel
+answers it with one line; the websocket takes messages up to :func:`websocket_limit`.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-from semcopy_lib.dashboard.search_app import INDEX_ENV
+from semcopy_lib.dashboard.search_app import INDEX_ENV, MAX_UPLOAD_BYTES
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "dashboards" / "search.ipynb"
+TEMPLATE = "semcopy"
+
+#: The page's script: a file over ``cap`` bytes is read as an empty one (FileUpload still sends its
+#: name and size), so it never reaches the websocket's limit and the kernel can say it is too big.
+UPLOAD_GUARD = """<script>
+(function () {
+  var cap = %d, read = FileReader.prototype.readAsArrayBuffer;
+  FileReader.prototype.readAsArrayBuffer = function (blob) {
+    return read.call(this, blob && blob.size > cap ? new Blob([]) : blob);
+  };
+})();
+</script>"""
+
+
+def websocket_limit(cap: int = MAX_UPLOAD_BYTES) -> int:
+    """Bytes of one websocket message: eight files at the cap in one upload, plus room for the rest of
+    the message (Tornado's default, 10 MiB, silently dropped any bigger upload)."""
+    return 8 * cap + 16 * 2**20
+
+
+def write_settings(root: Path, cap: int = MAX_UPLOAD_BYTES) -> Path:
+    """Write, under ``root``, Voila's settings (``voila.json``: websocket messages up to
+    :func:`websocket_limit`; ``root`` goes on ``$JUPYTER_CONFIG_PATH``) and the ``semcopy`` template
+    (the lab template plus :data:`UPLOAD_GUARD`, in ``root/voila/templates``; ``root`` goes on
+    ``$JUPYTER_PATH``). Returns ``root``."""
+    (root / "voila.json").write_text(json.dumps({"Voila": {"tornado_settings": {
+        "websocket_max_message_size": websocket_limit(cap)}}}))
+    folder = root / "voila" / "templates" / TEMPLATE
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "conf.json").write_text(json.dumps({"base_template": "lab"}))
+    (folder / "index.html.j2").write_text(
+        "{%- extends 'voila/templates/lab/index.html.j2' -%}\n"
+        "{%- block html_head_js -%}\n{{ super() }}\n" + UPLOAD_GUARD % cap + "\n{%- endblock html_head_js -%}\n")
+    return root
 
 
 def voila_command(notebook: Path, host: str, port: int) -> list[str]:
-    """The Voila command line: sources stripped, no browser, bound to ``host``."""
-    return [
+    """The Voila command line: sources stripped, no browser, bound to ``host``, the ``semcopy``
+    template, kernels over IPC where there is IPC."""
+    command = [
         sys.executable, "-m", "voila", str(notebook), f"--port={port}", f"--Voila.ip={host}",
-        "--no-browser", "--strip_sources=True", "--show_tracebacks=False",
+        "--no-browser", "--strip_sources=True", "--show_tracebacks=False", f"--template={TEMPLATE}",
     ]
+    if os.name == "posix":
+        command.append("--KernelManager.transport=ipc")
+    return command
 
 
 def serve(index_dir: os.PathLike | str, host: str = "127.0.0.1", port: int = 8866) -> int:
@@ -37,7 +83,10 @@ def serve(index_dir: os.PathLike | str, host: str = "127.0.0.1", port: int = 886
     service = SearchService(index_dir, detector=load_detector())  # a clear error now rather than in the page
     service.gallery_map()  # the 2-D map is computed once and cached beside the index: pages open fast
     server = SearchServer(service).start()
+    settings = write_settings(Path(tempfile.mkdtemp(prefix="semcopy-voila-")))
     env = dict(os.environ, **{INDEX_ENV: str(Path(index_dir).resolve()), SERVICE_ENV: str(server.socket_path)})
+    for var in ("JUPYTER_PATH", "JUPYTER_CONFIG_PATH"):
+        env[var] = os.pathsep.join(filter(None, [str(settings), os.environ.get(var)]))
     print(f"semcopy dashboard on http://{host}:{port}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
     child = subprocess.Popen(voila_command(NOTEBOOK, host, port), env=env)
     # a SIGTERM to `semcopy serve` (a supervisor, a test) stops Voila and its kernels too, not just us
@@ -50,3 +99,4 @@ def serve(index_dir: os.PathLike | str, host: str = "127.0.0.1", port: int = 886
         return 0
     finally:
         server.close()
+        shutil.rmtree(settings, ignore_errors=True)

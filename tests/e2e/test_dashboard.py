@@ -30,9 +30,10 @@ def _free_port() -> int:
 
 
 class _Url(str):
-    """The dashboard's URL, with the pid of its `semcopy serve` process."""
+    """The dashboard's URL, with the pid of its `semcopy serve` process and its log file."""
 
     pid: int
+    log: Path
 
 
 #: Seconds `semcopy serve` may take to listen.
@@ -63,7 +64,7 @@ def server(gallery_dir, tmp_path_factory):
                 raise RuntimeError(f"semcopy serve did not listen within {SERVER_START_S} s; see {log.name}")
             time.sleep(0.5)
     url = _Url(f"http://127.0.0.1:{port}/")
-    url.pid = proc.pid
+    url.pid, url.log = proc.pid, Path(log.name)
     yield url
     proc.terminate()  # serve passes it on to Voila, which shuts its kernels down
     proc.wait(timeout=30)
@@ -209,6 +210,41 @@ def test_a_corrupt_upload_is_one_line_in_the_page(browser_page, tmp_path):
     error_text = page.locator(".semcopy-error").first.inner_text()
     assert "notes.png" in error_text and "\n" not in error_text.strip()
     assert "Traceback" not in page.inner_text("body")
+
+
+def _noise_png(path: Path, side: int) -> Path:
+    """An incompressible RGB PNG of ``side`` x ``side`` pixels (about 3 side^2 bytes)."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(side).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, compress_level=0)
+    return path
+
+
+def test_big_uploads_are_searched_or_refused_in_one_line(browser_page, tmp_path):
+    """15 MB (under the 25 MB cap, over Tornado's default 10 MiB message) is searched; 40 MB is
+    refused by name in one line. Before, both left the page at "Upload (0)" without a word."""
+    page = browser_page
+    under = _noise_png(tmp_path / "fifteen.png", 2240)  # 15.1 MB
+    upload_and_search(page, under)
+    shot(page, "6-upload-15mb")
+    assert under.stat().st_size > 14 * 2**20 and not page.locator(".semcopy-error").count()
+    assert page.locator(".semcopy-hit").count() > 0
+    over = _noise_png(tmp_path / "forty.png", 3660)  # 40.2 MB
+    upload_and_search(page, over)
+    shot(page, "6-upload-40mb")
+    error_text = page.locator(".semcopy-error").first.inner_text().strip()
+    assert error_text == f"forty.png: too big ({over.stat().st_size / 2**20:.1f} MB > 25 MB)"
+    assert "Traceback" not in page.inner_text("body")
+
+
+def test_kernels_talk_over_ipc_sockets_not_tcp(server, browser_page):
+    import json
+
+    folder = re.search(r"Storing connection files in (\S+?)\.?$", server.log.read_text(), re.M).group(1)
+    files = list(Path(folder).glob("kernel-*.json"))
+    assert files and all(json.loads(f.read_text())["transport"] == "ipc" for f in files)
 
 
 def test_add_to_gallery_makes_the_next_search_find_it(browser_page, tmp_path):
