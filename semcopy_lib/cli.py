@@ -287,7 +287,7 @@ def cmd_encoders(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from semcopy_lib.dashboard.serve import serve
 
-    return serve(args.index, host=args.host, port=args.port)
+    return serve(args.index, host=args.host, port=args.port, token=args.token)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -305,7 +305,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 0
     from semcopy_lib.dashboard.serve import serve
 
-    return serve(index_dir, host=args.host, port=args.port)
+    return serve(index_dir, host=args.host, port=args.port, token=args.token)
 
 
 def cmd_bench_crops(args: argparse.Namespace) -> int:
@@ -660,7 +660,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve the search dashboard (Voila) over an index")
     p.add_argument("--index", required=True, metavar="INDEX_DIR")
     p.add_argument("--port", type=int, default=8866)
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only; "
+                   "on any other address the page asks for a token)")
+    p.add_argument("--token", default=None, help="the token to ask for (default $SEMCOPY_TOKEN, else a random one "
+                   "beyond 127.0.0.1, printed in the URL)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("trust", help="allow indexes to load these weights files with a loader that can run code "
@@ -671,7 +674,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="build the built-in sample gallery (once) and serve the dashboard on it")
     p.add_argument("--dir", default=".cache/demo", help="where the sample gallery and its index go")
     p.add_argument("--port", type=int, default=8866)
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1", help="as for serve")
+    p.add_argument("--token", default=None, help="as for serve")
     p.add_argument("--build-only", action="store_true", help="build the gallery and index, do not serve")
     p.set_defaults(func=cmd_demo)
     return parser

@@ -3,7 +3,8 @@
 The model and index are loaded once, here, and shared by every browser session through a search
 server on a private Unix socket (:mod:`semcopy_lib.app.remote`); each session's kernel holds widgets
 only, and talks to Voila over IPC sockets in Jupyter's private runtime folder where the platform has
-them (not TCP on localhost). Voila binds 127.0.0.1 unless ``--host`` says otherwise.
+them (not TCP on localhost). Voila binds 127.0.0.1 unless ``--host`` says otherwise, and asks for a
+token on any other address.
 
 Uploads: the page is rendered with the ``semcopy`` Voila template (:func:`write_settings`), whose
 script sends a file over the cap (``SEMCOPY_MAX_UPLOAD_MB``) as its name and size only, so the kernel
@@ -12,8 +13,10 @@ answers it with one line; the websocket takes messages up to :func:`websocket_li
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -25,6 +28,7 @@ from semcopy_lib.dashboard.search_app import INDEX_ENV, MAX_UPLOAD_BYTES
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "dashboards" / "search.ipynb"
 TEMPLATE = "semcopy"
+TOKEN_ENV = "SEMCOPY_TOKEN"
 
 #: The page's script: a file over ``cap`` bytes is read as an empty one (FileUpload still sends its
 #: name and size), so it never reaches the websocket's limit and the kernel can say it is too big.
@@ -44,13 +48,34 @@ def websocket_limit(cap: int = MAX_UPLOAD_BYTES) -> int:
     return 8 * cap + 16 * 2**20
 
 
-def write_settings(root: Path, cap: int = MAX_UPLOAD_BYTES) -> Path:
-    """Write, under ``root``, Voila's settings (``voila.json``: websocket messages up to
-    :func:`websocket_limit`; ``root`` goes on ``$JUPYTER_CONFIG_PATH``) and the ``semcopy`` template
-    (the lab template plus :data:`UPLOAD_GUARD`, in ``root/voila/templates``; ``root`` goes on
-    ``$JUPYTER_PATH``). Returns ``root``."""
-    (root / "voila.json").write_text(json.dumps({"Voila": {"tornado_settings": {
-        "websocket_max_message_size": websocket_limit(cap)}}}))
+def access_token(host: str, token: str | None = None) -> str:
+    """The token the dashboard asks for: ``token`` (or ``$SEMCOPY_TOKEN``) when given; none on a
+    loopback address (one click on this machine); else a new random one (anyone who can reach the port
+    could otherwise search and add to the gallery)."""
+    token = token or os.environ.get(TOKEN_ENV)
+    if token:
+        return token
+    loopback = host == "localhost" or (_is_ip(host) and ipaddress.ip_address(host).is_loopback)
+    return "" if loopback else secrets.token_urlsafe(24)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+def write_settings(root: Path, cap: int = MAX_UPLOAD_BYTES, token: str = "") -> Path:
+    """Write, under ``root`` (a private folder), Voila's settings (``voila.json``: websocket messages
+    up to :func:`websocket_limit`, the access ``token``, kept out of the command line that other users
+    can list; ``root`` goes on ``$JUPYTER_CONFIG_PATH``) and the ``semcopy`` template (the lab template
+    plus :data:`UPLOAD_GUARD`, in ``root/voila/templates``; ``root`` goes on ``$JUPYTER_PATH``).
+    Returns ``root``."""
+    (root / "voila.json").write_text(json.dumps({"Voila": {
+        "tornado_settings": {"websocket_max_message_size": websocket_limit(cap)}, "token": token}}))
+    (root / "voila.json").chmod(0o600)
     folder = root / "voila" / "templates" / TEMPLATE
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "conf.json").write_text(json.dumps({"base_template": "lab"}))
@@ -72,8 +97,9 @@ def voila_command(notebook: Path, host: str, port: int) -> list[str]:
     return command
 
 
-def serve(index_dir: os.PathLike | str, host: str = "127.0.0.1", port: int = 8866) -> int:
-    """Serve the dashboard until interrupted; returns Voila's exit status."""
+def serve(index_dir: os.PathLike | str, host: str = "127.0.0.1", port: int = 8866, token: str | None = None) -> int:
+    """Serve the dashboard until interrupted; returns Voila's exit status. Beyond a loopback address
+    the page asks for a token (:func:`access_token`); the URL printed carries it."""
     from semcopy_lib.app.remote import SERVICE_ENV, SearchServer
     from semcopy_lib.app.service import SearchService
     from semcopy_lib.detect import load_detector
@@ -83,11 +109,13 @@ def serve(index_dir: os.PathLike | str, host: str = "127.0.0.1", port: int = 886
     service = SearchService(index_dir, detector=load_detector())  # a clear error now rather than in the page
     service.gallery_map()  # the 2-D map is computed once and cached beside the index: pages open fast
     server = SearchServer(service).start()
-    settings = write_settings(Path(tempfile.mkdtemp(prefix="semcopy-voila-")))
+    token = access_token(host, token)
+    settings = write_settings(Path(tempfile.mkdtemp(prefix="semcopy-voila-")), token=token)
     env = dict(os.environ, **{INDEX_ENV: str(Path(index_dir).resolve()), SERVICE_ENV: str(server.socket_path)})
     for var in ("JUPYTER_PATH", "JUPYTER_CONFIG_PATH"):
         env[var] = os.pathsep.join(filter(None, [str(settings), os.environ.get(var)]))
-    print(f"semcopy dashboard on http://{host}:{port}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
+    url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
+    print(f"semcopy dashboard on {url} (Ctrl-C stops)", file=sys.stderr, flush=True)
     child = subprocess.Popen(voila_command(NOTEBOOK, host, port), env=env)
     # a SIGTERM to `semcopy serve` (a supervisor, a test) stops Voila and its kernels too, not just us
     signal.signal(signal.SIGTERM, lambda *_: child.terminate())

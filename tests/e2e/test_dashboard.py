@@ -40,22 +40,18 @@ class _Url(str):
 SERVER_START_S = 240
 
 
-@pytest.fixture(scope="module")
-def server(gallery_dir, tmp_path_factory):
-    from semcopy_lib.app import build_index
-
-    index = tmp_path_factory.mktemp("e2e") / "idx"
-    build_index(gallery_dir, index, progress=False)
+def start_serve(index: Path, log_path: Path, *args: str) -> tuple[subprocess.Popen, int]:
+    """`semcopy serve` on ``index`` on a free port (``args`` added), once it listens."""
     port = _free_port()
-    log = open(tmp_path_factory.mktemp("log") / "voila.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "semcopy_lib", "serve", "--index", str(index), "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
+    log = open(log_path, "w")
+    proc = subprocess.Popen([sys.executable, "-m", "semcopy_lib", "serve", "--index", str(index), "--port", str(port),
+                             *args], stdout=log, stderr=subprocess.STDOUT)
     # the first start on a new machine also compiles and caches Jupyter's files: minutes on a busy 2-core box
     deadline = time.monotonic() + SERVER_START_S
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
+            return proc, port
         except OSError:
             if proc.poll() is not None:
                 raise RuntimeError(f"semcopy serve exited with {proc.returncode}; see {log.name}")
@@ -63,8 +59,23 @@ def server(gallery_dir, tmp_path_factory):
                 proc.kill()
                 raise RuntimeError(f"semcopy serve did not listen within {SERVER_START_S} s; see {log.name}")
             time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def index_dir(gallery_dir, tmp_path_factory) -> Path:
+    from semcopy_lib.app import build_index
+
+    index = tmp_path_factory.mktemp("e2e") / "idx"
+    build_index(gallery_dir, index, progress=False)
+    return index
+
+
+@pytest.fixture(scope="module")
+def server(index_dir, tmp_path_factory):
+    log = tmp_path_factory.mktemp("log") / "voila.log"
+    proc, port = start_serve(index_dir, log)
     url = _Url(f"http://127.0.0.1:{port}/")
-    url.pid, url.log = proc.pid, Path(log.name)
+    url.pid, url.log = proc.pid, log
     yield url
     proc.terminate()  # serve passes it on to Voila, which shuts its kernels down
     proc.wait(timeout=30)
@@ -245,6 +256,26 @@ def test_kernels_talk_over_ipc_sockets_not_tcp(server, browser_page):
     folder = re.search(r"Storing connection files in (\S+?)\.?$", server.log.read_text(), re.M).group(1)
     files = list(Path(folder).glob("kernel-*.json"))
     assert files and all(json.loads(f.read_text())["transport"] == "ipc" for f in files)
+
+
+def test_beyond_localhost_the_page_asks_for_the_token_it_prints(index_dir, browser_page, tmp_path):
+    import urllib.request
+
+    proc, port = start_serve(index_dir, tmp_path / "serve.log", "--host", "0.0.0.0")
+    try:
+        printed = re.search(r"semcopy dashboard on http://0\.0\.0\.0:\d+/\?token=(\S+) ", (tmp_path / "serve.log").read_text())
+        assert printed, (tmp_path / "serve.log").read_text()
+        token = printed.group(1)
+        bare = f"http://127.0.0.1:{port}/"
+        with urllib.request.urlopen(bare, timeout=60) as answer:  # no token: Voila's login page, not the app
+            assert "/login" in answer.geturl() and "kernelId" not in answer.read().decode()  # no kernel started
+        page = browser_page.context.browser.new_page()
+        page.goto(f"{bare}?token={token}", timeout=90_000)
+        page.get_by_role("button", name="Search").wait_for(timeout=90_000)  # with it: the app, widgets and all
+        page.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def test_add_to_gallery_makes_the_next_search_find_it(browser_page, tmp_path):
