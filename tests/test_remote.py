@@ -107,3 +107,25 @@ def test_a_dashboard_kernel_on_the_shared_service_does_not_load_torch():
 def test_a_gone_server_is_one_line(tmp_path):
     with pytest.raises(ServiceError, match="not answering"):
         RemoteSearchService(tmp_path / "nothing.sock")
+
+
+def test_requests_are_capped_and_logged_with_their_tracebacks(served, gallery_dir, monkeypatch):
+    from semcopy_lib.app.remote import LOG_NAME, MAX_FILES, MAX_K
+
+    service, remote = served
+    query = png_bytes(gallery_dir / "food" / "img04.png")
+    with pytest.raises(ServiceError, match=f"k must be 1 to {MAX_K}"):
+        remote.search([query], k=MAX_K + 1)
+    with pytest.raises(ServiceError, match=f"at most {MAX_FILES} queries"):
+        remote.search([query] * (MAX_FILES + 1), k=5)
+    assert remote.search([query], k=MAX_K)[0].hits[0].gallery_id == "food/img04.png"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the model fell over")
+
+    monkeypatch.setattr(service, "search", broken)
+    with pytest.raises(ServiceError, match="RuntimeError: the model fell over"):
+        remote.search([query], k=5)
+    logged = (service.index.directory / LOG_NAME).read_text()
+    assert "POST /search: 400 k must be 1 to 100" in logged and "POST /search: 200 in" in logged
+    assert "POST /search: 500" in logged and 'raise RuntimeError("the model fell over")' in logged  # its traceback

@@ -20,7 +20,10 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import logging
+import logging.handlers
 import os
+import time
 import socket
 import socketserver
 import tempfile
@@ -39,8 +42,19 @@ if TYPE_CHECKING:
 
 #: The environment variable that tells a dashboard kernel where the shared service listens.
 SERVICE_ENV = "SEMCOPY_SERVICE"
-#: Largest request body accepted (a few uploads at the dashboard's 25 MB cap, base64-encoded).
-MAX_REQUEST_BYTES = 200 * 1024 * 1024
+#: Uploads larger than this are refused with a message ($SEMCOPY_MAX_UPLOAD_MB, default 25; pixels
+#: are capped by the image loader, $SEMCOPY_MAX_PIXELS).
+MAX_UPLOAD_BYTES = int(float(os.environ.get("SEMCOPY_MAX_UPLOAD_MB", "25")) * 1024 * 1024)
+#: Files of one request (a dashboard upload may hold several).
+MAX_FILES = 8
+#: Largest request body accepted: MAX_FILES uploads at the cap, base64-encoded (4/3), plus the JSON.
+MAX_REQUEST_BYTES = MAX_FILES * MAX_UPLOAD_BYTES * 4 // 3 + 2**20
+#: Most hits a search may ask for (the dashboard offers 50): ranking and sending more is only cost.
+MAX_K = 100
+#: The service's log, in the index folder: kept to this many bytes, and this many older files.
+LOG_NAME, LOG_BYTES, LOG_BACKUPS = "serve.log", 2**20, 3
+
+log = logging.getLogger(__name__)
 
 
 class ServiceError(RuntimeError):
@@ -54,7 +68,7 @@ class _Handler(BaseHTTPRequestHandler):
     def address_string(self) -> str:  # a Unix socket has no client address
         return "local"
 
-    def log_message(self, format: str, *args: Any) -> None:  # quiet: the dashboard shows errors itself
+    def log_message(self, format: str, *args: Any) -> None:  # each request is logged by _answer instead
         pass
 
     def _send(self, status: int, body: dict) -> None:
@@ -74,14 +88,19 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, work) -> None:
         from semcopy_lib.data import ImageLoadError
 
+        start = time.perf_counter()
         try:
             body = work()
         except (ValueError, KeyError, TypeError, ImageLoadError) as exc:
-            self._send(400, {"error": " ".join(str(exc).split()) or type(exc).__name__})
+            status, body = 400, {"error": " ".join(str(exc).split()) or type(exc).__name__}
+            log.warning("%s %s: 400 %s", self.command, self.path, body["error"])
         except Exception as exc:  # noqa: BLE001 - a failed request must not stop the server
-            self._send(500, {"error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"})
+            status, body = 500, {"error": f"{type(exc).__name__}: {' '.join(str(exc).split())}"}
+            log.exception("%s %s: 500", self.command, self.path)  # the traceback, for whoever runs serve
         else:
-            self._send(200, body)
+            status = 200
+            log.info("%s %s: 200 in %.0f ms", self.command, self.path, (time.perf_counter() - start) * 1000)
+        self._send(status, body)
 
     def do_GET(self) -> None:
         service, lock = self.server.service, self.server.lock
@@ -100,9 +119,12 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/search":
             def search() -> dict:
                 req = self._body()
-                queries = req["queries"]
+                queries, k = req["queries"], int(req["k"])
+                if not 1 <= k <= MAX_K or len(queries) > MAX_FILES:
+                    raise ValueError(f"k must be 1 to {MAX_K} and at most {MAX_FILES} queries a request "
+                                     f"(asked k={k}, {len(queries)} queries)")
                 contents = [base64.b64decode(q["data"]) for q in queries]
-                results = _locked(lock, lambda: service.search(contents, k=int(req["k"]), names=[q["name"] for q in queries]))
+                results = _locked(lock, lambda: service.search(contents, k=k, names=[q["name"] for q in queries]))
                 return {"results": [result_to_dict(r) for r in results]}
             self._answer(search)
         elif self.path == "/add_upload":
@@ -122,6 +144,26 @@ def _locked(lock: threading.Lock, work):
         return work()
 
 
+def _log_to(index_dir: Path | None) -> None:
+    """Send this module's log to stderr and to ``INDEX_DIR/serve.log`` (rotated; stderr only when the
+    folder cannot be written), once per process."""
+    if log.handlers:
+        return
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    form = logging.Formatter("%(asctime)s semcopy serve: %(levelname)s %(message)s")
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if index_dir is not None:
+        try:
+            handlers.append(logging.handlers.RotatingFileHandler(Path(index_dir) / LOG_NAME, maxBytes=LOG_BYTES,
+                                                                 backupCount=LOG_BACKUPS, encoding="utf-8"))
+        except OSError as exc:
+            handlers[0].handle(logging.makeLogRecord({"msg": f"no log file in {index_dir}: {exc}"}))
+    for handler in handlers:
+        handler.setFormatter(form)
+        log.addHandler(handler)
+
+
 class SearchServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     """Serve one :class:`SearchService` on a Unix socket, a thread per connection.
 
@@ -133,6 +175,7 @@ class SearchServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
     def __init__(self, service: "SearchService", socket_path: os.PathLike | str | None = None):
+        _log_to(getattr(service.index, "directory", None))
         if socket_path is None:
             folder = Path(tempfile.mkdtemp(prefix="semcopy-"))  # mode 0700: only this user connects
             socket_path = folder / "search.sock"

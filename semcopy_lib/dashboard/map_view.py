@@ -55,5 +55,6 @@ def map_figure(gmap: GalleryMap, hits: Sequence[str] = (), queries: Sequence[tup
 def map_iframe(fig, height: int = 500) -> str:
     """The figure as an ``<iframe srcdoc>`` holding plotly.js inline (no network, no notebook extension)."""
     page = fig.to_html(include_plotlyjs=True, full_html=True, config={"displaylogo": False})
-    return (f'<iframe class="semcopy-map" style="width:100%;height:{height}px;border:0" '
+    # sandboxed: its scripts run (plotly), but in an origin of their own, away from the page and kernel
+    return (f'<iframe class="semcopy-map" sandbox="allow-scripts" style="width:100%;height:{height}px;border:0" '
             f'srcdoc="{html.escape(page, quote=True)}"></iframe>')

@@ -18,7 +18,7 @@ import numpy as np
 
 from semcopy_lib.app.export import hits_zip
 from semcopy_lib.app.gallery_map import GalleryMap
-from semcopy_lib.app.remote import SERVICE_ENV, RemoteSearchService
+from semcopy_lib.app.remote import MAX_FILES, MAX_UPLOAD_BYTES, SERVICE_ENV, RemoteSearchService
 from semcopy_lib.app.results import QueryResult, SearchHit, verdict
 from semcopy_lib.dashboard.map_view import map_figure, map_iframe
 from semcopy_lib.dashboard.overlay import draw_understanding, region_labels
@@ -27,9 +27,6 @@ from semcopy_lib.data import ImageLoadError, load_image
 from semcopy_lib.segment import crop
 
 INDEX_ENV = "SEMCOPY_INDEX"
-#: Uploads larger than this many MB are refused with a message ($SEMCOPY_MAX_UPLOAD_MB; pixels are
-#: capped by the image loader, $SEMCOPY_MAX_PIXELS).
-MAX_UPLOAD_BYTES = int(float(os.environ.get("SEMCOPY_MAX_UPLOAD_MB", "25")) * 1024 * 1024)
 #: Thresholds when the encoder has measured none (cosine).
 FALLBACK_COPY, FALLBACK_SUBJECT = 0.8, 0.6
 #: A query is drawn on the map at the mean of its first hits, weighted exp((score - best) / scale).
@@ -181,13 +178,22 @@ class SearchApp:
             self._mark_done()
             return
         self._busy(f"Adding {len(files)} image(s) to {label}…")
+        added, failed = [], []
         try:
-            added = [self.service.add_upload(content, name, label) for name, content in files]
-            facts = self._refresh_header()
-            self._show_map(gallery_changed=True)
-            self._say(f"Added {', '.join(added)}; the gallery now holds {facts['count']} images.")
+            for name, content in files:  # each file's outcome: one that fails does not hide the others
+                try:
+                    added.append(self.service.add_upload(content, name, label))
+                except Exception as exc:  # noqa: BLE001 - said in the page, the next file still goes in
+                    failed.append(f"{name}: {' '.join(str(exc).split())} (not added)")
+            said = failed + ([f"Added {', '.join(added)}."] if added else [])
+            if added:
+                facts = self._refresh_header()
+                self._show_map(gallery_changed=True)
+                said.append(f"The gallery now holds {facts['count']} images.")
+            self._say(" ".join(said), error=bool(failed))
         except Exception as exc:
-            self._say(f"Adding failed: {' '.join(str(exc).split())}", error=True)
+            self._say(" ".join(failed + [f"Added {', '.join(added)}." if added else "",
+                                         f"Adding failed: {' '.join(str(exc).split())}"]).strip(), error=True)
         finally:
             self._idle()
 
@@ -269,6 +275,9 @@ class SearchApp:
                  for f in self.upload.value]
         if not files:
             self._say("Choose an image with Upload first.", error=True)
+            return []
+        if len(files) > MAX_FILES:
+            self._say(f"Choose at most {MAX_FILES} images at a time ({len(files)} chosen).", error=True)
             return []
         big = [f"{n}: too big ({size / 2**20:.1f} MB > {MAX_UPLOAD_BYTES / 2**20:.0f} MB)"
                for n, _, size in files if size > MAX_UPLOAD_BYTES]

@@ -24,7 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from semcopy_lib.dashboard.search_app import INDEX_ENV, MAX_UPLOAD_BYTES
+from semcopy_lib.app.remote import MAX_FILES, MAX_UPLOAD_BYTES
+from semcopy_lib.dashboard.search_app import INDEX_ENV
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "dashboards" / "search.ipynb"
 TEMPLATE = "semcopy"
@@ -43,9 +44,9 @@ UPLOAD_GUARD = """<script>
 
 
 def websocket_limit(cap: int = MAX_UPLOAD_BYTES) -> int:
-    """Bytes of one websocket message: eight files at the cap in one upload, plus room for the rest of
-    the message (Tornado's default, 10 MiB, silently dropped any bigger upload)."""
-    return 8 * cap + 16 * 2**20
+    """Bytes of one websocket message: the most files of one search at the cap, plus room for the
+    rest of the message (Tornado's default, 10 MiB, silently dropped any bigger upload)."""
+    return MAX_FILES * cap + 16 * 2**20
 
 
 def access_token(host: str, token: str | None = None) -> str:

@@ -147,6 +147,7 @@ def test_a_screenshot_query_shows_its_photo_region_the_hit_its_verdict_and_the_m
     assert re.search(r"score (0\.\d{3}|1\.000)", text) and re.search(r"copy|same subject", text)
     assert "matched:" in text and "photo 1" in text  # the region that matched, shown beside the hit
     assert "layout screenshot" in page.inner_text("body")
+    assert page.locator("iframe.semcopy-map").get_attribute("sandbox") == "allow-scripts"  # plotly runs, walled off
     srcdoc = page.locator("iframe.semcopy-map").get_attribute("srcdoc")
     assert re.search(r'"name":\s*"hits"', srcdoc) and re.search(r'"name":\s*"query"', srcdoc)
     assert re.search(r"hit: food(/|\\u002f)img04.png", srcdoc)  # the hit is ringed on the map (JSON writes / as \u002f)

@@ -1,0 +1,63 @@
+"""The dashboard's actions without a browser (the browser runs in tests/e2e)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import io
+import shutil
+
+import pytest
+from PIL import Image
+
+from semcopy_lib.app import SearchService
+from semcopy_lib.dashboard.search_app import SearchApp
+
+
+def _file(name: str, content: bytes) -> dict:
+    """An entry of FileUpload.value as the browser sends it."""
+    return {"name": name, "type": "image/png", "size": len(content), "content": memoryview(content),
+            "last_modified": dt.datetime.fromtimestamp(0, tz=dt.timezone.utc)}
+
+
+def _png(colour: tuple[int, int, int]) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), colour).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture()
+def app(gallery_index, tmp_path):
+    index = tmp_path / "idx"
+    shutil.copytree(gallery_index, index)
+    return SearchApp(SearchService(index))
+
+
+def test_a_partly_failed_add_names_each_file_and_keeps_what_went_in(app):
+    before = len(app.service.index)
+    app.upload.value = (_file("red.png", _png((200, 30, 30))), _file("notes.png", b"not an image"),
+                        _file("blue.png", _png((30, 30, 200))))
+    app.new_class.value = "added"
+    app.add()
+    said = app.status.value
+    assert "semcopy-error" in said and "notes.png" in said and "(not added)" in said
+    assert "Added added/red.png, added/blue.png." in said and f"now holds {before + 2} images" in said
+    assert len(app.service.index) == before + 2
+
+
+def test_more_files_than_one_request_takes_are_refused_in_one_line(app):
+    from semcopy_lib.app.remote import MAX_FILES
+
+    app.upload.value = tuple(_file(f"{i}.png", _png((i, i, i))) for i in range(MAX_FILES + 1))
+    app.run()
+    assert f"Choose at most {MAX_FILES} images at a time ({MAX_FILES + 1} chosen)." in app.status.value
+    assert app.finished.value.endswith('data-run="1"></span>')  # a refused action still finishes
+
+
+def test_a_file_sent_empty_for_being_over_the_cap_is_refused_by_its_size(app):
+    from semcopy_lib.app.remote import MAX_UPLOAD_BYTES
+
+    app.upload.value = ({**_file("huge.png", b""), "size": MAX_UPLOAD_BYTES + 2**20},)
+    app.run()
+    said = html.unescape(app.status.value)
+    assert f"huge.png: too big ({MAX_UPLOAD_BYTES / 2**20 + 1:.1f} MB > {MAX_UPLOAD_BYTES / 2**20:.0f} MB)" in said
