@@ -7,7 +7,7 @@ DEMO_DIR ?= .cache/demo
 PORT   ?= 8866
 HOST   ?= 127.0.0.1
 
-.PHONY: setup test fuzz demo demo-build head pasted-probe clean
+.PHONY: setup test fuzz load demo demo-build head pasted-probe clean
 
 # Re-install when the dependency list changes. torch/torchvision are pinned in pyproject.toml.
 $(STAMP): pyproject.toml
@@ -23,6 +23,10 @@ test: $(STAMP)
 # The property tests with fresh random examples, ten times as many as `make test` draws
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/test_robustness.py -k "random_bytes or corrupted or any_picture"
+
+# 8 browser sessions searching while `index add` writes 200 images: .cache/load-report.json (minutes)
+load: $(STAMP)
+	$(PY) -m pytest -m slow -s tests/e2e/test_load.py
 
 demo: $(STAMP)
 	$(VENV)/bin/semcopy demo --dir $(DEMO_DIR) --host $(HOST) --port $(PORT)
