@@ -209,3 +209,23 @@ def test_the_subject_thresholds_of_the_config_reach_the_subjects_proposer():
     assert len(both) == 2 and iou(both[0], (40, 40, 161, 161)) >= 0.8 and iou(both[1], (300, 200, 101, 101)) >= 0.8
     assert boxes(replace(QueryConfig(), subjects=SubjectsConfig(top=1))) == both[:1]
     assert boxes(replace(QueryConfig(), subjects=SubjectsConfig(min_area=0.2))) == []
+
+
+def test_a_proposer_s_box_past_the_image_is_clipped_in_one_place():
+    """Whatever a proposer returns, the boxes handed on lie inside the query (propose() clips them)."""
+    from semcopy_lib.encoders import create_encoder
+    from semcopy_lib.query import PROPOSERS, Proposal, QueryConfig, register_proposer
+    from semcopy_lib.query.propose import QueryImage, propose
+
+    @register_proposer("toy-overhang")
+    def overhang(query):
+        w, h = query.image.size
+        return [Proposal((w - 10, -5, 40, h + 20), "overhang"), Proposal((-30, h + 3, 10, 10), "outside")]
+
+    try:
+        image = Image.new("RGB", (50, 394), "white")  # the narrow picture that once crashed the segmenter
+        query = QueryImage(image, create_encoder("effnet-lite0"), QueryConfig(proposers=("toy-overhang",)))
+        [found] = propose([query], "regions")
+        assert [p.box for p in found] == [(40, 0, 10, 394), (0, 393, 10, 1)]
+    finally:
+        PROPOSERS.pop("toy-overhang")

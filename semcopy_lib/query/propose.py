@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -28,7 +28,7 @@ from semcopy_lib.data.boxes import Box
 from semcopy_lib.detect import Detection, Detector
 from semcopy_lib.encoders import Encoder, FeatureMaps
 from semcopy_lib.query.config import QueryConfig
-from semcopy_lib.segment import Layout, analyse
+from semcopy_lib.segment import Layout, analyse, clip_box
 from semcopy_lib.segment.template import match_picture
 
 STAGES = ("regions", "copy")
@@ -173,4 +173,6 @@ def propose(queries: list[QueryImage], stage: str) -> list[list[Proposal]]:
         for p in chosen:
             if not p.threaded:
                 mine[p.name] = p.propose(query)
-    return [[proposal for p in chosen for proposal in mine[p.name]] for mine in found]
+    # whatever a proposer returns, every box handed on lies inside its query
+    return [[replace(proposal, box=clip_box(proposal.box, *query.image.size)) for p in chosen for proposal in mine[p.name]]
+            for query, mine in zip(queries, found)]

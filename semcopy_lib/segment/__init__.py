@@ -95,7 +95,7 @@ def analyse(image: Image.Image, config: LayoutConfig = LayoutConfig()) -> Layout
     sx, sy = width / ww, height / wh
 
     def to_image(boxes: list[Box]) -> list[Box]:
-        return [_clip(scale_box(b, sx, sy), width, height) for b in boxes]
+        return [clip_box(scale_box(b, sx, sy), width, height) for b in boxes]
 
     def off_page(found: list[Box]) -> list[Box]:
         """The parts off the page's colour that are no box of ``found`` (cards, framed pictures,
@@ -142,7 +142,7 @@ def _on_canvas(rgb: np.ndarray, layout: Layout, config: LayoutConfig = LayoutCon
     masks: dict = {}
     height, width = rgb.shape[:2]
     # every box handed on lies inside the image (edge rectangles are rounded back from a smaller scale)
-    layout = Layout(layout.layout, [_clip(box, width, height) for box in layout.boxes])
+    layout = Layout(layout.layout, [clip_box(box, width, height) for box in layout.boxes])
 
     def grow(box: Box) -> Box | None:
         return next((g for t in CANVAS_TOLERANCES if (g := canvas_of(rgb, box, masks, t))), None)
@@ -162,7 +162,9 @@ def _on_canvas(rgb: np.ndarray, layout: Layout, config: LayoutConfig = LayoutCon
     return Layout(layout.layout, boxes)
 
 
-def _clip(box: Box, width: int, height: int) -> Box:
+def clip_box(box: Box, width: int, height: int) -> Box:
+    """``box`` cut to a ``width`` x ``height`` image (at least one pixel inside it): the one place
+    boxes are made to fit, for the segmenter and for every region proposer."""
     x, y, w, h = box
     x, y = min(max(0, x), width - 1), min(max(0, y), height - 1)
     return (x, y, max(1, min(w, width - x)), max(1, min(h, height - y)))
@@ -180,4 +182,4 @@ def crop(image: Image.Image, box: Box) -> Image.Image:
     return image.crop((x, y, x + w, y + h))
 
 
-__all__ = ["LAYOUTS", "Box", "Layout", "LayoutConfig", "SubjectsConfig", "Region", "analyse", "crop", "iou", "scale_box", "subject_boxes"]
+__all__ = ["LAYOUTS", "Box", "Layout", "LayoutConfig", "SubjectsConfig", "Region", "analyse", "clip_box", "crop", "iou", "scale_box", "subject_boxes"]
