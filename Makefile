@@ -22,7 +22,7 @@ test: $(STAMP)
 
 # The property tests with fresh random examples, ten times as many as `make test` draws
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/test_robustness.py -k "random_bytes or corrupted or any_picture"
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/test_robustness.py tests/test_flat.py -k "random_bytes or corrupted or any_picture or bf16 or adversarial"
 
 # 8 browser sessions searching while `index add` writes 200 images: .cache/load-report.json (minutes)
 load: $(STAMP)

@@ -22,6 +22,8 @@ os.environ["SEMCOPY_TRUST_FILE"] = str(Path(tempfile.mkdtemp(prefix="semcopy-tru
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True, deadline=None)
 settings.register_profile("fuzz", derandomize=False, print_blob=True, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+#: Property tests draw ``max_examples=N * FUZZ``: ten times as many under `make fuzz`.
+FUZZ = 10 if os.environ.get("HYPOTHESIS_PROFILE") == "fuzz" else 1
 
 
 def pattern_image(seed: int, size: tuple[int, int] = (96, 80)) -> Image.Image:

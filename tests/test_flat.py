@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import example, given
+from conftest import FUZZ
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from semcopy_lib.index.flat import FlatScan, bf16_error
@@ -68,6 +69,7 @@ def adversarial(dim: int, traps: int, up: list[bool], flips: list[bool], fillers
     return unit(q[None]), unit(x[None])
 
 
+@settings(max_examples=100 * FUZZ)
 @given(dim=st.sampled_from([64, 512, 1024, 1280, 2048]), share=st.floats(0.5, 1.0),
        up=st.lists(st.booleans(), min_size=1, max_size=8), flips=st.lists(st.booleans(), min_size=1, max_size=8),
        fillers=st.integers(0, 8))
@@ -79,6 +81,7 @@ def test_bf16_scores_stay_within_the_proved_bound(dim, share, up, flips, fillers
     assert abs(coarse - (q @ x.T).item()) <= bf16_error(dim)
 
 
+@settings(max_examples=20 * FUZZ)
 @given(dim=st.sampled_from([256, 1280]), up=st.lists(st.booleans(), min_size=1, max_size=4),
        spread=st.floats(1e-4, 3e-2), seed=st.integers(0, 2**16))
 def test_screened_top_k_equals_float32_on_adversarial_near_ties(dim, up, spread, seed):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FUZZ
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -24,8 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Peak memory allowed for a CLI run over the corpus (torch + the model take ~0.8 GB; a decoded
 #: 30,000 x 30,000 bomb alone would take 2.7 GB).
 MAX_RSS_MB = 1500
-#: `make fuzz` (profile ``fuzz``, fresh random examples) draws ten times the examples of `make test`.
-FUZZ = 10 if os.environ.get("HYPOTHESIS_PROFILE") == "fuzz" else 1
 
 
 @pytest.fixture(scope="module")
