@@ -23,11 +23,11 @@ import json
 import logging
 import logging.handlers
 import os
-import time
 import socket
 import socketserver
 import tempfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -144,24 +144,27 @@ def _locked(lock: threading.Lock, work):
         return work()
 
 
-def _log_to(index_dir: Path | None) -> None:
-    """Send this module's log to stderr and to ``INDEX_DIR/serve.log`` (rotated; stderr only when the
-    folder cannot be written), once per process."""
-    if log.handlers:
-        return
-    log.setLevel(logging.INFO)
-    log.propagate = False
+def _log_file(index_dir: Path | None) -> logging.Handler | None:
+    """This module's log goes to stderr (set up once) and, returned here, to ``INDEX_DIR/serve.log``
+    (rotated), added to the log; None when that folder cannot be written."""
     form = logging.Formatter("%(asctime)s semcopy serve: %(levelname)s %(message)s")
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
-    if index_dir is not None:
-        try:
-            handlers.append(logging.handlers.RotatingFileHandler(Path(index_dir) / LOG_NAME, maxBytes=LOG_BYTES,
-                                                                 backupCount=LOG_BACKUPS, encoding="utf-8"))
-        except OSError as exc:
-            handlers[0].handle(logging.makeLogRecord({"msg": f"no log file in {index_dir}: {exc}"}))
-    for handler in handlers:
-        handler.setFormatter(form)
-        log.addHandler(handler)
+    if not log.handlers:
+        log.setLevel(logging.INFO)
+        log.propagate = False
+        stream = logging.StreamHandler()
+        stream.setFormatter(form)
+        log.addHandler(stream)
+    if index_dir is None:
+        return None
+    try:
+        handler = logging.handlers.RotatingFileHandler(Path(index_dir) / LOG_NAME, maxBytes=LOG_BYTES,
+                                                       backupCount=LOG_BACKUPS, encoding="utf-8")
+    except OSError as exc:
+        log.warning("no log file in %s: %s", index_dir, exc)
+        return None
+    handler.setFormatter(form)
+    log.addHandler(handler)
+    return handler
 
 
 class SearchServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -175,7 +178,7 @@ class SearchServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
     def __init__(self, service: "SearchService", socket_path: os.PathLike | str | None = None):
-        _log_to(getattr(service.index, "directory", None))
+        self.log_file = _log_file(getattr(service.index, "directory", None))
         if socket_path is None:
             folder = Path(tempfile.mkdtemp(prefix="semcopy-"))  # mode 0700: only this user connects
             socket_path = folder / "search.sock"
@@ -188,6 +191,9 @@ class SearchServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     def close(self) -> None:
         self.shutdown()
         self.server_close()
+        if self.log_file is not None:
+            log.removeHandler(self.log_file)
+            self.log_file.close()
         try:
             self.socket_path.unlink()
             if self.socket_path.parent.name.startswith("semcopy-"):

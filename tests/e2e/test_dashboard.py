@@ -62,11 +62,10 @@ def start_serve(index: Path, log_path: Path, *args: str) -> tuple[subprocess.Pop
 
 
 @pytest.fixture(scope="module")
-def index_dir(gallery_dir, tmp_path_factory) -> Path:
-    from semcopy_lib.app import build_index
-
+def index_dir(gallery_index, tmp_path_factory) -> Path:
+    """A copy of the shared test index: the dashboard adds to it."""
     index = tmp_path_factory.mktemp("e2e") / "idx"
-    build_index(gallery_dir, index, progress=False)
+    shutil.copytree(gallery_index, index)
     return index
 
 
