@@ -224,6 +224,45 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dedup(args: argparse.Namespace) -> int:
+    import csv
+
+    from semcopy_lib.app import encoder_for_index
+    from semcopy_lib.app.dedup import default_threshold, find_duplicates, report_html, rows_csv
+    from semcopy_lib.index import GalleryIndex
+
+    index = GalleryIndex.open(args.index, read_only=True)
+    try:
+        threshold = args.threshold if args.threshold is not None else default_threshold(encoder_for_index(index), args.level)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    groups = find_duplicates(index, threshold, level=args.level, method=args.method, neighbours=args.neighbours,
+                             progress=True)
+    if args.json:
+        for group in groups:
+            _print_json(group.to_dict())
+    elif not (args.csv or args.html):
+        for n, group in enumerate(groups, start=1):
+            print(f"group {n}: {len(group.members)} images, {group.tier}")
+            for k, m in enumerate(group.members):
+                what = "keeper" if k == 0 else ("same file" if m.exact else f"{m.score:.3f}")
+                print(f"  {what:>9}  {m.width}x{m.height}  {m.gallery_id}")
+    if args.csv:
+        rows = rows_csv(groups)
+        with open(args.csv, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["group", "tier", "id", "keeper", "score",
+                                                                                   "exact", "width", "height"])
+            writer.writeheader()
+            writer.writerows(rows)
+    if args.html:
+        thumbs = index.thumbs({m.gallery_id for g in groups for m in g.members})
+        Path(args.html).write_text(report_html(groups, thumbs, f"semcopy dedup: {args.index}"), encoding="utf-8")
+    extra = sum(len(g.members) - 1 for g in groups)
+    print(f"{len(groups)} groups of copies (threshold {threshold:.3f}, {args.method}): {extra} images besides their "
+          f"keepers, of {len(index)}", file=sys.stderr)
+    return 0
+
+
 def cmd_segment(args: argparse.Namespace) -> int:
     from semcopy_lib.app.contract import error_json, segment_json
     from semcopy_lib.data import ImageLoadError, load_image
@@ -553,6 +592,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("queries", nargs="+", metavar="QUERY")
     common(p)
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("dedup", help="groups of copies inside the gallery, each with a suggested keeper (nothing "
+                       "is moved or deleted)")
+    p.add_argument("--index", required=True, metavar="INDEX_DIR")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="cosine from which two images are copies (default: the encoder's measured score for --level)")
+    p.add_argument("--level", choices=("copy", "subject"), default="copy",
+                   help="copy: the same picture (cropped, recompressed, recoloured); subject: the same subject")
+    p.add_argument("--method", choices=("keeper", "components"), default="keeper",
+                   help="keeper: every member is a copy of its keeper (default); components: single linkage")
+    p.add_argument("--neighbours", type=int, default=32, help="neighbours looked at per image (default 32)")
+    p.add_argument("--json", action="store_true", help="one JSON object per group, one per line")
+    p.add_argument("--csv", metavar="FILE", help="write one row per member")
+    p.add_argument("--html", metavar="FILE", help="write a report with thumbnails")
+    p.set_defaults(func=cmd_dedup)
 
     p = sub.add_parser("segment", help="layout (single/screenshot/collage) and photo boxes of images")
     p.add_argument("--json", action="store_true")

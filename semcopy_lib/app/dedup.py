@@ -1,0 +1,223 @@
+"""Groups of copies inside one gallery (``semcopy dedup``): which images are copies of each other, and
+which one to keep.
+
+Each image's neighbours come from the index's own search (exact, or IVF past 50,000 vectors), so the
+work grows with the number of images times ``neighbours``, not with its square. Byte-identical files
+(same sha256) are one node; nodes are grouped by one of two rules:
+
+- ``keeper`` (default): nodes in keeper order (:func:`keeper_order`) each become a group's keeper
+  unless already taken, and take the untaken neighbours that score at least the threshold *with the
+  keeper*: every member is a copy of its keeper, nothing chains through a hub.
+- ``components``: connected components of the pairs over the threshold (single linkage: A~B and B~C
+  put A and C together even when A and C are far apart).
+
+A group's keeper is its largest picture (pixels), then the oldest file, then the first id: the copy
+with the most information, and the one most likely to be the original.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from semcopy_lib.index import GalleryIndex, Record
+
+METHODS = ("keeper", "components")
+LEVELS = ("copy", "subject")
+#: Neighbours looked at per image: a group larger than this around one keeper is split in several.
+NEIGHBOURS = 32
+#: Query vectors searched at once.
+BATCH = 1024
+
+
+@dataclass(frozen=True)
+class Member:
+    """One image of a group: its score with the keeper (1.0 for the keeper; ``exact``: same bytes)."""
+
+    gallery_id: str
+    score: float
+    exact: bool
+    width: int
+    height: int
+    source: str
+
+
+@dataclass
+class Group:
+    """Images that are copies of one another; ``members[0]`` is the keeper. ``tier``: ``exact`` when
+    all are byte-identical, else the level the threshold stands for (``copy`` or ``subject``)."""
+
+    tier: str
+    members: list[Member] = field(default_factory=list)
+
+    @property
+    def keeper(self) -> Member:
+        return self.members[0]
+
+    def to_dict(self) -> dict:
+        return {"tier": self.tier, "keeper": self.keeper.gallery_id, "size": len(self.members),
+                "members": [{"id": m.gallery_id, "score": round(m.score, 4), "exact": m.exact,
+                             "width": m.width, "height": m.height} for m in self.members]}
+
+
+def keeper_order(records: list[Record]) -> list[int]:
+    """Positions of ``records`` best keeper first: most pixels (the whole image's box), then the
+    oldest file (modification time; a missing file counts as newest), then gallery id."""
+    def mtime(r: Record) -> float:
+        try:
+            return os.stat(r.source).st_mtime if r.source else float("inf")
+        except OSError:
+            return float("inf")
+
+    return sorted(range(len(records)), key=lambda i: (-records[i].box[2] * records[i].box[3], mtime(records[i]),
+                                                      records[i].gallery_id))
+
+
+def neighbour_pairs(index: GalleryIndex, vectors: np.ndarray, ids: list[str], threshold: float,
+                    neighbours: int = NEIGHBOURS, progress: bool = False) -> dict[tuple[int, int], float]:
+    """{(i, j): cosine} for i < j, image positions in ``ids``, of each image's ``neighbours`` nearest
+    gallery images (the index's search) that score at least ``threshold``."""
+    position = {gid: i for i, gid in enumerate(ids)}
+    pairs: dict[tuple[int, int], float] = {}
+    for start in tqdm(range(0, len(vectors), BATCH), desc="neighbours", unit="batch", disable=not progress):
+        for i, hits in enumerate(index.search(vectors[start:start + BATCH], k=neighbours + 1), start=start):
+            for hit in hits:
+                j = position.get(hit.gallery_id)
+                if j is None or j == i or hit.score < threshold:
+                    continue
+                key = (min(i, j), max(i, j))
+                pairs[key] = max(pairs.get(key, -1.0), float(hit.score))
+    return pairs
+
+
+def find_duplicates(index: GalleryIndex, threshold: float, level: str = "copy", method: str = "keeper",
+                    neighbours: int = NEIGHBOURS, progress: bool = False) -> list[Group]:
+    """The gallery's groups of copies (two images or more), largest first.
+
+    Args:
+        threshold: cosine from which two images are copies (the encoder's ``copy_score`` or
+            ``subject_score``, which ``level`` names).
+        method: ``keeper`` or ``components`` (module docstring).
+
+    Raises:
+        ValueError: an unknown ``method`` or ``level``.
+    """
+    if method not in METHODS or level not in LEVELS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)} and level one of {', '.join(LEVELS)}")
+    records, vectors = index.image_vectors()
+    if not records:
+        return []
+    # byte-identical files are one node, represented by their best keeper
+    order = keeper_order(records)
+    rank = {i: r for r, i in enumerate(order)}
+    rep_of_sha: dict[str, int] = {}
+    nodes: dict[int, list[int]] = {}  # node (its representative's position) -> image positions
+    node_of = {}
+    for i in order:
+        rep = rep_of_sha.setdefault(records[i].sha256, i)
+        node_of[i] = rep
+        nodes.setdefault(rep, []).append(i)
+    pairs = neighbour_pairs(index, vectors, [r.gallery_id for r in records], threshold, neighbours, progress)
+    linked: dict[int, dict[int, float]] = {}  # node -> {node: best score between their images}
+    for (i, j), score in pairs.items():
+        a, b = node_of[i], node_of[j]
+        if a != b:
+            linked.setdefault(a, {})[b] = max(linked.get(a, {}).get(b, -1.0), score)
+            linked.setdefault(b, {})[a] = max(linked.get(b, {}).get(a, -1.0), score)
+    reps = sorted(nodes, key=rank.__getitem__)
+    clusters = _keeper_clusters(reps, linked) if method == "keeper" else _components(reps, linked, rank)
+    groups = []
+    for keeper, taken in clusters:
+        # a component's member need not be the keeper's neighbour: then its score is the cosine of the two
+        score_of = {b: linked[keeper][b] if b in linked.get(keeper, {}) else float(vectors[keeper] @ vectors[b])
+                    for b in taken}
+        members = []
+        for rep in [keeper, *sorted(taken, key=lambda b: (-score_of[b], rank[b]))]:
+            for i in nodes[rep]:
+                r = records[i]
+                members.append(Member(r.gallery_id, 1.0 if rep == keeper else score_of[rep], rep == keeper,
+                                      r.box[2], r.box[3], r.source))
+        if len(members) > 1:
+            groups.append(Group("exact" if all(m.exact for m in members) else level, members))
+    return sorted(groups, key=lambda g: (-len(g.members), g.keeper.gallery_id))
+
+
+def _keeper_clusters(reps: list[int], linked: dict[int, dict[int, float]]) -> list[tuple[int, list[int]]]:
+    """Each untaken node, best keeper first, takes its untaken neighbours (all over the threshold)."""
+    taken: set[int] = set()
+    clusters = []
+    for rep in reps:
+        if rep in taken:
+            continue
+        mine = [b for b in linked.get(rep, {}) if b not in taken]
+        taken.add(rep)
+        taken.update(mine)
+        clusters.append((rep, mine))
+    return clusters
+
+
+def _components(reps: list[int], linked: dict[int, dict[int, float]], rank: dict[int, int]) -> list[tuple[int, list[int]]]:
+    """Connected components; each one's best keeper first."""
+    seen: set[int] = set()
+    clusters = []
+    for rep in reps:
+        if rep in seen:
+            continue
+        stack, part = [rep], []
+        seen.add(rep)
+        while stack:
+            a = stack.pop()
+            part.append(a)
+            for b in linked.get(a, {}):
+                if b not in seen:
+                    seen.add(b)
+                    stack.append(b)
+        part.sort(key=rank.__getitem__)
+        clusters.append((part[0], part[1:]))
+    return clusters
+
+
+def default_threshold(encoder, level: str) -> float:
+    """The encoder's measured threshold for ``level``.
+
+    Raises:
+        ValueError: the encoder has not measured it (give ``--threshold``).
+    """
+    value = encoder.copy_score if level == "copy" else encoder.subject_score
+    if value is None:
+        raise ValueError(f"encoder {encoder.name} has no measured {level} score: give --threshold")
+    return float(value)
+
+
+def report_html(groups: list[Group], thumbs: dict[str, bytes], title: str = "semcopy dedup") -> str:
+    """A self-contained HTML page: one strip of thumbnails per group, keeper first, with the scores."""
+    import base64
+    import html
+
+    def cell(m: Member, keeper: bool) -> str:
+        img = (f'<img src="data:image/png;base64,{base64.b64encode(thumbs[m.gallery_id]).decode()}" alt="">'
+               if m.gallery_id in thumbs else '<div class="none">no thumbnail</div>')
+        what = "keeper" if keeper else ("same file" if m.exact else f"score {m.score:.3f}")
+        return (f'<figure class="{"keeper" if keeper else ""}">{img}<figcaption>{html.escape(m.gallery_id)}'
+                f"<br>{m.width}×{m.height} · {what}</figcaption></figure>")
+
+    strips = "".join(
+        f'<section><h2>Group {n}: {len(g.members)} images, {g.tier}</h2><div class="strip">'
+        + "".join(cell(m, k == 0) for k, m in enumerate(g.members)) + "</div></section>"
+        for n, g in enumerate(groups, start=1))
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
+            "body{font-family:sans-serif;margin:1em}.strip{display:flex;flex-wrap:wrap;gap:8px}"
+            "figure{margin:0;width:160px;font-size:12px}figure img{max-width:160px;max-height:160px}"
+            "figure.keeper{outline:3px solid #2a7}h2{font-size:15px}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><p>{len(groups)} groups, "
+            f"{sum(len(g.members) - 1 for g in groups)} images besides their keepers.</p>{strips}</body></html>")
+
+
+def rows_csv(groups: list[Group]) -> list[dict]:
+    """One row per member: group, tier, id, keeper, score, exact, width, height."""
+    return [{"group": n, "tier": g.tier, "id": m.gallery_id, "keeper": g.keeper.gallery_id, "score": round(m.score, 4),
+             "exact": m.exact, "width": m.width, "height": m.height}
+            for n, g in enumerate(groups, start=1) for m in g.members]

@@ -1,0 +1,83 @@
+"""`semcopy dedup`: groups of copies inside a gallery, each with its keeper."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import shutil
+
+import pytest
+from PIL import Image, ImageOps
+
+from semcopy_lib.app import build_index
+from semcopy_lib.app.dedup import _components, _keeper_clusters, find_duplicates
+from semcopy_lib.cli import main
+from semcopy_lib.data.synth import crop_jpeg
+
+
+@pytest.fixture(scope="module")
+def copies(gallery_dir, tmp_path_factory):
+    """The 12 test photos plus: a byte-identical twin, a crop + JPEG, a mirror, a channel swap and a
+    2x enlargement (the largest picture, so its group's keeper) of four of them."""
+    root = tmp_path_factory.mktemp("dedup")
+    gallery = root / "gallery"
+    shutil.copytree(gallery_dir, gallery)
+    rng = random.Random(0)
+    shutil.copyfile(gallery / "animals" / "img00.png", gallery / "animals" / "img00-twin.png")
+    food = Image.open(gallery / "food" / "img01.png").convert("RGB")
+    crop_jpeg(food, rng).save(gallery / "food" / "img01-crop.jpg")
+    photo = Image.open(gallery / "food" / "img04.png").convert("RGB")
+    ImageOps.mirror(photo).save(gallery / "food" / "img04-mirror.png")
+    r, g, b = photo.split()
+    Image.merge("RGB", (b, g, r)).save(gallery / "food" / "img04-swapped.png")
+    star = Image.open(gallery / "shapes" / "stars" / "img05.png").convert("RGB")
+    star.resize((star.width * 2, star.height * 2)).save(gallery / "shapes" / "big-img05.png")
+    index, _ = build_index(gallery, root / "idx", progress=False)
+    return gallery, root / "idx", index
+
+
+def test_copies_are_grouped_with_the_largest_picture_as_keeper(copies):
+    _, _, index = copies
+    groups = find_duplicates(index, 0.635)
+    found = {g.keeper.gallery_id: (g.tier, {m.gallery_id for m in g.members[1:]}) for g in groups}
+    assert found == {
+        "food/img04.png": ("copy", {"food/img04-mirror.png", "food/img04-swapped.png"}),
+        "animals/img00.png": ("exact", {"animals/img00-twin.png"}),
+        "food/img01.png": ("copy", {"food/img01-crop.jpg"}),
+        "shapes/big-img05.png": ("copy", {"shapes/stars/img05.png"}),
+    }
+    biggest = next(g for g in groups if g.keeper.gallery_id == "shapes/big-img05.png")
+    assert (biggest.keeper.width, biggest.members[1].width) == (512, 256)  # the most pixels keep
+    crop = next(g for g in groups if g.keeper.gallery_id == "food/img01.png").members[1]
+    assert 0.635 <= crop.score < 1 and not crop.exact
+    assert [len(g.members) for g in groups] == sorted((len(g.members) for g in groups), reverse=True)
+
+
+def test_keeper_groups_do_not_chain_but_components_do():
+    # A~B 0.9, B~C 0.8, A and C not copies: through B single linkage joins all three
+    linked = {0: {1: 0.9}, 1: {0: 0.9, 2: 0.8}, 2: {1: 0.8}}
+    assert _keeper_clusters([0, 1, 2], linked) == [(0, [1]), (2, [])]
+    assert _components([0, 1, 2], linked, {0: 0, 1: 1, 2: 2}) == [(0, [1, 2])]
+
+
+def test_cli_json_csv_and_html(copies, tmp_path, capsys):
+    _, index, _ = copies
+    assert main(["dedup", "--index", str(index), "--json"]) == 0
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    assert len(lines) == 4 and "4 groups of copies (threshold 0.635, keeper)" in captured.err
+    exact = next(g for g in lines if g["tier"] == "exact")
+    assert exact == {"tier": "exact", "keeper": "animals/img00.png", "size": 2,
+                     "members": [{"id": "animals/img00.png", "score": 1.0, "exact": True, "width": 256, "height": 256},
+                                 {"id": "animals/img00-twin.png", "score": 1.0, "exact": True, "width": 256,
+                                  "height": 256}]}
+    assert main(["dedup", "--index", str(index), "--csv", str(tmp_path / "d.csv"), "--html", str(tmp_path / "d.html")]) == 0
+    with open(tmp_path / "d.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == sum(g["size"] for g in lines) and set(rows[0]) == {"group", "tier", "id", "keeper", "score",
+                                                                           "exact", "width", "height"}
+    page = (tmp_path / "d.html").read_text()
+    assert page.count("<section>") == 4 and page.count("data:image/png;base64,") == len(rows)
+    assert main(["dedup", "--index", str(index), "--threshold", "0.9999"]) == 0  # only the twins are left
+    assert capsys.readouterr().out.startswith("group 1: 2 images, exact\n")
