@@ -403,6 +403,29 @@ def cmd_bench_copies(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_dedup(args: argparse.Namespace) -> int:
+    from semcopy_lib.eval.dedup import run_dedup_bench, synthetic_grouping
+
+    row = run_dedup_bench(args.images_dir, groups=args.groups, distinct=args.distinct, seed=args.seed,
+                          splits=_splits(args), encoder_name=args.encoder, encoder_path=args.encoder_path)
+    if args.synthetic:
+        row["synthetic"] = synthetic_grouping(args.synthetic)
+    if args.json:
+        _print_json(row)
+        return 0
+    for split, part in row["splits"].items():
+        for method in ("semcopy", "phash", "backbone"):
+            if method in part:
+                m = part[method]
+                print(f"[{split}] {method:<9} precision {m['precision']:.3f}  recall {m['recall']:.3f}  "
+                      f"({m['pairs_found']} pairs found, {m['pairs_true']} true)  per kind: "
+                      + ", ".join(f"{k} {v:.2f}" for k, v in m["recall_per_kind"].items()))
+    if "synthetic" in row:
+        s = row["synthetic"]
+        print(f"{s['vectors']} synthetic vectors grouped in {s['seconds']} s ({s['groups']} groups)")
+    return 0
+
+
 def _splits(args: argparse.Namespace) -> tuple[str, ...]:
     """The benchmark splits ``--split`` names (both by default)."""
     from semcopy_lib.eval.regions import SPLITS
@@ -639,6 +662,19 @@ def build_parser() -> argparse.ArgumentParser:
                            help="queries of the tuning split, the held-out split or both (default)")
         common(p)
         p.set_defaults(func=func)
+
+    p = bsub.add_parser("dedup", help="groups of copies in a generated gallery with known groups: pairwise "
+                        "precision/recall of semcopy dedup, imagededup PHash and the plain backbone, per split")
+    p.add_argument("images_dir", metavar="IMAGES_DIR", help="a folder of class folders to make the gallery from")
+    p.add_argument("--groups", type=int, default=40, help="source images with three copies each (default 40)")
+    p.add_argument("--distinct", type=int, default=120, help="images without a copy (default 120)")
+    p.add_argument("--split", choices=("tuning", "held-out", "both"), default="both")
+    p.add_argument("--synthetic", type=int, default=0, metavar="N", help="also time grouping N synthetic vectors")
+    p.add_argument("--encoder", default=None, help="encoder to index with (default: the default encoder)")
+    p.add_argument("--encoder-path", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench_dedup)
 
     p = bsub.add_parser("calibrate", help="fit the merge of region hits (query.merge: slope and offset per region "
                         "kind) on the tuning split of the regions and copies benchmarks")

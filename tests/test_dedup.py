@@ -81,3 +81,21 @@ def test_cli_json_csv_and_html(copies, tmp_path, capsys):
     assert page.count("<section>") == 4 and page.count("data:image/png;base64,") == len(rows)
     assert main(["dedup", "--index", str(index), "--threshold", "0.9999"]) == 0  # only the twins are left
     assert capsys.readouterr().out.startswith("group 1: 2 images, exact\n")
+
+
+def test_bench_dedup_scores_pairs_against_the_known_groups(gallery_dir, capsys):
+    from semcopy_lib.eval.dedup import pair_scores
+
+    # hand-computed: groups {a, b, c} (source 0) and {d, e} (source 1); found {a, b}, {c, d}
+    truth = {"g0/original.png": 0, "g0/crop.png": 0, "g0/mirror.png": 0, "g1/original.png": 1, "g1/jpeg.png": 1,
+             "distinct/d0.png": -1}
+    kinds = {name: name.split("/")[1].removesuffix(".png") for name in truth}
+    found = [{"g0/original.png", "g0/crop.png"}, {"g0/mirror.png", "g1/original.png"}]
+    scores = pair_scores(found, truth, kinds)
+    assert (scores["precision"], scores["recall"], scores["pairs_found"], scores["pairs_true"]) == (0.5, 0.25, 2, 4)
+    assert scores["recall_per_kind"] == {"crop": 1.0, "mirror": 0.0, "jpeg": 0.0}
+    assert main(["bench", "dedup", str(gallery_dir), "--groups", "2", "--distinct", "2", "--split", "tuning",
+                 "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["splits"]["tuning"]
+    assert row["images"] == 2 * 4 + 2 and set(row) == {"images", "groups", "semcopy", "phash", "backbone"}
+    assert row["semcopy"]["pairs_true"] == 2 * 6 and row["semcopy"]["threshold"] == 0.635
