@@ -120,7 +120,9 @@ def _phash_groups(folder: Path) -> list[set[str]]:
 
     from imagededup.methods import PHash
 
-    logging.getLogger("imagededup").setLevel(logging.WARNING)  # it logs every step at INFO
+    for name in list(logging.root.manager.loggerDict):  # its modules log every step, each at DEBUG
+        if name.startswith("imagededup"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     hasher = PHash(verbose=False)
     encodings = hasher.encode_images(image_dir=str(folder), recursive=True)
     duplicates = hasher.find_duplicates(encoding_map=encodings)
