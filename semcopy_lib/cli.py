@@ -228,7 +228,7 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     import csv
 
     from semcopy_lib.app import encoder_for_index
-    from semcopy_lib.app.dedup import default_threshold, find_duplicates, report_html, rows_csv
+    from semcopy_lib.app.dedup import default_threshold, find_duplicates, report_fragment, report_html, rows_csv
     from semcopy_lib.index import GalleryIndex
 
     index = GalleryIndex.open(args.index, read_only=True)
@@ -256,7 +256,8 @@ def cmd_dedup(args: argparse.Namespace) -> int:
             writer.writerows(rows)
     if args.html:
         thumbs = index.thumbs({m.gallery_id for g in groups for m in g.members})
-        Path(args.html).write_text(report_html(groups, thumbs, f"semcopy dedup: {args.index}"), encoding="utf-8")
+        Path(args.html).write_text(report_html(report_fragment(groups, thumbs), f"semcopy dedup: {args.index}"),
+                                   encoding="utf-8")
     extra = sum(len(g.members) - 1 for g in groups)
     print(f"{len(groups)} groups of copies (threshold {threshold:.3f}, {args.method}): {extra} images besides their "
           f"keepers, of {len(index)}", file=sys.stderr)

@@ -61,3 +61,18 @@ def test_a_file_sent_empty_for_being_over_the_cap_is_refused_by_its_size(app):
     app.run()
     said = html.unescape(app.status.value)
     assert f"huge.png: too big ({MAX_UPLOAD_BYTES / 2**20 + 1:.1f} MB > {MAX_UPLOAD_BYTES / 2**20:.0f} MB)" in said
+
+
+def test_the_duplicates_view_shows_each_group_with_its_keeper_and_offers_the_report(app, gallery_dir):
+    import base64
+
+    app.find_duplicates()
+    assert "0 group(s)" in app.dup_status.value and "No copies" in app.dup_groups.value
+    app.service.add_upload((gallery_dir / "food" / "img04.png").read_bytes(), "again.png", "copies")
+    app.find_duplicates()
+    assert "1 group(s), 1 image(s) besides their keepers" in app.dup_status.value
+    shown = app.dup_groups.value
+    assert shown.count("<figure") == 2 and shown.index("food/img04.png") < shown.index("copies/again.png")
+    assert 'class="keeper"' in shown and shown.count("data:image/png;base64,") == 2
+    page = base64.b64decode(app.dup_status.value.split("data:text/html;base64,")[1].split('"')[0]).decode()
+    assert page.startswith("<!doctype html>") and "copies/again.png" in page

@@ -129,3 +129,10 @@ def test_requests_are_capped_and_logged_with_their_tracebacks(served, gallery_di
     logged = (service.index.directory / LOG_NAME).read_text()
     assert "POST /search: 400 k must be 1 to 100" in logged and "POST /search: 200 in" in logged
     assert "POST /search: 500" in logged and 'raise RuntimeError("the model fell over")' in logged  # its traceback
+
+
+def test_duplicates_come_over_the_socket_as_in_process(served):
+    service, remote = served
+    here, there = service.duplicates(0.5), remote.duplicates(0.5)
+    assert there == here and there["threshold"] == 0.5
+    assert remote.duplicates()["threshold"] == service.encoder.copy_score  # the measured one by default

@@ -192,28 +192,37 @@ def default_threshold(encoder, level: str) -> float:
     return float(value)
 
 
-def report_html(groups: list[Group], thumbs: dict[str, bytes], title: str = "semcopy dedup") -> str:
-    """A self-contained HTML page: one strip of thumbnails per group, keeper first, with the scores."""
+def report_fragment(groups: list[Group] | list[dict], thumbs: dict[str, bytes]) -> str:
+    """The groups as HTML (a ``<div class="semcopy-report">`` with its own scoped style): one strip of
+    thumbnails per group, keeper first, with the scores. Groups as :class:`Group` or its ``to_dict()``."""
     import base64
     import html
 
-    def cell(m: Member, keeper: bool) -> str:
-        img = (f'<img src="data:image/png;base64,{base64.b64encode(thumbs[m.gallery_id]).decode()}" alt="">'
-               if m.gallery_id in thumbs else '<div class="none">no thumbnail</div>')
-        what = "keeper" if keeper else ("same file" if m.exact else f"score {m.score:.3f}")
-        return (f'<figure class="{"keeper" if keeper else ""}">{img}<figcaption>{html.escape(m.gallery_id)}'
-                f"<br>{m.width}×{m.height} · {what}</figcaption></figure>")
+    def cell(m: dict, keeper: bool) -> str:
+        img = (f'<img src="data:image/png;base64,{base64.b64encode(thumbs[m["id"]]).decode()}" alt="">'
+               if m["id"] in thumbs else '<div class="none">no thumbnail</div>')
+        what = "keeper" if keeper else ("same file" if m["exact"] else f"score {m['score']:.3f}")
+        return (f'<figure class="{"keeper" if keeper else ""}">{img}<figcaption>{html.escape(m["id"])}'
+                f"<br>{m['width']}×{m['height']} · {what}</figcaption></figure>")
 
+    groups = [g.to_dict() if isinstance(g, Group) else g for g in groups]
     strips = "".join(
-        f'<section><h2>Group {n}: {len(g.members)} images, {g.tier}</h2><div class="strip">'
-        + "".join(cell(m, k == 0) for k, m in enumerate(g.members)) + "</div></section>"
+        f'<section><h2>Group {n}: {g["size"]} images, {g["tier"]}</h2><div class="strip">'
+        + "".join(cell(m, k == 0) for k, m in enumerate(g["members"])) + "</div></section>"
         for n, g in enumerate(groups, start=1))
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
-            "body{font-family:sans-serif;margin:1em}.strip{display:flex;flex-wrap:wrap;gap:8px}"
-            "figure{margin:0;width:160px;font-size:12px}figure img{max-width:160px;max-height:160px}"
-            "figure.keeper{outline:3px solid #2a7}h2{font-size:15px}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><p>{len(groups)} groups, "
-            f"{sum(len(g.members) - 1 for g in groups)} images besides their keepers.</p>{strips}</body></html>")
+    return ('<div class="semcopy-report"><style>.semcopy-report .strip{display:flex;flex-wrap:wrap;gap:8px}'
+            ".semcopy-report figure{margin:0;max-width:160px;font-size:12px;padding:2px}"
+            ".semcopy-report figure img{max-width:160px;max-height:160px}"
+            ".semcopy-report figure.keeper{outline:3px solid #2a7}.semcopy-report h2{font-size:15px}</style>"
+            f"{strips}</div>")
+
+
+def report_html(fragment: str, title: str = "semcopy dedup") -> str:
+    """A self-contained page around :func:`report_fragment`."""
+    import html
+
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
+            f"<body style='font-family:sans-serif;margin:1em'><h1>{html.escape(title)}</h1>{fragment}</body></html>")
 
 
 def rows_csv(groups: list[Group]) -> list[dict]:

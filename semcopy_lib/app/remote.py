@@ -10,6 +10,7 @@ Requests (JSON; images travel base64-encoded):
 - ``GET /describe`` -> :meth:`SearchService.describe`
 - ``POST /search`` ``{"k", "queries": [{"name", "data"}]}`` -> ``{"results": [result_to_dict...]}``
 - ``POST /add_upload`` ``{"name", "label", "data"}`` -> ``{"gallery_id"}``
+- ``POST /duplicates`` ``{"threshold": float | null, "level"}`` -> :meth:`SearchService.duplicates`
 - ``GET /gallery_map`` -> ``{"ids", "labels", "sources", "xy"}``
 
 Errors come back as ``{"error": "one line"}`` with status 400 (the request's fault) or 500.
@@ -127,6 +128,11 @@ class _Handler(BaseHTTPRequestHandler):
                 results = _locked(lock, lambda: service.search(contents, k=k, names=[q["name"] for q in queries]))
                 return {"results": [result_to_dict(r) for r in results]}
             self._answer(search)
+        elif self.path == "/duplicates":
+            def duplicates() -> dict:
+                req = self._body()
+                return _locked(lock, lambda: service.duplicates(req.get("threshold"), req.get("level", "copy")))
+            self._answer(duplicates)
         elif self.path == "/add_upload":
             def add_upload() -> dict:
                 req = self._body()
@@ -266,6 +272,9 @@ class RemoteSearchService:
     def add_upload(self, content: bytes, name: str, label: str) -> str:
         body = {"name": name, "label": label, "data": base64.b64encode(content).decode("ascii")}
         return self._request("POST", "/add_upload", body)["gallery_id"]
+
+    def duplicates(self, threshold: float | None = None, level: str = "copy") -> dict:
+        return self._request("POST", "/duplicates", {"threshold": threshold, "level": level})
 
     def gallery_map(self) -> "GalleryMap":
         from semcopy_lib.app.gallery_map import GalleryMap

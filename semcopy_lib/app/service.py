@@ -274,6 +274,17 @@ class SearchService:
             "count": len(self.index),
         }
 
+    def duplicates(self, threshold: float | None = None, level: str = "copy") -> dict:
+        """The gallery's groups of copies (:func:`~semcopy_lib.app.dedup.find_duplicates`, keeper rule)
+        at ``threshold`` (default: the encoder's measured score for ``level``): ``{"threshold", "groups":
+        [Group.to_dict()...], "html": the groups with their thumbnails (report_fragment)}``."""
+        from semcopy_lib.app.dedup import default_threshold, find_duplicates, report_fragment
+
+        threshold = default_threshold(self.encoder, level) if threshold is None else float(threshold)
+        groups = find_duplicates(self.index, threshold, level=level)
+        thumbs = self.index.thumbs({m.gallery_id for g in groups for m in g.members})
+        return {"threshold": threshold, "groups": [g.to_dict() for g in groups], "html": report_fragment(groups, thumbs)}
+
     def gallery_map(self) -> "GalleryMap":
         """The gallery's 2-D map (cached beside the index; see :mod:`semcopy_lib.app.gallery_map`)."""
         from semcopy_lib.app.gallery_map import gallery_map

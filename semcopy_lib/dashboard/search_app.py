@@ -16,6 +16,7 @@ import time
 import ipywidgets as w
 import numpy as np
 
+from semcopy_lib.app.dedup import report_html
 from semcopy_lib.app.export import hits_zip
 from semcopy_lib.app.gallery_map import GalleryMap
 from semcopy_lib.app.remote import MAX_FILES, MAX_UPLOAD_BYTES, SERVICE_ENV, RemoteSearchService
@@ -95,6 +96,13 @@ class SearchApp:
         self.add_button = w.Button(description="Add to gallery", icon="plus")
         self.zip_button = w.Button(description="Download hits (ZIP)", icon="download", disabled=True)
         self.zip_link = w.HTML()
+        # the Duplicates view: the gallery's groups of copies at a threshold (nothing is deleted here)
+        self.dup_threshold = w.FloatSlider(value=enc.copy_score or FALLBACK_COPY, min=0.3, max=1.0, step=0.005,
+                                           readout_format=".3f", description="copies from", style=style)
+        self.dup_button = w.Button(description="Find duplicates", icon="clone")
+        self.dup_status = w.HTML()
+        self.dup_groups = w.HTML()
+        self.dup_button.on_click(lambda _: self.find_duplicates())
 
         self.button.on_click(lambda _: self.run())
         self.add_button.on_click(lambda _: self.add())
@@ -116,6 +124,9 @@ class SearchApp:
             w.HBox([self.zip_button, self.zip_link]),
             w.HBox([self.new_class, self.add_button]),
             self.map,
+            w.HTML("<h3>Duplicates in the gallery</h3>"),
+            w.HBox([self.dup_threshold, self.dup_button, self.dup_status]),
+            self.dup_groups,
         ])
         self._show_map()
 
@@ -194,6 +205,27 @@ class SearchApp:
         except Exception as exc:
             self._say(" ".join(failed + [f"Added {', '.join(added)}." if added else "",
                                          f"Adding failed: {' '.join(str(exc).split())}"]).strip(), error=True)
+        finally:
+            self._idle()
+
+    def find_duplicates(self) -> None:
+        """Show the gallery's groups of copies at the slider's threshold, largest first, and offer the
+        report (HTML with thumbnails) for download."""
+        self._busy("Looking for copies in the gallery…")
+        try:
+            found = self.service.duplicates(self.dup_threshold.value)
+            groups = found["groups"]
+            page = report_html(found["html"], f"semcopy: copies from {found['threshold']:.3f}")
+            uri = "data:text/html;base64," + base64.b64encode(page.encode("utf-8")).decode("ascii")
+            extra = sum(g["size"] - 1 for g in groups)
+            self.dup_status.value = (f'<span class="semcopy-dups">{len(groups)} group(s), {extra} image(s) besides '
+                                     f'their keepers</span> · <a download="semcopy-duplicates.html" href="{uri}">'
+                                     "download the report</a>")
+            self.dup_groups.value = (f'<div style="max-height:600px;overflow:auto">{found["html"]}</div>' if groups
+                                     else "<p>No copies at this threshold.</p>")
+            self._say("")
+        except Exception as exc:  # a message in the page, never a traceback
+            self._say(f"Finding duplicates failed: {' '.join(str(exc).split())}", error=True)
         finally:
             self._idle()
 

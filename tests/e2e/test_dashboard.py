@@ -296,6 +296,19 @@ def test_add_to_gallery_makes_the_next_search_find_it(browser_page, tmp_path):
     assert page.ready_seconds < 60  # cold start here (a fresh kernel loads the model): far under in practice
 
 
+def test_the_duplicates_view_shows_a_copy_added_to_the_gallery(browser_page, gallery_dir):
+    page = browser_page
+    choose(page, gallery_dir / "food" / "img04.png")
+    page.get_by_placeholder("class name, e.g. animals/cats").fill("copies")
+    press_and_wait(page, "Add to gallery")
+    press_and_wait(page, "Find duplicates")
+    page.locator(".semcopy-report").scroll_into_view_if_needed()
+    shot(page, "7-duplicates")
+    assert "1 group(s), 1 image(s) besides their keepers" in page.locator(".semcopy-dups").inner_text()
+    strip = page.locator(".semcopy-report figure")
+    assert strip.count() == 2 and "food/img04.png" in strip.first.inner_text() and "keeper" in strip.first.inner_text()
+
+
 def _kernel_rss_mb(serve_pid: int) -> list[float]:
     """Resident memory of each Jupyter kernel that `semcopy serve` (through Voila) started."""
     import psutil
