@@ -231,7 +231,9 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     from semcopy_lib.app.dedup import default_threshold, find_duplicates, report_fragment, report_html, rows_csv
     from semcopy_lib.index import GalleryIndex
 
-    index = GalleryIndex.open(args.index, read_only=True)
+    if args.undo:
+        return _undo_dedup(args)
+    index = GalleryIndex.open(args.index, read_only=not args.move_to)
     try:
         threshold = args.threshold if args.threshold is not None else default_threshold(encoder_for_index(index), args.level)
     except ValueError as exc:
@@ -261,7 +263,46 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     extra = sum(len(g.members) - 1 for g in groups)
     print(f"{len(groups)} groups of copies (threshold {threshold:.3f}, {args.method}): {extra} images besides their "
           f"keepers, of {len(index)}", file=sys.stderr)
+    if args.move_to:
+        _move_copies(args, index, groups)
     return 0
+
+
+def _move_copies(args: argparse.Namespace, index, groups) -> None:
+    """``--move-to``: say what would move (a dry run) or, with ``--yes``, move it and drop it from the index."""
+    from semcopy_lib.app.dedup import MOVES_LOG, move_copies, planned_moves
+
+    moves = planned_moves(groups, args.move_to)
+    log = Path(args.move_to) / MOVES_LOG
+    if not args.yes:
+        for _, src, dst in moves:
+            print(f"would move {src} -> {dst}")
+        print(f"dry run: {len(moves)} files would move to {args.move_to}; add --yes to move them (undo with "
+              f"semcopy dedup --index {args.index} --undo {log})", file=sys.stderr)
+        return
+    Path(args.move_to).mkdir(parents=True, exist_ok=True)
+    moved, left = move_copies(moves, args.move_to)
+    for line in left:
+        print(f"semcopy: {line}", file=sys.stderr)
+    index.remove(moved)
+    print(f"moved {len(moved)} files to {args.move_to} and took them out of the index; undo: "
+          f"semcopy dedup --index {args.index} --undo {log}", file=sys.stderr)
+
+
+def _undo_dedup(args: argparse.Namespace) -> int:
+    """``--undo LOG``: the moved files go back and into the index again."""
+    from semcopy_lib.app import add_paths
+    from semcopy_lib.app.dedup import undo_moves
+    from semcopy_lib.index import GalleryIndex
+
+    if not Path(args.undo).is_file():
+        raise CliError(f"{args.undo}: no such moves log")
+    back, left = undo_moves(args.undo)
+    for line in left:
+        print(f"semcopy: {line}", file=sys.stderr)
+    report = add_paths(GalleryIndex.open(args.index), back, progress=False) if back else None
+    print(f"moved {len(back)} files back; {len(report.added) if report else 0} indexed again", file=sys.stderr)
+    return 0 if not left else 1
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
@@ -630,6 +671,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per group, one per line")
     p.add_argument("--csv", metavar="FILE", help="write one row per member")
     p.add_argument("--html", metavar="FILE", help="write a report with thumbnails")
+    p.add_argument("--move-to", metavar="DIR", help="move every copy but its group's keeper into DIR (by gallery id) "
+                   "and out of the index: a dry run unless --yes; DIR/semcopy-moves.jsonl undoes it")
+    p.add_argument("--yes", action="store_true", help="with --move-to: really move")
+    p.add_argument("--undo", metavar="LOG", help="move the files of a moves log back and index them again")
     p.set_defaults(func=cmd_dedup)
 
     p = sub.add_parser("segment", help="layout (single/screenshot/collage) and photo boxes of images")

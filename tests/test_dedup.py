@@ -99,3 +99,38 @@ def test_bench_dedup_scores_pairs_against_the_known_groups(gallery_dir, capsys):
     row = json.loads(capsys.readouterr().out)["splits"]["tuning"]
     assert row["images"] == 2 * 4 + 2 and set(row) == {"images", "groups", "semcopy", "phash", "backbone"}
     assert row["semcopy"]["pairs_true"] == 2 * 6 and row["semcopy"]["threshold"] == 0.635
+
+
+def test_move_to_is_a_dry_run_then_moves_the_copies_out_and_undo_brings_them_back(copies, tmp_path, capsys):
+    source_gallery, _, _ = copies
+    gallery = tmp_path / "gallery"
+    shutil.copytree(source_gallery, gallery)
+    index_dir = tmp_path / "idx"
+    build_index(gallery, index_dir, progress=False)
+    before = sorted(p.relative_to(gallery).as_posix() for p in gallery.rglob("*.*"))
+    copies_of = ["animals/img00-twin.png", "food/img01-crop.jpg", "food/img04-mirror.png", "food/img04-swapped.png",
+                 "shapes/stars/img05.png"]
+    dest = tmp_path / "moved"
+
+    assert main(["dedup", "--index", str(index_dir), "--move-to", str(dest)]) == 0
+    out, err = capsys.readouterr()
+    planned = [line.split(" -> ")[1] for line in out.splitlines() if line.startswith("would move ")]
+    assert sorted(planned) == sorted(str(dest / c) for c in copies_of) and out.startswith("group 1: ")
+    assert "dry run: 5 files would move" in err and not dest.exists()
+
+    assert main(["dedup", "--index", str(index_dir), "--move-to", str(dest), "--yes"]) == 0
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*.*") if p.suffix != ".jsonl") == sorted(copies_of)
+    assert not any((gallery / c).exists() for c in copies_of)
+    log = dest / "semcopy-moves.jsonl"
+    assert sorted(json.loads(line)["id"] for line in log.read_text().splitlines()) == sorted(copies_of)
+    from semcopy_lib.index import GalleryIndex
+
+    assert len(GalleryIndex.open(index_dir, read_only=True)) == len(before) - 5
+    capsys.readouterr()
+    assert main(["dedup", "--index", str(index_dir), "--json"]) == 0
+    assert capsys.readouterr().out == ""  # no copies left in the gallery
+
+    assert main(["dedup", "--index", str(index_dir), "--undo", str(log)]) == 0
+    assert sorted(p.relative_to(gallery).as_posix() for p in gallery.rglob("*.*")) == before
+    assert len(GalleryIndex.open(index_dir, read_only=True)) == len(before)
+    assert not log.exists() and log.with_name("semcopy-moves.jsonl.undone").exists()

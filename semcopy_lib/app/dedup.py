@@ -17,8 +17,11 @@ with the most information, and the one most likely to be the original.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -230,3 +233,58 @@ def rows_csv(groups: list[Group]) -> list[dict]:
     return [{"group": n, "tier": g.tier, "id": m.gallery_id, "keeper": g.keeper.gallery_id, "score": round(m.score, 4),
              "exact": m.exact, "width": m.width, "height": m.height}
             for n, g in enumerate(groups, start=1) for m in g.members]
+
+
+#: The log that ``move_copies`` writes in the folder it moves to (one JSON object per moved file).
+MOVES_LOG = "semcopy-moves.jsonl"
+
+
+def planned_moves(groups: list[Group], dest: os.PathLike | str) -> list[tuple[str, Path, Path]]:
+    """(gallery id, its file, where it would go) for every member but the keepers: ``dest/<gallery id>``."""
+    return [(m.gallery_id, Path(m.source), Path(dest) / m.gallery_id)
+            for g in groups for m in g.members[1:] if m.source]
+
+
+def move_copies(moves: list[tuple[str, Path, Path]], dest: os.PathLike | str) -> tuple[list[str], list[str]]:
+    """Move the files of ``moves`` (:func:`planned_moves` into ``dest``), each logged in
+    ``dest/MOVES_LOG`` before the next one moves, so an interrupted run leaves a log that undoes what it did.
+    A file that is gone, or whose destination exists, is left where it is.
+
+    Returns:
+        (gallery ids moved, one line per file left, saying why).
+    """
+    moved, left = [], []
+    for gallery_id, src, dst in moves:
+        if not src.is_file():
+            left.append(f"{src}: no such file (not moved)")
+            continue
+        if dst.exists():
+            left.append(f"{src}: {dst} exists (not moved)")
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(src), str(dst))
+        with open(Path(dest) / MOVES_LOG, "a", encoding="utf-8") as log:
+            log.write(json.dumps({"id": gallery_id, "from": str(src), "to": str(dst)}) + "\n")
+        moved.append(gallery_id)
+    return moved, left
+
+
+def undo_moves(log_path: os.PathLike | str) -> tuple[list[Path], list[str]]:
+    """Move back every file a :data:`MOVES_LOG` names, newest first; the log is renamed ``.undone``.
+
+    Returns:
+        (the files back in place, one line per file that could not go back).
+    """
+    log_path = Path(log_path)
+    entries = [json.loads(line) for line in log_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    back, left = [], []
+    for entry in reversed(entries):
+        src, dst = Path(entry["to"]), Path(entry["from"])
+        if not src.is_file() or dst.exists():
+            left.append(f"{src}: {'gone' if not src.is_file() else f'{dst} exists'} (not moved back)")
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(src), str(dst))
+        back.append(dst)
+    log_path.rename(log_path.with_name(log_path.name + ".undone"))
+    return back, left
