@@ -162,3 +162,19 @@ def test_read_only_open_maps_the_vectors_and_refuses_changes(tmp_path, ivf):
     assert [[h.gallery_id for h in hits] for hits in mapped.search(vectors[:4], k=5)] == expected
     with pytest.raises(ValueError, match="read-only"):
         mapped.add([NewItem("n/x.png", "n", "sx", (0, 0, 1, 1), "e", "/x.png", vectors[0])])
+
+
+def test_records_and_thumbs_of_more_ids_than_one_sql_statement_takes(tmp_path):
+    import sqlite3
+
+    rng = np.random.default_rng(7)
+    n = 2_000
+    index = GalleryIndex.create(tmp_path / "idx", {"name": "e"}, 8)
+    index.store.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)  # as SQLite builds before 3.32 have it
+    vectors = rng.normal(size=(n, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index.add([NewItem(f"c/{i}.png", "c", f"s{i}", (0, 0, 1, 1), "e", "", v) for i, v in enumerate(vectors)],
+              thumbs={f"c/{i}.png": b"png%d" % i for i in range(n)})
+    ids = [r.id for r in index.records()]
+    assert len(index.store.records(ids)) == n
+    assert len(index.thumbs(f"c/{i}.png" for i in range(n))) == n and index.thumbs(["c/3.png"]) == {"c/3.png": b"png3"}

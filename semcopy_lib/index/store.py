@@ -18,6 +18,9 @@ import numpy as np
 
 from semcopy_lib.data.boxes import Box
 
+#: Values of one ``IN (...)`` list: SQLite builds before 3.32 take at most 999 variables a statement.
+SQL_VARIABLES = 900
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -136,15 +139,18 @@ class MetadataStore:
 
     def records(self, ids: Iterable[int]) -> dict[int, Record]:
         """Records by id for the given ids (missing ids are left out)."""
-        ids = list(ids)
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        rows = self.conn.execute(
-            f"SELECT id, gallery_id, label, sha256, box, encoder, source FROM items WHERE id IN ({marks})",
-            ids,
-        )
+        rows = self._where_in("SELECT id, gallery_id, label, sha256, box, encoder, source FROM items WHERE id IN", ids)
         return {row[0]: self._record(row) for row in rows}
+
+    def _where_in(self, select: str, values: Iterable) -> list[tuple]:
+        """The rows of ``select`` (ending ``... IN``) for ``values``, asked in chunks of
+        :data:`SQL_VARIABLES` (a statement takes only so many)."""
+        values = list(values)
+        rows: list[tuple] = []
+        for start in range(0, len(values), SQL_VARIABLES):
+            chunk = values[start:start + SQL_VARIABLES]
+            rows += self.conn.execute(f"{select} ({','.join('?' * len(chunk))})", chunk).fetchall()
+        return rows
 
     def put_thumbs(self, thumbs: Mapping[str, bytes]) -> None:
         """Store thumbnails of images already indexed (one transaction; the vectors, and so the
@@ -164,12 +170,7 @@ class MetadataStore:
 
     def thumbs(self, gallery_ids: Iterable[str]) -> dict[str, bytes]:
         """PNG thumbnails by gallery id for those of ``gallery_ids`` that have one."""
-        gallery_ids = list(gallery_ids)
-        if not gallery_ids:
-            return {}
-        marks = ",".join("?" * len(gallery_ids))
-        rows = self.conn.execute(f"SELECT gallery_id, png FROM thumbs WHERE gallery_id IN ({marks})", gallery_ids)
-        return dict(rows.fetchall())
+        return dict(self._where_in("SELECT gallery_id, png FROM thumbs WHERE gallery_id IN", gallery_ids))
 
     def all_records(self) -> list[Record]:
         rows = self.conn.execute(
