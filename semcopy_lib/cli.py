@@ -451,7 +451,14 @@ def cmd_bench_dedup(args: argparse.Namespace) -> int:
     row = run_dedup_bench(args.images_dir, groups=args.groups, distinct=args.distinct, seed=args.seed,
                           splits=_splits(args), encoder_name=args.encoder, encoder_path=args.encoder_path)
     if args.synthetic:
-        row["synthetic"] = synthetic_grouping(args.synthetic)
+        from semcopy_lib.app import encoder_for_index
+        from semcopy_lib.index import GalleryIndex
+
+        if not args.index:
+            raise CliError("--synthetic needs --index: its image vectors are what the synthetic ones vary")
+        index = GalleryIndex.open(args.index, read_only=True)
+        row["synthetic"] = synthetic_grouping(args.synthetic, index.image_vectors()[1],
+                                              encoder_for_index(index).copy_score or 0.9)
     if args.json:
         _print_json(row)
         return 0
@@ -715,7 +722,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--groups", type=int, default=40, help="source images with three copies each (default 40)")
     p.add_argument("--distinct", type=int, default=120, help="images without a copy (default 120)")
     p.add_argument("--split", choices=("tuning", "held-out", "both"), default="both")
-    p.add_argument("--synthetic", type=int, default=0, metavar="N", help="also time grouping N synthetic vectors")
+    p.add_argument("--synthetic", type=int, default=0, metavar="N",
+                   help="also time grouping N synthetic vectors made from --index's")
+    p.add_argument("--index", metavar="INDEX_DIR", help="with --synthetic: a real gallery's index")
     p.add_argument("--encoder", default=None, help="encoder to index with (default: the default encoder)")
     p.add_argument("--encoder-path", default=None)
     p.add_argument("--seed", type=int, default=0)

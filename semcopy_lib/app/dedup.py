@@ -82,17 +82,25 @@ def keeper_order(records: list[Record]) -> list[int]:
 def neighbour_pairs(index: GalleryIndex, vectors: np.ndarray, ids: list[str], threshold: float,
                     neighbours: int = NEIGHBOURS, progress: bool = False) -> dict[tuple[int, int], float]:
     """{(i, j): cosine} for i < j, image positions in ``ids``, of each image's ``neighbours`` nearest
-    gallery images (the index's search) that score at least ``threshold``."""
+    gallery images (the index's vector search; an image's best view counts) that score at least
+    ``threshold``."""
     position = {gid: i for i, gid in enumerate(ids)}
+    records = index.records()
+    image_of = np.full(max((r.id for r in records), default=-1) + 2, -1, dtype=np.int64)  # vector id -> position
+    for r in records:
+        image_of[r.id] = position.get(r.gallery_id, -1)
+    views = max(1, len(records) // max(1, len(ids)))
+    fetch = min(len(records), (neighbours + 1) * views)
     pairs: dict[tuple[int, int], float] = {}
     for start in tqdm(range(0, len(vectors), BATCH), desc="neighbours", unit="batch", disable=not progress):
-        for i, hits in enumerate(index.search(vectors[start:start + BATCH], k=neighbours + 1), start=start):
-            for hit in hits:
-                j = position.get(hit.gallery_id)
-                if j is None or j == i or hit.score < threshold:
-                    continue
-                key = (min(i, j), max(i, j))
-                pairs[key] = max(pairs.get(key, -1.0), float(hit.score))
+        scores, vids = index.search_vectors(vectors[start:start + BATCH], fetch)
+        found = image_of[np.where(vids >= 0, vids, -1)]
+        rows = np.arange(start, start + len(scores))[:, None]
+        keep = (scores >= threshold) & (found >= 0) & (found != rows)
+        for i, j, score in zip(np.broadcast_to(rows, found.shape)[keep], found[keep], scores[keep]):
+            key = (int(min(i, j)), int(max(i, j)))
+            if score > pairs.get(key, -1.0):
+                pairs[key] = float(score)
     return pairs
 
 

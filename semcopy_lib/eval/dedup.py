@@ -129,26 +129,25 @@ def _phash_groups(folder: Path) -> list[set[str]]:
     return [{Path(a).as_posix(), Path(b).as_posix()} for a, dups in duplicates.items() for b in dups]
 
 
-def synthetic_grouping(n: int, dim: int = 1280, seed: int = 0) -> dict:
-    """Seconds to group ``n`` synthetic unit vectors (clusters of copies of 1/10 as many bases) through
-    an IVF index, as a gallery that size would be."""
+def synthetic_grouping(n: int, bases: np.ndarray, threshold: float, seed: int = 0) -> dict:
+    """Seconds to group ``n`` synthetic unit vectors, each one of ``bases`` (a real gallery's vectors)
+    plus noise, as :mod:`~semcopy_lib.eval.speed` makes them, through the IVF index a gallery that size
+    gets."""
     from semcopy_lib.app.dedup import find_duplicates
     from semcopy_lib.eval.speed import synthetic_vectors
     from semcopy_lib.index import GalleryIndex, NewItem
 
-    rng = np.random.default_rng(seed)
-    bases = rng.normal(size=(max(1, n // 10), dim)).astype(np.float32)
-    bases /= np.linalg.norm(bases, axis=1, keepdims=True)
     vectors = synthetic_vectors(bases, n, seed=seed)
+    dim = bases.shape[1]
     with tempfile.TemporaryDirectory() as tmp:
         index = GalleryIndex.create(Path(tmp) / "idx", {"name": "synthetic"}, dim)
         index.add([NewItem(f"s/{i}.png", "s", f"h{i}", (0, 0, 1, 1), "synthetic", "", v) for i, v in enumerate(vectors)])
-        index.optimise()
+        ivf = index.optimise()
         start = time.perf_counter()
-        groups = find_duplicates(index, 0.9)
+        groups = find_duplicates(index, threshold)
         seconds = time.perf_counter() - start
         index.close()
-    return {"vectors": n, "seconds": round(seconds, 1), "groups": len(groups)}
+    return {"vectors": n, "seconds": round(seconds, 1), "groups": len(groups), "index": ivf and ivf.get("index")}
 
 
 def run_dedup_bench(images_dir: os.PathLike | str, groups: int = 40, distinct: int = 120, seed: int = 0,
