@@ -83,7 +83,7 @@ def test_cli_json_csv_and_html(copies, tmp_path, capsys):
     assert capsys.readouterr().out.startswith("group 1: 2 images, exact\n")
 
 
-def test_bench_dedup_scores_pairs_against_the_known_groups(gallery_dir, capsys):
+def test_bench_dedup_scores_pairs_against_the_known_groups(gallery_dir, gallery_index, capsys):
     from semcopy_lib.eval.dedup import pair_scores
 
     # hand-computed: groups {a, b, c} (source 0) and {d, e} (source 1); found {a, b}, {c, d}
@@ -95,8 +95,10 @@ def test_bench_dedup_scores_pairs_against_the_known_groups(gallery_dir, capsys):
     assert (scores["precision"], scores["recall"], scores["pairs_found"], scores["pairs_true"]) == (0.5, 0.25, 2, 4)
     assert scores["recall_per_kind"] == {"crop": 1.0, "mirror": 0.0, "jpeg": 0.0}
     assert main(["bench", "dedup", str(gallery_dir), "--groups", "2", "--distinct", "2", "--split", "tuning",
-                 "--json"]) == 0
-    row = json.loads(capsys.readouterr().out)["splits"]["tuning"]
+                 "--synthetic", "300", "--index", str(gallery_index), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["synthetic"]["vectors"] == 300 and set(report["synthetic"]) == {"vectors", "seconds", "groups", "index"}
+    row = report["splits"]["tuning"]
     assert row["images"] == 2 * 4 + 2 and set(row) == {"images", "groups", "semcopy", "phash", "backbone"}
     assert row["semcopy"]["pairs_true"] == 2 * 6 and row["semcopy"]["threshold"] == 0.635
 
