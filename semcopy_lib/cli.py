@@ -46,7 +46,7 @@ def _report(report, as_json: bool) -> None:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     if as_json:
         _print_json({"added": report.added, "replaced": report.replaced, "unchanged": report.unchanged,
-                     "skipped": [{"file": p, "error": r} for p, r in report.skipped]})
+                     "skipped": [{"file": p, "error": r} for p, r in report.skipped], "removed": report.removed})
     else:
         print(report.summary(), file=sys.stderr)
     if report.optimised:
@@ -68,6 +68,28 @@ def cmd_index_build(args: argparse.Namespace) -> int:
                                 batch_size=args.batch_size, device=args.device, backend=args.backend)
     _report(report, args.json)
     print(f"index {args.index}: {len(index)} images, encoder {index.encoder_name}, dim {index.dim}", file=sys.stderr)
+    return 0
+
+
+def cmd_index_sync(args: argparse.Namespace) -> int:
+    from semcopy_lib.app.indexing import sync_folder, watch_folder
+    from semcopy_lib.index import GalleryIndex
+
+    index = GalleryIndex.open(args.index)
+
+    def said(report) -> None:
+        for gallery_id in report.removed:
+            print(f"removed {gallery_id}: its file is gone", file=sys.stderr)
+        _report(report, args.json)
+
+    if args.watch:
+        print(f"watching {args.folder} (Ctrl-C stops)", file=sys.stderr, flush=True)
+        try:
+            watch_folder(index, args.folder, said, batch_size=args.batch_size, device=args.device, progress=False)
+        except KeyboardInterrupt:
+            pass
+        return 0
+    said(sync_folder(index, args.folder, batch_size=args.batch_size, device=args.device))
     return 0
 
 
@@ -626,6 +648,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     common(p)
     p.set_defaults(func=cmd_index_add)
+    p = isub.add_parser("sync", help="make the index hold exactly the images below a folder: add new and changed "
+                        "files, remove those that are gone")
+    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("--index", required=True, metavar="INDEX_DIR")
+    p.add_argument("--watch", action="store_true", help="keep syncing as files change (Ctrl-C stops)")
+    p.add_argument("--json", action="store_true")
+    common(p)
+    p.set_defaults(func=cmd_index_sync)
     p = isub.add_parser("remove", help="remove images by gallery id")
     p.add_argument("--index", required=True, metavar="INDEX_DIR")
     p.add_argument("ids", nargs="+", metavar="ID")

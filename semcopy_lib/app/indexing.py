@@ -30,11 +30,13 @@ class IndexReport:
     unchanged: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, one-line reason)
     optimised: dict | None = None  # the IVF report when this build took the index past FLAT_MAX
+    removed: list[str] = field(default_factory=list)  # (sync) ids whose files are gone
 
     def summary(self) -> str:
         return (
             f"{len(self.added)} added, {len(self.replaced)} replaced, "
             f"{len(self.unchanged)} unchanged, {len(self.skipped)} skipped"
+            + (f", {len(self.removed)} removed" if self.removed else "")
         )
 
 
@@ -50,6 +52,9 @@ def encoder_for_index(index: GalleryIndex, device: str | None = None) -> Encoder
         return create_encoder(cfg["name"], path=cfg.get("path"), device=device)
 
 
+#: ``index sync --watch`` waits for this many ms of quiet after a change before it syncs (a copy of
+#: many files is one sync, not one per file).
+WATCH_DEBOUNCE_MS = 500
 #: Gallery images are decoded at most this large: enough for every encoder, bounded memory.
 DECODE_MAX_SIDE = 1024
 
@@ -315,3 +320,54 @@ def add_paths(
     report = index_files(index, files, encoder, batch_size=batch_size, progress=progress, wait=wait)
     report.skipped = bad + report.skipped
     return report
+
+
+def sync_folder(
+    index: GalleryIndex,
+    folder: os.PathLike | str,
+    encoder: Encoder | None = None,
+    batch_size: int = 32,
+    progress: bool = True,
+    device: str | None = None,
+    wait: float | None = None,
+) -> IndexReport:
+    """Make the index hold exactly the images below ``folder``: new and changed files are embedded
+    (:func:`index_files`: resumable, unchanged files are not read again), and the ids of files that
+    came from ``folder`` and are gone from it are removed (``report.removed``). Images the index took
+    from anywhere else (dashboard uploads, other folders) stay.
+
+    Raises:
+        NotADirectoryError: ``folder`` is not a folder.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder}: not a folder")
+    files, bad = expand_paths([folder], index.root)
+    present = {f.gallery_id for f in files}
+    inside = folder.resolve()
+    with index.writing(wait):
+        gone = sorted({r.gallery_id for r in index.records()
+                       if r.gallery_id not in present and r.source and Path(r.source).is_relative_to(inside)})
+        if gone:
+            index.remove(gone)
+        encoder = encoder if encoder is not None else encoder_for_index(index, device)
+        report = _index_files(index, files, encoder, batch_size, progress)
+    report.skipped = bad + report.skipped
+    report.removed = gone
+    return report
+
+
+def watch_folder(index: GalleryIndex, folder: os.PathLike | str, on_sync: Callable[[IndexReport], None],
+                 debounce_ms: int = WATCH_DEBOUNCE_MS, stop_event: Any = None, **sync: Any) -> None:
+    """Sync ``folder`` (:func:`sync_folder`) now and again after each burst of changes in it (events
+    gathered for ``debounce_ms``), until ``stop_event`` is set or the process is interrupted; each
+    report goes to ``on_sync``. The encoder is loaded once."""
+    from watchfiles import watch
+
+    sync.setdefault("encoder", encoder_for_index(index, sync.pop("device", None)))
+    first = True
+    # the first sync runs once the watcher is up (its first, empty, yield), so no change is missed
+    for changes in watch(folder, debounce=debounce_ms, stop_event=stop_event, yield_on_timeout=True, rust_timeout=200):
+        if changes or first:
+            first = False
+            on_sync(sync_folder(index, folder, **sync))

@@ -1,0 +1,84 @@
+"""`semcopy index sync`: the index holds exactly the folder's images after files are added, changed and
+deleted; `--watch` keeps it so."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from semcopy_lib.app import build_index
+from semcopy_lib.cli import main
+from semcopy_lib.index import GalleryIndex
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _ids(index_dir: Path) -> set[str]:
+    return {r.gallery_id for r in GalleryIndex.open(index_dir, read_only=True).records()}
+
+
+def test_sync_adds_new_and_changed_files_and_removes_gone_ones(gallery_dir, tmp_path, capsys):
+    gallery = tmp_path / "gallery"
+    shutil.copytree(gallery_dir, gallery)
+    index = tmp_path / "idx"
+    build_index(gallery, index, progress=False)
+    (gallery / "food" / "img01.png").unlink()                       # deleted
+    shutil.rmtree(gallery / "shapes")                                # a whole folder deleted
+    Image.effect_mandelbrot((120, 90), (-2, -1.2, 1, 1.2), 30).convert("RGB").save(gallery / "food" / "new.png")
+    Image.effect_noise((80, 80), 40).convert("RGB").save(gallery / "animals" / "img00.png")  # changed
+    (gallery / "notes.txt").write_text("not an image")
+    capsys.readouterr()
+    assert main(["index", "sync", str(gallery), "--index", str(index), "--json"]) == 0
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    want = {p.relative_to(gallery).as_posix() for p in gallery.rglob("*.png")}
+    assert _ids(index) == want and len(GalleryIndex.open(index, read_only=True)) == len(want)
+    assert report["added"] == ["food/new.png"] and report["replaced"] == ["animals/img00.png"]
+    assert sorted(report["removed"]) == sorted(["food/img01.png"] + [f"shapes/stars/img{i:02d}.png" for i in (2, 5, 8, 11)])
+    assert "removed food/img01.png: its file is gone" in err
+    # idempotent: a second sync changes nothing
+    assert main(["index", "sync", str(gallery), "--index", str(index), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert (again["added"], again["replaced"], again["removed"], len(again["unchanged"])) == ([], [], [], len(want))
+
+
+def test_sync_keeps_what_came_from_elsewhere(gallery_dir, tmp_path, capsys):
+    gallery = tmp_path / "gallery"
+    shutil.copytree(gallery_dir / "food", gallery / "food")
+    index = tmp_path / "idx"
+    build_index(gallery, index, progress=False)
+    other = tmp_path / "elsewhere"
+    shutil.copytree(gallery_dir / "animals", other / "animals")
+    assert main(["index", "add", "--index", str(index), str(other / "animals")]) == 0
+    assert main(["index", "sync", str(gallery), "--index", str(index), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["removed"] == []
+    assert {i.split("/")[0] for i in _ids(index)} == {"food", "animals"}
+
+
+def test_watch_picks_up_a_new_file_within_five_seconds(gallery_dir, tmp_path):
+    gallery = tmp_path / "gallery"
+    shutil.copytree(gallery_dir, gallery)
+    index = tmp_path / "idx"
+    build_index(gallery, index, progress=False)
+    log = open(tmp_path / "watch.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "semcopy_lib", "index", "sync", str(gallery), "--index", str(index),
+                             "--watch"], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 120  # the model loads; the first sync runs once it watches
+        while "12 unchanged" not in (tmp_path / "watch.log").read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "watch.log").read_text()
+            time.sleep(0.2)
+        Image.effect_mandelbrot((100, 80), (-2, -1.2, 1, 1.2), 50).convert("RGB").save(gallery / "food" / "fresh.png")
+        start = time.monotonic()
+        while "food/fresh.png" not in _ids(index):
+            assert time.monotonic() - start < 5, (tmp_path / "watch.log").read_text()
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
