@@ -56,12 +56,11 @@ def make_dedup_gallery(images_dir: os.PathLike | str, out: Path, split: str, gro
     """
     rng = random.Random(f"{seed}-{split}-dedup")
     files = split_files(scan_folder(images_dir), split)
-    chosen = rng.sample(files, min(len(files), groups + distinct))
     photos = [p for _, p in sorted(sample_photo_files().items())][SPLITS.index(split)::2]
     backgrounds = [load_image(p, max_side=640) for p in photos]
     truth, kinds = {}, {}
     names = list(KINDS)
-    loaded = list(read_files(chosen, max_side=640))
+    loaded = _distinct_pictures(read_files(rng.sample(files, len(files)), max_side=640), groups + distinct)
     for n, (_, image) in enumerate(loaded[:groups]):
         folder = out / f"g{n:03d}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -77,6 +76,25 @@ def make_dedup_gallery(images_dir: os.PathLike | str, out: Path, split: str, gro
         image.convert("RGB").save(out / "distinct" / f"d{n:03d}.png")
         truth[f"distinct/d{n:03d}.png"], kinds[f"distinct/d{n:03d}.png"] = -1, "distinct"
     return truth, kinds
+
+
+#: Two pictures whose 32-px greyscale versions differ by less than this many levels (of 255) on average
+#: are one picture to the benchmark: a clip-art library holds the same drawing under several names, and
+#: series that differ in a detail (puzzle pieces); using both would make right answers count as wrong.
+SAME_PICTURE = 12.0
+
+
+def _distinct_pictures(found, n: int) -> list:
+    """The first ``n`` (file, image) of ``found`` that are not the same picture as an earlier one."""
+    kept, small = [], []
+    for f, image in found:
+        grey = np.asarray(image.convert("RGBA").resize((32, 32)).convert("L"), dtype=np.float32)
+        if all(np.abs(grey - other).mean() >= SAME_PICTURE for other in small):
+            kept.append((f, image))
+            small.append(grey)
+            if len(kept) == n:
+                break
+    return kept
 
 
 def pair_scores(found: list[set[str]], truth: dict[str, int], kinds: dict[str, str]) -> dict:
