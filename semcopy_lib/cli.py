@@ -393,6 +393,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(args.index, host=args.host, port=args.port, token=args.token)
 
 
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from semcopy_lib.api import create_app
+    from semcopy_lib.app import SearchService
+    from semcopy_lib.app.access import access_token, is_loopback
+
+    token = access_token(args.host, args.token, always=True)  # writes always need one
+    app = create_app(SearchService(args.index, device=args.device), token, protect_reads=not is_loopback(args.host))
+    print(f"semcopy API on http://{args.host}:{args.port}/docs; token for "
+          f"{'every request' if not is_loopback(args.host) else 'writes'}: {token}", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from semcopy_lib.app import build_index
     from semcopy_lib.app.gallery_map import gallery_map
@@ -845,6 +860,16 @@ def build_parser() -> argparse.ArgumentParser:
                        "(ultralytics .pt/.yaml); recorded with their sha256, so a changed file is refused again")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(func=cmd_trust)
+
+    p = sub.add_parser("api", help="serve search, images, index changes and duplicates over HTTP (docs at /docs)")
+    p.add_argument("--index", required=True, metavar="INDEX_DIR")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; beyond it every request "
+                   "needs the token)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--token", default=None, help="the bearer token (default $SEMCOPY_TOKEN, else a random one, "
+                   "printed); writes always need it")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_api)
 
     p = sub.add_parser("demo", help="build the built-in sample gallery (once) and serve the dashboard on it")
     p.add_argument("--dir", default=".cache/demo", help="where the sample gallery and its index go")

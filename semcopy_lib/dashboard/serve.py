@@ -13,10 +13,8 @@ answers it with one line; the websocket takes messages up to :func:`websocket_li
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -24,12 +22,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from semcopy_lib.app.access import access_token
 from semcopy_lib.app.remote import MAX_FILES, MAX_UPLOAD_BYTES
 from semcopy_lib.dashboard.search_app import INDEX_ENV
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "dashboards" / "search.ipynb"
 TEMPLATE = "semcopy"
-TOKEN_ENV = "SEMCOPY_TOKEN"
 
 #: The page's script: a file over ``cap`` bytes is read as an empty one (FileUpload still sends its
 #: name and size), so it never reaches the websocket's limit and the kernel can say it is too big.
@@ -47,25 +45,6 @@ def websocket_limit(cap: int = MAX_UPLOAD_BYTES) -> int:
     """Bytes of one websocket message: the most files of one search at the cap, plus room for the
     rest of the message (Tornado's default, 10 MiB, silently dropped any bigger upload)."""
     return MAX_FILES * cap + 16 * 2**20
-
-
-def access_token(host: str, token: str | None = None) -> str:
-    """The token the dashboard asks for: ``token`` (or ``$SEMCOPY_TOKEN``) when given; none on a
-    loopback address (one click on this machine); else a new random one (anyone who can reach the port
-    could otherwise search and add to the gallery)."""
-    token = token or os.environ.get(TOKEN_ENV)
-    if token:
-        return token
-    loopback = host == "localhost" or (_is_ip(host) and ipaddress.ip_address(host).is_loopback)
-    return "" if loopback else secrets.token_urlsafe(24)
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return False
 
 
 def write_settings(root: Path, cap: int = MAX_UPLOAD_BYTES, token: str = "") -> Path:

@@ -94,6 +94,11 @@ class MetadataStore:
     def count_images(self) -> int:
         return self.conn.execute("SELECT COUNT(DISTINCT gallery_id) FROM items").fetchone()[0]
 
+    def source_of(self, gallery_id: str) -> str | None:
+        """The file a gallery image was indexed from ("" when unknown), None when it is not indexed."""
+        row = self.conn.execute("SELECT source FROM items WHERE gallery_id = ? LIMIT 1", (gallery_id,)).fetchone()
+        return None if row is None else row[0]
+
     def sha_of(self, gallery_id: str) -> str | None:
         row = self.conn.execute(
             "SELECT sha256 FROM items WHERE gallery_id = ? LIMIT 1", (gallery_id,)
