@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import json
 
-from semcopy_lib.dashboard.serve import (
-    TOKEN_ENV,
-    UPLOAD_GUARD,
-    access_token,
-    voila_command,
-    websocket_limit,
-    write_settings,
-)
+from semcopy_lib.app.access import TOKEN_ENV, access_token
+from semcopy_lib.dashboard.serve import UPLOAD_GUARD, voila_command, websocket_limit, write_settings
 
 
 def test_a_token_is_asked_for_beyond_loopback_only(monkeypatch):
