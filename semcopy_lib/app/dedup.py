@@ -118,6 +118,7 @@ def find_duplicates(index: GalleryIndex, threshold: float, level: str = "copy", 
     """
     if method not in METHODS or level not in LEVELS:
         raise ValueError(f"method must be one of {', '.join(METHODS)} and level one of {', '.join(LEVELS)}")
+    index.refresh()  # another process may have added images since this index was opened
     records, vectors = index.image_vectors()
     if not records:
         return []
