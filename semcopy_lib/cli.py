@@ -261,7 +261,7 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from None
     groups = find_duplicates(index, threshold, level=args.level, method=args.method, neighbours=args.neighbours,
-                             progress=True)
+                             verify=args.verify, progress=True)
     if args.json:
         for group in groups:
             _print_json(group.to_dict())
@@ -720,6 +720,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=("keeper", "components"), default="keeper",
                    help="keeper: every member is a copy of its keeper (default); components: single linkage")
     p.add_argument("--neighbours", type=int, default=32, help="neighbours looked at per image (default 32)")
+    p.add_argument("--verify", type=float, default=0.8, help="pixel correlation of the two thumbnails a pair "
+                   "needs as well (default 0.8; 0: the cosine alone)")
     p.add_argument("--json", action="store_true", help="one JSON object per group, one per line")
     p.add_argument("--csv", metavar="FILE", help="write one row per member")
     p.add_argument("--html", metavar="FILE", help="write a report with thumbnails")

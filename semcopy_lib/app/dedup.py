@@ -3,7 +3,9 @@ which one to keep.
 
 Each image's neighbours come from the index's own search (exact, or IVF past 50,000 vectors), so the
 work grows with the number of images times ``neighbours``, not with its square. Byte-identical files
-(same sha256) are one node; nodes are grouped by one of two rules:
+(same sha256) are one node. A pair over the cosine threshold must also line up pixel for pixel
+(their thumbnails, :func:`pixel_evidence`), so that drawings alike but not copies stay apart. Nodes
+are grouped by one of two rules:
 
 - ``keeper`` (default): nodes in keeper order (:func:`keeper_order`) each become a group's keeper
   unless already taken, and take the untaken neighbours that score at least the threshold *with the
@@ -24,9 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
+from semcopy_lib.data import to_rgb
 from semcopy_lib.index import GalleryIndex, Record
+from semcopy_lib.segment.template import TemplateConfig, match_picture, read_thumbnail
 
 METHODS = ("keeper", "components")
 LEVELS = ("copy", "subject")
@@ -34,6 +39,14 @@ LEVELS = ("copy", "subject")
 NEIGHBOURS = 32
 #: Query vectors searched at once.
 BATCH = 1024
+#: Pixel correlation (:func:`pixel_evidence`) a pair over the cosine threshold needs too: drawings
+#: alike but not copies (two speech bubbles) score close, their pixels do not line up. Chosen on the
+#: tuning split of ``bench dedup``: the highest value before true pairs go faster than false ones
+#: (docs/benchmarks.md); 0: no check.
+VERIFY = 0.8
+#: How thumbnails (96 px) are matched: a copy is often a crop of the other picture (down to 60 % of
+#: its side), so sizes are tried in fine steps.
+MATCH = TemplateConfig(work_side=64, scales=(0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0))
 
 
 @dataclass(frozen=True)
@@ -104,14 +117,41 @@ def neighbour_pairs(index: GalleryIndex, vectors: np.ndarray, ids: list[str], th
     return pairs
 
 
+def pixel_evidence(a: Image.Image, b: Image.Image) -> float:
+    """How well one thumbnail's pixels are found in the other (either way round, and mirrored): the
+    best correlation of :func:`~semcopy_lib.segment.template.match_picture`, in [-1, 1]."""
+    best = -1.0
+    for query, picture in ((a, b), (b, a), (a, ImageOps.mirror(b)), (b, ImageOps.mirror(a))):
+        rgb = to_rgb(query)
+        best = max(best, match_picture(rgb, (0, 0, *rgb.size), picture, MATCH)[0])
+    return best
+
+
+def _verified(index: GalleryIndex, pairs: dict[tuple[int, int], float], ids: list[str], verify: float,
+              progress: bool) -> dict[tuple[int, int], float]:
+    """``pairs`` whose thumbnails show pixel evidence of at least ``verify`` (a pair without thumbnails,
+    from an index made before they were kept, stays)."""
+    if verify <= 0 or not pairs:
+        return pairs
+    wanted = {ids[i] for pair in pairs for i in pair}
+    thumbs = {gid: read_thumbnail(png) for gid, png in index.thumbs(wanted).items()}
+    kept = {}
+    for (i, j), score in tqdm(pairs.items(), desc="pixel checks", unit="pair", disable=not progress):
+        a, b = thumbs.get(ids[i]), thumbs.get(ids[j])
+        if a is None or b is None or pixel_evidence(a, b) >= verify:
+            kept[(i, j)] = score
+    return kept
+
+
 def find_duplicates(index: GalleryIndex, threshold: float, level: str = "copy", method: str = "keeper",
-                    neighbours: int = NEIGHBOURS, progress: bool = False) -> list[Group]:
+                    neighbours: int = NEIGHBOURS, verify: float = VERIFY, progress: bool = False) -> list[Group]:
     """The gallery's groups of copies (two images or more), largest first.
 
     Args:
         threshold: cosine from which two images are copies (the encoder's ``copy_score`` or
             ``subject_score``, which ``level`` names).
         method: ``keeper`` or ``components`` (module docstring).
+        verify: pixel evidence a pair needs as well (:data:`VERIFY`; 0: none).
 
     Raises:
         ValueError: an unknown ``method`` or ``level``.
@@ -132,7 +172,8 @@ def find_duplicates(index: GalleryIndex, threshold: float, level: str = "copy", 
         rep = rep_of_sha.setdefault(records[i].sha256, i)
         node_of[i] = rep
         nodes.setdefault(rep, []).append(i)
-    pairs = neighbour_pairs(index, vectors, [r.gallery_id for r in records], threshold, neighbours, progress)
+    ids = [r.gallery_id for r in records]
+    pairs = _verified(index, neighbour_pairs(index, vectors, ids, threshold, neighbours, progress), ids, verify, progress)
     linked: dict[int, dict[int, float]] = {}  # node -> {node: best score between their images}
     for (i, j), score in pairs.items():
         a, b = node_of[i], node_of[j]
