@@ -136,3 +136,45 @@ def test_duplicates_come_over_the_socket_as_in_process(served):
     here, there = service.duplicates(0.5), remote.duplicates(0.5)
     assert there == here and there["threshold"] == 0.5
     assert remote.duplicates()["threshold"] == service.encoder.copy_score  # the measured one by default
+
+
+def test_a_full_connection_queue_makes_a_client_wait_not_fail(tmp_path):
+    """A Unix socket whose accept queue is full refuses a connect at once (EAGAIN); the client waits."""
+    import socket
+    import threading
+    import time
+
+    from semcopy_lib.app.remote import _UnixConnection
+
+    path = str(tmp_path / "busy.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    waiting = []
+    for _ in range(1000):  # fill the queue: later connects are refused until the server accepts
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(1)
+        try:
+            s.connect(path)
+            waiting.append(s)
+        except BlockingIOError:
+            s.close()
+            break
+    else:
+        raise AssertionError("the kernel never refused a connect: the queue could not be filled")
+    accepted = []
+
+    def drain() -> None:
+        time.sleep(0.3)
+        server.settimeout(5)
+        for _ in range(len(waiting) + 1):
+            accepted.append(server.accept()[0])
+
+    thread = threading.Thread(target=drain)
+    thread.start()
+    conn = _UnixConnection(path, timeout=5)
+    conn.connect()  # refused at first, then accepted
+    thread.join()
+    assert len(accepted) == len(waiting) + 1
+    for s in waiting + accepted + [conn.sock, server]:
+        s.close()

@@ -182,6 +182,9 @@ class SearchServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     """
 
     daemon_threads = True
+    #: Connections waiting to be accepted: every browser session's kernel may ask at once, and a busy
+    #: machine accepts late (socketserver's default, 5, refused connections under load).
+    request_queue_size = 128
 
     def __init__(self, service: "SearchService", socket_path: os.PathLike | str | None = None):
         self.log_file = _log_file(getattr(service.index, "directory", None))
@@ -219,9 +222,20 @@ class _UnixConnection(http.client.HTTPConnection):
         self._path = path
 
     def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self._path)
+        """Connect, waiting (up to the timeout) while the server's queue of connections is full: a Unix
+        socket then refuses at once (EAGAIN) instead of waiting, as TCP would."""
+        deadline = time.monotonic() + (self.timeout if isinstance(self.timeout, (int, float)) else 60)
+        while True:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(self.timeout)
+            try:
+                self.sock.connect(self._path)
+                return
+            except BlockingIOError:
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
 
 class _EncoderFacts:
