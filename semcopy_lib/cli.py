@@ -353,7 +353,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
 def _draw_layout(image, layout, out: Path) -> None:
     """``image`` with ``layout``'s boxes outlined and named as the dashboard draws them, saved to ``out``."""
     from semcopy_lib.app.results import QueryResult
-    from semcopy_lib.dashboard.overlay import draw_understanding
+    from semcopy_lib.app.overlay import draw_understanding
 
     out.parent.mkdir(parents=True, exist_ok=True)
     result = QueryResult(query=str(out), layout=layout.layout, regions=layout.regions(image.size))

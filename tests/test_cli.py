@@ -147,7 +147,7 @@ def test_segment_json_finds_collage_tiles(gallery_dir, tmp_path, capsys):
     line = json.loads(out)
     assert line["layout"] == "collage" and len(line["boxes"]) == 2
     # --draw: the image at its size, each tile outlined in the dashboard's tile colour
-    from semcopy_lib.dashboard.overlay import COLOURS
+    from semcopy_lib.app.overlay import COLOURS
 
     drawn = Image.open(tmp_path / "drawn" / "collage.segment.png").convert("RGB")
     assert drawn.size == img.size

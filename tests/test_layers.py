@@ -1,41 +1,48 @@
-"""Imports go one way (../shared/DESIGN.md): the bottom packages and the query stage never import
-what is built on them."""
+"""Imports go one way (docs/architecture.md): the import-linter contracts in pyproject.toml hold, and
+they do fail on an upward import."""
 
-import ast
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
-import semcopy_lib
-
-ROOT = Path(semcopy_lib.__file__).parent
-BOTTOM = ("data", "segment", "index", "encoders", "losses", "detect")
-ABOVE_QUERY = ("app", "train", "eval", "cli", "dashboard", "api")
-#: Imports against the layering that are known and tracked (issue 27), each (importer, imported).
-KNOWN = {("semcopy_lib.encoders.headed", "semcopy_lib.train.head")}
+ROOT = Path(__file__).resolve().parents[1]
+LINT = Path(sys.executable).parent / "lint-imports"
 
 
-def _imports(package: str) -> set[tuple[str, str]]:
-    """(module, imported semcopy_lib module) for every import in ``semcopy_lib/<package>``."""
-    found = set()
-    for path in (ROOT / package).rglob("*.py"):
-        module = "semcopy_lib." + ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = ([node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
-                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
-            found |= {(module, n) for n in names if n.startswith("semcopy_lib.")}
-    return found
+def _lint(cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(cwd))
+    return subprocess.run([str(LINT), "--config", str(cwd / "pyproject.toml"), "--no-cache"], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
 
 
-def _top(name: str) -> str:
-    return name.split(".")[1]
+def test_the_import_contracts_hold():
+    run = _lint(ROOT)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "2 kept, 0 broken" in run.stdout
 
 
-def test_the_bottom_packages_import_neither_the_query_stage_nor_what_uses_it():
-    wrong = {(m, n) for p in BOTTOM for m, n in _imports(p) if _top(n) in ("query", *ABOVE_QUERY)} - KNOWN
-    assert not wrong, sorted(wrong)
+def _copy(tmp_path: Path) -> Path:
+    shutil.copytree(ROOT / "semcopy_lib", tmp_path / "semcopy_lib", ignore=shutil.ignore_patterns("weights", "__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    return tmp_path
 
 
-def test_the_query_stage_imports_only_what_lies_below_it():
-    wrong = {(m, n) for m, n in _imports("query") if _top(n) in ABOVE_QUERY}
-    assert not wrong, sorted(wrong)
-    # it does use the bottom packages (the scan sees its imports)
-    assert {"segment", "encoders", "detect"} <= {_top(n) for _, n in _imports("query")}
+def test_an_upward_import_breaks_the_layers(tmp_path):
+    work = _copy(tmp_path)
+    target = work / "semcopy_lib" / "segment" / "__init__.py"
+    target.write_text(target.read_text() + "\nfrom semcopy_lib.app.results import QueryResult  # noqa\n")
+    run = _lint(work)
+    assert run.returncode == 1
+    assert "semcopy layers" in run.stdout and "BROKEN" in run.stdout
+    assert "semcopy_lib.segment -> semcopy_lib.app.results" in run.stdout
+
+
+def test_the_dashboard_may_not_reach_past_app(tmp_path):
+    work = _copy(tmp_path)
+    target = work / "semcopy_lib" / "dashboard" / "map_view.py"
+    target.write_text(target.read_text() + "\nfrom semcopy_lib.data import load_image  # noqa\n")
+    run = _lint(work)
+    assert run.returncode == 1
+    assert "semcopy_lib.dashboard.map_view -> semcopy_lib.data" in run.stdout

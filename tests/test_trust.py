@@ -14,7 +14,7 @@ import pytest
 from semcopy_lib.cli import main
 from semcopy_lib.data.trust import UntrustedWeights, check_loadable, from_manifest, trust, trusted
 from semcopy_lib.encoders.headed import save_head
-from semcopy_lib.train.head import ResidualHead
+from semcopy_lib.encoders.headed import ResidualHead
 
 
 class _Trap:

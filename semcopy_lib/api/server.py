@@ -20,7 +20,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from semcopy_lib.app.contract import search_json
 from semcopy_lib.app.remote import MAX_K, MAX_UPLOAD_BYTES
 from semcopy_lib.app.service import UPLOADS
-from semcopy_lib.data import ImageLoadError, is_image_path
+from semcopy_lib.app.images import ImageLoadError, is_image_path
 
 if TYPE_CHECKING:
     from semcopy_lib.app.service import SearchService

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from semcopy_lib.eval.projection import umap_2d
 from semcopy_lib.index import GalleryIndex
 
 #: The cache file in the index directory: gallery ids and their (x, y).
@@ -16,6 +15,18 @@ CACHE_NAME = "map2d.npz"
 PLACE_NEIGHBOURS = 5
 #: Share of the gallery that may be new since the cached map before it is recomputed.
 MAX_NEW_SHARE = 0.2
+
+
+def umap_2d(vectors: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
+    """(N, D) unit vectors -> (N, 2) UMAP coordinates under the cosine metric (seeded, single-threaded)."""
+    import umap
+
+    n = len(vectors)
+    if n < 3:
+        return np.zeros((n, 2), dtype=np.float32)
+    reducer = umap.UMAP(n_components=2, metric="cosine", n_neighbors=min(n_neighbors, n - 1), random_state=seed,
+                        init="random" if n < 10 else "spectral")
+    return reducer.fit_transform(vectors).astype(np.float32)
 
 
 @dataclass

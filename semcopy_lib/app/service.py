@@ -14,7 +14,7 @@ from PIL import Image
 from semcopy_lib.app.indexing import IndexReport, add_paths, encoder_for_index, index_files
 from semcopy_lib.app.results import QueryResult, SearchHit
 from semcopy_lib.data import GalleryFile, ImageLoadError, load_image
-from semcopy_lib.detect import Detection, Detector
+from semcopy_lib.detect import Detection, Detector, load_detector
 from semcopy_lib.encoders import Encoder
 from semcopy_lib.index import GalleryIndex, IndexDirError
 from semcopy_lib.query import QueryConfig, QueryImage, check_proposers, merge_hits, propose, voted
@@ -65,6 +65,13 @@ class SearchService:
         self.encoder = encoder if encoder is not None else encoder_for_index(self.index, device)
         self.index.check_encoder(self.encoder.name)
         self.detector = detector
+
+    @classmethod
+    def with_objects(cls, index_dir: os.PathLike | str, weights: str | os.PathLike | None = None,
+                     **kwargs) -> "SearchService":
+        """A service whose queries also get key-object regions when YOLO weights are here (``weights``, else
+        :func:`~semcopy_lib.detect.find_weights`'s search); without them it says so once and goes on."""
+        return cls(index_dir, detector=load_detector(weights), **kwargs)
 
     def search(
         self,

@@ -22,10 +22,8 @@ from semcopy_lib.app.gallery_map import GalleryMap
 from semcopy_lib.app.remote import MAX_FILES, MAX_UPLOAD_BYTES, SERVICE_ENV, RemoteSearchService
 from semcopy_lib.app.results import QueryResult, SearchHit, verdict
 from semcopy_lib.dashboard.map_view import map_figure, map_iframe
-from semcopy_lib.dashboard.overlay import draw_understanding, region_labels
-from semcopy_lib.dashboard.thumbs import data_uri, file_thumb
-from semcopy_lib.data import ImageLoadError, load_image
-from semcopy_lib.segment import crop
+from semcopy_lib.app.overlay import draw_understanding, region_labels
+from semcopy_lib.app.images import ImageLoadError, crop, data_uri, file_thumb, load_image
 
 INDEX_ENV = "SEMCOPY_INDEX"
 #: Thresholds when the encoder has measured none (cosine).
@@ -138,12 +136,11 @@ class SearchApp:
         if os.environ.get(SERVICE_ENV):
             return cls(RemoteSearchService(os.environ[SERVICE_ENV]))
         from semcopy_lib.app.service import SearchService
-        from semcopy_lib.detect import load_detector
 
         index_dir = os.environ.get(INDEX_ENV)
         if not index_dir:
             raise RuntimeError(f"set {INDEX_ENV} to an index directory (semcopy serve --index DIR does)")
-        return cls(SearchService(index_dir, detector=load_detector()))
+        return cls(SearchService.with_objects(index_dir))
 
     # -- actions -------------------------------------------------------------------------------
     def run(self) -> None:

@@ -82,11 +82,10 @@ def serve(index_dir: os.PathLike | str, host: str = "127.0.0.1", port: int = 886
     the page asks for a token (:func:`access_token`); the URL printed carries it."""
     from semcopy_lib.app.remote import SERVICE_ENV, SearchServer
     from semcopy_lib.app.service import SearchService
-    from semcopy_lib.detect import load_detector
 
     if not NOTEBOOK.is_file():
         raise FileNotFoundError(f"{NOTEBOOK}: dashboard notebook not found (run from a source checkout)")
-    service = SearchService(index_dir, detector=load_detector())  # a clear error now rather than in the page
+    service = SearchService.with_objects(index_dir)  # a clear error now rather than in the page
     service.gallery_map()  # the 2-D map is computed once and cached beside the index: pages open fast
     server = SearchServer(service).start()
     token = access_token(host, token)

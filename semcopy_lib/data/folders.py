@@ -101,3 +101,8 @@ def read_files(files: Iterable[GalleryFile], skipped: list[tuple[str, str]] | No
                 skipped.append((str(f.path), exc.reason))
             continue
         yield f, image
+
+
+def cache_dir() -> Path:
+    """semcopy's cache folder (``$SEMCOPY_CACHE``, default ``~/.cache/semcopy``)."""
+    return Path(os.environ.get("SEMCOPY_CACHE", Path.home() / ".cache" / "semcopy"))

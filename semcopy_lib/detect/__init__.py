@@ -22,9 +22,8 @@ from PIL import Image
 
 from semcopy_lib.data.boxes import Box
 from semcopy_lib.data.trust import check_loadable
+from semcopy_lib.data.yolo_files import DEFAULT_WEIGHTS, WEIGHTS_ENV, find_weights, offline_ultralytics
 
-DEFAULT_WEIGHTS = "yolov8x-oiv7.pt"
-WEIGHTS_ENV = "SEMCOPY_YOLO_WEIGHTS"
 #: Boxes below this confidence are dropped (the seed's 0.05 kept mostly noise).
 DEFAULT_CONFIDENCE = 0.35
 
@@ -41,50 +40,12 @@ class Detection:
     confidence: float
 
 
-def cache_dir() -> Path:
-    """semcopy's cache folder (``$SEMCOPY_CACHE``, default ``~/.cache/semcopy``)."""
-    return Path(os.environ.get("SEMCOPY_CACHE", Path.home() / ".cache" / "semcopy"))
-
-
-def _offline_ultralytics():
-    """Import ultralytics configured never to reach the network."""
-    os.environ.setdefault("YOLO_OFFLINE", "1")
-    # weights load with torch's weights_only unpickler and model configs without eval(), where this
-    # ultralytics can (it reads the flag at import); set it to 0 for checkpoints of other classes
-    os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")
-    os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics"))
-    Path(os.environ["YOLO_CONFIG_DIR"]).mkdir(parents=True, exist_ok=True)
-    # its first import writes a settings file and says so on stdout, which is for machine output
-    # (``search --json``); its logger, made here, keeps writing to stderr
-    with contextlib.redirect_stdout(sys.stderr):
-        import ultralytics
-
-    ultralytics.settings.update({"sync": False})
-    return ultralytics
-
-
-def find_weights(weights: str | os.PathLike | None = None) -> Path | None:
-    """The weights file to use, or None: ``weights`` as a path, ``$SEMCOPY_YOLO_WEIGHTS``, then
-    ultralytics' weights folder (for a bare file name)."""
-    name = weights or os.environ.get(WEIGHTS_ENV) or DEFAULT_WEIGHTS
-    path = Path(name)
-    if path.is_file():
-        return path
-    if path.suffix in (".yaml", ".yml") and path.parent == Path("."):
-        return path  # a model config: ultralytics builds it with random weights (tests)
-    if path.parent == Path("."):
-        folder = Path(_offline_ultralytics().settings["weights_dir"])
-        if (folder / path.name).is_file():
-            return folder / path.name
-    return None
-
-
 class Detector:
     """A YOLO model, loaded once; :meth:`detect` runs it once per image."""
 
     def __init__(self, weights: str | os.PathLike, confidence: float = DEFAULT_CONFIDENCE, device: Any = None):
         check_loadable(weights, "ultralytics")  # it unpickles a .pt
-        _offline_ultralytics()
+        offline_ultralytics()
         from ultralytics import YOLO
 
         self.model = YOLO(str(weights))

@@ -15,7 +15,9 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
+from torch import nn
 
 from semcopy_lib.encoders.base import Cells, Encoder, EncoderConfig, EncoderUnavailable, FeatureMaps
 from semcopy_lib.encoders.registry import create_encoder, register_encoder
@@ -25,6 +27,31 @@ NAME = "effnet-lite0-semcopy"
 ANY_HEAD = "semcopy-head"
 BUNDLED = Path(__file__).resolve().parent.parent / "weights" / f"{NAME}.pt"
 FORMAT = 1
+
+
+class ResidualHead(nn.Module):
+    """x -> normalize(x + W2 gelu(W1 x)); W2 starts at zero, so an untrained head is the backbone itself.
+
+    Starting from the identity means training can only move the embedding where the loss asks,
+    keeping what the backbone already does well (exact and cropped copies).
+
+    Args:
+        dim: embedding size in and out (D).
+        hidden: width of the hidden layer.
+    """
+
+    def __init__(self, dim: int, hidden: int = 512):
+        super().__init__()
+        self.dim, self.hidden = dim, hidden
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+        nn.init.zeros_(self.fc2.weight)
+        nn.init.zeros_(self.fc2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D) embeddings -> (B, D) L2-normalised embeddings."""
+        x = F.normalize(x.float(), dim=-1)
+        return F.normalize(x + self.fc2(F.gelu(self.fc1(x))), dim=-1)
 
 
 def save_head(path: Path | str, head, base: str, train: dict, metrics: dict, copy_score: float | None,
@@ -112,8 +139,6 @@ def _availability() -> tuple[bool, str]:
 
 
 def _load_head(name: str, path: str | Path, device: Any, config: dict[str, Any], given: bool) -> HeadEncoder:
-    from semcopy_lib.train.head import ResidualHead
-
     ckpt = load_checkpoint(path)
     base_path = ckpt.get("base_path")
     base = create_encoder(ckpt["base"], device=device, **({"path": base_path} if base_path else {}))

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from semcopy_lib.data.trust import check_loadable
-from semcopy_lib.detect import DEFAULT_WEIGHTS, _offline_ultralytics, find_weights
+from semcopy_lib.data.yolo_files import DEFAULT_WEIGHTS, find_weights, offline_ultralytics
 from semcopy_lib.encoders.base import Encoder, EncoderConfig, EncoderUnavailable, pick_device
 from semcopy_lib.encoders.registry import register_encoder
 
@@ -56,7 +56,7 @@ def create_yolo_oiv7(path: str | None = None, device: Any = None, image_size: in
         raise EncoderUnavailable(f"{NAME}: {path or DEFAULT_WEIGHTS} not found; give the weights with "
                                  "--encoder-path or $SEMCOPY_YOLO_WEIGHTS (nothing is downloaded)")
     check_loadable(weights, "ultralytics")  # it unpickles a .pt and evaluates parts of a .yaml
-    _offline_ultralytics()
+    offline_ultralytics()
     from ultralytics import YOLO
 
     random_weights = Path(str(weights)).suffix in (".yaml", ".yml")

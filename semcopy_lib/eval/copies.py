@@ -19,7 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 from semcopy_lib.data import GalleryFile, read_files, scan_folder
-from semcopy_lib.eval.metrics import map_at_k
+from semcopy_lib.metrics import map_at_k
 from semcopy_lib.eval.queries import EvalQuery, evaluate_queries
 from semcopy_lib.eval.regions import SPLITS, background_photos, split_files
 from semcopy_lib.query import voted

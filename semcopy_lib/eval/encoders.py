@@ -46,7 +46,7 @@ def run_encoders_bench(images_dir: os.PathLike | str, n: int = 50, seed: int = 0
     from semcopy_lib.index import GalleryIndex
     from semcopy_lib.eval.copies import run_copies_bench
     from semcopy_lib.eval.crops import make_crop_queries
-    from semcopy_lib.eval.metrics import recall_at_k
+    from semcopy_lib.metrics import recall_at_k
 
     rows = []
     for name in encoder_names():

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from semcopy_lib.eval.metrics import map_at_k, micro_average_precision, mrr, recall_at_k
+from semcopy_lib.metrics import map_at_k, micro_average_precision, mrr, recall_at_k
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from semcopy_lib.eval.metrics import map_at_k
+from semcopy_lib.metrics import map_at_k
 from semcopy_lib.losses import CombinedLoss, InfoNCELoss, TripletLoss
 from semcopy_lib.train.data import FeatureCache, PKSampler
-from semcopy_lib.train.head import ResidualHead
+from semcopy_lib.encoders.headed import ResidualHead
 from semcopy_lib.train.views import VIEW_KINDS
 
 

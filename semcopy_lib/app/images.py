@@ -1,4 +1,5 @@
-"""Small inline images for HTML widgets."""
+"""Images for the faces (dashboard, HTTP API): decoding what a user sends, thumbnails as ``data:`` URIs,
+region crops. The faces come through here rather than reaching into ``data``/``segment``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from functools import lru_cache
 
 from PIL import Image
 
-from semcopy_lib.data import ImageLoadError, load_image
+from semcopy_lib.data import ImageLoadError, is_image_path, load_image
+from semcopy_lib.segment import crop
+
+__all__ = ["ImageLoadError", "crop", "data_uri", "file_thumb", "is_image_path", "load_image"]
 
 
 def data_uri(img: Image.Image, side: int = 160) -> str:
