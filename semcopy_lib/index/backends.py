@@ -19,12 +19,13 @@ class VectorBackend(ABC):
     """Inner-product search over L2-normalised vectors with stable int64 ids.
 
     ``FILE`` is the backend's file name inside an index directory; ``path`` (that file) is given to
-    backends that keep their data there as they go (a database), and ignored by in-memory ones.
+    backends that keep their data there as they go (a database), and ignored by in-memory ones;
+    ``name`` is the index's own name, for a backend whose store other indexes share (a server).
     """
 
     FILE = "vectors.bin"
 
-    def __init__(self, dim: int, path: Path | None = None):
+    def __init__(self, dim: int, path: Path | None = None, name: str | None = None):
         self.dim = dim
 
     @abstractmethod
