@@ -63,3 +63,13 @@ def test_the_version_is_written_once():
 
 def test_console_script_is_declared():
     assert _pyproject()["project"]["scripts"]["semcopy"] == "semcopy_lib.cli:main"
+
+
+def test_the_dashboard_notebook_is_package_data_with_one_source():
+    """`semcopy serve` opens semcopy_lib/dashboard/search.ipynb (in the wheel); in the checkout it is a
+    symlink to dashboards/search.ipynb, the file Binder's Voila opens, so there is one notebook to edit."""
+    from semcopy_lib.dashboard.serve import NOTEBOOK
+
+    assert NOTEBOOK == ROOT / "semcopy_lib" / "dashboard" / "search.ipynb"
+    assert NOTEBOOK.is_symlink() and NOTEBOOK.resolve() == (ROOT / "dashboards" / "search.ipynb").resolve()
+    assert "dashboard/*.ipynb" in _pyproject()["tool"]["setuptools"]["package-data"]["semcopy_lib"]
