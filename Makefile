@@ -1,4 +1,4 @@
-# Two commands on a fresh machine: `make demo` and `make test`. Both create ./.venv when missing.
+# On a fresh machine: `make demo`, `make test` and `make lab` (JupyterLab on notebooks/). Each creates ./.venv when missing.
 PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -6,8 +6,9 @@ STAMP  := $(VENV)/.semcopy-installed
 DEMO_DIR ?= .cache/demo
 PORT   ?= 8866
 HOST   ?= 127.0.0.1
+LAB_PORT ?= 8888
 
-.PHONY: setup test fuzz load demo demo-build head pasted-probe clean
+.PHONY: setup test lint lab fuzz load demo demo-build head pasted-probe clean
 
 # Re-install when the dependency list changes. torch/torchvision are pinned in pyproject.toml.
 $(STAMP): pyproject.toml
@@ -18,7 +19,17 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check semcopy_lib tests
 	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check semcopy_lib tests
+
+# JupyterLab on notebooks/ (open the URL it prints, token included); its default kernel (python3) is this
+# venv's Python, where semcopy is installed. As root (a container) Jupyter needs --allow-root.
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --no-browser --ip=$(HOST) --port=$(LAB_PORT) \
+	  $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # The property tests with fresh random examples, ten times as many as `make test` draws
 fuzz: $(STAMP)

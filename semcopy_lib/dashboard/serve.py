@@ -1,4 +1,4 @@
-"""``semcopy serve``: run Voila on ``dashboards/search.ipynb`` over an index.
+"""``semcopy serve``: run Voila on the dashboard notebook (:data:`NOTEBOOK`) over an index.
 
 The model and index are loaded once, here, and shared by every browser session through a search
 server on a private Unix socket (:mod:`semcopy_lib.app.remote`); each session's kernel holds widgets
@@ -26,7 +26,9 @@ from semcopy_lib.app.access import access_token
 from semcopy_lib.app.remote import MAX_FILES, MAX_UPLOAD_BYTES
 from semcopy_lib.dashboard.search_app import INDEX_ENV
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "dashboards" / "search.ipynb"
+#: The dashboard notebook, package data: in a checkout a symlink to ``dashboards/search.ipynb`` (the one
+#: Binder's Voila opens), in an installed wheel a copy of it.
+NOTEBOOK = Path(__file__).parent / "search.ipynb"
 TEMPLATE = "semcopy"
 
 #: The page's script: a file over ``cap`` bytes is read as an empty one (FileUpload still sends its
@@ -84,7 +86,7 @@ def serve(index_dir: os.PathLike | str, host: str = "127.0.0.1", port: int = 886
     from semcopy_lib.app.service import SearchService
 
     if not NOTEBOOK.is_file():
-        raise FileNotFoundError(f"{NOTEBOOK}: dashboard notebook not found (run from a source checkout)")
+        raise FileNotFoundError(f"{NOTEBOOK}: dashboard notebook not found (a broken install or symlink)")
     service = SearchService.with_objects(index_dir)  # a clear error now rather than in the page
     service.gallery_map()  # the 2-D map is computed once and cached beside the index: pages open fast
     server = SearchServer(service).start()
@@ -95,7 +97,7 @@ def serve(index_dir: os.PathLike | str, host: str = "127.0.0.1", port: int = 886
         env[var] = os.pathsep.join(filter(None, [str(settings), os.environ.get(var)]))
     url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
     print(f"semcopy dashboard on {url} (Ctrl-C stops)", file=sys.stderr, flush=True)
-    child = subprocess.Popen(voila_command(NOTEBOOK, host, port), env=env)
+    child = subprocess.Popen(voila_command(NOTEBOOK.resolve(), host, port), env=env)
     # a SIGTERM to `semcopy serve` (a supervisor, a test) stops Voila and its kernels too, not just us
     signal.signal(signal.SIGTERM, lambda *_: child.terminate())
     try:
