@@ -8,7 +8,7 @@ common colour) are closed by a few pixels and grouped into connected parts; a pa
 is large enough, not a long strip, and holds a stroke that is not small (a paragraph of text is many
 glyphs, each a small fraction of it).
 
-Measured on ``bench regions`` seeds 0-5 and 150 pages of six other templates: see the README (*Regions*).
+Its figures on the regions benchmark: README, *Regions*.
 """
 
 from __future__ import annotations
