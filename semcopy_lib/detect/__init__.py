@@ -9,12 +9,9 @@ and callers go on without key objects.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
