@@ -565,7 +565,7 @@ def cmd_bench_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_encoders(args: argparse.Namespace) -> int:
-    from semcopy_lib.eval.encoders import KINDS, run_encoders_bench
+    from semcopy_lib.eval.compare_encoders import KINDS, run_encoders_bench
 
     rows = run_encoders_bench(args.images_dir, n=args.n, seed=args.seed)
     if args.json:
