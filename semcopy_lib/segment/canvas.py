@@ -37,7 +37,7 @@ INSIDE = 0.9
 EDGE = 0.85
 #: The grown box must be this much larger than the box and at most this share of the image.
 MIN_GAIN = 1.15
-MAX_SHARE = 0.5
+CANVAS_MAX_SHARE = 0.5
 #: The box is widened by this many pixels before it grows.
 SLACK = 3
 #: Blocks this close (pixels) touch: a drawing cut on a seam between its bands.
@@ -119,7 +119,7 @@ def canvas_of(rgb: np.ndarray, box: Box, masks: dict | None = None, tolerance: i
     )
     borders = (x0 == 0) + (y0 == 0) + (x1 == width) + (y1 == height)
     area = (x1 - x0) * (y1 - y0)
-    if not all(ends) or borders > 2 or area < MIN_GAIN * w * h or area > MAX_SHARE * width * height:
+    if not all(ends) or borders > 2 or area < MIN_GAIN * w * h or area > CANVAS_MAX_SHARE * width * height:
         return None
     return (x0, y0, x1 - x0, y1 - y0)
 
