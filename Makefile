@@ -53,7 +53,7 @@ head: $(STAMP)
 # Retrain the pasted-subject probe (same clip-art sample as `head`; EXCLUDE=DIR leaves a benchmark gallery out)
 pasted-probe: $(STAMP)
 	$(PY) -c "from semcopy_lib.data.clipart import sample_clipart; sample_clipart('.cache/train', per_category=200, per_folder=12, seed=11)"
-	$(PY) -m semcopy_lib.train.pasted .cache/train --out semcopy_lib/weights/pasted-probe.pt $(if $(EXCLUDE),--exclude $(EXCLUDE))
+	$(PY) -m semcopy_lib.train.pasted_probe .cache/train --out semcopy_lib/weights/pasted-probe.pt $(if $(EXCLUDE),--exclude $(EXCLUDE))
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

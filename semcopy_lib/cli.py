@@ -565,13 +565,13 @@ def cmd_bench_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_encoders(args: argparse.Namespace) -> int:
-    from semcopy_lib.eval.encoders import KINDS, run_encoders_bench
+    from semcopy_lib.eval.compare_encoders import REPORTED_KINDS, run_encoders_bench
 
     rows = run_encoders_bench(args.images_dir, n=args.n, seed=args.seed)
     if args.json:
         _print_json(rows)
         return 0
-    cols = ["dim", "crops_r1", *[f"{k}_r1" for k in KINDS], "class_map10", "seconds"]
+    cols = ["dim", "crops_r1", *[f"{k}_r1" for k in REPORTED_KINDS], "class_map10", "seconds"]
     print(f"{'encoder':<22}" + "".join(f"{c:>13}" for c in cols) + "  weights")
     for row in rows:
         print(f"{row['encoder']:<22}" + "".join(f"{row.get(c, '-')!s:>13}" for c in cols) + f"  {row['weights']}")

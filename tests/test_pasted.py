@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 
 from semcopy_lib.segment import iou
 from semcopy_lib.segment.pasted import BUNDLED, PastedProbe, boxes_from_map, cascade_boxes, load_probe
-from semcopy_lib.train.pasted import fit_probe, make_examples
+from semcopy_lib.train.pasted_probe import fit_probe, make_examples
 
 
 def test_boxes_from_map_by_hand():

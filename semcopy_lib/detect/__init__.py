@@ -21,7 +21,7 @@ from semcopy_lib.data.boxes import Box
 from semcopy_lib.data.trust import check_loadable
 from semcopy_lib.data.yolo_files import DEFAULT_WEIGHTS, WEIGHTS_ENV, find_weights, offline_ultralytics
 
-#: Boxes below this confidence are dropped (the seed's 0.05 kept mostly noise).
+#: Boxes below this confidence are dropped (lower ones are mostly noise).
 DEFAULT_CONFIDENCE = 0.35
 
 log = logging.getLogger(__name__)

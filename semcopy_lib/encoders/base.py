@@ -91,9 +91,8 @@ class EncoderConfig:
 
 #: Environment variable choosing the precision of frozen inference (embedding, not training): ``fp32``,
 #: ``fp16`` or ``bf16``. Unset: fp16 on CUDA (EfficientNet-Lite0's activations are bounded by ReLU6, and
-#: fp16 keeps 3 more mantissa bits than bf16; on an H100 the vectors were at cosine 0.99994 to fp32 at
-#: worst over 149 gallery images), fp32 on CPU (ONNX Runtime's fp32 is the fast path there; a reduced
-#: precision runs in PyTorch's autocast instead, slower on a CPU without native fp16: for trying only).
+#: fp16 keeps 3 more mantissa bits than bf16), fp32 on CPU (ONNX Runtime's fp32 is the fast path there; a
+#: reduced precision runs in PyTorch's autocast instead, slower on a CPU without native fp16: for trying only).
 PRECISION_ENV = "SEMCOPY_PRECISION"
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -238,8 +237,8 @@ class Encoder(nn.Module):
 
     @contextmanager
     def evaluating(self) -> Iterator[None]:
-        """Eval mode inside, the previous mode after; free when already in eval mode (walking the
-        modules to set it cost about 5 ms a query)."""
+        """Eval mode inside, the previous mode after; free when already in eval mode (setting it walks
+        every module, a cost paid on each query otherwise)."""
         was_training = self.training
         if was_training:
             self.eval()

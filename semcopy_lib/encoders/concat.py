@@ -2,7 +2,7 @@
 
 The vector is ``[sqrt(w_1) e_1, ..., sqrt(w_n) e_n] / sqrt(sum w)`` with every ``e_i`` a unit vector,
 so the cosine of two vectors is the weighted mean of the parts' cosines: no part dominates because
-its raw features are larger (the seed normalised the joint vector only). Parts and weights are the
+its raw features are larger. Parts and weights are the
 config (``parts="effnet-lite0,yolo-oiv7"``, ``weights="1,0.5"``; ``paths`` for parts that need one).
 """
 

@@ -1,13 +1,12 @@
 """A frozen network's inference forward in ONNX Runtime on the CPU: the same fp32 numbers, faster.
 
-PyTorch's eager CPU kernels handle EfficientNet-Lite0's depthwise convolutions poorly: on 2 cores, in
-batches of 4, a 224-px image took 10.3 ms channels-last in PyTorch and 5.0 in ONNX Runtime, a 384-px one
-31.8 and 15.9, with cosine >= 0.99999 between the two (``semcopy bench speed`` measures both paths).
-The network is exported when the encoder is first used frozen (about 0.6 s, in memory, no file), with
+PyTorch's eager CPU kernels handle EfficientNet-Lite0's depthwise convolutions poorly; ONNX Runtime
+runs them faster, with the same vectors to rounding (``semcopy bench speed`` measures both paths).
+The network is exported when the encoder is first used frozen (once, in memory, no file), with
 the batch and the image size dynamic; training and anything needing gradients stay in PyTorch.
 
 ``SEMCOPY_RUNTIME=torch`` turns it off; without the ``onnxruntime`` and ``onnx`` packages the encoder
-runs in PyTorch as before. ``SEMCOPY_RUNTIME=openvino`` runs OpenVINO instead, in mixed bf16 on a CPU
+runs in PyTorch. ``SEMCOPY_RUNTIME=openvino`` runs OpenVINO instead, in mixed bf16 on a CPU
 with native bf16 (:mod:`semcopy_lib.encoders.openvino_runtime`).
 """
 

@@ -1,19 +1,16 @@
 """A frozen network's inference forward in OpenVINO on a CPU that runs bf16 natively: its first layers
 in fp32, the rest in bf16.
 
-bf16 throughout moves EfficientNet-Lite0's vectors too far (cosine 0.994 to fp32 at worst on gallery
-images, under the 0.999 asked): the error comes from the stem and the first blocks, which see the raw
-pixels at full resolution. The network is therefore cut in two graphs, the first compiled in fp32 and
-the rest in bf16 (OpenVINO's CPU plugin applies one precision to a whole graph; where the cut is:
-:data:`semcopy_lib.encoders.effnet.BF16_FROM`). On 2 cores of an Intel Xeon with AMX, the stem and
-blocks 0-4 in fp32 and the rest in bf16 ran a 224-px image in 2.7 ms and a 320-px one in 5.2-5.4 ms in
-batches of 4 (the probe's block outputs included), against 4.1 and 8.4-8.7 in ONNX Runtime (fp32).
+bf16 throughout moves EfficientNet-Lite0's vectors too far from fp32's (under the cosine 0.999 asked):
+the error comes from the stem and the first blocks, which see the raw pixels at full resolution. The
+network is therefore cut in two graphs, the first compiled in fp32 and the rest in bf16 (OpenVINO's
+CPU plugin applies one precision to a whole graph; where the cut is:
+:data:`semcopy_lib.encoders.effnet.BF16_FROM`), which runs faster than ONNX Runtime's fp32.
 
-Graphs are converted from PyTorch when the encoder is first used frozen (about 2 s, in memory) and
-compiled for each input shape met (about 0.1 s each; static shapes ran 1.3x faster than one dynamic
-graph). Used when ``SEMCOPY_RUNTIME=openvino`` (:mod:`semcopy_lib.encoders.onnx_runtime`): not by
-default, since its vectors, though within 0.999 cosine of fp32 on real images (0.9988 for a
-3 x 10,000-pixel strip), moved a few of 3,400 benchmark queries' first hits (README, *Speed and scale*).
+Graphs are converted from PyTorch when the encoder is first used frozen (in memory) and compiled for
+each input shape met (static shapes run faster than one dynamic graph). Used when
+``SEMCOPY_RUNTIME=openvino`` (:mod:`semcopy_lib.encoders.onnx_runtime`), not by default: its vectors,
+though close to fp32's, move a few benchmark queries' first hits (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from semcopy_lib.eval.regions import SPLITS, split_files
 from semcopy_lib.train.views import on_photo
 
 #: The copy kinds, each made from an RGB picture (``photo``: a background of the split).
-KINDS: dict[str, Callable[[Image.Image, random.Random, Image.Image], Image.Image]] = {
+COPY_MAKERS: dict[str, Callable[[Image.Image, random.Random, Image.Image], Image.Image]] = {
     "crop": lambda im, rng, photo: synth.crop_jpeg(im, rng),
     "recolour": lambda im, rng, photo: synth.colour_shift(im, rng),
     "mirror": lambda im, rng, photo: synth.mirror(im),
@@ -59,7 +59,7 @@ def make_dedup_gallery(images_dir: os.PathLike | str, out: Path, split: str, gro
     photos = [p for _, p in sorted(sample_photo_files().items())][SPLITS.index(split)::2]
     backgrounds = [load_image(p, max_side=640) for p in photos]
     truth, kinds = {}, {}
-    names = list(KINDS)
+    names = list(COPY_MAKERS)
     loaded = _distinct_pictures(read_files(rng.sample(files, len(files)), max_side=640), groups + distinct)
     for n, (_, image) in enumerate(loaded[:groups]):
         folder = out / f"g{n:03d}"
@@ -69,7 +69,7 @@ def make_dedup_gallery(images_dir: os.PathLike | str, out: Path, split: str, gro
         truth[f"g{n:03d}/original.png"], kinds[f"g{n:03d}/original.png"] = n, "original"
         for t in range(COPIES_EACH):
             kind = names[(COPIES_EACH * n + t) % len(names)]
-            KINDS[kind](image, rng, rng.choice(backgrounds)).convert("RGB").save(folder / f"{kind}.png")
+            COPY_MAKERS[kind](image, rng, rng.choice(backgrounds)).convert("RGB").save(folder / f"{kind}.png")
             truth[f"g{n:03d}/{kind}.png"], kinds[f"g{n:03d}/{kind}.png"] = n, kind
     (out / "distinct").mkdir(parents=True, exist_ok=True)
     for n, (_, image) in enumerate(loaded[groups:]):
@@ -81,7 +81,7 @@ def make_dedup_gallery(images_dir: os.PathLike | str, out: Path, split: str, gro
 #: Two pictures whose 32-px greyscale versions differ by less than this many levels (of 255) on average
 #: are one picture to the benchmark: a clip-art library holds the same drawing under several names, and
 #: series that differ in a detail (puzzle pieces); using both would make right answers count as wrong.
-SAME_PICTURE = 12.0
+SAME_PICTURE_LEVELS = 12.0
 
 
 def _distinct_pictures(found, n: int) -> list:
@@ -89,7 +89,7 @@ def _distinct_pictures(found, n: int) -> list:
     kept, small = [], []
     for f, image in found:
         grey = np.asarray(image.convert("RGBA").resize((32, 32)).convert("L"), dtype=np.float32)
-        if all(np.abs(grey - other).mean() >= SAME_PICTURE for other in small):
+        if all(np.abs(grey - other).mean() >= SAME_PICTURE_LEVELS for other in small):
             kept.append((f, image))
             small.append(grey)
             if len(kept) == n:
@@ -108,7 +108,7 @@ def pair_scores(found: list[set[str]], truth: dict[str, int], kinds: dict[str, s
     true = {frozenset(p) for names in by_group.values() for p in itertools.combinations(sorted(names), 2)}
     right = said & true
     per_kind = {}
-    for kind in KINDS:
+    for kind in COPY_MAKERS:
         pairs = {frozenset((n, f"{n.split('/')[0]}/original.png")) for n, k in kinds.items() if k == kind}
         if pairs:
             per_kind[kind] = round(len(pairs & said) / len(pairs), 3)

@@ -32,7 +32,7 @@ from semcopy_lib.data.samples import sample_photo_files
 from semcopy_lib.data.synth import crop_jpeg
 from semcopy_lib.segment import Box, iou
 
-KINDS = ("clean", "screenshot", "webpage", "collage", "background", "composite")
+QUERY_KINDS = ("clean", "screenshot", "webpage", "collage", "background", "composite")
 SPLITS = ("tuning", "held-out")
 
 
@@ -122,8 +122,8 @@ def _opaque(path: Path) -> bool:
 
 def make_region_queries(images_dir: os.PathLike | str, out_dir: os.PathLike | str, per_kind: int = 50,
                         seed: int = 0, backgrounds: list[Image.Image] | None = None,
-                        split: str = "tuning", kinds: tuple[str, ...] = KINDS) -> list[RegionQuery]:
-    """Write ``per_kind`` queries of each of ``kinds`` (:data:`KINDS`) for ``split`` (seeded) and return them.
+                        split: str = "tuning", kinds: tuple[str, ...] = QUERY_KINDS) -> list[RegionQuery]:
+    """Write ``per_kind`` queries of each of ``kinds`` (:data:`QUERY_KINDS`) for ``split`` (seeded) and return them.
 
     ``backgrounds``: pictures to paste subjects on (photos that are not in the gallery); default:
     generated pictures. Subjects keep their transparency, as a clip-art pasted on a photo does. A
@@ -248,7 +248,7 @@ def run_regions_bench(service, images_dir, out_dir, per_kind: int = 50, seed: in
             results[regions] = service.search(paths, k=10, regions=regions)
             timings[regions] = time.perf_counter() - start
         rows = {}
-        for kind in KINDS:
+        for kind in QUERY_KINDS:
             idx = [i for i, q in enumerate(queries) if q.kind == kind]
             if not idx:
                 continue

@@ -7,8 +7,7 @@ Measured side by side in one run on whatever machine runs it:
   ``runtime`` and ``precision``) over real image files, every gallery
   view included; both ingestions are warmed up first, untimed (one batch here, one image for the naive
   loop): ``ingest_warmup_s`` is the time of that batch, one-off costs included (ONNX export on CPU; on
-  CUDA, kernels loaded at their first call: 9.7 s on an H100, where a later 32-image batch took about 1.4 s,
-  decoding included);
+  CUDA, kernels loaded at their first call, which can take longer than many later batches);
 - ``ingest_naive_img_per_s``: the same files and views with the same weights on the same device, one
   image at a time, contiguous fp32 in eager PyTorch, decoding in line; ``ingest_min_cosine``: the
   numerics check, the smallest cosine between an image's vector from the optimised path and the naive

@@ -74,13 +74,11 @@ class StoreInUse(ValueError):
 class FaissBackend(VectorBackend):
     """Exact inner-product search: ``faiss.IndexIDMap2(faiss.IndexFlatIP(D))``.
 
-    A flat index is searched as one matrix product over FAISS's own vector storage (no copy): on 2 CPU
-    cores, 31 query vectors (a photo's whole image, subjects and windows) against 21,000 vectors took
-    20 ms this way and 94 ms through ``IndexFlatIP.search``; one vector took the same 7 ms both ways.
-    The product and top-k run in torch (:class:`~semcopy_lib.index.flat.FlatScan`, screened in bf16
-    where the CPU has it), on the thread pool the encoder uses: through numpy (OpenBLAS's own threads,
-    still spinning when the next forward pass starts) a 384-px forward plus a 30-vector search took
-    156 ms on 2 cores, through torch 82 ms.
+    A flat index is searched as one matrix product over FAISS's own vector storage (no copy), which
+    answers the many vectors of one query (its whole image, subjects and windows) faster than
+    ``IndexFlatIP.search``. The product and top-k run in torch (:class:`~semcopy_lib.index.flat.FlatScan`,
+    screened in bf16 where the CPU has it), on the thread pool the encoder uses: numpy's OpenBLAS
+    threads would still be spinning when the next forward pass starts, and slow it down.
     """
 
     FILE = "vectors.faiss"
@@ -214,7 +212,7 @@ class FaissBackend(VectorBackend):
             with open(path, "rb") as f:
                 flat = f.read(4) in (b"IxM2", b"IxMp")
             # an IVF index maps its inverted lists; a flat one (<= FLAT_MAX vectors) is read: scanning
-            # mapped pages made a 31-vector search over 21,000 about twice as slow
+            # mapped pages is slower
             flags = 0 if flat else faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
         index = faiss.read_index(str(path), flags)
         if index.d != dim:

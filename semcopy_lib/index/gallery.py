@@ -35,9 +35,8 @@ from semcopy_lib.index.store import Box, MetadataStore, NewItem, Record
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 METADATA = "meta.sqlite"
-#: Vectors up to which search stays exact (flat). One query vector scanned 21,000 vectors in 4-7 ms on
-#: 2 cores, so 50,000 cost 10-16 ms; an IVF2048,SQ8 index answered in 1 ms at 1M vectors with
-#: recall@20 0.976 (`semcopy bench speed`).
+#: Vectors up to which search stays exact (flat): up to here an exact scan still costs a query little;
+#: beyond, an IVF-SQ8 index answers much faster at a small loss of recall (`semcopy bench speed`).
 FLAT_MAX = 50_000
 
 

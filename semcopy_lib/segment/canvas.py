@@ -12,11 +12,9 @@ part-way, so it stays as it is.
 Blocks that touch (a drawing that XY-cuts split on the seams between its bands, a burger's bun, lettuce
 and bun) are tried together as one box, in place of each.
 
-Measured on ``bench regions`` seeds 0-5 (50 queries of each kind each): a box at IoU >= 0.7 for 230 -> 243
-of 300 Chromium pages, 283 -> 287 of 300 drawn pages, collages unchanged, 122 -> 127 of 150 held-out pages
-of other templates; R@1 unchanged on every kind. The tolerance is per channel and tried tight (8), then
-very tight (2): a white canvas on a page of (250, 250, 250) ends at its edge only at 2 (4 more pages,
-one product picture on a pale panel lost to its panel); screenshots are PNG, flat colours exact.
+The tolerance is per channel; :data:`CANVAS_TOLERANCES` are tried tight, then very tight: a white
+canvas on an off-white page ends at its edge only at the very tight one (screenshots are PNG, so flat
+colours are exact). Figures: docs/benchmarks.md, "Why the defaults are what they are".
 """
 
 from __future__ import annotations
@@ -39,7 +37,7 @@ INSIDE = 0.9
 EDGE = 0.85
 #: The grown box must be this much larger than the box and at most this share of the image.
 MIN_GAIN = 1.15
-MAX_SHARE = 0.5
+CANVAS_MAX_SHARE = 0.5
 #: The box is widened by this many pixels before it grows.
 SLACK = 3
 #: Blocks this close (pixels) touch: a drawing cut on a seam between its bands.
@@ -121,7 +119,7 @@ def canvas_of(rgb: np.ndarray, box: Box, masks: dict | None = None, tolerance: i
     )
     borders = (x0 == 0) + (y0 == 0) + (x1 == width) + (y1 == height)
     area = (x1 - x0) * (y1 - y0)
-    if not all(ends) or borders > 2 or area < MIN_GAIN * w * h or area > MAX_SHARE * width * height:
+    if not all(ends) or borders > 2 or area < MIN_GAIN * w * h or area > CANVAS_MAX_SHARE * width * height:
         return None
     return (x0, y0, x1 - x0, y1 - y0)
 

@@ -8,7 +8,7 @@ bands; thin bands at the bottom (each at most ``TEXT_LINE`` of the box's height:
 rules of a table), each close to the next (``LINE_GAP``), are the caption, and the box ends just above
 the first of them, when what is left is at least ``PICTURE`` of the box.
 
-Measured on ``bench regions`` seeds 0-5 and 150 pages of six other templates: see the README (*Regions*).
+Its figures on the regions benchmark: docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Both are cut recursively (XY-cut, Nagy & Seth 1984) on
 
 and each leaf block, trimmed of uniform borders, is a photo when it is large enough and has the colour
 variety of a picture rather than of text on a flat background. The image is analysed at most
-``WORK_SIDE`` pixels large; boxes are returned in the pixels of the image given.
+``LAYOUT_WORK_SIDE`` pixels large; boxes are returned in the pixels of the image given.
 """
 
 from __future__ import annotations
@@ -21,17 +21,17 @@ from scipy.ndimage import maximum_filter, median_filter
 
 from semcopy_lib.data.boxes import Box
 
-WORK_SIDE = 512
+LAYOUT_WORK_SIDE = 512
 UNIFORM_RANGE = 24.0  # max spread (p95 - p5, summed over RGB) of a gutter strip
 GUTTER_TOLERANCE = 16.0  # summed |dRGB| from the background under which a gutter pixel is background
 GUTTER_OFF_SHARE = 0.005  # share of a gutter strip's pixels allowed to be off the background
 FRAME_STEP = 24.0  # colour step between a block's frame and its surroundings that makes it a framed container
 SEAM_JUMP = 40.0  # colour jump (summed |dRGB|) across a seam, held along SEAM_QUANTILE of it
 SEAM_QUANTILE = 0.25  # the jump must hold along 75 % of the boundary (a row of equal cards is no seam)
-SAME_PICTURE = 0.6  # colour-histogram overlap above which both sides of an edge are one picture
+SAME_PICTURE_OVERLAP = 0.6  # colour-histogram overlap above which both sides of an edge are one picture
 STRIPE = 0.12  # a band between two jumps at most this share of a block long, alike beyond both, is no seam
 MIN_PIECE = 0.05  # a seam split keeps at least this fraction of the block on each side
-FLAT_STD = 12.0  # summed per-channel std under which a band is a flat page area
+FLAT_BAND_STD = 12.0  # summed per-channel std under which a band is a flat page area
 MIN_PHOTO_SIDE = 0.08  # of the image's shorter side
 MIN_EDGE_FRACTION = 0.01  # share of a photo block's pixels on an edge
 CROSS_SIDE = 0.15  # a strip of the enclosing background this far inside a block splits it into cards
@@ -128,9 +128,9 @@ def _seams(block: np.ndarray, axis: int, jumps: tuple[np.ndarray, np.ndarray] | 
         if lo <= cut <= hi and band <= cut <= n - band:
             a = block[cut - band : cut] if axis == 0 else block[:, cut - band : cut]
             b = block[cut : cut + band] if axis == 0 else block[:, cut : cut + band]
-            flat = min(float(a.std(axis=(0, 1)).sum()), float(b.std(axis=(0, 1)).sum())) < FLAT_STD
+            flat = min(float(a.std(axis=(0, 1)).sum()), float(b.std(axis=(0, 1)).sum())) < FLAT_BAND_STD
             # two textured sides with alike colours are one picture with a straight edge in it
-            if flat or _histogram_overlap(a, b) < SAME_PICTURE:
+            if flat or _histogram_overlap(a, b) < SAME_PICTURE_OVERLAP:
                 out.append(cut)
     # the two edges of a band of colour across one picture (a flag's cross) are no seams either
     return [cut for cut in out if not _stripe(block, axis, cut, [j + 1 for j in strong], band)]
@@ -147,7 +147,7 @@ def _stripe(block: np.ndarray, axis: int, cut: int, others: list[int], band: int
             a = block[lo - band : lo] if axis == 0 else block[:, lo - band : lo]
             b = block[hi : hi + band] if axis == 0 else block[:, hi : hi + band]
             same_colour = float(np.abs(np.median(a.reshape(-1, 3), 0) - np.median(b.reshape(-1, 3), 0)).sum()) <= FRAME_STEP
-            if same_colour and _histogram_overlap(a, b) >= SAME_PICTURE:
+            if same_colour and _histogram_overlap(a, b) >= SAME_PICTURE_OVERLAP:
                 return True
     return False
 
@@ -269,9 +269,9 @@ def _is_photo(edges: np.ndarray, min_side: int) -> bool:
 
 
 def work_scale(rgb: np.ndarray) -> np.ndarray:
-    """An (H, W, 3) uint8 image resized (area) to at most ``WORK_SIDE`` pixels on its longer side."""
+    """An (H, W, 3) uint8 image resized (area) to at most ``LAYOUT_WORK_SIDE`` pixels on its longer side."""
     h, w = rgb.shape[:2]
-    scale = min(1.0, WORK_SIDE / max(h, w))
+    scale = min(1.0, LAYOUT_WORK_SIDE / max(h, w))
     if scale == 1.0:
         return rgb
     import cv2

@@ -8,7 +8,7 @@ common colour) are closed by a few pixels and grouped into connected parts; a pa
 is large enough, not a long strip, and holds a stroke that is not small (a paragraph of text is many
 glyphs, each a small fraction of it).
 
-Measured on ``bench regions`` seeds 0-5 and 150 pages of six other templates: see the README (*Regions*).
+Its figures on the regions benchmark: docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ CLOSE = 3
 #: A picture has a stroke (8-connected off-page pixels) at least this share of its longer side.
 STROKE_SPAN = 0.25
 #: A part larger than this share of the page is the page's own structure (a sidebar, a hero section).
-MAX_SHARE = 0.6
+PART_MAX_SHARE = 0.6
 
 
 def page_colour(small: np.ndarray) -> np.ndarray:
@@ -59,7 +59,7 @@ def parts_off_page(small: np.ndarray, min_side: int) -> list[Box]:
     out: list[Box] = []
     for i in range(1, n):
         x, y, w, h, _ = stats[i]
-        if min(w, h) < min_side or w * h >= MAX_SHARE * area or max(w, h) > MAX_ASPECT * min(w, h):
+        if min(w, h) < min_side or w * h >= PART_MAX_SHARE * area or max(w, h) > MAX_ASPECT * min(w, h):
             continue
         part = off[y : y + h, x : x + w] & (labels[y : y + h, x : x + w] == i)
         m, _, strokes, _ = cv2.connectedComponentsWithStats(part.astype(np.uint8), connectivity=8)

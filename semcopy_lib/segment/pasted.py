@@ -8,7 +8,7 @@ at 384 px, and gives each cell the probability that a pasted subject covers it; 
 of cells over a threshold with the most probability gives the subject's box (:func:`cascade_boxes`,
 at the query config's ``pasted.thresholds``).
 
-Trained by ``semcopy_lib.train.pasted`` on pastes of allowed clip arts (none in the benchmark
+Trained by ``semcopy_lib.train.pasted_probe`` on pastes of allowed clip arts (none in the benchmark
 galleries) on the training photos, generated pictures and pages, and silhouettes of other clip arts;
 its figures are in docs/benchmarks.md.
 """

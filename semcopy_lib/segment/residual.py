@@ -19,7 +19,7 @@ from PIL import Image
 
 from semcopy_lib.data.boxes import Box
 from semcopy_lib.data.loading import to_rgb
-from semcopy_lib.segment.template import FLAT_STD
+from semcopy_lib.segment.template import BLANK_STD
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def residual_parts(query: Image.Image, picture: Image.Image,
     f = min(1.0, max(picture.size) * max(config.shares) / max(query.size))
     qw, qh = max(8, round(query.width * f)), max(8, round(query.height * f))
     small = np.asarray(query.convert("RGB").resize((qw, qh), Image.BILINEAR), np.float32)
-    if float(small.std(axis=(0, 1)).max()) < FLAT_STD:
+    if float(small.std(axis=(0, 1)).max()) < BLANK_STD:
         return []  # a blank query aligns anywhere
     correlation, under = _align(small, picture, config.shares, config.refine)
     if under is None or correlation < config.min_alignment:

@@ -58,7 +58,7 @@ class TemplateConfig:
 
 #: A query whose pixels spread less than this in every colour (standard deviation, levels) is blank:
 #: nothing to compare (white, or one flat red).
-FLAT_STD = 2.0
+BLANK_STD = 2.0
 
 
 def thumbnail(image: Image.Image) -> bytes:
@@ -146,7 +146,7 @@ def match_crop(query: Image.Image, picture: Image.Image, config: TemplateConfig 
     small = query.convert("RGB").resize((max(4, round(query.width * f)), max(4, round(query.height * f))), Image.BILINEAR)
     template = np.asarray(small, np.float32)
     best = -1.0
-    if float(template.std(axis=(0, 1)).max()) < FLAT_STD:  # over the pixels, a colour at a time
+    if float(template.std(axis=(0, 1)).max()) < BLANK_STD:  # over the pixels, a colour at a time
         return best  # a blank query correlates with nothing (OpenCV calls a flat template a perfect match)
     for share in config.crop_shares:
         s = config.crop_side / share / max(picture.size)

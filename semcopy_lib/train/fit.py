@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from semcopy_lib.metrics import map_at_k
 from semcopy_lib.losses import CombinedLoss, InfoNCELoss, TripletLoss
-from semcopy_lib.train.data import FeatureCache, PKSampler
+from semcopy_lib.train.features import FeatureCache, PKSampler
 from semcopy_lib.encoders.headed import ResidualHead
 from semcopy_lib.train.views import VIEW_KINDS
 

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from semcopy_lib.data import GalleryFile, read_files
-from semcopy_lib.train.data import FeatureCache, PKSampler, split_classes
+from semcopy_lib.train.features import FeatureCache, PKSampler, split_classes
 from semcopy_lib.train.fit import Recipe, TrainConfig, evaluate
 from semcopy_lib.train.views import VIEW_KINDS, one_view
 

@@ -12,7 +12,7 @@ import numpy as np
 from semcopy_lib.data import load_image, scan_folder
 from semcopy_lib.data.samples import sample_photo_files
 from semcopy_lib.encoders import create_encoder
-from semcopy_lib.train.data import FeatureCache, build_feature_cache, cache_key, split_classes
+from semcopy_lib.train.features import FeatureCache, build_feature_cache, cache_key, split_classes
 from semcopy_lib.train.fit import TrainConfig, evaluate, fit
 from semcopy_lib.train.views import VIEW_KINDS
 

@@ -18,7 +18,7 @@ from semcopy_lib.encoders import EncoderUnavailable, create_encoder, encoder_nam
 from semcopy_lib.encoders.registry import encoder_info
 
 #: Copy kinds reported per encoder (of :data:`semcopy_lib.train.views.VIEW_KINDS`).
-KINDS = ("line_art", "pencil", "on_photo")
+REPORTED_KINDS = ("line_art", "pencil", "on_photo")
 
 
 def _random_stand_in(name: str, tmp: Path) -> tuple[dict[str, Any], str] | None:
@@ -76,7 +76,7 @@ def run_encoders_bench(images_dir: os.PathLike | str, n: int = 50, seed: int = 0
             copies = run_copies_bench(service, images_dir, tmp / "copies", n=n, seed=seed,
                                       splits=("held-out",))["splits"]["held-out"]
             row = {"encoder": name, "weights": weights, "dim": encoder.dim, "crops_r1": round(crops_r1, 3)}
-            row.update({f"{k}_r1": copies["kinds"][k]["r1"] for k in KINDS})
+            row.update({f"{k}_r1": copies["kinds"][k]["r1"] for k in REPORTED_KINDS})
             row.update(class_map10=copies["class_map10"], seconds=round(time.perf_counter() - start, 1))
             rows.append(row)
     return rows

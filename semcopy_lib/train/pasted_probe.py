@@ -7,8 +7,8 @@ generated picture (30 %), a generated printed page (12 %) or the silhouette of a
 a background that is a drawing itself, whose cells are not the subject). Its target is the share of
 each 24 x 24 cell that the subject's alpha covers.
 
-``python -m semcopy_lib.train.pasted IMAGES_DIR --out semcopy_lib/weights/pasted-probe.pt
-[--exclude BENCH_GALLERY]`` (``make pasted-probe``; about 8 minutes on 2 cores for 3,000 examples).
+``python -m semcopy_lib.train.pasted_probe IMAGES_DIR --out semcopy_lib/weights/pasted-probe.pt
+[--exclude BENCH_GALLERY]`` (``make pasted-probe``).
 """
 
 from __future__ import annotations
