@@ -47,6 +47,20 @@ def test_effnet_has_real_imagenet_weights(effnet):
     assert set(top5) & {281, 282, 283, 284, 285}
 
 
+def test_weights_load_under_either_key_naming_and_a_wrong_file_is_refused(tmp_path):
+    """The bundled file (the old package's key names) and a file in timm's names give the same network."""
+    from semcopy_lib.encoders.effnet import _weights_file, build_net, load_weights
+
+    bundled = load_weights(build_net(), _weights_file()).state_dict()
+    assert not any(k.startswith("_") for k in bundled)
+    torch.save(bundled, tmp_path / "timm.pt")
+    again = load_weights(build_net(), tmp_path / "timm.pt").state_dict()
+    assert all(torch.equal(bundled[k], again[k]) for k in bundled)
+    torch.save({"fc.weight": torch.zeros(3, 3)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="tensors"):
+        load_weights(build_net(), tmp_path / "other.pt")
+
+
 def test_embeddings_are_unit_rows_and_batching_does_not_change_them(effnet):
     images = [load_image(data.chelsea()), load_image(data.astronaut()), load_image(data.coffee())]
     together = effnet.embed(images, batch_size=3)
@@ -214,7 +228,7 @@ def test_weights_changed_in_training_are_exported_again(runtime):
     before = enc.embed(images)
     enc.train()
     with torch.no_grad():
-        enc.net._conv_head.weight[::2].mul_(-1.0)
+        enc.net.conv_head.weight[::2].mul_(-1.0)
     enc.eval()
     after = enc.embed(images)
     enc.use_runtime("torch")

