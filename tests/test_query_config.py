@@ -229,3 +229,41 @@ def test_a_proposer_s_box_past_the_image_is_clipped_in_one_place():
         assert [p.box for p in found] == [(40, 0, 10, 394), (0, 393, 10, 1)]
     finally:
         PROPOSERS.pop("toy-overhang")
+
+
+def test_turned_views_bring_back_a_slanted_subject_and_list_its_region_once(index_dir, gallery_dir, tmp_path):
+    """With ``turns``, a subject region is also embedded turned; its hits are its best view's, and it is
+    listed once. A gallery picture given a quarter turn is its own copy again when turned back."""
+    from dataclasses import replace
+
+    from semcopy_lib.query import PROPOSERS, Proposal, TurnsConfig, calibrated, register_proposer, turned_views
+
+    @register_proposer("toy-subject")
+    def whole_subject(query):
+        w, h = query.image.size
+        return [Proposal((0, 0, w, h), "subject")]
+
+    source = next(gallery_dir.rglob("img01.png"))
+    turned = tmp_path / "turned.png"
+    Image.open(source).convert("RGB").rotate(-90, expand=True).save(turned)
+    try:
+        service = SearchService(index_dir)
+        service.encoder.copy_score = None
+        service.config = replace(service.config, proposers=("toy-subject",))
+
+        def subject_score(angles):
+            service.config = replace(service.config, turns=TurnsConfig(angles=angles))
+            [result] = service.search([turned], k=3, vote=False)
+            assert [r.kind for r in result.regions] == ["whole", "subject"]
+            return {h.gallery_id: h.score for h in result.hits if h.region_kind == "subject"}
+
+        gallery_id = source.relative_to(gallery_dir).as_posix()
+        turned_back, as_given = subject_score((90.0,)), subject_score(())
+        # a subject hit's cosine is mapped onto the whole image's scale (merge): compare the two
+        assert turned_back[gallery_id] == pytest.approx(calibrated(1.0, "subject", service.config.merge), abs=1e-3)
+        assert as_given.get(gallery_id, 0.0) < turned_back[gallery_id] - 0.05
+    finally:
+        PROPOSERS.pop("toy-subject")
+    # the uncovered corners take the crop's border colour
+    [view] = turned_views(Image.new("RGB", (40, 20), (10, 200, 30)), (45,))
+    assert view.size[0] > 40 and view.getpixel((0, 0)) == (10, 200, 30)

@@ -17,7 +17,7 @@ from semcopy_lib.data import GalleryFile, ImageLoadError, load_image
 from semcopy_lib.detect import Detection, Detector, load_detector
 from semcopy_lib.encoders import Encoder
 from semcopy_lib.index import GalleryIndex, IndexDirError
-from semcopy_lib.query import QueryConfig, QueryImage, check_proposers, merge_hits, propose, voted
+from semcopy_lib.query import QueryConfig, QueryImage, check_proposers, merge_hits, propose, turned_views, voted
 from semcopy_lib.query.verify import to_check, verified
 from semcopy_lib.segment import Region, crop, scale_box
 from semcopy_lib.segment.template import read_thumbnail
@@ -224,8 +224,12 @@ class SearchService:
                     ready_owners.append((result, region))
                     continue
                 result.regions.append(region)
-                crops.append(proposal.pixels if proposal.pixels is not None else crop(query.image, proposal.box))
-                owners.append((result, region))
+                pixels = proposal.pixels if proposal.pixels is not None else crop(query.image, proposal.box)
+                views = [pixels]
+                if proposal.kind in self.config.turns.kinds:  # one region, its best view's hits
+                    views += turned_views(pixels, self.config.turns.angles)
+                crops += views
+                owners += [(result, region)] * len(views)
         parts = ([self.encoder.embed(crops, batch_size=batch_size)] if crops else []) + ([np.stack(ready)] if ready else [])
         vectors = np.concatenate(parts) if parts else np.zeros((0, self.encoder.dim), dtype=np.float32)
         return owners + ready_owners, vectors

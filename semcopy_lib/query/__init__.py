@@ -1,9 +1,9 @@
 """The query stage: region proposers, re-ranking, and the one typed config saved with each index."""
 
 from semcopy_lib.query.config import (DEFAULT_PROPOSERS, MergeConfig, ObjectsConfig, PastedConfig, QueryConfig,
-                                      VerifyConfig, VoteConfig, WindowsConfig)
+                                      TurnsConfig, VerifyConfig, VoteConfig, WindowsConfig)
 from semcopy_lib.query.propose import (PROPOSERS, Proposal, ProposerInfo, QueryImage, check_proposers, propose,
-                                       register_proposer)
+                                       register_proposer, turned_views)
 from semcopy_lib.query.merge import calibrated, merge_hits
 from semcopy_lib.query.rerank import voted
 
@@ -11,5 +11,5 @@ from semcopy_lib.query.rerank import voted
 from semcopy_lib.query import proposers as _proposers  # noqa: F401,E402
 
 __all__ = ["DEFAULT_PROPOSERS", "MergeConfig", "ObjectsConfig", "PROPOSERS", "PastedConfig", "Proposal",
-           "ProposerInfo", "QueryConfig", "QueryImage", "VerifyConfig", "VoteConfig", "WindowsConfig",
-           "calibrated", "check_proposers", "merge_hits", "propose", "register_proposer", "voted"]
+           "ProposerInfo", "QueryConfig", "QueryImage", "TurnsConfig", "VerifyConfig", "VoteConfig", "WindowsConfig",
+           "calibrated", "check_proposers", "merge_hits", "propose", "register_proposer", "turned_views", "voted"]

@@ -141,6 +141,21 @@ class ObjectsConfig:
     max_cover: float = 0.9
 
 
+@dataclass(frozen=True)
+class TurnsConfig:
+    """Turned views of a query's regions: each region of ``kinds`` is also embedded turned by each of
+    ``angles`` (degrees, counter-clockwise), and its hits are the best of its views. A drawing pasted
+    at a slant is nearer its upright gallery picture when turned back.
+
+    Attributes:
+        angles: () turns nothing; each angle is one more embedding per region.
+        kinds: the region kinds that get turned views (subjects: what is pasted on a picture).
+    """
+
+    angles: tuple[float, ...] = ()
+    kinds: tuple[str, ...] = ("subject",)
+
+
 #: Region proposers run by default, in this order (see :mod:`semcopy_lib.query.propose`).
 DEFAULT_PROPOSERS = ("layout", "objects", "pasted", "subjects", "windows", "residual")
 
@@ -167,6 +182,7 @@ class QueryConfig:
     pasted: PastedConfig = field(default_factory=PastedConfig)
     objects: ObjectsConfig = field(default_factory=ObjectsConfig)
     residual: ResidualConfig = field(default_factory=ResidualConfig)
+    turns: TurnsConfig = field(default_factory=TurnsConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (tuples as lists), as the manifest stores it."""

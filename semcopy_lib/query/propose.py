@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -176,3 +176,14 @@ def propose(queries: list[QueryImage], stage: str) -> list[list[Proposal]]:
     # whatever a proposer returns, every box handed on lies inside its query
     return [[replace(proposal, box=clip_box(proposal.box, *query.image.size)) for p in chosen for proposal in mine[p.name]]
             for query, mine in zip(queries, found)]
+
+
+def turned_views(image: Image.Image, angles: Sequence[float]) -> list[Image.Image]:
+    """``image`` (a region's crop, RGB) turned by each of ``angles`` degrees, grown to hold all of it;
+    the corners the turn uncovers take the mean colour of the crop's border, so they read as background."""
+    if not angles:
+        return []
+    px = np.asarray(image.convert("RGB"), dtype=np.float32)
+    border = np.concatenate([px[0], px[-1], px[:, 0], px[:, -1]])
+    fill = tuple(int(round(v)) for v in border.mean(axis=0))
+    return [image.rotate(float(a), resample=Image.BICUBIC, expand=True, fillcolor=fill) for a in angles]
