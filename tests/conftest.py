@@ -76,3 +76,19 @@ def tiny_blip_dir(tmp_path_factory) -> Path:
     from semcopy_lib.encoders.random_models import tiny_blip
 
     return tiny_blip(tmp_path_factory.mktemp("tiny_blip"))
+
+
+def stop_group(proc) -> None:
+    """Stop a process started with ``start_new_session=True`` and everything it started (its group):
+    SIGTERM, then SIGKILL after 30 s."""
+    import os
+    import signal
+    import subprocess
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

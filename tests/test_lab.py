@@ -6,7 +6,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+from conftest import stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.prefix)
@@ -67,11 +67,5 @@ def test_make_lab_serves_the_notebooks(tmp_path):
         specs = httpx.get(f"{base}/api/kernelspecs", headers=auth, timeout=30).json()
         assert specs["default"] == "python3"
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # make and the JupyterLab it started (their own group)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_group(proc)  # make and the JupyterLab it started (their own group)
         log.close()

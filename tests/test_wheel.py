@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import time
 from pathlib import Path
 
 import httpx
+from conftest import stop_group
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,11 +114,5 @@ def test_cli_and_dashboard_run_from_the_wheel(installed, gallery_dir, tmp_path):
         assert page.status_code == 200, page.text[:500]
         assert "application/vnd.jupyter.widget-view+json" in page.text, (tmp_path / "serve.log").read_text()
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # serve stops Voila and its kernels; all in their own group
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_group(proc)  # serve stops Voila and its kernels; all in their own group
         log.close()
