@@ -16,7 +16,7 @@ from semcopy_lib.data.folders import sha256_of
 from semcopy_lib.data.trust import from_manifest
 from semcopy_lib.encoders import DEFAULT_ENCODER, Encoder, create_encoder
 from semcopy_lib.index import GalleryIndex, NewItem
-from semcopy_lib.index.gallery import MANIFEST
+from semcopy_lib.index.directory import MANIFEST
 from semcopy_lib.query import QueryConfig
 from semcopy_lib.segment.template import thumbnail
 

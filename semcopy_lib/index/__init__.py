@@ -1,7 +1,7 @@
 """The gallery index: one interface (add / remove / search / save / load), backends chosen by name."""
 
 from semcopy_lib.index.backends import BACKENDS, FaissBackend, VectorBackend
-from semcopy_lib.index.gallery import (
+from semcopy_lib.index.directory import (
     AddReport,
     EncoderMismatch,
     GalleryIndex,

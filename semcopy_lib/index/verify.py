@@ -16,7 +16,7 @@ import numpy as np
 
 from semcopy_lib.data.folders import sha256_of
 from semcopy_lib.index.backends import BACKENDS
-from semcopy_lib.index.gallery import MANIFEST, METADATA, GalleryIndex, read_manifest, write_json_atomic
+from semcopy_lib.index.directory import MANIFEST, METADATA, GalleryIndex, read_manifest, write_json_atomic
 from semcopy_lib.index.lock import WriteLock
 from semcopy_lib.index.store import MetadataStore
 
