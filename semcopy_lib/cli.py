@@ -182,12 +182,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     if args.k < 1:
         raise CliError(f"-k must be at least 1, not {args.k}")
-    detector = None
-    if args.regions:
-        from semcopy_lib.detect import load_detector
-
-        detector = load_detector(args.detector)  # None (said once on stderr) when no weights are here
-    service = SearchService(args.index, device=args.device, detector=detector, read_only=True)
+    # key objects are one more kind of region: a detector (when its weights are here) only with regions
+    service = (SearchService.with_objects(args.index, args.detector, device=args.device, read_only=True)
+               if args.regions else SearchService(args.index, device=args.device, read_only=True))
     if args.encoder:
         service.index.check_encoder(args.encoder)
     results = service.search(args.queries, k=args.k, batch_size=args.batch_size, regions=args.regions, vote=args.vote)
