@@ -115,7 +115,7 @@ def cmd_index_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_index_info(args: argparse.Namespace) -> int:
-    from semcopy_lib.app.service import query_config
+    from semcopy_lib.app.indexing import query_config
     from semcopy_lib.index import GalleryIndex
 
     index = GalleryIndex.open(args.index)
@@ -544,7 +544,7 @@ def cmd_bench_calibrate(args: argparse.Namespace) -> int:
     if args.write:
         from dataclasses import replace
 
-        from semcopy_lib.app.service import query_config
+        from semcopy_lib.app.indexing import query_config
         from semcopy_lib.index import GalleryIndex
 
         index = GalleryIndex.open(args.index)

@@ -136,3 +136,48 @@ def test_move_to_is_a_dry_run_then_moves_the_copies_out_and_undo_brings_them_bac
     assert sorted(p.relative_to(gallery).as_posix() for p in gallery.rglob("*.*")) == before
     assert len(GalleryIndex.open(index_dir, read_only=True)) == len(before)
     assert not log.exists() and log.with_name("semcopy-moves.jsonl.undone").exists()
+
+
+@pytest.fixture(scope="module")
+def page_gallery(gallery_dir, tmp_path_factory):
+    """The 12 test photos, one of them also at 600 px (``food/big.png``), and a web-page screenshot
+    showing it in a card (smaller than 600 px there)."""
+    from semcopy_lib.data import compose
+
+    root = tmp_path_factory.mktemp("pages")
+    gallery = root / "gallery"
+    shutil.copytree(gallery_dir, gallery)
+    photo = Image.open(gallery / "animals" / "img03.png").convert("RGB")
+    big = photo.resize((600, 600 * photo.height // photo.width))
+    big.save(gallery / "food" / "big.png")
+    shot, box = compose.page(big, random.Random(1), dark=False)
+    shot.save(gallery / "food" / "page.png")
+    index, _ = build_index(gallery, root / "idx", progress=False)
+    return index, box
+
+
+def test_a_page_is_indexed_with_the_picture_it_holds_and_found_by_it(page_gallery, gallery_dir):
+    from semcopy_lib.app.dedup import held_pictures
+    from semcopy_lib.app.service import SearchService
+    from semcopy_lib.segment import iou
+
+    index, box = page_gallery
+    held = index.store.records(held_pictures(index))
+    assert {r.gallery_id for r in held.values()} == {"food/page.png"}  # no photo holds one
+    assert max(iou(r.box, box) for r in held.values()) >= 0.8
+    [result] = SearchService(index.directory).search([gallery_dir / "animals" / "img03.png"], k=4, regions=False)
+    assert {h.gallery_id for h in result.hits[:3]} == {"animals/img03.png", "food/big.png", "food/page.png"}
+    assert min(h.score for h in result.hits[:3]) >= 0.635 > result.hits[3].score  # copies, above every other image
+
+
+def test_a_page_groups_with_the_picture_it_holds_which_is_kept(page_gallery):
+    index, _ = page_gallery
+    groups = find_duplicates(index, 0.635)
+    found = {g.keeper.gallery_id: {m.gallery_id for m in g.members[1:]} for g in groups}
+    # the page has the most pixels, the picture it holds fewer than the 600-px photo: that one is kept
+    assert found == {"food/big.png": {"animals/img03.png", "food/page.png"}}
+    page = next(m for m in groups[0].members if m.gallery_id == "food/page.png")
+    records, vectors = index.image_vectors()
+    ids = [r.gallery_id for r in records]
+    whole = float(vectors[ids.index("food/page.png")] @ vectors[ids.index("food/big.png")])
+    assert whole < 0.635 <= page.score  # the page as a whole is no copy: the picture it holds is

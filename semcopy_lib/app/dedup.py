@@ -13,8 +13,12 @@ are grouped by one of two rules:
 - ``components``: connected components of the pairs over the threshold (single linkage: A~B and B~C
   put A and C together even when A and C are far apart).
 
-A group's keeper is its largest picture (pixels), then the oldest file, then the first id: the copy
-with the most information, and the one most likely to be the original.
+A group's keeper is its largest picture (pixels; a page or collage counts the largest picture it
+holds), then the oldest file, then the first id: the copy with the most information, and the one most
+likely to be the original.
+
+A page or collage is matched by the pictures it holds: the index keeps a vector of each
+(:func:`held_pictures`), and a pair found through one is checked on that picture's pixels.
 """
 
 from __future__ import annotations
@@ -29,9 +33,11 @@ import numpy as np
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
-from semcopy_lib.data import to_rgb
+from semcopy_lib.data import ImageLoadError, load_image, to_rgb
+from semcopy_lib.data.boxes import Box
 from semcopy_lib.index import GalleryIndex, Record
-from semcopy_lib.segment.template import TemplateConfig, match_picture, read_thumbnail
+from semcopy_lib.segment import scale_box
+from semcopy_lib.segment.template import THUMB_SIDE, TemplateConfig, match_picture, read_thumbnail
 
 METHODS = ("keeper", "components")
 LEVELS = ("copy", "subject")
@@ -79,42 +85,66 @@ class Group:
                              "width": m.width, "height": m.height} for m in self.members]}
 
 
-def keeper_order(records: list[Record]) -> list[int]:
-    """Positions of ``records`` best keeper first: most pixels (the whole image's box), then the
-    oldest file (modification time; a missing file counts as newest), then gallery id."""
+def keeper_order(records: list[Record], held: dict[str, int] | None = None) -> list[int]:
+    """Positions of ``records`` best keeper first: most pixels of the picture (the whole image's box; for
+    a page or collage, the largest picture it holds, ``held``: area by gallery id, since it is made of
+    pictures and not the other way round), then the oldest file (modification time; a missing file
+    counts as newest), then gallery id."""
+    held = held or {}
+
     def mtime(r: Record) -> float:
         try:
             return os.stat(r.source).st_mtime if r.source else float("inf")
         except OSError:
             return float("inf")
 
-    return sorted(range(len(records)), key=lambda i: (-records[i].box[2] * records[i].box[3], mtime(records[i]),
-                                                      records[i].gallery_id))
+    return sorted(range(len(records)), key=lambda i: (-held.get(records[i].gallery_id, records[i].box[2] * records[i].box[3]),
+                                                      mtime(records[i]), records[i].gallery_id))
+
+
+def held_pictures(index: GalleryIndex) -> dict[int, Box]:
+    """{vector id: box} of the vectors that are a picture held by a gallery page or collage (indexed
+    with :class:`~semcopy_lib.segment.page_pictures.PagePicturesConfig`): every box of an image smaller
+    than its whole-image box."""
+    records = index.records()
+    whole: dict[str, int] = {}
+    for r in records:
+        whole[r.gallery_id] = max(whole.get(r.gallery_id, 0), r.box[2] * r.box[3])
+    return {r.id: r.box for r in records if r.box[2] * r.box[3] < whole[r.gallery_id]}
 
 
 def neighbour_pairs(index: GalleryIndex, vectors: np.ndarray, ids: list[str], threshold: float,
-                    neighbours: int = NEIGHBOURS, progress: bool = False) -> dict[tuple[int, int], float]:
-    """{(i, j): cosine} for i < j, image positions in ``ids``, of each image's ``neighbours`` nearest
-    gallery images (the index's vector search; an image's best view counts) that score at least
-    ``threshold``."""
+                    neighbours: int = NEIGHBOURS, progress: bool = False,
+                    held: dict[int, Box] | None = None) -> tuple[dict[tuple[int, int], float], dict[tuple[int, int], tuple[int, Box]]]:
+    """({(i, j): cosine}, {(i, j): (holder, box)}) for i < j, image positions in ``ids``, of each image's
+    ``neighbours`` nearest gallery images (the index's vector search; an image's best view counts) that
+    score at least ``threshold``; the second dict holds the pairs whose best vector was a picture that
+    one of the two (``holder``) holds (``held``, :func:`held_pictures`), its box in the holder's file pixels."""
     position = {gid: i for i, gid in enumerate(ids)}
     records = index.records()
+    held = held or {}
     image_of = np.full(max((r.id for r in records), default=-1) + 2, -1, dtype=np.int64)  # vector id -> position
     for r in records:
         image_of[r.id] = position.get(r.gallery_id, -1)
     views = max(1, len(records) // max(1, len(ids)))
     fetch = min(len(records), (neighbours + 1) * views)
     pairs: dict[tuple[int, int], float] = {}
+    through: dict[tuple[int, int], tuple[int, Box]] = {}
     for start in tqdm(range(0, len(vectors), BATCH), desc="neighbours", unit="batch", disable=not progress):
         scores, vids = index.search_vectors(vectors[start:start + BATCH], fetch)
         found = image_of[np.where(vids >= 0, vids, -1)]
         rows = np.arange(start, start + len(scores))[:, None]
         keep = (scores >= threshold) & (found >= 0) & (found != rows)
-        for i, j, score in zip(np.broadcast_to(rows, found.shape)[keep], found[keep], scores[keep]):
+        for i, j, score, vid in zip(np.broadcast_to(rows, found.shape)[keep], found[keep], scores[keep], vids[keep]):
             key = (int(min(i, j)), int(max(i, j)))
             if score > pairs.get(key, -1.0):
                 pairs[key] = float(score)
-    return pairs
+                box = held.get(int(vid))
+                if box is not None:
+                    through[key] = (int(j), box)
+                else:
+                    through.pop(key, None)
+    return pairs, through
 
 
 def pixel_evidence(a: Image.Image, b: Image.Image) -> float:
@@ -127,17 +157,37 @@ def pixel_evidence(a: Image.Image, b: Image.Image) -> float:
     return best
 
 
-def _verified(index: GalleryIndex, pairs: dict[tuple[int, int], float], ids: list[str], verify: float,
-              progress: bool) -> dict[tuple[int, int], float]:
+def _held_picture(record: Record, box: Box, thumb: Image.Image) -> Image.Image:
+    """The picture at ``box`` (file pixels) of the page ``record``, at thumbnail size: cut from its file
+    (the thumbnail is too small to cut from), else from ``thumb`` when the file cannot be read."""
+    side = max(record.box[2], record.box[3]) * THUMB_SIDE // max(1, box[2], box[3]) + 1  # the picture ~96 px
+    try:
+        page = load_image(record.source, max_side=side)
+    except ImageLoadError:
+        page = to_rgb(thumb)
+    x, y, w, h = scale_box(box, page.width / max(1, record.box[2]), page.height / max(1, record.box[3]))
+    picture = page.crop((x, y, x + max(1, w), y + max(1, h)))
+    picture.thumbnail((THUMB_SIDE, THUMB_SIDE))
+    return picture
+
+
+def _verified(index: GalleryIndex, pairs: dict[tuple[int, int], float], records: list[Record], verify: float,
+              progress: bool, through: dict[tuple[int, int], tuple[int, Box]] | None = None) -> dict[tuple[int, int], float]:
     """``pairs`` whose thumbnails show pixel evidence of at least ``verify`` (a pair without thumbnails,
-    from an index made before they were kept, stays)."""
+    from an index made before they were kept, stays). A pair found through a picture that one image
+    holds (``through``) is checked on that picture."""
     if verify <= 0 or not pairs:
         return pairs
-    wanted = {ids[i] for pair in pairs for i in pair}
+    through = through or {}
+    wanted = {records[i].gallery_id for pair in pairs for i in pair}
     thumbs = {gid: read_thumbnail(png) for gid, png in index.thumbs(wanted).items()}
     kept = {}
     for (i, j), score in tqdm(pairs.items(), desc="pixel checks", unit="pair", disable=not progress):
-        a, b = thumbs.get(ids[i]), thumbs.get(ids[j])
+        a, b = thumbs.get(records[i].gallery_id), thumbs.get(records[j].gallery_id)
+        if a is not None and b is not None and (i, j) in through:
+            holder, box = through[(i, j)]
+            held = _held_picture(records[holder], box, a if holder == i else b)
+            a, b = (held, b) if holder == i else (a, held)
         if a is None or b is None or pixel_evidence(a, b) >= verify:
             kept[(i, j)] = score
     return kept
@@ -163,7 +213,11 @@ def find_duplicates(index: GalleryIndex, threshold: float, level: str = "copy", 
     if not records:
         return []
     # byte-identical files are one node, represented by their best keeper
-    order = keeper_order(records)
+    held = held_pictures(index)
+    largest: dict[str, int] = {}
+    for r in index.store.records(set(held)).values():
+        largest[r.gallery_id] = max(largest.get(r.gallery_id, 0), r.box[2] * r.box[3])
+    order = keeper_order(records, largest)
     rank = {i: r for r, i in enumerate(order)}
     rep_of_sha: dict[str, int] = {}
     nodes: dict[int, list[int]] = {}  # node (its representative's position) -> image positions
@@ -173,7 +227,8 @@ def find_duplicates(index: GalleryIndex, threshold: float, level: str = "copy", 
         node_of[i] = rep
         nodes.setdefault(rep, []).append(i)
     ids = [r.gallery_id for r in records]
-    pairs = _verified(index, neighbour_pairs(index, vectors, ids, threshold, neighbours, progress), ids, verify, progress)
+    pairs, through = neighbour_pairs(index, vectors, ids, threshold, neighbours, progress, held)
+    pairs = _verified(index, pairs, records, verify, progress, through)
     linked: dict[int, dict[int, float]] = {}  # node -> {node: best score between their images}
     for (i, j), score in pairs.items():
         a, b = node_of[i], node_of[j]

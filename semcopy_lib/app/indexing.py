@@ -15,9 +15,11 @@ from semcopy_lib.data import GalleryFile, ImageLoadError, gallery_id_for, load_i
 from semcopy_lib.data.folders import sha256_of
 from semcopy_lib.data.trust import from_manifest
 from semcopy_lib.encoders import DEFAULT_ENCODER, Encoder, create_encoder
-from semcopy_lib.index import GalleryIndex, NewItem
+from semcopy_lib.index import GalleryIndex, IndexDirError, NewItem
 from semcopy_lib.index.directory import MANIFEST
-from semcopy_lib.query import QueryConfig
+from semcopy_lib.query import QueryConfig, check_proposers
+from semcopy_lib.segment import crop, scale_box
+from semcopy_lib.segment.page_pictures import page_pictures
 from semcopy_lib.segment.template import thumbnail
 
 
@@ -57,6 +59,20 @@ def encoder_for_index(index: GalleryIndex, device: str | None = None) -> Encoder
 WATCH_DEBOUNCE_MS = 500
 #: Gallery images are decoded at most this large: enough for every encoder, bounded memory.
 DECODE_MAX_SIDE = 1024
+
+
+def query_config(index: GalleryIndex) -> QueryConfig:
+    """The search settings saved in ``index``'s manifest (the defaults for an index without them).
+
+    Raises:
+        IndexDirError: the saved settings are not a valid :class:`~semcopy_lib.query.QueryConfig`.
+    """
+    try:
+        config = QueryConfig.from_dict(index.manifest.get("query"))
+        check_proposers(config.proposers)
+        return config
+    except ValueError as exc:
+        raise IndexDirError(f"{index.directory / 'manifest.json'}: {exc}") from None
 
 
 def index_files(
@@ -160,11 +176,16 @@ def _index_files(
         done.update((position, (f, img)) for position, f, img, _ in entries if isinstance(img, ImageLoadError))
         if not readable:
             return
-        pixels = [p for *_, (p, _) in readable]
+        pixels = [p for *_, (p, _, _) in readable]
         views = encoder.embed_gallery([im for _, _, im, _ in readable], batch_size=batch_size,
                                       pixels=None if None in pixels else pixels)  # N x (V, D)
-        for (position, f, im, (_, png)), image_views in zip(readable, views):
-            done[position] = (f, (image_views, im.info["original_size"], png))
+        # the pictures that pages and collages hold, one vector each (of the group's crops together)
+        crops = [crop(im, box) for _, _, im, (_, _, boxes) in readable for box in boxes]
+        held = iter(encoder.embed(crops, batch_size=batch_size) if crops else [])
+        for (position, f, im, (_, png, boxes)), image_views in zip(readable, views):
+            (ow, oh), (w, h) = im.info["original_size"], im.size
+            regions = [(scale_box(box, ow / w, oh / h), next(held)) for box in boxes]  # boxes in file pixels
+            done[position] = (f, (image_views, im.info["original_size"], png, regions))
 
     def write() -> None:
         """Files whose turn has come, in input order, into the index a batch (one transaction) at a time."""
@@ -176,9 +197,12 @@ def _index_files(
             if isinstance(result, ImageLoadError):
                 report.skipped.append((str(f.path), result.reason))
                 continue
-            image_views, size, png = result
-            items.extend(NewItem(f.gallery_id, f.label, shas[f.gallery_id], (0, 0, *size), encoder.name,
-                                 str(Path(f.path).resolve()), vec) for vec in image_views)
+            image_views, size, png, regions = result
+            source = str(Path(f.path).resolve())
+            items.extend(NewItem(f.gallery_id, f.label, shas[f.gallery_id], (0, 0, *size), encoder.name, source, vec)
+                         for vec in image_views)
+            items.extend(NewItem(f.gallery_id, f.label, shas[f.gallery_id], box, encoder.name, source, vec)
+                         for box, vec in regions)
             thumbs[f.gallery_id] = png
             if len(thumbs) >= batch_size:
                 flush()
@@ -191,8 +215,11 @@ def _index_files(
         items.clear()
         thumbs.clear()
 
-    def prepare(image: Image.Image) -> tuple[Any, bytes]:
-        return encoder.gallery_pixels(image), thumbnail(image)
+    pictures = query_config(index).pictures
+
+    def prepare(image: Image.Image) -> tuple[Any, bytes, list]:
+        boxes = page_pictures(image, pictures) if pictures.most else []
+        return encoder.gallery_pixels(image), thumbnail(image), boxes
 
     # each image's preprocessing for every gallery view, and its thumbnail (with its transparency: pasted
     # copies are matched on the opaque pixels), are made in the decoding threads too. Groups are shorter on

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Iterable, Sequence, Union
 import numpy as np
 from PIL import Image
 
-from semcopy_lib.app.indexing import IndexReport, add_paths, encoder_for_index, index_files
+from semcopy_lib.app.indexing import IndexReport, add_paths, encoder_for_index, index_files, query_config
 from semcopy_lib.app.results import QueryResult, SearchHit
 from semcopy_lib.data import GalleryFile, ImageLoadError, load_image
 from semcopy_lib.detect import Detection, Detector, load_detector
 from semcopy_lib.encoders import Encoder
-from semcopy_lib.index import GalleryIndex, IndexDirError
+from semcopy_lib.index import GalleryIndex
 from semcopy_lib.query import QueryConfig, QueryImage, check_proposers, merge_hits, propose, turned_views, voted
 from semcopy_lib.query.verify import to_check, verified
 from semcopy_lib.segment import Region, crop, scale_box
@@ -30,20 +30,6 @@ WRITE_WAIT = 30.0
 
 if TYPE_CHECKING:
     from semcopy_lib.app.gallery_map import GalleryMap
-
-
-def query_config(index: GalleryIndex) -> QueryConfig:
-    """The search settings saved in ``index``'s manifest (the defaults for an index without them).
-
-    Raises:
-        IndexDirError: the saved settings are not a valid :class:`~semcopy_lib.query.QueryConfig`.
-    """
-    try:
-        config = QueryConfig.from_dict(index.manifest.get("query"))
-        check_proposers(config.proposers)
-        return config
-    except ValueError as exc:
-        raise IndexDirError(f"{index.directory / 'manifest.json'}: {exc}") from None
 
 
 class SearchService:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from semcopy_lib.segment import LayoutConfig, SubjectsConfig
+from semcopy_lib.segment.page_pictures import PagePicturesConfig
 from semcopy_lib.segment.residual import ResidualConfig
 from semcopy_lib.segment.template import TemplateConfig
 
@@ -168,6 +169,8 @@ class QueryConfig:
         max_side: queries are analysed and cropped at most this large (boxes are reported in file pixels).
         chunk: queries decoded and embedded together (their regions share encoder batches).
         proposers: the region proposers that run, by registered name (:func:`~semcopy_lib.query.propose.register_proposer`).
+        pictures: the gallery side: pictures held by gallery pages and collages, each kept as a vector
+            of its own when the image is indexed (``most=0``: none), so that a query finds the page.
     """
 
     max_side: int = 2048
@@ -183,6 +186,7 @@ class QueryConfig:
     objects: ObjectsConfig = field(default_factory=ObjectsConfig)
     residual: ResidualConfig = field(default_factory=ResidualConfig)
     turns: TurnsConfig = field(default_factory=TurnsConfig)
+    pictures: PagePicturesConfig = field(default_factory=PagePicturesConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (tuples as lists), as the manifest stores it."""

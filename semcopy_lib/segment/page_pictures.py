@@ -1,0 +1,57 @@
+"""The pictures a gallery image holds: the photos of a screenshot, the tiles of a collage.
+
+A gallery page holding a picture is a copy of it, but the page as a whole is not near the picture; the
+index keeps a vector of each picture the page holds (:func:`page_pictures`), so that the picture finds
+the page and the two group as copies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from semcopy_lib.data.boxes import Box
+from semcopy_lib.segment import LayoutConfig, analyse
+from semcopy_lib.segment.layout import UNIFORM_RANGE
+
+
+@dataclass(frozen=True)
+class PagePicturesConfig:
+    """Which boxes of a gallery image are kept as pictures of their own (saved in the index manifest).
+
+    Attributes:
+        max_share: a box covering more of the image than this is the image itself, re-framed.
+        min_side: a box shorter than this many pixels (of the image as indexed) is an icon.
+        most: at most this many boxes per image, the largest (a page of thumbnails costs no more).
+    """
+
+    max_share: float = 0.6
+    min_side: int = 48
+    most: int = 8
+
+
+def page_pictures(image: Image.Image, config: PagePicturesConfig = PagePicturesConfig(),
+                  layout: LayoutConfig = LayoutConfig()) -> list[Box]:
+    """The picture boxes (x, y, w, h), largest first, of ``image`` when it is an opaque screenshot or
+    collage (:func:`~semcopy_lib.segment.analyse`); none for a single picture or a drawing with
+    transparency (its layout parts are the drawing itself). Flat boxes (a flag's stripes, a coloured
+    panel) are no pictures: their colours spread (p95 - p5, summed over RGB) under ``UNIFORM_RANGE``."""
+    if "A" in image.getbands() or "transparency" in image.info:
+        return []
+    rgb = image.convert("RGB")
+    found = analyse(rgb, layout)
+    if found.layout == "single":
+        return []
+    area = image.width * image.height
+
+    def pictured(b: Box) -> bool:
+        x, y, w, h = b
+        pixels = np.asarray(rgb.crop((x, y, x + w, y + h)), dtype=np.float32).reshape(-1, 3)
+        spread = np.percentile(pixels, 95, axis=0) - np.percentile(pixels, 5, axis=0)
+        return float(spread.sum()) >= UNIFORM_RANGE
+
+    boxes = [b for b in found.boxes
+             if b[2] * b[3] <= config.max_share * area and min(b[2], b[3]) >= config.min_side and pictured(b)]
+    return sorted(boxes, key=lambda b: -b[2] * b[3])[: config.most]
