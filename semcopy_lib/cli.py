@@ -38,6 +38,8 @@ def _print_mapping(data: dict[str, Any], as_json: bool) -> None:
         return
     width = max((len(k) for k in data), default=0)
     for key, value in data.items():
+        if isinstance(value, dict):  # e.g. milliseconds by stage: "decode 1.2, embed 30.5"
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
         print(f"{key:>{width}}: {value}")
 
 

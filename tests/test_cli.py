@@ -272,6 +272,12 @@ def test_bench_speed_quick_prints_one_json_object_with_every_figure(gallery_dir,
         assert isinstance(row[key], (int, float)) and row[key] > 0, key
     assert row["query_gallery_vectors"] == 500 and row["search_1m_vectors"] == 20_000
     assert row["query_p50_ms"] <= row["query_p95_ms"] and 0 < row["search_1m_recall_at_20"] <= 1
+    from semcopy_lib.query.clock import STAGES
+
+    # where a query's time goes: an unseen picture runs the region proposers, a copy only looks for residuals
+    copy, unseen = row["query_copy_stages_ms"], row["query_unseen_stages_ms"]
+    assert list(copy) == list(unseen) == list(STAGES) and min(copy.values()) >= 0
+    assert unseen["propose"] > 0 and unseen["embed"] > copy["embed"]
     assert isinstance(row["machine"], str) and row["machine"]
     assert row["runtime"] == "onnx"  # the optimised path; the naive one is eager PyTorch
     # the numerics check: ONNX Runtime's fp32 vectors are the naive eager fp32 ones

@@ -248,3 +248,16 @@ def test_search_votes_unless_asked_not_to(service, gallery_dir):
     before = {h.gallery_id: h.score for h in service.search([query], k=40, vote=False)[0].hits}
     assert all(h.score >= before[h.gallery_id] - 1e-9 for h in voting)
     assert [h.score for h in voting] == sorted((h.score for h in voting), reverse=True)
+
+
+def test_the_clock_splits_a_search_by_stage(gallery_index, gallery_dir):
+    from semcopy_lib.query.clock import STAGES
+
+    service = SearchService(gallery_index)
+    [result] = service.search([gallery_dir / "food" / "img01.png"], k=3, regions=False)
+    assert result.hits and set(service.clock.seconds) == set(STAGES)
+    spent = {stage for stage, s in service.clock.seconds.items() if s > 0}
+    assert spent == {"decode", "embed", "search", "rerank"}  # no regions: nothing proposed, nothing to verify
+    service.clock.reset()
+    assert sum(service.clock.seconds.values()) == 0.0
+    assert service.clock.per_query_ms(2) == dict.fromkeys(STAGES, 0.0)

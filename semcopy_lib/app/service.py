@@ -18,6 +18,7 @@ from semcopy_lib.detect import Detection, Detector, load_detector
 from semcopy_lib.encoders import Encoder
 from semcopy_lib.index import GalleryIndex
 from semcopy_lib.query import QueryConfig, QueryImage, check_proposers, merge_hits, propose, turned_views, voted
+from semcopy_lib.query.clock import StageClock
 from semcopy_lib.query.verify import to_check, verified
 from semcopy_lib.segment import Region, crop, scale_box
 from semcopy_lib.segment.template import read_thumbnail
@@ -51,6 +52,8 @@ class SearchService:
         self.encoder = encoder if encoder is not None else encoder_for_index(self.index, device)
         self.index.check_encoder(self.encoder.name)
         self.detector = detector
+        #: time spent per pipeline stage by this service's searches (``clock.reset()`` to start over)
+        self.clock = StageClock()
 
     @classmethod
     def with_objects(cls, index_dir: os.PathLike | str, weights: str | os.PathLike | None = None,
@@ -102,7 +105,8 @@ class SearchService:
             result = QueryResult(query=name, layout="single")
             results.append(result)
             try:
-                loaded.append((result, load_image(source, name=name, max_side=self.config.max_side)))
+                with self.clock.time("decode"):
+                    loaded.append((result, load_image(source, name=name, max_side=self.config.max_side)))
             except ImageLoadError as exc:
                 result.error = str(exc)
         if not loaded:
@@ -115,9 +119,11 @@ class SearchService:
             owners.append((result, whole))
         depth = max(k, self.config.verify.top) if regions else k  # enough candidates to verify, however few are asked
         # the whole image also brings the candidates that the class vote may move up
-        per_region = self.index.search(self.encoder.embed([im for _, im in loaded], batch_size=batch_size),
-                                       k=depth + (self.config.vote.depth if vote and self.config.vote.weight > 0 else 0),
-                                       encoder=self.encoder.name)
+        with self.clock.time("embed"):
+            wholes = self.encoder.embed([im for _, im in loaded], batch_size=batch_size)
+        with self.clock.time("search"):
+            per_region = self.index.search(wholes, k=depth + (self.config.vote.depth if vote and self.config.vote.weight > 0 else 0),
+                                           encoder=self.encoder.name)
         verify: dict[int, Image.Image] = {}  # single pictures searched by their parts, by id(result)
         copies: dict[int, Image.Image] = {}  # queries whose whole image matched at copy level, by id(result)
         if regions:
@@ -130,7 +136,8 @@ class SearchService:
             more, vectors = self._proposed([(r, asked[id(r)]) for r, _ in todo], "regions", batch_size)
             if more:
                 owners += more
-                per_region += self.index.search(vectors, k=depth, encoder=self.encoder.name)
+                with self.clock.time("search"):
+                    per_region += self.index.search(vectors, k=depth, encoder=self.encoder.name)
             # a single picture searched by its parts may hold a pasted gallery picture: check the pixels
             verify = {id(r): im for r, im in todo if r.layout == "single"}
             # a copy may be of either of two near-twins (mirrored, the same colours in another order):
@@ -144,7 +151,8 @@ class SearchService:
             copied = [(r, None, per_region[i][0]) for i, (r, _) in enumerate(loaded) if id(r) in copies and per_region[i]]
             copied += [(r, region.box, hits[0]) for (r, region), hits in zip(owners[regions_from:], per_region[regions_from:])
                        if region.kind in ("photo", "tile") and hits and copy is not None and hits[0].score >= copy]
-            thumbs = self.index.thumbs({hit.gallery_id for _, _, hit in copied})
+            with self.clock.time("verify"):
+                thumbs = self.index.thumbs({hit.gallery_id for _, _, hit in copied})
             for r, box, hit in copied:
                 if hit.gallery_id in thumbs:
                     query = asked[id(r)]
@@ -155,23 +163,28 @@ class SearchService:
                                            "copy", batch_size)
             if more:
                 owners += more
-                per_region += self.index.search(vectors, k=depth, encoder=self.encoder.name)
+                with self.clock.time("search"):
+                    per_region += self.index.search(vectors, k=depth, encoder=self.encoder.name)
             if self.detector is not None:  # key objects are reported for every query, copies too
                 for result, image in loaded:
+                    with self.clock.time("propose"):
+                        detected = asked[id(result)].detect()
                     (ow, oh), (w, h) = image.info["original_size"], image.size
                     result.objects = [Detection(scale_box(d.box, ow / w, oh / h), d.label, d.confidence)
-                                      for d in asked[id(result)].detect()]
+                                      for d in detected]
         # every region's hits, named by that region, merged per query on one scale
-        merged = self._merge([(id(result), region.kind,
-                               [SearchHit(h.gallery_id, h.score, h.label, h.source, region.box, region.kind) for h in hits])
-                              for (result, region), hits in zip(owners, per_region)])
+        with self.clock.time("rerank"):
+            merged = self._merge([(id(result), region.kind,
+                                   [SearchHit(h.gallery_id, h.score, h.label, h.source, region.box, region.kind) for h in hits])
+                                  for (result, region), hits in zip(owners, per_region)])
         for result in results:
             ranked = merged.get(id(result), [])
-            if id(result) in verify:
-                ranked = self._verified(verify[id(result)], ranked)
-            elif id(result) in copies:
-                ranked = self._verified(copies[id(result)], ranked, copy=True)
-            result.hits = (voted(ranked, self.encoder.copy_score, self.config.vote) if vote else ranked)[:k]
+            if id(result) in verify or id(result) in copies:
+                with self.clock.time("verify"):
+                    copy_of = id(result) in copies
+                    ranked = self._verified((copies if copy_of else verify)[id(result)], ranked, copy=copy_of)
+            with self.clock.time("rerank"):
+                result.hits = (voted(ranked, self.encoder.copy_score, self.config.vote) if vote else ranked)[:k]
             # of the many windows, list those that a hit came from, and where verified pictures sit, so
             # that every hit's box is a region
             for box, kind in dict.fromkeys((h.query_box, h.region_kind) for h in result.hits
@@ -196,7 +209,8 @@ class SearchService:
         """The regions that the proposers of ``stage`` find in each query (:func:`~semcopy_lib.query.propose`),
         added to its result in file pixels, and their (R, D) vectors: the proposals to embed in one
         batch, then those embedded already."""
-        proposals = propose([q for _, q in queries], stage)
+        with self.clock.time("propose"):
+            proposals = propose([q for _, q in queries], stage)
         crops, owners, ready, ready_owners = [], [], [], []
         for (result, query), found in zip(queries, proposals):
             if stage == "regions":
@@ -216,7 +230,8 @@ class SearchService:
                     views += turned_views(pixels, self.config.turns.angles)
                 crops += views
                 owners += [(result, region)] * len(views)
-        parts = ([self.encoder.embed(crops, batch_size=batch_size)] if crops else []) + ([np.stack(ready)] if ready else [])
+        with self.clock.time("embed"):
+            parts = ([self.encoder.embed(crops, batch_size=batch_size)] if crops else []) + ([np.stack(ready)] if ready else [])
         vectors = np.concatenate(parts) if parts else np.zeros((0, self.encoder.dim), dtype=np.float32)
         return owners + ready_owners, vectors
 

@@ -16,7 +16,9 @@ Measured side by side in one run on whatever machine runs it:
   photo at a time, end to end (decode, whole image, then layout analysis, subjects and windows when it
   is not a copy, search) over a gallery grown to ``gallery_size`` vectors with synthetic neighbours of
   the real ones; half the photos are copies (crop + JPEG of a gallery image), half unseen pictures
-  (which go through the whole region path), also reported apart;
+  (which go through the whole region path), also reported apart; ``query_copy_stages_ms`` and
+  ``query_unseen_stages_ms``: the mean milliseconds a query of each half spends in each stage of
+  :data:`~semcopy_lib.query.clock.STAGES`;
 - ``search_1m_*``: ``million`` synthetic unit vectors of the encoder's dimension, drawn around the real
   gallery vectors (so that they cluster as embeddings do), in a FAISS ``IVF{nlist},SQ8`` index: recall@20
   against exact search on 100 queries, milliseconds per single query at the smallest ``nprobe`` reaching
@@ -188,6 +190,7 @@ def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_
     from semcopy_lib.encoders import DEFAULT_ENCODER, create_encoder
     from semcopy_lib.encoders.onnx_runtime import wanted_runtime
     from semcopy_lib.index import GalleryIndex, NewItem
+    from semcopy_lib.query.clock import STAGES
 
     files = scan_folder(images_dir)
     rng = random.Random(0)
@@ -227,16 +230,23 @@ def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_
                 compose.random_picture(rng, (800, 600)).save(path, quality=90)
             queries.append(path)
         times: dict[str, list[float]] = {"copy": [], "unseen": []}
+        stages: dict[str, dict[str, float]] = {kind: dict.fromkeys(STAGES, 0.0) for kind in times}
         for i, path in enumerate(queries):
+            service.clock.reset()
             t = time.perf_counter()
             service.search([path], k=10)
             if i >= 4:  # the first ones warm up
-                times["copy" if i % 2 == 0 else "unseen"].append((time.perf_counter() - t) * 1000)
+                kind = "copy" if i % 2 == 0 else "unseen"
+                times[kind].append((time.perf_counter() - t) * 1000)
+                for stage, seconds in service.clock.seconds.items():
+                    stages[kind][stage] += seconds * 1000
         both = times["copy"] + times["unseen"]
         out.update(query_gallery_vectors=len(service.index), query_p50_ms=round(statistics.median(both), 1),
                    query_p95_ms=round(float(np.percentile(both, 95)), 1),
                    query_copy_p50_ms=round(statistics.median(times["copy"]), 1),
-                   query_unseen_p50_ms=round(statistics.median(times["unseen"]), 1))
+                   query_unseen_p50_ms=round(statistics.median(times["unseen"]), 1),
+                   **{f"query_{kind}_stages_ms": {stage: round(ms / max(1, len(times[kind])), 1) for stage, ms in split.items()}
+                      for kind, split in stages.items()})
         service.index.close()
     out.update(_million(real, million, nlist))
     return out
