@@ -181,3 +181,19 @@ def test_a_page_groups_with_the_picture_it_holds_which_is_kept(page_gallery):
     ids = [r.gallery_id for r in records]
     whole = float(vectors[ids.index("food/page.png")] @ vectors[ids.index("food/big.png")])
     assert whole < 0.635 <= page.score  # the page as a whole is no copy: the picture it holds is
+
+
+def test_a_held_picture_is_cut_from_the_page_file_or_else_from_its_thumbnail(tmp_path):
+    from semcopy_lib.app.dedup import _held_picture
+    from semcopy_lib.index import Record
+
+    page = Image.new("RGB", (800, 400), (255, 255, 255))
+    page.paste((200, 0, 0), (400, 100, 600, 300))  # the picture: a red square at (400, 100), 200 px
+    page.save(tmp_path / "page.png")
+    thumb = page.resize((96, 48))
+    record = Record(1, "page.png", "", "", (0, 0, 800, 400), "e", str(tmp_path / "page.png"))
+    cut = _held_picture(record, (400, 100, 200, 200), thumb)
+    assert cut.size == (96, 96) and cut.getpixel((48, 48)) == (200, 0, 0)  # the file, at thumbnail size
+    gone = Record(1, "page.png", "", "", (0, 0, 800, 400), "e", str(tmp_path / "moved.png"))
+    cut = _held_picture(gone, (400, 100, 200, 200), thumb)
+    assert cut.size == (24, 24) and cut.getpixel((12, 12)) == (200, 0, 0)  # 200 px of 800 in a 96-px thumbnail
