@@ -162,7 +162,7 @@ def test_a_page_is_indexed_with_the_picture_it_holds_and_found_by_it(page_galler
     from semcopy_lib.segment import iou
 
     index, box = page_gallery
-    held = index.store.records(held_pictures(index))
+    held = held_pictures(index.records())
     assert {r.gallery_id for r in held.values()} == {"food/page.png"}  # no photo holds one
     assert max(iou(r.box, box) for r in held.values()) >= 0.8
     [result] = SearchService(index.directory).search([gallery_dir / "animals" / "img03.png"], k=4, regions=False)

@@ -102,27 +102,27 @@ def keeper_order(records: list[Record], held: dict[str, int] | None = None) -> l
                                                       mtime(records[i]), records[i].gallery_id))
 
 
-def held_pictures(index: GalleryIndex) -> dict[int, Box]:
-    """{vector id: box} of the vectors that are a picture held by a gallery page or collage (indexed
-    with :class:`~semcopy_lib.segment.page_pictures.PagePicturesConfig`): every box of an image smaller
-    than its whole-image box."""
-    records = index.records()
+def held_pictures(records: list[Record]) -> dict[int, Record]:
+    """{vector id: record} of the vectors among ``records`` (an index's) that are a picture held by a
+    gallery page or collage (indexed with :class:`~semcopy_lib.segment.page_pictures.PagePicturesConfig`):
+    every box of an image smaller than its whole-image box."""
     whole: dict[str, int] = {}
     for r in records:
         whole[r.gallery_id] = max(whole.get(r.gallery_id, 0), r.box[2] * r.box[3])
-    return {r.id: r.box for r in records if r.box[2] * r.box[3] < whole[r.gallery_id]}
+    return {r.id: r for r in records if r.box[2] * r.box[3] < whole[r.gallery_id]}
 
 
 def neighbour_pairs(index: GalleryIndex, vectors: np.ndarray, ids: list[str], threshold: float,
-                    neighbours: int = NEIGHBOURS, progress: bool = False,
-                    held: dict[int, Box] | None = None) -> tuple[dict[tuple[int, int], float], dict[tuple[int, int], tuple[int, Box]]]:
+                    neighbours: int = NEIGHBOURS, progress: bool = False, records: list[Record] | None = None
+                    ) -> tuple[dict[tuple[int, int], float], dict[tuple[int, int], tuple[int, Box]]]:
     """({(i, j): cosine}, {(i, j): (holder, box)}) for i < j, image positions in ``ids``, of each image's
     ``neighbours`` nearest gallery images (the index's vector search; an image's best view counts) that
     score at least ``threshold``; the second dict holds the pairs whose best vector was a picture that
-    one of the two (``holder``) holds (``held``, :func:`held_pictures`), its box in the holder's file pixels."""
+    one of the two (``holder``) holds (:func:`held_pictures`), its box in the holder's file pixels.
+    ``records``: the index's, when already read."""
     position = {gid: i for i, gid in enumerate(ids)}
-    records = index.records()
-    held = held or {}
+    records = records if records is not None else index.records()
+    held = held_pictures(records)
     image_of = np.full(max((r.id for r in records), default=-1) + 2, -1, dtype=np.int64)  # vector id -> position
     for r in records:
         image_of[r.id] = position.get(r.gallery_id, -1)
@@ -139,9 +139,8 @@ def neighbour_pairs(index: GalleryIndex, vectors: np.ndarray, ids: list[str], th
             key = (int(min(i, j)), int(max(i, j)))
             if score > pairs.get(key, -1.0):
                 pairs[key] = float(score)
-                box = held.get(int(vid))
-                if box is not None:
-                    through[key] = (int(j), box)
+                if int(vid) in held:
+                    through[key] = (int(j), held[int(vid)].box)
                 else:
                     through.pop(key, None)
     return pairs, through
@@ -209,13 +208,13 @@ def find_duplicates(index: GalleryIndex, threshold: float, level: str = "copy", 
     if method not in METHODS or level not in LEVELS:
         raise ValueError(f"method must be one of {', '.join(METHODS)} and level one of {', '.join(LEVELS)}")
     index.refresh()  # another process may have added images since this index was opened
+    every = index.records()
     records, vectors = index.image_vectors()
     if not records:
         return []
     # byte-identical files are one node, represented by their best keeper
-    held = held_pictures(index)
-    largest: dict[str, int] = {}
-    for r in index.store.records(set(held)).values():
+    largest: dict[str, int] = {}  # a page's or collage's largest held picture
+    for r in held_pictures(every).values():
         largest[r.gallery_id] = max(largest.get(r.gallery_id, 0), r.box[2] * r.box[3])
     order = keeper_order(records, largest)
     rank = {i: r for r, i in enumerate(order)}
@@ -227,7 +226,7 @@ def find_duplicates(index: GalleryIndex, threshold: float, level: str = "copy", 
         node_of[i] = rep
         nodes.setdefault(rep, []).append(i)
     ids = [r.gallery_id for r in records]
-    pairs, through = neighbour_pairs(index, vectors, ids, threshold, neighbours, progress, held)
+    pairs, through = neighbour_pairs(index, vectors, ids, threshold, neighbours, progress, every)
     pairs = _verified(index, pairs, records, verify, progress, through)
     linked: dict[int, dict[int, float]] = {}  # node -> {node: best score between their images}
     for (i, j), score in pairs.items():
