@@ -215,10 +215,10 @@ def _index_files(
         items.clear()
         thumbs.clear()
 
-    pictures = query_config(index).pictures
+    config = query_config(index)  # the held pictures are found with the index's own layout settings
 
     def prepare(image: Image.Image) -> tuple[Any, bytes, list]:
-        boxes = page_pictures(image, pictures) if pictures.most else []
+        boxes = page_pictures(image, config.pictures, config.layout) if config.pictures.most else []
         return encoder.gallery_pixels(image), thumbnail(image), boxes
 
     # each image's preprocessing for every gallery view, and its thumbnail (with its transparency: pasted
