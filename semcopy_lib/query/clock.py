@@ -29,7 +29,3 @@ class StageClock:
 
     def reset(self) -> None:
         self.seconds = dict.fromkeys(STAGES, 0.0)
-
-    def per_query_ms(self, queries: int) -> dict[str, float]:
-        """Milliseconds per query in each stage, over ``queries`` searched since :meth:`reset`."""
-        return {stage: round(s * 1000 / max(1, queries), 1) for stage, s in self.seconds.items()}
