@@ -74,3 +74,19 @@ def test_a_new_gallery_image_is_placed_near_its_neighbours_without_recomputing(i
     original = after.xy[after.ids.index(twin.relative_to(gallery_dir).as_posix())]
     spread = np.ptp(before.xy, axis=0).max()
     assert np.linalg.norm(after.xy[after.ids.index("added/twin.png")] - original) < 0.35 * spread
+
+
+def test_the_map_writes_file_and_folder_names_as_text_never_as_markup():
+    import numpy as np
+
+    from semcopy_lib.app.gallery_map import GalleryMap
+    from semcopy_lib.dashboard.map_view import gallery_traces, overlay_traces
+
+    evil = '<img src=x onerror="alert(1)">'
+    gmap = GalleryMap(ids=[f"{evil}/a.png", "b/b.png"], labels=[evil, "b"], sources=["", ""],
+                      xy=np.array([[0.0, 1.0], [2.0, 3.0]]), vectors=np.eye(2))
+    traces = gallery_traces(gmap) + overlay_traces(gmap, hits=[f"{evil}/a.png"], queries=[(evil, 0.0, 0.0)])
+    shown = [t.name for t in traces] + [line for t in traces for line in t.text]
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in shown
+    assert "hit: &lt;img src=x onerror=&quot;alert(1)&quot;&gt;/a.png" in shown
+    assert not any("<img" in s for s in shown)

@@ -76,3 +76,24 @@ def test_the_duplicates_view_shows_each_group_with_its_keeper_and_offers_the_rep
     assert 'class="keeper"' in shown and shown.count("data:image/png;base64,") == 2
     page = base64.b64decode(app.dup_status.value.split("data:text/html;base64,")[1].split('"')[0]).decode()
     assert page.startswith("<!doctype html>") and "copies/again.png" in page
+
+
+def test_the_map_sends_the_gallery_once_and_a_search_only_its_marks(app, gallery_dir):
+    import json
+
+    sent = []
+    app.map.observe(lambda change: sent.append(change["name"]), names=["figure", "overlay"])
+    target = next(p for p in sorted(gallery_dir.rglob("*.png")) if p.parent.name == "food")
+    app.upload.value = (_file("query.png", target.read_bytes()),)
+    app.run()
+    app.run()
+    assert "figure" not in sent  # the gallery's points went with the page, not with a search
+    marks = {t["name"]: t for t in json.loads(app.map.overlay)}
+    assert set(marks) == {"hits", "first hit", "query"}
+    assert marks["first hit"]["text"] == [f"first hit: food/{target.name}"]
+    assert marks["query"]["text"] == ["query: query.png"]
+    assert len(app.map.overlay) < 4096 < len(app.map.figure)  # a search sends kilobytes, the map once
+    app.new_class.value = "added"
+    app.add()
+    assert sent[-2:] == ["figure", "overlay"]  # the gallery grew: drawn anew, the last search marked on it
+    assert sum(len(t["text"]) for t in json.loads(app.map.figure)["data"]) == len(app.service.index)  # a point each

@@ -21,7 +21,7 @@ from semcopy_lib.app.export import hits_zip
 from semcopy_lib.app.gallery_map import GalleryMap
 from semcopy_lib.app.remote import MAX_FILES, MAX_UPLOAD_BYTES, SERVICE_ENV, RemoteSearchService
 from semcopy_lib.app.results import QueryResult, SearchHit, verdict
-from semcopy_lib.dashboard.map_view import map_figure, map_iframe
+from semcopy_lib.dashboard.map_view import MapWidget
 from semcopy_lib.app.overlay import draw_understanding, region_labels
 from semcopy_lib.app.images import ImageLoadError, crop, data_uri, file_thumb, load_image
 
@@ -89,7 +89,8 @@ class SearchApp:
         self.finished = w.HTML()  # <span class="semcopy-done" data-run="N">: N actions finished (for tests)
         self._runs = 0
         self.results = w.VBox()
-        self.map = w.HTML()
+        self.map = MapWidget()
+        self.map_error = w.HTML()
         self.new_class = w.Text(placeholder="class name, e.g. animals/cats", description="class")
         self.add_button = w.Button(description="Add to gallery", icon="plus")
         self.zip_button = w.Button(description="Download hits (ZIP)", icon="download", disabled=True)
@@ -121,6 +122,7 @@ class SearchApp:
             self.results,
             w.HBox([self.zip_button, self.zip_link]),
             w.HBox([self.new_class, self.add_button]),
+            self.map_error,
             self.map,
             w.HTML("<h3>Duplicates in the gallery</h3>"),
             w.HBox([self.dup_threshold, self.dup_button, self.dup_status]),
@@ -277,12 +279,15 @@ class SearchApp:
         return w.VBox([head, *views])
 
     def _show_map(self, gallery_changed: bool = False) -> None:
-        """Draw the map with the current results; it is read again only when the gallery changed."""
+        """Mark the current results on the map; the gallery's points are read and sent again only when
+        the gallery changed."""
         try:
             if self._map is None or gallery_changed:
                 self._map = self.service.gallery_map()
+                self.map.show(self._map)
+                self.map_error.value = ""
         except Exception as exc:
-            self.map.value = f'<p class="semcopy-error">No gallery map: {html.escape(" ".join(str(exc).split()))}</p>'
+            self.map_error.value = f'<p class="semcopy-error">No gallery map: {html.escape(" ".join(str(exc).split()))}</p>'
             return
         hits, best, queries = [], [], []
         where = {g: i for i, g in enumerate(self._map.ids)}
@@ -295,7 +300,7 @@ class SearchApp:
                 weights = np.exp([(h.score - top[0].score) / MAP_PLACE_SCALE for h in top])
                 x, y = (xy * weights[:, None]).sum(0) / weights.sum()
                 queries.append((result.query, float(x), float(y)))
-        self.map.value = map_iframe(map_figure(self._map, hits, queries, best))
+        self.map.mark(hits, queries, best)
 
     # -- helpers -------------------------------------------------------------------------------
     def _uploads(self) -> list[tuple[str, bytes]]:

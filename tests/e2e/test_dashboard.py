@@ -146,12 +146,15 @@ def test_a_screenshot_query_shows_its_photo_region_the_hit_its_verdict_and_the_m
     assert re.search(r"score (0\.\d{3}|1\.000)", text) and re.search(r"copy|same subject", text)
     assert "matched:" in text and "photo 1" in text  # the region that matched, shown beside the hit
     assert "layout screenshot" in page.inner_text("body")
-    assert page.locator("iframe.semcopy-map").get_attribute("sandbox") == "allow-scripts"  # plotly runs, walled off
-    srcdoc = page.locator("iframe.semcopy-map").get_attribute("srcdoc")
-    assert re.search(r'"name":\s*"hits"', srcdoc) and re.search(r'"name":\s*"query"', srcdoc)
-    assert re.search(r"hit: food(/|\\u002f)img04.png", srcdoc)  # the hit is ringed on the map (JSON writes / as \u002f)
-    page.locator("iframe.semcopy-map").scroll_into_view_if_needed()
-    page.locator("iframe.semcopy-map").screenshot(path=str(SHOTS / "1-map.png"))
+    # the map is drawn by plotly in the page; the search ringed its hit and starred the query
+    page.wait_for_function("() => (document.querySelector('div.semcopy-map')?.data || []).some(t => t.name === 'query')")
+    traces = page.evaluate("() => document.querySelector('div.semcopy-map').data.map(t => [t.name, t.text])")
+    names = [name for name, _ in traces]
+    assert {"hits", "first hit", "query"} <= set(names) and names.index("hits") > names.index("food")
+    assert "hit: food/img04.png" in dict(traces)["hits"] and dict(traces)["query"] == ["query: web page.png"]
+    assert page.locator("div.semcopy-map .main-svg").count() >= 1  # drawn, not only sent
+    page.locator("div.semcopy-map").scroll_into_view_if_needed()
+    page.locator("div.semcopy-map").screenshot(path=str(SHOTS / "1-map.png"))
 
 
 def test_a_collage_shows_several_regions(browser_page, gallery_dir, tmp_path):
