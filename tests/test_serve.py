@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from semcopy_lib.app.access import TOKEN_ENV, access_token
-from semcopy_lib.dashboard.serve import UPLOAD_GUARD, voila_command, websocket_limit, write_settings
+from semcopy_lib.dashboard.serve import (PLOTLY_URL, UPLOAD_GUARD, plotly_js_file, voila_command, websocket_limit,
+                                         write_settings)
 
 
 def test_a_token_is_asked_for_beyond_loopback_only(monkeypatch):
@@ -31,3 +32,6 @@ def test_settings_carry_the_limits_and_the_token_privately(tmp_path):
     command = voila_command(tmp_path / "nb.ipynb", "127.0.0.1", 8866)
     assert "--template=semcopy" in command and "--KernelManager.transport=ipc" in command
     assert not any("s3cret" in part for part in command)  # never on a command line others can list
+    assert "--VoilaExecutor.iopub_timeout=60" in command  # a busy server still renders every page's widgets
+    served = root / "voila" / "templates" / "semcopy" / "static" / "plotly.min.js"  # the map's, fetched once a browser
+    assert served.read_bytes() == plotly_js_file().read_bytes() and PLOTLY_URL == "templates/semcopy/static/plotly.min.js"

@@ -1,12 +1,14 @@
 """The gallery map: a plotly figure of the gallery's UMAP, and the widget that shows it in the dashboard.
 
-:class:`MapWidget` sends plotly.js and the gallery's points to the page once (again only when the
-gallery changes); a search sends only its rings and stars (a few kB), which plotly redraws in place.
+:class:`MapWidget` sends the gallery's points to the page once (again only when the gallery changes),
+and plotly.js once (or the page loads it from ``semcopy serve``); a search sends only its rings and
+stars (a few kB), which plotly redraws in place.
 """
 
 from __future__ import annotations
 
 import html
+import os
 from typing import Sequence
 
 import anywidget
@@ -17,6 +19,8 @@ from semcopy_lib.app.gallery_map import GalleryMap
 
 #: Most classes coloured separately; the rest share one grey trace ("other classes").
 MAX_LEGEND_CLASSES = 24
+#: Set by ``semcopy serve``: the URL of the plotly.js file it serves, relative to Voila's base URL.
+PLOTLY_URL_ENV = "SEMCOPY_PLOTLY_URL"
 
 
 def gallery_traces(gmap: GalleryMap) -> list:
@@ -80,21 +84,32 @@ def map_figure(gmap: GalleryMap, hits: Sequence[str] = (), queries: Sequence[tup
 
 _ESM = """
 function plotly(model) {
-  // plotly.js is a UMD bundle: run once per page, it sets window.Plotly
-  if (!globalThis.Plotly) new Function("module", "define", model.get("_plotly_js"))(undefined, undefined);
-  return globalThis.Plotly;
+  if (globalThis.Plotly) return Promise.resolve(globalThis.Plotly);
+  const url = model.get("plotly_url");
+  if (!url) {  // the source came with the widget: a UMD bundle, run once per page, sets window.Plotly
+    new Function("module", "define", model.get("_plotly_js"))(undefined, undefined);
+    return Promise.resolve(globalThis.Plotly);
+  }
+  // a file the server serves (relative to Voila's base URL): fetched once, cached by the browser
+  globalThis.scPlotly = globalThis.scPlotly || new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = (document.body.dataset.baseUrl || "") + url;
+    script.onload = () => resolve(globalThis.Plotly);
+    script.onerror = () => reject(new Error("plotly.js not loaded from " + script.src));
+    document.head.appendChild(script);
+  });
+  return globalThis.scPlotly;
 }
 export default {
-  render({ model, el }) {
-    const Plotly = plotly(model);
+  async render({ model, el }) {
     const div = document.createElement("div");
     div.className = "semcopy-map";
     el.appendChild(div);
+    const Plotly = await plotly(model);
     const draw = () => {
       const fig = JSON.parse(model.get("figure"));
-      if (!fig.data) { div.innerHTML = ""; return; }
+      if (!fig.data) { Plotly.purge(div); return; }
       Plotly.react(div, fig.data.concat(JSON.parse(model.get("overlay"))), fig.layout, {displaylogo: false});
-      div.dataset.overlay = String(model.get("overlay").length);  // tests wait for the redraw
     };
     draw();
     model.on("change:figure", draw);
@@ -110,16 +125,20 @@ class MapWidget(anywidget.AnyWidget):
     ``mark(...)`` (the arguments of :func:`overlay_traces`) after each search."""
 
     _esm = traitlets.Unicode(_ESM).tag(sync=True)
+    #: where the page loads plotly.js from, relative to Voila's base URL (``semcopy serve`` serves it,
+    #: :data:`PLOTLY_URL_ENV`); empty: the bundled plotly.js travels with the widget (4.8 MB, once)
+    plotly_url = traitlets.Unicode("").tag(sync=True)
     _plotly_js = traitlets.Unicode("").tag(sync=True)
     #: ``{"data": [...], "layout": {...}}``: the gallery's traces, JSON
     figure = traitlets.Unicode("{}").tag(sync=True)
     #: the search's traces, a JSON list
     overlay = traitlets.Unicode("[]").tag(sync=True)
 
-    def __init__(self, **kwargs):
+    def __init__(self, plotly_url: str | None = None, **kwargs):
         from plotly.offline import get_plotlyjs
 
-        super().__init__(_plotly_js=get_plotlyjs(), **kwargs)  # the bundled plotly.js: no network
+        plotly_url = os.environ.get(PLOTLY_URL_ENV, "") if plotly_url is None else plotly_url
+        super().__init__(plotly_url=plotly_url, _plotly_js="" if plotly_url else get_plotlyjs(), **kwargs)
         self._gmap: GalleryMap | None = None
 
     def show(self, gmap: GalleryMap) -> None:

@@ -24,12 +24,18 @@ from pathlib import Path
 
 from semcopy_lib.app.access import access_token
 from semcopy_lib.app.remote import MAX_FILES, MAX_UPLOAD_BYTES
+from semcopy_lib.dashboard.map_view import PLOTLY_URL_ENV
 from semcopy_lib.dashboard.search_app import INDEX_ENV
 
 #: The dashboard notebook, package data: in a checkout a symlink to ``dashboards/search.ipynb`` (the one
 #: Binder's Voila opens), in an installed wheel a copy of it.
 NOTEBOOK = Path(__file__).parent / "search.ipynb"
 TEMPLATE = "semcopy"
+#: Seconds Voila waits for the dashboard cell's output after the cell ran (nbclient's default, 4, left
+#: pages blank, without their widgets, when sessions opened while others searched on 2 busy cores).
+IOPUB_TIMEOUT_S = 60
+#: The map's plotly.js as the page asks for it, relative to Voila's base URL (the template's static files).
+PLOTLY_URL = f"templates/{TEMPLATE}/static/plotly.min.js"
 
 #: The page's script: a file over ``cap`` bytes is read as an empty one (FileUpload still sends its
 #: name and size), so it never reaches the websocket's limit and the kernel can say it is too big.
@@ -53,7 +59,8 @@ def write_settings(root: Path, cap: int = MAX_UPLOAD_BYTES, token: str = "") -> 
     """Write, under ``root`` (a private folder), Voila's settings (``voila.json``: websocket messages
     up to :func:`websocket_limit`, the access ``token``, kept out of the command line that other users
     can list; ``root`` goes on ``$JUPYTER_CONFIG_PATH``) and the ``semcopy`` template (the lab template
-    plus :data:`UPLOAD_GUARD`, in ``root/voila/templates``; ``root`` goes on ``$JUPYTER_PATH``).
+    plus :data:`UPLOAD_GUARD`, and plotly.js as a static file, in ``root/voila/templates``; ``root`` goes
+    on ``$JUPYTER_PATH``).
     Returns ``root``."""
     (root / "voila.json").write_text(json.dumps({"Voila": {
         "tornado_settings": {"websocket_max_message_size": websocket_limit(cap)}, "token": token}}))
@@ -64,7 +71,16 @@ def write_settings(root: Path, cap: int = MAX_UPLOAD_BYTES, token: str = "") -> 
     (folder / "index.html.j2").write_text(
         "{%- extends 'voila/templates/lab/index.html.j2' -%}\n"
         "{%- block html_head_js -%}\n{{ super() }}\n" + UPLOAD_GUARD % cap + "\n{%- endblock html_head_js -%}\n")
+    (folder / "static").mkdir(exist_ok=True)  # the map's plotly.js, fetched once by a browser, not per session
+    shutil.copyfile(plotly_js_file(), folder / "static" / "plotly.min.js")
     return root
+
+
+def plotly_js_file() -> Path:
+    """The plotly.js bundled with the plotly package."""
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
 def voila_command(notebook: Path, host: str, port: int) -> list[str]:
@@ -73,6 +89,7 @@ def voila_command(notebook: Path, host: str, port: int) -> list[str]:
     command = [
         sys.executable, "-m", "voila", str(notebook), f"--port={port}", f"--Voila.ip={host}",
         "--no-browser", "--strip_sources=True", "--show_tracebacks=False", f"--template={TEMPLATE}",
+        f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT_S}",
     ]
     if os.name == "posix":
         command.append("--KernelManager.transport=ipc")
@@ -92,7 +109,8 @@ def serve(index_dir: os.PathLike | str, host: str = "127.0.0.1", port: int = 886
     server = SearchServer(service).start()
     token = access_token(host, token)
     settings = write_settings(Path(tempfile.mkdtemp(prefix="semcopy-voila-")), token=token)
-    env = dict(os.environ, **{INDEX_ENV: str(Path(index_dir).resolve()), SERVICE_ENV: str(server.socket_path)})
+    env = dict(os.environ, **{INDEX_ENV: str(Path(index_dir).resolve()), SERVICE_ENV: str(server.socket_path),
+                              PLOTLY_URL_ENV: PLOTLY_URL})
     for var in ("JUPYTER_PATH", "JUPYTER_CONFIG_PATH"):
         env[var] = os.pathsep.join(filter(None, [str(settings), os.environ.get(var)]))
     url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")

@@ -360,3 +360,43 @@ def test_several_sessions_search_at_once_without_error_and_share_one_model(serve
     assert len(rss) >= 4, rss
     print("kernel RSS MB:", [round(r) for r in rss])
     assert max(rss) < 300, rss
+
+
+def test_outside_semcopy_serve_the_map_brings_its_own_plotly(browser_page, tmp_path):
+    """Plain Voila (Binder opens the notebook so): no plotly.js file is served, the widget carries it."""
+    import nbformat
+
+    notebook = tmp_path / "map.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import numpy as np\n"
+        "from semcopy_lib.app.gallery_map import GalleryMap\n"
+        "from semcopy_lib.dashboard.map_view import MapWidget\n"
+        "m = MapWidget(plotly_url='')\n"
+        "m.show(GalleryMap(ids=['a/1.png', 'b/2.png'], labels=['a', 'b'], sources=['', ''],\n"
+        "                  xy=np.array([[0.0, 0.0], [1.0, 1.0]]), vectors=np.eye(2)))\n"
+        "m.mark(hits=['b/2.png'], queries=[('q.png', 0.5, 0.5)], best=['b/2.png'])\n"
+        "m")]), notebook)
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "SEMCOPY_PLOTLY_URL"}
+    with open(tmp_path / "voila.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--no-browser"],
+                                stdout=log, stderr=subprocess.STDOUT, env=env)
+    context = browser_page.context.browser.new_context()
+    page = context.new_page()
+    try:
+        for _ in range(240):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        page.goto(f"http://127.0.0.1:{port}/", timeout=120_000)
+        page.wait_for_function("() => (document.querySelector('div.semcopy-map')?.data || []).some(t => t.name === 'query')",
+                               timeout=120_000)
+        names = page.evaluate("() => document.querySelector('div.semcopy-map').data.map(t => t.name)")
+        assert names == ["a", "b", "hits", "first hit", "query"]
+        assert page.locator("div.semcopy-map .main-svg").count() >= 1
+    finally:
+        context.close()
+        proc.terminate()
+        proc.wait(timeout=30)
