@@ -33,7 +33,8 @@ MAP_PLACE_HITS, MAP_PLACE_SCALE = 5, 0.05
 
 _CSS = """
 <style>
-.semcopy-hit { border: 1px solid #ddd; border-radius: 6px; padding: 6px; background: #fff; font-size: 12px; }
+.sc-grid { display: grid; grid-template-columns: repeat(auto-fill, 190px); gap: 8px; }
+.semcopy-hit { width: 180px; box-sizing: border-box; border: 1px solid #ddd; border-radius: 6px; padding: 6px; background: #fff; font-size: 12px; }
 .semcopy-hit img.sc-thumb { display: block; margin: 0 auto 4px auto; max-width: 160px; max-height: 140px; }
 .semcopy-hit .sc-id { font-family: monospace; word-break: break-all; }
 .semcopy-hit .sc-score { font-weight: bold; }
@@ -47,20 +48,17 @@ _CSS = """
 """
 
 
-def hit_card(rank: int, hit: SearchHit, badge: str, region_name: str, region_thumb: str) -> w.HTML:
-    """One result: thumbnail, gallery id, class, score (3 decimals), verdict badge, and the query region
-    that matched; CSS class ``semcopy-hit``."""
+def hit_card(rank: int, hit: SearchHit, badge: str, region_name: str, region_thumb: str) -> str:
+    """One result as HTML (CSS class ``semcopy-hit``): thumbnail, gallery id, class, score (3 decimals),
+    verdict badge, and the query region that matched."""
     css = badge.replace(" ", "-")
-    card = w.HTML(
-        f'<img class="sc-thumb" src="{file_thumb(hit.source)}" alt="{html.escape(hit.gallery_id)}"/>'
+    return (
+        f'<div class="semcopy-hit"><img class="sc-thumb" src="{file_thumb(hit.source)}" alt="{html.escape(hit.gallery_id)}"/>'
         f'<div class="sc-id">#{rank} {html.escape(hit.gallery_id)}</div>'
         f'<div>class: {html.escape(hit.label or "-")}</div>'
         f'<div><span class="sc-score">score {hit.score:.3f}</span><span class="sc-badge {css}">{badge}</span></div>'
-        f'<div class="sc-why">matched: <img src="{region_thumb}"/> {html.escape(region_name)}</div>',
-        layout=w.Layout(width="180px"),
+        f'<div class="sc-why">matched: <img src="{region_thumb}"/> {html.escape(region_name)}</div></div>'
     )
-    card.add_class("semcopy-hit")
-    return card
 
 
 class SearchApp:
@@ -88,7 +86,7 @@ class SearchApp:
         self.status = w.HTML()
         self.finished = w.HTML()  # <span class="semcopy-done" data-run="N">: N actions finished (for tests)
         self._runs = 0
-        self.results = w.VBox()
+        self.results = w.HTML()
         self.map = MapWidget()
         self.map_error = w.HTML()
         self.new_class = w.Text(placeholder="class name, e.g. animals/cats", description="class")
@@ -237,11 +235,12 @@ class SearchApp:
 
     # -- rendering -----------------------------------------------------------------------------
     def _render(self) -> None:
-        self.results.children = [self._result_view(r) for r in self._results]
+        # one HTML value for every result: a single message, where a widget per card made three models each
+        self.results.value = "".join(self._result_view(r) for r in self._results)
 
-    def _result_view(self, result: QueryResult) -> w.Widget:
+    def _result_view(self, result: QueryResult) -> str:
         if result.error:
-            return w.HTML(f'<p class="semcopy-error">{html.escape(result.error)}</p>')
+            return f'<p class="semcopy-error">{html.escape(result.error)}</p>'
         image = self._images.get(result.query)
         names = region_labels(result)
         understood = data_uri(draw_understanding(image, result, self.objects.value), 480) if image else ""
@@ -251,32 +250,26 @@ class SearchApp:
             parts.append(", ".join(f"{kinds.count(k)} {k}{'s' if kinds.count(k) > 1 else ''}" for k in dict.fromkeys(kinds)))
         if result.objects and self.objects.value:
             parts.append("key objects: " + ", ".join(html.escape(o.label) for o in result.objects[:8]))
-        head = w.HTML(
-            f'<h3>{html.escape(result.query)}</h3><img src="{understood}" style="max-width:480px"/>'
-            f"<p>Understood as: {'; '.join(parts)}. {len(result.hits)} hit(s).</p>"
-        )
+        views = [f'<h3>{html.escape(result.query)}</h3><img src="{understood}" style="max-width:480px"/>'
+                 f"<p>Understood as: {'; '.join(parts)}. {len(result.hits)} hit(s).</p>"]
         # hits grouped by the query region they came from, best region first
         groups: dict[tuple, list[tuple[int, SearchHit]]] = {}
         for rank, hit in enumerate(result.hits, 1):
             groups.setdefault((hit.query_box, hit.region_kind), []).append((rank, hit))
-        views = []
         if len(groups) > 1:
             # a composite (or a page, a collage) has several sources: the best hit of each region, up front
             best = [f"#{hits[0][0]} <code>{html.escape(hits[0][1].gallery_id)}</code> in {html.escape(names.get(key, key[1]))}"
                     for key, hits in groups.items()]
-            views.append(w.HTML(f'<p class="semcopy-sources">Best hit per region: {" · ".join(best)}</p>'))
+            views.append(f'<p class="semcopy-sources">Best hit per region: {" · ".join(best)}</p>')
         for (box, kind), hits in groups.items():
             name = names.get((box, kind), kind)
             region_thumb = data_uri(crop(image, box), 96) if image else ""
-            cards = [hit_card(rank, hit, verdict(hit.score, self.copy.value, self.subject.value), name, region_thumb)
-                     for rank, hit in hits]
-            grid = w.GridBox(cards, layout=w.Layout(grid_template_columns="repeat(auto-fill, 190px)", grid_gap="8px"))
-            title = w.HTML(f'<h4><img src="{region_thumb}" style="max-height:48px;vertical-align:middle"/> '
-                           f"matched in {html.escape(name)}</h4>")
-            group = w.VBox([title, grid])
-            group.add_class("semcopy-group")
-            views.append(group)
-        return w.VBox([head, *views])
+            cards = "".join(hit_card(rank, hit, verdict(hit.score, self.copy.value, self.subject.value), name, region_thumb)
+                            for rank, hit in hits)
+            views.append(f'<div class="semcopy-group"><h4><img src="{region_thumb}" style="max-height:48px;'
+                         f'vertical-align:middle"/> matched in {html.escape(name)}</h4>'
+                         f'<div class="sc-grid">{cards}</div></div>')
+        return "".join(views)
 
     def _show_map(self, gallery_changed: bool = False) -> None:
         """Mark the current results on the map; the gallery's points are read and sent again only when
