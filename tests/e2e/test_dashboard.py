@@ -46,18 +46,24 @@ def start_serve(index: Path, log_path: Path, *args: str) -> tuple[subprocess.Pop
     log = open(log_path, "w")
     proc = subprocess.Popen([sys.executable, "-m", "semcopy_lib", "serve", "--index", str(index), "--port", str(port),
                              *args], stdout=log, stderr=subprocess.STDOUT)
+    wait_listening(proc, port, log_path)
+    return proc, port
+
+
+def wait_listening(proc: subprocess.Popen, port: int, log_path: Path) -> None:
+    """Return once ``proc`` listens on ``port``; raise (naming its log) if it exits or takes too long."""
     # the first start on a new machine also compiles and caches Jupyter's files: minutes on a busy 2-core box
-    deadline = time.monotonic() + SERVER_START_S
+    deadline, name = time.monotonic() + SERVER_START_S, " ".join(map(str, proc.args[2:4]))
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, port
+            return
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError(f"semcopy serve exited with {proc.returncode}; see {log.name}")
+                raise RuntimeError(f"{name} exited with {proc.returncode}; see {log_path}")
             if time.monotonic() > deadline:
                 proc.kill()
-                raise RuntimeError(f"semcopy serve did not listen within {SERVER_START_S} s; see {log.name}")
+                raise RuntimeError(f"{name} did not listen within {SERVER_START_S} s; see {log_path}")
             time.sleep(0.5)
 
 
@@ -384,12 +390,7 @@ def test_outside_semcopy_serve_the_map_brings_its_own_plotly(browser_page, tmp_p
     context = browser_page.context.browser.new_context()
     page = context.new_page()
     try:
-        for _ in range(240):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
+        wait_listening(proc, port, tmp_path / "voila.log")
         page.goto(f"http://127.0.0.1:{port}/", timeout=120_000)
         page.wait_for_function("() => (document.querySelector('div.semcopy-map')?.data || []).some(t => t.name === 'query')",
                                timeout=120_000)
