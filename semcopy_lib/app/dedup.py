@@ -209,7 +209,7 @@ def find_duplicates(index: GalleryIndex, threshold: float, level: str = "copy", 
         raise ValueError(f"method must be one of {', '.join(METHODS)} and level one of {', '.join(LEVELS)}")
     index.refresh()  # another process may have added images since this index was opened
     every = index.records()
-    records, vectors = index.image_vectors()
+    records, vectors = index.image_vectors(every)
     if not records:
         return []
     # byte-identical files are one node, represented by their best keeper

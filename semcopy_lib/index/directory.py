@@ -305,13 +305,16 @@ class GalleryIndex:
         with self.writing():
             self.store.put_thumbs({g: png for g, png in thumbs.items() if self.store.sha_of(g) is not None})
 
-    def image_vectors(self) -> tuple[list[Record], np.ndarray]:
+    def image_vectors(self, every: list[Record] | None = None) -> tuple[list[Record], np.ndarray]:
         """One vector per gallery image (its first view, e.g. the 224-px one) with its record.
+
+        Args:
+            every: :meth:`records`, when the caller has read them already (one read of the store, not two).
 
         Returns:
             (records, (N, D) float32 unit rows), in id order.
         """
-        records = {r.id: r for r in self.records()}
+        records = {r.id: r for r in (every if every is not None else self.records())}
         seen, keep, rows = set(), [], []
         for ids, vectors in self.store.iter_vectors(self.dim):
             for i, v in zip(ids.tolist(), vectors):
