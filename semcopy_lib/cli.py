@@ -583,7 +583,8 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
     kw = dict(n_ingest=12, gallery_size=500, n_queries=6, million=20_000, nlist=64) if args.quick else dict(
         n_ingest=args.ingest, gallery_size=args.gallery, n_queries=args.queries, million=args.million, nlist=args.nlist)
     _print_mapping(run_speed_bench(args.images_dir, backend=args.backend, encoder_name=args.encoder,
-                                   encoder_path=args.encoder_path, **kw), args.json)
+                                   encoder_path=args.encoder_path, synthetic=args.synthetic,
+                                   progress=not args.json, **kw), args.json)
     return 0
 
 
@@ -805,11 +806,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ingest", type=int, default=200, help="images ingested both ways (default 200)")
     p.add_argument("--gallery", type=int, default=21_000, help="gallery vectors for query latency (default 21000)")
     p.add_argument("--queries", type=int, default=50, help="timed single-photo queries (default 50)")
-    p.add_argument("--million", type=int, default=1_000_000, help="synthetic vectors searched (default 1000000)")
+    p.add_argument("--million", type=int, default=1_000_000,
+                   help="synthetic vectors searched (default 1000000): IVF-SQ8 in memory up to 4 GB of 8-bit "
+                        "vectors (about 3.3M), past it PCA + IVF-PQ re-ranked from a memory-mapped file")
+    p.add_argument("--synthetic", choices=["noise", "spectrum"], default="noise",
+                   help="synthetic vectors: real ones plus isotropic noise (default), or noise shaped like "
+                        "the real vectors' covariance")
     p.add_argument("--nlist", type=int, default=2048, help="IVF lists of that index (default 2048)")
     p.add_argument("--quick", action="store_true", help="a tiny run that only checks everything works (CI)")
     p.add_argument("--backend", choices=["faiss", "milvus"], default="faiss",
-                   help="index backend for ingestion and queries (the 1M figures are FAISS IVF-SQ8)")
+                   help="index backend for ingestion, queries and the --million vectors")
     p.add_argument("--encoder", default=None, help="the encoder measured (default: the default encoder)")
     p.add_argument("--encoder-path", default=None, help="its weights, e.g. a CLIP save_pretrained folder")
     p.add_argument("--json", action="store_true")

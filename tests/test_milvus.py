@@ -63,6 +63,21 @@ def test_bench_speed_runs_against_milvus(gallery_dir, capsys):
     assert main(["bench", "speed", str(gallery_dir), "--quick", "--backend", "milvus", "--json"]) == 0
     row = json.loads(capsys.readouterr().out)
     assert row["backend"] == "milvus" and row["query_gallery_vectors"] == 500 and row["query_p50_ms"] > 0
+    # the scale figures are Milvus's too, not FAISS's
+    assert row["search_1m_index"].startswith("Milvus Lite, ") and row["search_1m_vectors"] == 20_000
+
+
+def test_the_scale_bench_streams_into_milvus_and_scores_it_against_exact_search():
+    from semcopy_lib.eval import speed
+
+    rng = np.random.default_rng(0)
+    real = rng.standard_normal((50, 16)).astype(np.float32)
+    real /= np.linalg.norm(real, axis=1, keepdims=True)
+    row = speed._million(real, 3_000, nlist=16, queries=20, backend="milvus")
+    assert row["search_1m_vectors"] == 3_000 and row["search_1m_index"] == "Milvus Lite, AUTOINDEX"
+    # every query's top 20 is the float32 scan's of the same streamed vectors
+    assert row["search_1m_recall_at_20"] == 1.0
+    assert row["search_1m_index_bytes"] > 3_000 * 16 * 4 * 0.5
 
 
 def _index(folder, vectors, name):

@@ -20,10 +20,17 @@ Measured side by side in one run on whatever machine runs it:
   ``query_unseen_stages_ms``: the mean milliseconds a query of each half spends in each stage of
   :data:`~semcopy_lib.query.clock.STAGES`;
 - ``search_1m_*``: ``million`` synthetic unit vectors of the encoder's dimension, drawn around the real
-  gallery vectors (so that they cluster as embeddings do), in a FAISS ``IVF{nlist},SQ8`` index: recall@20
-  against exact search on 100 queries, milliseconds per single query at the smallest ``nprobe`` reaching
-  recall 0.95, and the serialised index size; with CUDA present also ``search_1m_gpu_flat_*``: the same
-  queries scanned exactly on the GPU (:class:`~semcopy_lib.index.flat.FlatScan`, float32).
+  gallery vectors (so that they cluster as embeddings do; ``search_1m_synthetic``: the noise model, see
+  :func:`draw_synthetic`) and streamed, never all in memory, into the index their size calls for:
+  FAISS ``IVF{nlist},SQ8`` up to :data:`~semcopy_lib.index.compressed.SQ8_MAX_BYTES` of 8-bit vectors,
+  the compressed index beyond (:class:`~semcopy_lib.index.compressed.CompressedIndex`: ``nprobe`` and
+  ``search_1m_shortlist`` chosen on 100 tuning queries, ``search_1m_recall_at_20_tuning``, and the
+  figures reported on 100 others; ``search_1m_mapped_bytes``, its memory-mapped file), or with
+  ``backend="milvus"`` Milvus as ``--backend milvus`` indexes use it: recall@20 against exact search,
+  milliseconds per single query (at the smallest ``nprobe`` reaching recall 0.95 for IVF), the bytes the
+  index keeps in memory (Milvus: its files), ``search_1m_build_s`` (training, adding, saving; not drawing
+  the vectors); with CUDA present also ``search_1m_gpu_flat_*``: the same queries scanned exactly on the
+  GPU (:class:`~semcopy_lib.index.flat.FlatScan`, float32).
 """
 
 from __future__ import annotations
@@ -61,15 +68,72 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPU threads, torch {torch.__version__}{gpu}"
 
 
-def synthetic_vectors(real: np.ndarray, n: int, seed: int = 0, chunk: int = 100_000) -> np.ndarray:
-    """(n, D) float32 unit vectors, each a real vector plus Gaussian noise, renormalised."""
-    rng = np.random.default_rng(seed)
+def synthetic_vectors(real: np.ndarray, n: int, seed: int = 0, chunk: int = 100_000,
+                      model: str = "noise") -> np.ndarray:
+    """(n, D) float32 unit vectors drawn by :func:`draw_synthetic` (in memory: a few million at most)."""
     out = np.empty((n, real.shape[1]), dtype=np.float32)
+    start = 0
+    for block in draw_synthetic(real, n, seed, chunk, model):
+        out[start:start + len(block)] = block
+        start += len(block)
+    return out
+
+
+#: Synthetic vector models: isotropic noise around real vectors, or noise with their spectrum.
+SYNTHETIC_MODELS = ("noise", "spectrum")
+
+
+def draw_synthetic(real: np.ndarray, n: int, seed: int = 0, chunk: int = 100_000, model: str = "noise"):
+    """Yield (m, D) float32 unit-vector chunks, ``n`` in all, each a real vector plus noise, renormalised.
+
+    ``model``: ``"noise"``, Gaussian noise of ``SYNTH_NOISE`` per dimension, isotropic: it spreads over
+    every dimension, which real embeddings do not (a few hundred directions hold most of their variance);
+    ``"spectrum"``, noise of the same energy shaped like the real vectors' covariance
+    (:class:`SpectralNoise`), what a compression by PCA meets in real galleries. Streamed: 10M x 1280
+    is 51 GB in float32.
+    """
+    if model not in SYNTHETIC_MODELS:
+        raise ValueError(f"synthetic model {model!r}: one of {', '.join(SYNTHETIC_MODELS)}")
+    real = np.asarray(real, dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    shaped = SpectralNoise(real) if model == "spectrum" else None
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
-        block = real[rng.integers(0, len(real), m)] + rng.normal(0, SYNTH_NOISE, (m, real.shape[1])).astype(np.float32)
-        out[start:start + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
-    return out
+        block = real[rng.integers(0, len(real), m)]
+        if shaped is None:
+            block = block + rng.normal(0, SYNTH_NOISE, (m, real.shape[1])).astype(np.float32)
+        else:
+            block = block + shaped.draw(m, rng)
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+        yield block
+
+
+class SpectralNoise:
+    """Gaussian noise with the real vectors' Ledoit-Wolf covariance, scaled to ``SYNTH_NOISE`` per dimension.
+
+    The covariance is the real vectors' sample covariance shrunk toward a multiple of the identity
+    (``shrinkage`` of it, ``scikit-learn``'s Ledoit-Wolf estimate): a few hundred vectors fix the strong
+    directions but not the weak ones, which get the isotropic share. A draw is
+    ``scale * (sqrt(1 - s) w @ centred / sqrt(n) + sqrt(s * mu) z)``, ``w`` (n,) and ``z`` (D,) standard
+    normal: n x D products a vector, not D x D.
+    """
+
+    def __init__(self, real: np.ndarray):
+        from sklearn.covariance import LedoitWolf
+
+        self.shrinkage = float(LedoitWolf(store_precision=False).fit(real).shrinkage_)
+        centred = (real - real.mean(0)) / np.sqrt(len(real))  # centred.T @ centred is the covariance
+        mu = float(np.sum(centred ** 2)) / real.shape[1]  # the identity target's scale
+        scale = SYNTH_NOISE / np.sqrt(mu)  # the same energy as the isotropic model's noise
+        self.low_rank = (scale * np.sqrt(1 - self.shrinkage) * centred).astype(np.float32)  # (n, D)
+        self.iso = float(scale * np.sqrt(self.shrinkage * mu))
+
+    def draw(self, m: int, rng: np.random.Generator) -> np.ndarray:
+        """(m, D) float32 noise."""
+        r, d = self.low_rank.shape
+        out = rng.standard_normal((m, r), dtype=np.float32) @ self.low_rank
+        out += self.iso * rng.standard_normal((m, d), dtype=np.float32)
+        return out
 
 
 def _readable(files, n: int) -> list:
@@ -132,53 +196,179 @@ def _gpu_flat(base: np.ndarray, q: np.ndarray, exact: np.ndarray, k: int = 20) -
             "search_1m_gpu_flat_bytes": int(base.nbytes)}
 
 
-def _million(real: np.ndarray, n: int, nlist: int, queries: int = 100, k: int = 20) -> dict[str, Any]:
+class _ExactTop:
+    """Exact inner-product top-k of queries (Q, D) over vectors seen chunk by chunk (positional ids)."""
+
+    def __init__(self, q: np.ndarray, k: int):
+        self.q, self.k, self.seen = q, k, 0
+        self.scores = np.full((len(q), k), -np.inf, dtype=np.float32)
+        self.ids = np.zeros((len(q), k), dtype=np.int64)  # (Q, k), best first
+
+    def update(self, block: np.ndarray) -> None:
+        cand = np.concatenate([self.scores, self.q @ block.T], axis=1)
+        ids = np.concatenate([self.ids, np.broadcast_to(np.arange(self.seen, self.seen + len(block)),
+                                                        (len(self.q), len(block)))], axis=1)
+        top = np.argsort(-cand, axis=1)[:, :self.k]
+        self.scores, self.ids = np.take_along_axis(cand, top, 1), np.take_along_axis(ids, top, 1)
+        self.seen += len(block)
+
+
+def _recall(found: np.ndarray, exact: np.ndarray) -> float:
+    k = exact.shape[1]
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, exact)]))
+
+
+def _ms_per_query(index, q: np.ndarray, k: int) -> float:
+    t = time.perf_counter()
+    for row in q:
+        index.search(row[None], k)
+    return (time.perf_counter() - t) / len(q) * 1000
+
+
+def _million(real: np.ndarray, n: int, nlist: int, queries: int = 100, k: int = 20,
+             model: str = "noise", progress: bool = False, backend: str = "faiss") -> dict[str, Any]:
+    """``n`` synthetic vectors in the index their size calls for: IVF-SQ8 in memory, or, past
+    :data:`~semcopy_lib.index.compressed.SQ8_MAX_BYTES` of 8-bit vectors, the compressed index; with
+    ``backend="milvus"``, Milvus (Lite, or ``$SEMCOPY_MILVUS_URI``) as the index keeps them."""
+    from semcopy_lib.index.compressed import SQ8_MAX_BYTES
+
+    if backend == "milvus":
+        return _milvus(real, n, queries, k, model, progress=progress)
+    if n * real.shape[1] > SQ8_MAX_BYTES:
+        return _compressed(real, n, queries, k, model, progress=progress)
     import faiss
 
-    base = synthetic_vectors(real, n, seed=1)
-    q = synthetic_vectors(real, queries, seed=2)
-    exact = np.zeros((queries, k), dtype=np.int64)
-    best = np.full((queries, k), -np.inf, dtype=np.float32)
-    for start in range(0, n, 200_000):  # exact top-k in blocks
-        scores = q @ base[start:start + 200_000].T
-        cand = np.concatenate([best, scores], axis=1)
-        ids = np.concatenate([exact, np.arange(start, start + scores.shape[1])[None].repeat(queries, 0)], axis=1)
-        top = np.argsort(-cand, axis=1)[:, :k]
-        best, exact = np.take_along_axis(cand, top, 1), np.take_along_axis(ids, top, 1)
+    q = synthetic_vectors(real, queries, seed=2, model=model)
+    top = _ExactTop(q, k)
+    index = faiss.index_factory(real.shape[1], f"IVF{nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
+    sample = synthetic_vectors(real, min(n, 40 * nlist), seed=3, model=model)
     start = time.perf_counter()
-    index = faiss.index_factory(base.shape[1], f"IVF{nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
-    rng = np.random.default_rng(3)
-    index.train(base[rng.choice(n, min(n, 40 * nlist), replace=False)])
-    for s in range(0, n, 100_000):
-        index.add(base[s:s + 100_000])
-    build_s = time.perf_counter() - start
-    gpu = _gpu_flat(base, q, exact) if torch.cuda.is_available() else {}
-    del base
+    index.train(sample)
+    build_s = time.perf_counter() - start  # training and adding, not drawing the vectors
+    kept = [] if torch.cuda.is_available() else None  # the GPU's exact scan needs them all at once
+    for block in draw_synthetic(real, n, seed=1, model=model):
+        top.update(block)
+        start = time.perf_counter()
+        index.add(block)
+        build_s += time.perf_counter() - start
+        if kept is not None:
+            kept.append(block)
+    exact = top.ids
+    gpu = _gpu_flat(np.concatenate(kept), q, exact) if kept is not None else {}
+    del kept
     size = int(faiss.serialize_index(index).nbytes)
     result = {}
     for nprobe in NPROBES:
         if nprobe > nlist:
             break
         index.nprobe = nprobe
-        _, found = index.search(q, k)
-        recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, exact)]))
-        t = time.perf_counter()
-        for row in q:
-            index.search(row[None], k)
-        ms = (time.perf_counter() - t) / queries * 1000
-        result = {"search_1m_recall_at_20": round(recall, 4), "search_1m_ms_per_query": round(ms, 3),
+        recall = _recall(index.search(q, k)[1], exact)
+        result = {"search_1m_recall_at_20": round(recall, 4), "search_1m_ms_per_query": round(_ms_per_query(index, q, k), 3),
                   "search_1m_nprobe": nprobe}
         if recall >= 0.95:
             break
     result.update(gpu)
     result.update(search_1m_index_bytes=size, search_1m_vectors=n, search_1m_index=f"IVF{nlist},SQ8",
-                  search_1m_build_s=round(build_s, 1))
+                  search_1m_build_s=round(build_s, 1), search_1m_synthetic=model)
     return result
+
+
+def _milvus(real: np.ndarray, n: int, queries: int = 100, k: int = 20, model: str = "noise",
+            progress: bool = False) -> dict[str, Any]:
+    """``n`` synthetic vectors inserted through :class:`~semcopy_lib.index.backends.MilvusBackend` (what
+    ``--backend milvus`` indexes use, its default index), streamed, then searched one query at a time.
+    Build time counts the inserts and the flush that indexes them."""
+    from tqdm.auto import tqdm
+
+    from semcopy_lib.index.backends import MilvusBackend
+
+    d = real.shape[1]
+    q = synthetic_vectors(real, queries, seed=4, model=model)
+    top = _ExactTop(q, k)
+    with tempfile.TemporaryDirectory(prefix="semcopy-milvus-") as tmp:
+        store = MilvusBackend(d, path=Path(tmp) / MilvusBackend.FILE, name="semcopy_bench_scale")
+        try:
+            build_s, seen = 0.0, 0  # inserting, flushing and loading, not drawing the vectors
+            for block in tqdm(draw_synthetic(real, n, seed=1, model=model), total=-(-n // 100_000),
+                              desc="milvus", unit="100k", disable=not progress):
+                top.update(block)
+                start = time.perf_counter()
+                store.add(np.arange(seen, seen + len(block), dtype=np.int64), block)
+                build_s += time.perf_counter() - start
+                seen += len(block)
+            start = time.perf_counter()
+            store.save(Path(tmp))  # flush: Milvus indexes what it holds
+            store.search(q[:1], k)  # the collection is loaded at its first search
+            build_s += time.perf_counter() - start
+            recall = _recall(store.search(q, k)[1], top.ids)
+            ms = _ms_per_query(store, q, k)
+            index = store.client.describe_index(store.collection, "vector").get("index_type", "?")
+        finally:
+            store.close()
+        size = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file())
+    where = "Milvus server" if os.environ.get(MilvusBackend.URI_ENV) else "Milvus Lite"
+    return {"search_1m_vectors": n, "search_1m_synthetic": model, "search_1m_index": f"{where}, {index}",
+            "search_1m_recall_at_20": round(recall, 4), "search_1m_ms_per_query": round(ms, 3),
+            "search_1m_index_bytes": int(size), "search_1m_build_s": round(build_s, 1)}
+
+
+def _compressed(real: np.ndarray, n: int, queries: int = 100, k: int = 20, model: str = "noise",
+                target: float = 0.95, progress: bool = False) -> dict[str, Any]:
+    """The compressed index (:class:`~semcopy_lib.index.compressed.CompressedIndex`) over ``n`` synthetic
+    vectors, built in one streamed pass that also finds the exact top-k (nothing holds all n vectors).
+
+    ``nprobe`` and the short list are chosen on ``queries`` tuning queries (the cheapest setting whose
+    recall@k reaches ``target``) and reported on as many held-out ones, drawn apart."""
+    from tqdm.auto import tqdm
+
+    from semcopy_lib.index.compressed import CompressedIndex, spec_for
+
+    d = real.shape[1]
+    tune = synthetic_vectors(real, queries, seed=2, model=model)
+    held = synthetic_vectors(real, queries, seed=4, model=model)
+    spec = spec_for(n, d)
+    with tempfile.TemporaryDirectory(prefix="semcopy-compressed-") as tmp:
+        index = CompressedIndex(d, spec, directory=Path(tmp))
+        sample = synthetic_vectors(real, min(n, index.train_size()), seed=3, model=model)
+        start = time.perf_counter()
+        index.train(sample)
+        build_s = time.perf_counter() - start  # training, adding and saving, not drawing the vectors
+        top = _ExactTop(np.concatenate([tune, held]), k)
+        for block in tqdm(draw_synthetic(real, n, seed=1, model=model), total=-(-n // 100_000),
+                          desc="compressed index", unit="100k", disable=not progress):
+            top.update(block)
+            start = time.perf_counter()
+            index.add(block)
+            build_s += time.perf_counter() - start
+        start = time.perf_counter()
+        index.save()
+        build_s += time.perf_counter() - start
+        exact_tune, exact_held = top.ids[:queries], top.ids[queries:]
+        chosen = None
+        for shortlist in index.SHORTLISTS:  # cheapest first: the short list costs more than the probes
+            for nprobe in NPROBES:
+                index.shortlist, index.nprobe = shortlist, nprobe
+                recall = _recall(index.search(tune, k)[1], exact_tune)
+                if recall >= target:
+                    chosen = (shortlist, nprobe, recall)
+                    break
+            if chosen:
+                break
+        shortlist, nprobe, tune_recall = chosen or (index.SHORTLISTS[-1], NPROBES[-1], recall)
+        index.shortlist, index.nprobe = shortlist, nprobe
+        held_recall = _recall(index.search(held, k)[1], exact_held)
+        ms = _ms_per_query(index, held, k)
+        return {"search_1m_vectors": n, "search_1m_synthetic": model, "search_1m_index": f"{spec}, re-ranked (8-bit)",
+                "search_1m_nprobe": nprobe, "search_1m_shortlist": shortlist,
+                "search_1m_recall_at_20_tuning": round(tune_recall, 4), "search_1m_recall_at_20": round(held_recall, 4),
+                "search_1m_ms_per_query": round(ms, 3), "search_1m_index_bytes": index.bytes_in_memory(),
+                "search_1m_mapped_bytes": index.bytes_mapped(), "search_1m_build_s": round(build_s, 1)}
 
 
 def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_size: int = 21_000,
                     n_queries: int = 50, million: int = 1_000_000, nlist: int = 2048, progress: bool = False,
-                    backend: str = "faiss", encoder_name: str | None = None, encoder_path: str | None = None) -> dict:
+                    backend: str = "faiss", encoder_name: str | None = None, encoder_path: str | None = None,
+                    synthetic: str = "noise") -> dict:
     """The speed benchmark (module doc); returns one flat JSON-able dict. ``backend``: the index backend
     that ingestion and queries use (``milvus``: Milvus Lite, or ``$SEMCOPY_MILVUS_URI``); ``encoder_name``
     and ``encoder_path``: the encoder measured (default :data:`~semcopy_lib.encoders.DEFAULT_ENCODER`)."""
@@ -248,5 +438,5 @@ def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_
                    **{f"query_{kind}_stages_ms": {stage: round(ms / max(1, len(times[kind])), 1) for stage, ms in split.items()}
                       for kind, split in stages.items()})
         service.index.close()
-    out.update(_million(real, million, nlist))
+    out.update(_million(real, million, nlist, model=synthetic, progress=progress, backend=backend))
     return out

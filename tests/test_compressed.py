@@ -1,0 +1,107 @@
+"""The compressed index (PCA + IVF-PQ short list, re-ranked on memory-mapped 8-bit vectors) and the
+synthetic vectors that the ten-million bench streams through it."""
+
+import numpy as np
+import pytest
+
+from semcopy_lib.eval import speed
+from semcopy_lib.index.compressed import CODES_FILE, CompressedIndex, spec_for
+
+
+def _unit(rng, n, d):
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def built(tmp_path):
+    rng = np.random.default_rng(0)
+    base = _unit(rng, 3000, 64)
+    index = CompressedIndex(64, "PCA32,IVF16,PQ16x4fs", shortlist=3000, directory=tmp_path / "c")
+    index.train(base)
+    for s in range(0, 3000, 1000):  # added in chunks, as the bench streams them
+        index.add(base[s:s + 1000])
+    index.nprobe = 16  # every list: the short list is the whole index
+    index.save()
+    return index, base
+
+
+def test_a_full_short_list_reranks_to_the_exact_answer(built):
+    index, base = built
+    q = base[[7, 1500, 2999]]
+    scores, ids = index.search(q, 5)
+    exact = np.argsort(-(q @ base.T), axis=1)[:, :5]
+    assert ids[:, 0].tolist() == [7, 1500, 2999]  # a stored vector finds itself first
+    assert (ids == exact).mean() >= 0.9  # 8-bit ties aside, the exact order
+    # scores of the 8-bit vectors: each dimension off by at most half a step, vdiff / 255 / 2
+    _, vdiff = index._range()
+    bound = np.abs(q) @ (vdiff / 510)  # (3,)
+    assert (np.abs(scores - np.take_along_axis(q @ base.T, ids, 1)) <= bound[:, None] + 1e-6).all()
+
+
+def test_a_saved_index_loads_mapped_and_answers_the_same(built, tmp_path):
+    index, base = built
+    again = CompressedIndex.load(tmp_path / "c")
+    assert again.count == 3000 and again.nprobe == 16 and again.shortlist == 3000
+    assert isinstance(again._mapped(), np.memmap)  # the codes are mapped, not read
+    np.testing.assert_array_equal(again.search(base[:4], 3)[1], index.search(base[:4], 3)[1])
+    assert again.bytes_mapped() == 3000 * 64
+
+
+def test_a_short_codes_file_is_refused_naming_it(built, tmp_path):
+    codes = tmp_path / "c" / CODES_FILE
+    codes.write_bytes(codes.read_bytes()[:-64])  # one vector lost
+    with pytest.raises(ValueError, match=f"{CODES_FILE}: 191936 bytes, 3000 vectors of 64 expected"):
+        CompressedIndex.load(tmp_path / "c")
+
+
+def test_the_short_list_spec_follows_the_size():
+    assert spec_for(10_000_000, 1280) == "PCA256,IVF4096,PQ128x4fs"  # lists capped
+    assert spec_for(1_000_000, 1280) == "PCA256,IVF4000,PQ128x4fs"  # 4 sqrt(n)
+    assert spec_for(20_000, 64) == "PCA64,IVF565,PQ32x4fs"  # small vectors: PQ over pairs of dimensions
+
+
+def test_spectral_noise_follows_the_real_spectrum_with_the_isotropic_energy():
+    rng = np.random.default_rng(0)
+    # real vectors that vary along 3 directions of 64
+    real = np.zeros((300, 64), np.float32)
+    real[:, :3] = rng.standard_normal((300, 3)) * [3.0, 2.0, 1.0]
+    real[:, 10] = 5.0
+    real /= np.linalg.norm(real, axis=1, keepdims=True)
+    noise = speed.SpectralNoise(real).draw(50_000, np.random.default_rng(1))
+    energy = (noise ** 2).sum(1).mean()
+    assert abs(energy - speed.SYNTH_NOISE ** 2 * 64) < 0.02 * speed.SYNTH_NOISE ** 2 * 64
+    strong = (noise[:, :3] ** 2).sum(1).mean() / energy
+    assert strong > 0.8  # isotropic noise would put 3/64 = 0.05 of it there
+
+
+def test_isotropic_synthetic_vectors_are_the_ones_drawn_before_streaming():
+    """The dedup bench and the 1M figures keep their vectors: the stream draws what the array did."""
+    rng0 = np.random.default_rng(0)
+    real = _unit(rng0, 20, 16)
+    rng = np.random.default_rng(5)
+    before = real[rng.integers(0, 20, 300)] + rng.normal(0, speed.SYNTH_NOISE, (300, 16)).astype(np.float32)
+    before /= np.linalg.norm(before, axis=1, keepdims=True)
+    np.testing.assert_array_equal(speed.synthetic_vectors(real, 300, seed=5), before)
+    with pytest.raises(ValueError, match="synthetic model 'gauss'"):
+        next(speed.draw_synthetic(real, 10, model="gauss"))
+
+
+def test_past_the_sq8_budget_the_bench_streams_into_the_compressed_index(monkeypatch):
+    """Past ``SQ8_MAX_BYTES`` the size picks the compressed index; it is built and searched in one
+    stream, its setting chosen on tuning queries and reported on held-out ones."""
+    import semcopy_lib.index.compressed as compressed
+
+    monkeypatch.setattr(compressed, "SQ8_MAX_BYTES", 20_000 * 64 - 1)
+    rng = np.random.default_rng(0)
+    real = np.zeros((2000, 64), np.float32)  # real vectors that vary in 8 directions: noise shaped like them
+    real[:, :8] = rng.standard_normal((2000, 8))
+    real /= np.linalg.norm(real, axis=1, keepdims=True)
+    row = speed._million(real, 20_000, nlist=64, queries=40, model="spectrum")
+    assert row["search_1m_index"] == "PCA64,IVF565,PQ32x4fs, re-ranked (8-bit)"
+    assert row["search_1m_vectors"] == 20_000 and row["search_1m_synthetic"] == "spectrum"
+    assert row["search_1m_mapped_bytes"] == 20_000 * 64
+    # the cheapest setting that reaches 0.95 on the tuning queries
+    assert row["search_1m_recall_at_20_tuning"] >= 0.95
+    assert row["search_1m_shortlist"] in CompressedIndex.SHORTLISTS and row["search_1m_nprobe"] in speed.NPROBES
+    assert 0 < row["search_1m_recall_at_20"] <= 1 and row["search_1m_index_bytes"] > 0
