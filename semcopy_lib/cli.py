@@ -584,6 +584,7 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
         n_ingest=args.ingest, gallery_size=args.gallery, n_queries=args.queries, million=args.million, nlist=args.nlist)
     _print_mapping(run_speed_bench(args.images_dir, backend=args.backend, encoder_name=args.encoder,
                                    encoder_path=args.encoder_path, synthetic=args.synthetic,
+                                   compressed=args.compressed,
                                    progress=not args.json, **kw), args.json)
     return 0
 
@@ -812,6 +813,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic", choices=["noise", "spectrum"], default="noise",
                    help="synthetic vectors: real ones plus isotropic noise (default), or noise shaped like "
                         "the real vectors' covariance")
+    p.add_argument("--compressed", action="store_true",
+                   help="the compressed index whatever the number of vectors (to compare it with IVF-SQ8)")
     p.add_argument("--nlist", type=int, default=2048, help="IVF lists of that index (default 2048)")
     p.add_argument("--quick", action="store_true", help="a tiny run that only checks everything works (CI)")
     p.add_argument("--backend", choices=["faiss", "milvus"], default="faiss",

@@ -105,3 +105,15 @@ def test_past_the_sq8_budget_the_bench_streams_into_the_compressed_index(monkeyp
     assert row["search_1m_recall_at_20_tuning"] >= 0.95
     assert row["search_1m_shortlist"] in CompressedIndex.SHORTLISTS and row["search_1m_nprobe"] in speed.NPROBES
     assert 0 < row["search_1m_recall_at_20"] <= 1 and row["search_1m_index_bytes"] > 0
+
+
+def test_bench_speed_passes_the_scale_options_on(monkeypatch, tmp_path, capsys):
+    from semcopy_lib.cli import main
+
+    seen = {}
+    monkeypatch.setattr(speed, "run_speed_bench", lambda images_dir, **kw: seen.update(kw) or {"ok": 1})
+    assert main(["bench", "speed", str(tmp_path), "--million", "5000", "--synthetic", "spectrum",
+                 "--compressed", "--json"]) == 0
+    assert seen["million"] == 5000 and seen["synthetic"] == "spectrum" and seen["compressed"] is True
+    assert main(["bench", "speed", str(tmp_path), "--json"]) == 0
+    assert seen["synthetic"] == "noise" and seen["compressed"] is False  # the defaults

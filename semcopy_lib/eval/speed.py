@@ -40,6 +40,7 @@ import platform
 import statistics
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -226,15 +227,17 @@ def _ms_per_query(index, q: np.ndarray, k: int) -> float:
 
 
 def _million(real: np.ndarray, n: int, nlist: int, queries: int = 100, k: int = 20,
-             model: str = "noise", progress: bool = False, backend: str = "faiss") -> dict[str, Any]:
+             model: str = "noise", progress: bool = False, backend: str = "faiss",
+             compressed: bool = False) -> dict[str, Any]:
     """``n`` synthetic vectors in the index their size calls for: IVF-SQ8 in memory, or, past
-    :data:`~semcopy_lib.index.compressed.SQ8_MAX_BYTES` of 8-bit vectors, the compressed index; with
-    ``backend="milvus"``, Milvus (Lite, or ``$SEMCOPY_MILVUS_URI``) as the index keeps them."""
+    :data:`~semcopy_lib.index.compressed.SQ8_MAX_BYTES` of 8-bit vectors (or with ``compressed``), the
+    compressed index; with ``backend="milvus"``, Milvus (Lite, or ``$SEMCOPY_MILVUS_URI``) as the index
+    keeps them."""
     from semcopy_lib.index.compressed import SQ8_MAX_BYTES
 
     if backend == "milvus":
         return _milvus(real, n, queries, k, model, progress=progress)
-    if n * real.shape[1] > SQ8_MAX_BYTES:
+    if compressed or n * real.shape[1] > SQ8_MAX_BYTES:
         return _compressed(real, n, queries, k, model, progress=progress)
     import faiss
 
@@ -286,7 +289,8 @@ def _milvus(real: np.ndarray, n: int, queries: int = 100, k: int = 20, model: st
     q = synthetic_vectors(real, queries, seed=4, model=model)
     top = _ExactTop(q, k)
     with tempfile.TemporaryDirectory(prefix="semcopy-milvus-") as tmp:
-        store = MilvusBackend(d, path=Path(tmp) / MilvusBackend.FILE, name="semcopy_bench_scale")
+        # a name of its own, dropped at the end: on a server the collection would outlive the folder
+        store = MilvusBackend(d, path=Path(tmp) / MilvusBackend.FILE, name=f"semcopy_bench_{uuid.uuid4().hex}")
         try:
             build_s, seen = 0.0, 0  # inserting, flushing and loading, not drawing the vectors
             for block in tqdm(draw_synthetic(real, n, seed=1, model=model), total=-(-n // 100_000),
@@ -303,9 +307,10 @@ def _milvus(real: np.ndarray, n: int, queries: int = 100, k: int = 20, model: st
             recall = _recall(store.search(q, k)[1], top.ids)
             ms = _ms_per_query(store, q, k)
             index = store.client.describe_index(store.collection, "vector").get("index_type", "?")
+            size = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file())  # Lite's files
         finally:
+            store.client.drop_collection(store.collection)
             store.close()
-        size = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file())
     where = "Milvus server" if os.environ.get(MilvusBackend.URI_ENV) else "Milvus Lite"
     return {"search_1m_vectors": n, "search_1m_synthetic": model, "search_1m_index": f"{where}, {index}",
             "search_1m_recall_at_20": round(recall, 4), "search_1m_ms_per_query": round(ms, 3),
@@ -368,7 +373,7 @@ def _compressed(real: np.ndarray, n: int, queries: int = 100, k: int = 20, model
 def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_size: int = 21_000,
                     n_queries: int = 50, million: int = 1_000_000, nlist: int = 2048, progress: bool = False,
                     backend: str = "faiss", encoder_name: str | None = None, encoder_path: str | None = None,
-                    synthetic: str = "noise") -> dict:
+                    synthetic: str = "noise", compressed: bool = False) -> dict:
     """The speed benchmark (module doc); returns one flat JSON-able dict. ``backend``: the index backend
     that ingestion and queries use (``milvus``: Milvus Lite, or ``$SEMCOPY_MILVUS_URI``); ``encoder_name``
     and ``encoder_path``: the encoder measured (default :data:`~semcopy_lib.encoders.DEFAULT_ENCODER`)."""
@@ -438,5 +443,6 @@ def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_
                    **{f"query_{kind}_stages_ms": {stage: round(ms / max(1, len(times[kind])), 1) for stage, ms in split.items()}
                       for kind, split in stages.items()})
         service.index.close()
-    out.update(_million(real, million, nlist, model=synthetic, progress=progress, backend=backend))
+    out.update(_million(real, million, nlist, model=synthetic, progress=progress, backend=backend,
+                        compressed=compressed))
     return out
