@@ -582,10 +582,13 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
 
     kw = dict(n_ingest=12, gallery_size=500, n_queries=6, million=20_000, nlist=64) if args.quick else dict(
         n_ingest=args.ingest, gallery_size=args.gallery, n_queries=args.queries, million=args.million, nlist=args.nlist)
-    _print_mapping(run_speed_bench(args.images_dir, backend=args.backend, encoder_name=args.encoder,
-                                   encoder_path=args.encoder_path, synthetic=args.synthetic,
-                                   compressed=args.compressed,
-                                   progress=not args.json, **kw), args.json)
+    try:
+        report = run_speed_bench(args.images_dir, backend=args.backend, encoder_name=args.encoder,
+                                 encoder_path=args.encoder_path, synthetic=args.synthetic,
+                                 compressed=args.compressed, progress=not args.json, **kw)
+    except ValueError as exc:  # e.g. no room for the compressed index's file
+        raise CliError(str(exc)) from None
+    _print_mapping(report, args.json)
     return 0
 
 

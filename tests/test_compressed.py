@@ -117,3 +117,22 @@ def test_bench_speed_passes_the_scale_options_on(monkeypatch, tmp_path, capsys):
     assert seen["million"] == 5000 and seen["synthetic"] == "spectrum" and seen["compressed"] is True
     assert main(["bench", "speed", str(tmp_path), "--json"]) == 0
     assert seen["synthetic"] == "noise" and seen["compressed"] is False  # the defaults
+
+
+def test_a_disk_without_room_for_the_codes_is_one_line_before_any_work(monkeypatch, tmp_path, capsys):
+    """10M x 1280 codes are 12.8 GB: the bench says so before minutes of ingestion, naming the folder."""
+    import shutil
+    from collections import namedtuple
+
+    from semcopy_lib.cli import main
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(20e9, 18e9, 2e9))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    assert main(["bench", "speed", str(tmp_path), "--million", "10000000", "--json"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"semcopy: error: {tmp_path}: 2.0 GB free, the re-ranking file of 10,000,000 vectors needs "
+                   "12.8 GB (set TMPDIR to a larger disk)"]

@@ -385,12 +385,15 @@ def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_
     from semcopy_lib.encoders import DEFAULT_ENCODER, create_encoder
     from semcopy_lib.encoders.onnx_runtime import wanted_runtime
     from semcopy_lib.index import GalleryIndex, NewItem
+    from semcopy_lib.index.compressed import SQ8_MAX_BYTES, check_room
     from semcopy_lib.query.clock import STAGES
 
     files = scan_folder(images_dir)
     rng = random.Random(0)
     chosen = rng.sample(files, min(n_ingest, len(files)))
     encoder = create_encoder(encoder_name or DEFAULT_ENCODER, path=encoder_path)
+    if backend != "milvus" and (compressed or million * encoder.dim > SQ8_MAX_BYTES):
+        check_room(Path(tempfile.gettempdir()), million, encoder.dim)  # before minutes of ingestion
     out: dict[str, Any] = {"machine": machine(), "encoder": encoder.name, "device": str(encoder.device),
                            "runtime": encoder.use_runtime(wanted_runtime()), "precision": encoder.precision(),
                            "backend": backend, "ingest_images": len(chosen)}

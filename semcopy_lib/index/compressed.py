@@ -40,6 +40,16 @@ def spec_for(n: int, dim: int) -> str:
     return f"PCA{d},IVF{nlist},PQ{min(PQ_M, d // 2)}x4fs"
 
 
+def check_room(directory: Path, n: int, dim: int) -> None:
+    """Raise ValueError (one line naming ``directory``) when its disk cannot hold ``n`` re-ranking codes."""
+    import shutil
+
+    need, free = n * dim, shutil.disk_usage(directory).free
+    if free < need * 1.05:
+        raise ValueError(f"{directory}: {free / 1e9:.1f} GB free, the re-ranking file of {n:,} vectors needs "
+                         f"{need / 1e9:.1f} GB (set TMPDIR to a larger disk)")
+
+
 class CompressedIndex:
     """Inner-product top-k over unit vectors with positional ids (0, 1, ... in the order added).
 
