@@ -188,11 +188,7 @@ def _gpu_flat(base: np.ndarray, q: np.ndarray, exact: np.ndarray, k: int = 20) -
 
     scan = FlatScan(base, device="cuda")
     _, found = scan.search(q, k)  # also copies the vectors to the GPU
-    recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, exact)]))
-    t = time.perf_counter()
-    for row in q:
-        scan.search(row[None], k)
-    ms = (time.perf_counter() - t) / len(q) * 1000
+    recall, ms = _recall(found, exact), _ms_per_query(scan, q, k)
     return {"search_1m_gpu_flat_recall_at_20": round(recall, 4), "search_1m_gpu_flat_ms_per_query": round(ms, 3),
             "search_1m_gpu_flat_bytes": int(base.nbytes)}
 
