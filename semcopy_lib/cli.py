@@ -580,7 +580,7 @@ def cmd_bench_encoders(args: argparse.Namespace) -> int:
 def cmd_bench_speed(args: argparse.Namespace) -> int:
     from semcopy_lib.eval.speed import run_speed_bench
 
-    kw = dict(n_ingest=12, gallery_size=500, n_queries=6, million=20_000, nlist=64) if args.quick else dict(
+    kw = dict(n_ingest=12, gallery_size=500, n_queries=6, million=5_000, nlist=64, scale_queries=20) if args.quick else dict(
         n_ingest=args.ingest, gallery_size=args.gallery, n_queries=args.queries, million=args.million, nlist=args.nlist)
     try:
         report = run_speed_bench(args.images_dir, backend=args.backend, encoder_name=args.encoder,

@@ -369,10 +369,11 @@ def _compressed(real: np.ndarray, n: int, queries: int = 100, k: int = 20, model
 def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_size: int = 21_000,
                     n_queries: int = 50, million: int = 1_000_000, nlist: int = 2048, progress: bool = False,
                     backend: str = "faiss", encoder_name: str | None = None, encoder_path: str | None = None,
-                    synthetic: str = "noise", compressed: bool = False) -> dict:
+                    synthetic: str = "noise", compressed: bool = False, scale_queries: int = 100) -> dict:
     """The speed benchmark (module doc); returns one flat JSON-able dict. ``backend``: the index backend
     that ingestion and queries use (``milvus``: Milvus Lite, or ``$SEMCOPY_MILVUS_URI``); ``encoder_name``
-    and ``encoder_path``: the encoder measured (default :data:`~semcopy_lib.encoders.DEFAULT_ENCODER`)."""
+    and ``encoder_path``: the encoder measured (default :data:`~semcopy_lib.encoders.DEFAULT_ENCODER`);
+    ``scale_queries``: the queries that score the index of ``million`` vectors (as many again tune it)."""
     import random
 
     from semcopy_lib.app import SearchService, index_files
@@ -442,6 +443,6 @@ def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_
                    **{f"query_{kind}_stages_ms": {stage: round(ms / max(1, len(times[kind])), 1) for stage, ms in split.items()}
                       for kind, split in stages.items()})
         service.index.close()
-    out.update(_million(real, million, nlist, model=synthetic, progress=progress, backend=backend,
+    out.update(_million(real, million, nlist, scale_queries, model=synthetic, progress=progress, backend=backend,
                         compressed=compressed))
     return out
