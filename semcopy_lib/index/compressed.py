@@ -169,6 +169,9 @@ class CompressedIndex:
             faiss.omp_set_num_threads(threads)
         codes = self._mapped()
         vmin, vdiff = self._range()
+        # a code decodes to vmin + (code + 0.5) * step, so q . x is one product with the codes plus q . offset
+        step = vdiff / 255
+        offset = vmin + 0.5 * step
         scores = np.full((len(queries), k), -np.finfo(np.float32).max, np.float32)
         ids = np.full((len(queries), k), -1, np.int64)
         buf = np.empty((self.RERANK_ROWS, self.dim), np.float32)
@@ -176,14 +179,13 @@ class CompressedIndex:
             c = np.sort(c[c >= 0])  # in file order: the pages are read in one sweep
             if not len(c):
                 continue
-            # a code decodes to vmin + (code + 0.5) / 255 * vdiff, so q . x is one product with the codes
-            w = q * vdiff / 255
+            w = q * step
             gathered, s = codes[c], np.empty(len(c), np.float32)
             for i in range(0, len(c), self.RERANK_ROWS):  # converted a cache-sized block at a time
                 m = min(self.RERANK_ROWS, len(c) - i)
                 np.copyto(buf[:m], gathered[i:i + m])
                 s[i:i + m] = buf[:m] @ w
-            s += float(q @ (vmin + 0.5 / 255 * vdiff))
+            s += float(q @ offset)
             top = np.argsort(-s)[:k]
             scores[row, :len(top)], ids[row, :len(top)] = s[top], c[top]
         return scores, ids
