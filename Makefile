@@ -7,6 +7,8 @@ DEMO_DIR ?= .cache/demo
 PORT   ?= 8866
 HOST   ?= 127.0.0.1
 LAB_PORT ?= 8888
+# pytest workers in `make test` (pytest-xdist, one test file per worker at a time; each computes on one thread)
+TEST_WORKERS ?= 2
 
 .PHONY: setup test lint lab fuzz load demo demo-build head pasted-probe clean
 
@@ -20,7 +22,7 @@ setup: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check semcopy_lib tests
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check semcopy_lib tests

@@ -6,6 +6,13 @@ import os
 import tempfile
 from pathlib import Path
 
+# `make test` runs two pytest workers on two cores (pytest-xdist): each worker, and what it starts, computes
+# on one thread, before numpy or torch read these. Two workers with a pool of threads each would spin on
+# each other's cores (a FAISS or OpenMP loop then runs several times slower than alone).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[_var] = "1"
+
 import numpy as np
 import pytest
 from hypothesis import settings
