@@ -53,7 +53,8 @@ def _report(report, as_json: bool) -> None:
         print(report.summary(), file=sys.stderr)
     if report.optimised:
         o = report.optimised
-        print(f"past {o['vectors']} vectors the index is now {o['index']} nprobe {o['nprobe']} "
+        shortlist = f", short list {o['shortlist']}" if "shortlist" in o else ""
+        print(f"past {o['vectors']} vectors the index is now {o['index']} nprobe {o['nprobe']}{shortlist} "
               f"(recall@{o['k']} {o['recall_at_k']} against exact search)", file=sys.stderr)
 
 
@@ -168,7 +169,8 @@ def cmd_index_optimise(args: argparse.Namespace) -> int:
         print(f"semcopy: error: {args.index}: {exc}", file=sys.stderr)
         return 2
     if report is None:
-        print(f"semcopy: error: {args.index}: nothing to optimise (empty index)", file=sys.stderr)
+        why = "empty index" if index.backend.count == 0 else f"already {index.info()['vector_index']}"
+        print(f"semcopy: error: {args.index}: nothing to optimise ({why})", file=sys.stderr)
         return 2
     if args.json:
         _print_json(report)
@@ -689,8 +691,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-files", action="store_true", help="do not check that the indexed image files are unchanged")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_index_verify)
-    p = isub.add_parser("optimise", help="turn exact search into IVF-SQ8 now (done by itself past 50,000 vectors) "
-                        "and report its recall@20 against exact search")
+    p = isub.add_parser("optimise", help="turn exact search into IVF-SQ8 now (done by itself past 50,000 vectors; "
+                        "past 4 GB of 8-bit vectors the index becomes compressed) and report its recall@20 "
+                        "against exact search")
     p.add_argument("--index", required=True, metavar="INDEX_DIR")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_index_optimise)

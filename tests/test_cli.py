@@ -315,7 +315,10 @@ def test_index_optimise_reports_recall_and_search_still_finds_copies(built, gall
     report = json.loads(capsys.readouterr().out)
     assert report["index"].startswith("IVF") and report["index"].endswith(",SQ8") and 0 < report["recall_at_k"] <= 1
     _, out, _ = run(capsys, "index", "info", "--index", index, "--json")
-    assert json.loads(out)["vector_index"].startswith("IVF")
+    ivf = json.loads(out)["vector_index"]
+    assert ivf.startswith("IVF")
+    code, _, err = run(capsys, "index", "optimise", "--index", index)  # once is enough
+    assert code == 2 and err == f"semcopy: error: {index}: nothing to optimise (already {ivf})\n"
     query = gallery_dir / "food" / "img04.png"
     code, out, _ = run(capsys, "search", "--index", index, "--json", "-k", "1", "--no-regions", query)
     assert code == 0 and json.loads(out)["hits"][0]["id"] == "food/img04.png"

@@ -136,3 +136,134 @@ def test_a_disk_without_room_for_the_codes_is_one_line_before_any_work(monkeypat
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"semcopy: error: {tmp_path}: 2.0 GB free, the re-ranking file of 10,000,000 vectors needs "
                    "12.8 GB (set TMPDIR to a larger disk)"]
+
+
+# -- the compressed index as a gallery index's backend ------------------------------------------------
+DIM = 64
+
+
+def _clustered(rng, n):
+    """Unit vectors around 40 centres (as a gallery's classes are), so that neighbours mean something."""
+    centres = _unit(rng, 40, DIM)
+    x = centres[rng.integers(0, 40, n)] + 0.15 * rng.standard_normal((n, DIM)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _items(vectors, start=0):
+    from semcopy_lib.index import NewItem
+
+    return [NewItem(f"c/{start + i}.png", "c", f"sha{start + i}", (0, 0, 8, 8), "toy", "/x", v)
+            for i, v in enumerate(vectors)]
+
+
+@pytest.fixture
+def past_budget(tmp_path, monkeypatch):
+    """An index of 1,500 vectors made compressed by ``optimise`` under a budget of 1,000 of them."""
+    from semcopy_lib.index import GalleryIndex, compressed
+
+    base = _clustered(np.random.default_rng(1), 1500)
+    index = GalleryIndex.create(tmp_path / "idx", {"name": "toy"}, DIM)
+    index.add(_items(base))
+    monkeypatch.setattr(compressed, "SQ8_MAX_BYTES", 1000 * DIM)
+    report = index.optimise()
+    return index, base, report
+
+
+def test_past_the_sq8_budget_a_gallery_index_becomes_compressed_and_finds_what_it_holds(past_budget, tmp_path):
+    index, base, report = past_budget
+    assert index.manifest["backend"] == "compressed" and index.manifest["vector_index"] == report
+    assert not (tmp_path / "idx" / "vectors.faiss").exists()  # the FAISS file gave way
+    assert set(report) == {"index", "shortlist", "nprobe", "recall_at_k_tuning", "recall_at_k", "k", "vectors",
+                           "bytes", "mapped_bytes"}
+    assert report["vectors"] == 1500 and report["mapped_bytes"] == 1500 * DIM
+    assert report["recall_at_k_tuning"] >= 0.95
+    assert index.info()["vector_index"].startswith(report["index"].split(",")[0])
+    hits = index.search(base[::100], k=3)
+    assert [h[0].gallery_id for h in hits] == [f"c/{i}.png" for i in range(0, 1500, 100)]
+    # the 8-bit scores stay within half a quantisation step a dimension of the float32 ones
+    _, vdiff = index.backend.index._range()
+    assert all(abs(h[0].score - 1.0) <= float(np.abs(q) @ (vdiff / 510)) + 1e-6 for h, q in zip(hits, base[::100]))
+
+
+def test_a_compressed_gallery_index_adds_removes_and_reopens(past_budget, tmp_path):
+    from semcopy_lib.index import GalleryIndex
+    from semcopy_lib.index.verify import verify
+
+    index, base, _ = past_budget
+    assert index.remove(["c/7.png"]) == []
+    assert "c/7.png" not in [h.gallery_id for h in index.search(base[7:8], k=5)[0]]
+    fresh = _clustered(np.random.default_rng(2), 3)
+    index.add(_items(fresh, start=5000))
+    assert index.backend.count == 1502 and len(index) == 1502
+    assert [h[0].gallery_id for h in index.search(fresh, k=1)] == ["c/5000.png", "c/5001.png", "c/5002.png"]
+    vid = {r.gallery_id: r.id for r in index.records()}["c/1.png"]
+    np.testing.assert_allclose(index.backend.reconstruct(np.array([vid])), base[1:2], atol=0.02)  # 8-bit codes
+    index.close()
+    for again in (GalleryIndex.open(tmp_path / "idx"), GalleryIndex.open(tmp_path / "idx", read_only=True)):
+        assert type(again.backend).__name__ == "CompressedBackend" and again.backend.count == 1502
+        assert [h[0].gallery_id for h in again.search(np.concatenate([fresh[:1], base[9:10]]), k=1)] == \
+            ["c/5000.png", "c/9.png"]
+        again.close()
+    assert verify(tmp_path / "idx", check_files=False).ok
+
+
+def test_a_compressed_index_lost_or_behind_is_rebuilt_from_sqlite(past_budget, tmp_path):
+    import shutil
+
+    from semcopy_lib.index import GalleryIndex
+
+    index, base, _ = past_budget
+    index.close()
+    shutil.rmtree(tmp_path / "idx" / "vectors.compressed")
+    again = GalleryIndex.open(tmp_path / "idx")
+    assert again.manifest["backend"] == "compressed" and again.backend.count == 1500
+    assert (tmp_path / "idx" / "vectors.compressed" / "ids.npy").exists()  # rebuilt and saved
+    assert again.search(base[42:43], k=1)[0][0].gallery_id == "c/42.png"
+
+
+def test_a_reader_searches_what_was_saved_until_the_writer_saves_again(past_budget, tmp_path):
+    from semcopy_lib.index import GalleryIndex
+
+    writer, base, _ = past_budget
+    reader = GalleryIndex.open(tmp_path / "idx", read_only=True)
+    fresh = _clustered(np.random.default_rng(3), 1)
+    writer.add(_items(fresh, start=9000), save=False)  # in SQLite, not yet in the saved index
+    assert reader.search(fresh, k=1)[0][0].gallery_id != "c/9000.png"
+    assert reader.backend.count == 1500  # the saved one, not a rebuild
+    writer.save()
+    assert reader.search(fresh, k=1)[0][0].gallery_id == "c/9000.png"
+    assert reader.backend.count == 1501
+
+
+def test_a_growing_build_turns_a_flat_index_ivf_then_compressed_as_memory_needs(tmp_path, monkeypatch):
+    from semcopy_lib.index import GalleryIndex, compressed
+
+    monkeypatch.setattr(compressed, "SQ8_MAX_BYTES", 1200 * DIM)
+    rng = np.random.default_rng(4)
+    index = GalleryIndex.create(tmp_path / "idx", {"name": "toy"}, DIM)
+    index.add(_items(_clustered(rng, 250)))
+    assert index.optimise(growing=True) is None and index.backend.kind == "flat"  # 250 x 64 x 4 bytes: under
+    index.add(_items(_clustered(rng, 100), start=250))
+    assert index.optimise(growing=True)["index"].startswith("IVF")  # float32 past the budget
+    index.add(_items(_clustered(rng, 900), start=350))
+    assert index.optimise(growing=True)["index"].startswith("PCA")  # 8-bit past it: compressed
+    assert index.manifest["backend"] == "compressed" and index.backend.count == 1250
+
+
+def test_index_build_checks_the_index_kind_after_every_batch(gallery_dir, tmp_path, monkeypatch):
+    from semcopy_lib.app import build_index
+    from semcopy_lib.index import GalleryIndex
+
+    calls = []
+    original = GalleryIndex.optimise
+    monkeypatch.setattr(GalleryIndex, "optimise", lambda self, force=False, growing=False:
+                        calls.append(growing) or original(self, force, growing))
+    build_index(gallery_dir, tmp_path / "idx", batch_size=4, progress=False)
+    assert calls[-1] is False and calls[:-1] == [True] * (len(calls) - 1) and len(calls) >= 4  # 12 images
+
+
+def test_no_gallery_index_is_created_compressed(tmp_path):
+    from semcopy_lib.index import GalleryIndex, IndexDirError
+
+    with pytest.raises(IndexDirError, match="unknown index backend 'compressed'; known: faiss, milvus"):
+        GalleryIndex.create(tmp_path / "idx", {"name": "toy"}, DIM, backend="compressed")

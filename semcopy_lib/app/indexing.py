@@ -209,6 +209,8 @@ def _index_files(
 
     def flush() -> None:
         added = index.add(items, save=False, thumbs=thumbs)
+        # a gallery too big for the index it has in memory changes index on the way
+        report.optimised = index.optimise(growing=True) or report.optimised
         report.added += added.added
         report.replaced += added.replaced
         report.unchanged += added.unchanged
@@ -241,7 +243,7 @@ def _index_files(
         prefetch.close()
     bar.close()
     index.save()
-    report.optimised = index.optimise()  # exact search up to FLAT_MAX vectors, IVF-SQ8 beyond
+    report.optimised = index.optimise() or report.optimised  # the index kind the gallery's size calls for
     unchanged = set(report.unchanged)
     _backfill_thumbs(index, [f for f in files if f.gallery_id in unchanged], batch_size, progress)
     return report

@@ -47,12 +47,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from semcopy_lib.index.compressed import NPROBES
+from semcopy_lib.index.flat import ExactTop, recall_at_k
+
 #: Noise around a real vector that makes a synthetic one (per dimension, before normalising).
 SYNTH_NOISE = 0.02
 #: Images per batch of the optimised ingestion (``index_files``' default).
 INGEST_BATCH = 32
-#: nprobe values tried for the million-vector index, smallest first.
-NPROBES = (8, 16, 32, 64, 128, 256)
 
 
 def machine() -> str:
@@ -188,31 +189,9 @@ def _gpu_flat(base: np.ndarray, q: np.ndarray, exact: np.ndarray, k: int = 20) -
 
     scan = FlatScan(base, device="cuda")
     _, found = scan.search(q, k)  # also copies the vectors to the GPU
-    recall, ms = _recall(found, exact), _ms_per_query(scan, q, k)
+    recall, ms = recall_at_k(found, exact), _ms_per_query(scan, q, k)
     return {"search_1m_gpu_flat_recall_at_20": round(recall, 4), "search_1m_gpu_flat_ms_per_query": round(ms, 3),
             "search_1m_gpu_flat_bytes": int(base.nbytes)}
-
-
-class _ExactTop:
-    """Exact inner-product top-k of queries (Q, D) over vectors seen chunk by chunk (positional ids)."""
-
-    def __init__(self, q: np.ndarray, k: int):
-        self.q, self.k, self.seen = q, k, 0
-        self.scores = np.full((len(q), k), -np.inf, dtype=np.float32)
-        self.ids = np.zeros((len(q), k), dtype=np.int64)  # (Q, k), best first
-
-    def update(self, block: np.ndarray) -> None:
-        cand = np.concatenate([self.scores, self.q @ block.T], axis=1)
-        ids = np.concatenate([self.ids, np.broadcast_to(np.arange(self.seen, self.seen + len(block)),
-                                                        (len(self.q), len(block)))], axis=1)
-        top = np.argsort(-cand, axis=1)[:, :self.k]
-        self.scores, self.ids = np.take_along_axis(cand, top, 1), np.take_along_axis(ids, top, 1)
-        self.seen += len(block)
-
-
-def _recall(found: np.ndarray, exact: np.ndarray) -> float:
-    k = exact.shape[1]
-    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, exact)]))
 
 
 def _ms_per_query(index, q: np.ndarray, k: int) -> float:
@@ -238,7 +217,7 @@ def _million(real: np.ndarray, n: int, nlist: int, queries: int = 100, k: int = 
     import faiss
 
     q = synthetic_vectors(real, queries, seed=2, model=model)
-    top = _ExactTop(q, k)
+    top = ExactTop(q, k)
     index = faiss.index_factory(real.shape[1], f"IVF{nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
     sample = synthetic_vectors(real, min(n, 40 * nlist), seed=3, model=model)
     start = time.perf_counter()
@@ -261,7 +240,7 @@ def _million(real: np.ndarray, n: int, nlist: int, queries: int = 100, k: int = 
         if nprobe > nlist:
             break
         index.nprobe = nprobe
-        recall = _recall(index.search(q, k)[1], exact)
+        recall = recall_at_k(index.search(q, k)[1], exact)
         result = {"search_1m_recall_at_20": round(recall, 4), "search_1m_ms_per_query": round(_ms_per_query(index, q, k), 3),
                   "search_1m_nprobe": nprobe}
         if recall >= 0.95:
@@ -283,7 +262,7 @@ def _milvus(real: np.ndarray, n: int, queries: int = 100, k: int = 20, model: st
 
     d = real.shape[1]
     q = synthetic_vectors(real, queries, seed=4, model=model)
-    top = _ExactTop(q, k)
+    top = ExactTop(q, k)
     with tempfile.TemporaryDirectory(prefix="semcopy-milvus-") as tmp:
         # a name of its own, dropped at the end: on a server the collection would outlive the folder
         store = MilvusBackend(d, path=Path(tmp) / MilvusBackend.FILE, name=f"semcopy_bench_{uuid.uuid4().hex}")
@@ -300,7 +279,7 @@ def _milvus(real: np.ndarray, n: int, queries: int = 100, k: int = 20, model: st
             store.save(Path(tmp))  # flush: Milvus indexes what it holds
             store.search(q[:1], k)  # the collection is loaded at its first search
             build_s += time.perf_counter() - start
-            recall = _recall(store.search(q, k)[1], top.ids)
+            recall = recall_at_k(store.search(q, k)[1], top.ids)
             ms = _ms_per_query(store, q, k)
             index = store.client.describe_index(store.collection, "vector").get("index_type", "?")
             size = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file())  # Lite's files
@@ -334,7 +313,7 @@ def _compressed(real: np.ndarray, n: int, queries: int = 100, k: int = 20, model
         start = time.perf_counter()
         index.train(sample)
         build_s = time.perf_counter() - start  # training, adding and saving, not drawing the vectors
-        top = _ExactTop(np.concatenate([tune, held]), k)
+        top = ExactTop(np.concatenate([tune, held]), k)
         for block in tqdm(draw_synthetic(real, n, seed=1, model=model), total=-(-n // 100_000),
                           desc="compressed index", unit="100k", disable=not progress):
             top.update(block)
@@ -345,19 +324,8 @@ def _compressed(real: np.ndarray, n: int, queries: int = 100, k: int = 20, model
         index.save()
         build_s += time.perf_counter() - start
         exact_tune, exact_held = top.ids[:queries], top.ids[queries:]
-        chosen = None
-        for shortlist in index.SHORTLISTS:  # cheapest first: the short list costs more than the probes
-            for nprobe in NPROBES:
-                index.shortlist, index.nprobe = shortlist, nprobe
-                recall = _recall(index.search(tune, k)[1], exact_tune)
-                if recall >= target:
-                    chosen = (shortlist, nprobe, recall)
-                    break
-            if chosen:
-                break
-        shortlist, nprobe, tune_recall = chosen or (index.SHORTLISTS[-1], NPROBES[-1], recall)
-        index.shortlist, index.nprobe = shortlist, nprobe
-        held_recall = _recall(index.search(held, k)[1], exact_held)
+        shortlist, nprobe, tune_recall = index.tune(tune, exact_tune, target)
+        held_recall = recall_at_k(index.search(held, k)[1], exact_held)
         ms = _ms_per_query(index, held, k)
         return {"search_1m_vectors": n, "search_1m_synthetic": model, "search_1m_index": f"{spec}, re-ranked (8-bit)",
                 "search_1m_nprobe": nprobe, "search_1m_shortlist": shortlist,

@@ -1,6 +1,7 @@
 """The gallery index: one interface (add / remove / search / save / load), backends chosen by name."""
 
 from semcopy_lib.index.backends import BACKENDS, FaissBackend, VectorBackend
+from semcopy_lib.index.compressed import CompressedBackend  # registers the "compressed" backend
 from semcopy_lib.index.directory import (
     AddReport,
     EncoderMismatch,
@@ -13,6 +14,7 @@ from semcopy_lib.index.store import Box, NewItem, Record
 
 __all__ = [
     "BACKENDS",
+    "CompressedBackend",
     "AddReport",
     "Box",
     "EncoderMismatch",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semcopy_lib.index.flat import FlatScan
+from semcopy_lib.index.flat import FlatScan, recall_at_k
 
 
 class VectorBackend(ABC):
@@ -178,7 +178,7 @@ class FaissBackend(VectorBackend):
         while nprobe <= nlist:
             ivf.nprobe = nprobe
             _, found = index.search(q, k)
-            recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, exact)]))
+            recall = recall_at_k(found, exact)
             if recall >= target:
                 break
             nprobe *= 2

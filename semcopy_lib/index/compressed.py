@@ -21,6 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from semcopy_lib.index.backends import BACKENDS, VectorBackend
+from semcopy_lib.index.flat import ExactTop, recall_at_k
+
 SHORTLIST_FILE = "shortlist.faiss"
 CODES_FILE = "rerank.sq8"
 QUANTIZER_FILE = "rerank.sq8.faiss"
@@ -30,6 +33,8 @@ META_FILE = "compressed.json"
 SQ8_MAX_BYTES = 4 * 2**30
 #: Dimensions kept by the PCA of the short list, and the PQ sub-quantizers (4 bits each) over them.
 PCA_DIM, PQ_M = 256, 128
+#: nprobe values tried when an approximate index is tuned, smallest first.
+NPROBES = (8, 16, 32, 64, 128, 256)
 
 
 def spec_for(n: int, dim: int) -> str:
@@ -94,8 +99,11 @@ class CompressedIndex:
         self.index.add(vectors)
         if self._codes_file is None:
             self.directory.mkdir(parents=True, exist_ok=True)
-            # a new index replaces codes left in the directory; a saved one grows its own
-            self._codes_file = open(self.directory / CODES_FILE, "ab" if self.count else "wb")
+            # a new index replaces codes left in the directory; a saved one grows its own, from its last
+            # saved vector on (codes appended but never saved, by a process that died, are dropped)
+            self._codes_file = open(self.directory / CODES_FILE, "r+b" if self.count else "wb")
+            self._codes_file.truncate(self.count * self.dim)
+            self._codes_file.seek(self.count * self.dim)
         self._codes_file.write(self.sq.sa_encode(vectors).tobytes())
         self.count += len(vectors)
         self._codes = None
@@ -107,11 +115,17 @@ class CompressedIndex:
         if self._codes_file is not None:
             self._codes_file.close()
             self._codes_file = None
-        faiss.write_index(self.index, str(self.directory / SHORTLIST_FILE))
-        faiss.write_index(self.sq, str(self.directory / QUANTIZER_FILE))
+        else:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            (self.directory / CODES_FILE).touch()
+        # each file written whole, then renamed: a reader never sees half of one
+        for name, index in ((SHORTLIST_FILE, self.index), (QUANTIZER_FILE, self.sq)):
+            faiss.write_index(index, str(self.directory / f"{name}.tmp"))
+            os.replace(self.directory / f"{name}.tmp", self.directory / name)
         meta = {"dim": self.dim, "spec": self.spec, "shortlist": self.shortlist, "count": self.count,
                 "nprobe": self.nprobe}
-        (self.directory / META_FILE).write_text(json.dumps(meta))
+        (self.directory / f"{META_FILE}.tmp").write_text(json.dumps(meta))
+        os.replace(self.directory / f"{META_FILE}.tmp", self.directory / META_FILE)
 
     @classmethod
     def load(cls, directory: Path) -> "CompressedIndex":
@@ -126,7 +140,7 @@ class CompressedIndex:
         out.index = faiss.read_index(str(directory / SHORTLIST_FILE))
         out.sq = faiss.read_index(str(directory / QUANTIZER_FILE))
         size = (directory / CODES_FILE).stat().st_size
-        if size != out.count * out.dim:
+        if size < out.count * out.dim:  # longer is a writer's unsaved tail, which is not read
             raise ValueError(f"{directory / CODES_FILE}: {size} bytes, {out.count} vectors of {out.dim} expected")
         out.nprobe = meta["nprobe"]
         return out
@@ -152,9 +166,10 @@ class CompressedIndex:
                                     shape=(self.count, self.dim))
         return self._codes
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """queries: (Q, dim) -> (scores (Q, k) float32, ids (Q, k) int64), best first; -1 = none.
+    def search(self, queries: np.ndarray, k: int, live: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """queries: (Q, dim) -> (scores (Q, k) float32, positions (Q, k) int64), best first; -1 = none.
 
+        ``live``: (N,) bool, False for positions that must not be returned (removed vectors).
         Scores are inner products with the 8-bit vectors: off float32's by at most ``|q| . vdiff / 510``
         (half a quantisation step a dimension; about 1e-3 for this project's embeddings)."""
         import faiss
@@ -177,6 +192,8 @@ class CompressedIndex:
         buf = np.empty((self.RERANK_ROWS, self.dim), np.float32)
         for row, (q, c) in enumerate(zip(queries, cand)):
             c = np.sort(c[c >= 0])  # in file order: the pages are read in one sweep
+            if live is not None:
+                c = c[live[c]]
             if not len(c):
                 continue
             w = q * step
@@ -189,6 +206,24 @@ class CompressedIndex:
             top = np.argsort(-s)[:k]
             scores[row, :len(top)], ids[row, :len(top)] = s[top], c[top]
         return scores, ids
+
+    def tune(self, queries: np.ndarray, exact: np.ndarray, target: float = 0.95) -> tuple[int, int, float]:
+        """Set the cheapest short list, then nprobe, whose recall@k of ``queries`` (Q, dim) against
+        ``exact`` (Q, k) positions reaches ``target`` (the longest and widest when none does).
+        Returns (shortlist, nprobe, recall)."""
+        k, recall = exact.shape[1], 0.0
+        for shortlist in self.SHORTLISTS:  # cheapest first: the short list costs more than the probes
+            for nprobe in NPROBES:
+                self.shortlist, self.nprobe = shortlist, nprobe
+                recall = recall_at_k(self.search(queries, k)[1], exact)
+                if recall >= target:
+                    return shortlist, nprobe, recall
+        return self.shortlist, self.nprobe, recall
+
+    def decode(self, positions: np.ndarray) -> np.ndarray:
+        """(n,) positions -> (n, dim) float32: the stored vectors as their 8-bit codes give them back."""
+        codes = np.ascontiguousarray(self._mapped()[np.asarray(positions, dtype=np.int64)])
+        return self.sq.sa_decode(codes).reshape(len(codes), self.dim)
 
     def _range(self) -> tuple[np.ndarray, np.ndarray]:
         """The 8-bit quantizer's per-dimension (vmin (dim,), vdiff (dim,)) of ``QT_8bit``."""
@@ -206,3 +241,181 @@ class CompressedIndex:
     def bytes_mapped(self) -> int:
         """Bytes of the memory-mapped re-ranking codes (``count * dim``)."""
         return int(os.path.getsize(self.directory / CODES_FILE)) if self.directory else 0
+
+
+class CompressedBackend(VectorBackend):
+    """A gallery index's vectors in a :class:`CompressedIndex` (the folder ``vectors.compressed``), with the
+    index's own int64 ids: ``ids.npy`` maps each position to its id, -1 once removed (a removed
+    vector's codes stay in the file until the next rebuild).
+
+    A gallery gets this backend past :data:`SQ8_MAX_BYTES` (:meth:`GalleryIndex.optimise
+    <semcopy_lib.index.directory.GalleryIndex.optimise>`), built from SQLite by :meth:`rebuild`, which
+    also tunes the short list and nprobe. Scores are the 8-bit vectors' (:meth:`CompressedIndex.search`).
+    """
+
+    FILE = "vectors.compressed"
+    IDS_FILE = "ids.npy"
+    #: Made from stored vectors by :meth:`rebuild`, never empty: ``GalleryIndex.create`` refuses it.
+    CREATABLE = False
+    #: Stored vectors that tune (and as many again that score) the short list and nprobe of a rebuild.
+    TUNING_QUERIES = 100
+    #: Fewer vectors than this do not train the short list's quantizers (and fit in memory anyway).
+    MIN_VECTORS = 1000
+
+    def __init__(self, dim: int, path: Path | None = None, name: str | None = None,
+                 index: CompressedIndex | None = None, ids: np.ndarray | None = None):
+        super().__init__(dim)
+        if index is None or ids is None:
+            raise ValueError("a compressed index is made from stored vectors: CompressedBackend.rebuild")
+        self.path, self.index, self.ids = Path(path or index.directory), index, ids
+        self._live = int((ids >= 0).sum())
+        self.report: dict = {}
+        self._order: np.ndarray | None = None  # argsort of ids, for lookups by id
+
+    # -- building ----------------------------------------------------------------------------
+    @classmethod
+    def rebuild(cls, dim: int, path: Path, chunks, n: int, target: float = 0.95, seed: int = 0,
+                progress: bool = False) -> "CompressedBackend":
+        """The index of the ``n`` vectors that ``chunks()`` yields as (ids (m,), vectors (m, dim)) chunks,
+        in two passes (nothing holds them all): a random sample trains it, then every vector is added
+        while the exact top-20 of 2 x :data:`TUNING_QUERIES` sampled stored vectors is kept; the short
+        list and nprobe are the cheapest whose recall@20 on half of them reaches ``target``, and the
+        other half's recall is reported (``self.report``). Written to a new folder, then renamed over
+        ``path``."""
+        import shutil
+
+        from tqdm.auto import tqdm
+
+        if n < cls.MIN_VECTORS:
+            raise ValueError(f"{path}: a compressed index needs at least {cls.MIN_VECTORS} vectors, not {n}")
+        rng = np.random.default_rng(seed)
+        fresh = Path(f"{path}.new")
+        shutil.rmtree(fresh, ignore_errors=True)
+        index = CompressedIndex(dim, spec_for(n, dim), directory=fresh)
+        # a sample of the stored vectors: the training set, and the queries that tune the index
+        want = min(n, index.train_size())
+        share, picked = want / max(n, 1), []
+        for _, vectors in chunks():
+            picked.append(vectors[rng.random(len(vectors)) < share])
+        sample = np.concatenate(picked) if picked else np.zeros((0, dim), np.float32)
+        index.train(sample)
+        queries = sample[rng.choice(len(sample), min(len(sample), 2 * cls.TUNING_QUERIES), replace=False)]
+        k = min(20, n)
+        top = ExactTop(queries, k)
+        ids = []
+        with tqdm(total=n, desc="compressed index", unit="vec", disable=not progress) as bar:
+            for chunk_ids, vectors in chunks():
+                top.update(vectors, chunk_ids)
+                index.add(vectors)
+                ids.append(np.asarray(chunk_ids, dtype=np.int64))
+                bar.update(len(vectors))
+        backend = cls(dim, path=fresh, index=index, ids=np.concatenate(ids) if ids else np.zeros(0, np.int64))
+        half = len(queries) // 2
+        shortlist, nprobe, tuned = index.tune(queries[:half], backend._positions(top.ids[:half]), target)
+        held = recall_at_k(backend.search(queries[half:], k)[1], top.ids[half:])
+        backend.report = {"index": f"{index.spec}, 8-bit re-rank", "shortlist": shortlist, "nprobe": nprobe,
+                          "recall_at_k_tuning": round(tuned, 4), "recall_at_k": round(held, 4), "k": k,
+                          "vectors": n, "bytes": index.bytes_in_memory(), "mapped_bytes": index.bytes_mapped()}
+        backend.save(fresh)
+        old = Path(f"{path}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if Path(path).exists():
+            os.replace(path, old)  # a process that maps the old codes keeps reading them
+        os.replace(fresh, path)
+        shutil.rmtree(old, ignore_errors=True)
+        backend.path = index.directory = Path(path)
+        index._codes = None
+        return backend
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        self._writable()
+        ids = np.asarray(ids, dtype=np.int64)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        if not len(ids):
+            return
+        self.index.add(vectors)
+        self.ids = np.concatenate([self.ids, ids])
+        self._live += len(ids)
+        self._order = None
+
+    def _positions(self, ids: np.ndarray) -> np.ndarray:
+        """Positions of ``ids`` (any shape) among the live ones; -1 where an id is not there."""
+        if self._order is None:
+            self._order = np.argsort(self.ids, kind="stable")
+        ids = np.asarray(ids, dtype=np.int64)
+        if not len(self.ids):
+            return np.full(ids.shape, -1, np.int64)
+        at = np.clip(np.searchsorted(self.ids, ids, sorter=self._order), 0, len(self.ids) - 1)
+        pos = self._order[at]
+        return np.where((self.ids[pos] == ids) & (ids >= 0), pos, -1)
+
+    def remove(self, ids: np.ndarray) -> None:
+        self._writable()
+        if len(ids):
+            pos = np.unique(self._positions(ids))
+            pos = pos[pos >= 0]
+            self.ids[pos] = -1
+            self._live -= len(pos)
+            self._order = None
+
+    # -- searching ---------------------------------------------------------------------------
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        if self.count == 0 or not len(queries):
+            return np.zeros((len(queries), k), np.float32), np.full((len(queries), k), -1, np.int64)
+        live = self.ids >= 0
+        scores, positions = self.index.search(queries, k, live=None if live.all() else live)
+        return scores, np.where(positions >= 0, self.ids[positions], -1)
+
+    def reconstruct(self, ids: np.ndarray) -> np.ndarray:
+        if not len(ids):
+            return np.zeros((0, self.dim), np.float32)
+        pos = self._positions(ids)
+        if (pos < 0).any():
+            raise KeyError(f"ids not in the index: {np.asarray(ids)[pos < 0][:5].tolist()}")
+        return self.index.decode(pos)
+
+    @property
+    def count(self) -> int:
+        return self._live
+
+    @property
+    def kind(self) -> str:
+        """The short list's FAISS spec, the re-ranking and the search settings."""
+        return f"{self.index.spec}, 8-bit re-rank of {self.index.shortlist}, nprobe {self.index.nprobe}"
+
+    # -- saving ------------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        """Write the index and the ids into the folder ``path`` (each file renamed into place)."""
+        self._writable()
+        if Path(path) != self.index.directory:
+            raise ValueError(f"{path}: this compressed index lives in {self.index.directory}")
+        self.index.save()
+        with open(Path(path) / f"{self.IDS_FILE}.tmp", "wb") as fh:
+            np.save(fh, self.ids)
+        os.replace(Path(path) / f"{self.IDS_FILE}.tmp", Path(path) / self.IDS_FILE)
+
+    @classmethod
+    def load(cls, path: Path, dim: int, read_only: bool = False, name: str | None = None) -> "CompressedBackend":
+        """The folder ``path``: the short list read, the codes memory-mapped (``read_only`` refuses changes)."""
+        path = Path(path)
+        if not (path / META_FILE).is_file():
+            raise FileNotFoundError(path)
+        index = CompressedIndex.load(path)
+        if index.dim != dim:
+            raise ValueError(f"{path}: vectors have dimension {index.dim}, the manifest says {dim}")
+        ids = np.load(path / cls.IDS_FILE, allow_pickle=False)
+        if len(ids) != index.count:
+            raise ValueError(f"{path / cls.IDS_FILE}: {len(ids)} ids for {index.count} vectors")
+        backend = cls(dim, path=path, index=index, ids=ids)
+        backend.read_only = read_only
+        return backend
+
+    read_only = False
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise ValueError("this index was opened read-only (memory-mapped); open it for writing to change it")
+
+
+BACKENDS["compressed"] = CompressedBackend

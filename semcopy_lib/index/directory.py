@@ -29,6 +29,8 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from semcopy_lib.index.backends import BACKENDS, StoreInUse, VectorBackend
+from semcopy_lib.index import compressed
+from semcopy_lib.index.compressed import CompressedBackend
 from semcopy_lib.index.lock import IndexLocked, WriteLock
 from semcopy_lib.index.store import Box, MetadataStore, NewItem, Record
 
@@ -135,8 +137,9 @@ class GalleryIndex:
             query: the search settings to keep with the index (``QueryConfig.to_dict()``).
         """
         directory = Path(directory)
-        if backend not in BACKENDS:
-            raise IndexDirError(f"unknown index backend {backend!r}; known: {', '.join(BACKENDS)}")
+        creatable = [name for name, cls in BACKENDS.items() if getattr(cls, "CREATABLE", True)]
+        if backend not in creatable:
+            raise IndexDirError(f"unknown index backend {backend!r}; known: {', '.join(creatable)}")
         directory.mkdir(parents=True, exist_ok=True)
         lock = WriteLock(directory)
         with lock:  # two creators: the second fails clearly (and finds the manifest next time)
@@ -192,6 +195,9 @@ class GalleryIndex:
                 return
             if backend is not None:
                 backend.close()
+        if hasattr(backend_cls, "rebuild"):  # made from the stored vectors in two streamed passes
+            self._rebuild_stream(backend_cls, vectors, generation)
+            return
         try:  # behind or missing: SQLite is the truth
             backend = backend_cls(self.dim, path=vectors, name=self.manifest.get("name"))
         except StoreInUse as exc:
@@ -212,6 +218,34 @@ class GalleryIndex:
                     self.optimise()  # a big index is IVF again (retrained from the vectors SQLite holds)
         except IndexLocked:
             pass  # another process is writing: it will save; this one searches what it rebuilt
+
+    def _rebuild_stream(self, backend_cls: type[VectorBackend], vectors: Path, generation: int) -> None:
+        """Bring a backend that only builds from SQLite (the compressed one) up to ``generation``, saved.
+        A read-only open, or one while another process writes, searches the one last saved instead (a
+        rebuild takes minutes and writes files), and loads it again once a newer one is saved."""
+        if not self.read_only:
+            try:
+                with self.lock:
+                    if self.store.generation == generation:
+                        self.backend = backend_cls.rebuild(self.dim, vectors, lambda: self.store.iter_vectors(self.dim),
+                                                           self.store.count())
+                        self._generation = generation
+                        self.save()
+                        return
+            except IndexLocked:
+                pass
+        saved = self.manifest.get("generation")
+        if self.backend is not None and self._saved == saved:
+            return  # nothing newer saved since it was loaded
+        try:
+            backend = backend_cls.load(vectors, self.dim, read_only=self.read_only, name=self.manifest.get("name"))
+        except FileNotFoundError:
+            raise IndexDirError(f"{self.directory}: {backend_cls.FILE} is missing; open the index for writing "
+                                "(no other process writing) to rebuild it") from None
+        self.backend, self._saved = backend, saved
+        self._generation = generation if saved == generation else -1  # -1: look again at each search
+
+    _saved: int | None = None  # the manifest generation of a read-only compressed backend loaded behind SQLite
 
     def refresh(self) -> bool:
         """Catch up with changes another process committed; True when there were any."""
@@ -377,13 +411,26 @@ class GalleryIndex:
                     self.save()
             return missing
 
-    def optimise(self, force: bool = False) -> dict | None:
-        """Past :data:`FLAT_MAX` vectors (or with ``force``), turn an exact FAISS index into IVF-SQ8 and
-        return its report (recall@20 against exact search on stored vectors, bytes); else None."""
+    def optimise(self, force: bool = False, growing: bool = False) -> dict | None:
+        """The FAISS index its size calls for: exact up to :data:`FLAT_MAX` vectors, IVF-SQ8 beyond (or
+        with ``force``), and past :data:`~semcopy_lib.index.compressed.SQ8_MAX_BYTES` of 8-bit vectors the
+        compressed index (short list in memory, 8-bit vectors memory-mapped), rebuilt from SQLite.
+        ``growing`` (a build between batches): only the changes that memory needs, a flat index turned
+        IVF once its float32 vectors pass that budget. Returns the report of the change (recall@20
+        against exact search on stored vectors, bytes), else None."""
         backend = self.backend
-        if not hasattr(backend, "to_ivf") or backend.kind != "flat" or not (force or backend.count > FLAT_MAX):
+        if self.manifest.get("backend", "faiss") != "faiss" or not hasattr(backend, "to_ivf"):
             return None
-        if backend.count < 2:
+        if backend.count * self.dim > compressed.SQ8_MAX_BYTES:
+            with self.writing():
+                self.backend = CompressedBackend.rebuild(self.dim, self.directory / CompressedBackend.FILE,
+                                                         lambda: self.store.iter_vectors(self.dim), self.store.count())
+                self.manifest.update(backend="compressed", vector_index=self.backend.report)
+                self.save()
+                (self.directory / backend.FILE).unlink(missing_ok=True)
+                return self.backend.report
+        big = backend.count * self.dim * 4 > compressed.SQ8_MAX_BYTES if growing else (force or backend.count > FLAT_MAX)
+        if backend.kind != "flat" or not big or backend.count < 2:
             return None
         with self.writing():
             report = self.backend.to_ivf()

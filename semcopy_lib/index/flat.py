@@ -97,3 +97,31 @@ class FlatScan:
                 self.rescans += len(unsure)
                 scores[unsure], rows[unsure] = torch.topk(q[unsure] @ self.vectors.T, n, dim=1)
             return scores.numpy(), rows.numpy()
+
+
+class ExactTop:
+    """Exact inner-product top-k of queries (Q, D) over vectors seen a chunk at a time: the truth an
+    approximate index is scored against, when nothing may hold all the vectors at once.
+
+    ``ids`` are (Q, k), best first: the positions of the vectors in the order seen, or the ids given
+    with each chunk."""
+
+    def __init__(self, q: np.ndarray, k: int):
+        self.q, self.k, self.seen = q, k, 0
+        self.scores = np.full((len(q), k), -np.inf, dtype=np.float32)
+        self.ids = np.zeros((len(q), k), dtype=np.int64)
+
+    def update(self, block: np.ndarray, ids: np.ndarray | None = None) -> None:
+        """block: (n, D) vectors; ids: their (n,) ids (default: their positions)."""
+        ids = np.arange(self.seen, self.seen + len(block)) if ids is None else np.asarray(ids, dtype=np.int64)
+        cand = np.concatenate([self.scores, self.q @ block.T], axis=1)
+        every = np.concatenate([self.ids, np.broadcast_to(ids, (len(self.q), len(block)))], axis=1)
+        top = np.argsort(-cand, axis=1)[:, :self.k]
+        self.scores, self.ids = np.take_along_axis(cand, top, 1), np.take_along_axis(every, top, 1)
+        self.seen += len(block)
+
+
+def recall_at_k(found: np.ndarray, exact: np.ndarray) -> float:
+    """Mean share of each row of ``exact`` (Q, k) ids that the same row of ``found`` (Q, >= k) holds."""
+    k = exact.shape[1]
+    return float(np.mean([len(set(a.tolist()) & set(b.tolist())) / k for a, b in zip(found, exact)]))
