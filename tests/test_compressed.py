@@ -267,3 +267,17 @@ def test_no_gallery_index_is_created_compressed(tmp_path):
 
     with pytest.raises(IndexDirError, match="unknown index backend 'compressed'; known: faiss, milvus"):
         GalleryIndex.create(tmp_path / "idx", {"name": "toy"}, DIM, backend="compressed")
+
+
+def test_a_reader_keeps_the_index_it_has_while_a_save_is_half_written(past_budget, tmp_path):
+    from semcopy_lib.index import GalleryIndex
+
+    writer, base, _ = past_budget
+    reader = GalleryIndex.open(tmp_path / "idx", read_only=True)
+    fresh = _clustered(np.random.default_rng(5), 1)
+    writer.add(_items(fresh, start=9000), save=False)
+    ids = tmp_path / "idx" / "vectors.compressed" / "ids.npy"
+    np.save(ids, np.append(np.load(ids), 123456))  # half a save: the ids written, the codes not yet
+    assert reader.search(base[3:4], k=1)[0][0].gallery_id == "c/3.png"  # the index it had answers
+    writer.save()
+    assert reader.search(fresh, k=1)[0][0].gallery_id == "c/9000.png"

@@ -191,7 +191,7 @@ class CompressedIndex:
         ids = np.full((len(queries), k), -1, np.int64)
         buf = np.empty((self.RERANK_ROWS, self.dim), np.float32)
         for row, (q, c) in enumerate(zip(queries, cand)):
-            c = np.sort(c[c >= 0])  # in file order: the pages are read in one sweep
+            c = np.sort(c[(c >= 0) & (c < self.count)])  # in file order: the pages are read in one sweep
             if live is not None:
                 c = c[live[c]]
             if not len(c):
@@ -405,8 +405,9 @@ class CompressedBackend(VectorBackend):
         if index.dim != dim:
             raise ValueError(f"{path}: vectors have dimension {index.dim}, the manifest says {dim}")
         ids = np.load(path / cls.IDS_FILE, allow_pickle=False)
-        if len(ids) != index.count:
-            raise ValueError(f"{path / cls.IDS_FILE}: {len(ids)} ids for {index.count} vectors")
+        if len(ids) != index.count or index.index.ntotal != index.count:  # read while a writer saves it
+            raise ValueError(f"{path}: {len(ids)} ids and {index.index.ntotal} short-list vectors for "
+                             f"{index.count} codes")
         backend = cls(dim, path=path, index=index, ids=ids)
         backend.read_only = read_only
         return backend

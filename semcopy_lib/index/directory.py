@@ -239,9 +239,12 @@ class GalleryIndex:
             return  # nothing newer saved since it was loaded
         try:
             backend = backend_cls.load(vectors, self.dim, read_only=self.read_only, name=self.manifest.get("name"))
-        except FileNotFoundError:
-            raise IndexDirError(f"{self.directory}: {backend_cls.FILE} is missing; open the index for writing "
-                                "(no other process writing) to rebuild it") from None
+        except (FileNotFoundError, ValueError) as exc:
+            if self.backend is not None and isinstance(exc, ValueError):
+                self._generation = -1
+                return  # being saved right now: the one loaded before answers, the next search looks again
+            raise IndexDirError(f"{self.directory}: {backend_cls.FILE} is missing or unreadable; open the index "
+                                "for writing (no other process writing) to rebuild it") from None
         self.backend, self._saved = backend, saved
         self._generation = generation if saved == generation else -1  # -1: look again at each search
 
