@@ -375,6 +375,7 @@ def cmd_trust(args: argparse.Namespace) -> int:
 
 def cmd_encoders(args: argparse.Namespace) -> int:
     from semcopy_lib.encoders import DEFAULT_ENCODER, list_encoders
+    from semcopy_lib.encoders.onnx_runtime import runtime_note
 
     infos = list_encoders()
     if args.json:
@@ -385,6 +386,7 @@ def cmd_encoders(args: argparse.Namespace) -> int:
             mark = "yes" if info.available else "no "
             default = " (default)" if info.name == DEFAULT_ENCODER else ""
             print(f"{info.name:<{width}}  available: {mark}  {info.note}{default}")
+        print(runtime_note())
     return 0
 
 

@@ -362,3 +362,16 @@ def test_submit_names_repeated_file_names_by_their_paths(gallery_dir, tmp_path, 
     assert set(rows) == {"a/q.png", "b/q.png"}
     assert rows["a/q.png"][0] == "dogs/x.png" and rows["b/q.png"][0] == "cats/x.png"
     assert sorted(rows["a/q.png"]) == ["cats/x.png", "dogs/x.png", "food/x.png"]
+
+
+def test_encoders_says_which_cpu_runtime_is_asked_for(capsys, monkeypatch):
+    monkeypatch.setattr("semcopy_lib.encoders.openvino_runtime.openvino_bf16", lambda: True)
+    monkeypatch.setenv("SEMCOPY_RUNTIME", "openvino")
+    code, out, _ = run(capsys, "encoders")
+    assert code == 0 and out.splitlines()[-1] == (
+        "CPU runtime: openvino ($SEMCOPY_RUNTIME: onnx, exact fp32, the default; openvino, mixed bf16: "
+        "this CPU has native bf16; torch)")
+    monkeypatch.delenv("SEMCOPY_RUNTIME")
+    monkeypatch.setattr("semcopy_lib.encoders.openvino_runtime.openvino_bf16", lambda: False)
+    _, out, _ = run(capsys, "encoders")
+    assert out.splitlines()[-1].startswith("CPU runtime: onnx (") and "no native bf16 here" in out.splitlines()[-1]

@@ -39,6 +39,16 @@ def wanted_runtime() -> str:
     return runtime
 
 
+def runtime_note() -> str:
+    """One line: the CPU runtime asked for here, and what the others would give (``semcopy encoders``)."""
+    from semcopy_lib.encoders.openvino_runtime import openvino_bf16
+
+    runtime = wanted_runtime()
+    bf16 = "this CPU has native bf16" if openvino_bf16() else "no native bf16 here (or openvino not installed)"
+    return (f"CPU runtime: {runtime} (${RUNTIME_ENV}: onnx, exact fp32, the default; openvino, mixed bf16: "
+            f"{bf16}; torch)")
+
+
 def onnx_installed() -> bool:
     """Whether ``onnxruntime`` (to run) and ``onnx`` (torch's exporter writes with it) import."""
     try:
