@@ -66,6 +66,13 @@ class VectorBackend(ABC):
     def close(self) -> None:
         """Release what the backend holds outside this process's memory (a client, a file); default none."""
 
+    #: Set by ``load(read_only=True)``: the backend maps its data and refuses changes.
+    read_only = False
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise ValueError("this index was opened read-only (memory-mapped); open it for writing to change it")
+
 
 class StoreInUse(ValueError):
     """A shared store (a Milvus collection) belongs to another index: it is neither used nor dropped."""
@@ -220,12 +227,6 @@ class FaissBackend(VectorBackend):
         backend = cls(dim, index)
         backend.read_only = read_only
         return backend
-
-    read_only = False
-
-    def _writable(self) -> None:
-        if self.read_only:
-            raise ValueError("this index was opened read-only (memory-mapped); open it for writing to change it")
 
 
 class MilvusBackend(VectorBackend):

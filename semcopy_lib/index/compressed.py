@@ -412,11 +412,5 @@ class CompressedBackend(VectorBackend):
         backend.read_only = read_only
         return backend
 
-    read_only = False
-
-    def _writable(self) -> None:
-        if self.read_only:
-            raise ValueError("this index was opened read-only (memory-mapped); open it for writing to change it")
-
 
 BACKENDS["compressed"] = CompressedBackend
