@@ -271,6 +271,7 @@ class CompressedBackend(VectorBackend):
         self._live = int((ids >= 0).sum())
         self.report: dict = {}
         self._order: np.ndarray | None = None  # argsort of ids, for lookups by id
+        self._mask: np.ndarray | None = None  # (N,) ids >= 0, once some were removed
 
     # -- building ----------------------------------------------------------------------------
     @classmethod
@@ -336,7 +337,7 @@ class CompressedBackend(VectorBackend):
         self.index.add(vectors)
         self.ids = np.concatenate([self.ids, ids])
         self._live += len(ids)
-        self._order = None
+        self._order = self._mask = None
 
     def _positions(self, ids: np.ndarray) -> np.ndarray:
         """Positions of ``ids`` (any shape) among the live ones; -1 where an id is not there."""
@@ -356,15 +357,16 @@ class CompressedBackend(VectorBackend):
             pos = pos[pos >= 0]
             self.ids[pos] = -1
             self._live -= len(pos)
-            self._order = None
+            self._order = self._mask = None
 
     # -- searching ---------------------------------------------------------------------------
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         if self.count == 0 or not len(queries):
             return np.zeros((len(queries), k), np.float32), np.full((len(queries), k), -1, np.int64)
-        live = self.ids >= 0
-        scores, positions = self.index.search(queries, k, live=None if live.all() else live)
+        if self._mask is None and self._live < len(self.ids):  # a pass over every id: once per change
+            self._mask = self.ids >= 0
+        scores, positions = self.index.search(queries, k, live=self._mask)
         return scores, np.where(positions >= 0, self.ids[positions], -1)
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
