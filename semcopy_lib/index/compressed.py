@@ -267,7 +267,7 @@ class CompressedBackend(VectorBackend):
         super().__init__(dim)
         if index is None or ids is None:
             raise ValueError("a compressed index is made from stored vectors: CompressedBackend.rebuild")
-        self.path, self.index, self.ids = Path(path or index.directory), index, ids
+        self.index, self.ids = index, ids  # the folder is ``index.directory``
         self._live = int((ids >= 0).sum())
         self.report: dict = {}
         self._order: np.ndarray | None = None  # argsort of ids, for lookups by id
@@ -324,7 +324,7 @@ class CompressedBackend(VectorBackend):
             os.replace(path, old)  # a process that maps the old codes keeps reading them
         os.replace(fresh, path)
         shutil.rmtree(old, ignore_errors=True)
-        backend.path = index.directory = Path(path)
+        index.directory = Path(path)
         index._codes = None
         return backend
 
