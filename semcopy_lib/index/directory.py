@@ -30,7 +30,6 @@ import numpy as np
 
 from semcopy_lib.index.backends import BACKENDS, StoreInUse, VectorBackend
 from semcopy_lib.index import compressed
-from semcopy_lib.index.compressed import CompressedBackend
 from semcopy_lib.index.lock import IndexLocked, WriteLock
 from semcopy_lib.index.store import Box, MetadataStore, NewItem, Record
 
@@ -227,8 +226,7 @@ class GalleryIndex:
             try:
                 with self.lock:
                     if self.store.generation == generation:
-                        self.backend = backend_cls.rebuild(self.dim, vectors, lambda: self.store.iter_vectors(self.dim),
-                                                           self.store.count())
+                        self.backend = self._from_store(backend_cls)
                         self._generation = generation
                         self.save()
                         return
@@ -247,6 +245,11 @@ class GalleryIndex:
                                 "for writing (no other process writing) to rebuild it") from None
         self.backend, self._saved = backend, saved
         self._generation = generation if saved == generation else -1  # -1: look again at each search
+
+    def _from_store(self, backend_cls: type[VectorBackend]) -> VectorBackend:
+        """A backend that builds from SQLite in streamed passes (``rebuild``), made in its file of this folder."""
+        return backend_cls.rebuild(self.dim, self.directory / backend_cls.FILE,
+                                   lambda: self.store.iter_vectors(self.dim), self.store.count())
 
     _saved: int | None = None  # the manifest generation of a read-only compressed backend loaded behind SQLite
 
@@ -426,8 +429,7 @@ class GalleryIndex:
             return None
         if backend.count * self.dim > compressed.SQ8_MAX_BYTES:
             with self.writing():
-                self.backend = CompressedBackend.rebuild(self.dim, self.directory / CompressedBackend.FILE,
-                                                         lambda: self.store.iter_vectors(self.dim), self.store.count())
+                self.backend = self._from_store(compressed.CompressedBackend)
                 self.manifest.update(backend="compressed", vector_index=self.backend.report)
                 self.save()
                 (self.directory / backend.FILE).unlink(missing_ok=True)
