@@ -197,3 +197,15 @@ def test_a_held_picture_is_cut_from_the_page_file_or_else_from_its_thumbnail(tmp
     gone = Record(1, "page.png", "", "", (0, 0, 800, 400), "e", str(tmp_path / "moved.png"))
     cut = _held_picture(gone, (400, 100, 200, 200), thumb)
     assert cut.size == (24, 24) and cut.getpixel((12, 12)) == (200, 0, 0)  # 200 px of 800 in a 96-px thumbnail
+
+
+def test_bench_gallery_uses_one_picture_of_a_left_and_right_pair():
+    from semcopy_lib.eval.dedup import _distinct_pictures
+
+    left = Image.new("RGB", (64, 64), "white")
+    left.paste((0, 0, 0), (0, 0, 32, 64))  # black left half
+    right = ImageOps.mirror(left)  # black right half: the benchmark's own "mirror" copy of it
+    top = Image.new("RGB", (64, 64), "white")
+    top.paste((0, 0, 0), (0, 0, 64, 32))  # black top half: another picture
+    kept = _distinct_pictures([("left", left), ("right", right), ("top", top)], 3)
+    assert [name for name, _ in kept] == ["left", "top"]
