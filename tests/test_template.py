@@ -256,3 +256,54 @@ def test_a_residual_hit_found_pixel_for_pixel_closes_its_gap_to_copy_level(boot_
     assert found.score == pytest.approx(0.40 + (0.6 - 0.40) * closed) and found.region_kind == "match"
     assert found.score > 0.40 + VERIFY_WEIGHT * (boot - VERIFY_FROM)  # more than a subject's bonus
     assert [h.gallery_id for h in verified].index("boots/boot.png") < [h.gallery_id for h in verified].index("boots/mirror.png")
+
+
+def other_drawing() -> Image.Image:
+    """Another clip art of the same size: a green bottle (its neck up) with a blue label."""
+    img = Image.new("RGBA", (200, 160), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((85, 10, 115, 50), fill=(30, 150, 60, 255), outline=(20, 20, 20, 255), width=4)
+    draw.ellipse((40, 40, 160, 155), fill=(30, 150, 60, 255), outline=(20, 20, 20, 255), width=4)
+    draw.rectangle((60, 80, 140, 110), fill=(40, 60, 200, 255))
+    return img
+
+
+def test_a_line_drawing_is_matched_to_its_source_by_edges():
+    from semcopy_lib.data.loading import to_rgb
+    from semcopy_lib.data.synth import line_art
+    from semcopy_lib.segment.template import edge_evidence, pixel_evidence
+
+    config = VerifyConfig().edges
+    boot, bottle = to_rgb(drawing()), to_rgb(other_drawing())
+    sketch = line_art(boot)  # dark edges on white: none of the boot's colours
+    assert edge_evidence(sketch, boot, config) > edge_evidence(sketch, bottle, config)
+    assert edge_evidence(boot, boot, config) == pytest.approx(1.0, abs=1e-4)
+    # the same comparison on the pixels themselves cannot tell: the drawing has the colours of neither
+    assert pixel_evidence(sketch, boot, config) < edge_evidence(sketch, boot, config)
+
+
+def test_a_colourless_query_keeps_the_whole_images_hit_when_its_edges_say_so():
+    from semcopy_lib.data.loading import to_rgb
+    from semcopy_lib.data.synth import line_art
+    from semcopy_lib.query.verify import arbitrated
+
+    boot, bottle = to_rgb(drawing()), to_rgb(other_drawing())
+    thumbs = {"boot.png": thumbnail(drawing()), "bottle.png": thumbnail(other_drawing()), "x.png": thumbnail(bottle)}
+    box = (0, 0, 200, 160)
+    # a part of the line drawing found the bottle first; the whole image had found the boot
+    ranked = [SearchHit("bottle.png", 0.71, "c", "", (10, 10, 80, 80), "window"),
+              SearchHit("x.png", 0.66, "c", "", box, "whole"),
+              SearchHit("boot.png", 0.64, "c", "", box, "whole")]
+    whole_first = SearchHit("boot.png", 0.64, "c", "", box, "whole")
+    config = VerifyConfig()
+    sketch = line_art(boot)
+    out = arbitrated(sketch, ranked, whole_first, thumbs, config)
+    assert [(h.gallery_id, h.score, h.region_kind) for h in out] == [
+        ("boot.png", 0.71, "whole"), ("bottle.png", 0.71, "window"), ("x.png", 0.66, "whole")]
+    # a query in colour is compared by its pixels elsewhere, not here; and 0 turns it off
+    assert arbitrated(boot, ranked, whole_first, thumbs, config) == ranked
+    assert arbitrated(sketch, ranked, whole_first, thumbs, replace(config, colourless=0.0)) == ranked
+    # a line drawing of the bottle keeps the bottle first
+    assert arbitrated(line_art(bottle), ranked, whole_first, thumbs, config) == ranked
+    # when the whole image's first hit is the bottle's too, nothing moves
+    assert arbitrated(sketch, ranked, ranked[0], thumbs, config) == ranked

@@ -4,8 +4,8 @@ which one to keep.
 Each image's neighbours come from the index's own search (exact, or IVF past 50,000 vectors), so the
 work grows with the number of images times ``neighbours``, not with its square. Byte-identical files
 (same sha256) are one node. A pair over the cosine threshold must also line up pixel for pixel
-(their thumbnails, :func:`pixel_evidence`), so that drawings alike but not copies stay apart. Nodes
-are grouped by one of two rules:
+(their thumbnails, :func:`~semcopy_lib.segment.template.pixel_evidence`), so that drawings alike but
+not copies stay apart. Nodes are grouped by one of two rules:
 
 - ``keeper`` (default): nodes in keeper order (:func:`keeper_order`) each become a group's keeper
   unless already taken, and take the untaken neighbours that score at least the threshold *with the
@@ -30,14 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm.auto import tqdm
 
 from semcopy_lib.data import ImageLoadError, load_image, to_rgb
 from semcopy_lib.data.boxes import Box
 from semcopy_lib.index import GalleryIndex, Record
 from semcopy_lib.segment import scale_box
-from semcopy_lib.segment.template import THUMB_SIDE, TemplateConfig, match_picture, read_thumbnail
+from semcopy_lib.segment.template import THUMB_SIDE, TemplateConfig, pixel_evidence, read_thumbnail
 
 METHODS = ("keeper", "components")
 LEVELS = ("copy", "subject")
@@ -45,10 +45,10 @@ LEVELS = ("copy", "subject")
 NEIGHBOURS = 32
 #: Query vectors searched at once.
 BATCH = 1024
-#: Pixel correlation (:func:`pixel_evidence`) a pair over the cosine threshold needs too: drawings
-#: alike but not copies (two speech bubbles) score close, their pixels do not line up. Chosen on the
-#: tuning split of ``bench dedup``: the highest value before true pairs go faster than false ones
-#: (docs/benchmarks.md); 0: no check.
+#: Pixel correlation (:func:`~semcopy_lib.segment.template.pixel_evidence`) a pair over the cosine
+#: threshold needs too: drawings alike but not copies (two speech bubbles) score close, their pixels
+#: do not line up. Chosen on the tuning split of ``bench dedup``: the highest value before true pairs
+#: go faster than false ones (docs/benchmarks.md); 0: no check.
 VERIFY = 0.8
 #: How thumbnails (96 px) are matched: a copy is often a crop of the other picture (down to 60 % of
 #: its side), so sizes are tried in fine steps.
@@ -146,16 +146,6 @@ def neighbour_pairs(index: GalleryIndex, vectors: np.ndarray, ids: list[str], th
     return pairs, through
 
 
-def pixel_evidence(a: Image.Image, b: Image.Image) -> float:
-    """How well one thumbnail's pixels are found in the other (either way round, and mirrored): the
-    best correlation of :func:`~semcopy_lib.segment.template.match_picture`, in [-1, 1]."""
-    best = -1.0
-    for query, picture in ((a, b), (b, a), (a, ImageOps.mirror(b)), (b, ImageOps.mirror(a))):
-        rgb = to_rgb(query)
-        best = max(best, match_picture(rgb, (0, 0, *rgb.size), picture, MATCH)[0])
-    return best
-
-
 def _held_picture(record: Record, box: Box, thumb: Image.Image) -> Image.Image:
     """The picture at ``box`` (file pixels) of the page ``record``, at thumbnail size: cut from its file
     (the thumbnail is too small to cut from), else from ``thumb`` when the file cannot be read."""
@@ -187,7 +177,7 @@ def _verified(index: GalleryIndex, pairs: dict[tuple[int, int], float], records:
             holder, box = through[(i, j)]
             held = _held_picture(records[holder], box, a if holder == i else b)
             a, b = (held, b) if holder == i else (a, held)
-        if a is None or b is None or pixel_evidence(a, b) >= verify:
+        if a is None or b is None or pixel_evidence(a, b, MATCH) >= verify:
             kept[(i, j)] = score
     return kept
 

@@ -19,7 +19,7 @@ from semcopy_lib.encoders import Encoder
 from semcopy_lib.index import GalleryIndex
 from semcopy_lib.query import QueryConfig, QueryImage, check_proposers, merge_hits, propose, turned_views, voted
 from semcopy_lib.query.clock import StageClock
-from semcopy_lib.query.verify import to_check, verified
+from semcopy_lib.query.verify import arbitrated, to_check, verified
 from semcopy_lib.segment import Region, crop, scale_box
 from semcopy_lib.segment.template import read_thumbnail
 
@@ -124,7 +124,16 @@ class SearchService:
         with self.clock.time("search"):
             per_region = self.index.search(wholes, k=depth + (self.config.vote.depth if vote and self.config.vote.weight > 0 else 0),
                                            encoder=self.encoder.name)
+        # the whole image's own first hit (after the class vote), by id(result): a colourless query's
+        # parts may outrank it
+        whole_first: dict[int, SearchHit] = {}
+        for (result, region), hits in zip(owners, per_region):
+            mine = [SearchHit(h.gallery_id, h.score, h.label, h.source, region.box, "whole") for h in hits]
+            mine = voted(mine, self.encoder.copy_score, self.config.vote) if vote else mine
+            if mine:
+                whole_first[id(result)] = mine[0]
         verify: dict[int, Image.Image] = {}  # single pictures searched by their parts, by id(result)
+        parted: dict[int, Image.Image] = {}  # every query searched by its parts, by id(result)
         copies: dict[int, Image.Image] = {}  # queries whose whole image matched at copy level, by id(result)
         if regions:
             # a query whose whole image already matches at copy level is that picture: no regions needed
@@ -140,6 +149,7 @@ class SearchService:
                     per_region += self.index.search(vectors, k=depth, encoder=self.encoder.name)
             # a single picture searched by its parts may hold a pasted gallery picture: check the pixels
             verify = {id(r): im for r, im in todo if r.layout == "single"}
+            parted = {id(r): im for r, im in todo}
             # a copy may be of either of two near-twins (mirrored, the same colours in another order):
             # check which picture it was cut from
             searched = {id(r) for r, _ in todo}
@@ -184,7 +194,11 @@ class SearchService:
                     copy_of = id(result) in copies
                     ranked = self._verified((copies if copy_of else verify)[id(result)], ranked, copy=copy_of)
             with self.clock.time("rerank"):
-                result.hits = (voted(ranked, self.encoder.copy_score, self.config.vote) if vote else ranked)[:k]
+                ranked = voted(ranked, self.encoder.copy_score, self.config.vote) if vote else ranked
+            if id(result) in parted:
+                with self.clock.time("verify"):
+                    ranked = self._arbitrated(parted[id(result)], ranked, whole_first.get(id(result)))
+            result.hits = ranked[:k]
             # of the many windows, list those that a hit came from, and where verified pictures sit, so
             # that every hit's box is a region
             for box, kind in dict.fromkeys((h.query_box, h.region_kind) for h in result.hits
@@ -202,6 +216,14 @@ class SearchService:
         top = to_check(ranked, self.config.verify, copy)
         thumbs = self.index.thumbs(h.gallery_id for h in top)
         return verified(image, ranked, top, thumbs, self.config.verify, self.encoder.copy_score, copy)
+
+    def _arbitrated(self, image: Image.Image, ranked: list[SearchHit], whole_first: SearchHit | None) -> list[SearchHit]:
+        """``ranked``, or the whole image's first hit first when a colourless query's edges say so
+        (:func:`~semcopy_lib.query.verify.arbitrated`)."""
+        if not ranked or whole_first is None or ranked[0].gallery_id == whole_first.gallery_id:
+            return ranked
+        thumbs = self.index.thumbs({ranked[0].gallery_id, whole_first.gallery_id})
+        return arbitrated(image, ranked, whole_first, thumbs, self.config.verify)
 
     def _proposed(
         self, queries: list[tuple[QueryResult, QueryImage]], stage: str, batch_size: int

@@ -82,12 +82,22 @@ class VerifyConfig:
         weight: a hit found in a picture gains ``weight * (correlation - start)`` (a copy instead closes
             ``(correlation - start) / (1 - start)`` of its gap to 1, so an exact copy keeps its 1).
         template: how the pixels are compared.
+        colourless: a query searched by its parts whose mean saturation (HSV, 0-255, at 64 px) is
+            under this has no colour (a line drawing, a pencil sketch, a greyscale print): when its
+            whole image's first hit is not the search's first, and that hit's picture's edges line up
+            better with the query's than the first hit's, it goes first (the parts of a drawing may
+            look like other pictures, its edges say which one it was drawn from); 0: never.
+        edges: how edge maps are compared (thumbnails either way round and mirrored, down to 60 % of the
+            other's side: a drawing may be of a crop).
     """
 
     top: int = 5
     start: float = 0.7
     weight: float = 0.5
     template: TemplateConfig = field(default_factory=TemplateConfig)
+    colourless: float = 2.0
+    edges: TemplateConfig = field(default_factory=lambda: TemplateConfig(
+        work_side=64, scales=(0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)))
 
 
 @dataclass(frozen=True)

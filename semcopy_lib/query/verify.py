@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Mapping, TypeVar
 
+import numpy as np
 from PIL import Image
 
 from semcopy_lib.query.config import VerifyConfig
 from semcopy_lib.segment import scale_box
-from semcopy_lib.segment.template import match_crop, match_picture, read_thumbnail
+from semcopy_lib.segment.template import edge_evidence, match_crop, match_picture, read_thumbnail
 
 #: A frozen dataclass hit with ``gallery_id``, ``score``, ``query_box`` and ``region_kind`` (the service's ``SearchHit``).
 Hit = TypeVar("Hit")
@@ -69,3 +70,34 @@ def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapp
     # a bonus only raises scores, so the checked hits still rank above all the others
     checked = {id(h) for h in top}
     return sorted(scored, key=lambda h: (-h.score, h.gallery_id)) + [h for h in ranked if id(h) not in checked]
+
+
+def colourless(image: Image.Image, level: float) -> bool:
+    """True when ``image`` (RGB) has no colour: its mean HSV saturation (0-255) at 64 px is under ``level``."""
+    small = np.asarray(image.convert("RGB").resize((64, 64), Image.BICUBIC).convert("HSV"))
+    return float(small[..., 1].mean()) < level
+
+
+def arbitrated(image: Image.Image, ranked: list[Hit], whole_first: Hit | None, thumbs: Mapping[str, bytes],
+               config: VerifyConfig) -> list[Hit]:
+    """``ranked`` (best first), or, when ``image`` is :func:`colourless` and the whole image's first hit
+    ``whole_first`` is not ``ranked``'s first but its picture's edges line up better with ``image``'s
+    (:func:`~semcopy_lib.segment.template.edge_evidence`) than the first hit's, that hit first, at the
+    first hit's score (so that scores still fall down the list), then the others in their order.
+
+    Args:
+        image: the query (RGB).
+        thumbs: PNG thumbnails by gallery id (both hits' are needed, else ``ranked`` is kept).
+    """
+    if not ranked or whole_first is None or ranked[0].gallery_id == whole_first.gallery_id:
+        return ranked
+    first = ranked[0]
+    if config.colourless <= 0 or first.gallery_id not in thumbs or whole_first.gallery_id not in thumbs:
+        return ranked
+    if not colourless(image, config.colourless):
+        return ranked
+    whole = edge_evidence(image, read_thumbnail(thumbs[whole_first.gallery_id]), config.edges)
+    if whole <= edge_evidence(image, read_thumbnail(thumbs[first.gallery_id]), config.edges):
+        return ranked
+    kept = next((h for h in ranked if h.gallery_id == whole_first.gallery_id), whole_first)
+    return [replace(kept, score=max(kept.score, first.score)), *(h for h in ranked if h is not kept)]

@@ -157,3 +157,44 @@ def match_crop(query: Image.Image, picture: Image.Image, config: TemplateConfig 
         scores = cv2.matchTemplate(scene, template, cv2.TM_CCOEFF_NORMED)
         best = max(best, float(np.nan_to_num(scores, nan=-1.0, posinf=-1.0, neginf=-1.0).max()))
     return best
+
+
+def pixel_evidence(a: Image.Image, b: Image.Image, config: TemplateConfig) -> float:
+    """How well one picture's pixels are found in the other (either way round, and mirrored): the best
+    correlation of :func:`match_picture` over the four, in [-1, 1]. Both are small (thumbnails)."""
+    from PIL import ImageOps
+
+    from semcopy_lib.data.loading import to_rgb
+
+    best = -1.0
+    for query, picture in ((a, b), (b, a), (a, ImageOps.mirror(b)), (b, ImageOps.mirror(a))):
+        rgb = to_rgb(query)
+        best = max(best, match_picture(rgb, (0, 0, *rgb.size), picture, config)[0])
+    return best
+
+
+def edge_map(image: Image.Image) -> Image.Image:
+    """Where ``image`` (any mode; transparency on white) changes: the gradient magnitude of its grey,
+    smoothed and scaled to its maximum, as RGB. A line drawing or pencil sketch keeps its source's edges
+    and nothing of its colours, so the two have the same edge map."""
+    from PIL import ImageFilter
+
+    from semcopy_lib.data.loading import to_rgb
+
+    grey = np.asarray(to_rgb(image).convert("L").filter(ImageFilter.GaussianBlur(1)), np.float32)
+    gx, gy = np.zeros_like(grey), np.zeros_like(grey)
+    gx[:, 1:-1] = grey[:, 2:] - grey[:, :-2]
+    gy[1:-1] = grey[2:] - grey[:-2]
+    magnitude = np.hypot(gx, gy)
+    magnitude *= 255.0 / max(1e-6, float(magnitude.max()))
+    return Image.fromarray(magnitude.astype(np.uint8)).filter(ImageFilter.GaussianBlur(1.5)).convert("RGB")
+
+
+def edge_evidence(a: Image.Image, b: Image.Image, config: TemplateConfig) -> float:
+    """:func:`pixel_evidence` of the two pictures' :func:`edge_map`: whether one is drawn from the other."""
+    small = []
+    for image in (a, b):
+        image = image.copy()
+        image.thumbnail((THUMB_SIDE, THUMB_SIDE))
+        small.append(edge_map(image))
+    return pixel_evidence(small[0], small[1], config)
