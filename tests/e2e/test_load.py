@@ -120,8 +120,10 @@ def test_eight_sessions_search_while_a_writer_adds_200_images(gallery_dir, tmp_p
         "errors": sum(len(s["errors"]) for s in sessions), "error_lines": [e for s in sessions for e in s["errors"]][:20],
         "p50_s": round(statistics.median(every), 2) if every else None,
         "p95_s": round(float(np.percentile(every, 95)), 2) if every else None,
+        "slowest_s": [round(x, 2) for x in sorted(every)[-5:]],
         "per_session": [{"p50_s": round(statistics.median(s["latencies"]), 2),
-                         "p95_s": round(float(np.percentile(s["latencies"], 95)), 2), "errors": len(s["errors"])}
+                         "p95_s": round(float(np.percentile(s["latencies"], 95)), 2), "errors": len(s["errors"]),
+                         "each_s": [round(x, 2) for x in s["latencies"]]}
                         for s in sessions if s["latencies"]],
         "images_before": before, "images_after": len(index), "verify_exit": verify.returncode,
     }
