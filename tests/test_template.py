@@ -293,7 +293,7 @@ def test_a_colourless_query_keeps_the_whole_images_hit_when_its_edges_say_so():
     # a part of the line drawing found the bottle first; the whole image had found the boot
     ranked = [SearchHit("bottle.png", 0.71, "c", "", (10, 10, 80, 80), "window"),
               SearchHit("x.png", 0.66, "c", "", box, "whole"),
-              SearchHit("boot.png", 0.64, "c", "", box, "whole")]
+              SearchHit("boot.png", 0.64, "c", "", (50, 40, 100, 80), "window")]
     whole_first = SearchHit("boot.png", 0.64, "c", "", box, "whole")
     config = VerifyConfig()
     sketch = line_art(boot)

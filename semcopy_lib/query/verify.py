@@ -82,8 +82,9 @@ def arbitrated(image: Image.Image, ranked: list[Hit], whole_first: Hit | None, t
                config: VerifyConfig) -> list[Hit]:
     """``ranked`` (best first), or, when ``image`` is :func:`colourless` and the whole image's first hit
     ``whole_first`` is not ``ranked``'s first but its picture's edges line up better with ``image``'s
-    (:func:`~semcopy_lib.segment.template.edge_evidence`) than the first hit's, that hit first, at the
-    first hit's score (so that scores still fall down the list), then the others in their order.
+    (:func:`~semcopy_lib.segment.template.edge_evidence`) than the first hit's, that hit first (as the
+    whole image's hit), at the first hit's score (so that scores still fall down the list), then the
+    others in their order.
 
     Args:
         image: the query (RGB).
@@ -99,5 +100,6 @@ def arbitrated(image: Image.Image, ranked: list[Hit], whole_first: Hit | None, t
     whole = edge_evidence(image, read_thumbnail(thumbs[whole_first.gallery_id]), config.edges)
     if whole <= edge_evidence(image, read_thumbnail(thumbs[first.gallery_id]), config.edges):
         return ranked
-    kept = next((h for h in ranked if h.gallery_id == whole_first.gallery_id), whole_first)
-    return [replace(kept, score=max(kept.score, first.score)), *(h for h in ranked if h is not kept)]
+    # reported as the whole image's hit (its box and kind): the whole image's edges put it first
+    return [replace(whole_first, score=max(whole_first.score, first.score)),
+            *(h for h in ranked if h.gallery_id != whole_first.gallery_id)]
