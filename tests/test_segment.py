@@ -514,3 +514,21 @@ def test_a_picture_in_a_sidebar_card_with_a_caption_is_found():
         draw.text((1020, 340 + 18 * line), "Figure: a drawing of the gallery", fill=(60, 60, 60))
     layout = analyse(page)
     assert max(iou(picture, b) for b in layout.boxes) >= 0.7, layout.boxes
+
+
+def test_the_xy_cut_takes_its_thresholds_from_the_layout_config(photos):
+    """The blocks' thresholds are the config's (saved with an index), not the module's: tiles of 200 px
+    in a 400-px collage are photos; when a photo must be at least 60 % of the short side, none is."""
+    from dataclasses import replace
+
+    from semcopy_lib.query import QueryConfig
+    from semcopy_lib.segment import LayoutConfig
+
+    img, _ = compose.collage(photos[0], photos[1:], random.Random(0), 2, 2, gutter=12, tile=200)
+    assert analyse(img).layout == "collage"
+    strict = LayoutConfig(blocks=replace(LayoutConfig().blocks, min_photo_side=0.6))
+    assert analyse(img, strict).layout == "single"
+    # saved and read back with the rest of the query config
+    saved = QueryConfig(layout=strict).to_dict()
+    assert saved["layout"]["blocks"]["min_photo_side"] == 0.6
+    assert QueryConfig.from_dict(saved).layout == strict

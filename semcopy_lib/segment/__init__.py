@@ -21,8 +21,8 @@ from PIL import Image
 from semcopy_lib.data.boxes import Box
 from semcopy_lib.segment.caption import without_caption
 from semcopy_lib.segment.canvas import CANVAS_TOLERANCES, canvas_of, touching_groups, union
-from semcopy_lib.segment.layout import (MIN_PHOTO_SIDE, find_blocks, grid_cells, inside_share, iou,
-                                        min_photo_side, rectangles_in, work_scale)
+from semcopy_lib.segment.layout import (BlocksConfig, find_blocks, grid_cells, inside_share, iou, min_photo_side,
+                                        rectangles_in, work_scale)
 from semcopy_lib.segment.parts import parts_off_page
 from semcopy_lib.segment.subjects import SubjectsConfig, subject_boxes
 
@@ -59,6 +59,7 @@ class LayoutConfig:
             cover ``grid_frame`` of the image and the blocks ``grid_cover`` of the cells (tiles of clip
             art on white show only their drawing).
         near_same: a box this close (IoU) to one already found is the same region: searched once.
+        blocks: the XY-cut that finds the blocks (:class:`~semcopy_lib.segment.layout.BlocksConfig`).
     """
 
     single_cover: float = 0.8
@@ -68,6 +69,7 @@ class LayoutConfig:
     grid_frame: float = 0.8
     grid_cover: float = 0.3
     near_same: float = 0.95
+    blocks: BlocksConfig = field(default_factory=BlocksConfig)
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,8 @@ def analyse(image: Image.Image, config: LayoutConfig = LayoutConfig()) -> Layout
     width, height = image.size
     whole = (0, 0, width, height)
     rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
-    small = work_scale(rgb)
-    blocks = find_blocks(small)
+    small = work_scale(rgb, config.blocks)
+    blocks = find_blocks(small, config.blocks)
     wh, ww = small.shape[:2]
     sx, sy = width / ww, height / wh
 
@@ -100,7 +102,7 @@ def analyse(image: Image.Image, config: LayoutConfig = LayoutConfig()) -> Layout
     def off_page(found: list[Box]) -> list[Box]:
         """The parts off the page's colour that are no box of ``found`` (cards, framed pictures,
         drawings that no strip all across a block separates; a page of cards is often a grid)."""
-        parts = to_image(parts_off_page(small, min_photo_side(small)))
+        parts = to_image(parts_off_page(small, min_photo_side(small, config.blocks), config.blocks.max_aspect))
         return [b for b in parts if all(iou(b, o) < config.same_box for o in found)]
 
     # the layout is decided on the outermost blocks; photos inside a framed panel are searched too
@@ -128,7 +130,7 @@ def analyse(image: Image.Image, config: LayoutConfig = LayoutConfig()) -> Layout
     # pictures drawn by their edges: on a hero section's gradient or a photo, which no uniform gutter
     # separates (searched over the whole page: the section itself may be cut at the picture's edges)
     found = boxes + to_image(inner)
-    rectangles = rectangles_in(rgb, MIN_PHOTO_SIDE * min(width, height))
+    rectangles = rectangles_in(rgb, config.blocks.min_photo_side * min(width, height), config=config.blocks)
     found += [b for b in rectangles if all(iou(b, o) < config.same_box for o in found)]
     return _on_canvas(rgb, Layout("screenshot", found + off_page(found)), config)
 

@@ -9,11 +9,12 @@ Both are cut recursively (XY-cut, Nagy & Seth 1984) on
 
 and each leaf block, trimmed of uniform borders, is a photo when it is large enough and has the colour
 variety of a picture rather than of text on a flat background. The image is analysed at most
-``LAYOUT_WORK_SIDE`` pixels large; boxes are returned in the pixels of the image given.
+``BlocksConfig.work_side`` pixels large; boxes are returned in the pixels of the image given.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -21,61 +22,91 @@ from scipy.ndimage import maximum_filter, median_filter
 
 from semcopy_lib.data.boxes import Box
 
-LAYOUT_WORK_SIDE = 512
-UNIFORM_RANGE = 24.0  # max spread (p95 - p5, summed over RGB) of a gutter strip
-GUTTER_TOLERANCE = 16.0  # summed |dRGB| from the background under which a gutter pixel is background
-GUTTER_OFF_SHARE = 0.005  # share of a gutter strip's pixels allowed to be off the background
-FRAME_STEP = 24.0  # colour step between a block's frame and its surroundings that makes it a framed container
-SEAM_JUMP = 40.0  # colour jump (summed |dRGB|) across a seam, held along SEAM_QUANTILE of it
-SEAM_QUANTILE = 0.25  # the jump must hold along 75 % of the boundary (a row of equal cards is no seam)
-SAME_PICTURE_OVERLAP = 0.6  # colour-histogram overlap above which both sides of an edge are one picture
-STRIPE = 0.12  # a band between two jumps at most this share of a block long, alike beyond both, is no seam
-MIN_PIECE = 0.05  # a seam split keeps at least this fraction of the block on each side
-FLAT_BAND_STD = 12.0  # summed per-channel std under which a band is a flat page area
-MIN_PHOTO_SIDE = 0.08  # of the image's shorter side
-MIN_EDGE_FRACTION = 0.01  # share of a photo block's pixels on an edge
-CROSS_SIDE = 0.15  # a strip of the enclosing background this far inside a block splits it into cards
-INNER_SHARE = 0.85  # a photo under this share of the framed block holding it is a box of its own too
-RECT_SIDE = 0.8  # share of each side of a rectangle that must lie on an edge
-MAX_ASPECT = 5.0  # a leaf block longer than this many times its width is a text paragraph, not a picture
+@dataclass(frozen=True)
+class BlocksConfig:
+    """Thresholds of the XY-cut (:func:`find_blocks`); saved with an index as the query config's
+    ``layout.blocks``. Colour distances are summed |dRGB| (0-765).
 
+    Attributes:
+        work_side: the image is analysed at most this many pixels on its longer side.
+        uniform_range: most spread (p95 - p5, summed over RGB) of a gutter strip or a flat box.
+        gutter_tolerance: distance from the background under which a gutter pixel is background.
+        gutter_off_share: share of a gutter strip's pixels allowed off the background (JPEG ringing).
+        frame_step: colour step between a block's frame and its surroundings that makes it a framed
+            container (and under which two bands have alike colours).
+        seam_jump: colour jump across a seam, held along ``seam_quantile`` of it ...
+        seam_quantile: ... the jump must hold along the other 75 % of the boundary (a row of equal cards
+            is no seam).
+        same_picture_overlap: colour-histogram overlap above which both sides of an edge are one picture.
+        stripe: a band between two jumps at most this share of a block long, alike beyond both, is no seam.
+        min_piece: a seam split keeps at least this share of the block on each side.
+        flat_band_std: summed per-channel std under which a band is a flat page area.
+        min_photo_side: a photo is at least this share of the image's shorter side.
+        min_edge_fraction: share of a photo block's pixels on an edge (less: a flat area).
+        cross_side: a strip of the enclosing background this far inside a block splits it into cards.
+        inner_share: a photo under this share of the framed block holding it is a box of its own too.
+        rect_side: share of each side of a rectangle that must lie on an edge.
+        max_aspect: a block longer than this many times its width is a text paragraph, not a picture.
+    """
+
+    work_side: int = 512
+    uniform_range: float = 24.0
+    gutter_tolerance: float = 16.0
+    gutter_off_share: float = 0.005
+    frame_step: float = 24.0
+    seam_jump: float = 40.0
+    seam_quantile: float = 0.25
+    same_picture_overlap: float = 0.6
+    stripe: float = 0.12
+    min_piece: float = 0.05
+    flat_band_std: float = 12.0
+    min_photo_side: float = 0.08
+    min_edge_fraction: float = 0.01
+    cross_side: float = 0.15
+    inner_share: float = 0.85
+    rect_side: float = 0.8
+    max_aspect: float = 5.0
+
+
+#: The defaults, for callers without a config of their own.
+BLOCKS = BlocksConfig()
 
 def channel_sum(x: np.ndarray) -> np.ndarray:
     """``x.sum(axis=-1)`` over RGB, written out: numpy reduces a length-3 last axis slowly."""
     return x[..., 0] + x[..., 1] + x[..., 2]
 
 
-def _background(block: np.ndarray) -> np.ndarray | None:
+def _background(block: np.ndarray, config: BlocksConfig = BLOCKS) -> np.ndarray | None:
     """The colour most of the block's one-pixel frame shares (a page or gutter colour), else None."""
     frame = np.concatenate([block[0], block[-1], block[:, 0], block[:, -1]])
     med = np.median(frame, axis=0).astype(block.dtype)  # float64 would make every difference with it float64
-    close = channel_sum(np.abs(frame - med)) <= UNIFORM_RANGE
+    close = channel_sum(np.abs(frame - med)) <= config.uniform_range
     return med if close.mean() >= 0.5 else None
 
 
-def _crossed(block: np.ndarray, colour: np.ndarray | None) -> bool:
+def _crossed(block: np.ndarray, colour: np.ndarray | None, config: BlocksConfig = BLOCKS) -> bool:
     """Whether ``block`` is split by a run of rows or columns all of ``colour`` (the enclosing
     background) with a good part of the block on each side: a column of cards whose borders make
     most of its frame, not one framed picture."""
-    off = _off_background(block, colour)
+    off = _off_background(block, colour, config)
     if off is None:
         return False
     for axis in (0, 1):
         n = block.shape[axis]
-        if any(start >= CROSS_SIDE * n and end <= (1 - CROSS_SIDE) * n
-               for start, end in _runs(_uniform_strips(off, axis, n))):
+        if any(start >= config.cross_side * n and end <= (1 - config.cross_side) * n
+               for start, end in _runs(_uniform_strips(off, axis, n, config))):
             return True
     return False
 
 
-def _off_background(block: np.ndarray, background: np.ndarray | None) -> np.ndarray | None:
+def _off_background(block: np.ndarray, background: np.ndarray | None, config: BlocksConfig = BLOCKS) -> np.ndarray | None:
     """(H, W) bool: pixels off the block's background colour (None without one), for both cut axes."""
     if background is None:
         return None
-    return channel_sum(np.abs(block - background)) > GUTTER_TOLERANCE
+    return channel_sum(np.abs(block - background)) > config.gutter_tolerance
 
 
-def _uniform_strips(off: np.ndarray | None, axis: int, n: int) -> np.ndarray:
+def _uniform_strips(off: np.ndarray | None, axis: int, n: int, config: BlocksConfig = BLOCKS) -> np.ndarray:
     """Bool per row (axis=0) or column (axis=1): is that strip of the background colour all along.
 
     Only strips of the block's background colour are gutters: a uniform strip of another colour is
@@ -85,7 +116,7 @@ def _uniform_strips(off: np.ndarray | None, axis: int, n: int) -> np.ndarray:
     if off is None:
         return np.zeros(n, dtype=bool)
     # the share of off pixels, as ``off.mean(axis)`` (which converts the booleans to floats: slower)
-    return np.count_nonzero(off, axis=1 - axis) / off.shape[1 - axis] <= GUTTER_OFF_SHARE
+    return np.count_nonzero(off, axis=1 - axis) / off.shape[1 - axis] <= config.gutter_off_share
 
 
 def _jumps(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -102,7 +133,8 @@ def _slice(jumps: tuple[np.ndarray, np.ndarray], axis: int, a: int, b: int) -> t
     return rows[:, a:b], cols[:, a : b - 1]
 
 
-def _seams(block: np.ndarray, axis: int, jumps: tuple[np.ndarray, np.ndarray] | None = None) -> list[int]:
+def _seams(block: np.ndarray, axis: int, jumps: tuple[np.ndarray, np.ndarray] | None = None,
+           config: BlocksConfig = BLOCKS) -> list[int]:
     """Positions i where strip i and i+1 differ along most of the block (touching tiles).
 
     ``jumps``: the block's :func:`_jumps`, when already known."""
@@ -111,16 +143,16 @@ def _seams(block: np.ndarray, axis: int, jumps: tuple[np.ndarray, np.ndarray] | 
         return []
     jump = (jumps or _jumps(block))[axis]  # (n-1, L) or (L, n-1)
     along = jump.shape[1 - axis]
-    k = int(SEAM_QUANTILE * (along - 1))
+    k = int(config.seam_quantile * (along - 1))
     med = np.partition(jump, k, axis=1 - axis).take(k, axis=1 - axis)  # per boundary: the jump along most of it
     # a jump smeared over two neighbouring boundaries by resampling counts once, where it is largest
     joint = np.maximum(med, np.maximum(np.r_[med[1:], 0] + med, np.r_[0, med[:-1]] + med))
     local = median_filter(joint, size=15, mode="nearest")
     peak = med >= maximum_filter(med, size=3, mode="nearest")
-    strong = np.flatnonzero((joint >= SEAM_JUMP) & (joint >= 3 * local + 1e-6) & peak).tolist()
+    strong = np.flatnonzero((joint >= config.seam_jump) & (joint >= 3 * local + 1e-6) & peak).tolist()
     # two jumps a few pixels apart are a drawn line (mortar, a frame) inside one picture, not a seam
     lone = [i for i in strong if not any(1 < abs(i - j) <= 4 for j in strong)]
-    lo, hi = n * MIN_PIECE, n * (1 - MIN_PIECE)
+    lo, hi = n * config.min_piece, n * (1 - config.min_piece)
     band = max(4, n // 20)
     out = []
     for i in lone:
@@ -128,26 +160,27 @@ def _seams(block: np.ndarray, axis: int, jumps: tuple[np.ndarray, np.ndarray] | 
         if lo <= cut <= hi and band <= cut <= n - band:
             a = block[cut - band : cut] if axis == 0 else block[:, cut - band : cut]
             b = block[cut : cut + band] if axis == 0 else block[:, cut : cut + band]
-            flat = min(float(a.std(axis=(0, 1)).sum()), float(b.std(axis=(0, 1)).sum())) < FLAT_BAND_STD
+            flat = min(float(a.std(axis=(0, 1)).sum()), float(b.std(axis=(0, 1)).sum())) < config.flat_band_std
             # two textured sides with alike colours are one picture with a straight edge in it
-            if flat or _histogram_overlap(a, b) < SAME_PICTURE_OVERLAP:
+            if flat or _histogram_overlap(a, b) < config.same_picture_overlap:
                 out.append(cut)
     # the two edges of a band of colour across one picture (a flag's cross) are no seams either
-    return [cut for cut in out if not _stripe(block, axis, cut, [j + 1 for j in strong], band)]
+    return [cut for cut in out if not _stripe(block, axis, cut, [j + 1 for j in strong], band, config)]
 
 
-def _stripe(block: np.ndarray, axis: int, cut: int, others: list[int], band: int) -> bool:
+def _stripe(block: np.ndarray, axis: int, cut: int, others: list[int], band: int,
+            config: BlocksConfig = BLOCKS) -> bool:
     """Whether the jump at ``cut`` is one edge of a narrow stripe (the cross of a flag, a band of
-    colour) that runs across one picture: another jump within ``STRIPE`` of the block's length with
+    colour) that runs across one picture: another jump within ``config.stripe`` of the block's length with
     alike colours beyond both edges."""
     n = block.shape[axis]
     for other in others:
         lo, hi = min(cut, other), max(cut, other)
-        if 0 < hi - lo <= STRIPE * n and lo - band >= 0 and hi + band <= n:
+        if 0 < hi - lo <= config.stripe * n and lo - band >= 0 and hi + band <= n:
             a = block[lo - band : lo] if axis == 0 else block[:, lo - band : lo]
             b = block[hi : hi + band] if axis == 0 else block[:, hi : hi + band]
-            same_colour = float(np.abs(np.median(a.reshape(-1, 3), 0) - np.median(b.reshape(-1, 3), 0)).sum()) <= FRAME_STEP
-            if same_colour and _histogram_overlap(a, b) >= SAME_PICTURE_OVERLAP:
+            same_colour = float(np.abs(np.median(a.reshape(-1, 3), 0) - np.median(b.reshape(-1, 3), 0)).sum()) <= config.frame_step
+            if same_colour and _histogram_overlap(a, b) >= config.same_picture_overlap:
                 return True
     return False
 
@@ -198,6 +231,7 @@ def xy_cut(
     page: np.ndarray | None = None,
     _off: np.ndarray | None = None,
     _jumps_of: tuple[np.ndarray, np.ndarray] | None = None,
+    config: BlocksConfig = BLOCKS,
 ) -> list[Box]:
     """Leaf blocks of a recursive XY-cut of ``img`` (H, W, 3) float, as (x, y, w, h).
 
@@ -206,18 +240,18 @@ def xy_cut(
     A block framed in a colour of its own (a picture with a white margin on a dark page, a figure
     with a border) that holds a photo is returned whole when ``is_photo`` is given: cutting inside
     it would split the picture along its own margins. The photos found inside it are returned as well
-    when they are less than ``INNER_SHARE`` of it (a panel or a card holding a picture and text).
+    when they are less than ``config.inner_share`` of it (a panel or a card holding a picture and text).
     ``page`` is the outermost background: a shadow fades from the page colour to a white picture in
     steps each too small to see as a frame.
     """
     h, w = img.shape[:2]
-    own = _background(img)
+    own = _background(img, config)
 
     def differs(colour: np.ndarray | None) -> bool:
-        return colour is not None and float(np.abs(own - colour).sum()) > FRAME_STEP
+        return colour is not None and float(np.abs(own - colour).sum()) > config.frame_step
 
     framed = depth > 0 and own is not None and (differs(background) or differs(page))
-    if framed and _crossed(img, background):
+    if framed and _crossed(img, background, config):
         # the "frame" is the borders of cards standing on the enclosing background: cut on that
         framed, own = False, None
     inherited = background
@@ -225,12 +259,12 @@ def xy_cut(
     page = page if page is not None else background
     # computed once for both axes; the parent's, sliced, when this block has the same background
     same = _off is not None and inherited is not None and np.array_equal(background, inherited)
-    off = _off if same else _off_background(img, background)
+    off = _off if same else _off_background(img, background, config)
     jumps = _jumps_of if _jumps_of is not None else _jumps(img)
     for axis in (0, 1) if depth % 2 == 0 else (1, 0):
         n = img.shape[axis]
-        gutter = _uniform_strips(off, axis, n)
-        pieces = _pieces(n, gutter, _seams(img, axis, jumps), min_len)
+        gutter = _uniform_strips(off, axis, n, config)
+        pieces = _pieces(n, gutter, _seams(img, axis, jumps, config), min_len)
         if len(pieces) == 1 and pieces[0] == (0, n):
             continue  # nothing to cut on this axis
         if depth >= max_depth:
@@ -240,14 +274,14 @@ def xy_cut(
             sub = img[a:b] if axis == 0 else img[:, a:b]
             sub_off = None if off is None else (off[a:b] if axis == 0 else off[:, a:b])
             for x, y, bw, bh in xy_cut(sub, min_len, depth + 1, max_depth, background, is_photo, page,
-                                       sub_off, _slice(jumps, axis, a, b)):
+                                       sub_off, _slice(jumps, axis, a, b), config):
                 boxes.append((x, y + a, bw, bh) if axis == 0 else (x + a, y, bw, bh))
         if framed and is_photo is not None:
             photos = [(x, y, bw, bh) for x, y, bw, bh in boxes if is_photo(img[y : y + bh, x : x + bw])]
             if photos:
                 # the whole block (a picture with a margin of its own colour), and the photos in it
                 # when they are a clearly smaller part (a panel or card holding a picture and text)
-                return [(0, 0, w, h)] + [b for b in photos if b[2] * b[3] < INNER_SHARE * w * h]
+                return [(0, 0, w, h)] + [b for b in photos if b[2] * b[3] < config.inner_share * w * h]
         return boxes
     return [(0, 0, w, h)]
 
@@ -259,19 +293,19 @@ def _edges(img: np.ndarray) -> np.ndarray:
     return (np.abs(np.diff(grey, axis=0))[:, :-1] + np.abs(np.diff(grey, axis=1))[:-1, :]) > 12
 
 
-def _is_photo(edges: np.ndarray, min_side: int) -> bool:
+def _is_photo(edges: np.ndarray, min_side: int, config: BlocksConfig = BLOCKS) -> bool:
     """A block (given by its :func:`_edges`) large enough in both directions and not a flat area (text
     lines were cut away as thin strips)."""
     h, w = edges.shape[0] + 1, edges.shape[1] + 1
     if min(h, w) < min_side:
         return False
-    return np.count_nonzero(edges) / max(1, edges.size) >= MIN_EDGE_FRACTION
+    return np.count_nonzero(edges) / max(1, edges.size) >= config.min_edge_fraction
 
 
-def work_scale(rgb: np.ndarray) -> np.ndarray:
-    """An (H, W, 3) uint8 image resized (area) to at most ``LAYOUT_WORK_SIDE`` pixels on its longer side."""
+def work_scale(rgb: np.ndarray, config: BlocksConfig = BLOCKS) -> np.ndarray:
+    """An (H, W, 3) uint8 image resized (area) to at most ``config.work_side`` pixels on its longer side."""
     h, w = rgb.shape[:2]
-    scale = min(1.0, LAYOUT_WORK_SIDE / max(h, w))
+    scale = min(1.0, config.work_side / max(h, w))
     if scale == 1.0:
         return rgb
     import cv2
@@ -279,29 +313,30 @@ def work_scale(rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
-def min_photo_side(small: np.ndarray) -> int:
+def min_photo_side(small: np.ndarray, config: BlocksConfig = BLOCKS) -> int:
     """The shorter side, in pixels of a work-scale image, under which a block is no photo."""
-    return max(24, int(MIN_PHOTO_SIDE * min(small.shape[:2])))
+    return max(24, int(config.min_photo_side * min(small.shape[:2])))
 
 
-def find_blocks(small: np.ndarray) -> list[Box]:
+def find_blocks(small: np.ndarray, config: BlocksConfig = BLOCKS) -> list[Box]:
     """Photo-like blocks (x, y, w, h) of a work-scale (:func:`work_scale`) (H, W, 3) uint8 image."""
     img = small.astype(np.float32)
-    min_side = min_photo_side(small)
-    leaves = xy_cut(img, min_len=max(8, min_side // 2), is_photo=lambda block: _is_photo(_edges(block), min_side))
+    min_side = min_photo_side(small, config)
+    leaves = xy_cut(img, min_len=max(8, min_side // 2), is_photo=lambda block: _is_photo(_edges(block), min_side, config),
+                    config=config)
     edges = _edges(img)  # once for all leaves
     return [(x, y, w, h) for x, y, w, h in leaves
-            if max(w, h) <= MAX_ASPECT * min(w, h) and _is_photo(edges[y : y + h - 1, x : x + w - 1], min_side)]
+            if max(w, h) <= config.max_aspect * min(w, h) and _is_photo(edges[y : y + h - 1, x : x + w - 1], min_side, config)]
 
 
-def rectangles_in(rgb: np.ndarray, min_side: float, work_side: int = 384) -> list[Box]:
+def rectangles_in(rgb: np.ndarray, min_side: float, work_side: int = 384, config: BlocksConfig = BLOCKS) -> list[Box]:
     """Axis-aligned rectangles drawn by edges in an (H, W, 3) uint8 image or block: a picture on a
     gradient or a photo (a landing page's hero section), which no uniform gutter separates from its
     surroundings.
 
     A rectangle is the bounding box of an edge contour (Canny), or of edges connected within a pixel,
-    whose four sides lie on edges along ``RECT_SIDE`` of their length (rounded corners allowed), at
-    least ``min_side`` pixels on its shorter side, at most ``MAX_ASPECT`` times longer, and 4-80 % of the
+    whose four sides lie on edges along ``config.rect_side`` of their length (rounded corners allowed), at
+    least ``min_side`` pixels on its shorter side, at most ``config.max_aspect`` times longer, and 4-80 % of the
     image. Returns (x, y, w, h) boxes in the image's pixels.
     """
     import cv2
@@ -321,11 +356,11 @@ def rectangles_in(rgb: np.ndarray, min_side: float, work_side: int = 384) -> lis
     area = near.size
     out: list[Box] = []
     for x, y, bw, bh in candidates:
-        too_long = max(bw, bh) > MAX_ASPECT * min(bw, bh)
+        too_long = max(bw, bh) > config.max_aspect * min(bw, bh)
         if min(bw, bh) < min_side * scale or not 0.04 * area <= bw * bh <= 0.8 * area or too_long:
             continue
         sides = (near[y, x : x + bw], near[y + bh - 1, x : x + bw], near[y : y + bh, x], near[y : y + bh, x + bw - 1])
-        if min(float(side.mean()) for side in sides) >= RECT_SIDE:
+        if min(float(side.mean()) for side in sides) >= config.rect_side:
             box = (round(x / scale), round(y / scale), round(bw / scale), round(bh / scale))
             if all(iou(box, other) < 0.8 for other in out):
                 out.append(box)

@@ -14,7 +14,6 @@ from PIL import Image
 
 from semcopy_lib.data.boxes import Box
 from semcopy_lib.segment import LayoutConfig, analyse
-from semcopy_lib.segment.layout import UNIFORM_RANGE
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ def page_pictures(image: Image.Image, config: PagePicturesConfig = PagePicturesC
     """The picture boxes (x, y, w, h), largest first, of ``image`` when it is an opaque screenshot or
     collage (:func:`~semcopy_lib.segment.analyse`); none for a single picture or a drawing with
     transparency (its layout parts are the drawing itself). Flat boxes (a flag's stripes, a coloured
-    panel) are no pictures: their colours spread (p95 - p5, summed over RGB) under ``UNIFORM_RANGE``."""
+    panel) are no pictures: their colours spread (p95 - p5, summed over RGB) under ``layout.blocks.uniform_range``."""
     if "A" in image.getbands() or "transparency" in image.info:
         return []
     rgb = image.convert("RGB")
@@ -50,7 +49,7 @@ def page_pictures(image: Image.Image, config: PagePicturesConfig = PagePicturesC
         x, y, w, h = b
         pixels = np.asarray(rgb.crop((x, y, x + w, y + h)), dtype=np.float32).reshape(-1, 3)
         spread = np.percentile(pixels, 95, axis=0) - np.percentile(pixels, 5, axis=0)
-        return float(spread.sum()) >= UNIFORM_RANGE
+        return float(spread.sum()) >= layout.blocks.uniform_range
 
     boxes = [b for b in found.boxes
              if b[2] * b[3] <= config.max_share * area and min(b[2], b[3]) >= config.min_side and pictured(b)]

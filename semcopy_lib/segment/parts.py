@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from semcopy_lib.data.boxes import Box
-from semcopy_lib.segment.layout import MAX_ASPECT  # a longer part is a line of text, as a longer block
+from semcopy_lib.segment.layout import BLOCKS
 
 #: Pixels whose summed |dRGB| from the page's colour exceed this are off the page.
 OFF_PAGE = 30.0
@@ -47,9 +47,10 @@ def off_colour(image: np.ndarray, colour: np.ndarray) -> np.ndarray:
     return (summed > OFF_PAGE).astype(np.uint8)
 
 
-def parts_off_page(small: np.ndarray, min_side: int) -> list[Box]:
+def parts_off_page(small: np.ndarray, min_side: int, max_aspect: float = BLOCKS.max_aspect) -> list[Box]:
     """Boxes (x, y, w, h) of the parts off the page's colour of an (H, W, 3) uint8 image at work scale,
-    each at least ``min_side`` pixels on its shorter side and at most ``MAX_ASPECT`` times longer."""
+    each at least ``min_side`` pixels on its shorter side and at most ``max_aspect`` times longer (a
+    longer part is a line of text, as a longer block is)."""
     import cv2
 
     off = off_colour(small, page_colour(small))
@@ -59,7 +60,7 @@ def parts_off_page(small: np.ndarray, min_side: int) -> list[Box]:
     out: list[Box] = []
     for i in range(1, n):
         x, y, w, h, _ = stats[i]
-        if min(w, h) < min_side or w * h >= PART_MAX_SHARE * area or max(w, h) > MAX_ASPECT * min(w, h):
+        if min(w, h) < min_side or w * h >= PART_MAX_SHARE * area or max(w, h) > max_aspect * min(w, h):
             continue
         part = off[y : y + h, x : x + w] & (labels[y : y + h, x : x + w] == i)
         m, _, strokes, _ = cv2.connectedComponentsWithStats(part.astype(np.uint8), connectivity=8)
