@@ -532,3 +532,18 @@ def test_the_xy_cut_takes_its_thresholds_from_the_layout_config(photos):
     saved = QueryConfig(layout=strict).to_dict()
     assert saved["layout"]["blocks"]["min_photo_side"] == 0.6
     assert QueryConfig.from_dict(saved).layout == strict
+
+
+def test_the_canvas_a_drawing_grows_to_takes_its_thresholds_from_the_layout_config():
+    from dataclasses import replace
+
+    from semcopy_lib.segment import LayoutConfig
+
+    from semcopy_lib.segment.canvas import canvas_of
+
+    page, picture = _hero_with_canvas()
+    rgb, drawing = np.asarray(page), (930, 190, 161, 201)
+    assert iou(canvas_of(rgb, drawing, config=LayoutConfig().canvas), picture) >= 0.98
+    # a ring around the drawing that must be all canvas, to the last pixel, is never plain enough
+    never = replace(LayoutConfig().canvas, ring_plain=1.01)
+    assert canvas_of(rgb, drawing, config=never) is None

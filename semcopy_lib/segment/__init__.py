@@ -20,7 +20,7 @@ from PIL import Image
 
 from semcopy_lib.data.boxes import Box
 from semcopy_lib.segment.caption import without_caption
-from semcopy_lib.segment.canvas import CANVAS_TOLERANCES, canvas_of, touching_groups, union
+from semcopy_lib.segment.canvas import CanvasConfig, canvas_of, touching_groups, union
 from semcopy_lib.segment.layout import (BlocksConfig, find_blocks, grid_cells, inside_share, iou, min_photo_side,
                                         rectangles_in, work_scale)
 from semcopy_lib.segment.parts import parts_off_page
@@ -60,6 +60,7 @@ class LayoutConfig:
             art on white show only their drawing).
         near_same: a box this close (IoU) to one already found is the same region: searched once.
         blocks: the XY-cut that finds the blocks (:class:`~semcopy_lib.segment.layout.BlocksConfig`).
+        canvas: how a drawing's box grows to its plain canvas (:class:`~semcopy_lib.segment.canvas.CanvasConfig`).
     """
 
     single_cover: float = 0.8
@@ -70,6 +71,7 @@ class LayoutConfig:
     grid_cover: float = 0.3
     near_same: float = 0.95
     blocks: BlocksConfig = field(default_factory=BlocksConfig)
+    canvas: CanvasConfig = field(default_factory=CanvasConfig)
 
 
 @dataclass(frozen=True)
@@ -147,10 +149,10 @@ def _on_canvas(rgb: np.ndarray, layout: Layout, config: LayoutConfig = LayoutCon
     layout = Layout(layout.layout, [clip_box(box, width, height) for box in layout.boxes])
 
     def grow(box: Box) -> Box | None:
-        return next((g for t in CANVAS_TOLERANCES if (g := canvas_of(rgb, box, masks, t))), None)
+        return next((g for t in config.canvas.tolerances if (g := canvas_of(rgb, box, masks, t, config.canvas))), None)
 
     grown = [grow(box) for box in layout.boxes]
-    for group in touching_groups([b for b, g in zip(layout.boxes, grown) if g is None]):
+    for group in touching_groups([b for b, g in zip(layout.boxes, grown) if g is None], config.canvas.touch_gap):
         canvas = grow(union(group))
         if canvas is not None:
             grown = [canvas if b in group else g for b, g in zip(layout.boxes, grown)]

@@ -12,37 +12,51 @@ part-way, so it stays as it is.
 Blocks that touch (a drawing that XY-cuts split on the seams between its bands, a burger's bun, lettuce
 and bun) are tried together as one box, in place of each.
 
-The tolerance is per channel; :data:`CANVAS_TOLERANCES` are tried tight, then very tight: a white
+The tolerance is per channel; :attr:`CanvasConfig.tolerances` are tried tight, then very tight: a white
 canvas on an off-white page ends at its edge only at the very tight one (screenshots are PNG, so flat
 colours are exact). Figures: docs/benchmarks.md, "Why the defaults are what they are".
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from semcopy_lib.data.boxes import Box
 
-#: A pixel is canvas when each of its channels is within this of the canvas colour's; the tolerances
-#: tried in turn (:func:`~semcopy_lib.segment.analyse`).
-CANVAS_TOLERANCE = 8
-CANVAS_TOLERANCES = (8, 2)
-#: The ring around the box: this share of it within the tolerance of its median colour.
-RING_PLAIN = 0.9
-#: Each side of the box: at least this share of canvas (a drawing trimmed to its bounding box).
-OWN_SIDE = 0.5
-#: The canvas grows past a line holding at least this share of canvas.
-INSIDE = 0.9
-#: A canvas side ends on an edge: one of the next 4 lines has at least this share off the canvas colour.
-EDGE = 0.85
-#: The grown box must be this much larger than the box and at most this share of the image.
-MIN_GAIN = 1.15
-CANVAS_MAX_SHARE = 0.5
-#: The box is widened by this many pixels before it grows.
-SLACK = 3
-#: Blocks this close (pixels) touch: a drawing cut on a seam between its bands.
-TOUCH_GAP = 4
+@dataclass(frozen=True)
+class CanvasConfig:
+    """Thresholds of :func:`canvas_of`; saved with an index as the query config's ``layout.canvas``.
 
+    Attributes:
+        tolerances: a pixel is canvas when each of its channels is within this of the canvas colour's;
+            the tolerances tried in turn, tight then very tight (module doc).
+        ring_plain: the ring around the box: this share of it within the tolerance of its median colour.
+        own_side: each side of the box: at least this share of canvas (a drawing trimmed to its
+            bounding box).
+        inside: the canvas grows past a line holding at least this share of canvas.
+        edge: a canvas side ends on an edge: one of the next 4 lines has at least this share off the
+            canvas colour.
+        min_gain, max_share: the grown box must be this much larger than the box and at most this
+            share of the image.
+        slack: the box is widened by this many pixels before it grows.
+        touch_gap: blocks this close (pixels) touch: a drawing cut on a seam between its bands.
+    """
+
+    tolerances: tuple[int, ...] = (8, 2)
+    ring_plain: float = 0.9
+    own_side: float = 0.5
+    inside: float = 0.9
+    edge: float = 0.85
+    min_gain: float = 1.15
+    max_share: float = 0.5
+    slack: int = 3
+    touch_gap: int = 4
+
+
+#: The defaults, for callers without a config of their own.
+CANVAS = CanvasConfig()
 
 class _Lines:
     """Share of canvas pixels along rows and columns of a box, from an integral image of the canvas mask."""
@@ -67,7 +81,8 @@ def _plain(pixels: np.ndarray, colour: np.ndarray, tolerance: int) -> np.ndarray
     return (np.abs(pixels.astype(np.int16) - colour) <= tolerance).all(-1)
 
 
-def canvas_of(rgb: np.ndarray, box: Box, masks: dict | None = None, tolerance: int = CANVAS_TOLERANCE) -> Box | None:
+def canvas_of(rgb: np.ndarray, box: Box, masks: dict | None = None, tolerance: int = CANVAS.tolerances[0],
+              config: CanvasConfig = CANVAS) -> Box | None:
     """The plain canvas around the drawing in ``box`` of an (H, W, 3) uint8 image, or None (module doc).
     ``masks``: a dict kept between calls on the same image (its canvas masks by colour).
 
@@ -87,10 +102,10 @@ def canvas_of(rgb: np.ndarray, box: Box, masks: dict | None = None, tolerance: i
         return None
     around = np.concatenate(ring)
     colour = np.median(around, axis=0).astype(np.int16)
-    if _plain(around, colour, tolerance).mean() < RING_PLAIN:
+    if _plain(around, colour, tolerance).mean() < config.ring_plain:
         return None
     sides = (rgb[y0, x0:x1], rgb[y1 - 1, x0:x1], rgb[y0:y1, x0], rgb[y0:y1, x1 - 1])
-    if min(_plain(side, colour, tolerance).mean() for side in sides) < OWN_SIDE:
+    if min(_plain(side, colour, tolerance).mean() for side in sides) < config.own_side:
         return None  # a picture of its own (or a card around one), not a drawing trimmed to its box
     masks = {} if masks is None else masks
     key = (*(int(v) for v in colour), tolerance)
@@ -98,28 +113,29 @@ def canvas_of(rgb: np.ndarray, box: Box, masks: dict | None = None, tolerance: i
         masks[key] = _Lines(rgb, colour, tolerance)
     lines = masks[key]
     # boxes measured at work scale may end a pixel or two inside the drawing's anti-aliased rim
-    x0, y0, x1, y1 = max(0, x0 - SLACK), max(0, y0 - SLACK), min(width, x1 + SLACK), min(height, y1 + SLACK)
+    pad = config.slack
+    x0, y0, x1, y1 = max(0, x0 - pad), max(0, y0 - pad), min(width, x1 + pad), min(height, y1 + pad)
     for _ in range(3):  # each side grows; the others' new extent may let it grow further
         start = (x0, y0, x1, y1)
-        while y0 > 0 and lines.row(y0 - 1, x0, x1) >= INSIDE:
+        while y0 > 0 and lines.row(y0 - 1, x0, x1) >= config.inside:
             y0 -= 1
-        while y1 < height and lines.row(y1, x0, x1) >= INSIDE:
+        while y1 < height and lines.row(y1, x0, x1) >= config.inside:
             y1 += 1
-        while x0 > 0 and lines.col(x0 - 1, y0, y1) >= INSIDE:
+        while x0 > 0 and lines.col(x0 - 1, y0, y1) >= config.inside:
             x0 -= 1
-        while x1 < width and lines.col(x1, y0, y1) >= INSIDE:
+        while x1 < width and lines.col(x1, y0, y1) >= config.inside:
             x1 += 1
         if (x0, y0, x1, y1) == start:
             break
     ends = (
-        y0 == 0 or max(1 - lines.row(y0 - k, x0, x1) for k in range(1, 5) if y0 - k >= 0) >= EDGE,
-        y1 == height or max(1 - lines.row(y1 + k, x0, x1) for k in range(4) if y1 + k < height) >= EDGE,
-        x0 == 0 or max(1 - lines.col(x0 - k, y0, y1) for k in range(1, 5) if x0 - k >= 0) >= EDGE,
-        x1 == width or max(1 - lines.col(x1 + k, y0, y1) for k in range(4) if x1 + k < width) >= EDGE,
+        y0 == 0 or max(1 - lines.row(y0 - k, x0, x1) for k in range(1, 5) if y0 - k >= 0) >= config.edge,
+        y1 == height or max(1 - lines.row(y1 + k, x0, x1) for k in range(4) if y1 + k < height) >= config.edge,
+        x0 == 0 or max(1 - lines.col(x0 - k, y0, y1) for k in range(1, 5) if x0 - k >= 0) >= config.edge,
+        x1 == width or max(1 - lines.col(x1 + k, y0, y1) for k in range(4) if x1 + k < width) >= config.edge,
     )
     borders = (x0 == 0) + (y0 == 0) + (x1 == width) + (y1 == height)
     area = (x1 - x0) * (y1 - y0)
-    if not all(ends) or borders > 2 or area < MIN_GAIN * w * h or area > CANVAS_MAX_SHARE * width * height:
+    if not all(ends) or borders > 2 or area < config.min_gain * w * h or area > config.max_share * width * height:
         return None
     return (x0, y0, x1 - x0, y1 - y0)
 
@@ -130,7 +146,7 @@ def union(boxes: list[Box]) -> Box:
     return (x0, y0, max(b[0] + b[2] for b in boxes) - x0, max(b[1] + b[3] for b in boxes) - y0)
 
 
-def touching_groups(boxes: list[Box], gap: int = TOUCH_GAP) -> list[list[Box]]:
+def touching_groups(boxes: list[Box], gap: int = CANVAS.touch_gap) -> list[list[Box]]:
     """Groups of two or more boxes chained by touching: within ``gap`` pixels of each other along one
     axis (or overlapping) while overlapping along the other by half the shorter box."""
 
