@@ -456,7 +456,9 @@ def test_a_caption_under_a_picture_is_cut_off():
     box with no caption, or with a second picture under the first, stays whole."""
     from PIL import ImageDraw
 
-    from semcopy_lib.segment.caption import FRAME, GAP, without_caption
+    from semcopy_lib.segment.caption import CaptionConfig, without_caption
+
+    FRAME, GAP = CaptionConfig().frame, CaptionConfig().gap
 
     page = Image.new("RGB", (600, 500), "white")
     draw = ImageDraw.Draw(page)
@@ -469,6 +471,8 @@ def test_a_caption_under_a_picture_is_cut_off():
     ys = np.flatnonzero((rgb[:, 112:340] < 200).any(axis=(1, 2)))
     caption_top = int(ys[ys > 280].min())  # the first row of the caption's glyphs
     assert without_caption(rgb, figure) == (100, 50, 260, caption_top - GAP - 50)
+    # the thresholds are the config's: a picture that must keep 99 % of the box keeps the caption too
+    assert without_caption(rgb, figure, CaptionConfig(picture=0.99)) == figure
     picture = (100, 50, 260, 220)
     assert without_caption(rgb, picture) == picture  # the drawing alone
     page.paste(_drawing((240, 60)), (110, 300))  # a second picture where the caption was: too thick
@@ -481,7 +485,9 @@ def test_a_shadow_under_a_drawing_is_no_caption():
     caption, not above the shadow (a bee over its shadow, in a figure of a Chromium page)."""
     from PIL import ImageDraw
 
-    from semcopy_lib.segment.caption import GAP, without_caption
+    from semcopy_lib.segment.caption import CaptionConfig, without_caption
+
+    GAP = CaptionConfig().gap
 
     page = Image.new("RGB", (600, 500), "white")
     draw = ImageDraw.Draw(page)

@@ -19,11 +19,11 @@ import numpy as np
 from PIL import Image
 
 from semcopy_lib.data.boxes import Box
-from semcopy_lib.segment.caption import without_caption
+from semcopy_lib.segment.caption import CaptionConfig, without_caption
 from semcopy_lib.segment.canvas import CanvasConfig, canvas_of, touching_groups, union
 from semcopy_lib.segment.layout import (BlocksConfig, find_blocks, grid_cells, inside_share, iou, min_photo_side,
                                         rectangles_in, work_scale)
-from semcopy_lib.segment.parts import parts_off_page
+from semcopy_lib.segment.parts import PartsConfig, parts_off_page
 from semcopy_lib.segment.subjects import SubjectsConfig, subject_boxes
 
 
@@ -61,6 +61,8 @@ class LayoutConfig:
         near_same: a box this close (IoU) to one already found is the same region: searched once.
         blocks: the XY-cut that finds the blocks (:class:`~semcopy_lib.segment.layout.BlocksConfig`).
         canvas: how a drawing's box grows to its plain canvas (:class:`~semcopy_lib.segment.canvas.CanvasConfig`).
+        parts: the parts off a page's colour (:class:`~semcopy_lib.segment.parts.PartsConfig`).
+        caption: where a caption under a picture starts (:class:`~semcopy_lib.segment.caption.CaptionConfig`).
     """
 
     single_cover: float = 0.8
@@ -72,6 +74,8 @@ class LayoutConfig:
     near_same: float = 0.95
     blocks: BlocksConfig = field(default_factory=BlocksConfig)
     canvas: CanvasConfig = field(default_factory=CanvasConfig)
+    parts: PartsConfig = field(default_factory=PartsConfig)
+    caption: CaptionConfig = field(default_factory=CaptionConfig)
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,8 @@ def analyse(image: Image.Image, config: LayoutConfig = LayoutConfig()) -> Layout
     def off_page(found: list[Box]) -> list[Box]:
         """The parts off the page's colour that are no box of ``found`` (cards, framed pictures,
         drawings that no strip all across a block separates; a page of cards is often a grid)."""
-        parts = to_image(parts_off_page(small, min_photo_side(small, config.blocks), config.blocks.max_aspect))
+        side = min_photo_side(small, config.blocks)
+        parts = to_image(parts_off_page(small, side, config.blocks.max_aspect, config.parts))
         return [b for b in parts if all(iou(b, o) < config.same_box for o in found)]
 
     # the layout is decided on the outermost blocks; photos inside a framed panel are searched too
@@ -158,7 +163,7 @@ def _on_canvas(rgb: np.ndarray, layout: Layout, config: LayoutConfig = LayoutCon
             grown = [canvas if b in group else g for b, g in zip(layout.boxes, grown)]
     grown = [canvas or box for box, canvas in zip(layout.boxes, grown)]
     if layout.layout == "screenshot":
-        grown = [without_caption(rgb, box) for box in grown]
+        grown = [without_caption(rgb, box, config.caption) for box in grown]
     boxes: list[Box] = []
     for box in grown:
         if all(iou(box, b) < config.near_same for b in boxes):
