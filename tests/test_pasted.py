@@ -31,9 +31,9 @@ def test_cascade_boxes_tighten_with_the_threshold():
     prob[8:10, 6:8] = 0.8  # the subject's core
     prob[20:22, 20:22] = 0.35  # a lighter part elsewhere: never the heaviest
     # cells of 10 x 10 pixels in a 240 x 240 image
-    assert cascade_boxes(prob, (240, 240), (0.3, 0.5, 0.7)) == [(20, 40, 120, 120), (40, 60, 60, 60), (60, 80, 20, 20)]
+    assert cascade_boxes(prob, (240, 240), (0.3, 0.5, 0.7), 0.9) == [(20, 40, 120, 120), (40, 60, 60, 60), (60, 80, 20, 20)]
     prob[6:12, 4:10] = 0.75  # the 0.7 box is now the 0.5 box: searched once
-    assert cascade_boxes(prob, (240, 240), (0.3, 0.5, 0.7)) == [(20, 40, 120, 120), (40, 60, 60, 60)]
+    assert cascade_boxes(prob, (240, 240), (0.3, 0.5, 0.7), 0.9) == [(20, 40, 120, 120), (40, 60, 60, 60)]
 
 
 def test_fit_probe_learns_a_cell_feature():

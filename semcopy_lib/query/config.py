@@ -136,9 +136,11 @@ class PastedConfig:
     Attributes:
         thresholds: the heaviest part's box at each cell probability: a loose box may hold a neighbour
             as well, a strict one only the subject's core; all are searched.
+        alike: of two boxes this alike (IoU), the stricter one is dropped: searched once.
     """
 
     thresholds: tuple[float, ...] = (0.3, 0.5, 0.7)
+    alike: float = 0.9
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,6 @@ PROBE_BLOCKS = (4, 10)
 BACKBONE = "efficientnet-lite0/imagenet"
 #: Input channels: block 4 (40) + block 10 (112).
 CHANNELS = 152
-#: A cell belongs to a pasted subject above this probability.
-THRESHOLD = 0.3
-#: Boxes this alike (IoU) are searched once.
-ALIKE_BOXES = 0.9
 BUNDLED = Path(__file__).resolve().parents[1] / "weights" / "pasted-probe.pt"
 
 
@@ -65,7 +61,7 @@ def probe_features(outputs: dict[int, torch.Tensor]) -> torch.Tensor:
     return torch.cat([F.avg_pool2d(low, 2), mid], dim=1)
 
 
-def boxes_from_map(prob: np.ndarray, size: tuple[int, int], threshold: float = THRESHOLD, top: int = 1) -> list[Box]:
+def boxes_from_map(prob: np.ndarray, size: tuple[int, int], threshold: float, top: int = 1) -> list[Box]:
     """Boxes (x, y, w, h) in an image of ``size`` (w, h) around the connected parts of ``prob`` (H, W)
     over ``threshold``, the part with the most probability first; at most ``top``."""
     from scipy import ndimage
@@ -83,13 +79,13 @@ def boxes_from_map(prob: np.ndarray, size: tuple[int, int], threshold: float = T
     return boxes
 
 
-def cascade_boxes(prob: np.ndarray, size: tuple[int, int], thresholds: tuple[float, ...]) -> list[Box]:
+def cascade_boxes(prob: np.ndarray, size: tuple[int, int], thresholds: tuple[float, ...], alike: float) -> list[Box]:
     """The heaviest part's box of ``prob`` (H, W) at each of ``thresholds``, in an image of ``size``
-    (w, h), loosest first, each box once (boxes at IoU >= :data:`ALIKE_BOXES` to an earlier one dropped)."""
+    (w, h), loosest first, each box once (boxes at IoU >= ``alike`` to an earlier one dropped)."""
     boxes: list[Box] = []
     for threshold in thresholds:
         for box in boxes_from_map(prob, size, threshold):
-            if all(iou(box, kept) < ALIKE_BOXES for kept in boxes):
+            if all(iou(box, kept) < alike for kept in boxes):
                 boxes.append(box)
     return boxes
 

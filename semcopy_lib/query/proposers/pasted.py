@@ -28,4 +28,5 @@ def pasted(query: QueryImage) -> list[Proposal]:
         return []
     with torch.inference_mode():
         prob = probe(probe_features(maps.inner).to(probe.mean.device))[0].cpu().numpy()
-    return [Proposal(box, "subject") for box in cascade_boxes(prob, query.image.size, query.config.pasted.thresholds)]
+    config = query.config.pasted
+    return [Proposal(box, "subject") for box in cascade_boxes(prob, query.image.size, config.thresholds, config.alike)]
