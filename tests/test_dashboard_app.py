@@ -45,6 +45,14 @@ def test_a_partly_failed_add_names_each_file_and_keeps_what_went_in(app):
     assert len(app.service.index) == before + 2
 
 
+def test_the_files_that_reached_the_kernel_are_named_with_their_size(app):
+    app.upload.value = (_file("red.png", b"x" * 2**20), {**_file("huge.png", b""), "size": 3 * 2**20})
+    assert app.chosen.value == ('<p class="semcopy-chosen" data-names="red.png, huge.png" style="margin-right: 1em">'
+                                "chosen: red.png, huge.png (4.0 MB)</p>")
+    app.upload.value = ()  # cleared: the last choice stays named
+    assert "red.png, huge.png" in app.chosen.value
+
+
 def test_more_files_than_one_request_takes_are_refused_in_one_line(app):
     from semcopy_lib.app.remote import MAX_FILES
 

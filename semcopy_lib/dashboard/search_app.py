@@ -84,6 +84,7 @@ class SearchApp:
                                   description="key objects (YOLO)" if has_detector else "key objects: no YOLO weights")
         self.progress = w.IntProgress(value=0, min=0, max=3, bar_style="info", layout=w.Layout(visibility="hidden"))
         self.status = w.HTML()
+        self.chosen = w.HTML()  # the files that reached the kernel, named (tests wait for them)
         self.finished = w.HTML()  # <span class="semcopy-done" data-run="N">: N actions finished (for tests)
         self._runs = 0
         self.results = w.HTML()
@@ -102,6 +103,7 @@ class SearchApp:
         self.dup_button.on_click(lambda _: self.find_duplicates())
 
         self.button.on_click(lambda _: self.run())
+        self.upload.observe(self._chosen, names="value")
         self.add_button.on_click(lambda _: self.add())
         self.zip_button.on_click(lambda _: self.make_zip())
         self.encoder.observe(self._encoder_changed, names="value")
@@ -116,7 +118,7 @@ class SearchApp:
             self.header,
             w.HBox([self.upload, self.button, self.k, self.encoder]),
             w.HBox([self.copy, self.subject, self.objects]),
-            w.HBox([self.progress, self.status, self.finished]),
+            w.HBox([self.progress, self.chosen, self.status, self.finished]),
             self.results,
             w.HBox([self.zip_button, self.zip_link]),
             w.HBox([self.new_class, self.add_button]),
@@ -321,6 +323,17 @@ class SearchApp:
             "(a photo, a drawing, a screenshot or a collage) and press Search.</p>"
         )
         return facts
+
+    def _chosen(self, change) -> None:
+        """Say which files arrived (a big one takes a moment to reach the kernel: Search before that
+        would search the files chosen before); the names ride on a marker that tests wait for."""
+        files = list(change["new"])
+        if not files:
+            return
+        size = sum(max(len(f["content"]), int(f.get("size") or 0)) for f in files) / 2**20
+        names = ", ".join(f["name"] for f in files)
+        self.chosen.value = (f'<p class="semcopy-chosen" data-names="{html.escape(names)}" style="margin-right: 1em">'
+                             f"chosen: {html.escape(names)} ({size:.1f} MB)</p>")
 
     def _encoder_changed(self, change) -> None:
         if change["new"] != self.service.encoder.name:

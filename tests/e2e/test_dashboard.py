@@ -91,10 +91,12 @@ SHOTS = Path(os.environ.get("SEMCOPY_E2E_SHOTS", Path(__file__).resolve().parent
 
 
 def choose(page, path: Path) -> None:
-    """Choose ``path`` in the FileUpload (ipywidgets 8 keeps its <input> out of the DOM)."""
+    """Choose ``path`` in the FileUpload (ipywidgets 8 keeps its <input> out of the DOM) and wait until
+    the kernel has it (the app names it): a Search pressed before searches the files chosen before."""
     with page.expect_file_chooser() as chooser:
         page.locator("button.widget-upload").click()
     chooser.value.set_files(str(path))
+    page.locator(f'.semcopy-chosen[data-names="{path.name}"]').wait_for(state="attached", timeout=90_000)
 
 
 def press_and_wait(page, button: str) -> None:

@@ -49,6 +49,8 @@ async def _session(browser, url: str, queries: list[Path], timeout_ms: int) -> d
             async with page.expect_file_chooser() as chooser:
                 await page.locator("button.widget-upload").click()
             await (await chooser.value).set_files(str(query))
+            # the search starts once the kernel has the file (before, it would search the one before)
+            await page.locator(f'.semcopy-chosen[data-names="{query.name}"]').wait_for(state="attached", timeout=timeout_ms)
             await page.get_by_role("button", name="Search").click()
             await page.locator(f'.semcopy-done[data-run="{run}"]').wait_for(state="attached", timeout=timeout_ms)
             latencies.append(await page.evaluate(f"() => (window.scDone['{run}'] - window.scClick) / 1000"))
