@@ -34,9 +34,9 @@ class BlocksConfig:
         gutter_off_share: share of a gutter strip's pixels allowed off the background (JPEG ringing).
         frame_step: colour step between a block's frame and its surroundings that makes it a framed
             container (and under which two bands have alike colours).
-        seam_jump: colour jump across a seam, held along ``seam_quantile`` of it ...
-        seam_quantile: ... the jump must hold along the other 75 % of the boundary (a row of equal cards
-            is no seam).
+        seam_jump: colour jump across a seam ...
+        seam_quantile: ... at this quantile of the jumps along the boundary (0.25: the jump holds along
+            75 % of it; a row of equal cards is no seam).
         same_picture_overlap: colour-histogram overlap above which both sides of an edge are one picture.
         stripe: a band between two jumps at most this share of a block long, alike beyond both, is no seam.
         min_piece: a seam split keeps at least this share of the block on each side.
