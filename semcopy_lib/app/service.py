@@ -124,14 +124,8 @@ class SearchService:
         with self.clock.time("search"):
             per_region = self.index.search(wholes, k=depth + (self.config.vote.depth if vote and self.config.vote.weight > 0 else 0),
                                            encoder=self.encoder.name)
-        # the whole image's own first hit (after the class vote), by id(result): a colourless query's
-        # parts may outrank it
-        whole_first: dict[int, SearchHit] = {}
-        for (result, region), hits in zip(owners, per_region):
-            mine = [SearchHit(h.gallery_id, h.score, h.label, h.source, region.box, "whole") for h in hits]
-            mine = voted(mine, self.encoder.copy_score, self.config.vote) if vote else mine
-            if mine:
-                whole_first[id(result)] = mine[0]
+        # the whole image's own hits, by id(result): a colourless query's parts may outrank its first
+        wholes_of = {id(result): (region, hits) for (result, region), hits in zip(owners, per_region)}
         verify: dict[int, Image.Image] = {}  # single pictures searched by their parts, by id(result)
         parted: dict[int, Image.Image] = {}  # every query searched by its parts, by id(result)
         copies: dict[int, Image.Image] = {}  # queries whose whole image matched at copy level, by id(result)
@@ -197,7 +191,7 @@ class SearchService:
                 ranked = voted(ranked, self.encoder.copy_score, self.config.vote) if vote else ranked
             if id(result) in parted:
                 with self.clock.time("verify"):
-                    ranked = self._arbitrated(parted[id(result)], ranked, whole_first.get(id(result)))
+                    ranked = self._arbitrated(parted[id(result)], ranked, *wholes_of[id(result)], vote)
             result.hits = ranked[:k]
             # of the many windows, list those that a hit came from, and where verified pictures sit, so
             # that every hit's box is a region
@@ -217,11 +211,15 @@ class SearchService:
         thumbs = self.index.thumbs(h.gallery_id for h in top)
         return verified(image, ranked, top, thumbs, self.config.verify, self.encoder.copy_score, copy)
 
-    def _arbitrated(self, image: Image.Image, ranked: list[SearchHit], whole_first: SearchHit | None) -> list[SearchHit]:
-        """``ranked``, or the whole image's first hit first when a colourless query's edges say so
-        (:func:`~semcopy_lib.query.verify.arbitrated`)."""
-        if not ranked or whole_first is None or ranked[0].gallery_id == whole_first.gallery_id:
+    def _arbitrated(self, image: Image.Image, ranked: list[SearchHit], whole: Region, hits: list, vote: bool
+                    ) -> list[SearchHit]:
+        """``ranked``, or the whole image's first hit (``hits``: the whole image's, its first after the
+        class vote) first when a colourless query's edges say so (:func:`~semcopy_lib.query.verify.arbitrated`)."""
+        mine = [SearchHit(h.gallery_id, h.score, h.label, h.source, whole.box, "whole") for h in hits]
+        mine = voted(mine, self.encoder.copy_score, self.config.vote) if vote else mine
+        if not ranked or not mine or ranked[0].gallery_id == mine[0].gallery_id:
             return ranked
+        whole_first = mine[0]
         thumbs = self.index.thumbs({ranked[0].gallery_id, whole_first.gallery_id})
         return arbitrated(image, ranked, whole_first, thumbs, self.config.verify)
 

@@ -61,6 +61,12 @@ def hit_card(rank: int, hit: SearchHit, badge: str, region_name: str, region_thu
     )
 
 
+def _upload_size(entry: dict) -> int:
+    """Bytes of one ``FileUpload.value`` entry: under `semcopy serve` a file over the cap arrives empty,
+    with its size (serve.UPLOAD_GUARD)."""
+    return max(len(entry["content"]), int(entry.get("size") or 0))
+
+
 class SearchApp:
     """Widgets wired to a search service (a :class:`~semcopy_lib.app.SearchService` or the shared
     :class:`~semcopy_lib.app.remote.RemoteSearchService`); ``app.widget`` is what the notebook displays."""
@@ -299,9 +305,7 @@ class SearchApp:
 
     # -- helpers -------------------------------------------------------------------------------
     def _uploads(self) -> list[tuple[str, bytes]]:
-        # under `semcopy serve` a file over the cap arrives empty, with its size (serve.UPLOAD_GUARD)
-        files = [(f["name"], bytes(f["content"]), max(len(f["content"]), int(f.get("size") or 0)))
-                 for f in self.upload.value]
+        files = [(f["name"], bytes(f["content"]), _upload_size(f)) for f in self.upload.value]
         if not files:
             self._say("Choose an image with Upload first.", error=True)
             return []
@@ -330,7 +334,7 @@ class SearchApp:
         files = list(change["new"])
         if not files:
             return
-        size = sum(max(len(f["content"]), int(f.get("size") or 0)) for f in files) / 2**20
+        size = sum(_upload_size(f) for f in files) / 2**20
         names = ", ".join(f["name"] for f in files)
         self.chosen.value = (f'<p class="semcopy-chosen" data-names="{html.escape(names)}" style="margin-right: 1em">'
                              f"chosen: {html.escape(names)} ({size:.1f} MB)</p>")

@@ -10,7 +10,7 @@ from PIL import Image
 
 from semcopy_lib.query.config import VerifyConfig
 from semcopy_lib.segment import scale_box
-from semcopy_lib.segment.template import edge_evidence, match_crop, match_picture, read_thumbnail
+from semcopy_lib.segment.template import match_crop, match_picture, pixel_evidence, read_thumbnail, small_edge_map
 
 #: A frozen dataclass hit with ``gallery_id``, ``score``, ``query_box`` and ``region_kind`` (the service's ``SearchHit``).
 Hit = TypeVar("Hit")
@@ -97,8 +97,12 @@ def arbitrated(image: Image.Image, ranked: list[Hit], whole_first: Hit | None, t
         return ranked
     if not colourless(image, config.colourless):
         return ranked
-    whole = edge_evidence(image, read_thumbnail(thumbs[whole_first.gallery_id]), config.edges)
-    if whole <= edge_evidence(image, read_thumbnail(thumbs[first.gallery_id]), config.edges):
+    edges = small_edge_map(image)  # the query's, once for both pictures
+
+    def lines_up(gallery_id: str) -> float:
+        return pixel_evidence(edges, small_edge_map(read_thumbnail(thumbs[gallery_id])), config.edges)
+
+    if lines_up(whole_first.gallery_id) <= lines_up(first.gallery_id):
         return ranked
     # reported as the whole image's hit (its box and kind): the whole image's edges put it first
     return [replace(whole_first, score=max(whole_first.score, first.score)),

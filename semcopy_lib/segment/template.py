@@ -190,11 +190,14 @@ def edge_map(image: Image.Image) -> Image.Image:
     return Image.fromarray(magnitude.astype(np.uint8)).filter(ImageFilter.GaussianBlur(1.5)).convert("RGB")
 
 
+def small_edge_map(image: Image.Image) -> Image.Image:
+    """:func:`edge_map` of ``image`` shrunk to a thumbnail (:data:`THUMB_SIDE`), what :func:`edge_evidence`
+    compares; made once for an image compared with several pictures."""
+    small = image.copy()
+    small.thumbnail((THUMB_SIDE, THUMB_SIDE))
+    return edge_map(small)
+
+
 def edge_evidence(a: Image.Image, b: Image.Image, config: TemplateConfig) -> float:
-    """:func:`pixel_evidence` of the two pictures' :func:`edge_map`: whether one is drawn from the other."""
-    small = []
-    for image in (a, b):
-        image = image.copy()
-        image.thumbnail((THUMB_SIDE, THUMB_SIDE))
-        small.append(edge_map(image))
-    return pixel_evidence(small[0], small[1], config)
+    """:func:`pixel_evidence` of the two pictures' :func:`small_edge_map`: whether one is drawn from the other."""
+    return pixel_evidence(small_edge_map(a), small_edge_map(b), config)
