@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -251,7 +251,7 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     import csv
 
     from semcopy_lib.app import encoder_for_index
-    from semcopy_lib.app.dedup import default_threshold, find_duplicates, report_fragment, report_html, rows_csv
+    from semcopy_lib.app.dedup import DEDUP, default_threshold, find_duplicates, report_fragment, report_html, rows_csv
     from semcopy_lib.index import GalleryIndex
 
     if args.undo:
@@ -261,8 +261,9 @@ def cmd_dedup(args: argparse.Namespace) -> int:
         threshold = args.threshold if args.threshold is not None else default_threshold(encoder_for_index(index), args.level)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    groups = find_duplicates(index, threshold, level=args.level, method=args.method, neighbours=args.neighbours,
-                             verify=args.verify, progress=True)
+    config = replace(DEDUP, **{name: value for name, value in (("neighbours", args.neighbours), ("verify", args.verify))
+                               if value is not None})
+    groups = find_duplicates(index, threshold, level=args.level, method=args.method, config=config, progress=True)
     if args.json:
         for group in groups:
             _print_json(group.to_dict())
@@ -548,8 +549,6 @@ def cmd_bench_calibrate(args: argparse.Namespace) -> int:
         print(f"{args.index}: {exc}", file=sys.stderr)
         return 1
     if args.write:
-        from dataclasses import replace
-
         from semcopy_lib.app.indexing import query_config
         from semcopy_lib.index import GalleryIndex
 
@@ -728,9 +727,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="copy: the same picture (cropped, recompressed, recoloured); subject: the same subject")
     p.add_argument("--method", choices=("keeper", "components"), default="keeper",
                    help="keeper: every member is a copy of its keeper (default); components: single linkage")
-    p.add_argument("--neighbours", type=int, default=32, help="neighbours looked at per image (default 32)")
-    p.add_argument("--verify", type=float, default=0.8, help="pixel correlation of the two thumbnails a pair "
-                   "needs as well (default 0.8; 0: the cosine alone)")
+    p.add_argument("--neighbours", type=int, default=None,
+                   help="neighbours looked at per image (default: DedupConfig.neighbours)")
+    p.add_argument("--verify", type=float, default=None, help="pixel correlation of the two thumbnails a pair "
+                   "needs as well (default: DedupConfig.verify; 0: the cosine alone)")
     p.add_argument("--json", action="store_true", help="one JSON object per group, one per line")
     p.add_argument("--csv", metavar="FILE", help="write one row per member")
     p.add_argument("--html", metavar="FILE", help="write a report with thumbnails")

@@ -37,7 +37,7 @@ def test_missing_weights_warn_once_and_return_none(caplog, monkeypatch):
 
 
 def test_random_yolov8n_detects_through_the_real_path():
-    detector = load_detector("yolov8n.yaml", confidence=0.5, device="cpu")
+    detector = load_detector("yolov8n.yaml", device="cpu")
     assert isinstance(detector, Detector)
     # raise the class biases of the random head so that it proposes boxes with high confidence
     head = detector.model.model.model[-1]
@@ -45,7 +45,7 @@ def test_random_yolov8n_detects_through_the_real_path():
         for branch in head.cv3:
             branch[-1].bias.fill_(8.0)
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8))
-    dets = detector.detect(image, max_objects=5)
+    dets = detector.detect(image, confidence=0.5, max_objects=5)
     assert 1 <= len(dets) <= 5
     confs = [d.confidence for d in dets]
     assert confs == sorted(confs, reverse=True) and min(confs) >= 0.5

@@ -49,15 +49,17 @@ def test_add_file_grows_the_gallery_with_the_running_encoder(service, tmp_path):
 
 
 class FakeDetector:
-    """Stands in for YOLO: one fixed box, counted calls."""
+    """Stands in for YOLO: one fixed box, counted calls, the (confidence, max_objects) each asked for."""
 
     def __init__(self):
         self.calls = 0
+        self.asked = []
 
-    def detect(self, image):
+    def detect(self, image, confidence, max_objects):
         from semcopy_lib.detect import Detection
 
         self.calls += 1
+        self.asked.append((confidence, max_objects))
         return [Detection((10, 10, 40, 30), "Cat", 0.9)]
 
 
@@ -78,6 +80,12 @@ def test_detector_boxes_become_object_regions_once_per_image(gallery_dir, tmp_pa
     assert ("object", (10, 10, 40, 30)) in [(r.kind, r.box) for r in result.regions]
     service.search([query], k=3, regions=False)  # regions off: no detector call
     assert fake.calls == 2
+    assert fake.asked == [(0.35, 20)] * 2  # ObjectsConfig's defaults
+    from semcopy_lib.query import ObjectsConfig, QueryConfig
+
+    strict = SearchService(index_dir, detector=fake, config=QueryConfig(objects=ObjectsConfig(confidence=0.6, most=3)))
+    strict.search([query], k=3, regions=True)
+    assert fake.asked[-1] == (0.6, 3)
 
 
 def test_feature_map_windows_find_a_subject_on_a_larger_picture(service, gallery_dir, monkeypatch):

@@ -41,18 +41,32 @@ from semcopy_lib.segment.template import THUMB_SIDE, TemplateConfig, pixel_evide
 
 METHODS = ("keeper", "components")
 LEVELS = ("copy", "subject")
-#: Neighbours looked at per image: a group larger than this around one keeper is split in several.
-NEIGHBOURS = 32
 #: Query vectors searched at once.
 BATCH = 1024
-#: Pixel correlation (:func:`~semcopy_lib.segment.template.pixel_evidence`) a pair over the cosine
-#: threshold needs too: drawings alike but not copies (two speech bubbles) score close, their pixels
-#: do not line up. Chosen on the tuning split of ``bench dedup``: the highest value before true pairs
-#: go faster than false ones (docs/benchmarks.md); 0: no check.
-VERIFY = 0.8
-#: How thumbnails (96 px) are matched: a copy is often a crop of the other picture (down to 60 % of
-#: its side), so sizes are tried in fine steps.
-MATCH = TemplateConfig(work_side=64, scales=(0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0))
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    """How pairs of copies are found (``semcopy dedup --neighbours --verify``).
+
+    Attributes:
+        neighbours: neighbours looked at per image: a group larger than this around one keeper is
+            split in several.
+        verify: pixel correlation (:func:`~semcopy_lib.segment.template.pixel_evidence`) a pair over
+            the cosine threshold needs too: drawings alike but not copies (two speech bubbles) score
+            close, their pixels do not line up. The highest value on the tuning split of ``bench
+            dedup`` before true pairs go faster than false ones (docs/benchmarks.md); 0: no check.
+        match: how thumbnails (96 px) are matched: a copy is often a crop of the other picture (down to
+            60 % of its side), so sizes are tried in fine steps.
+    """
+
+    neighbours: int = 32
+    verify: float = 0.8
+    match: TemplateConfig = field(default_factory=lambda: TemplateConfig(
+        work_side=64, scales=(0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)))
+
+
+DEDUP = DedupConfig()
 
 
 @dataclass(frozen=True)
@@ -113,7 +127,7 @@ def held_pictures(records: list[Record]) -> dict[int, Record]:
 
 
 def neighbour_pairs(index: GalleryIndex, vectors: np.ndarray, ids: list[str], threshold: float,
-                    neighbours: int = NEIGHBOURS, progress: bool = False, records: list[Record] | None = None
+                    neighbours: int = DEDUP.neighbours, progress: bool = False, records: list[Record] | None = None
                     ) -> tuple[dict[tuple[int, int], float], dict[tuple[int, int], tuple[int, Box]]]:
     """({(i, j): cosine}, {(i, j): (holder, box)}) for i < j, image positions in ``ids``, of each image's
     ``neighbours`` nearest gallery images (the index's vector search; an image's best view counts) that
@@ -160,12 +174,12 @@ def _held_picture(record: Record, box: Box, thumb: Image.Image) -> Image.Image:
     return picture
 
 
-def _verified(index: GalleryIndex, pairs: dict[tuple[int, int], float], records: list[Record], verify: float,
+def _verified(index: GalleryIndex, pairs: dict[tuple[int, int], float], records: list[Record], config: DedupConfig,
               progress: bool, through: dict[tuple[int, int], tuple[int, Box]] | None = None) -> dict[tuple[int, int], float]:
-    """``pairs`` whose thumbnails show pixel evidence of at least ``verify`` (a pair without thumbnails,
+    """``pairs`` whose thumbnails show pixel evidence of at least ``config.verify`` (a pair without thumbnails,
     from an index made before they were kept, stays). A pair found through a picture that one image
     holds (``through``) is checked on that picture."""
-    if verify <= 0 or not pairs:
+    if config.verify <= 0 or not pairs:
         return pairs
     through = through or {}
     wanted = {records[i].gallery_id for pair in pairs for i in pair}
@@ -177,20 +191,20 @@ def _verified(index: GalleryIndex, pairs: dict[tuple[int, int], float], records:
             holder, box = through[(i, j)]
             held = _held_picture(records[holder], box, a if holder == i else b)
             a, b = (held, b) if holder == i else (a, held)
-        if a is None or b is None or pixel_evidence(a, b, MATCH) >= verify:
+        if a is None or b is None or pixel_evidence(a, b, config.match) >= config.verify:
             kept[(i, j)] = score
     return kept
 
 
 def find_duplicates(index: GalleryIndex, threshold: float, level: str = "copy", method: str = "keeper",
-                    neighbours: int = NEIGHBOURS, verify: float = VERIFY, progress: bool = False) -> list[Group]:
+                    config: DedupConfig = DEDUP, progress: bool = False) -> list[Group]:
     """The gallery's groups of copies (two images or more), largest first.
 
     Args:
         threshold: cosine from which two images are copies (the encoder's ``copy_score`` or
             ``subject_score``, which ``level`` names).
         method: ``keeper`` or ``components`` (module docstring).
-        verify: pixel evidence a pair needs as well (:data:`VERIFY`; 0: none).
+        config: how many neighbours, and the pixel evidence a pair needs as well (:class:`DedupConfig`).
 
     Raises:
         ValueError: an unknown ``method`` or ``level``.
@@ -216,8 +230,8 @@ def find_duplicates(index: GalleryIndex, threshold: float, level: str = "copy", 
         node_of[i] = rep
         nodes.setdefault(rep, []).append(i)
     ids = [r.gallery_id for r in records]
-    pairs, through = neighbour_pairs(index, vectors, ids, threshold, neighbours, progress, every)
-    pairs = _verified(index, pairs, records, verify, progress, through)
+    pairs, through = neighbour_pairs(index, vectors, ids, threshold, config.neighbours, progress, every)
+    pairs = _verified(index, pairs, records, config, progress, through)
     linked: dict[int, dict[int, float]] = {}  # node -> {node: best score between their images}
     for (i, j), score in pairs.items():
         a, b = node_of[i], node_of[j]

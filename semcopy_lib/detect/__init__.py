@@ -21,9 +21,6 @@ from semcopy_lib.data.boxes import Box
 from semcopy_lib.data.trust import check_loadable
 from semcopy_lib.data.yolo_files import DEFAULT_WEIGHTS, WEIGHTS_ENV, find_weights, offline_ultralytics
 
-#: Boxes below this confidence are dropped (lower ones are mostly noise).
-DEFAULT_CONFIDENCE = 0.35
-
 log = logging.getLogger(__name__)
 _warned: set[str] = set()
 
@@ -40,18 +37,18 @@ class Detection:
 class Detector:
     """A YOLO model, loaded once; :meth:`detect` runs it once per image."""
 
-    def __init__(self, weights: str | os.PathLike, confidence: float = DEFAULT_CONFIDENCE, device: Any = None):
+    def __init__(self, weights: str | os.PathLike, device: Any = None):
         check_loadable(weights, "ultralytics")  # it unpickles a .pt
         offline_ultralytics()
         from ultralytics import YOLO
 
         self.model = YOLO(str(weights))
-        self.confidence = confidence
         self.device = device if device is not None else ("cuda:0" if _cuda() else "cpu")
 
-    def detect(self, image: Image.Image, max_objects: int = 20) -> list[Detection]:
-        """Key objects of an RGB image, most confident first, at most ``max_objects``."""
-        result = self.model.predict(image, conf=self.confidence, verbose=False, device=self.device)[0]
+    def detect(self, image: Image.Image, confidence: float, max_objects: int) -> list[Detection]:
+        """Key objects of an RGB image at ``confidence`` or more, most confident first, at most
+        ``max_objects`` (the search takes both from :class:`~semcopy_lib.query.ObjectsConfig`)."""
+        result = self.model.predict(image, conf=confidence, verbose=False, device=self.device)[0]
         return to_detections(result.boxes.xyxy.cpu().numpy(), result.boxes.conf.cpu().numpy(),
                              result.boxes.cls.cpu().numpy(), result.names, image.size)[:max_objects]
 
@@ -88,4 +85,4 @@ def load_detector(weights: str | os.PathLike | None = None, **kwargs: Any) -> De
     return Detector(path, **kwargs)
 
 
-__all__ = ["DEFAULT_CONFIDENCE", "DEFAULT_WEIGHTS", "Detection", "Detector", "find_weights", "load_detector", "to_detections"]
+__all__ = ["DEFAULT_WEIGHTS", "Detection", "Detector", "find_weights", "load_detector", "to_detections"]

@@ -91,7 +91,9 @@ class QueryImage:
     def detect(self) -> list[Detection]:
         """The detector's key objects in ``image`` pixels (run once; [] without a detector)."""
         if self._detections is None:
-            self._detections = self.detector.detect(self.image) if self.detector is not None else []
+            objects = self.config.objects
+            self._detections = (self.detector.detect(self.image, objects.confidence, objects.most)
+                                if self.detector is not None else [])
         return self._detections
 
     def add_copied(self, picture: Image.Image, box: Box | None = None) -> None:
