@@ -89,6 +89,27 @@ def test_exif_rotation_is_applied():
     assert out.info["original_size"] == (20, 40)
 
 
+@pytest.mark.parametrize("size, decoded", [((3000, 2000), (1500, 1000)), ((2000, 3000), (1000, 1500)),
+                                           ((4200, 1000), (1050, 250)), ((1600, 1200), (1600, 1200))])
+def test_a_big_jpeg_is_decoded_shrunk_in_the_dct(monkeypatch, size, decoded):
+    from PIL import JpegImagePlugin
+
+    seen = []
+    draft = JpegImagePlugin.JpegImageFile.draft
+
+    def spy(self, mode, box, *args):
+        out = draft(self, mode, box, *args)
+        seen.append(self.size)
+        return out
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    buf = io.BytesIO()
+    Image.new("RGB", size, (40, 90, 200)).save(buf, "JPEG")
+    out = load_image(buf.getvalue(), max_side=1024)
+    # the largest DCT scale (1/2, 1/4, 1/8) that keeps the longer side at 1024 or more, then shrunk to 1024
+    assert seen[0] == decoded and max(out.size) == 1024 and out.info["original_size"] == size
+
+
 def test_grey_and_max_side():
     out = load_image(Image.new("L", (400, 100), 77), max_side=100)
     assert out.size == (100, 25) and out.mode == "RGB"

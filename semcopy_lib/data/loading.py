@@ -8,6 +8,7 @@ line naming the file.
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 import sys
@@ -184,8 +185,11 @@ def load_image(
             # EXIF orientations 5-8 are quarter turns: the upright image has its sides swapped.
             orientation = img.getexif().get(0x0112, 1)
             original = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
-            if max_side and img.format == "JPEG":
-                img.draft("RGB", (max_side, max_side))
+            if max_side and img.format == "JPEG" and max(width, height) > max_side:
+                # decoded at 1/2, 1/4 or 1/8 in the DCT while both sides stay at least the shrunk size's
+                # (a square box would need the short side to reach it too)
+                f = max_side / max(width, height)
+                img.draft("RGB", (max(1, math.ceil(width * f)), max(1, math.ceil(height * f))))
             img.load()
             if orientation in (2, 3, 4, 5, 6, 7, 8):  # (exif_transpose copies even an upright image)
                 img = ImageOps.exif_transpose(img) or img
