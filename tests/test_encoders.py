@@ -275,3 +275,6 @@ def test_a_drawing_with_transparency_gets_one_more_gallery_view_on_grey(effnet):
     np.testing.assert_allclose(with_alpha[:2], opaque, atol=1e-5)  # the white views are the opaque image's
     np.testing.assert_allclose(with_alpha[2], effnet.embed([to_rgb(drawing, 128)])[0], atol=1e-5)
     assert with_alpha[2] @ with_alpha[0] < 0.99  # a view of its own
+    # an alpha band with no transparent pixel is opaque: no grey view (it would repeat the white one)
+    [solid] = effnet.embed_gallery([to_rgb(drawing).convert("RGBA")])
+    np.testing.assert_allclose(solid, opaque, atol=1e-5)

@@ -273,8 +273,8 @@ class Encoder(nn.Module):
         """
         on_white = to_rgb(image)
         views = [self.preprocess(on_white, s) for s in self.config.index_sizes or (self.config.image_size,)]
-        if "A" not in image.getbands():
-            return views  # opaque: a backdrop would change nothing
+        if "A" not in image.getbands() or image.getchannel("A").getextrema()[0] == 255:
+            return views  # opaque: a backdrop would change nothing (and give a second, identical vector)
         return views + [self.preprocess(to_rgb(image, grey)) for grey in self.config.index_backdrops]
 
     @torch.inference_mode()
