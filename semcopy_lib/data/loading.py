@@ -187,7 +187,7 @@ def load_image(
             original = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
             if max_side and img.format == "JPEG" and max(width, height) > max_side:
                 # decoded at 1/2, 1/4 or 1/8 in the DCT while both sides stay at least the shrunk size's
-                # (a square box would need the short side to reach it too)
+                # (a box of the image's own aspect: a square one would hold the short side back)
                 f = max_side / max(width, height)
                 img.draft("RGB", (max(1, math.ceil(width * f)), max(1, math.ceil(height * f))))
             img.load()

@@ -148,7 +148,7 @@ class ObjectsConfig:
     """Detector boxes (proposer ``objects``, when a detector is loaded).
 
     Attributes:
-        confidence: boxes the detector is less sure of are dropped (at 0.05 they were mostly noise).
+        confidence: boxes the detector is less sure of are dropped (mostly noise).
         most: at most this many boxes, most confident first.
         max_cover: a box covering at least this share of the query is the whole image, searched already.
     """
