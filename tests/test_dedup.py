@@ -87,14 +87,15 @@ def test_cli_pixel_check_keeps_photos_alike_apart_and_verify_0_turns_it_off(copi
     _, index, _ = copies
 
     def groups(*flags):
-        assert main(["dedup", "--index", str(index), "--threshold", "0.25", "--json", *flags]) == 0
+        assert main(["dedup", "--index", str(index), "--threshold", "0.2", "--json", *flags]) == 0
         return {g["keeper"]: {m["id"] for m in g["members"][1:]} for g in map(json.loads, capsys.readouterr().out.splitlines())}
 
     checked = {"food/img04.png": {"food/img04-mirror.png", "food/img04-swapped.png"},
                "animals/img00.png": {"animals/img00-twin.png"}, "food/img01.png": {"food/img01-crop.jpg"},
                "shapes/big-img05.png": {"shapes/stars/img05.png"}}
     assert groups() == checked  # at a cosine this low only the pixel check (DedupConfig.verify) tells copies
-    assert groups("--verify", "0")["animals/img00.png"] >= {"animals/img03.png", "food/img10.png", "food/img04.png"}
+    # unrelated photos at cosine 0.26 (0.06 over the threshold: not a rounding matter) join a group
+    assert groups("--verify", "0")["animals/img00.png"] >= {"food/img10.png", "food/img04.png"}
 
 
 def test_bench_dedup_scores_pairs_against_the_known_groups(gallery_dir, gallery_index, capsys):
