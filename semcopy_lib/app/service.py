@@ -19,7 +19,7 @@ from semcopy_lib.encoders import Encoder
 from semcopy_lib.index import GalleryIndex
 from semcopy_lib.query import QueryConfig, QueryImage, check_proposers, merge_hits, propose, turned_views, voted
 from semcopy_lib.query.clock import StageClock
-from semcopy_lib.query.verify import arbitrated, to_check, verified
+from semcopy_lib.query.verify import arbitrated, colourless, to_check, verified
 from semcopy_lib.segment import Region, crop, scale_box
 from semcopy_lib.segment.template import read_thumbnail
 
@@ -215,6 +215,8 @@ class SearchService:
                     ) -> list[SearchHit]:
         """``ranked``, or the whole image's first hit (``hits``: the whole image's, its first after the
         class vote) first when a colourless query's edges say so (:func:`~semcopy_lib.query.verify.arbitrated`)."""
+        if self.config.verify.colourless <= 0 or not colourless(image, self.config.verify.colourless):
+            return ranked  # a query in colour: neither the vote below nor the thumbnails are needed
         mine = [SearchHit(h.gallery_id, h.score, h.label, h.source, whole.box, "whole") for h in hits]
         mine = voted(mine, self.encoder.copy_score, self.config.vote) if vote else mine
         if not ranked or not mine or ranked[0].gallery_id == mine[0].gallery_id:
