@@ -271,9 +271,13 @@ def other_drawing() -> Image.Image:
 def test_a_line_drawing_is_matched_to_its_source_by_edges():
     from semcopy_lib.data.loading import to_rgb
     from semcopy_lib.data.synth import line_art
-    from semcopy_lib.segment.template import edge_evidence, pixel_evidence
+    from semcopy_lib.segment.template import pixel_evidence, small_edge_map
 
     config = VerifyConfig().edges
+
+    def edge_evidence(a, b, config):
+        return pixel_evidence(small_edge_map(a), small_edge_map(b), config)
+
     boot, bottle = to_rgb(drawing()), to_rgb(other_drawing())
     sketch = line_art(boot)  # dark edges on white: none of the boot's colours
     assert edge_evidence(sketch, boot, config) > edge_evidence(sketch, bottle, config)

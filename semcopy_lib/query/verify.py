@@ -82,7 +82,8 @@ def arbitrated(image: Image.Image, ranked: list[Hit], whole_first: Hit | None, t
                config: VerifyConfig) -> list[Hit]:
     """``ranked`` (best first), or, when ``image`` is :func:`colourless` and the whole image's first hit
     ``whole_first`` is not ``ranked``'s first but its picture's edges line up better with ``image``'s
-    (:func:`~semcopy_lib.segment.template.edge_evidence`) than the first hit's, that hit first (as the
+    (:func:`~semcopy_lib.segment.template.pixel_evidence` of their
+    :func:`~semcopy_lib.segment.template.small_edge_map`) than the first hit's, that hit first (as the
     whole image's hit), at the first hit's score (so that scores still fall down the list), then the
     others in their order.
 

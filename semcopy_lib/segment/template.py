@@ -191,13 +191,9 @@ def edge_map(image: Image.Image) -> Image.Image:
 
 
 def small_edge_map(image: Image.Image) -> Image.Image:
-    """:func:`edge_map` of ``image`` shrunk to a thumbnail (:data:`THUMB_SIDE`), what :func:`edge_evidence`
-    compares; made once for an image compared with several pictures."""
+    """:func:`edge_map` of ``image`` shrunk to a thumbnail (:data:`THUMB_SIDE`): two of them compared by
+    :func:`pixel_evidence` say whether one picture is drawn from the other; made once for an image
+    compared with several pictures."""
     small = image.copy()
     small.thumbnail((THUMB_SIDE, THUMB_SIDE))
     return edge_map(small)
-
-
-def edge_evidence(a: Image.Image, b: Image.Image, config: TemplateConfig) -> float:
-    """:func:`pixel_evidence` of the two pictures' :func:`small_edge_map`: whether one is drawn from the other."""
-    return pixel_evidence(small_edge_map(a), small_edge_map(b), config)
