@@ -321,10 +321,14 @@ def _undo_dedup(args: argparse.Namespace) -> int:
 
     if not Path(args.undo).is_file():
         raise CliError(f"{args.undo}: no such moves log")
-    back, left = undo_moves(args.undo)
+    index = GalleryIndex.open(args.index)
+    try:
+        back, left = undo_moves(args.undo, index.root)
+    except ValueError as exc:  # not a moves log
+        raise CliError(str(exc)) from None
     for line in left:
         print(f"semcopy: {line}", file=sys.stderr)
-    report = add_paths(GalleryIndex.open(args.index), back, progress=False) if back else None
+    report = add_paths(index, back, progress=False) if back else None
     print(f"moved {len(back)} files back; {len(report.added) if report else 0} indexed again", file=sys.stderr)
     return 0 if not left else 1
 

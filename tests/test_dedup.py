@@ -153,6 +153,47 @@ def test_move_to_is_a_dry_run_then_moves_the_copies_out_and_undo_brings_them_bac
     assert not log.exists() and log.with_name("semcopy-moves.jsonl.undone").exists()
 
 
+def test_undo_from_another_folder_brings_back_what_a_relative_move_moved(copies, tmp_path, monkeypatch, capsys):
+    source_gallery, _, _ = copies
+    work = tmp_path / "work"
+    shutil.copytree(source_gallery, work / "gallery")
+    build_index(work / "gallery", work / "idx", progress=False)
+    before = sorted(p.relative_to(work / "gallery").as_posix() for p in (work / "gallery").rglob("*.*"))
+    monkeypatch.chdir(work)
+    assert main(["dedup", "--index", "idx", "--move-to", "moved", "--yes"]) == 0
+    assert len(list((work / "moved").rglob("*.png"))) + len(list((work / "moved").rglob("*.jpg"))) == 5
+    # an older semcopy logged paths as given, relative to the folder it ran in
+    log = work / "moved" / "semcopy-moves.jsonl"
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    log.write_text("".join(json.dumps({"id": e["id"], "from": f"gallery/{e['id']}", "to": f"moved/{e['id']}"}) + "\n"
+                           for e in entries))
+    # one file cannot go back: its place is taken
+    blocker = work / "gallery" / entries[0]["id"]
+    blocker.write_bytes(b"not the image")
+    monkeypatch.chdir(work / "gallery")  # not the folder the move ran in: "to" is found beside the log
+    capsys.readouterr()
+    assert main(["dedup", "--index", str(work / "idx"), "--undo", str(log)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("(not moved back)") == 1 and "moved 4 files back; 4 indexed again" in err
+    # the log keeps the file left, so undoing again finishes the job
+    assert [json.loads(line)["id"] for line in log.read_text().splitlines()] == [entries[0]["id"]]
+    blocker.unlink()
+    monkeypatch.chdir(work)
+    assert main(["dedup", "--index", "idx", "--undo", str(log)]) == 0
+    assert sorted(p.relative_to(work / "gallery").as_posix() for p in (work / "gallery").rglob("*.*")) == before
+    assert not log.exists() and log.with_name("semcopy-moves.jsonl.undone").exists()
+
+
+def test_undo_of_a_file_that_is_not_a_moves_log_is_one_line_and_moves_nothing(copies, tmp_path, capsys):
+    _, index_dir, _ = copies
+    log = tmp_path / "semcopy-moves.jsonl"
+    log.write_text('{"id": "a.png", "from": "/x/a.png", "to": "/y/a.png"}\ngarbage\n')
+    assert main(["dedup", "--index", str(index_dir), "--undo", str(log)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"semcopy: error: {log}: line 2 is not an entry of a semcopy moves log\n"
+    assert log.exists()
+
+
 @pytest.fixture(scope="module")
 def page_gallery(gallery_dir, tmp_path_factory):
     """The 12 test photos, one of them also at 600 px (``food/big.png``), and a web-page screenshot

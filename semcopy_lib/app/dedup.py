@@ -372,27 +372,64 @@ def move_copies(moves: list[tuple[str, Path, Path]], dest: os.PathLike | str) ->
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(src), str(dst))
         with open(Path(dest) / MOVES_LOG, "a", encoding="utf-8") as log:
-            log.write(json.dumps({"id": gallery_id, "from": str(src), "to": str(dst)}) + "\n")
+            # absolute, so that the log undoes from any working folder
+            log.write(json.dumps({"id": gallery_id, "from": str(src.absolute()), "to": str(dst.absolute())}) + "\n")
         moved.append(gallery_id)
     return moved, left
 
 
-def undo_moves(log_path: os.PathLike | str) -> tuple[list[Path], list[str]]:
-    """Move back every file a :data:`MOVES_LOG` names, newest first; the log is renamed ``.undone``.
+def read_moves(log_path: os.PathLike | str, root: os.PathLike | str | None = None) -> list[dict]:
+    """The entries of a :data:`MOVES_LOG` in the order written: ``{"id", "from", "to"}``, paths absolute.
+
+    A relative path (a log of an older semcopy, relative to the folder it ran in) is read from what it
+    names: ``to`` is the log's folder / ``id``, ``from`` is ``root`` (the gallery's folder) / ``id``, or
+    relative to the working folder without ``root``.
+
+    Raises:
+        ValueError: a line is not such an entry (the message names the log and the line).
+    """
+    log_path = Path(log_path)
+    entries = []
+    for n, line in enumerate(log_path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            gallery_id, src, dst = str(entry["id"]), Path(entry["from"]), Path(entry["to"])
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"{log_path}: line {n} is not an entry of a semcopy moves log") from None
+        to = dst if dst.is_absolute() else log_path.absolute().parent / gallery_id
+        back = src if src.is_absolute() or root is None else Path(root) / gallery_id
+        entries.append({"id": gallery_id, "from": back.absolute(), "to": to})
+    return entries
+
+
+def undo_moves(log_path: os.PathLike | str, root: os.PathLike | str | None = None) -> tuple[list[Path], list[str]]:
+    """Move back every file a :data:`MOVES_LOG` names, newest first (``root``: the gallery's folder, for
+    an older log's relative paths, :func:`read_moves`). When all went back the log is renamed
+    ``.undone``; else it keeps only the files left, so that undoing again finishes the job.
 
     Returns:
         (the files back in place, one line per file that could not go back).
+
+    Raises:
+        ValueError: the log is not a moves log (:func:`read_moves`); nothing is moved.
     """
     log_path = Path(log_path)
-    entries = [json.loads(line) for line in log_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    back, left = [], []
+    entries = read_moves(log_path, root)
+    back, left, kept = [], [], []
     for entry in reversed(entries):
-        src, dst = Path(entry["to"]), Path(entry["from"])
+        src, dst = entry["to"], entry["from"]
         if not src.is_file() or dst.exists():
             left.append(f"{src}: {'gone' if not src.is_file() else f'{dst} exists'} (not moved back)")
+            kept.append(entry)
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(src), str(dst))
         back.append(dst)
-    log_path.rename(log_path.with_name(log_path.name + ".undone"))
+    if kept:
+        log_path.write_text("".join(json.dumps({"id": e["id"], "from": str(e["from"]), "to": str(e["to"])}) + "\n"
+                                    for e in reversed(kept)), encoding="utf-8")
+    else:
+        log_path.rename(log_path.with_name(log_path.name + ".undone"))
     return back, left
