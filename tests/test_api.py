@@ -87,6 +87,20 @@ def test_bad_uploads_are_one_line_errors(served):
     assert client.post("/search", files={"file": ("x.png", b"x")}, data={"k": "1000"}).status_code == 422
 
 
+def test_missing_or_mistyped_fields_and_unknown_routes_answer_in_the_same_one_line_shape(served):
+    _, client = served
+    missing = client.post("/search", data={"k": "3"})
+    assert missing.status_code == 422 and missing.json() == {"error": "file: Field required"}
+    mistyped = client.post("/search", files={"file": ("x.png", b"x")}, data={"k": "abc"})
+    assert mistyped.status_code == 422 and list(mistyped.json()) == ["error"] and mistyped.json()["error"].startswith("k: ")
+    assert client.get("/dedup", params={"threshold": "abc"}).json()["error"].startswith("threshold: ")
+    for bad in ("nan", "inf", "1.5"):
+        refused = client.get("/dedup", params={"threshold": bad})
+        assert refused.status_code == 422 and refused.json() == {"error": "threshold must be a cosine, -1 to 1"}
+    nowhere = client.get("/no/such/route")
+    assert nowhere.status_code == 404 and nowhere.json() == {"error": "Not Found"}
+
+
 def test_beyond_loopback_reads_need_the_token_too(served):
     service, _ = served
     client = TestClient(create_app(service, TOKEN, protect_reads=True))

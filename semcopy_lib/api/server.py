@@ -3,19 +3,23 @@
 One model and index per process; the service takes one request at a time (a lock: torch already uses
 every core for one search), so concurrent clients are safe and writes never interleave. OpenAPI docs
 at ``/docs``. Errors are ``{"error": "one line"}`` with 401 (no or wrong token), 404, 413 (upload
-over ``SEMCOPY_MAX_UPLOAD_MB``), 422 (not an image, bad class name or ``k``).
+over ``SEMCOPY_MAX_UPLOAD_MB``), 422 (not an image, bad class name, ``k`` or ``threshold``, a missing
+or mistyped field).
 
 Tokens: write endpoints (``POST /index/add``, ``DELETE /index/{id}``) always ask for
 ``Authorization: Bearer <token>``; read endpoints too when the server is bound beyond loopback.
 """
 
+import math
 import secrets
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from semcopy_lib.app.contract import search_json
 from semcopy_lib.app.remote import MAX_K, MAX_UPLOAD_BYTES
@@ -37,10 +41,18 @@ def create_app(service: "SearchService", token: str, protect_reads: bool = False
         with lock:
             return work()
 
-    @app.exception_handler(HTTPException)
-    async def one_line(_request: Request, exc: HTTPException) -> JSONResponse:
+    # Starlette's exception, which FastAPI's subclasses: an unknown route's 404 answers the same way
+    @app.exception_handler(StarletteHTTPException)
+    async def one_line(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code,
                             headers={"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        """A missing or mistyped field: ``field: what is wrong``, the fields in one line."""
+        said = "; ".join(f"{'.'.join(str(part) for part in e.get('loc', ())[1:]) or 'request'}: {e.get('msg', 'invalid')}"
+                         for e in exc.errors())
+        return JSONResponse({"error": " ".join(said.split())}, status_code=422)
 
     def bearer(authorization: Optional[str]) -> None:
         given = (authorization or "").removeprefix("Bearer ").strip()
@@ -114,6 +126,8 @@ def create_app(service: "SearchService", token: str, protect_reads: bool = False
     @app.get("/dedup", dependencies=[Depends(reader)])
     def dedup(threshold: Optional[float] = None, level: str = "copy") -> dict:
         """The gallery's groups of copies (as ``semcopy dedup --json``, one object per group)."""
+        if threshold is not None and not (math.isfinite(threshold) and -1.0 <= threshold <= 1.0):
+            raise HTTPException(422, "threshold must be a cosine, -1 to 1")
         try:
             found = locked(lambda: service.duplicates(threshold, level))
         except ValueError as exc:
