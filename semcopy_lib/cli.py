@@ -121,7 +121,7 @@ def cmd_index_info(args: argparse.Namespace) -> int:
     from semcopy_lib.app.indexing import query_config
     from semcopy_lib.index import GalleryIndex
 
-    index = GalleryIndex.open(args.index)
+    index = GalleryIndex.open(args.index, read_only=True)
     info = index.info()
     info["query"] = query_config(index).to_dict()  # an older index searches with the defaults
     if not args.json:

@@ -171,3 +171,119 @@ def test_a_box_reaching_past_a_narrow_images_edge_is_clipped_before_its_canvas_i
     rgb = np.full((394, 50, 3), 200, np.uint8)
     layout = _on_canvas(rgb, Layout("screenshot", [(27, 307, 24, 64)]))
     assert layout.boxes == [(27, 307, 23, 64)]
+
+
+def _damaged_copy(gallery_index: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    index = tmp_path / "idx"
+    shutil.copytree(gallery_index, index)
+    return index
+
+
+@pytest.mark.parametrize("manifest", ["[]", "null", '"x"', {"dim": "abc"}, {"dim": 0}, {"encoder": None}, {"encoder": {}}])
+def test_a_manifest_of_the_wrong_shape_is_one_line_naming_it(gallery_index, tmp_path, capsys, manifest):
+    from semcopy_lib.cli import main
+
+    index = _damaged_copy(gallery_index, tmp_path)
+    path = index / "manifest.json"
+    if isinstance(manifest, dict):
+        manifest = json.dumps({**json.loads(path.read_text()), **manifest})
+    path.write_text(manifest)
+    for command in (["index", "info", "--index", str(index)], ["search", "--index", str(index), str(path)]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"semcopy: error: {path}: ") and err.count("\n") == 1
+
+
+def test_a_vector_file_of_another_size_than_the_manifest_says_is_one_line(gallery_index, tmp_path, capsys):
+    from semcopy_lib.cli import main
+
+    index = _damaged_copy(gallery_index, tmp_path)
+    manifest = json.loads((index / "manifest.json").read_text())
+    (index / "manifest.json").write_text(json.dumps({**manifest, "dim": 512}))
+    assert main(["index", "info", "--index", str(index)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"semcopy: error: {index / 'vectors.faiss'}: vectors have dimension 1280, the manifest says 512\n"
+
+
+def test_a_truncated_vector_file_is_rebuilt_from_sqlite(gallery_index, gallery_dir, tmp_path, capsys):
+    from semcopy_lib.cli import main
+
+    query = str(gallery_dir / "food" / "img04.png")
+    assert main(["search", "--index", str(gallery_index), "--json", "-k", "3", "--no-regions", query]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    index = _damaged_copy(gallery_index, tmp_path)
+    vectors = index / "vectors.faiss"
+    vectors.write_bytes(vectors.read_bytes()[:1000])
+    assert main(["search", "--index", str(index), "--json", "-k", "3", "--no-regions", query]) == 0
+    assert json.loads(capsys.readouterr().out) == expected
+    assert main(["index", "add", "--index", str(index), query]) == 0  # a writer rebuilds and saves it
+    capsys.readouterr()
+    assert main(["index", "verify", "--index", str(index)]) == 0
+
+
+def test_a_metadata_file_that_is_not_sqlite_is_one_line_and_verify_says_so(gallery_index, tmp_path, capsys):
+    from semcopy_lib.cli import main
+
+    index = _damaged_copy(gallery_index, tmp_path)
+    (index / "meta.sqlite").write_text("garbage")
+    for name in ("meta.sqlite-wal", "meta.sqlite-shm"):
+        (index / name).unlink(missing_ok=True)
+    assert main(["index", "info", "--index", str(index)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"semcopy: error: {index / 'meta.sqlite'}: not a readable SQLite database") and err.count("\n") == 1
+    assert main(["index", "verify", "--index", str(index)]) == 1
+    out = capsys.readouterr().out
+    assert "meta.sqlite: not a readable SQLite database" in out and "Traceback" not in out
+
+
+def test_building_into_a_file_is_one_line_and_leaves_the_file(gallery_dir, tmp_path, capsys):
+    from semcopy_lib.cli import main
+
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    assert main(["index", "build", str(gallery_dir), "--index", str(afile)]) == 2
+    assert capsys.readouterr().err == f"semcopy: error: {afile}: not a folder\n" and afile.read_text() == "mine"
+
+
+@pytest.mark.parametrize("log", ["checkpointed", "with writes in the log"])
+def test_an_index_on_a_read_only_file_system_is_searched_and_refuses_writes_in_one_line(gallery_index, tmp_path,
+                                                                                       monkeypatch, log):
+    """A read-only mount, as the file system answers it: SQLite cannot open the file read-write (the
+    write-ahead log's shared memory), and the folder is not writable. What the log holds is seen."""
+    import shutil
+    import sqlite3
+
+    from semcopy_lib.index import GalleryIndex, IndexDirError
+    from semcopy_lib.index import store
+
+    source = tmp_path / "source"
+    shutil.copytree(gallery_index, source)
+    index_dir = tmp_path / "idx"
+    held = sqlite3.connect(source / "meta.sqlite", isolation_level=None)
+    held.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    if log == "checkpointed":
+        images = 12
+    else:  # a removal still in the log, copied while its writer holds the database open
+        held.execute("PRAGMA wal_autocheckpoint=0")
+        held.execute("DELETE FROM items WHERE gallery_id = (SELECT MIN(gallery_id) FROM items)")
+        images = 11
+    shutil.copytree(source, index_dir)
+    held.close()
+    assert (index_dir / "meta.sqlite-wal").stat().st_size > 0 if images == 11 else True
+    real_connect = sqlite3.connect
+
+    def connect(database, *args, uri=False, **kwargs):
+        if not uri:
+            raise sqlite3.OperationalError("unable to open database file")
+        return real_connect(database, *args, uri=uri, **kwargs)
+
+    monkeypatch.setattr(store.sqlite3, "connect", connect)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    index = GalleryIndex.open(index_dir, read_only=True)
+    assert len(index) == images
+    records, vectors = index.image_vectors()
+    assert index.search(vectors[:1], k=1)[0][0].gallery_id == records[0].gallery_id
+    with pytest.raises(IndexDirError, match=r"a read-only folder \(unable to open database file\): it can be searched, not changed"):
+        GalleryIndex.open(index_dir)

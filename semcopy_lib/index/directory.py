@@ -19,7 +19,9 @@ they catch up with what another writer committed, and searches catch up with new
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sqlite3
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +34,8 @@ from semcopy_lib.index.backends import BACKENDS, StoreInUse, VectorBackend
 from semcopy_lib.index import compressed
 from semcopy_lib.index.lock import IndexLocked, WriteLock
 from semcopy_lib.index.store import Box, MetadataStore, NewItem, Record
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -97,9 +101,31 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise IndexDirError(f"{path}: unreadable manifest ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise IndexDirError(f"{path}: not a semcopy manifest (a JSON object expected)")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise IndexDirError(f"{path}: index format {manifest.get('format_version')!r}, this semcopy reads {FORMAT_VERSION}")
+    encoder = manifest.get("encoder")
+    if not isinstance(encoder, dict) or not isinstance(encoder.get("name"), str):
+        raise IndexDirError(f"{path}: the manifest names no encoder")
+    dim = manifest.get("dim")
+    if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
+        raise IndexDirError(f"{path}: the manifest's dim {dim!r} is not a vector size")
     return manifest
+
+
+def _open_store(path: Path, read_only: bool = False) -> MetadataStore:
+    """The index's SQLite store (:class:`MetadataStore`); a file that is not one is an
+    :class:`IndexDirError` naming it."""
+    try:
+        return MetadataStore(path, read_only=read_only)
+    except sqlite3.OperationalError as exc:
+        if not os.access(path.parent, os.W_OK):
+            raise IndexDirError(f"{path.parent}: a read-only folder ({exc}): it can be searched, not changed") from None
+        raise IndexDirError(f"{path}: cannot be opened ({exc})") from None
+    except sqlite3.DatabaseError as exc:
+        raise IndexDirError(f"{path}: not a readable SQLite database ({exc}); rebuild the index from the images "
+                            "with 'semcopy index build'") from None
 
 
 class GalleryIndex:
@@ -139,6 +165,8 @@ class GalleryIndex:
         creatable = [name for name, cls in BACKENDS.items() if getattr(cls, "CREATABLE", True)]
         if backend not in creatable:
             raise IndexDirError(f"unknown index backend {backend!r}; known: {', '.join(creatable)}")
+        if directory.exists() and not directory.is_dir():
+            raise IndexDirError(f"{directory}: not a folder")
         directory.mkdir(parents=True, exist_ok=True)
         lock = WriteLock(directory)
         with lock:  # two creators: the second fails clearly (and finds the manifest next time)
@@ -174,7 +202,7 @@ class GalleryIndex:
         manifest = read_manifest(directory)
         if manifest.get("backend", "faiss") not in BACKENDS:
             raise IndexDirError(f"{directory / MANIFEST}: unknown backend {manifest.get('backend')!r}")
-        index = cls(directory, manifest, MetadataStore(directory / METADATA), None, read_only=read_only)
+        index = cls(directory, manifest, _open_store(directory / METADATA, read_only), None, read_only=read_only)
         index._load_backend()
         return index
 
@@ -189,6 +217,11 @@ class GalleryIndex:
                 backend = backend_cls.load(vectors, self.dim, read_only=self.read_only, name=self.manifest.get("name"))
             except (FileNotFoundError, StoreInUse):
                 backend = None
+            except RuntimeError:  # FAISS could not read it (truncated, overwritten): rebuilt from SQLite below
+                log.warning("%s: unreadable; rebuilding it from %s", vectors, METADATA)
+                backend = None
+            except ValueError as exc:  # vectors of another size than the manifest's
+                raise IndexDirError(" ".join(str(exc).split())) from None
             if backend is not None and backend.count == self.store.count():
                 self.backend, self._generation = backend, generation
                 return

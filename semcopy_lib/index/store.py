@@ -9,6 +9,7 @@ gallery image (:func:`semcopy_lib.segment.template.thumbnail`). Every change is 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,11 +68,23 @@ class NewItem:
 class MetadataStore:
     """SQLite table of indexed vectors with a generation counter bumped by every write."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, read_only: bool = False):
+        """``read_only``: only read. On a read-only file system SQLite cannot make the files of its
+        write-ahead log: a file whose log holds writes is then read through the log's existing files,
+        one without such a log as immutable (nothing can change it there)."""
         self.path = Path(path)
-        self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.executescript(_SCHEMA)
+        try:
+            self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.executescript(_SCHEMA)
+        except sqlite3.OperationalError:
+            if not read_only or os.access(self.path.parent, os.W_OK):
+                raise
+            wal = self.path.with_name(self.path.name + "-wal")
+            logged = wal.is_file() and wal.stat().st_size > 0
+            self.conn = sqlite3.connect(f"{self.path.absolute().as_uri()}?{'mode=ro' if logged else 'immutable=1'}",
+                                        uri=True, isolation_level=None, check_same_thread=False)
+            self.conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # fails here, not at the first query
 
     def close(self) -> None:
         self.conn.close()

@@ -130,7 +130,12 @@ def verify(directory: os.PathLike | str, check_files: bool = True) -> VerifyRepo
     if not (directory / METADATA).is_file():
         report.problems.append(f"{METADATA}: missing; rebuild the index from the images with 'semcopy index build'")
         return report
-    store = MetadataStore(directory / METADATA)
+    try:
+        store = MetadataStore(directory / METADATA)
+    except sqlite3.DatabaseError as exc:
+        report.problems.append(f"{METADATA}: not a readable SQLite database ({exc})")
+        report.repair = f"{FROM_IMAGES} (the vectors in {directory} cannot be trusted)"
+        return report
     try:
         integrity = store.conn.execute("PRAGMA integrity_check").fetchone()[0]
         if integrity != "ok":
