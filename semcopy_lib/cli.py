@@ -82,7 +82,8 @@ def cmd_index_sync(args: argparse.Namespace) -> int:
 
     def said(report) -> None:
         for gallery_id in report.removed:
-            print(f"removed {gallery_id}: its file is gone", file=sys.stderr)
+            there = index.root is not None and (index.root / gallery_id).exists()
+            print(f"removed {gallery_id}: its file {'can no longer be read' if there else 'is gone'}", file=sys.stderr)
         _report(report, args.json)
 
     if args.watch:

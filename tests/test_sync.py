@@ -48,6 +48,27 @@ def test_sync_adds_new_and_changed_files_and_removes_gone_ones(gallery_dir, tmp_
     assert (again["added"], again["replaced"], again["removed"], len(again["unchanged"])) == ([], [], [], len(want))
 
 
+def test_sync_removes_files_that_can_no_longer_be_read(gallery_dir, tmp_path, capsys):
+    gallery = tmp_path / "gallery"
+    shutil.copytree(gallery_dir, gallery)
+    index = tmp_path / "idx"
+    build_index(gallery, index, progress=False)
+    (gallery / "food" / "img01.png").write_text("hello")                    # overwritten with text
+    truncated = gallery / "animals" / "img00.png"
+    truncated.write_bytes(truncated.read_bytes()[:2000])
+    capsys.readouterr()
+    assert main(["index", "sync", str(gallery), "--index", str(index), "--json"]) == 0
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert sorted(report["removed"]) == ["animals/img00.png", "food/img01.png"]
+    assert sorted(s["file"] for s in report["skipped"]) == sorted([str(truncated), str(gallery / "food" / "img01.png")])
+    assert "removed food/img01.png: its file can no longer be read" in err
+    want = {p.relative_to(gallery).as_posix() for p in gallery.rglob("*.png")} - {"animals/img00.png", "food/img01.png"}
+    assert _ids(index) == want and len(want) == 10
+    assert main(["index", "sync", str(gallery), "--index", str(index), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["removed"] == []
+
+
 def test_sync_keeps_what_came_from_elsewhere(gallery_dir, tmp_path, capsys):
     gallery = tmp_path / "gallery"
     shutil.copytree(gallery_dir / "food", gallery / "food")

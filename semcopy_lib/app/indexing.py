@@ -362,7 +362,7 @@ def sync_folder(
 ) -> IndexReport:
     """Make the index hold exactly the images below ``folder``: new and changed files are embedded
     (:func:`index_files`: resumable, unchanged files are not read again), and the ids of files that
-    came from ``folder`` and are gone from it are removed (``report.removed``). Images the index took
+    came from ``folder`` and are gone from it, or can no longer be read, are removed (``report.removed``). Images the index took
     from anywhere else (dashboard uploads, other folders) stay.
 
     Raises:
@@ -381,8 +381,14 @@ def sync_folder(
             index.remove(gone)
         encoder = encoder if encoder is not None else encoder_for_index(index, device)
         report = _index_files(index, files, encoder, batch_size, progress)
+        # a file that can no longer be read (overwritten, truncated) is no image of the folder: its old
+        # vectors go too, as a deleted file's do
+        unreadable = {f.gallery_id for f in files if str(f.path) in {path for path, _ in report.skipped}}
+        stale = sorted(unreadable & {r.gallery_id for r in index.records()})
+        if stale:
+            index.remove(stale)
     report.skipped = bad + report.skipped
-    report.removed = gone
+    report.removed = gone + stale
     return report
 
 
