@@ -257,7 +257,21 @@ def cmd_dedup(args: argparse.Namespace) -> int:
 
     if args.undo:
         return _undo_dedup(args)
+    if args.threshold is not None and not -1.0 <= args.threshold <= 1.0:  # nan fails both
+        raise CliError(f"--threshold {args.threshold}: a cosine, -1 to 1")
+    if args.neighbours is not None and args.neighbours < 1:
+        raise CliError(f"--neighbours {args.neighbours}: at least 1")
+    for out in (args.csv, args.html):
+        if out and not Path(out).absolute().parent.is_dir():
+            raise CliError(f"{out}: no folder {Path(out).absolute().parent} to write it in")
     index = GalleryIndex.open(args.index, read_only=not args.move_to)
+    if args.move_to:
+        dest = Path(args.move_to)
+        if dest.exists() and not dest.is_dir():
+            raise CliError(f"{dest}: not a folder")
+        if index.root is not None and dest.resolve().is_relative_to(index.root.resolve()):
+            raise CliError(f"{dest}: inside the gallery folder {index.root}, where the next sync would index the copies "
+                           "again; move them elsewhere")
     try:
         threshold = args.threshold if args.threshold is not None else default_threshold(encoder_for_index(index), args.level)
     except ValueError as exc:
@@ -295,8 +309,11 @@ def cmd_dedup(args: argparse.Namespace) -> int:
 
 def _move_copies(args: argparse.Namespace, index, groups) -> None:
     """``--move-to``: say what would move (a dry run) or, with ``--yes``, move it and drop it from the index."""
-    from semcopy_lib.app.dedup import MOVES_LOG, move_copies, planned_moves
+    from semcopy_lib.app.dedup import MOVES_LOG, move_copies, planned_moves, unchanged_groups
 
+    groups, stale = unchanged_groups(groups, {r.gallery_id: r.sha256 for r in index.records()})
+    for line in stale:
+        print(f"semcopy: {line}", file=sys.stderr)
     moves = planned_moves(groups, args.move_to)
     log = Path(args.move_to) / MOVES_LOG
     if not args.yes:

@@ -184,6 +184,47 @@ def test_undo_from_another_folder_brings_back_what_a_relative_move_moved(copies,
     assert not log.exists() and log.with_name("semcopy-moves.jsonl.undone").exists()
 
 
+def test_a_group_whose_files_changed_since_indexing_is_not_moved(copies, tmp_path, capsys):
+    source_gallery, _, _ = copies
+    gallery = tmp_path / "gallery"
+    shutil.copytree(source_gallery, gallery)
+    build_index(gallery, tmp_path / "idx", progress=False)
+    twin = gallery / "animals" / "img00-twin.png"
+    shutil.copyfile(gallery / "food" / "img07.png", twin)  # no longer a copy, though the index says so
+    dest = tmp_path / "moved"
+    capsys.readouterr()
+    assert main(["dedup", "--index", str(tmp_path / "idx"), "--move-to", str(dest), "--yes"]) == 0
+    err = capsys.readouterr().err
+    assert f"semcopy: {twin}: changed or gone since it was indexed; its group is not moved" in err
+    assert twin.is_file() and (gallery / "animals" / "img00.png").is_file() and not (dest / "animals").exists()
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*.*") if p.suffix != ".jsonl") == \
+        ["food/img01-crop.jpg", "food/img04-mirror.png", "food/img04-swapped.png", "shapes/stars/img05.png"]
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--threshold", "5"], "--threshold 5.0: a cosine, -1 to 1"),
+    (["--threshold", "nan"], "--threshold nan: a cosine, -1 to 1"),
+    (["--neighbours", "-3"], "--neighbours -3: at least 1"),
+    (["--csv", "/nonexistent/x.csv"], "/nonexistent/x.csv: no folder /nonexistent to write it in"),
+    (["--html", "/nonexistent/x.html"], "/nonexistent/x.html: no folder /nonexistent to write it in"),
+])
+def test_bad_dedup_arguments_are_one_line(copies, capsys, args, said):
+    _, index_dir, _ = copies
+    assert main(["dedup", "--index", str(index_dir), *args]) == 2
+    assert capsys.readouterr().err == f"semcopy: error: {said}\n"
+
+
+def test_moving_copies_into_the_gallery_or_onto_a_file_is_refused(copies, tmp_path, capsys):
+    gallery, index_dir, _ = copies
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    assert main(["dedup", "--index", str(index_dir), "--move-to", str(afile), "--yes"]) == 2
+    assert capsys.readouterr().err == f"semcopy: error: {afile}: not a folder\n" and afile.read_text() == "mine"
+    inside = gallery / "dups"
+    assert main(["dedup", "--index", str(index_dir), "--move-to", str(inside), "--yes"]) == 2
+    assert capsys.readouterr().err.startswith(f"semcopy: error: {inside}: inside the gallery folder") and not inside.exists()
+
+
 def test_undo_of_a_file_that_is_not_a_moves_log_is_one_line_and_moves_nothing(copies, tmp_path, capsys):
     _, index_dir, _ = copies
     log = tmp_path / "semcopy-moves.jsonl"

@@ -28,6 +28,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 from PIL import Image
@@ -345,6 +346,24 @@ def rows_csv(groups: list[Group]) -> list[dict]:
 
 #: The log that ``move_copies`` writes in the folder it moves to (one JSON object per moved file).
 MOVES_LOG = "semcopy-moves.jsonl"
+
+
+def unchanged_groups(groups: list[Group], recorded: Mapping[str, str]) -> tuple[list[Group], list[str]]:
+    """The groups whose files all still hold what was indexed (``recorded``: sha256 by gallery id), and one
+    line per other group: a file changed or gone since indexing may no longer be a copy, or no longer
+    the keeper's picture, so nothing of that group is moved."""
+    from semcopy_lib.data.folders import sha256_of
+
+    fresh, lines = [], []
+    for group in groups:
+        changed = next((m for m in group.members if not m.source or not Path(m.source).is_file()
+                        or sha256_of(Path(m.source)) != recorded.get(m.gallery_id)), None)
+        if changed is None:
+            fresh.append(group)
+        else:
+            lines.append(f"{changed.source or changed.gallery_id}: changed or gone since it was indexed; its group "
+                         "is not moved ('semcopy index sync' first)")
+    return fresh, lines
 
 
 def planned_moves(groups: list[Group], dest: os.PathLike | str) -> list[tuple[str, Path, Path]]:
