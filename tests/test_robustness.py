@@ -287,3 +287,46 @@ def test_an_index_on_a_read_only_file_system_is_searched_and_refuses_writes_in_o
     assert index.search(vectors[:1], k=1)[0][0].gallery_id == records[0].gallery_id
     with pytest.raises(IndexDirError, match=r"a read-only folder \(unable to open database file\): it can be searched, not changed"):
         GalleryIndex.open(index_dir)
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(gallery_index):
+    """``semcopy ... | head``: the pipe closes before the command writes."""
+    proc = subprocess.Popen([sys.executable, "-m", "semcopy_lib", "index", "info", "--index", str(gallery_index), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_an_interrupt_right_after_commit_keeps_the_write_and_raises_it_unchanged(tmp_path):
+    from semcopy_lib.index.store import MetadataStore, NewItem
+
+    store = MetadataStore(tmp_path / "meta.sqlite")
+    real = store.conn
+
+    class Cursor:
+        def __init__(self):
+            self.inner = real.cursor()
+
+        def execute(self, sql, *args):
+            out = self.inner.execute(sql, *args)
+            if sql == "COMMIT":
+                raise KeyboardInterrupt  # Ctrl-C as COMMIT returns
+            return out
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    class Connection:
+        def cursor(self):
+            return Cursor()
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    store.conn = Connection()
+    item = NewItem("a.png", "a", "0" * 64, (0, 0, 1, 1), "fake", "", np.ones(4, np.float32) / 2)
+    with pytest.raises(KeyboardInterrupt):
+        store.write([item])
+    store.conn = real
+    assert store.count() == 1 and not real.in_transaction

@@ -147,7 +147,8 @@ class MetadataStore:
             self._bump()
             cur.execute("COMMIT")
         except BaseException:
-            cur.execute("ROLLBACK")
+            if self.conn.in_transaction:  # not when the interrupt came after COMMIT returned
+                cur.execute("ROLLBACK")
             raise
         return added, removed
 
@@ -179,7 +180,8 @@ class MetadataStore:
             _put_thumbs(cur, thumbs)
             cur.execute("COMMIT")
         except BaseException:
-            cur.execute("ROLLBACK")
+            if self.conn.in_transaction:  # not when the interrupt came after COMMIT returned
+                cur.execute("ROLLBACK")
             raise
 
     def thumb_ids(self) -> set[str]:
