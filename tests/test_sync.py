@@ -103,3 +103,21 @@ def test_watch_picks_up_a_new_file_within_five_seconds(gallery_dir, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_verify_names_gone_and_changed_files_and_the_sync_that_fixes_them(gallery_dir, tmp_path, capsys):
+    from semcopy_lib.index.verify import verify
+
+    gallery = tmp_path / "gallery"
+    shutil.copytree(gallery_dir, gallery)
+    index = tmp_path / "idx"
+    build_index(gallery, index, progress=False)
+    (gallery / "food" / "img01.png").unlink()
+    Image.effect_noise((80, 80), 40).convert("RGB").save(gallery / "animals" / "img00.png")
+    warnings = verify(index).warnings
+    sync = f"'semcopy index sync {gallery.resolve()} --index {index}'"
+    assert warnings == [
+        f"1 indexed image files are gone (search still finds their vectors; {sync} removes them): {gallery.resolve() / 'food' / 'img01.png'}",
+        f"1 indexed image files changed since ({sync} indexes them again): {gallery.resolve() / 'animals' / 'img00.png'}"]
+    assert main(["index", "sync", str(gallery), "--index", str(index)]) == 0
+    assert verify(index).warnings == []

@@ -152,16 +152,21 @@ def verify(directory: os.PathLike | str, check_files: bool = True) -> VerifyRepo
         elif not sqlite_ok:
             report.repair = FROM_IMAGES
         if check_files:
-            missing = changed = 0
+            missing, changed = [], []
             for source, sha in store.conn.execute("SELECT source, MIN(sha256) FROM items GROUP BY gallery_id"):
                 try:
-                    changed += sha256_of(source) != sha
+                    if sha256_of(source) != sha:
+                        changed.append(source)
                 except OSError:
-                    missing += 1
+                    missing.append(source)
+            sync = f"'semcopy index sync {manifest['root']} --index {directory}'" if manifest.get("root") else \
+                "'semcopy index sync FOLDER --index DIR'"
             if missing:
-                report.warnings.append(f"{missing} indexed image files are gone (search still finds their vectors)")
+                report.warnings.append(f"{len(missing)} indexed image files are gone (search still finds their vectors; "
+                                       f"{sync} removes them): {_some(missing)}")
             if changed:
-                report.warnings.append(f"{changed} indexed image files changed since; 'semcopy index build' again updates them")
+                report.warnings.append(f"{len(changed)} indexed image files changed since ({sync} indexes them again): "
+                                       f"{_some(changed)}")
     except sqlite3.DatabaseError as exc:
         report.problems.append(f"{METADATA}: unreadable ({exc})")
         report.repair = FROM_IMAGES
@@ -195,3 +200,8 @@ def repair(directory: os.PathLike | str, rebuild: bool = True) -> VerifyReport:
     if rebuild:
         GalleryIndex.open(directory).close()
     return verify(directory, check_files=False)
+
+
+def _some(paths: list[str], most: int = 5) -> str:
+    """The first ``most`` of ``paths``, comma-separated, and how many more."""
+    return ", ".join(paths[:most]) + (f" and {len(paths) - most} more" if len(paths) > most else "")
