@@ -362,8 +362,8 @@ def sync_folder(
 ) -> IndexReport:
     """Make the index hold exactly the images below ``folder``: new and changed files are embedded
     (:func:`index_files`: resumable, unchanged files are not read again), and the ids of files that
-    came from ``folder`` and are gone from it, or can no longer be read, are removed (``report.removed``). Images the index took
-    from anywhere else (dashboard uploads, other folders) stay.
+    came from ``folder`` and are gone from it, or can no longer be read, are removed
+    (``report.removed``). Images the index took from anywhere else (dashboard uploads, other folders) stay.
 
     Raises:
         NotADirectoryError: ``folder`` is not a folder.
@@ -383,7 +383,8 @@ def sync_folder(
         report = _index_files(index, files, encoder, batch_size, progress)
         # a file that can no longer be read (overwritten, truncated) is no image of the folder: its old
         # vectors go too, as a deleted file's do
-        unreadable = {f.gallery_id for f in files if str(f.path) in {path for path, _ in report.skipped}}
+        refused = {path for path, _ in report.skipped}
+        unreadable = {f.gallery_id for f in files if str(f.path) in refused}
         stale = sorted(unreadable & {r.gallery_id for r in index.records()})
         if stale:
             index.remove(stale)
