@@ -278,3 +278,39 @@ def test_a_drawing_with_transparency_gets_one_more_gallery_view_on_grey(effnet):
     # an alpha band with no transparent pixel is opaque: no grey view (it would repeat the white one)
     [solid] = effnet.embed_gallery([to_rgb(drawing).convert("RGBA")])
     np.testing.assert_allclose(solid, opaque, atol=1e-5)
+
+
+def test_a_shrink_is_pillow_s_bicubic_to_a_level_and_an_enlargement_is_pillow_s_own():
+    """The encoders' resize: PyTorch's antialiased bicubic for a shrink (the gallery's and the queries'
+    pixels as Pillow makes them, to one level here and there), Pillow for an enlargement."""
+    from PIL import Image
+
+    from semcopy_lib.encoders.base import bicubic
+
+    image = load_image(data.chelsea())  # 451 x 300
+    got = bicubic(image, 224, 224)
+    assert got.shape == (3, 224, 224) and got.dtype == torch.uint8
+    diff = np.abs(got.permute(1, 2, 0).numpy().astype(int) - np.asarray(image.resize((224, 224), Image.BICUBIC), int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01
+    small = image.resize((100, 60))
+    np.testing.assert_array_equal(bicubic(small, 224, 120).permute(1, 2, 0).numpy(),
+                                  np.asarray(small.resize((224, 120), Image.BICUBIC)))
+    np.testing.assert_array_equal(bicubic(small, 100, 60).permute(1, 2, 0).numpy(), np.asarray(small))
+
+
+def test_windows_are_pooled_as_each_window_pooled_on_its_own(effnet):
+    """``pool_cells`` (one summed-area table for all windows) gives each window's GeM, also where a
+    channel is dead (all zero: its windows sit at the clamp's floor, not at a rounding below it)."""
+    import torch.nn.functional as F
+
+    from semcopy_lib.encoders.base import FeatureMaps
+
+    last = torch.rand(1280, 12, 12, generator=torch.Generator().manual_seed(0)) * 6  # ReLU6 outputs
+    last[:100] = 0
+    last[100:200, :6] = 0  # dead in the top half only
+    cells = [(0, 0, 5, 5), (2, 4, 7, 7), (3, 3, 9, 9), (0, 0, 12, 12), (6, 0, 6, 12), (0, 2, 5, 5)]
+    got = effnet.pool_cells(FeatureMaps(last, {}, "test"), cells)
+    want = np.stack([F.normalize(effnet._gem(last[:, i : i + h, j : j + w], dims=(1, 2)), dim=0).numpy()
+                     for i, j, h, w in cells])
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, want, atol=1e-6)

@@ -296,8 +296,15 @@ class EffNetLite0Encoder(Encoder):
         """GeM of each window of ``maps.last`` (regional vectors after R-MAC, Tolias et al. 2016)."""
         if not cells:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = [self._gem(maps.last[:, i : i + h, j : j + w], dims=(1, 2)) for i, j, h, w in cells]
-        return F.normalize(torch.stack(vectors), dim=-1).cpu().numpy()
+        # every window's sum from one summed-area table of the powered map (in float64, so that the
+        # differences of large sums keep float32's precision): not a few small ops per window
+        powered = maps.last.double().clamp(min=1e-6).pow(self.gem_p)  # (C, H, W)
+        table = F.pad(powered.cumsum(1).cumsum(2), (1, 0, 1, 0))  # (C, H + 1, W + 1), table[:, i, j] = sum above-left
+        i, j, h, w = torch.tensor(cells).T
+        sums = table[:, i + h, j + w] - table[:, i, j + w] - table[:, i + h, j] + table[:, i, j]  # (C, R)
+        # (a window where a channel is dead differs from the clamp's floor by a rounding, either side)
+        means = (sums / (h * w)).T.clamp(min=1e-6**self.gem_p).float()
+        return F.normalize(means.pow(1.0 / self.gem_p), dim=-1).cpu().numpy()
 
     def logits(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, 224, 224) -> (B, 1000) ImageNet logits (used to check the weights)."""
