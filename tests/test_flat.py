@@ -126,3 +126,17 @@ def test_cuda_scan_is_exact_and_is_the_default_there():
     want_scores, want_rows = exact(queries, vectors, 20)
     np.testing.assert_array_equal(rows, want_rows)
     np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+
+
+def test_queries_sharing_candidates_get_float32_s_top_k():
+    """A query's regions (here ten around each of three vectors) share most of their candidates, which
+    are read once for all of them: each still gets float32's own top-k."""
+    rng = np.random.default_rng(2)
+    vectors = unit(rng.normal(size=(6000, 64)))
+    queries = unit(np.repeat(vectors[:3], 10, axis=0) + 0.25 * rng.normal(size=(30, 64)))
+    scan = FlatScan(vectors, screen=True, device="cpu")
+    scores, rows = scan.search(queries, 20)
+    want_scores, want_rows = exact(queries, vectors, 20)
+    np.testing.assert_array_equal(rows, want_rows)
+    np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+    assert scan.rescans == 0

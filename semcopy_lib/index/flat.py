@@ -88,7 +88,9 @@ class FlatScan:
             if self._coarse is None:
                 self._coarse = self.vectors.to(torch.bfloat16)
             coarse, cand = torch.topk((q.to(torch.bfloat16) @ self._coarse.T).float(), m, dim=1)  # (Q, m)
-            exact = torch.einsum("qd,qmd->qm", q, self.vectors[cand])
+            # each candidate row read once, however many queries share it (a query's regions mostly do)
+            rows, where = torch.unique(cand, return_inverse=True)
+            exact = torch.gather(q @ self.vectors[rows].T, 1, where)  # (Q, m)
             scores, order = torch.topk(exact, n, dim=1)
             rows = torch.gather(cand, 1, order)
             # anything outside the candidates scores <= coarse[:, -1] + bf16_error in float32
