@@ -10,7 +10,7 @@ from PIL import Image
 
 from semcopy_lib.query.config import VerifyConfig
 from semcopy_lib.segment import scale_box
-from semcopy_lib.segment.template import match_crop, match_picture, pixel_evidence, read_thumbnail, small_edge_map
+from semcopy_lib.segment.template import REDUCING_GAP, match_crop, match_picture, pixel_evidence, read_thumbnail, small_edge_map
 
 #: A frozen dataclass hit with ``gallery_id``, ``score``, ``query_box`` and ``region_kind`` (the service's ``SearchHit``).
 Hit = TypeVar("Hit")
@@ -74,7 +74,7 @@ def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapp
 
 def colourless(image: Image.Image, level: float) -> bool:
     """True when ``image`` (RGB) has no colour: its mean HSV saturation (0-255) at 64 px is under ``level``."""
-    small = np.asarray(image.convert("RGB").resize((64, 64), Image.BICUBIC).convert("HSV"))
+    small = np.asarray(image.convert("RGB").resize((64, 64), Image.BICUBIC, reducing_gap=REDUCING_GAP).convert("HSV"))
     return float(small[..., 1].mean()) < level
 
 
