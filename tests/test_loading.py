@@ -116,6 +116,24 @@ def test_grey_and_max_side():
     assert out.info["original_size"] == (400, 100)
 
 
+@pytest.mark.parametrize("size, shrunk", [((1100, 500), (1100, 500)), ((2047, 100), (2047, 100)),
+                                           ((2048, 1000), (1024, 500)), ((12700, 300), (1059, 25))])
+def test_coarse_shrink_is_a_whole_factor_to_under_twice_max_side(size, shrunk):
+    """``coarse``: an image up to twice ``max_side`` is kept as decoded; a larger one is averaged over
+    k x k pixels (k = longer side // max_side), here 2 and 12 (a side not divisible rounds up)."""
+    out = load_image(_png(Image.new("RGB", size, (40, 90, 200))), max_side=1024, coarse=True)
+    assert out.size == shrunk and out.info["original_size"] == size
+
+
+def test_coarse_shrink_averages_colour_where_the_picture_is_opaque():
+    """A transparent pixel's hidden colour does not bleed into its opaque neighbour's average (the 2 x 2
+    average is taken premultiplied by alpha, as Pillow's own resampling of transparency does)."""
+    img = Image.new("RGBA", (2048, 4), (0, 0, 0, 0))  # transparent black ...
+    img.paste((255, 0, 0, 255), (0, 0, 1, 4))  # ... beside one opaque red column
+    out = load_image(_png(img), max_side=1024, keep_alpha=True, coarse=True)
+    assert out.size == (1024, 2) and out.getpixel((0, 0)) == (255, 0, 0, 128)
+
+
 def test_pixel_limit_refuses_before_decoding():
     data = _png(Image.new("L", (3000, 3000)))
     with pytest.raises(ImageLoadError, match="over the 1000000 limit"):

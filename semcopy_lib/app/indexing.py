@@ -57,7 +57,8 @@ def encoder_for_index(index: GalleryIndex, device: str | None = None) -> Encoder
 #: ``index sync --watch`` waits for this many ms of quiet after a change before it syncs (a copy of
 #: many files is one sync, not one per file).
 WATCH_DEBOUNCE_MS = 500
-#: Gallery images are decoded at most this large: enough for every encoder, bounded memory.
+#: Gallery images larger than this are decoded shrunk by a whole factor (:func:`load_image`'s ``coarse``)
+#: to less than twice it: enough for every encoder, bounded memory, no resampling pass of their own.
 DECODE_MAX_SIDE = 1024
 
 
@@ -120,7 +121,7 @@ class _Prefetch:
 
     def _one(self, position: int, f: GalleryFile) -> tuple[int, GalleryFile, Image.Image | ImageLoadError, Any]:
         try:
-            image = load_image(f.path, name=str(f.path), max_side=DECODE_MAX_SIDE, keep_alpha=True)
+            image = load_image(f.path, name=str(f.path), max_side=DECODE_MAX_SIDE, keep_alpha=True, coarse=True)
         except ImageLoadError as exc:
             return position, f, exc, None
         return position, f, image, self.prepare(image)

@@ -120,7 +120,7 @@ def _name_of(source: ImageSource, name: str | None) -> str:
 
 def load_image(
     source: ImageSource, name: str | None = None, max_pixels: int = MAX_PIXELS, max_side: int | None = None,
-    keep_alpha: bool = False,
+    keep_alpha: bool = False, coarse: bool = False,
 ) -> Image.Image:
     """Decode ``source`` to an upright RGB PIL image.
 
@@ -132,6 +132,9 @@ def load_image(
             neither side exceeds it; ``img.info["original_size"]`` keeps the upright (w, h).
         keep_alpha: return an image with transparency as RGBA instead of compositing it on white
             (to paste a clip-art subject on another picture).
+        coarse: shrink by a whole factor only (JPEG's DCT scaling, else an average of k x k pixels),
+            leaving the longer side between ``max_side`` and twice it: for pixels that are shrunk again
+            anyway (an encoder's views), without a full resampling pass over the decoded image.
 
     Returns:
         An RGB (with ``keep_alpha``, maybe RGBA) ``PIL.Image.Image`` with EXIF orientation applied
@@ -199,7 +202,9 @@ def load_image(
             else:
                 rgb = to_rgb(img)
             rgb = rgb.copy() if rgb is source else rgb  # the caller's image stays as it was
-            if max_side and max(rgb.size) > max_side:
+            if max_side and coarse and max(rgb.size) >= 2 * max_side:
+                rgb = rgb.reduce(max(rgb.size) // max_side)
+            elif max_side and not coarse and max(rgb.size) > max_side:
                 rgb.thumbnail((max_side, max_side), Image.LANCZOS)
             rgb.info["original_size"] = original
             return rgb

@@ -148,7 +148,7 @@ def _readable(files, n: int) -> list:
         if len(images) == n:
             break
         try:
-            images.append(load_image(f.path, max_side=DECODE_MAX_SIDE, keep_alpha=True))
+            images.append(load_image(f.path, max_side=DECODE_MAX_SIDE, keep_alpha=True, coarse=True))
         except ImageLoadError:
             continue
     return images
@@ -175,7 +175,7 @@ def _naive_ingest(encoder_name: str, encoder_path: str | None, files,
     with torch.inference_mode():
         for f in files:
             try:
-                image = load_image(f.path, max_side=DECODE_MAX_SIDE, keep_alpha=True)  # as index_files decodes
+                image = load_image(f.path, max_side=DECODE_MAX_SIDE, keep_alpha=True, coarse=True)  # as index_files decodes
             except ImageLoadError:
                 continue
             vectors = [enc(pixels[None].to(device)) for pixels in enc.gallery_pixels(image)]  # one view at a time
