@@ -96,8 +96,13 @@ def _difference(picture: np.ndarray, query: np.ndarray, shift: int) -> np.ndarra
     within ``shift`` pixels of it (an alignment is good to a pixel, not better)."""
     padded = np.pad(picture, ((shift, shift), (shift, shift), (0, 0)), mode="edge")
     h, w = query.shape[:2]
-    return np.min([np.abs(padded[dy : dy + h, dx : dx + w] - query).max(-1)
-                   for dy in range(2 * shift + 1) for dx in range(2 * shift + 1)], axis=0)
+    best = None
+    for dy in range(2 * shift + 1):
+        for dx in range(2 * shift + 1):
+            d = np.abs(padded[dy : dy + h, dx : dx + w] - query)
+            d = np.maximum(np.maximum(d[..., 0], d[..., 1]), d[..., 2])  # numpy reduces a length-3 axis slowly
+            best = d if best is None else np.minimum(best, d)
+    return best
 
 
 def _fitted(source: np.ndarray, target: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
@@ -155,17 +160,20 @@ def residual_parts(query: Image.Image, picture: Image.Image,
     components = sorted((tuple(int(v) for v in stats[i, :4]) for i in range(1, count)
                          if stats[i, 4] >= config.min_area * area and min(stats[i, 2:4]) >= config.min_side),
                         key=lambda b: -b[2] * b[3])
+    if not components:
+        return []
     # what stays of a crop: the differing pixels and a work pixel around them (soft edges), in file pixels
     keep = Image.fromarray(cv2.dilate(mask, np.ones((3, 3), np.uint8)) * 255).resize(query.size, Image.BILINEAR)
-    white = Image.new("RGB", query.size, (255, 255, 255))
-    lifted = Image.composite(query.convert("RGB"), white, keep)
+    rgb = query.convert("RGB")
     parts = []
     for x, y, w, h in components[: config.top]:
         px, py = config.pad * w, config.pad * h
         x0, y0 = max(0.0, (x - px) / f), max(0.0, (y - py) / f)
         x1, y1 = min(query.width, (x + w + px) / f), min(query.height, (y + h + py) / f)
         box = (round(x0), round(y0), max(1, round(x1 - x0)), max(1, round(y1 - y0)))
-        parts.append((box, lifted.crop((box[0], box[1], box[0] + box[2], box[1] + box[3]))))
+        area = (box[0], box[1], box[0] + box[2], box[1] + box[3])
+        parts.append((box, Image.composite(rgb.crop(area), Image.new("RGB", (box[2], box[3]), (255, 255, 255)),
+                                           keep.crop(area))))
     return parts
 
 
