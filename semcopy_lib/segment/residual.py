@@ -171,9 +171,9 @@ def residual_parts(query: Image.Image, picture: Image.Image,
         x0, y0 = max(0.0, (x - px) / f), max(0.0, (y - py) / f)
         x1, y1 = min(query.width, (x + w + px) / f), min(query.height, (y + h + py) / f)
         box = (round(x0), round(y0), max(1, round(x1 - x0)), max(1, round(y1 - y0)))
-        area = (box[0], box[1], box[0] + box[2], box[1] + box[3])
-        parts.append((box, Image.composite(rgb.crop(area), Image.new("RGB", (box[2], box[3]), (255, 255, 255)),
-                                           keep.crop(area))))
+        corners = (box[0], box[1], box[0] + box[2], box[1] + box[3])
+        parts.append((box, Image.composite(rgb.crop(corners), Image.new("RGB", (box[2], box[3]), (255, 255, 255)),
+                                           keep.crop(corners))))
     return parts
 
 
