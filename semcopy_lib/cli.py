@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from contextlib import nullcontext
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -262,7 +263,9 @@ def cmd_dedup(args: argparse.Namespace) -> int:
         raise CliError(f"--threshold {args.threshold}: a cosine, -1 to 1")
     if args.neighbours is not None and args.neighbours < 1:
         raise CliError(f"--neighbours {args.neighbours}: at least 1")
-    for out in (args.csv, args.html):
+    if args.csv == "-" and args.json:
+        raise CliError("--csv - and --json: both would go to standard output; choose one")
+    for out in (args.csv if args.csv != "-" else None, args.html):
         if out and not Path(out).absolute().parent.is_dir():
             raise CliError(f"{out}: no folder {Path(out).absolute().parent} to write it in")
     index = GalleryIndex.open(args.index, read_only=not args.move_to)
@@ -291,7 +294,7 @@ def cmd_dedup(args: argparse.Namespace) -> int:
                 print(f"  {what:>9}  {m.width}x{m.height}  {m.gallery_id}")
     if args.csv:
         rows = rows_csv(groups)
-        with open(args.csv, "w", newline="") as fh:
+        with (nullcontext(sys.stdout) if args.csv == "-" else open(args.csv, "w", newline="")) as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["group", "tier", "id", "keeper", "score",
                                                                                    "exact", "width", "height"])
             writer.writeheader()
@@ -755,7 +758,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", type=float, default=None, help="pixel correlation of the two thumbnails a pair "
                    "needs as well (default: DedupConfig.verify; 0: the cosine alone)")
     p.add_argument("--json", action="store_true", help="one JSON object per group, one per line")
-    p.add_argument("--csv", metavar="FILE", help="write one row per member")
+    p.add_argument("--csv", metavar="FILE", help="write one row per member (-: to standard output)")
     p.add_argument("--html", metavar="FILE", help="write a report with thumbnails")
     p.add_argument("--move-to", metavar="DIR", help="move every copy but its group's keeper into DIR (by gallery id) "
                    "and out of the index: a dry run unless --yes; DIR/semcopy-moves.jsonl undoes it")

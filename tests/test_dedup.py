@@ -6,6 +6,7 @@ import csv
 import json
 import random
 import shutil
+from pathlib import Path
 
 import pytest
 from PIL import Image, ImageOps
@@ -81,6 +82,15 @@ def test_cli_json_csv_and_html(copies, tmp_path, capsys):
     assert page.count("<section>") == 4 and page.count("data:image/png;base64,") == len(rows)
     assert main(["dedup", "--index", str(index), "--threshold", "0.9999"]) == 0  # only the twins are left
     assert capsys.readouterr().out.startswith("group 1: 2 images, exact\n")
+    # "-": the CSV on standard output (and nothing else there), no file named "-"
+    assert main(["dedup", "--index", str(index), "--csv", "-", "--threshold", "0.9999"]) == 0
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    assert [(r["group"], r["tier"], r["id"], r["keeper"], r["exact"]) for r in rows] == [
+        ("1", "exact", "animals/img00.png", "animals/img00.png", "True"),
+        ("1", "exact", "animals/img00-twin.png", "animals/img00.png", "True"),
+        ("2", "exact", "food/img04.png", "food/img04.png", "True"),
+        ("2", "exact", "food/img04-swapped.png", "food/img04.png", "True")]  # a grey photo: swapping changes no byte
+    assert not (Path.cwd() / "-").exists()
 
 
 def test_cli_pixel_check_keeps_photos_alike_apart_and_verify_0_turns_it_off(copies, capsys):
@@ -207,6 +217,7 @@ def test_a_group_whose_files_changed_since_indexing_is_not_moved(copies, tmp_pat
     (["--neighbours", "-3"], "--neighbours -3: at least 1"),
     (["--csv", "/nonexistent/x.csv"], "/nonexistent/x.csv: no folder /nonexistent to write it in"),
     (["--html", "/nonexistent/x.html"], "/nonexistent/x.html: no folder /nonexistent to write it in"),
+    (["--csv", "-", "--json"], "--csv - and --json: both would go to standard output; choose one"),
 ])
 def test_bad_dedup_arguments_are_one_line(copies, capsys, args, said):
     _, index_dir, _ = copies
