@@ -9,6 +9,10 @@ candidate's bf16 score + that bound) in float32; a query whose n-th exact score 
 is searched again in float32. (Rows whose float32 scores tie to the last bit may come in either order:
 float32 sums differ by a unit between CPU kernels.)
 
+Without screening the CPU computes ``vectors @ q.T`` (N, Q), not ``q @ vectors.T``: the same float32
+products, which the MKL in PyTorch's CPU wheels multiplies several times faster in that form on AMD
+CPUs when Q is a query's few regions (``docs/benchmarks.md``).
+
 With CUDA present the matrix is copied to the GPU at the first search (4 bytes a dimension: 110 MB at
 21,500 x 1280; an index past ``FLAT_MAX`` = 50,000 vectors becomes IVF-SQ8 on the CPU) and scanned
 there in float32 (TF32 off, PyTorch's default): exact, no screening needed.
@@ -47,6 +51,14 @@ def bf16_fast() -> bool:
     return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
 
 
+def _top_rows(q, vectors, n: int):
+    """Float32 top ``n`` of ``q`` (Q, D) against ``vectors`` (N, D) torch tensors -> (scores, rows), (Q, n) each."""
+    import torch
+
+    scores, rows = torch.topk(vectors @ q.T, n, dim=0)  # (n, Q)
+    return scores.T.contiguous(), rows.T.contiguous()
+
+
 class FlatScan:
     """Top-k inner products of query rows against ``vectors`` (N, D) float32, shared without copying.
 
@@ -83,7 +95,7 @@ class FlatScan:
                 return scores.cpu().numpy(), rows.cpu().numpy()
             m = min(len(self.vectors), 2 * n + 64)  # deep enough that real queries rarely need the rescan
             if not self.screen or m >= len(self.vectors):
-                scores, rows = torch.topk(q @ self.vectors.T, n, dim=1)
+                scores, rows = _top_rows(q, self.vectors, n)
                 return scores.numpy(), rows.numpy()
             if self._coarse is None:
                 self._coarse = self.vectors.to(torch.bfloat16)
@@ -97,7 +109,7 @@ class FlatScan:
             unsure = (scores[:, -1] < coarse[:, -1] + bf16_error(self.vectors.shape[1])).nonzero().flatten()
             if len(unsure):
                 self.rescans += len(unsure)
-                scores[unsure], rows[unsure] = torch.topk(q[unsure] @ self.vectors.T, n, dim=1)
+                scores[unsure], rows[unsure] = _top_rows(q[unsure], self.vectors, n)
             return scores.numpy(), rows.numpy()
 
 
