@@ -285,6 +285,18 @@ def test_bench_speed_quick_prints_one_json_object_with_every_figure(gallery_dir,
     assert row["precision"] == "fp32" and 0.99999 <= row["ingest_min_cosine"] <= 1.0
 
 
+def test_bench_speed_names_the_cpu_by_family_clock_and_vector_instructions(monkeypatch):
+    from semcopy_lib.eval.speed import machine
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    zen = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 23\nmodel\t\t: 1\nmodel name\t: AMD EPYC\n"
+           "cpu MHz\t\t: 1996.248\nflags\t\t: fpu sse2 avx fma avx2\n\nprocessor\t: 1\nmodel name\t: other\n")
+    assert machine(zen).startswith("AMD EPYC (family 23, model 1, 1996 MHz, AVX2), ")
+    xeon = "model name\t: Intel(R) Xeon(R)\ncpu family\t: 6\nmodel\t\t: 143\nflags\t\t: avx2 avx512f avx512_bf16 amx_tile\n"
+    assert machine(xeon).startswith("Intel(R) Xeon(R) (family 6, model 143, AMX), ")
+    assert ", torch " in machine("") and "(" not in machine("").split(",")[0]  # no /proc/cpuinfo: the platform's name
+
+
 def test_bench_speed_skips_a_file_it_cannot_decode(gallery_dir, tmp_path, capsys):
     """Refused files (here not images) are left out of both ingestions and of the copy queries."""
     import shutil

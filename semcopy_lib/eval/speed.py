@@ -56,16 +56,29 @@ SYNTH_NOISE = 0.02
 INGEST_BATCH = 32
 
 
-def machine() -> str:
-    """CPU (and GPU) of this machine, in words."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+def machine(cpuinfo: str | None = None) -> str:
+    """CPU (and GPU) of this machine, in words: the CPU's model name with its family and model, clock and
+    widest vector instructions (a virtual machine's name, e.g. "AMD EPYC", covers CPUs of several
+    generations). ``cpuinfo``: the text of /proc/cpuinfo (default: read it; absent on some systems)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            break  # the first processor's block is enough
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    cpu = fields.get("model name") or platform.processor() or platform.machine()
+    flags = set(fields.get("flags", "").split())
+    isa = next((name for flag, name in (("amx_tile", "AMX"), ("avx512_bf16", "AVX-512 BF16"), ("avx512f", "AVX-512"),
+                                        ("avx2", "AVX2")) if flag in flags), None)
+    details = [f"family {fields['cpu family']}, model {fields['model']}" if {"cpu family", "model"} <= set(fields) else None,
+               f"{float(fields['cpu MHz']):.0f} MHz" if fields.get("cpu MHz", "").replace(".", "", 1).isdigit() else None, isa]
+    if any(details):
+        cpu += f" ({', '.join(d for d in details if d)})"
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
     return f"{cpu}, {os.cpu_count()} CPU threads, torch {torch.__version__}{gpu}"
 
