@@ -6,7 +6,6 @@ import csv
 import json
 import random
 import shutil
-from pathlib import Path
 
 import pytest
 from PIL import Image, ImageOps
@@ -62,7 +61,7 @@ def test_keeper_groups_do_not_chain_but_components_do():
     assert _components([0, 1, 2], linked, {0: 0, 1: 1, 2: 2}) == [(0, [1, 2])]
 
 
-def test_cli_json_csv_and_html(copies, tmp_path, capsys):
+def test_cli_json_csv_and_html(copies, tmp_path, capsys, monkeypatch):
     _, index, _ = copies
     assert main(["dedup", "--index", str(index), "--json"]) == 0
     captured = capsys.readouterr()
@@ -83,6 +82,7 @@ def test_cli_json_csv_and_html(copies, tmp_path, capsys):
     assert main(["dedup", "--index", str(index), "--threshold", "0.9999"]) == 0  # only the twins are left
     assert capsys.readouterr().out.startswith("group 1: 2 images, exact\n")
     # "-": the CSV on standard output (and nothing else there), no file named "-"
+    monkeypatch.chdir(tmp_path)
     assert main(["dedup", "--index", str(index), "--csv", "-", "--threshold", "0.9999"]) == 0
     rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
     assert [(r["group"], r["tier"], r["id"], r["keeper"], r["exact"]) for r in rows] == [
@@ -90,7 +90,7 @@ def test_cli_json_csv_and_html(copies, tmp_path, capsys):
         ("1", "exact", "animals/img00-twin.png", "animals/img00.png", "True"),
         ("2", "exact", "food/img04.png", "food/img04.png", "True"),
         ("2", "exact", "food/img04-swapped.png", "food/img04.png", "True")]  # a grey photo: swapping changes no byte
-    assert not (Path.cwd() / "-").exists()
+    assert not (tmp_path / "-").exists()
 
 
 def test_cli_pixel_check_keeps_photos_alike_apart_and_verify_0_turns_it_off(copies, capsys):

@@ -10,8 +10,8 @@ is searched again in float32. (Rows whose float32 scores tie to the last bit may
 float32 sums differ by a unit between CPU kernels.)
 
 Without screening the CPU computes ``vectors @ q.T`` (N, Q), not ``q @ vectors.T``: the same float32
-products, which the MKL in PyTorch's CPU wheels multiplies several times faster in that form on AMD
-CPUs when Q is a query's few regions (``docs/benchmarks.md``).
+products, which the MKL in PyTorch's CPU wheels runs faster in that form on AMD CPUs when Q is a
+query's few regions (measured in ``docs/benchmarks.md``).
 
 With CUDA present the matrix is copied to the GPU at the first search (4 bytes a dimension: 110 MB at
 21,500 x 1280; an index past ``FLAT_MAX`` = 50,000 vectors becomes IVF-SQ8 on the CPU) and scanned
