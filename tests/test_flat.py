@@ -1,4 +1,4 @@
-"""FlatScan: the bf16-screened search returns exactly float32's top-k, and says when it had to rescan."""
+"""FlatScan: the bf16-screened search returns exactly float32's top-k, and says when it had to widen or rescan."""
 
 import math
 
@@ -40,15 +40,43 @@ def test_near_ties_within_bf16_error_are_rescanned_and_still_exact():
     # 6000 vectors whose scores against the base all lie within a few 1e-4: bf16 cannot rank them
     vectors = unit(base + 3e-3 * rng.normal(size=(6000, 64)))
     scan = FlatScan(vectors, screen=True, device="cpu")
-    scores, rows = scan.search(base, 10)
-    want_scores, want_rows = exact(base, vectors, 10)
+    queries = np.repeat(base, 2, axis=0)  # two queries: one alone is never screened
+    scores, rows = scan.search(queries, 10)
+    want_scores, want_rows = exact(queries, vectors, 10)
     # ranks 10 and 11 differ by one float32 unit (6e-8), which CPU kernels sum differently (seen on an
     # AMX Xeon): the rows found must have the best scores in float64, to that unit
     true = (base.astype(np.float64) @ vectors.T.astype(np.float64))[0]
-    np.testing.assert_allclose(true[rows[0]], np.sort(true)[::-1][:10], atol=1e-7)
+    for found in rows:
+        np.testing.assert_allclose(true[found], np.sort(true)[::-1][:10], atol=1e-7)
     np.testing.assert_allclose(scores, want_scores, atol=1e-6)
-    assert scan.rescans == 1
+    assert (scan.widened, scan.rescans) == (0, 2)  # every row within the bound: nothing to narrow it to
     assert want_scores[0, 0] - want_scores[0, -1] < bf16_error(64)  # the case the guard is for
+
+
+def test_a_cluster_of_near_ties_widens_the_candidates_without_a_full_rescan():
+    """400 rows around the query (a gallery's many near-copies of one picture) tie within the bf16 bound,
+    more than the 84 candidates of n = 10: the candidates grow to the rows whose bf16 score reaches the
+    10th exact score minus the bound (the cluster), never to the 6000 rows, and the answer is float32's."""
+    rng = np.random.default_rng(5)
+    base = unit(rng.normal(size=(2, 64)))
+    cluster = unit(np.repeat(base, 200, axis=0) + 0.01 * rng.normal(size=(400, 64)))
+    vectors = np.concatenate([unit(rng.normal(size=(5600, 64))), cluster]).astype(np.float32)
+    scan = FlatScan(vectors, screen=True, device="cpu")
+    scores, rows = scan.search(base, 10)
+    want_scores, want_rows = exact(base, vectors, 10)
+    true = base.astype(np.float64) @ vectors.T.astype(np.float64)
+    for i in range(2):
+        np.testing.assert_allclose(true[i, rows[i]], np.sort(true[i])[::-1][:10], atol=1e-7)
+    np.testing.assert_allclose(scores, want_scores, atol=1e-6)
+    assert (scan.widened, scan.rescans) == (2, 0)
+    assert rows.min() >= 5600  # the top 10 are in the cluster
+
+
+def test_a_single_query_is_scanned_in_float32_without_the_bf16_copy():
+    vectors = unit(np.random.default_rng(6).normal(size=(5000, 32)))
+    scan = FlatScan(vectors, screen=True, device="cpu")
+    scores, rows = scan.search(vectors[7:8], 5)
+    assert rows[0, 0] == 7 and scan._coarse is None  # no bf16 copy made: one query reads float32 as fast
 
 
 def adversarial(dim: int, traps: int, up: list[bool], flips: list[bool], fillers: int) -> tuple[np.ndarray, np.ndarray]:
@@ -91,10 +119,11 @@ def test_screened_top_k_equals_float32_on_adversarial_near_ties(dim, up, spread,
     # pushed down by about 2^-7, further than most of theirs
     vectors = np.concatenate([unit(x + spread * rng.normal(size=(4999, dim))), x]).astype(np.float32)
     scan = FlatScan(vectors, screen=True, device="cpu")
-    scores, rows = scan.search(q, 10)
+    scores, rows = scan.search(np.repeat(q, 2, axis=0), 10)  # two queries: one alone is never screened
     true = (q.astype(np.float64) @ vectors.T.astype(np.float64))[0]
-    np.testing.assert_allclose(true[rows[0]], np.sort(true)[::-1][:10], atol=2e-7)
-    assert rows[0, 0] == 4999  # q itself is in the gallery
+    for found in rows:
+        np.testing.assert_allclose(true[found], np.sort(true)[::-1][:10], atol=2e-7)
+        assert found[0] == 4999  # q itself is in the gallery
 
 
 @pytest.mark.parametrize("screen", [True, False])

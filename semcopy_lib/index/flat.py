@@ -4,10 +4,13 @@ A search reads the whole matrix: at 21,500 x 1280 float32 (110 MB) that pass, no
 cost. A bfloat16 copy (half the bytes, and oneDNN's bf16 kernels on CPUs with AVX512-BF16 or AMX) ranks
 the candidates; the best ``m`` of them are scored again in float32 and the top ``n`` returned, with
 float32 scores. The answer is float32's: for unit vectors a bf16 score is within
-:func:`bf16_error` of the float32 one, so any vector outside the candidates scores at most (m-th
-candidate's bf16 score + that bound) in float32; a query whose n-th exact score is not above the bound
-is searched again in float32. (Rows whose float32 scores tie to the last bit may come in either order:
-float32 sums differ by a unit between CPU kernels.)
+:func:`bf16_error` of the float32 one, and the true n-th score is at least the n-th found among the
+candidates, so only rows whose bf16 score reaches (that score - the bound) can be in the top ``n``.
+When rows outside the candidates do (a gallery's many near-copies of one picture), they are scored in
+float32 too; only when they are a large share of all rows is the query scanned whole in float32.
+(Rows whose float32 scores tie to the last bit may come in either order: float32 sums differ by a
+unit between CPU kernels.) A single query is not screened: its float32 pass costs about what the
+screen and its re-scoring do.
 
 Without screening the CPU computes ``vectors @ q.T`` (N, Q), not ``q @ vectors.T``: the same float32
 products, which the MKL in PyTorch's CPU wheels runs faster in that form on AMD CPUs when Q is a
@@ -40,6 +43,11 @@ def bf16_error(dim: int) -> float:
 
 #: Below this many vectors the float32 pass is cheap enough on its own.
 SCREEN_MIN = 4096
+#: Below this many queries too: bf16 halves the bytes read, but one query's float32 pass is about as
+#: fast as the screen with its re-scoring.
+SCREEN_MIN_QUERIES = 2
+#: A query whose widened candidates exceed 1/WIDEN_MAX of the rows is scanned whole in float32.
+WIDEN_MAX = 4
 
 
 def bf16_fast() -> bool:
@@ -79,7 +87,8 @@ class FlatScan:
         self.screen = (n >= SCREEN_MIN and bf16_fast()) if screen is None else screen
         self._coarse = None  # the bf16 copy, made at the first screened search
         self._on_device = None  # the float32 copy on ``device`` (not the CPU), made at the first search
-        self.rescans = 0  # queries whose screening could not vouch for its answer (searched in float32)
+        self.widened = 0  # queries whose bf16 candidates had to be widened to vouch for the answer
+        self.rescans = 0  # queries whose near ties left no shortcut (all rows searched in float32)
 
     def search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(Q, D) float32 -> (scores (Q, n) float32, row numbers (Q, n)), best first; n <= N."""
@@ -93,23 +102,32 @@ class FlatScan:
                     self._on_device = self.vectors.to(self.device)
                 scores, rows = torch.topk(q.to(self.device) @ self._on_device.T, n, dim=1)
                 return scores.cpu().numpy(), rows.cpu().numpy()
-            m = min(len(self.vectors), 2 * n + 64)  # deep enough that real queries rarely need the rescan
-            if not self.screen or m >= len(self.vectors):
+            m = min(len(self.vectors), 2 * n + 64)  # deep enough that most queries need no more
+            if not self.screen or m >= len(self.vectors) or len(q) < SCREEN_MIN_QUERIES:
                 scores, rows = _top_rows(q, self.vectors, n)
                 return scores.numpy(), rows.numpy()
             if self._coarse is None:
                 self._coarse = self.vectors.to(torch.bfloat16)
-            coarse, cand = torch.topk((q.to(torch.bfloat16) @ self._coarse.T).float(), m, dim=1)  # (Q, m)
+            screened = (q.to(torch.bfloat16) @ self._coarse.T).float()  # (Q, N)
+            coarse, cand = torch.topk(screened, m, dim=1)  # (Q, m)
             # each candidate row read once, however many queries share it (a query's regions mostly do)
             rows, where = torch.unique(cand, return_inverse=True)
             exact = torch.gather(q @ self.vectors[rows].T, 1, where)  # (Q, m)
             scores, order = torch.topk(exact, n, dim=1)
             rows = torch.gather(cand, 1, order)
-            # anything outside the candidates scores <= coarse[:, -1] + bf16_error in float32
-            unsure = (scores[:, -1] < coarse[:, -1] + bf16_error(self.vectors.shape[1])).nonzero().flatten()
-            if len(unsure):
-                self.rescans += len(unsure)
-                scores[unsure], rows[unsure] = _top_rows(q[unsure], self.vectors, n)
+            # the true n-th score is at least the n-th found, so a row can only belong to the top n if
+            # its bf16 score reaches floor = (that score - bf16_error): the rows to score in float32
+            floor = scores[:, -1] - bf16_error(self.vectors.shape[1])
+            for i in (coarse[:, -1] >= floor).nonzero().flatten().tolist():
+                keep = (screened[i] >= floor[i]).nonzero().flatten()
+                if len(keep) > len(self.vectors) // WIDEN_MAX:  # near ties everywhere: scan it all
+                    self.rescans += 1
+                    best, found = _top_rows(q[i:i + 1], self.vectors, n)
+                    scores[i], rows[i] = best[0], found[0]
+                    continue
+                self.widened += 1
+                best, order = torch.topk(self.vectors[keep] @ q[i], n)
+                scores[i], rows[i] = best, keep[order]
             return scores.numpy(), rows.numpy()
 
 
