@@ -24,13 +24,13 @@ def _print_json(obj: Any) -> None:
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
-    from semcopy_lib.data import ImageLoadError
+    from semcopy_lib.data import ImageLoadError, NoImages
     from semcopy_lib.data.trust import UntrustedWeights
     from semcopy_lib.encoders import EncoderUnavailable
     from semcopy_lib.index import EncoderMismatch, IndexDirError, IndexLocked
 
-    return (CliError, ImageLoadError, EncoderUnavailable, EncoderMismatch, IndexDirError, IndexLocked, UntrustedWeights,
-            NotADirectoryError, KeyError)
+    return (CliError, ImageLoadError, NoImages, EncoderUnavailable, EncoderMismatch, IndexDirError, IndexLocked,
+            UntrustedWeights, NotADirectoryError, KeyError)
 
 
 def _print_mapping(data: dict[str, Any], as_json: bool) -> None:

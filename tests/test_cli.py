@@ -310,6 +310,30 @@ def test_bench_speed_skips_a_file_it_cannot_decode(gallery_dir, tmp_path, capsys
     assert row["ingest_images"] == 12 and 0.99999 <= row["ingest_min_cosine"] <= 1.0
 
 
+@pytest.mark.parametrize("bench", ["speed", "regions", "copies", "crops", "dedup", "encoders", "calibrate"])
+def test_a_benchmark_given_no_usable_picture_says_so_in_one_line(bench, built, tmp_path, capsys):
+    """An empty folder, and one whose image files are not images: one line naming the folder, exit 2
+    (was a ZeroDivisionError, an IndexError or imagededup's ValueError traceback, or "error: line_art"),
+    also once ultralytics has replaced PIL's Image.open (its wrapper fails on unknown files in its own way)."""
+    import ultralytics.utils.patches  # noqa: F401  (applies the patch, as loading a detector does)
+
+    empty, junk = tmp_path / "empty", tmp_path / "junk"
+    empty.mkdir()
+    junk.mkdir()
+    (junk / "a.png").write_text("not a picture")
+    (junk / "b.jpg").write_bytes(b"\xff\xd8\xff")
+    extra = {"regions": ["--index", built, "-n", 2], "copies": ["--index", built, "-n", 2], "crops": ["--index", built],
+             "calibrate": ["--index", built, "-n", 2], "speed": ["--quick"], "encoders": ["-n", 2]}.get(bench, [])
+    code, _, err = run(capsys, "bench", bench, empty, *extra)
+    assert (code, err) == (2, f"semcopy: error: {empty}: no image files found (a benchmark draws its pictures from them)\n")
+    if bench == "calibrate":
+        return  # draws from the folder as regions and copies do
+    code, _, err = run(capsys, "bench", bench, junk, *extra)
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and last.startswith(f"semcopy: error: {junk}: ") and ("could be read" in last or "no readable" in last)
+    assert "Traceback" not in err
+
+
 def test_bench_speed_measures_the_encoder_it_is_given_both_ways(gallery_dir, tiny_clip_dir, capsys):
     """--encoder/--encoder-path reach the naive loop too: its vectors are the same weights' (cosine 1)."""
     assert main(["bench", "speed", str(gallery_dir), "--quick", "--json", "--encoder", "clip-vit-b32",

@@ -132,6 +132,9 @@ def test_a_disk_without_room_for_the_codes_is_one_line_before_any_work(monkeypat
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    from conftest import pattern_image
+
+    pattern_image(0).save(tmp_path / "one.png")  # a folder with a picture: no other complaint comes first
     assert main(["bench", "speed", str(tmp_path), "--million", "10000000", "--json"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"semcopy: error: {tmp_path}: 2.0 GB free, the re-ranking file of 10,000,000 vectors needs "

@@ -78,6 +78,23 @@ def scan_folder(root: os.PathLike | str, skipped: list[tuple[str, str]] | None =
     return sorted(found, key=lambda f: f.gallery_id)
 
 
+class NoImages(ValueError):
+    """A folder that a command draws its pictures from holds none it can use (one line naming it)."""
+
+
+def scan_images(root: os.PathLike | str) -> list[GalleryFile]:
+    """:func:`scan_folder` for a command that needs pictures (a benchmark drawing its queries).
+
+    Raises:
+        NotADirectoryError: ``root`` is not a folder.
+        NoImages: it holds no image file.
+    """
+    files = scan_folder(root)
+    if not files:
+        raise NoImages(f"{root}: no image files found (a benchmark draws its pictures from them)")
+    return files
+
+
 def sha256_of(path: os.PathLike | str) -> str:
     """Hex sha256 of a file's bytes."""
     digest = hashlib.sha256()

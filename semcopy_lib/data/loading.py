@@ -32,7 +32,7 @@ IMAGE_SUFFIXES = frozenset(
 )
 
 
-def _pil_open():
+def pil_open():
     """PIL's own ``Image.open``. ultralytics replaces it process-wide with a wrapper that, on a file
     PIL cannot identify, tries to install pi-heif at run time; our errors must not depend on that."""
     opener = Image.open
@@ -169,7 +169,7 @@ def load_image(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit below
                 try:
-                    img = _pil_open()(io.BytesIO(data))
+                    img = pil_open()(io.BytesIO(data))
                 except UnidentifiedImageError:
                     raise ImageLoadError(label, _not_an_image(data)) from None
                 except Image.DecompressionBombError as exc:  # PIL's own hard limit, met before ours

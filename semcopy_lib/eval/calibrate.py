@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from semcopy_lib.app import SearchService
-from semcopy_lib.data import scan_folder
+from semcopy_lib.data import scan_images
 from semcopy_lib.eval.copies import make_copy_queries
 from semcopy_lib.eval.regions import background_photos, make_region_queries
 from semcopy_lib.query import MergeConfig
@@ -61,7 +61,7 @@ def collect(index_dir: os.PathLike | str, images_dir: os.PathLike | str, out_dir
     wanted: list[tuple[Path, frozenset[str]]] = [
         (q.path, frozenset({q.gallery_id} | ({q.also} if q.also else set())))
         for q in make_region_queries(images_dir, out / "regions", per_kind, seed, backgrounds=photos, split=split)]
-    copies, _ = make_copy_queries(scan_folder(images_dir), out / "copies", split, n_copies, seed, photos)
+    copies, _ = make_copy_queries(scan_images(images_dir), out / "copies", split, n_copies, seed, photos)
     wanted += [(q.path, q.relevant) for q in copies]
     samples: dict[str, list[tuple[float, bool]]] = {}
     chunk = service.config.chunk

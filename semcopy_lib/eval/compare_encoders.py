@@ -42,12 +42,13 @@ def run_encoders_bench(images_dir: os.PathLike | str, n: int = 50, seed: int = 0
     """Rows ``{"encoder", "weights", "dim", "crops_r1", "<kind>_r1"..., "class_map10", "seconds"}`` or
     ``{"encoder", "weights": "skipped: <why>"}`` for every registered encoder."""
     from semcopy_lib.app import SearchService, index_files
-    from semcopy_lib.data import scan_folder
+    from semcopy_lib.data import scan_images
     from semcopy_lib.index import GalleryIndex
     from semcopy_lib.eval.copies import run_copies_bench
     from semcopy_lib.eval.crops import make_crop_queries
     from semcopy_lib.metrics import recall_at_k
 
+    files = scan_images(images_dir)
     rows = []
     for name in encoder_names():
         with tempfile.TemporaryDirectory() as tmp_dir:
@@ -67,7 +68,7 @@ def run_encoders_bench(images_dir: os.PathLike | str, n: int = 50, seed: int = 0
                 rows.append({"encoder": name, "weights": f"skipped: {exc}"})
                 continue
             index = GalleryIndex.create(tmp / "idx", encoder.config.to_dict(), encoder.dim, root=images_dir)
-            index_files(index, scan_folder(images_dir), encoder, progress=progress)
+            index_files(index, files, encoder, progress=progress)
             index.close()
             service = SearchService(tmp / "idx", encoder=encoder)
             pairs = make_crop_queries(images_dir, tmp / "crops", n=n, seed=seed)

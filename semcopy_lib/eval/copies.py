@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from semcopy_lib.data import GalleryFile, read_files, scan_folder
+from semcopy_lib.data import GalleryFile, NoImages, read_files, scan_images
 from semcopy_lib.metrics import map_at_k
 from semcopy_lib.eval.queries import EvalQuery, evaluate_queries
 from semcopy_lib.eval.regions import SPLITS, background_photos, split_files
@@ -58,7 +58,7 @@ def run_copies_bench(service, images_dir: os.PathLike | str, out_dir: os.PathLik
     """Per split: per-kind R@1 / R@10 / mAP@10 / MRR / µAP (and R@1 of the whole image alone, ``r1_whole``)
     and class-level mAP@10 over ``n`` gallery images
     of the split's classes, pasted on the split's background photos (:func:`~semcopy_lib.eval.regions.split_of`)."""
-    every = scan_folder(images_dir)
+    every = scan_images(images_dir)
     by_class: dict[str, set[str]] = {}
     for f in every:
         by_class.setdefault(f.label, set()).add(f.gallery_id)
@@ -67,6 +67,8 @@ def run_copies_bench(service, images_dir: os.PathLike | str, out_dir: os.PathLik
         photos = background_photos(service, split)
         skipped: list[tuple[str, str]] = []
         queries, originals = make_copy_queries(every, Path(out_dir) / split, split, n, seed, photos, skipped)
+        if not queries:
+            raise NoImages(f"{images_dir}: none of its {len(every)} image files could be read")
         table = evaluate_queries(service, queries)["kinds"]
         whole = evaluate_queries(service, queries, regions=False)["kinds"]  # regions must add, not take away
         rows = {kind: {**table[kind], "r1_whole": whole[kind]["r1"]} for kind in VIEW_KINDS[1:] if kind in table}

@@ -6,7 +6,7 @@ import os
 import random
 from pathlib import Path
 
-from semcopy_lib.data import GalleryFile, read_files, scan_folder
+from semcopy_lib.data import GalleryFile, NoImages, read_files, scan_images
 from semcopy_lib.data.synth import crop_jpeg
 
 
@@ -18,7 +18,7 @@ def make_crop_queries(
     Returns:
         (query file, gallery id it was made from) pairs.
     """
-    files: list[GalleryFile] = scan_folder(images_dir)
+    files: list[GalleryFile] = scan_images(images_dir)
     rng = random.Random(seed)
     chosen = rng.sample(files, min(n, len(files)))
     out = Path(out_dir)
@@ -28,4 +28,6 @@ def make_crop_queries(
         query = out / f"q{i:05d}.jpg"
         crop_jpeg(img, rng).save(query, quality=95)  # crop_jpeg already recompressed at q 50-80
         pairs.append((query, f.gallery_id))
+    if not pairs:
+        raise NoImages(f"{images_dir}: none of the {len(chosen)} image files chosen could be read")
     return pairs

@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from semcopy_lib.data import compose, load_image, read_files, scan_folder, synth
+from semcopy_lib.data import NoImages, compose, load_image, read_files, scan_images, synth
 from semcopy_lib.data.samples import sample_photo_files
 from semcopy_lib.eval.regions import SPLITS, split_files
 from semcopy_lib.train.views import on_photo
@@ -55,12 +55,14 @@ def make_dedup_gallery(images_dir: os.PathLike | str, out: Path, split: str, gro
         ({file id: its source group, -1 for a distinct image}, {file id: copy kind or "original"}).
     """
     rng = random.Random(f"{seed}-{split}-dedup")
-    files = split_files(scan_folder(images_dir), split)
+    files = split_files(scan_images(images_dir), split)
     photos = [p for _, p in sorted(sample_photo_files().items())][SPLITS.index(split)::2]
     backgrounds = [load_image(p, max_side=640) for p in photos]
     truth, kinds = {}, {}
     names = list(COPY_MAKERS)
     loaded = _distinct_pictures(read_files(rng.sample(files, len(files)), max_side=640), groups + distinct)
+    if not loaded:
+        raise NoImages(f"{images_dir}: none of the {len(files)} image files of the {split} split could be read")
     for n, (_, image) in enumerate(loaded[:groups]):
         folder = out / f"g{n:03d}"
         folder.mkdir(parents=True, exist_ok=True)

@@ -25,9 +25,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from semcopy_lib.data import GalleryFile, ImageLoadError, load_image, scan_folder
+from semcopy_lib.data import GalleryFile, ImageLoadError, NoImages, load_image, scan_images
 from semcopy_lib.data import compose
 from semcopy_lib.data.folders import sha256_of
+from semcopy_lib.data.loading import pil_open
 from semcopy_lib.data.samples import sample_photo_files
 from semcopy_lib.data.synth import crop_jpeg
 from semcopy_lib.segment import Box, iou
@@ -114,7 +115,7 @@ def _opaque(path: Path) -> bool:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with pil_open()(path) as im:  # PIL's own, whoever replaced Image.open
                 return "A" not in im.getbands() and "transparency" not in im.info
     except (OSError, Image.DecompressionBombError):
         return False
@@ -132,7 +133,7 @@ def make_region_queries(images_dir: os.PathLike | str, out_dir: os.PathLike | st
     none for the split.
     """
     style = STYLES[split]
-    every = scan_folder(images_dir)
+    every = scan_images(images_dir)
     files = split_files(every, split)
     # composites go on the gallery's photos (else its opaque pictures): half of them for each split
     shipped = {sha256_of(p) for p in sample_photo_files().values()}
@@ -149,7 +150,7 @@ def make_region_queries(images_dir: os.PathLike | str, out_dir: os.PathLike | st
                 return f.gallery_id, load_image(f.path, max_side=768, keep_alpha=keep_alpha)
             except ImageLoadError:
                 continue
-        raise ValueError(f"{images_dir}: no readable image among {len(pool)} files")
+        raise NoImages(f"{images_dir}: no readable image among {len(pool)} files")
 
     def pasted(subject: Image.Image, background: Image.Image) -> tuple[Image.Image, Box]:
         turn = rng.uniform(-style.turn, style.turn) if rng.random() < style.turn_share else 0.0

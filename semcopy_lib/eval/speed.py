@@ -358,7 +358,7 @@ def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_
     import random
 
     from semcopy_lib.app import SearchService, index_files
-    from semcopy_lib.data import compose, scan_folder, synth
+    from semcopy_lib.data import NoImages, compose, scan_images, synth
     from semcopy_lib.data.loading import load_image
     from semcopy_lib.encoders import DEFAULT_ENCODER, create_encoder
     from semcopy_lib.encoders.onnx_runtime import wanted_runtime
@@ -366,7 +366,7 @@ def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_
     from semcopy_lib.index.compressed import SQ8_MAX_BYTES, check_room
     from semcopy_lib.query.clock import STAGES
 
-    files = scan_folder(images_dir)
+    files = scan_images(images_dir)
     rng = random.Random(0)
     chosen = rng.sample(files, min(n_ingest, len(files)))
     encoder = create_encoder(encoder_name or DEFAULT_ENCODER, path=encoder_path)
@@ -376,6 +376,8 @@ def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_
                            "runtime": encoder.use_runtime(wanted_runtime()), "precision": encoder.precision(),
                            "backend": backend, "ingest_images": len(chosen)}
     naive_rate, naive_vectors = _naive_ingest(encoder.name, encoder_path, chosen, encoder.device)
+    if not naive_vectors:
+        raise NoImages(f"{images_dir}: none of the {len(chosen)} image files chosen could be read")
     out["ingest_naive_img_per_s"] = round(naive_rate, 2)
     with tempfile.TemporaryDirectory() as tmp:
         index = GalleryIndex.create(Path(tmp) / "idx", encoder.config.to_dict(), encoder.dim, root=images_dir,
