@@ -300,7 +300,7 @@ class EffNetLite0Encoder(Encoder):
         # differences of large sums keep float32's precision): not a few small ops per window
         powered = maps.last.double().clamp(min=1e-6).pow(self.gem_p)  # (C, H, W)
         table = F.pad(powered.cumsum(1).cumsum(2), (1, 0, 1, 0))  # (C, H + 1, W + 1), table[:, i, j] = sum above-left
-        i, j, h, w = torch.tensor(cells).T
+        i, j, h, w = torch.tensor(cells, device=table.device).T
         sums = table[:, i + h, j + w] - table[:, i, j + w] - table[:, i + h, j] + table[:, i, j]  # (C, R)
         # (a window where a channel is dead differs from the clamp's floor by a rounding, either side)
         means = (sums / (h * w)).T.clamp(min=1e-6**self.gem_p).float()
