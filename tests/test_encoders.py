@@ -314,3 +314,12 @@ def test_windows_are_pooled_as_each_window_pooled_on_its_own(effnet):
                      for i, j, h, w in cells])
     assert np.isfinite(got).all()
     np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_gpu_batches_are_padded_to_a_few_sizes():
+    """Powers of two up to the batch size (a GPU pays each new shape's first kernel calls once), never
+    fewer than the images."""
+    from semcopy_lib.encoders.base import padded_size
+
+    assert [padded_size(n, 32) for n in (1, 2, 3, 5, 8, 9, 17, 31, 32)] == [1, 2, 4, 8, 8, 16, 32, 32, 32]
+    assert (padded_size(20, 24), padded_size(5, 5), padded_size(3, 1)) == (24, 5, 3)

@@ -56,6 +56,13 @@ class EncoderUnavailable(RuntimeError):
     """An encoder cannot be built here (weights missing, package absent); the message says how to fix it."""
 
 
+def padded_size(n: int, batch_size: int) -> int:
+    """The batch size that ``n`` images are padded to on a GPU: the next power of two, at most
+    ``batch_size``. Each new batch size pays its kernels' first calls there; padded, a gallery's
+    batches of varying size (its images with transparency get one more view) take a few shapes."""
+    return max(n, min(1 << (n - 1).bit_length(), batch_size))
+
+
 @dataclass
 class EncoderConfig:
     """How an encoder is built and how it preprocesses; saved beside every index and checkpoint.
@@ -242,9 +249,12 @@ class Encoder(nn.Module):
         with self.evaluating():
             for start in tqdm(steps, desc=f"embed {self.name}", unit="batch", disable=not progress):
                 batch = torch.stack([prepare(x) for x in items[start : start + batch_size]])
+                n = len(batch)
+                if self.device.type != "cpu":  # a few batch shapes, each loading its GPU kernels once
+                    batch = torch.cat([batch, batch.new_zeros((padded_size(n, batch_size) - n, *batch.shape[1:]))])
                 with self.autocast():
-                    vectors = self(self.to_pixels(batch))
-                out[start : start + len(batch)] = vectors.float().cpu().numpy()
+                    vectors = self(self.to_pixels(batch))[:n]
+                out[start : start + n] = vectors.float().cpu().numpy()
         return out
 
     @contextmanager
