@@ -323,3 +323,13 @@ def test_gpu_batches_are_padded_to_a_few_sizes():
 
     assert [padded_size(n, 32) for n in (1, 2, 3, 5, 8, 9, 17, 31, 32)] == [1, 2, 4, 8, 8, 16, 32, 32, 32]
     assert (padded_size(20, 24), padded_size(5, 5), padded_size(3, 1)) == (24, 5, 3)
+
+
+def test_an_encoder_off_the_cpu_reports_pytorch_as_its_runtime():
+    """bench speed on an H200 said runtime onnx while PyTorch ran the network on the GPU."""
+    from semcopy_lib.encoders.effnet import create_effnet_lite0
+
+    enc = create_effnet_lite0(device="cpu")
+    assert enc.use_runtime("onnx") == "onnx"
+    enc.to("meta")  # any device but the CPU, as a GPU would be
+    assert enc.use_runtime("onnx") == "torch"

@@ -226,13 +226,14 @@ class EffNetLite0Encoder(Encoder):
     def use_runtime(self, runtime: str) -> str:
         """Frozen CPU inference in ONNX Runtime (``onnx``), OpenVINO (``openvino``: the first blocks in
         fp32 and the rest in bf16 on a CPU with native bf16, all in fp32 elsewhere) or PyTorch
-        (``torch``); a runtime not installed falls back to the next. Returns the runtime in use."""
+        (``torch``); a runtime not installed falls back to the next. Returns the runtime in use: PyTorch
+        on a GPU, whatever the CPU runtime (used again if the encoder moves to the CPU)."""
         if runtime == "openvino" and not openvino_installed():
             runtime = "onnx"
         if runtime == "onnx" and not onnx_installed():
             runtime = "torch"
         self._runtime, self._onnx, self._openvino = runtime, None, None
-        return self._runtime
+        return self._runtime if self.device.type == "cpu" else "torch"
 
     def precision(self) -> str:
         """As :meth:`Encoder.precision`; ``mixed-bf16`` in OpenVINO on a CPU with native bf16 (:data:`BF16_FROM`)."""
