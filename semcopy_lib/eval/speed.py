@@ -388,10 +388,12 @@ def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_
         warm = _readable(chosen, INGEST_BATCH)
         encoder.embed_gallery(warm, batch_size=INGEST_BATCH)
         if encoder.device.type != "cpu":  # the timed pass then meets no batch shape for the first time
-            sides = {*(encoder.config.index_sizes or ()), encoder.config.image_size}
-            for side in sorted(sides):
-                for size in sorted({padded_size(n, INGEST_BATCH) for n in range(1, INGEST_BATCH + 1)}):
-                    encoder.embed([to_rgb(warm[0])] * size, batch_size=INGEST_BATCH, size=side)
+            sides = sorted({*(encoder.config.index_sizes or ()), encoder.config.image_size})
+            sizes = sorted({padded_size(n, INGEST_BATCH) for n in range(1, INGEST_BATCH + 1)})
+            picture = to_rgb(warm[0])
+            for side in sides:
+                for size in sizes:
+                    encoder.embed([picture] * size, batch_size=INGEST_BATCH, size=side)
         out["ingest_warmup_s"] = round(time.perf_counter() - start, 2)
         start = time.perf_counter()
         index_files(index, chosen, encoder, batch_size=INGEST_BATCH, progress=progress)
