@@ -11,7 +11,7 @@ from semcopy_lib.app.results import SearchHit
 from semcopy_lib.query import VerifyConfig
 from semcopy_lib.data import compose
 from semcopy_lib.segment import iou
-from semcopy_lib.segment.template import THUMB_SIDE, match_crop, match_picture, read_thumbnail, thumbnail
+from semcopy_lib.segment.template import THUMB_SIDE, match_crop, match_picture, read_thumbnail, read_thumbnails, thumbnail
 
 VERIFY_FROM, VERIFY_WEIGHT = VerifyConfig().start, VerifyConfig().weight
 
@@ -292,7 +292,7 @@ def test_a_colourless_query_keeps_the_whole_images_hit_when_its_edges_say_so():
     from semcopy_lib.query.verify import arbitrated
 
     boot, bottle = to_rgb(drawing()), to_rgb(other_drawing())
-    thumbs = {"boot.png": thumbnail(drawing()), "bottle.png": thumbnail(other_drawing()), "x.png": thumbnail(bottle)}
+    thumbs = read_thumbnails({"boot.png": thumbnail(drawing()), "bottle.png": thumbnail(other_drawing()), "x.png": thumbnail(bottle)})
     box = (0, 0, 200, 160)
     # a part of the line drawing found the bottle first; the whole image had found the boot
     ranked = [SearchHit("bottle.png", 0.71, "c", "", (10, 10, 80, 80), "window"),
@@ -311,3 +311,24 @@ def test_a_colourless_query_keeps_the_whole_images_hit_when_its_edges_say_so():
     assert arbitrated(line_art(bottle), ranked, whole_first, thumbs, config) == ranked
     # when the whole image's first hit is the bottle's too, nothing moves
     assert arbitrated(sketch, ranked, ranked[0], thumbs, config) == ranked
+
+
+@pytest.mark.parametrize("png", [b"not a png", thumbnail(Image.new("RGB", (96, 96), "red"))[:40],
+                                 thumbnail(Image.new("RGB", (97, 5), "red"))])
+def test_a_thumbnail_that_is_no_thumbnail_is_left_out_not_raised(tmp_path, pasted, png):
+    """An index folder is untrusted: a thumbnail that does not decode, or is larger than a thumbnail, is
+    as if missing (the hit keeps the embedding's score) instead of failing the search."""
+    service = twin_index(tmp_path, pasted, 1)
+    service.index.store.conn.execute("UPDATE thumbs SET png = ? WHERE gallery_id = 'boots/boot.png'", (png,))
+    service.index.store.conn.commit()
+    query, box, _, _ = pasted
+    query = query.copy()
+    query.info["original_size"] = query.size
+    ranked = [SearchHit("boots/mirror.png", 0.80, "boots", "", box, "subject"),
+              SearchHit("boots/boot.png", 0.78, "boots", "", box, "subject")]
+    verified = service._verified(query, ranked)
+    assert [(h.gallery_id, h.score) for h in verified][1] == ("boots/boot.png", 0.78)
+    path = tmp_path / "query.png"
+    query.save(path)
+    [result] = service.search([path], k=2)
+    assert result.error is None and "boots/boot.png" in [h.gallery_id for h in result.hits]

@@ -38,7 +38,7 @@ from semcopy_lib.data import ImageLoadError, load_image, to_rgb
 from semcopy_lib.data.boxes import Box
 from semcopy_lib.index import GalleryIndex, Record
 from semcopy_lib.segment import scale_box
-from semcopy_lib.segment.template import THUMB_SIDE, TemplateConfig, pixel_evidence, read_thumbnail
+from semcopy_lib.segment.template import THUMB_SIDE, TemplateConfig, pixel_evidence, read_thumbnails
 
 METHODS = ("keeper", "components")
 LEVELS = ("copy", "subject")
@@ -184,7 +184,7 @@ def _verified(index: GalleryIndex, pairs: dict[tuple[int, int], float], records:
         return pairs
     through = through or {}
     wanted = {records[i].gallery_id for pair in pairs for i in pair}
-    thumbs = {gid: read_thumbnail(png) for gid, png in index.thumbs(wanted).items()}
+    thumbs = read_thumbnails(index.thumbs(wanted))
     kept = {}
     for (i, j), score in tqdm(pairs.items(), desc="pixel checks", unit="pair", disable=not progress):
         a, b = thumbs.get(records[i].gallery_id), thumbs.get(records[j].gallery_id)

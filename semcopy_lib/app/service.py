@@ -21,7 +21,7 @@ from semcopy_lib.query import QueryConfig, QueryImage, check_proposers, merge_hi
 from semcopy_lib.query.clock import StageClock
 from semcopy_lib.query.verify import arbitrated, colourless, to_check, verified
 from semcopy_lib.segment import Region, crop, scale_box
-from semcopy_lib.segment.template import read_thumbnail
+from semcopy_lib.segment.template import read_thumbnails
 
 QuerySource = Union[str, os.PathLike, bytes, Image.Image]
 #: Uploads added to the gallery are stored (re-encoded as PNG) in this folder of the index.
@@ -156,12 +156,12 @@ class SearchService:
             copied += [(r, region.box, hits[0]) for (r, region), hits in zip(owners[regions_from:], per_region[regions_from:])
                        if region.kind in ("photo", "tile") and hits and copy is not None and hits[0].score >= copy]
             with self.clock.time("verify"):
-                thumbs = self.index.thumbs({hit.gallery_id for _, _, hit in copied})
+                thumbs = read_thumbnails(self.index.thumbs({hit.gallery_id for _, _, hit in copied}))
             for r, box, hit in copied:
                 if hit.gallery_id in thumbs:
                     query = asked[id(r)]
                     (ow, oh), (w, h) = query.image.info["original_size"], query.image.size
-                    query.add_copied(read_thumbnail(thumbs[hit.gallery_id]),
+                    query.add_copied(thumbs[hit.gallery_id],
                                      None if box is None else scale_box(box, w / ow, h / oh))
             more, vectors = self._proposed([(r, q) for r, q in ((r, asked[id(r)]) for r, _ in loaded) if q.copied],
                                            "copy", batch_size)
@@ -208,7 +208,7 @@ class SearchService:
         """``ranked`` re-scored by pixel evidence (:func:`~semcopy_lib.query.verify.verified`), with the
         thumbnails of the hits it checks."""
         top = to_check(ranked, self.config.verify, copy)
-        thumbs = self.index.thumbs(h.gallery_id for h in top)
+        thumbs = read_thumbnails(self.index.thumbs(h.gallery_id for h in top))
         return verified(image, ranked, top, thumbs, self.config.verify, self.encoder.copy_score, copy)
 
     def _arbitrated(self, image: Image.Image, ranked: list[SearchHit], whole: Region, hits: list, vote: bool
@@ -222,7 +222,7 @@ class SearchService:
         if not ranked or not mine or ranked[0].gallery_id == mine[0].gallery_id:
             return ranked
         whole_first = mine[0]
-        thumbs = self.index.thumbs({ranked[0].gallery_id, whole_first.gallery_id})
+        thumbs = read_thumbnails(self.index.thumbs({ranked[0].gallery_id, whole_first.gallery_id}))
         return arbitrated(image, ranked, whole_first, thumbs, self.config.verify)
 
     def _proposed(

@@ -10,7 +10,7 @@ from PIL import Image
 
 from semcopy_lib.query.config import VerifyConfig
 from semcopy_lib.segment import scale_box
-from semcopy_lib.segment.template import REDUCING_GAP, match_crop, match_picture, pixel_evidence, read_thumbnail, small_edge_map
+from semcopy_lib.segment.template import REDUCING_GAP, match_crop, match_picture, pixel_evidence, small_edge_map
 
 #: A frozen dataclass hit with ``gallery_id``, ``score``, ``query_box`` and ``region_kind`` (the service's ``SearchHit``).
 Hit = TypeVar("Hit")
@@ -28,7 +28,7 @@ def to_check(ranked: list[Hit], config: VerifyConfig, copy: bool) -> list[Hit]:
     return [h for h in ranked[: config.top] if h.score >= reach]
 
 
-def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapping[str, bytes],
+def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapping[str, Image.Image],
              config: VerifyConfig, copy_level: float | None, copy: bool = False) -> list[Hit]:
     """``ranked`` with the hits ``top`` (:func:`to_check`) re-scored by finding their gallery picture's
     pixels in ``image`` around the region that found each, and ranked again.
@@ -43,7 +43,7 @@ def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapp
     Args:
         image: the query (RGB) at work size; ``image.info["original_size"]`` is its file's size (hits'
             boxes are in file pixels).
-        thumbs: PNG thumbnails by gallery id.
+        thumbs: thumbnails by gallery id (:func:`~semcopy_lib.segment.template.read_thumbnails`).
     """
     if not top or not thumbs:
         return ranked
@@ -52,13 +52,13 @@ def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapp
     scored = []
     for hit in top:
         if hit.gallery_id in thumbs and copy and hit.region_kind == "whole":
-            correlation = match_crop(image, read_thumbnail(thumbs[hit.gallery_id]), config.template)
+            correlation = match_crop(image, thumbs[hit.gallery_id], config.template)
             if correlation > config.start:
                 closed = min(1.0, (correlation - config.start) / (1.0 - config.start))
                 hit = replace(hit, score=max(hit.score, hit.score + (1.0 - hit.score) * closed))
         elif hit.gallery_id in thumbs:
             box = scale_box(hit.query_box, w / ow, h / oh)
-            correlation, where = match_picture(image, box, read_thumbnail(thumbs[hit.gallery_id]), config.template)
+            correlation, where = match_picture(image, box, thumbs[hit.gallery_id], config.template)
             if correlation > config.start:
                 score = hit.score + config.weight * (correlation - config.start)
                 if copy and hit.region_kind == "residual":
@@ -78,7 +78,7 @@ def colourless(image: Image.Image, level: float) -> bool:
     return float(small[..., 1].mean()) < level
 
 
-def arbitrated(image: Image.Image, ranked: list[Hit], whole_first: Hit | None, thumbs: Mapping[str, bytes],
+def arbitrated(image: Image.Image, ranked: list[Hit], whole_first: Hit | None, thumbs: Mapping[str, Image.Image],
                config: VerifyConfig) -> list[Hit]:
     """``ranked`` (best first), or, when ``image`` is :func:`colourless` and the whole image's first hit
     ``whole_first`` is not ``ranked``'s first but its picture's edges line up better with ``image``'s
@@ -89,7 +89,7 @@ def arbitrated(image: Image.Image, ranked: list[Hit], whole_first: Hit | None, t
 
     Args:
         image: the query (RGB).
-        thumbs: PNG thumbnails by gallery id (both hits' are needed, else ``ranked`` is kept).
+        thumbs: thumbnails by gallery id (both hits' are needed, else ``ranked`` is kept).
     """
     if not ranked or whole_first is None or ranked[0].gallery_id == whole_first.gallery_id:
         return ranked
@@ -101,7 +101,7 @@ def arbitrated(image: Image.Image, ranked: list[Hit], whole_first: Hit | None, t
     edges = small_edge_map(image)  # the query's, once for both pictures
 
     def lines_up(gallery_id: str) -> float:
-        return pixel_evidence(edges, small_edge_map(read_thumbnail(thumbs[gallery_id])), config.edges)
+        return pixel_evidence(edges, small_edge_map(thumbs[gallery_id]), config.edges)
 
     if lines_up(whole_first.gallery_id) <= lines_up(first.gallery_id):
         return ranked

@@ -19,12 +19,17 @@ its right-pointing twin, the pixels can.
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 from PIL import Image
 
 from semcopy_lib.data.boxes import Box
+from semcopy_lib.data.loading import pil_open
+
+log = logging.getLogger(__name__)
 
 #: Thumbnails kept in the index are at most this large (pixels, longer side): 2-6 KB of PNG for clip art.
 THUMB_SIDE = 96
@@ -76,10 +81,32 @@ def thumbnail(image: Image.Image) -> bytes:
 
 
 def read_thumbnail(data: bytes) -> Image.Image:
-    """The image of :func:`thumbnail`'s bytes (RGB or RGBA)."""
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image
+    """The image of :func:`thumbnail`'s bytes (RGB or RGBA).
+
+    Raises:
+        ValueError: ``data`` is no thumbnail: it does not decode, or is larger than :data:`THUMB_SIDE`
+            (an index folder is untrusted, so its thumbnails are too).
+    """
+    try:
+        image = pil_open()(io.BytesIO(data))  # PIL's own: ultralytics' wrapper may try to install a codec
+        if max(image.size) > THUMB_SIDE:
+            raise ValueError(f"{image.size[0]} x {image.size[1]} pixels, over {THUMB_SIDE}")
+        image.load()
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"not a thumbnail: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    return image if image.mode in ("RGB", "RGBA") else image.convert("RGBA" if "A" in image.getbands() else "RGB")
+
+
+def read_thumbnails(found: Mapping[str, bytes]) -> dict[str, Image.Image]:
+    """:func:`read_thumbnail` of each of ``found`` (PNG bytes by gallery id), leaving out, with a warning
+    naming it, any that is no thumbnail: then it is as if missing (a hit without one keeps its score)."""
+    images = {}
+    for gallery_id, data in found.items():
+        try:
+            images[gallery_id] = read_thumbnail(data)
+        except ValueError as exc:
+            log.warning("%s: the index's thumbnail left out (%s)", gallery_id, exc)
+    return images
 
 
 def match_picture(query: Image.Image, box: Box, picture: Image.Image,
