@@ -1,5 +1,6 @@
 """Pixel verification of pasted copies: thumbnails kept in the index, masked template matching, re-scoring."""
 
+import io
 import random
 from dataclasses import replace
 
@@ -313,11 +314,20 @@ def test_a_colourless_query_keeps_the_whole_images_hit_when_its_edges_say_so():
     assert arbitrated(sketch, ranked, ranked[0], thumbs, config) == ranked
 
 
-@pytest.mark.parametrize("png", [b"not a png", thumbnail(Image.new("RGB", (96, 96), "red"))[:40],
-                                 thumbnail(Image.new("RGB", (97, 5), "red"))])
-def test_a_thumbnail_that_is_no_thumbnail_is_left_out_not_raised(tmp_path, pasted, png):
-    """An index folder is untrusted: a thumbnail that does not decode, or is larger than a thumbnail, is
-    as if missing (the hit keeps the embedding's score) instead of failing the search."""
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("bad", ["junk", "truncated", "too large"])
+def test_a_thumbnail_that_is_no_thumbnail_is_left_out_not_raised(tmp_path, pasted, bad):
+    """An index folder is untrusted: a thumbnail that does not decode, or has more pixels than a thumbnail
+    (here the boot itself at 200 px, which would otherwise verify), is as if missing (the hit keeps the
+    embedding's score) instead of failing the search."""
+    boot = pasted[2]
+    png = {"junk": b"not a png", "truncated": thumbnail(boot)[:40],
+           "too large": _png(boot.resize((200, round(200 * boot.height / boot.width))))}[bad]
     service = twin_index(tmp_path, pasted, 1)
     service.index.store.conn.execute("UPDATE thumbs SET png = ? WHERE gallery_id = 'boots/boot.png'", (png,))
     service.index.store.conn.commit()
@@ -332,3 +342,14 @@ def test_a_thumbnail_that_is_no_thumbnail_is_left_out_not_raised(tmp_path, paste
     query.save(path)
     [result] = service.search([path], k=2)
     assert result.error is None and "boots/boot.png" in [h.gallery_id for h in result.hits]
+
+
+def test_a_thumbnail_left_out_is_named_in_one_line(caplog):
+    """The warning names the gallery image whose thumbnail is bad, on one line."""
+    good = thumbnail(Image.new("RGBA", (120, 60), (255, 0, 0, 128)))
+    with caplog.at_level("WARNING"):
+        images = read_thumbnails({"boots/boot.png": good, "boots/bad.png": b"\x89PNG\r\n\x1a\n junk"})
+    assert list(images) == ["boots/boot.png"] and images["boots/boot.png"].mode == "RGBA"
+    assert images["boots/boot.png"].size == (96, 48)
+    [record] = caplog.records
+    assert "the thumbnail of boots/bad.png" in record.getMessage() and "\n" not in record.getMessage()

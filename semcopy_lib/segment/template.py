@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from semcopy_lib.data.boxes import Box
-from semcopy_lib.data.loading import pil_open
+from semcopy_lib.data.loading import ImageLoadError, load_image
 
 log = logging.getLogger(__name__)
 
@@ -80,21 +80,14 @@ def thumbnail(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def read_thumbnail(data: bytes) -> Image.Image:
-    """The image of :func:`thumbnail`'s bytes (RGB or RGBA).
+def read_thumbnail(data: bytes, name: str = "<thumbnail>") -> Image.Image:
+    """The image of :func:`thumbnail`'s bytes (RGB or RGBA), decoded by the project's one decoder.
 
     Raises:
-        ValueError: ``data`` is no thumbnail: it does not decode, or is larger than :data:`THUMB_SIDE`
-            (an index folder is untrusted, so its thumbnails are too).
+        ImageLoadError: one line naming ``name``: ``data`` does not decode, or holds more pixels than a
+            thumbnail can (an index folder is untrusted, so its thumbnails are too).
     """
-    try:
-        image = pil_open()(io.BytesIO(data))  # PIL's own: ultralytics' wrapper may try to install a codec
-        if max(image.size) > THUMB_SIDE:
-            raise ValueError(f"{image.size[0]} x {image.size[1]} pixels, over {THUMB_SIDE}")
-        image.load()
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
-        raise ValueError(f"not a thumbnail: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    return image if image.mode in ("RGB", "RGBA") else image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    return load_image(data, name=name, max_pixels=THUMB_SIDE * THUMB_SIDE, keep_alpha=True)
 
 
 def read_thumbnails(found: Mapping[str, bytes]) -> dict[str, Image.Image]:
@@ -103,9 +96,9 @@ def read_thumbnails(found: Mapping[str, bytes]) -> dict[str, Image.Image]:
     images = {}
     for gallery_id, data in found.items():
         try:
-            images[gallery_id] = read_thumbnail(data)
-        except ValueError as exc:
-            log.warning("%s: the index's thumbnail left out (%s)", gallery_id, exc)
+            images[gallery_id] = read_thumbnail(data, f"the thumbnail of {gallery_id}")
+        except ImageLoadError as exc:
+            log.warning("%s (left out)", exc)
     return images
 
 
