@@ -77,6 +77,22 @@ def test_reads_and_writes(served, gallery_dir):
     assert client.get("/dedup").json() == {"threshold": service.encoder.copy_score, "groups": []}
 
 
+def test_a_thumbnail_that_does_not_decode_is_not_sent(gallery_index, tmp_path):
+    """An index folder is untrusted: its stored thumbnail bytes are sent only when they decode as one
+    (else 404, one line), and never for the browser to sniff as something else."""
+    shutil.copytree(gallery_index, tmp_path / "idx")
+    service = SearchService(tmp_path / "idx")
+    service.index.store.conn.execute("UPDATE thumbs SET png = ? WHERE gallery_id = 'food/img04.png'",
+                                     (b"<html><script>alert(1)</script></html>",))
+    service.index.store.conn.commit()
+    client = TestClient(create_app(service, TOKEN))
+    bad = client.get("/thumbs/food/img04.png")
+    assert bad.status_code == 404 and bad.json() == {"error": "food/img04.png: no thumbnail"}
+    good = client.get("/thumbs/food/img01.png")
+    assert good.status_code == 200 and good.headers["x-content-type-options"] == "nosniff"
+    assert Image.open(io.BytesIO(good.content)).size[0] <= 96
+
+
 def test_bad_uploads_are_one_line_errors(served):
     _, client = served
     big = b"\\x89PNG" + b"\\0" * MAX_UPLOAD_BYTES

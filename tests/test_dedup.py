@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import random
@@ -11,9 +12,10 @@ import pytest
 from PIL import Image, ImageOps
 
 from semcopy_lib.app import build_index
-from semcopy_lib.app.dedup import _components, _keeper_clusters, find_duplicates
+from semcopy_lib.app.dedup import _components, _keeper_clusters, find_duplicates, report_fragment
 from semcopy_lib.cli import main
 from semcopy_lib.data.synth import crop_jpeg
+from semcopy_lib.segment.template import thumbnail
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +93,17 @@ def test_cli_json_csv_and_html(copies, tmp_path, capsys, monkeypatch):
         ("2", "exact", "food/img04.png", "food/img04.png", "True"),
         ("2", "exact", "food/img04-swapped.png", "food/img04.png", "True")]  # a grey photo: swapping changes no byte
     assert not (tmp_path / "-").exists()
+
+
+def test_the_report_shows_a_member_whose_thumbnail_does_not_decode_without_it():
+    """The index's thumbnail bytes are untrusted: the report embeds only those that decode."""
+    good = thumbnail(Image.new("RGB", (64, 32), (200, 30, 30)))
+    member = {"score": 0.9, "exact": False, "width": 64, "height": 32}
+    group = {"tier": "copy", "keeper": "a/keep.png", "size": 2,
+             "members": [{"id": "a/keep.png", **member}, {"id": "a/bad.png", **member}]}
+    page = report_fragment([group], {"a/keep.png": good, "a/bad.png": b"<script>alert(1)</script>"})
+    assert page.count("data:image/png;base64,") == 1 and base64.b64encode(good).decode() in page
+    assert page.count('<div class="none">no thumbnail</div>') == 1 and "alert" not in page
 
 
 def test_cli_pixel_check_keeps_photos_alike_apart_and_verify_0_turns_it_off(copies, capsys):

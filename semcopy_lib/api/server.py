@@ -102,10 +102,10 @@ def create_app(service: "SearchService", token: str, protect_reads: bool = False
     @app.get("/thumbs/{gallery_id:path}", dependencies=[Depends(reader)])
     def thumb(gallery_id: str) -> Response:
         """The gallery image's PNG thumbnail."""
-        png = locked(lambda: service.index.thumbs([gallery_id])).get(gallery_id)
+        png = locked(lambda: service.thumbnail(gallery_id))
         if png is None:
             raise HTTPException(404, f"{gallery_id}: no thumbnail")
-        return Response(png, media_type="image/png")
+        return Response(png, media_type="image/png", headers={"X-Content-Type-Options": "nosniff"})
 
     @app.post("/index/add", dependencies=[Depends(writer)])
     async def add(file: UploadFile = File(...), label: str = Form(...)) -> dict:

@@ -38,7 +38,8 @@ from semcopy_lib.data import ImageLoadError, load_image, to_rgb
 from semcopy_lib.data.boxes import Box
 from semcopy_lib.index import GalleryIndex, Record
 from semcopy_lib.segment import scale_box
-from semcopy_lib.segment.template import THUMB_SIDE, TemplateConfig, pixel_evidence, read_thumbnails
+from semcopy_lib.segment.template import (THUMB_SIDE, TemplateConfig, checked_thumbnails, pixel_evidence,
+                                          read_thumbnails)
 
 METHODS = ("keeper", "components")
 LEVELS = ("copy", "subject")
@@ -306,9 +307,13 @@ def default_threshold(encoder, level: str) -> float:
 
 def report_fragment(groups: list[Group] | list[dict], thumbs: dict[str, bytes]) -> str:
     """The groups as HTML (a ``<div class="semcopy-report">`` with its own scoped style): one strip of
-    thumbnails per group, keeper first, with the scores. Groups as :class:`Group` or its ``to_dict()``."""
+    thumbnails per group, keeper first, with the scores. Groups as :class:`Group` or its ``to_dict()``;
+    ``thumbs``: PNG bytes by gallery id, as the index holds them (a member whose bytes do not decode is
+    shown without its thumbnail)."""
     import base64
     import html
+
+    thumbs = checked_thumbnails(thumbs)
 
     def cell(m: dict, keeper: bool) -> str:
         img = (f'<img src="data:image/png;base64,{base64.b64encode(thumbs[m["id"]]).decode()}" alt="">'

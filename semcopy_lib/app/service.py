@@ -21,7 +21,7 @@ from semcopy_lib.query import QueryConfig, QueryImage, check_proposers, merge_hi
 from semcopy_lib.query.clock import StageClock
 from semcopy_lib.query.verify import arbitrated, colourless, to_check, verified
 from semcopy_lib.segment import Region, crop, scale_box
-from semcopy_lib.segment.template import read_thumbnails
+from semcopy_lib.segment.template import checked_thumbnails, read_thumbnails
 
 QuerySource = Union[str, os.PathLike, bytes, Image.Image]
 #: Uploads added to the gallery are stored (re-encoded as PNG) in this folder of the index.
@@ -293,6 +293,11 @@ class SearchService:
             gallery_id = f"{label}/{stem}-{digest[:8]}.png"
         self.add_file(path, gallery_id)
         return gallery_id
+
+    def thumbnail(self, gallery_id: str) -> bytes | None:
+        """The PNG bytes of ``gallery_id``'s thumbnail; None when the index holds none that decodes
+        (an index folder is untrusted)."""
+        return checked_thumbnails(self.index.thumbs([gallery_id])).get(gallery_id)
 
     def describe(self) -> dict:
         """What a dashboard shows about this service: encoder and its thresholds, whether key objects

@@ -102,6 +102,13 @@ def read_thumbnails(found: Mapping[str, bytes]) -> dict[str, Image.Image]:
     return images
 
 
+def checked_thumbnails(found: Mapping[str, bytes]) -> dict[str, bytes]:
+    """The bytes of those of ``found`` (PNG bytes by gallery id) that :func:`read_thumbnails` decodes,
+    for pages and clients that show them as they are: what does not decode is left out, with its
+    warning, as if missing."""
+    return {gallery_id: found[gallery_id] for gallery_id in read_thumbnails(found)}
+
+
 def match_picture(query: Image.Image, box: Box, picture: Image.Image,
                   config: TemplateConfig = TemplateConfig()) -> tuple[float, Box | None]:
     """How well ``picture``'s opaque pixels are found in ``query`` near ``box``, and where.
