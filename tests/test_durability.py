@@ -161,6 +161,34 @@ def test_verify_finds_rows_that_are_not_unit_vectors(tmp_path):
     report = verify(tmp_path / "idx", check_files=False)
     assert report.problems[0] == "meta.sqlite: 1 rows whose vector is not finite and unit length"
     assert "index build" in report.repair and not report.repairable  # only the images can rebuild SQLite
+    with sqlite3.connect(tmp_path / "idx" / "meta.sqlite") as conn:  # and a row twice does not change that
+        conn.execute("INSERT INTO items (gallery_id, label, sha256, box, encoder, source, vector) "
+                     "SELECT gallery_id, label, sha256, box, encoder, source, vector FROM items WHERE id = 2")
+    report = verify(tmp_path / "idx", check_files=False)
+    assert report.problems[1].startswith("meta.sqlite: 1 rows stored twice") and "index build" in report.repair
+    assert not report.repairable
+
+
+def test_repair_drops_rows_stored_twice_and_keeps_the_first(tmp_path):
+    """An index written before rows were kept unique may hold a row twice: --repair drops the later one
+    (the image stays, with its one vector), unless SQLite has other problems, which need the images."""
+    index = GalleryIndex.create(tmp_path / "idx", ENC, DIM)
+    vecs = unit(np.random.default_rng(5), 3)
+    index.add(items(vecs))
+    index.close()
+    with sqlite3.connect(tmp_path / "idx" / "meta.sqlite") as conn:
+        conn.execute("INSERT INTO items (gallery_id, label, sha256, box, encoder, source, vector) "
+                     "SELECT gallery_id, label, sha256, box, encoder, source, vector FROM items WHERE id = 2")
+    report = verify(tmp_path / "idx", check_files=False)
+    assert report.problems[0] == ("meta.sqlite: 1 rows stored twice (an earlier row of the image has the same box "
+                                  "and vector)")
+    assert report.repairable and "drops the rows stored twice" in report.repair
+    fixed = repair(tmp_path / "idx")
+    assert fixed.ok and (fixed.images, fixed.vectors) == (3, 3)
+    assert [r[0] for r in sqlite3.connect(tmp_path / "idx" / "meta.sqlite").execute("SELECT id FROM items")] == [1, 2, 3]
+    index = GalleryIndex.open(tmp_path / "idx", read_only=True)
+    assert [h.gallery_id for h in index.search(vecs[1:2], k=3)[0]][0] == index.records()[1].gallery_id
+    index.close()
 
 
 def test_cli_verify_repair_deletes_leftovers_of_a_crash_on_a_consistent_index(tmp_path, capsys):

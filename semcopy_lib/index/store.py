@@ -152,6 +152,23 @@ class MetadataStore:
             raise
         return added, removed
 
+    def drop_twice_stored(self) -> int:
+        """Delete the rows that repeat an earlier row of the same image (same box and vector), in one
+        transaction; returns how many went."""
+        cur = self.conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            cur.execute("DELETE FROM items WHERE id NOT IN (SELECT MIN(id) FROM items GROUP BY gallery_id, box, vector)")
+            dropped = cur.rowcount
+            if dropped:
+                self._bump()
+            cur.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                cur.execute("ROLLBACK")
+            raise
+        return dropped
+
     @staticmethod
     def _record(row: tuple) -> Record:
         return Record(row[0], row[1], row[2], row[3], tuple(json.loads(row[4])), row[5], row[6])

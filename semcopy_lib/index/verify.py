@@ -46,8 +46,9 @@ class VerifyReport:
         return {"ok": self.ok, **asdict(self)}
 
 
-def _check_store(store: MetadataStore, dim: int, report: VerifyReport) -> None:
-    """Rows: dimension, finite unit vectors, one content (sha256) per image, no row twice."""
+def _check_store(store: MetadataStore, dim: int, report: VerifyReport) -> int:
+    """Rows: dimension, finite unit vectors, one content (sha256) per image, no row twice. Returns
+    the number of rows stored twice (what ``--repair`` can drop)."""
     conn = store.conn
     seen_rows: set[tuple[str, str, bytes]] = set()
     shas: dict[str, str] = {}
@@ -66,10 +67,11 @@ def _check_store(store: MetadataStore, dim: int, report: VerifyReport) -> None:
             mixed += 1
     for n, what in ((bad_dim, f"rows whose vector is not {dim} float32 values"),
                     (bad_norm, "rows whose vector is not finite and unit length"),
-                    (twice, "rows stored twice"),
+                    (twice, "rows stored twice (an earlier row of the image has the same box and vector)"),
                     (mixed, "rows of an image with another content (sha256) than its other rows")):
         if n:
             report.problems.append(f"meta.sqlite: {n} {what}")
+    return twice
 
 
 def _check_backend(directory: Path, manifest: dict, store: MetadataStore, report: VerifyReport) -> bool:
@@ -131,7 +133,7 @@ def verify(directory: os.PathLike | str, check_files: bool = True) -> VerifyRepo
         report.problems.append(f"{METADATA}: missing; rebuild the index from the images with 'semcopy index build'")
         return report
     try:
-        store = MetadataStore(directory / METADATA)
+        store = MetadataStore(directory / METADATA, read_only=True)
     except sqlite3.DatabaseError as exc:
         report.problems.append(f"{METADATA}: not a readable SQLite database ({exc})")
         report.repair = f"{FROM_IMAGES} (the vectors in {directory} cannot be trusted)"
@@ -143,11 +145,13 @@ def verify(directory: os.PathLike | str, check_files: bool = True) -> VerifyRepo
             report.repair = f"{FROM_IMAGES} (the vectors in {directory} cannot be trusted)"
             return report
         report.images, report.vectors = store.count_images(), store.count()
-        _check_store(store, int(manifest["dim"]), report)
-        sqlite_ok = not report.problems
+        twice = _check_store(store, int(manifest["dim"]), report)
+        # rows stored twice are dropped by --repair; any other problem of SQLite's needs the images
+        sqlite_ok = len(report.problems) == (1 if twice else 0)
         behind = _check_backend(directory, manifest, store, report)
-        if behind and sqlite_ok:
-            report.repair = f"semcopy index verify --index {directory} --repair (rebuilds the vector file from meta.sqlite)"
+        if (behind or twice) and sqlite_ok:
+            report.repair = (f"semcopy index verify --index {directory} --repair ("
+                             + ("drops the rows stored twice and " if twice else "") + "rebuilds the vector file from meta.sqlite)")
             report.repairable = True
         elif not sqlite_ok:
             report.repair = FROM_IMAGES
@@ -191,6 +195,11 @@ def repair(directory: os.PathLike | str, rebuild: bool = True) -> VerifyReport:
         for tmp in directory.glob("*.tmp"):
             tmp.unlink()
         if rebuild:
+            store = MetadataStore(directory / METADATA)
+            try:
+                store.drop_twice_stored()
+            finally:
+                store.close()
             manifest = read_manifest(directory)
             backend_file = directory / BACKENDS[manifest.get("backend", "faiss")].FILE
             if backend_file.exists() and manifest.get("backend", "faiss") == "faiss":
