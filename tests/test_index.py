@@ -178,3 +178,20 @@ def test_records_and_thumbs_of_more_ids_than_one_sql_statement_takes(tmp_path):
     ids = [r.id for r in index.records()]
     assert len(index.store.records(ids)) == n
     assert len(index.thumbs(f"c/{i}.png" for i in range(n))) == n and index.thumbs(["c/3.png"]) == {"c/3.png": b"png3"}
+
+
+def test_indexing_hands_on_what_it_made_of_a_decoded_image_not_the_image(gallery_dir):
+    """A decoded gallery image can be 2,047 px of RGBA (16 MB), and many wait for their turn to be
+    embedded: what waits is what the decoding thread made of it."""
+    from semcopy_lib.app.indexing import _Prefetch
+    from semcopy_lib.data import scan_folder
+
+    files = scan_folder(gallery_dir)[:3]
+    prefetch = _Prefetch(files, lambda image: image.size, ahead=3)
+    prefetch.top_up(3)
+    got = []
+    while prefetch.running:
+        got += prefetch.finished()
+    prefetch.close()
+    assert sorted(position for position, *_ in got) == [0, 1, 2]
+    assert all(error is None and max(size) == 256 for _, _, error, size in got)  # the gallery's 256-px photos

@@ -202,14 +202,20 @@ def test_a_slow_file_holds_up_neither_decoding_nor_inference_and_the_index_keeps
         image.info["file"] = str(path)
         return image
 
-    embedded, embed = [], encoder.embed_gallery
+    embedded, embed, prepare, file_of = [], encoder.embed_gallery, encoder.gallery_pixels, {}
+
+    def prepared(image):  # the decoded image is not kept: its pixels are what is embedded
+        pixels = prepare(image)
+        file_of[id(pixels[0])] = image.info["file"]
+        return pixels
 
     def record(images, **kwargs):
-        embedded.append([im.info["file"] for im in images])
+        embedded.append([file_of[id(p[0])] for p in kwargs["pixels"]])
         released.set()
         return embed(images, **kwargs)
 
     monkeypatch.setattr(indexing, "load_image", load)
+    monkeypatch.setattr(encoder, "gallery_pixels", prepared)
     monkeypatch.setattr(encoder, "embed_gallery", record)
     index = GalleryIndex.create(tmp_path / "idx", encoder.config.to_dict(), encoder.dim, root=gallery_dir)
     report = index_files(index, files, encoder, batch_size=2, progress=False)

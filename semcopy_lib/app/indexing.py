@@ -107,11 +107,35 @@ DECODE_AHEAD = 2
 WRITE_AHEAD = 16
 
 
+@dataclass
+class _Prepared:
+    """What indexing keeps of a decoded gallery image until it is embedded.
+
+    Attributes:
+        pixels: its :meth:`~semcopy_lib.encoders.Encoder.gallery_pixels` (None: the encoder embeds images) ...
+        png: its thumbnail.
+        boxes: the pictures it holds (a page's, a collage's), in ``size`` pixels ...
+        held: ... and their crops.
+        original_size: the file's (width, height); ``size``: the decoded image's.
+        image: the image itself, only when ``pixels`` is None.
+    """
+
+    pixels: list | None
+    png: bytes
+    boxes: list
+    held: list[Image.Image]
+    original_size: tuple[int, int]
+    size: tuple[int, int]
+    image: Image.Image | None
+
+
 class _Prefetch:
     """Decodes and prepares files (an encoder's preprocessing, a thumbnail) in threads beside inference,
     at most ``ahead`` at a time, and hands each back as soon as it is ready, not in input order: one slow
     file does not hold up the others. Images with transparency stay RGBA: encoders composite them for
-    each view, thumbnails keep it."""
+    each view, thumbnails keep it. What is handed back is what ``prepare`` made of the image, not the
+    image: a decoded image can be 2,047 px of RGBA (16 MB), and ``ahead`` of them waiting for their
+    turn would hold a gigabyte."""
 
     def __init__(self, files: Sequence[GalleryFile], prepare: Callable[[Image.Image], Any], ahead: int):
         self.files, self.prepare, self.ahead = files, prepare, ahead
@@ -119,12 +143,12 @@ class _Prefetch:
         self.running: set[Future] = set()
         self.pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
 
-    def _one(self, position: int, f: GalleryFile) -> tuple[int, GalleryFile, Image.Image | ImageLoadError, Any]:
+    def _one(self, position: int, f: GalleryFile) -> tuple[int, GalleryFile, ImageLoadError | None, Any]:
         try:
             image = load_image(f.path, name=str(f.path), max_side=DECODE_MAX_SIDE, keep_alpha=True, coarse=True)
         except ImageLoadError as exc:
             return position, f, exc, None
-        return position, f, image, self.prepare(image)
+        return position, f, None, self.prepare(image)
 
     def top_up(self, until: int) -> None:
         """Start the files before position ``until``, at most ``ahead`` running."""
@@ -132,9 +156,9 @@ class _Prefetch:
             self.running.add(self.pool.submit(self._one, self.submitted, self.files[self.submitted]))
             self.submitted += 1
 
-    def finished(self) -> list[tuple[int, GalleryFile, Image.Image | ImageLoadError, Any]]:
-        """(position, file, image or error, prepared) of the files done since the last call; waits for
-        one when none is (and one runs)."""
+    def finished(self) -> list[tuple[int, GalleryFile, ImageLoadError | None, Any]]:
+        """(position, file, the error or None, what ``prepare`` made of the image) of the files done since
+        the last call; waits for one when none is (and one runs)."""
         if not self.running:
             return []
         done, self.running = wait(self.running, return_when=FIRST_COMPLETED)
@@ -165,7 +189,7 @@ def _index_files(
     # files are embedded a group at a time, each group a fixed run of input positions (so that the vectors
     # do not depend on timing: a batch's size moves the last bits), a group as soon as all its files are
     # decoded; they are written in input order
-    decoded: dict[int, list[tuple[int, GalleryFile, Any, Any]]] = {}  # group (its first position) -> (position, file, image | error, prepared)
+    decoded: dict[int, list[tuple[int, GalleryFile, Any, Any]]] = {}  # group (its first position) -> (position, file, error, _Prepared)
     done: dict[int, tuple[GalleryFile, Any]] = {}  # position -> (file, error | (vectors, original size, thumbnail))
     written = 0  # files before this position are written (or refused)
     items: list[NewItem] = []
@@ -173,20 +197,20 @@ def _index_files(
 
     def embed(entries: list[tuple[int, GalleryFile, Any, Any]]) -> None:
         entries.sort(key=lambda entry: entry[0])
-        readable = [entry for entry in entries if not isinstance(entry[2], ImageLoadError)]
-        done.update((position, (f, img)) for position, f, img, _ in entries if isinstance(img, ImageLoadError))
+        readable: list[tuple[int, GalleryFile, _Prepared]] = [(p, f, ready) for p, f, error, ready in entries if error is None]
+        done.update((position, (f, error)) for position, f, error, _ in entries if error is not None)
         if not readable:
             return
-        pixels = [p for *_, (p, _, _) in readable]
-        views = encoder.embed_gallery([im for _, _, im, _ in readable], batch_size=batch_size,
+        pixels = [ready.pixels for *_, ready in readable]
+        views = encoder.embed_gallery([ready.image for *_, ready in readable], batch_size=batch_size,
                                       pixels=None if None in pixels else pixels)  # N x (V, D)
         # the pictures that pages and collages hold, one vector each (of the group's crops together)
-        crops = [crop(im, box) for _, _, im, (_, _, boxes) in readable for box in boxes]
+        crops = [picture for *_, ready in readable for picture in ready.held]
         held = iter(encoder.embed(crops, batch_size=batch_size) if crops else [])
-        for (position, f, im, (_, png, boxes)), image_views in zip(readable, views):
-            (ow, oh), (w, h) = im.info["original_size"], im.size
-            regions = [(scale_box(box, ow / w, oh / h), next(held)) for box in boxes]  # boxes in file pixels
-            done[position] = (f, (image_views, im.info["original_size"], png, regions))
+        for (position, f, ready), image_views in zip(readable, views):
+            (ow, oh), (w, h) = ready.original_size, ready.size
+            regions = [(scale_box(box, ow / w, oh / h), next(held)) for box in ready.boxes]  # boxes in file pixels
+            done[position] = (f, (image_views, ready.original_size, ready.png, regions))
 
     def write() -> None:
         """Files whose turn has come, in input order, into the index a batch (one transaction) at a time."""
@@ -220,9 +244,11 @@ def _index_files(
 
     config = query_config(index)  # the held pictures are found with the index's own layout settings
 
-    def prepare(image: Image.Image) -> tuple[Any, bytes, list]:
+    def prepare(image: Image.Image) -> _Prepared:
         boxes = page_pictures(image, config.pictures, config.layout) if config.pictures.most else []
-        return encoder.gallery_pixels(image), thumbnail(image), boxes
+        pixels = encoder.gallery_pixels(image)
+        return _Prepared(pixels, thumbnail(image), boxes, [crop(image, box) for box in boxes],
+                         image.info["original_size"], image.size, image if pixels is None else None)
 
     # each image's preprocessing for every gallery view, and its thumbnail (with its transparency: pasted
     # copies are matched on the opaque pixels), are made in the decoding threads too. Groups are shorter on
@@ -263,9 +289,9 @@ def _backfill_thumbs(index: GalleryIndex, files: Sequence[GalleryFile], batch_si
     try:
         while prefetch.submitted < len(missing) or prefetch.running:
             prefetch.top_up(len(missing))
-            for _, f, img, png in prefetch.finished():
+            for _, f, error, png in prefetch.finished():
                 bar.update(1)
-                if not isinstance(img, ImageLoadError):
+                if error is None:
                     thumbs[f.gallery_id] = png
                 if len(thumbs) >= batch_size:
                     index.add_thumbs(thumbs)
