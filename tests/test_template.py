@@ -314,6 +314,30 @@ def test_a_colourless_query_keeps_the_whole_images_hit_when_its_edges_say_so():
     assert arbitrated(sketch, ranked, ranked[0], thumbs, config) == ranked
 
 
+def test_on_a_colourless_page_the_first_hit_is_judged_on_the_part_that_found_it():
+    """A grey page with a line drawing of the bottle beside a block of text: the page's picture found
+    the bottle, the whole page found a picture of its text block. The whole page's edges line up with
+    the text block (0.39) better than with the small bottle (0.32), but the page is no one picture: the
+    bottle is judged on its own part of the page (0.69), and stays first."""
+    from semcopy_lib.data.loading import to_rgb
+    from semcopy_lib.data.synth import line_art
+    from semcopy_lib.query.verify import arbitrated
+
+    page = Image.new("RGB", (800, 500), (235, 235, 235))
+    draw = ImageDraw.Draw(page)
+    for y in range(40, 480, 24):
+        draw.rectangle((40, y, 500, y + 8), fill=(90, 90, 90))
+    text = page.crop((0, 0, 540, 500))
+    page.paste(line_art(to_rgb(other_drawing())), (560, 150))  # 200 x 160
+    page.info["original_size"] = page.size
+    thumbs = read_thumbnails({"bottle.png": thumbnail(other_drawing()), "text.png": thumbnail(text)})
+    ranked = [SearchHit("bottle.png", 0.8, "c", "", (560, 150, 200, 160), "photo"),
+              SearchHit("text.png", 0.6, "c", "", (0, 0, 800, 500), "whole")]
+    config = VerifyConfig()
+    assert [h.gallery_id for h in arbitrated(page, ranked, ranked[1], thumbs, config)] == ["text.png", "bottle.png"]
+    assert arbitrated(page, ranked, ranked[1], thumbs, config, paged=True) == ranked
+
+
 def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "PNG")

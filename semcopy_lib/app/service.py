@@ -191,7 +191,8 @@ class SearchService:
                 ranked = voted(ranked, self.encoder.copy_score, self.config.vote) if vote else ranked
             if id(result) in parted:
                 with self.clock.time("verify"):
-                    ranked = self._arbitrated(parted[id(result)], ranked, *wholes_of[id(result)], vote)
+                    ranked = self._arbitrated(parted[id(result)], ranked, *wholes_of[id(result)], vote,
+                                              paged=result.layout != "single")
             result.hits = ranked[:k]
             # of the many windows, list those that a hit came from, and where verified pictures sit, so
             # that every hit's box is a region
@@ -211,10 +212,11 @@ class SearchService:
         thumbs = read_thumbnails(self.index.thumbs(h.gallery_id for h in top))
         return verified(image, ranked, top, thumbs, self.config.verify, self.encoder.copy_score, copy)
 
-    def _arbitrated(self, image: Image.Image, ranked: list[SearchHit], whole: Region, hits: list, vote: bool
-                    ) -> list[SearchHit]:
+    def _arbitrated(self, image: Image.Image, ranked: list[SearchHit], whole: Region, hits: list, vote: bool,
+                    paged: bool = False) -> list[SearchHit]:
         """``ranked``, or the whole image's first hit (``hits``: the whole image's, its first after the
-        class vote) first when a colourless query's edges say so (:func:`~semcopy_lib.query.verify.arbitrated`)."""
+        class vote) first when a colourless query's edges say so (:func:`~semcopy_lib.query.verify.arbitrated`;
+        ``paged``: the query is a page or collage)."""
         if self.config.verify.colourless <= 0 or not colourless(image, self.config.verify.colourless):
             return ranked  # a query in colour: neither the vote below nor the thumbnails are needed
         mine = [SearchHit(h.gallery_id, h.score, h.label, h.source, whole.box, "whole") for h in hits]
@@ -223,7 +225,7 @@ class SearchService:
             return ranked
         whole_first = mine[0]
         thumbs = read_thumbnails(self.index.thumbs({ranked[0].gallery_id, whole_first.gallery_id}))
-        return arbitrated(image, ranked, whole_first, thumbs, self.config.verify)
+        return arbitrated(image, ranked, whole_first, thumbs, self.config.verify, paged)
 
     def _proposed(
         self, queries: list[tuple[QueryResult, QueryImage]], stage: str, batch_size: int

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from semcopy_lib.query.config import VerifyConfig
-from semcopy_lib.segment import scale_box
+from semcopy_lib.segment import crop, scale_box
 from semcopy_lib.segment.template import REDUCING_GAP, match_crop, match_picture, pixel_evidence, small_edge_map
 
 #: A frozen dataclass hit with ``gallery_id``, ``score``, ``query_box`` and ``region_kind`` (the service's ``SearchHit``).
@@ -79,7 +79,7 @@ def colourless(image: Image.Image, level: float) -> bool:
 
 
 def arbitrated(image: Image.Image, ranked: list[Hit], whole_first: Hit | None, thumbs: Mapping[str, Image.Image],
-               config: VerifyConfig) -> list[Hit]:
+               config: VerifyConfig, paged: bool = False) -> list[Hit]:
     """``ranked`` (best first), or, when ``image`` is :func:`colourless` and the whole image's first hit
     ``whole_first`` is not ``ranked``'s first but its picture's edges line up better with ``image``'s
     (:func:`~semcopy_lib.segment.template.pixel_evidence` of their
@@ -88,8 +88,12 @@ def arbitrated(image: Image.Image, ranked: list[Hit], whole_first: Hit | None, t
     others in their order.
 
     Args:
-        image: the query (RGB).
+        image: the query (RGB) at work size; ``image.info["original_size"]`` is its file's size.
         thumbs: thumbnails by gallery id (both hits' are needed, else ``ranked`` is kept).
+        paged: the query is a page or a collage (its layout), not one picture: the first hit's edges are
+            then compared with those of the part of the query it was found in, since the whole page is
+            no picture of the gallery's (a picture a few times smaller than the page hardly shows in
+            the page's edge map).
     """
     if not ranked or whole_first is None or ranked[0].gallery_id == whole_first.gallery_id:
         return ranked
@@ -99,11 +103,15 @@ def arbitrated(image: Image.Image, ranked: list[Hit], whole_first: Hit | None, t
     if not colourless(image, config.colourless):
         return ranked
     edges = small_edge_map(image)  # the query's, once for both pictures
+    own = edges  # the edges the first hit is judged on
+    if paged:
+        (ow, oh), (w, h) = image.info["original_size"], image.size
+        own = small_edge_map(crop(image, scale_box(first.query_box, w / ow, h / oh)))
 
-    def lines_up(gallery_id: str) -> float:
-        return pixel_evidence(edges, small_edge_map(thumbs[gallery_id]), config.edges)
+    def lines_up(gallery_id: str, query_edges: Image.Image) -> float:
+        return pixel_evidence(query_edges, small_edge_map(thumbs[gallery_id]), config.edges)
 
-    if lines_up(whole_first.gallery_id) <= lines_up(first.gallery_id):
+    if lines_up(whole_first.gallery_id, edges) <= lines_up(first.gallery_id, own):
         return ranked
     # reported as the whole image's hit (its box and kind): the whole image's edges put it first
     return [replace(whole_first, score=max(whole_first.score, first.score)),
