@@ -36,7 +36,7 @@ class VerifyReport:
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     repair: str | None = None  # the command that fixes the problems, when one does
-    repairable: bool = False  # what --repair fixes: a vector file behind SQLite, temp files left by a crash
+    repairable: bool = False  # what --repair fixes: a vector file behind SQLite, rows stored twice, temp files left by a crash
 
     @property
     def ok(self) -> bool:
@@ -184,8 +184,8 @@ def verify(directory: os.PathLike | str, check_files: bool = True) -> VerifyRepo
 
 
 def repair(directory: os.PathLike | str, rebuild: bool = True) -> VerifyReport:
-    """Delete temp files left by a crash and (``rebuild``) rebuild the vector file from SQLite; returns
-    a new verify.
+    """Delete temp files left by a crash and (``rebuild``) drop SQLite's rows stored twice and rebuild
+    the vector file from SQLite; returns a new verify.
 
     Raises:
         IndexLocked: another process is writing the index.
