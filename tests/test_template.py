@@ -4,6 +4,7 @@ import io
 import random
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
@@ -302,6 +303,7 @@ def test_a_colourless_query_keeps_the_whole_images_hit_when_its_edges_say_so():
     whole_first = SearchHit("boot.png", 0.64, "c", "", box, "whole")
     config = VerifyConfig()
     sketch = line_art(boot)
+    sketch.info["original_size"] = sketch.size
     out = arbitrated(sketch, ranked, whole_first, thumbs, config)
     assert [(h.gallery_id, h.score, h.region_kind) for h in out] == [
         ("boot.png", 0.71, "whole"), ("bottle.png", 0.71, "window"), ("x.png", 0.66, "whole")]
@@ -309,7 +311,9 @@ def test_a_colourless_query_keeps_the_whole_images_hit_when_its_edges_say_so():
     assert arbitrated(boot, ranked, whole_first, thumbs, config) == ranked
     assert arbitrated(sketch, ranked, whole_first, thumbs, replace(config, colourless=0.0)) == ranked
     # a line drawing of the bottle keeps the bottle first
-    assert arbitrated(line_art(bottle), ranked, whole_first, thumbs, config) == ranked
+    bottle_sketch = line_art(bottle)
+    bottle_sketch.info["original_size"] = bottle_sketch.size
+    assert arbitrated(bottle_sketch, ranked, whole_first, thumbs, config) == ranked
     # when the whole image's first hit is the bottle's too, nothing moves
     assert arbitrated(sketch, ranked, ranked[0], thumbs, config) == ranked
 
@@ -333,9 +337,48 @@ def test_on_a_colourless_page_the_first_hit_is_judged_on_the_part_that_found_it(
     thumbs = read_thumbnails({"bottle.png": thumbnail(other_drawing()), "text.png": thumbnail(text)})
     ranked = [SearchHit("bottle.png", 0.8, "c", "", (560, 150, 200, 160), "photo"),
               SearchHit("text.png", 0.6, "c", "", (0, 0, 800, 500), "whole")]
-    config = VerifyConfig()
+    config = replace(VerifyConfig(), near=1.01)  # a single picture's part not counted
     assert [h.gallery_id for h in arbitrated(page, ranked, ranked[1], thumbs, config)] == ["text.png", "bottle.png"]
     assert arbitrated(page, ranked, ranked[1], thumbs, config, paged=True) == ranked
+
+
+def _grey_photo(size: tuple[int, int], seed: int = 0) -> Image.Image:
+    """A grey stand-in for a photo: blurred noise with a few dark branches across it."""
+    from PIL import ImageFilter
+
+    rng = np.random.default_rng(seed)
+    photo = Image.fromarray((rng.random((size[1] // 32, size[0] // 32)) * 80 + 110).astype(np.uint8)).resize(size, Image.BICUBIC)
+    draw = ImageDraw.Draw(photo)
+    for _ in range(6):
+        draw.line([tuple(int(v) for v in rng.integers(0, size[0], 2)) for _ in range(3)], fill=40, width=6)
+    return photo.filter(ImageFilter.GaussianBlur(1)).convert("RGB")
+
+
+def test_a_drawing_on_a_grey_photo_is_judged_around_the_part_that_found_it():
+    """A grey drawing of the bottle pasted on a grey photo: a part found the bottle, the whole image
+    another grey photo. On the whole image's edges the small bottle lines up less (0.33) than that photo
+    (0.40); found inside the edges around its part (0.70, over ``near``), it stays first. (A line
+    drawing whose part found the wrong picture still gives way to the whole image's hit: above.)"""
+    from semcopy_lib.query.verify import arbitrated
+    from semcopy_lib.segment.template import edges_near, pixel_evidence, small_edge_map
+
+    bottle = other_drawing()
+    photo, other = _grey_photo((800, 600)), _grey_photo((800, 600), seed=3)
+    photo.paste(ImageOps.grayscale(bottle).convert("RGB"), (520, 300), bottle.getchannel("A"))
+    photo.info["original_size"] = photo.size
+    thumbs = read_thumbnails({"bottle.png": thumbnail(bottle), "other.png": thumbnail(other)})
+    edges = {name: small_edge_map(picture) for name, picture in thumbs.items()}
+    part = (520, 300, 200, 160)
+    ranked = [SearchHit("bottle.png", 0.6, "c", "", part, "subject"),
+              SearchHit("other.png", 0.5, "c", "", (0, 0, 800, 600), "whole")]
+    config = VerifyConfig()
+    whole = small_edge_map(photo)
+    assert pixel_evidence(whole, edges["other.png"], config.edges) > pixel_evidence(whole, edges["bottle.png"], config.edges)
+    assert edges_near(photo, part, edges["bottle.png"], config.edges) > config.near
+    assert edges_near(photo, part, edges["other.png"], config.edges) < config.near
+    assert arbitrated(photo, ranked, ranked[1], thumbs, config) == ranked
+    assert [h.gallery_id for h in arbitrated(photo, ranked, ranked[1], thumbs, replace(config, near=1.01))] == [
+        "other.png", "bottle.png"]
 
 
 def _png(image: Image.Image) -> bytes:

@@ -87,6 +87,9 @@ class VerifyConfig:
             whole image's first hit is not the search's first, and that hit's picture's edges line up
             better with the query's than the first hit's, it goes first (the parts of a drawing may
             look like other pictures, its edges say which one it was drawn from); 0: never.
+        near: a single picture's first hit (not a page's) counts its picture's edges found around the
+            part of the query that found it (one way, the picture inside the part) when they correlate
+            at least this much; weaker, they are what any outline reaches in some part of a drawing.
         edges: how edge maps are compared (thumbnails either way round and mirrored, down to 60 % of the
             other's side: a drawing may be of a crop).
     """
@@ -96,6 +99,7 @@ class VerifyConfig:
     weight: float = 0.5
     template: TemplateConfig = field(default_factory=TemplateConfig)
     colourless: float = 2.0
+    near: float = 0.5
     edges: TemplateConfig = field(default_factory=lambda: TemplateConfig(
         work_side=64, scales=(0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)))
 

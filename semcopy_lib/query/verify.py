@@ -10,7 +10,8 @@ from PIL import Image
 
 from semcopy_lib.query.config import VerifyConfig
 from semcopy_lib.segment import crop, scale_box
-from semcopy_lib.segment.template import REDUCING_GAP, match_crop, match_picture, pixel_evidence, small_edge_map
+from semcopy_lib.segment.template import (REDUCING_GAP, edges_near, match_crop, match_picture, pixel_evidence,
+                                          small_edge_map)
 
 #: A frozen dataclass hit with ``gallery_id``, ``score``, ``query_box`` and ``region_kind`` (the service's ``SearchHit``).
 Hit = TypeVar("Hit")
@@ -93,7 +94,9 @@ def arbitrated(image: Image.Image, ranked: list[Hit], whole_first: Hit | None, t
         paged: the query is a page or a collage (its layout), not one picture: the first hit's edges are
             then compared with those of the part of the query it was found in, since the whole page is
             no picture of the gallery's (a picture a few times smaller than the page hardly shows in
-            the page's edge map).
+            the page's edge map). A single picture's first hit is compared with the whole query's
+            edges, or, when found there at least ``config.near``, inside those around its part
+            (:func:`~semcopy_lib.segment.template.edges_near`): a drawing pasted on a grey photo.
     """
     if not ranked or whole_first is None or ranked[0].gallery_id == whole_first.gallery_id:
         return ranked
@@ -103,15 +106,17 @@ def arbitrated(image: Image.Image, ranked: list[Hit], whole_first: Hit | None, t
     if not colourless(image, config.colourless):
         return ranked
     edges = small_edge_map(image)  # the query's, once for both pictures
-    own = edges  # the edges the first hit is judged on
+    whole_edges, first_edges = (small_edge_map(thumbs[h.gallery_id]) for h in (whole_first, first))
+    (ow, oh), (w, h) = image.info["original_size"], image.size
+    part = scale_box(first.query_box, w / ow, h / oh)
     if paged:
-        (ow, oh), (w, h) = image.info["original_size"], image.size
-        own = small_edge_map(crop(image, scale_box(first.query_box, w / ow, h / oh)))
-
-    def lines_up(gallery_id: str, query_edges: Image.Image) -> float:
-        return pixel_evidence(query_edges, small_edge_map(thumbs[gallery_id]), config.edges)
-
-    if lines_up(whole_first.gallery_id, edges) <= lines_up(first.gallery_id, own):
+        first_evidence = pixel_evidence(small_edge_map(crop(image, part)), first_edges, config.edges)
+    else:
+        first_evidence = pixel_evidence(edges, first_edges, config.edges)
+        near = edges_near(image, part, first_edges, config.edges)
+        if near >= config.near:
+            first_evidence = max(first_evidence, near)
+    if pixel_evidence(edges, whole_edges, config.edges) <= first_evidence:
         return ranked
     # reported as the whole image's hit (its box and kind): the whole image's edges put it first
     return [replace(whole_first, score=max(whole_first.score, first.score)),

@@ -206,6 +206,32 @@ def pixel_evidence(a: Image.Image, b: Image.Image, config: TemplateConfig) -> fl
     return best
 
 
+def edges_near(query: Image.Image, box: Box, picture_edges: Image.Image, config: TemplateConfig) -> float:
+    """How well a picture's edges are found in ``query``'s around ``box`` (one way: the picture inside
+    the query, upright or mirrored): the best correlation of :func:`match_picture` in [-1, 1].
+
+    Args:
+        query: the query (RGB).
+        box: (x, y, w, h) in ``query``'s pixels: the region that found the picture.
+        picture_edges: the picture's :func:`small_edge_map`.
+    """
+    from PIL import ImageOps
+
+    x, y, w, h = box
+    qw, qh = query.size
+    x0, y0 = max(0, int(x - config.margin * w)), max(0, int(y - config.margin * h))
+    x1, y1 = min(qw, int(x + w * (1 + config.margin))), min(qh, int(y + h * (1 + config.margin)))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return -1.0
+    # the box's longer side at match_picture's work side, so that the edges are as thick as a thumbnail's
+    f = config.work_side / max(w, h, 1)
+    around = query.crop((x0, y0, x1, y1)).resize((max(4, round((x1 - x0) * f)), max(4, round((y1 - y0) * f))),
+                                                 Image.BILINEAR, reducing_gap=REDUCING_GAP)
+    edges, inside = edge_map(around), ((x - x0) * f, (y - y0) * f, w * f, h * f)
+    return max(match_picture(edges, inside, picture, config)[0]
+               for picture in (picture_edges, ImageOps.mirror(picture_edges)))
+
+
 def edge_map(image: Image.Image) -> Image.Image:
     """Where ``image`` (any mode; transparency on white) changes: the gradient magnitude of its grey,
     smoothed and scaled to its maximum, as RGB. A line drawing or pencil sketch keeps its source's edges
