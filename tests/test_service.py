@@ -252,24 +252,6 @@ def test_the_class_vote_by_hand():
     assert voted(hits, config=VoteConfig(weight=0.0)) == hits
 
 
-def test_a_copys_part_comes_before_its_pictures_look_alikes():
-    """A photo (copy, 0.99) with a drawing pasted on it: the whole image's other hits (0.51, 0.39) are only
-    look-alikes of the photo; the residual's first hit (the drawing, 0.35) goes second, at 0.51."""
-    from semcopy_lib.app.results import SearchHit
-    from semcopy_lib.query import parts_after_copies
-
-    rows = [("photo", 0.99, "whole"), ("alike", 0.51, "whole"), ("alike2", 0.39, "whole"), ("drawing", 0.35, "residual"),
-            ("other", 0.30, "residual")]
-    hits = [SearchHit(g, s, "", g, (0, 0, 1, 1), kind) for g, s, kind in rows]
-    out = parts_after_copies(hits, copy_score=0.6)
-    assert [(h.gallery_id, h.score) for h in out] == [
-        ("photo", 0.99), ("drawing", 0.51), ("alike", 0.51), ("alike2", 0.39), ("other", 0.30)]
-    # no copy, no copy level, or the part already ahead: unchanged
-    assert parts_after_copies(hits, copy_score=1.0) == hits
-    assert parts_after_copies(hits, copy_score=None) == hits
-    assert parts_after_copies([hits[0], hits[3], hits[1]], copy_score=0.6) == [hits[0], hits[3], hits[1]]
-
-
 def test_search_votes_unless_asked_not_to(service, gallery_dir):
     """The vote reorders below the copy level only: the exact copy stays first at its score, and the
     other hits are the same ids, each scored at least as without the vote."""

@@ -17,8 +17,7 @@ from semcopy_lib.data import GalleryFile, ImageLoadError, load_image
 from semcopy_lib.detect import Detection, Detector, load_detector
 from semcopy_lib.encoders import Encoder
 from semcopy_lib.index import GalleryIndex
-from semcopy_lib.query import (QueryConfig, QueryImage, check_proposers, merge_hits, parts_after_copies, propose,
-                               turned_views, voted)
+from semcopy_lib.query import QueryConfig, QueryImage, check_proposers, merge_hits, propose, turned_views, voted
 from semcopy_lib.query.clock import StageClock
 from semcopy_lib.query.verify import arbitrated, colourless, to_check, verified
 from semcopy_lib.segment import Region, crop, scale_box
@@ -190,8 +189,6 @@ class SearchService:
                     ranked = self._verified((copies if copy_of else verify)[id(result)], ranked, copy=copy_of)
             with self.clock.time("rerank"):
                 ranked = voted(ranked, self.encoder.copy_score, self.config.vote) if vote else ranked
-                if id(result) in copies:  # a composite's other source before its picture's look-alikes
-                    ranked = parts_after_copies(ranked, self.encoder.copy_score)
             if id(result) in parted:
                 with self.clock.time("verify"):
                     ranked = self._arbitrated(parted[id(result)], ranked, *wholes_of[id(result)], vote,

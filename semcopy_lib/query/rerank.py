@@ -29,20 +29,3 @@ def voted(ranked: list[Hit], copy_score: float | None = None, config: VoteConfig
     rescored = [h if h.score >= ceiling else
                 replace(h, score=min(ceiling, h.score + config.weight * votes.get(h.label, 0.0) / total)) for h in ranked]
     return sorted(rescored, key=lambda h: (-h.score, h.gallery_id))
-
-
-def parts_after_copies(ranked: list[Hit], copy_score: float | None) -> list[Hit]:
-    """A copy's hits ``ranked`` (best first; the first at ``copy_score`` or more, from the whole image)
-    with the first hit of its parts (``region_kind`` other than ``whole``: what the copied picture does
-    not explain, e.g. a drawing pasted on a gallery photo) moved up to just after the copies, above the
-    whole image's other hits, which are only look-alikes of the copied picture. The moved hit takes the
-    score of the first hit it passes, so that scores still fall down the list. Unchanged when
-    ``copy_score`` is None or the first hit is no whole-image copy."""
-    if copy_score is None or not ranked or ranked[0].region_kind != "whole" or ranked[0].score < copy_score:
-        return ranked
-    alike = next((i for i, h in enumerate(ranked) if h.region_kind == "whole" and h.score < copy_score), None)
-    part = next((i for i, h in enumerate(ranked) if h.region_kind != "whole"), None)
-    if alike is None or part is None or part < alike:
-        return ranked
-    moved = replace(ranked[part], score=max(ranked[part].score, ranked[alike].score))
-    return [*ranked[:alike], moved, *ranked[alike:part], *ranked[part + 1:]]
