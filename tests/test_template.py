@@ -55,6 +55,33 @@ def test_the_pasted_picture_is_found_and_its_mirror_is_not(pasted):
     assert twin < correlation - 0.15  # the mirror's red body overlaps the boot's in places, not its outline
 
 
+def test_an_opaque_picture_is_found_and_a_flat_one_matches_nothing(pasted):
+    """A picture without transparency (correlated without a mask) is found where it was pasted, its
+    mirror less; a flat one (a white thumbnail) is no match anywhere, not a perfect one."""
+    from semcopy_lib.data.loading import to_rgb
+
+    query, box, boot, mirror = pasted
+    correlation, where = match_picture(query, box, to_rgb(boot))
+    assert correlation > match_picture(query, box, to_rgb(mirror))[0] and iou(where, box) > 0.7
+    assert match_picture(query, box, Image.new("RGB", (96, 77), "white")) == (-1.0, None)
+
+
+def test_a_flat_window_is_no_match_whatever_opencv_says(pasted, monkeypatch):
+    """OpenCV's masked correlation gives a window without any spread an arbitrary value (0.59 was seen
+    for a thumbnail's blank margin); the flat windows of the query count as no match at all."""
+    import cv2
+
+    boot = read_thumbnail(thumbnail(pasted[2]))
+    query = Image.new("RGB", (300, 200), (250, 250, 250))
+    query.paste(Image.effect_noise((40, 40), 60).convert("RGB"), (0, 0))  # the only part with any spread
+    real = cv2.matchTemplate
+    monkeypatch.setattr(cv2, "matchTemplate", lambda region, template, method, mask=None: np.full(
+        real(region, template, method).shape, 0.9, np.float32))
+    correlation, where = match_picture(query, (100, 50, 200, 150), boot)  # around a flat part only
+    assert (correlation, where) == (-1.0, None)
+    assert match_picture(query, (0, 0, 60, 60), boot)[0] == pytest.approx(0.9)  # near the noise: as OpenCV says
+
+
 def test_no_scale_fits_a_hairline_region(pasted):
     query, _, boot, _ = pasted
     assert match_picture(query, (0, 0, 200, 4), read_thumbnail(thumbnail(boot))) == (-1.0, None)

@@ -145,13 +145,36 @@ def match_picture(query: Image.Image, box: Box, picture: Image.Image,
         mask = cv2.erode((alpha > config.opaque).astype(np.uint8), np.ones((3, 3), np.uint8))
         if int(mask.sum()) < config.min_pixels:
             continue
-        scores = cv2.matchTemplate(region, np.asarray(small.convert("RGB"), np.float32), cv2.TM_CCOEFF_NORMED,
-                                   mask=mask.astype(np.float32))
-        scores = np.nan_to_num(scores, nan=-1.0, posinf=-1.0, neginf=-1.0)  # a flat window has no correlation
+        template = np.asarray(small.convert("RGB"), np.float32)
+        if mask.all():  # the same scores, about four times faster than OpenCV's masked correlation ...
+            if float(template.std(axis=(0, 1)).max()) < BLANK_STD:
+                continue  # ... which calls a flat picture no match, where the unmasked one calls it perfect
+            scores = cv2.matchTemplate(region, template, cv2.TM_CCOEFF_NORMED)
+        else:
+            scores = cv2.matchTemplate(region, template, cv2.TM_CCOEFF_NORMED, mask=mask.astype(np.float32))
+        scores = np.nan_to_num(scores, nan=-1.0, posinf=-1.0, neginf=-1.0)
+        # a flat window has no correlation (OpenCV gives it 0 unmasked and any value masked)
+        scores[_flat_windows(region, th, tw)] = -1.0
         _, top, _, (px, py) = cv2.minMaxLoc(scores)
         if top > best:
             best, where = float(top), (x0 + round(px / f), y0 + round(py / f), round(tw / f), round(th / f))
     return best, where
+
+
+def _flat_windows(region: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(H - h + 1, W - w + 1) bool: the h x w windows of ``region`` (H, W, C) whose pixels spread less
+    than :data:`BLANK_STD` in every channel (summed-area tables of the pixels and their squares)."""
+    import cv2
+
+    sums, squares = cv2.integral2(region.astype(np.float64), sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
+    sums, squares = (t.reshape(t.shape[0], t.shape[1], -1) for t in (sums, squares))
+
+    def window(t: np.ndarray) -> np.ndarray:
+        return t[h:, w:] - t[:-h, w:] - t[h:, :-w] + t[:-h, :-w]
+
+    n = float(h * w)
+    variance = window(squares) / n - (window(sums) / n) ** 2
+    return variance.max(axis=2) < BLANK_STD**2
 
 
 def match_crop(query: Image.Image, picture: Image.Image, config: TemplateConfig = TemplateConfig()) -> float:
