@@ -135,6 +135,7 @@ def match_picture(query: Image.Image, box: Box, picture: Image.Image,
     region = np.asarray(query.crop((x0, y0, x1, y1)).convert("RGB").resize(size, Image.BILINEAR, reducing_gap=REDUCING_GAP),
                         np.float32)
     best, where = -1.0, None
+    tables = _summed_areas(region)  # the region's, once for every scale's windows
     for scale in config.scales:
         s = config.work_side * scale / max(picture.size)
         tw, th = max(4, round(picture.width * s)), max(4, round(picture.height * s))
@@ -154,20 +155,25 @@ def match_picture(query: Image.Image, box: Box, picture: Image.Image,
             scores = cv2.matchTemplate(region, template, cv2.TM_CCOEFF_NORMED, mask=mask.astype(np.float32))
         scores = np.nan_to_num(scores, nan=-1.0, posinf=-1.0, neginf=-1.0)
         # a flat window has no correlation (OpenCV gives it 0 unmasked and any value masked)
-        scores[_flat_windows(region, th, tw)] = -1.0
+        scores[_flat_windows(tables, th, tw)] = -1.0
         _, top, _, (px, py) = cv2.minMaxLoc(scores)
         if top > best:
             best, where = float(top), (x0 + round(px / f), y0 + round(py / f), round(tw / f), round(th / f))
     return best, where
 
 
-def _flat_windows(region: np.ndarray, h: int, w: int) -> np.ndarray:
-    """(H - h + 1, W - w + 1) bool: the h x w windows of ``region`` (H, W, C) whose pixels spread less
-    than :data:`BLANK_STD` in every channel (summed-area tables of the pixels and their squares)."""
+def _summed_areas(region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Summed-area tables (H + 1, W + 1, C) of ``region`` (H, W, C) and of its squares, in float64."""
     import cv2
 
     sums, squares = cv2.integral2(region.astype(np.float64), sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
-    sums, squares = (t.reshape(t.shape[0], t.shape[1], -1) for t in (sums, squares))
+    return tuple(t.reshape(t.shape[0], t.shape[1], -1) for t in (sums, squares))
+
+
+def _flat_windows(tables: tuple[np.ndarray, np.ndarray], h: int, w: int) -> np.ndarray:
+    """(H - h + 1, W - w + 1) bool: the h x w windows of a region, given its :func:`_summed_areas`,
+    whose pixels spread less than :data:`BLANK_STD` in every channel."""
+    sums, squares = tables
 
     def window(t: np.ndarray) -> np.ndarray:
         return t[h:, w:] - t[:-h, w:] - t[h:, :-w] + t[:-h, :-w]
