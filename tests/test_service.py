@@ -274,3 +274,13 @@ def test_the_clock_splits_a_search_by_stage(gallery_index, gallery_dir):
     assert spent == {"decode", "embed", "search", "rerank"}  # no regions: nothing proposed, nothing to verify
     service.clock.reset()
     assert sum(service.clock.seconds.values()) == 0.0
+
+
+def test_a_new_service_leaves_what_it_loaded_out_of_the_collectors_full_passes(service):
+    import gc
+
+    gc.unfreeze()
+    kept = SearchService(service.index.directory, encoder=service.encoder, read_only=True)
+    # a frozen object is in none of the generations that a collection scans
+    assert gc.get_freeze_count() > 0 and not any(o is kept.clock for o in gc.get_objects())
+    gc.unfreeze()  # the other tests' objects go back to the collector

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import re
@@ -54,6 +55,9 @@ class SearchService:
         self.detector = detector
         #: time spent per pipeline stage by this service's searches (``clock.reset()`` to start over)
         self.clock = StageClock()
+        # what is loaded lives as long as the process: kept out of the cyclic collector's full passes,
+        # which would otherwise scan all of it again in the middle of some search
+        gc.freeze()
 
     @classmethod
     def with_objects(cls, index_dir: os.PathLike | str, weights: str | os.PathLike | None = None,
