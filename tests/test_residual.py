@@ -4,13 +4,14 @@ import io
 import random
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from semcopy_lib.app import SearchService
 from semcopy_lib.data import compose, load_image
 from semcopy_lib.segment import iou
-from semcopy_lib.segment.residual import residual_boxes
+from semcopy_lib.segment.residual import residual_boxes, residual_parts
 from semcopy_lib.segment.template import read_thumbnail, thumbnail
 
 from conftest import pattern_image
@@ -37,6 +38,24 @@ def test_a_drawing_pasted_on_a_photo_is_its_residual():
     query, box = compose.on_background(_drawing(), photo, random.Random(1), scale=(0.3, 0.3))
     boxes = residual_boxes(query, read_thumbnail(thumbnail(photo)))
     assert len(boxes) >= 1 and iou(boxes[0], box) >= 0.7
+
+
+def test_the_picture_read_larger_lifts_the_drawing_more_cleanly():
+    """At the thumbnail's 96 pixels the drawing's edge and the photo's detail blur together; compared with
+    the picture at 192 pixels (its file), the part lifted onto white keeps more drawing and less photo."""
+    photo = _photo()
+    detail = photo.copy()
+    detail.thumbnail((192, 192), Image.LANCZOS)
+    query, _ = compose.on_background(_drawing(), photo, random.Random(0), scale=(0.2, 0.2))
+    on_white, _ = compose.on_background(_drawing(), Image.new("RGB", photo.size, "white"), random.Random(0),
+                                        scale=(0.2, 0.2))
+
+    def error(parts):  # mean distance (levels) of the lifted part from the drawing on white
+        (x, y, w, h), lifted = parts[0]
+        return np.abs(np.asarray(lifted, np.float32) - np.asarray(on_white.crop((x, y, x + w, y + h)), np.float32)).mean()
+
+    thumb = read_thumbnail(thumbnail(photo))
+    assert error(residual_parts(query, thumb, detail=lambda: detail)) < 0.6 * error(residual_parts(query, thumb))
 
 
 def test_a_recompressed_recoloured_copy_has_no_residual():
@@ -95,3 +114,22 @@ def test_a_composite_shown_in_a_screenshot_finds_both_sources(service, gallery_d
     [plain] = service.search([page], k=5)
     assert "residual" not in [r.kind for r in plain.regions]
     assert {h.gallery_id for h in plain.hits[:2]} != ids
+
+
+def test_the_service_reads_a_copied_picture_larger_from_its_file_only_when_asked(service, gallery_dir, monkeypatch):
+    path = sorted(gallery_dir.rglob("img00.png"))[0]
+    gallery_id = path.relative_to(gallery_dir).as_posix()
+    with Image.open(path) as original:
+        side = min(service.config.residual.detail_side, max(original.size))
+    assert max(service._detail(service.gallery_file(gallery_id)).size) == side
+    assert service.gallery_file("no/such.png") is None
+    # a copy that its picture explains everywhere reads no file
+    read = []
+    monkeypatch.setattr(service, "_detail", lambda p: read.append(p))
+    [result] = service.search([load_image(path)], k=1)
+    assert result.hits[0].gallery_id == gallery_id and read == []
+    # one that its picture does not explain everywhere reads that picture's file
+    pasted = sorted(gallery_dir.rglob("img07.png"))[0]
+    query, _ = compose.on_background(load_image(pasted), load_image(path), random.Random(4), scale=(0.4, 0.4))
+    service.search([query], k=2)
+    assert read == [path.resolve()]

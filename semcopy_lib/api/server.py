@@ -13,7 +13,6 @@ Tokens: write endpoints (``POST /index/add``, ``DELETE /index/{id}``) always ask
 import math
 import secrets
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Request, UploadFile
@@ -23,8 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from semcopy_lib.app.contract import search_json
 from semcopy_lib.app.remote import MAX_K, MAX_UPLOAD_BYTES
-from semcopy_lib.app.service import UPLOADS
-from semcopy_lib.app.images import ImageLoadError, is_image_path
+from semcopy_lib.app.images import ImageLoadError
 
 if TYPE_CHECKING:
     from semcopy_lib.app.service import SearchService
@@ -92,10 +90,8 @@ def create_app(service: "SearchService", token: str, protect_reads: bool = False
     def image(gallery_id: str) -> FileResponse:
         """The gallery image's file: only an image file inside the gallery folder or the index's uploads
         (an index's records could name any path)."""
-        source = locked(lambda: service.index.store.source_of(gallery_id))
-        path = Path(source).resolve() if source else None
-        roots = [r.resolve() for r in (service.index.root, service.index.directory / UPLOADS) if r is not None]
-        if path is None or not path.is_file() or not is_image_path(path) or not any(path.is_relative_to(r) for r in roots):
+        path = locked(lambda: service.gallery_file(gallery_id))
+        if path is None:
             raise HTTPException(404, f"{gallery_id}: no image file to send")
         return FileResponse(path)
 

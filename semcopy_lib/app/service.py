@@ -6,6 +6,7 @@ import gc
 import hashlib
 import os
 import re
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence, Union
 
@@ -14,7 +15,7 @@ from PIL import Image
 
 from semcopy_lib.app.indexing import IndexReport, add_paths, encoder_for_index, index_files, query_config
 from semcopy_lib.app.results import QueryResult, SearchHit
-from semcopy_lib.data import GalleryFile, ImageLoadError, load_image
+from semcopy_lib.data import GalleryFile, ImageLoadError, is_image_path, load_image
 from semcopy_lib.detect import Detection, Detector, load_detector
 from semcopy_lib.encoders import Encoder
 from semcopy_lib.index import GalleryIndex
@@ -161,12 +162,15 @@ class SearchService:
                        if region.kind in ("photo", "tile") and hits and copy is not None and hits[0].score >= copy]
             with self.clock.time("verify"):
                 thumbs = read_thumbnails(self.index.thumbs({hit.gallery_id for _, _, hit in copied}))
+            with self.clock.time("propose"):  # for what a copy adds to its picture: read when it is asked for
+                details = {gid: partial(self._detail, path) if self.config.residual.detail_side > 0
+                           and (path := self.gallery_file(gid)) else None for gid in thumbs}
             for r, box, hit in copied:
                 if hit.gallery_id in thumbs:
                     query = asked[id(r)]
                     (ow, oh), (w, h) = query.image.info["original_size"], query.image.size
-                    query.add_copied(thumbs[hit.gallery_id],
-                                     None if box is None else scale_box(box, w / ow, h / oh))
+                    query.add_copied(thumbs[hit.gallery_id], None if box is None else scale_box(box, w / ow, h / oh),
+                                     details[hit.gallery_id])
             more, vectors = self._proposed([(r, q) for r, q in ((r, asked[id(r)]) for r, _ in loaded) if q.copied],
                                            "copy", batch_size)
             if more:
@@ -204,6 +208,28 @@ class SearchService:
                                            if h.region_kind in ("window", "match")):
                 result.regions.append(Region(box, kind))
         return results
+
+    def _detail(self, path: Path) -> Image.Image | None:
+        """The gallery picture of ``path`` (:meth:`gallery_file`) at ``config.residual.detail_side`` (RGB or
+        RGBA), for what a copy adds to it (:func:`~semcopy_lib.segment.residual.residual_parts`); None when
+        the file does not decode (the thumbnail serves then)."""
+        side = self.config.residual.detail_side
+        try:
+            picture = load_image(path, max_side=4 * side, keep_alpha=True, coarse=True)
+        except ImageLoadError:
+            return None
+        picture.thumbnail((side, side), Image.LANCZOS)
+        return picture
+
+    def gallery_file(self, gallery_id: str) -> Path | None:
+        """The gallery image's file: only an image file inside the gallery folder or the index's uploads
+        (an index's records could name any path); None otherwise."""
+        source = self.index.store.source_of(gallery_id)
+        path = Path(source).resolve() if source else None
+        roots = [r.resolve() for r in (self.index.root, self.index.directory / UPLOADS) if r is not None]
+        if path is None or not path.is_file() or not is_image_path(path) or not any(path.is_relative_to(r) for r in roots):
+            return None
+        return path
 
     def _merge(self, found: list[tuple[int, str, list[SearchHit]]]) -> dict[int, list[SearchHit]]:
         """Every region's hits (owner, region kind, hits) merged per owner (:func:`~semcopy_lib.query.merge_hits`)."""

@@ -63,15 +63,15 @@ class QueryImage:
         encoder: the search's encoder (its feature maps, :meth:`maps`).
         config: the search's settings.
         detector: the key-object detector, when one is loaded.
-        copied: (stage ``copy``) (box in ``image`` pixels, the gallery picture it copies) for the whole
-            image or each region found at copy level.
+        copied: (stage ``copy``) (box in ``image`` pixels, the gallery picture it copies, what gives that
+            picture larger from its file or None) for the whole image or each region found at copy level.
     """
 
     image: Image.Image
     encoder: Encoder
     config: QueryConfig
     detector: Detector | None = None
-    copied: list[tuple[Box, Image.Image]] = field(default_factory=list)
+    copied: list[tuple[Box, Image.Image, Callable[[], Image.Image | None] | None]] = field(default_factory=list)
     _detections: list[Detection] | None = field(default=None, repr=False)
     _layout: Layout | None = field(default=None, repr=False)
     _maps: object = field(default=_UNSET, repr=False)
@@ -96,18 +96,19 @@ class QueryImage:
                                 if self.detector is not None else [])
         return self._detections
 
-    def add_copied(self, picture: Image.Image, box: Box | None = None) -> None:
+    def add_copied(self, picture: Image.Image, box: Box | None = None,
+                   detail: Callable[[], Image.Image | None] | None = None) -> None:
         """Note that the whole image (``box`` None), or its part ``box`` (``image`` pixels; a screenshot's
-        photo, a collage's tile), copies the gallery ``picture`` (RGB or RGBA thumbnail). A part's box
-        may hold some of its card or frame: the picture is placed where its pixels are
-        (:func:`~semcopy_lib.segment.template.match_picture`), and not noted when they are not found
-        (correlation up to ``config.verify.start``)."""
+        photo, a collage's tile), copies the gallery ``picture`` (RGB or RGBA thumbnail; ``detail``: gives
+        the same larger, from its file, or None). A part's box may hold some of its card or frame: the
+        picture is placed where its pixels are (:func:`~semcopy_lib.segment.template.match_picture`),
+        and not noted when they are not found (correlation up to ``config.verify.start``)."""
         if box is None:
-            self.copied.append(((0, 0, *self.image.size), picture))
+            self.copied.append(((0, 0, *self.image.size), picture, detail))
             return
         correlation, where = match_picture(self.image, box, picture, self.config.verify.template)
         if where is not None and correlation > self.config.verify.start:
-            self.copied.append((where, picture))
+            self.copied.append((where, picture, detail))
 
     def maps(self) -> FeatureMaps | None:
         """The encoder's feature maps at ``config.windows.side`` (one pass, shared by every proposer)."""

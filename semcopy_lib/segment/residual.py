@@ -7,12 +7,16 @@ searched as regions of their own (kind ``residual``).
 
 The alignment is template matching of the whole query inside the picture at a few scales (a copy may
 be a crop); the difference is taken after a per-channel gain and offset fitted on the pixels that agree
-(a copy may be recoloured or recompressed), and thresholded against its own spread.
+(a copy may be recoloured or recompressed), and thresholded against its own spread. When the thumbnail shows
+something and the picture can be had larger (``detail``, from its gallery file), the alignment is
+refined and the difference taken again there: at a thumbnail's 96 pixels a small drawing's edges blur
+into the photo's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -44,6 +48,13 @@ class ResidualConfig:
         inset: a picture found inside a larger query (a screenshot's photo) is compared inset by this
             share of its side on each side, so that the part compared lies within the picture (it is
             placed to a scale step and a work pixel of :func:`~semcopy_lib.segment.template.match_picture`).
+        detail_side: the picture's longer side when it is read from its file for the comparison (the
+            service's ``detail``; 0: the thumbnail only): twice the thumbnail's, where a small drawing's
+            strokes no longer blur into the photo ...
+        fine: ... where the thumbnail's best share is tried again moved by each of these (finer than
+            ``refine``: at more pixels, a coarse scale step misplaces the picture's edges, which then
+            differ) ...
+        fine_radius: ... within this many pixels of where the thumbnail placed the query.
     """
 
     shares: tuple[float, ...] = (0.6, 0.7, 0.8, 0.9, 1.0)
@@ -59,11 +70,21 @@ class ResidualConfig:
     pad: float = 0.08
     top: int = 2
     inset: float = 0.05
+    detail_side: int = 192
+    fine: tuple[float, ...] = (-0.01, -0.005, 0.0, 0.005, 0.01)
+    fine_radius: int = 6
 
 
-def _match(query: np.ndarray, picture: Image.Image, share: float) -> tuple[float, np.ndarray] | None:
-    """(correlation, the picture's pixels under the query) with the query covering ``share`` of the
-    picture's longer side at its best place; None when the query does not fit."""
+#: (correlation, the picture's pixels under the query (H, W, 3), the share, the query's top-left corner
+#: as fractions (x, y) of the scaled picture's size)
+Alignment = tuple[float, np.ndarray, float, tuple[float, float]]
+
+
+def _match(query: np.ndarray, picture: Image.Image, share: float,
+           near: tuple[tuple[float, float], int] | None = None) -> Alignment | None:
+    """The query covering ``share`` of the picture's longer side at its best place, or only within
+    ``near`` = ((x, y) as fractions of the scaled picture, radius in pixels) of a corner found before;
+    None when the query does not fit."""
     import cv2
 
     qh, qw = query.shape[:2]
@@ -72,23 +93,41 @@ def _match(query: np.ndarray, picture: Image.Image, share: float) -> tuple[float
     if pw < qw or ph < qh:
         return None
     scene = np.asarray(picture.resize((pw, ph), Image.BILINEAR), np.float32)
-    scores = np.nan_to_num(cv2.matchTemplate(scene, query, cv2.TM_CCOEFF_NORMED), nan=-1.0, posinf=-1.0, neginf=-1.0)
+    x0, y0, x1, y1 = 0, 0, pw, ph
+    if near is not None:
+        (fx, fy), radius = near
+        cx, cy = round(fx * pw), round(fy * ph)
+        x0, y0, x1, y1 = max(0, cx - radius), max(0, cy - radius), min(pw, cx + qw + radius), min(ph, cy + qh + radius)
+        if x1 - x0 < qw or y1 - y0 < qh:
+            return None
+    scores = cv2.matchTemplate(scene[y0:y1, x0:x1], query, cv2.TM_CCOEFF_NORMED)
+    scores = np.nan_to_num(scores, nan=-1.0, posinf=-1.0, neginf=-1.0)
     _, top, _, (x, y) = cv2.minMaxLoc(scores)
-    return float(top), scene[y : y + qh, x : x + qw]
+    x, y = x + x0, y + y0
+    return float(top), scene[y : y + qh, x : x + qw], share, (x / pw, y / ph)
 
 
 def _align(query: np.ndarray, picture: Image.Image, shares: tuple[float, ...],
-           refine: tuple[float, ...]) -> tuple[float, np.ndarray | None]:
-    """(correlation, the picture's pixels under the query, (H, W, 3)) at the best of ``shares``, then
-    of that share moved by each of ``refine`` (a crop's share is seldom one of a few)."""
-    found = [(m, share) for share in shares if (m := _match(query, picture, share)) is not None]
+           refine: tuple[float, ...], near: tuple[tuple[float, float], int] | None = None) -> Alignment | None:
+    """The best of ``shares``, then of that share moved by each of ``refine`` (a crop's share is seldom
+    one of a few); ``near`` as :func:`_match`'s. None when the query fits at none."""
+    found = [m for share in shares if 0 < share <= 1.0 and (m := _match(query, picture, share, near)) is not None]
     if not found:
-        return -1.0, None
-    (best, under), share = max(found, key=lambda f: f[0][0])
+        return None
+    best = max(found, key=lambda m: m[0])
     for step in refine:
-        if 0 < share + step <= 1.0 and (m := _match(query, picture, share + step)) is not None and m[0] > best:
-            best, under = m
-    return best, under
+        share = best[2] + step
+        if 0 < share <= 1.0 and (m := _match(query, picture, share, near)) is not None and m[0] > best[0]:
+            best = m
+    return best
+
+
+def _shrunk(query: Image.Image, picture: Image.Image, config: ResidualConfig) -> tuple[float, np.ndarray]:
+    """(factor, the query (H, W, 3) float32 at the picture's resolution: no larger than the picture at its
+    largest share)."""
+    f = min(1.0, max(picture.size) * max(config.shares) / max(query.size))
+    qw, qh = max(8, round(query.width * f)), max(8, round(query.height * f))
+    return f, np.asarray(query.convert("RGB").resize((qw, qh), Image.BILINEAR), np.float32)
 
 
 def _difference(picture: np.ndarray, query: np.ndarray, shift: int) -> np.ndarray:
@@ -119,8 +158,8 @@ def _fitted(source: np.ndarray, target: np.ndarray, keep: np.ndarray | None) -> 
     return out
 
 
-def residual_parts(query: Image.Image, picture: Image.Image,
-                   config: ResidualConfig = ResidualConfig()) -> list[tuple[Box, Image.Image]]:
+def residual_parts(query: Image.Image, picture: Image.Image, config: ResidualConfig = ResidualConfig(),
+                   detail: Callable[[], Image.Image | None] | None = None) -> list[tuple[Box, Image.Image]]:
     """What ``picture`` does not explain in ``query``, largest first: each part's box (x, y, w, h) in
     ``query``'s pixels and its crop with the pixels that ``picture`` explains painted white (a drawing
     lifted off the photo, as the gallery embeds drawings on white).
@@ -128,23 +167,42 @@ def residual_parts(query: Image.Image, picture: Image.Image,
     Args:
         query: the query (RGB), a copy of ``picture`` with something added.
         picture: the gallery picture (its thumbnail, RGB or RGBA: transparency on white).
+        detail: gives the same picture larger (``config.detail_side``, from its file) or None; asked
+            only when ``picture`` shows a part. The alignment found on ``picture`` is then refined on it
+            (``config.fine``) and the parts are those it shows; when it does not align (a file changed
+            since it was indexed), those ``picture`` shows.
 
     Returns:
         Up to ``config.top`` parts; [] when the query cannot be aligned with the picture or nothing
         (or nearly everything) differs.
     """
-    import cv2
-
     picture = to_rgb(picture)
     # compared at the thumbnail's resolution: the query no larger than the picture at its largest share
-    f = min(1.0, max(picture.size) * max(config.shares) / max(query.size))
-    qw, qh = max(8, round(query.width * f)), max(8, round(query.height * f))
-    small = np.asarray(query.convert("RGB").resize((qw, qh), Image.BILINEAR), np.float32)
+    f, small = _shrunk(query, picture, config)
     if float(small.std(axis=(0, 1)).max()) < BLANK_STD:
         return []  # a blank query aligns anywhere
-    correlation, under = _align(small, picture, config.shares, config.refine)
-    if under is None or correlation < config.min_alignment:
+    found = _align(small, picture, config.shares, config.refine)
+    if found is None or found[0] < config.min_alignment:
         return []
+    parts = _parts(query, f, small, found[1], config)
+    larger = detail() if parts and detail is not None else None  # most copies differ nowhere: no file read
+    if larger is not None:
+        larger = to_rgb(larger)
+        f_fine, fine_query = _shrunk(query, larger, config)
+        fine = _align(fine_query, larger, tuple(found[2] + step for step in config.fine), (),
+                      near=(found[3], config.fine_radius))
+        if fine is not None and fine[0] >= config.min_alignment:
+            return _parts(query, f_fine, fine_query, fine[1], config)
+    return parts
+
+
+def _parts(query: Image.Image, f: float, small: np.ndarray, under: np.ndarray,
+           config: ResidualConfig) -> list[tuple[Box, Image.Image]]:
+    """:func:`residual_parts` of the query shrunk by ``f`` (``small``, (H, W, 3)) and the picture's pixels
+    aligned under it (``under``, the same shape)."""
+    import cv2
+
+    qh, qw = small.shape[:2]
     blurred = [cv2.GaussianBlur(a, (0, 0), config.blur) for a in (small, under)]
     # two passes: the gain and offset fitted on all pixels, then on those that agree with the first fit
     diff = _difference(_fitted(blurred[1], blurred[0], None), blurred[0], config.shift)
@@ -177,6 +235,7 @@ def residual_parts(query: Image.Image, picture: Image.Image,
     return parts
 
 
-def residual_boxes(query: Image.Image, picture: Image.Image, config: ResidualConfig = ResidualConfig()) -> list[Box]:
+def residual_boxes(query: Image.Image, picture: Image.Image, config: ResidualConfig = ResidualConfig(),
+                   detail: Callable[[], Image.Image | None] | None = None) -> list[Box]:
     """The boxes of :func:`residual_parts`."""
-    return [box for box, _ in residual_parts(query, picture, config)]
+    return [box for box, _ in residual_parts(query, picture, config, detail)]

@@ -12,14 +12,14 @@ from semcopy_lib.segment.residual import residual_parts
 @register_proposer("residual", stage="copy", threaded=True)
 def residual(query: QueryImage) -> list[Proposal]:
     """Each part, kind ``residual``, embedded as lifted off the picture onto white (the gallery's
-    drawings are embedded on white)."""
+    drawings are embedded on white); compared with the picture's file where it was read."""
     found = []
-    for (x, y, w, h), picture in query.copied:
+    for (x, y, w, h), picture, detail in query.copied:
         part = query.image
         if (x, y, w, h) != (0, 0, *query.image.size):
             dx, dy = round(query.config.residual.inset * w), round(query.config.residual.inset * h)
             x, y, w, h = x + dx, y + dy, w - 2 * dx, h - 2 * dy
             part = crop(query.image, (x, y, w, h))
         found += [Proposal((x + bx, y + by, bw, bh), "residual", pixels=lifted)
-                  for (bx, by, bw, bh), lifted in residual_parts(part, picture, query.config.residual)]
+                  for (bx, by, bw, bh), lifted in residual_parts(part, picture, query.config.residual, detail)]
     return found
