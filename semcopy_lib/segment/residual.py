@@ -184,22 +184,24 @@ def residual_parts(query: Image.Image, picture: Image.Image, config: ResidualCon
     found = _align(small, picture, config.shares, config.refine)
     if found is None or found[0] < config.min_alignment:
         return []
-    parts = _parts(query, f, small, found[1], config)
-    larger = detail() if parts and detail is not None else None  # most copies differ nowhere: no file read
+    mask, components = _differing(small, found[1], config)
+    if not components:
+        return []
+    larger = detail() if detail is not None else None  # read only now: most copies differ nowhere
     if larger is not None:
         larger = to_rgb(larger)
         f_fine, fine_query = _shrunk(query, larger, config)
         fine = _align(fine_query, larger, tuple(found[2] + step for step in config.fine), (),
                       near=(found[3], config.fine_radius))
         if fine is not None and fine[0] >= config.min_alignment:
-            return _parts(query, f_fine, fine_query, fine[1], config)
-    return parts
+            return _lifted(query, f_fine, *_differing(fine_query, fine[1], config), config)
+    return _lifted(query, f, mask, components, config)
 
 
-def _parts(query: Image.Image, f: float, small: np.ndarray, under: np.ndarray,
-           config: ResidualConfig) -> list[tuple[Box, Image.Image]]:
-    """:func:`residual_parts` of the query shrunk by ``f`` (``small``, (H, W, 3)) and the picture's pixels
-    aligned under it (``under``, the same shape)."""
+def _differing(small: np.ndarray, under: np.ndarray, config: ResidualConfig) -> tuple[np.ndarray, list[Box]]:
+    """Where the query (``small``, (H, W, 3)) differs from the picture's pixels aligned under it (``under``,
+    the same shape): the (H, W) uint8 mask and its parts' boxes in those pixels, largest first ([] when
+    none, or when nearly everything differs)."""
     import cv2
 
     qh, qw = small.shape[:2]
@@ -214,10 +216,18 @@ def _parts(query: Image.Image, f: float, small: np.ndarray, under: np.ndarray,
     count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
     area = float(qw * qh)
     if mask.sum() > config.max_area * area:
-        return []
-    components = sorted((tuple(int(v) for v in stats[i, :4]) for i in range(1, count)
+        return mask, []
+    return mask, sorted((tuple(int(v) for v in stats[i, :4]) for i in range(1, count)
                          if stats[i, 4] >= config.min_area * area and min(stats[i, 2:4]) >= config.min_side),
                         key=lambda b: -b[2] * b[3])
+
+
+def _lifted(query: Image.Image, f: float, mask: np.ndarray, components: list[Box],
+            config: ResidualConfig) -> list[tuple[Box, Image.Image]]:
+    """The first ``config.top`` of ``components`` (boxes in the pixels of ``mask``, the query shrunk by
+    ``f``) as :func:`residual_parts` gives them: boxes in ``query``'s pixels, crops lifted onto white."""
+    import cv2
+
     if not components:
         return []
     # what stays of a crop: the differing pixels and a work pixel around them (soft edges), in file pixels
