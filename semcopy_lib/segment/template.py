@@ -125,9 +125,7 @@ def match_picture(query: Image.Image, box: Box, picture: Image.Image,
     import cv2
 
     x, y, w, h = box
-    qw, qh = query.size
-    x0, y0 = max(0, int(x - config.margin * w)), max(0, int(y - config.margin * h))
-    x1, y1 = min(qw, int(x + w * (1 + config.margin))), min(qh, int(y + h * (1 + config.margin)))
+    x0, y0, x1, y1 = _around(box, query.size, config.margin)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return -1.0, None
     f = config.work_side / max(w, h, 1)
@@ -160,6 +158,14 @@ def match_picture(query: Image.Image, box: Box, picture: Image.Image,
         if top > best:
             best, where = float(top), (x0 + round(px / f), y0 + round(py / f), round(tw / f), round(th / f))
     return best, where
+
+
+def _around(box: Box, size: tuple[int, int], margin: float) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): ``box`` (x, y, w, h) grown by ``margin`` of its size on each side, within an
+    image of ``size`` (w, h): where a picture found by that region is looked for."""
+    x, y, w, h = box
+    return (max(0, int(x - margin * w)), max(0, int(y - margin * h)),
+            min(size[0], int(x + w * (1 + margin))), min(size[1], int(y + h * (1 + margin))))
 
 
 def _summed_areas(region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -247,9 +253,7 @@ def edges_near(query: Image.Image, box: Box, picture_edges: Image.Image, config:
     from PIL import ImageOps
 
     x, y, w, h = box
-    qw, qh = query.size
-    x0, y0 = max(0, int(x - config.margin * w)), max(0, int(y - config.margin * h))
-    x1, y1 = min(qw, int(x + w * (1 + config.margin))), min(qh, int(y + h * (1 + config.margin)))
+    x0, y0, x1, y1 = _around(box, query.size, config.margin)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return -1.0
     # the box's longer side at match_picture's work side, so that the edges are as thick as a thumbnail's
