@@ -44,6 +44,13 @@ def test_hits_zip_holds_the_csv_and_existing_images_under_safe_names(tmp_path):
     assert not any(".." in n or n.startswith("/") for n in names)
 
 
+def test_hits_zip_leaves_out_a_file_that_is_not_an_image(tmp_path):
+    secret = tmp_path / "id_rsa"  # an index's records could name any path
+    secret.write_bytes(b"not for the zip")
+    with zipfile.ZipFile(io.BytesIO(hits_zip(results_with(str(secret)), copy=0.9, subject=0.6))) as zf:
+        assert zf.namelist() == ["hits.csv"]
+
+
 @pytest.fixture()
 def index(gallery_dir, tmp_path):
     build_index(gallery_dir, tmp_path / "idx", progress=False)

@@ -306,18 +306,27 @@ def test_a_page_groups_with_the_picture_it_holds_which_is_kept(page_gallery):
 
 def test_a_held_picture_is_cut_from_the_page_file_or_else_from_its_thumbnail(tmp_path):
     from semcopy_lib.app.dedup import _held_picture
-    from semcopy_lib.index import Record
+    from semcopy_lib.index import GalleryIndex, Record
 
+    gallery, elsewhere = tmp_path / "gallery", tmp_path / "elsewhere"
+    gallery.mkdir(), elsewhere.mkdir()
+    index = GalleryIndex.create(tmp_path / "idx", {"name": "e"}, 16, root=gallery)
     page = Image.new("RGB", (800, 400), (255, 255, 255))
     page.paste((200, 0, 0), (400, 100, 600, 300))  # the picture: a red square at (400, 100), 200 px
-    page.save(tmp_path / "page.png")
+    page.save(gallery / "page.png")
+    page.save(elsewhere / "page.png")
     thumb = page.resize((96, 48))
-    record = Record(1, "page.png", "", "", (0, 0, 800, 400), "e", str(tmp_path / "page.png"))
-    cut = _held_picture(record, (400, 100, 200, 200), thumb)
+
+    def cut_of(source):
+        return _held_picture(index, Record(1, "page.png", "", "", (0, 0, 800, 400), "e", str(source)),
+                             (400, 100, 200, 200), thumb)
+
+    cut = cut_of(gallery / "page.png")
     assert cut.size == (96, 96) and cut.getpixel((48, 48)) == (200, 0, 0)  # the file, at thumbnail size
-    gone = Record(1, "page.png", "", "", (0, 0, 800, 400), "e", str(tmp_path / "moved.png"))
-    cut = _held_picture(gone, (400, 100, 200, 200), thumb)
-    assert cut.size == (24, 24) and cut.getpixel((12, 12)) == (200, 0, 0)  # 200 px of 800 in a 96-px thumbnail
+    # a file that is gone, or outside the gallery (an index's records could name any path): the thumbnail
+    for source in (gallery / "moved.png", elsewhere / "page.png"):
+        cut = cut_of(source)
+        assert cut.size == (24, 24) and cut.getpixel((12, 12)) == (200, 0, 0)  # 200 px of 800 in a 96-px thumbnail
 
 
 def test_bench_gallery_uses_one_picture_of_a_left_and_right_pair():

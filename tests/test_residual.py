@@ -121,8 +121,8 @@ def test_the_service_reads_a_copied_picture_larger_from_its_file_only_when_asked
     gallery_id = path.relative_to(gallery_dir).as_posix()
     with Image.open(path) as original:
         side = min(service.config.residual.detail_side, max(original.size))
-    assert max(service._detail(service.gallery_file(gallery_id)).size) == side
-    assert service.gallery_file("no/such.png") is None
+    assert max(service._detail(service.index.gallery_file(gallery_id)).size) == side
+    assert service.index.gallery_file("no/such.png") is None
     # a copy that its picture explains everywhere reads no file
     read = []
     monkeypatch.setattr(service, "_detail", lambda p: read.append(p))

@@ -90,7 +90,7 @@ def create_app(service: "SearchService", token: str, protect_reads: bool = False
     def image(gallery_id: str) -> FileResponse:
         """The gallery image's file: only an image file inside the gallery folder or the index's uploads
         (an index's records could name any path)."""
-        path = locked(lambda: service.gallery_file(gallery_id))
+        path = locked(lambda: service.index.gallery_file(gallery_id))
         if path is None:
             raise HTTPException(404, f"{gallery_id}: no image file to send")
         return FileResponse(path)

@@ -162,14 +162,17 @@ def neighbour_pairs(index: GalleryIndex, vectors: np.ndarray, ids: list[str], th
     return pairs, through
 
 
-def _held_picture(record: Record, box: Box, thumb: Image.Image) -> Image.Image:
+def _held_picture(index: GalleryIndex, record: Record, box: Box, thumb: Image.Image) -> Image.Image:
     """The picture at ``box`` (file pixels) of the page ``record``, at thumbnail size: cut from its file
-    (the thumbnail is too small to cut from), else from ``thumb`` when the file cannot be read."""
+    (the thumbnail is too small to cut from), else from ``thumb`` when the file cannot be read or is not
+    one the index may read (:meth:`~semcopy_lib.index.GalleryIndex.image_file`)."""
     side = max(record.box[2], record.box[3]) * THUMB_SIDE // max(1, box[2], box[3]) + 1  # the picture ~96 px
-    try:
-        page = load_image(record.source, max_side=side)
-    except ImageLoadError:
-        page = to_rgb(thumb)
+    path, page = index.image_file(record.source), to_rgb(thumb)
+    if path is not None:
+        try:
+            page = load_image(path, max_side=side)
+        except ImageLoadError:
+            pass
     x, y, w, h = scale_box(box, page.width / max(1, record.box[2]), page.height / max(1, record.box[3]))
     picture = page.crop((x, y, x + max(1, w), y + max(1, h)))
     picture.thumbnail((THUMB_SIDE, THUMB_SIDE))
@@ -191,7 +194,7 @@ def _verified(index: GalleryIndex, pairs: dict[tuple[int, int], float], records:
         a, b = thumbs.get(records[i].gallery_id), thumbs.get(records[j].gallery_id)
         if a is not None and b is not None and (i, j) in through:
             holder, box = through[(i, j)]
-            held = _held_picture(records[holder], box, a if holder == i else b)
+            held = _held_picture(index, records[holder], box, a if holder == i else b)
             a, b = (held, b) if holder == i else (a, held)
         if a is None or b is None or pixel_evidence(a, b, config.match) >= config.verify:
             kept[(i, j)] = score

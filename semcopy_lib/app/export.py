@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from semcopy_lib.app.results import QueryResult, verdict
+from semcopy_lib.data import is_image_path
 
 #: Columns of the hits CSV, in order.
 CSV_COLUMNS = ("query", "rank", "id", "score", "verdict")
@@ -36,7 +37,8 @@ def hits_csv(results: Sequence[QueryResult], copy: float, subject: float) -> str
 def hits_zip(results: Sequence[QueryResult], copy: float, subject: float) -> bytes:
     """A ZIP: ``hits.csv`` and, per query, its hits' image files as ``<query>/<rank>_<id>``.
 
-    Names are made safe (no folders from ids or query names); a hit whose file is gone is in the CSV only.
+    Names are made safe (no folders from ids or query names); a hit whose file is gone, or is not an image
+    file (an index's records could name any path), is in the CSV only.
     """
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -45,7 +47,7 @@ def hits_zip(results: Sequence[QueryResult], copy: float, subject: float) -> byt
             folder = f"{q:02d}_{_safe(Path(result.query).name)}"
             for rank, hit in enumerate(result.hits, 1):
                 source = Path(hit.source)
-                if source.is_file():
+                if source.is_file() and is_image_path(source):
                     zf.write(source, f"{folder}/{rank:02d}_{_safe(hit.gallery_id)}")
     return buf.getvalue()
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from semcopy_lib.app.indexing import IndexReport, add_paths, encoder_for_index, index_files, query_config
 from semcopy_lib.app.results import QueryResult, SearchHit
-from semcopy_lib.data import GalleryFile, ImageLoadError, is_image_path, load_image
+from semcopy_lib.data import GalleryFile, ImageLoadError, load_image
 from semcopy_lib.detect import Detection, Detector, load_detector
 from semcopy_lib.encoders import Encoder
 from semcopy_lib.index import GalleryIndex
@@ -26,8 +26,6 @@ from semcopy_lib.segment import Region, crop, scale_box
 from semcopy_lib.segment.template import checked_thumbnails, read_thumbnails
 
 QuerySource = Union[str, os.PathLike, bytes, Image.Image]
-#: Uploads added to the gallery are stored (re-encoded as PNG) in this folder of the index.
-UPLOADS = "uploads"
 #: Seconds an upload waits while another process (a build, another server) writes the index.
 WRITE_WAIT = 30.0
 
@@ -164,7 +162,7 @@ class SearchService:
                 thumbs = read_thumbnails(self.index.thumbs({hit.gallery_id for _, _, hit in copied}))
             with self.clock.time("propose"):  # for what a copy adds to its picture: read when it is asked for
                 details = {gid: partial(self._detail, path) if self.config.residual.detail_side > 0
-                           and (path := self.gallery_file(gid)) else None for gid in thumbs}
+                           and (path := self.index.gallery_file(gid)) else None for gid in thumbs}
             for r, box, hit in copied:
                 if hit.gallery_id in thumbs:
                     query = asked[id(r)]
@@ -210,7 +208,7 @@ class SearchService:
         return results
 
     def _detail(self, path: Path) -> Image.Image | None:
-        """The gallery picture of ``path`` (:meth:`gallery_file`) at ``config.residual.detail_side`` (RGB or
+        """The gallery picture of ``path`` (:meth:`~semcopy_lib.index.GalleryIndex.gallery_file`) at ``config.residual.detail_side`` (RGB or
         RGBA), for what a copy adds to it (:func:`~semcopy_lib.segment.residual.residual_parts`); None when
         the file does not decode (the thumbnail serves then)."""
         side = self.config.residual.detail_side
@@ -220,16 +218,6 @@ class SearchService:
             return None
         picture.thumbnail((side, side), Image.LANCZOS)
         return picture
-
-    def gallery_file(self, gallery_id: str) -> Path | None:
-        """The gallery image's file: only an image file inside the gallery folder or the index's uploads
-        (an index's records could name any path); None otherwise."""
-        source = self.index.store.source_of(gallery_id)
-        path = Path(source).resolve() if source else None
-        roots = [r.resolve() for r in (self.index.root, self.index.directory / UPLOADS) if r is not None]
-        if path is None or not path.is_file() or not is_image_path(path) or not any(path.is_relative_to(r) for r in roots):
-            return None
-        return path
 
     def _merge(self, found: list[tuple[int, str, list[SearchHit]]]) -> dict[int, list[SearchHit]]:
         """Every region's hits (owner, region kind, hits) merged per owner (:func:`~semcopy_lib.query.merge_hits`)."""
@@ -312,7 +300,7 @@ class SearchService:
         if not re.fullmatch(r"[\w\- ]+(/[\w\- ]+)*", label):
             raise ValueError("a class name is letters, digits, spaces, - and _ (folders with /)")
         image = load_image(content, name=name)
-        folder = self.index.directory / UPLOADS
+        folder = self.index.uploads
         folder.mkdir(exist_ok=True)
         digest = hashlib.sha256(content).hexdigest()[:16]
         path = folder / f"{digest}.png"

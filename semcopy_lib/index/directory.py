@@ -30,6 +30,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from semcopy_lib.data.loading import is_image_path
 from semcopy_lib.index.backends import BACKENDS, StoreInUse, VectorBackend
 from semcopy_lib.index import compressed
 from semcopy_lib.index.lock import IndexLocked, WriteLock
@@ -40,6 +41,8 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 METADATA = "meta.sqlite"
+#: The folder inside an index that holds images added by upload.
+UPLOADS = "uploads"
 #: Vectors up to which search stays exact (flat): up to here an exact scan still costs a query little;
 #: beyond, an IVF-SQ8 index answers much faster at a small loss of recall (`semcopy bench speed`).
 FLAT_MAX = 50_000
@@ -332,6 +335,25 @@ class GalleryIndex:
     @property
     def root(self) -> Path | None:
         return Path(self.manifest["root"]) if self.manifest.get("root") else None
+
+    @property
+    def uploads(self) -> Path:
+        """The folder inside the index that holds images added by upload (dashboard, API)."""
+        return self.directory / UPLOADS
+
+    def image_file(self, source: str | None) -> Path | None:
+        """``source`` (a record's file) when it is an image file inside the gallery folder or the uploads;
+        None otherwise. Every read of a file a record names goes through here: an index's records could
+        name any path."""
+        path = Path(source).resolve() if source else None
+        roots = [r.resolve() for r in (self.root, self.uploads) if r is not None]
+        if path is None or not path.is_file() or not is_image_path(path) or not any(path.is_relative_to(r) for r in roots):
+            return None
+        return path
+
+    def gallery_file(self, gallery_id: str) -> Path | None:
+        """The file of ``gallery_id`` (:meth:`image_file`); None when it has none that may be read."""
+        return self.image_file(self.store.source_of(gallery_id))
 
     def __len__(self) -> int:
         """Number of gallery images (not vectors); counted again only after a change."""
