@@ -11,7 +11,7 @@ from PIL import Image
 from semcopy_lib.app import SearchService
 from semcopy_lib.data import compose, load_image
 from semcopy_lib.segment import iou
-from semcopy_lib.segment.residual import residual_boxes, residual_parts
+from semcopy_lib.segment.residual import ResidualConfig, residual_boxes, residual_parts
 from semcopy_lib.segment.template import read_thumbnail, thumbnail
 
 from conftest import pattern_image
@@ -63,6 +63,49 @@ def test_a_recompressed_recoloured_copy_has_no_residual():
     buf = io.BytesIO()
     photo.point(lambda v: min(255, int(v * 0.9) + 12)).resize((400, 400)).save(buf, "JPEG", quality=60)
     assert residual_boxes(load_image(buf.getvalue()), read_thumbnail(thumbnail(photo))) == []
+
+
+def _flat_art() -> Image.Image:
+    """Clip art on white: a triangle, a rectangle and a disc, flat colours with black outlines."""
+    from PIL import ImageDraw
+
+    art = Image.new("RGB", (400, 300), "white")
+    draw = ImageDraw.Draw(art)
+    draw.polygon([(40, 250), (140, 40), (240, 250)], fill=(30, 90, 200), outline=(0, 0, 0), width=6)
+    draw.rectangle((220, 80, 360, 200), fill=(230, 180, 20), outline=(0, 0, 0), width=6)
+    draw.ellipse((270, 180, 380, 280), fill=(200, 40, 40), outline=(0, 0, 0), width=6)
+    return art
+
+
+@pytest.mark.parametrize("degrees", [3, 4])
+def test_a_copy_turned_a_little_has_no_residual(degrees):
+    art = _flat_art()
+    query = art.crop((20, 15, 390, 290)).rotate(degrees, Image.BICUBIC, expand=True, fillcolor=(255, 255, 255))
+    thumb = read_thumbnail(thumbnail(art))
+    assert residual_boxes(query, thumb) == []
+    # aligned upright only, its edges differ all along
+    assert residual_boxes(query, thumb, replace(ResidualConfig(), turns=())) != []
+
+
+def test_lines_and_a_frame_that_differ_are_no_residual_but_a_patch_is():
+    """Compared at the thumbnail's own size (work pixels = query pixels)."""
+    from PIL import ImageDraw
+
+    thumb = read_thumbnail(thumbnail(_photo()))
+
+    def drawn(shape, **style):
+        query = thumb.copy()
+        ImageDraw.Draw(query).rectangle(shape, **style)
+        return residual_boxes(query, thumb)
+
+    assert drawn((30, 30, 60, 60), outline=(255, 255, 0), width=1) == []  # a line one work pixel wide
+    [box] = drawn((30, 30, 45, 45), fill=(255, 255, 0))  # 16 x 16 pasted
+    assert iou(box, (30, 30, 16, 16)) >= 0.5
+    # a frame around the whole query is no part pasted on it, though its pixels are few
+    query = thumb.copy()
+    ImageDraw.Draw(query).rectangle((0, 0, 95, 95), outline=(255, 255, 0), width=4)
+    assert residual_boxes(query, thumb) == []
+    assert residual_boxes(query, thumb, replace(ResidualConfig(), max_area=1.0)) == [(0, 0, 96, 96)]
 
 
 def test_another_picture_is_not_aligned():

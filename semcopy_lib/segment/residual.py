@@ -7,7 +7,9 @@ searched as regions of their own (kind ``residual``).
 
 The alignment is template matching of the whole query inside the picture at a few scales (a copy may
 be a crop); the difference is taken after a per-channel gain and offset fitted on the pixels that agree
-(a copy may be recoloured or recompressed), and thresholded against its own spread. When the thumbnail shows
+(a copy may be recoloured or recompressed), and thresholded against its own spread. A part must have a
+solid core and fit within the query, and the picture is also tried turned a little: a copy recompressed,
+turned or misaligned by a pixel differs along edges, in lines, not in areas. When the thumbnail shows
 something and the picture can be had larger (``detail``, from its gallery file), the alignment is
 refined and the difference taken again there: at a thumbnail's 96 pixels a small drawing's edges blur
 into the photo's.
@@ -39,10 +41,16 @@ class ResidualConfig:
         shift: a query pixel is compared with the picture's pixels this near (work pixels) to it.
         min_level: a work pixel differs when its largest channel difference is at least this (0-255) ...
         noise_factor: ... and this many times the median difference (the copy's own noise).
-        min_area, max_area: a residual part covers this share of the query at least / at most (more is
-            no residual: the alignment is wrong, or the query is another picture).
+        min_area, max_area: a residual part's pixels cover this share of the query at least; its box,
+            and all parts' pixels together, at most this share (more is no residual: the alignment is
+            wrong, or the query is another picture).
         min_side: ... and is at least this many work pixels wide and high (a thinner one is an edge the
-            alignment missed by a pixel, not something pasted).
+            alignment missed by a pixel, not something pasted) ...
+        core, min_core: ... and at least ``min_core`` of the query's area still differs after an
+            erosion by a ``core`` x ``core`` square (work pixels): something pasted covers an area, while
+            a copy's recompression (colour fringes) and an alignment off by a pixel differ in lines.
+        turns: when the picture shows parts, it is also aligned turned by each of these degrees, and
+            the best alignment's parts count (a copy turned a little differs along every edge).
         pad: each side of a box grows by this share of its size (the difference misses soft edges).
         top: at most this many boxes, largest first.
         inset: a picture found inside a larger query (a screenshot's photo) is compared inset by this
@@ -67,6 +75,9 @@ class ResidualConfig:
     min_area: float = 0.01
     max_area: float = 0.6
     min_side: int = 4
+    core: int = 2
+    min_core: float = 0.0025
+    turns: tuple[float, ...] = (-9.0, -6.0, -3.0, 3.0, 6.0, 9.0)
     pad: float = 0.08
     top: int = 2
     inset: float = 0.05
@@ -187,15 +198,43 @@ def residual_parts(query: Image.Image, picture: Image.Image, config: ResidualCon
     mask, components = _differing(small, found[1], config)
     if not components:
         return []
+    turn = _best_turn(query, small, picture, found, config)  # only now: few copies' upright alignment shows parts
+    angle = 0.0
+    if turn is not None:
+        angle, f, small, found = turn
+        mask, components = _differing(small, found[1], config)
+        if not components:
+            return []
     larger = detail() if detail is not None else None  # read only now: most copies differ nowhere
     if larger is not None:
-        larger = to_rgb(larger)
+        larger = _turned(to_rgb(larger), angle)
         f_fine, fine_query = _shrunk(query, larger, config)
         fine = _align(fine_query, larger, tuple(found[2] + step for step in config.fine), (),
                       near=(found[3], config.fine_radius))
         if fine is not None and fine[0] >= config.min_alignment:
             return _lifted(query, f_fine, *_differing(fine_query, fine[1], config), config)
     return _lifted(query, f, mask, components, config)
+
+
+def _best_turn(query: Image.Image, small: np.ndarray, picture: Image.Image, upright: Alignment,
+               config: ResidualConfig) -> tuple[float, float, np.ndarray, Alignment] | None:
+    """(angle, factor, the query shrunk, alignment) of the picture turned by the one of ``config.turns``
+    that fits the query (``small``, as shrunk upright) best at the upright alignment's share (a turned
+    copy is the same crop turned, so its share is about the upright one's), then aligned again at
+    every share with the query shrunk to the turned picture; None when it fits no better than ``upright``."""
+    tried = [(m[0], turn, turned) for turn in config.turns
+             if (m := _match(small, turned := _turned(picture, turn), upright[2])) is not None]
+    if not tried or max(t[0] for t in tried) <= upright[0]:
+        return None  # not even near: a composite's background is upright
+    _, turn, turned = max(tried, key=lambda t: t[0])
+    f, small = _shrunk(query, turned, config)
+    best = _align(small, turned, config.shares, config.refine)
+    return (turn, f, small, best) if best is not None and best[0] > upright[0] else None
+
+
+def _turned(picture: Image.Image, angle: float) -> Image.Image:
+    """``picture`` (RGB) turned ``angle`` degrees counter-clockwise, enlarged to hold it, on white."""
+    return picture.rotate(angle, Image.BICUBIC, expand=True, fillcolor=(255, 255, 255)) if angle else picture
 
 
 def _differing(small: np.ndarray, under: np.ndarray, config: ResidualConfig) -> tuple[np.ndarray, list[Box]]:
@@ -213,12 +252,16 @@ def _differing(small: np.ndarray, under: np.ndarray, config: ResidualConfig) -> 
     differs = (diff >= max(config.min_level, config.noise_factor * float(np.median(diff)))).astype(np.uint8)
     k = max(3, min(qw, qh) // 30)
     mask = cv2.morphologyEx(differs, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask)
     area = float(qw * qh)
     if mask.sum() > config.max_area * area:
         return mask, []
+    solid = cv2.erode(differs, np.ones((config.core, config.core), np.uint8)) if config.core > 1 else differs
+    cores = np.bincount(labels[solid > 0], minlength=count)  # each part's solid pixels
     return mask, sorted((tuple(int(v) for v in stats[i, :4]) for i in range(1, count)
-                         if stats[i, 4] >= config.min_area * area and min(stats[i, 2:4]) >= config.min_side),
+                         if stats[i, 4] >= config.min_area * area and min(stats[i, 2:4]) >= config.min_side
+                         and stats[i, 2] * stats[i, 3] <= config.max_area * area
+                         and cores[i] >= config.min_core * area),
                         key=lambda b: -b[2] * b[3])
 
 
