@@ -140,6 +140,17 @@ def test_pixel_limit_refuses_before_decoding():
         load_image(data, name="bomb.png", max_pixels=1_000_000)
 
 
+def test_a_decoded_size_limit_counts_a_jpeg_as_its_dct_shrinks_it():
+    png, jpeg = _png(Image.new("RGB", (2000, 1000))), io.BytesIO()
+    Image.new("RGB", (2000, 1000)).save(jpeg, "JPEG")
+    with pytest.raises(ImageLoadError, match="2000x1000 = 2000000 pixels, over the 100000 limit"):
+        load_image(png, name="big.png", max_side=256, max_decoded=100_000)
+    # decoded at 1/4 (500 x 250, the smallest scale that keeps 256 px), then shrunk
+    assert load_image(jpeg.getvalue(), max_side=256, max_decoded=125_000).size == (256, 128)
+    with pytest.raises(ImageLoadError, match="over the 100000 limit"):
+        load_image(jpeg.getvalue(), max_side=256, max_decoded=100_000)
+
+
 @pytest.mark.parametrize(
     "content, reason",
     [(b"", "empty file"), (b"hello, I am text\n", "a text file, not an image"), (b"\x89PNG\r\n\x1a\n" + b"\0" * 20, "")],

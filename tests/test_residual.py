@@ -166,6 +166,11 @@ def test_the_service_reads_a_copied_picture_larger_from_its_file_only_when_asked
         side = min(service.config.residual.detail_side, max(original.size))
     assert max(service._detail(service.index.gallery_file(gallery_id)).size) == side
     assert service.index.gallery_file("no/such.png") is None
+    # a file that would decode to more pixels than the limit is not read (a large PNG decodes slowly)
+    monkeypatch.setattr(service, "config", replace(service.config, residual=replace(
+        service.config.residual, detail_max_pixels=original.width * original.height - 1)))
+    assert service._detail(service.index.gallery_file(gallery_id)) is None
+    monkeypatch.undo()
     # a copy that its picture explains everywhere reads no file
     read = []
     monkeypatch.setattr(service, "_detail", lambda p: read.append(p))

@@ -208,12 +208,14 @@ class SearchService:
         return results
 
     def _detail(self, path: Path) -> Image.Image | None:
-        """The gallery picture of ``path`` (:meth:`~semcopy_lib.index.GalleryIndex.gallery_file`) at ``config.residual.detail_side`` (RGB or
-        RGBA), for what a copy adds to it (:func:`~semcopy_lib.segment.residual.residual_parts`); None when
-        the file does not decode (the thumbnail serves then)."""
+        """The gallery picture of ``path`` (:meth:`~semcopy_lib.index.GalleryIndex.gallery_file`) at
+        ``config.residual.detail_side`` (RGB or RGBA), for what a copy adds to it
+        (:func:`~semcopy_lib.segment.residual.residual_parts`); None when the file does not decode, or would
+        decode to more than ``detail_max_pixels`` (the thumbnail serves then)."""
         side = self.config.residual.detail_side
         try:
-            picture = load_image(path, max_side=4 * side, keep_alpha=True, coarse=True)
+            picture = load_image(path, max_side=4 * side, keep_alpha=True, coarse=True,
+                                 max_decoded=self.config.residual.detail_max_pixels)
         except ImageLoadError:
             return None
         picture.thumbnail((side, side), Image.LANCZOS)

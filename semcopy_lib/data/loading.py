@@ -120,7 +120,7 @@ def _name_of(source: ImageSource, name: str | None) -> str:
 
 def load_image(
     source: ImageSource, name: str | None = None, max_pixels: int = MAX_PIXELS, max_side: int | None = None,
-    keep_alpha: bool = False, coarse: bool = False,
+    keep_alpha: bool = False, coarse: bool = False, max_decoded: int | None = None,
 ) -> Image.Image:
     """Decode ``source`` to an upright RGB PIL image.
 
@@ -135,6 +135,8 @@ def load_image(
         coarse: shrink by a whole factor only (JPEG's DCT scaling, else an average of k x k pixels),
             leaving the longer side between ``max_side`` and twice it: for pixels that are shrunk again
             anyway (an encoder's views), without a full resampling pass over the decoded image.
+        max_decoded: images that would decode to more pixels than this (a JPEG after its DCT scaling
+            to ``max_side``) are refused before decoding: for a read that may be skipped when slow.
 
     Returns:
         An RGB (with ``keep_alpha``, maybe RGBA) ``PIL.Image.Image`` with EXIF orientation applied
@@ -183,16 +185,19 @@ def load_image(
             raise _pixels_over(label, width, height, max_pixels)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PIL warns on odd EXIF/palettes; we handle the result
-            if getattr(img, "is_animated", False):
-                img.seek(0)
-            # EXIF orientations 5-8 are quarter turns: the upright image has its sides swapped.
-            orientation = img.getexif().get(0x0112, 1)
-            original = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
             if max_side and img.format == "JPEG" and max(width, height) > max_side:
                 # decoded at 1/2, 1/4 or 1/8 in the DCT while both sides stay at least the shrunk size's
                 # (a box of the image's own aspect: a square one would hold the short side back)
                 f = max_side / max(width, height)
                 img.draft("RGB", (max(1, math.ceil(width * f)), max(1, math.ceil(height * f))))
+            if max_decoded is not None and img.width * img.height > max_decoded:
+                # before the EXIF is read: a PNG's may follow its pixels, which reading it decodes
+                raise _pixels_over(label, img.width, img.height, max_decoded)
+            if getattr(img, "is_animated", False):
+                img.seek(0)
+            # EXIF orientations 5-8 are quarter turns: the upright image has its sides swapped.
+            orientation = img.getexif().get(0x0112, 1)
+            original = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
             img.load()
             if orientation in (2, 3, 4, 5, 6, 7, 8):  # (exif_transpose copies even an upright image)
                 img = ImageOps.exif_transpose(img) or img

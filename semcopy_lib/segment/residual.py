@@ -59,6 +59,8 @@ class ResidualConfig:
         detail_side: the picture's longer side when it is read from its file for the comparison (the
             service's ``detail``; 0: the thumbnail only): twice the thumbnail's, where a small drawing's
             strokes no longer blur into the photo ...
+        detail_max_pixels: ... unless it would decode to more pixels than this (a JPEG decodes shrunk):
+            a PNG decodes at about 10 ms a megapixel on 2 cores, a 100-Mpx one in seconds ...
         fine: ... where the thumbnail's best share is tried again moved by each of these (finer than
             ``refine``: at more pixels, a coarse scale step misplaces the picture's edges, which then
             differ) ...
@@ -82,6 +84,7 @@ class ResidualConfig:
     top: int = 2
     inset: float = 0.05
     detail_side: int = 192
+    detail_max_pixels: int = 4_000_000
     fine: tuple[float, ...] = (-0.01, -0.005, 0.0, 0.005, 0.01)
     fine_radius: int = 6
 
