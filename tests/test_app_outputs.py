@@ -44,6 +44,24 @@ def test_hits_zip_holds_the_csv_and_existing_images_under_safe_names(tmp_path):
     assert not any(".." in n or n.startswith("/") for n in names)
 
 
+def test_a_file_thumbnail_is_decoded_shrunk_and_none_is_made_of_a_huge_file(tmp_path):
+    import base64
+
+    from PIL import Image
+
+    from semcopy_lib.app.images import file_thumb
+
+    photo = Image.radial_gradient("L").convert("RGB").resize((1600, 1200))
+    photo.save(tmp_path / "photo.jpg")
+    photo.save(tmp_path / "photo.png")
+    uri = file_thumb(str(tmp_path / "photo.jpg"))
+    with Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))) as thumb:
+        assert thumb.size == (160, 120)
+    # 1.92 Mpx: the JPEG decodes at 1/4 (400 x 300), the PNG cannot
+    assert file_thumb(str(tmp_path / "photo.jpg"), max_decoded=200_000).startswith("data:image/jpeg;base64,")
+    assert file_thumb(str(tmp_path / "photo.png"), max_decoded=200_000) == ""
+
+
 def test_hits_zip_leaves_out_a_file_that_is_not_an_image(tmp_path):
     secret = tmp_path / "id_rsa"  # an index's records could name any path
     secret.write_bytes(b"not for the zip")

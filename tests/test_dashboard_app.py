@@ -105,3 +105,14 @@ def test_the_map_sends_the_gallery_once_and_a_search_only_its_marks(app, gallery
     app.add()
     assert sent[-2:] == ["figure", "overlay"]  # the gallery grew: drawn anew, the last search marked on it
     assert sum(len(t["text"]) for t in json.loads(app.map.figure)["data"]) == len(app.service.index)  # a point each
+
+
+def test_a_hit_whose_file_gives_no_thumbnail_shows_a_placeholder_not_a_broken_image(tmp_path):
+    from semcopy_lib.app.results import SearchHit
+    from semcopy_lib.dashboard.search_app import hit_card
+
+    Image.new("RGB", (40, 30), (200, 0, 0)).save(tmp_path / "red.png")
+    shown = hit_card(1, SearchHit("a/red.png", 0.9, "a", str(tmp_path / "red.png"), (0, 0, 4, 3), "whole"), "copy", "whole", "")
+    gone = hit_card(1, SearchHit("a/gone.png", 0.9, "a", str(tmp_path / "gone.png"), (0, 0, 4, 3), "whole"), "copy", "whole", "")
+    assert '<img class="sc-thumb" src="data:image/jpeg;base64,' in shown and "no preview" not in shown
+    assert 'class="sc-thumb sc-none">no preview</div>' in gone and 'src=""' not in gone.split("sc-why")[0]

@@ -25,9 +25,11 @@ def data_uri(img: Image.Image, side: int = 160) -> str:
 
 
 @lru_cache(maxsize=4096)
-def file_thumb(path: str, side: int = 160) -> str:
-    """``data_uri`` of an image file, cached; an empty string when the file cannot be read."""
+def file_thumb(path: str, side: int = 160, max_decoded: int = 16_000_000) -> str:
+    """``data_uri`` of an image file, cached; an empty string when the file cannot be read or would
+    decode to more than ``max_decoded`` pixels (a PNG decodes at about 10 ms a megapixel, and a
+    100-Mpx one takes gigabytes). Decoded shrunk: a JPEG by its DCT, anything else by a whole factor."""
     try:
-        return data_uri(load_image(path), side)
+        return data_uri(load_image(path, max_side=2 * side, coarse=True, max_decoded=max_decoded), side)
     except ImageLoadError:
         return ""

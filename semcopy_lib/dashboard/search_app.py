@@ -36,6 +36,7 @@ _CSS = """
 .sc-grid { display: grid; grid-template-columns: repeat(auto-fill, 190px); gap: 8px; }
 .semcopy-hit { width: 180px; box-sizing: border-box; border: 1px solid #ddd; border-radius: 6px; padding: 6px; background: #fff; font-size: 12px; }
 .semcopy-hit img.sc-thumb { display: block; margin: 0 auto 4px auto; max-width: 160px; max-height: 140px; }
+.semcopy-hit .sc-none { width: 160px; height: 90px; margin: 0 auto 4px auto; display: flex; align-items: center; justify-content: center; background: #eee; color: #777; }
 .semcopy-hit .sc-id { font-family: monospace; word-break: break-all; }
 .semcopy-hit .sc-score { font-weight: bold; }
 .semcopy-hit .sc-why { display: flex; align-items: center; gap: 4px; color: #555; margin-top: 3px; }
@@ -52,8 +53,11 @@ def hit_card(rank: int, hit: SearchHit, badge: str, region_name: str, region_thu
     """One result as HTML (CSS class ``semcopy-hit``): thumbnail, gallery id, class, score (3 decimals),
     verdict badge, and the query region that matched."""
     css = badge.replace(" ", "-")
+    thumb = file_thumb(hit.source)  # "" when the file cannot be read, or is too large to decode quickly
+    picture = (f'<img class="sc-thumb" src="{thumb}" alt="{html.escape(hit.gallery_id)}"/>' if thumb
+               else '<div class="sc-thumb sc-none">no preview</div>')
     return (
-        f'<div class="semcopy-hit"><img class="sc-thumb" src="{file_thumb(hit.source)}" alt="{html.escape(hit.gallery_id)}"/>'
+        f'<div class="semcopy-hit">{picture}'
         f'<div class="sc-id">#{rank} {html.escape(hit.gallery_id)}</div>'
         f'<div>class: {html.escape(hit.label or "-")}</div>'
         f'<div><span class="sc-score">score {hit.score:.3f}</span><span class="sc-badge {css}">{badge}</span></div>'
