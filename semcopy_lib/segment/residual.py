@@ -49,8 +49,9 @@ class ResidualConfig:
         core, min_core: ... and at least ``min_core`` of the query's area still differs after an
             erosion by a ``core`` x ``core`` square (work pixels): something pasted covers an area, while
             a copy's recompression (colour fringes) and an alignment off by a pixel differ in lines.
-        turns: when the picture shows parts, it is also aligned turned by each of these degrees, and
-            the best alignment's parts count (a copy turned a little differs along every edge).
+        turns: when the upright alignment shows parts, the picture turned by each of these degrees is
+            tried at its share; the best, aligned again, replaces it when it fits better (a copy turned
+            a little differs along every edge).
         pad: each side of a box grows by this share of its size (the difference misses soft edges).
         top: at most this many boxes, largest first.
         inset: a picture found inside a larger query (a screenshot's photo) is compared inset by this
