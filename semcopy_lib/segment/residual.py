@@ -228,9 +228,11 @@ def _best_turn(query: Image.Image, small: np.ndarray, picture: Image.Image, upri
     every share with the query shrunk to the turned picture; None when it fits no better than ``upright``."""
     tried = [(m[0], turn, turned) for turn in config.turns
              if (m := _match(small, turned := _turned(picture, turn), upright[2])) is not None]
-    if not tried or max(t[0] for t in tried) <= upright[0]:
+    if not tried:
+        return None
+    near, turn, turned = max(tried, key=lambda t: t[0])
+    if near <= upright[0]:
         return None  # not even near: a composite's background is upright
-    _, turn, turned = max(tried, key=lambda t: t[0])
     f, small = _shrunk(query, turned, config)
     best = _align(small, turned, config.shares, config.refine)
     return (turn, f, small, best) if best is not None and best[0] > upright[0] else None
