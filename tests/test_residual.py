@@ -87,18 +87,47 @@ def test_a_copy_turned_a_little_has_no_residual(degrees):
     assert residual_boxes(query, thumb, replace(ResidualConfig(), turns=())) != []
 
 
+@pytest.mark.parametrize("quality", [75, 90, 95])
+def test_a_copy_with_jpeg_colour_at_half_resolution_has_no_residual(quality):
+    """JPEG's 4:2:0 keeps colour at half resolution: saturated edges bleed, grey ones do not."""
+    thumb = read_thumbnail(thumbnail(_flat_art())).convert("RGB")
+
+    def copy(subsampling):
+        buf = io.BytesIO()
+        thumb.save(buf, "JPEG", quality=quality, subsampling=subsampling)
+        return load_image(buf.getvalue())
+
+    assert residual_boxes(copy(subsampling=2), thumb) == []
+    # compared with its colour sharp, the bleeding edges differ as parts; colour kept whole (4:4:4) they do not
+    assert residual_boxes(copy(subsampling=2), thumb, replace(ResidualConfig(), chroma=0.0)) != []
+    assert residual_boxes(copy(subsampling=0), thumb, replace(ResidualConfig(), chroma=0.0)) == []
+
+
+def test_a_patch_of_the_same_grey_in_another_colour_is_a_residual():
+    from PIL import ImageDraw
+
+    thumb = read_thumbnail(thumbnail(_flat_art())).convert("RGB")
+    query = thumb.copy()
+    ImageDraw.Draw(query).rectangle((24, 50, 35, 61), fill=(170, 60, 20))  # grey 88 on the triangle's 85
+    [box] = residual_boxes(query, thumb)
+    assert iou(box, (24, 50, 12, 12)) >= 0.5
+
+
 def test_lines_and_a_frame_that_differ_are_no_residual_but_a_patch_is():
-    """Compared at the thumbnail's own size (work pixels = query pixels)."""
+    """Compared at the thumbnail's own size (work pixels = query pixels). The line is compared with colour
+    sharp (``chroma=0``): blurred as JPEG keeps it, a saturated line's colour spreads over three pixels."""
     from PIL import ImageDraw
 
     thumb = read_thumbnail(thumbnail(_photo()))
 
-    def drawn(shape, **style):
+    def drawn(shape, config=ResidualConfig(), **style):
         query = thumb.copy()
         ImageDraw.Draw(query).rectangle(shape, **style)
-        return residual_boxes(query, thumb)
+        return residual_boxes(query, thumb, config)
 
-    assert drawn((30, 30, 60, 60), outline=(255, 255, 0), width=1) == []  # a line one work pixel wide
+    sharp = replace(ResidualConfig(), chroma=0.0)
+    assert drawn((30, 30, 60, 60), sharp, outline=(255, 255, 0), width=1) == []  # a line one work pixel wide
+    assert drawn((30, 30, 60, 60), replace(sharp, core=1), outline=(255, 255, 0), width=1) != []
     [box] = drawn((30, 30, 45, 45), fill=(255, 255, 0))  # 16 x 16 pasted
     assert iou(box, (30, 30, 16, 16)) >= 0.5
     # a frame around the whole query is no part pasted on it, though its pixels are few

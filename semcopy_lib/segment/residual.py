@@ -7,7 +7,8 @@ searched as regions of their own (kind ``residual``).
 
 The alignment is template matching of the whole query inside the picture at a few scales (a copy may
 be a crop); the difference is taken after a per-channel gain and offset fitted on the pixels that agree
-(a copy may be recoloured or recompressed), and thresholded against its own spread. A part must have a
+(a copy may be recoloured or recompressed), with colour blurred as JPEG keeps it (at half resolution),
+and thresholded against its own spread. A part must have a
 solid core and fit within the query, and the picture is also tried turned a little: a copy recompressed,
 turned or misaligned by a pixel differs along edges, in lines, not in areas. When the thumbnail shows
 something and the picture can be had larger (``detail``, from its gallery file), the alignment is
@@ -37,6 +38,9 @@ class ResidualConfig:
         refine: ... then as the best of them moved by each of these.
         min_alignment: the best alignment's correlation must reach this, or nothing is returned (the
             query is not this picture, pixel for pixel).
+        chroma: Gaussian sigma (work pixels) applied to both pictures' colour (each pixel's offset from its
+            grey) before differencing, their grey kept sharp: JPEG keeps colour at half resolution, so a
+            recompressed copy's saturated edges bleed where its grey edges do not.
         blur: Gaussian sigma (work pixels) applied to both before differencing: resampling and JPEG noise.
         shift: a query pixel is compared with the picture's pixels this near (work pixels) to it.
         min_level: a work pixel differs when its largest channel difference is at least this (0-255) ...
@@ -71,6 +75,7 @@ class ResidualConfig:
     shares: tuple[float, ...] = (0.6, 0.7, 0.8, 0.9, 1.0)
     refine: tuple[float, ...] = (-0.0375, -0.025, -0.0125, 0.0125, 0.025, 0.0375)
     min_alignment: float = 0.5
+    chroma: float = 1.0
     blur: float = 0.5
     shift: int = 1
     min_level: float = 20.0
@@ -89,6 +94,9 @@ class ResidualConfig:
     fine: tuple[float, ...] = (-0.01, -0.005, 0.0, 0.005, 0.01)
     fine_radius: int = 6
 
+
+#: BT.601 luma weights of R, G, B: the grey that JPEG keeps at full resolution
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 #: (correlation, the picture's pixels under the query (H, W, 3), the share, the query's top-left corner
 #: as fractions (x, y) of the scaled picture's size)
@@ -250,7 +258,7 @@ def _differing(small: np.ndarray, under: np.ndarray, config: ResidualConfig) -> 
     import cv2
 
     qh, qw = small.shape[:2]
-    blurred = [cv2.GaussianBlur(a, (0, 0), config.blur) for a in (small, under)]
+    blurred = [cv2.GaussianBlur(_colour_blurred(a, config.chroma), (0, 0), config.blur) for a in (small, under)]
     # two passes: the gain and offset fitted on all pixels, then on those that agree with the first fit
     diff = _difference(_fitted(blurred[1], blurred[0], None), blurred[0], config.shift)
     agree = diff < max(config.min_level, config.noise_factor * float(np.median(diff)))
@@ -269,6 +277,17 @@ def _differing(small: np.ndarray, under: np.ndarray, config: ResidualConfig) -> 
                          and stats[i, 2] * stats[i, 3] <= config.max_area * area
                          and cores[i] >= config.min_core * area),
                         key=lambda b: -b[2] * b[3])
+
+
+def _colour_blurred(rgb: np.ndarray, sigma: float) -> np.ndarray:
+    """``rgb`` (H, W, 3) float32 with each pixel's offset from its grey (BT.601 luma) blurred by ``sigma``
+    and the grey kept."""
+    import cv2
+
+    if sigma <= 0:
+        return rgb
+    grey = (rgb @ _LUMA)[..., None]
+    return grey + cv2.GaussianBlur(rgb - grey, (0, 0), sigma)
 
 
 def _lifted(query: Image.Image, f: float, mask: np.ndarray, components: list[Box],
