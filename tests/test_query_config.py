@@ -65,6 +65,13 @@ def test_an_index_saved_with_one_weight_per_part_searches_as_it_did():
     assert merge.map_of("subject") == merge.map_of("residual") == merge.map_of("any-new-kind") == (0.9, 0.0)
 
 
+def test_an_index_saved_with_signed_refine_offsets_reads_them_as_step_sizes():
+    """Before the halving search, ``residual.refine`` held offsets from the best share, either sign."""
+    old = QueryConfig.from_dict({"residual": {"refine": [-0.0375, -0.025, -0.0125, 0.0125, 0.025, 0.0375]}})
+    assert old.residual.refine == (0.0375, 0.025, 0.0125)
+    assert QueryConfig.from_dict({"residual": {"refine": [0.05, 0.025]}}).residual.refine == (0.05, 0.025)
+
+
 def test_merging_puts_each_kind_on_the_whole_images_scale_and_keeps_each_id_once():
     from semcopy_lib.app.results import SearchHit
     from semcopy_lib.query import MergeConfig, merge_hits

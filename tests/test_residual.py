@@ -77,14 +77,33 @@ def _flat_art() -> Image.Image:
     return art
 
 
-@pytest.mark.parametrize("degrees", [3, 4])
-def test_a_copy_turned_a_little_has_no_residual(degrees):
-    art = _flat_art()
-    query = art.crop((20, 15, 390, 290)).rotate(degrees, Image.BICUBIC, expand=True, fillcolor=(255, 255, 255))
+@pytest.mark.parametrize("art, crop, degrees", [("flat", (20, 15, 390, 290), 3), ("photo", (30, 20, 480, 490), 4),
+                                                 ("photo", (30, 20, 480, 490), 5)])
+def test_a_copy_turned_a_little_has_no_residual(art, crop, degrees):
+    """With the picture read larger where the thumbnail shows parts, as the service reads its file."""
+    art = _flat_art() if art == "flat" else _photo()
+    query = art.crop(crop).rotate(degrees, Image.BICUBIC, expand=True, fillcolor=(255, 255, 255))
     thumb = read_thumbnail(thumbnail(art))
-    assert residual_boxes(query, thumb) == []
+    larger = art.copy()
+    larger.thumbnail((192, 192), Image.LANCZOS)
+    assert residual_boxes(query, thumb, detail=lambda: larger) == []
     # aligned upright only, its edges differ all along
-    assert residual_boxes(query, thumb, replace(ResidualConfig(), turns=())) != []
+    assert residual_boxes(query, thumb, replace(ResidualConfig(), turns=()), detail=lambda: larger) != []
+
+
+@pytest.mark.parametrize("share", [0.65, 0.75, 0.76, 0.86])
+def test_a_crop_is_aligned_at_its_share_between_the_shares_tried(share):
+    """A crop covering ``share`` of the picture is found within half the finest step (0.0125) of it,
+    whichever of ``shares`` is nearest: 0.75 and 0.86 lie beyond any one step from 0.7 or 0.8."""
+    from semcopy_lib.segment.residual import _align, _shrunk
+
+    art = _flat_art()
+    picture = art.copy()
+    picture.thumbnail((96, 96), Image.LANCZOS)
+    w, h = round(art.width * share), round(art.height * share)
+    _, small = _shrunk(art.crop((art.width - w, art.height - h, art.width, art.height)), picture, ResidualConfig())
+    correlation, _, found, _ = _align(small, picture, ResidualConfig().shares, ResidualConfig().refine)
+    assert abs(found - share) <= 0.0065 and correlation >= 0.98
 
 
 @pytest.mark.parametrize("quality", [75, 90, 95])

@@ -19,7 +19,7 @@ into the photo's.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from PIL import Image
@@ -35,7 +35,8 @@ class ResidualConfig:
 
     Attributes:
         shares: the query is looked for in the picture as these shares of the picture's longer side ...
-        refine: ... then as the best of them moved by each of these.
+        refine: ... then as the best share so far moved either way by each of these in turn (halving
+            steps from half the shares' spacing reach every share between them).
         min_alignment: the best alignment's correlation must reach this, or nothing is returned (the
             query is not this picture, pixel for pixel).
         chroma: Gaussian sigma (work pixels) applied to both pictures' colour (each pixel's offset from its
@@ -73,7 +74,7 @@ class ResidualConfig:
     """
 
     shares: tuple[float, ...] = (0.6, 0.7, 0.8, 0.9, 1.0)
-    refine: tuple[float, ...] = (-0.0375, -0.025, -0.0125, 0.0125, 0.025, 0.0375)
+    refine: tuple[float, ...] = (0.05, 0.025, 0.0125)
     min_alignment: float = 0.5
     chroma: float = 1.0
     blur: float = 0.5
@@ -93,6 +94,16 @@ class ResidualConfig:
     detail_max_pixels: int = 4_000_000
     fine: tuple[float, ...] = (-0.01, -0.005, 0.0, 0.005, 0.01)
     fine_radius: int = 6
+
+    @staticmethod
+    def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+        """``data`` with a ``refine`` saved as signed offsets from the best share (an index saved before the
+        halving search) as the sizes of its steps."""
+        data = dict(data)
+        refine = data.get("refine")
+        if isinstance(refine, list) and any(isinstance(v, (int, float)) and v < 0 for v in refine):
+            data["refine"] = sorted({abs(v) for v in refine if isinstance(v, (int, float))}, reverse=True)
+        return data
 
 
 #: BT.601 luma weights of R, G, B: the grey that JPEG keeps at full resolution
@@ -132,16 +143,17 @@ def _match(query: np.ndarray, picture: Image.Image, share: float,
 
 def _align(query: np.ndarray, picture: Image.Image, shares: tuple[float, ...],
            refine: tuple[float, ...], near: tuple[tuple[float, float], int] | None = None) -> Alignment | None:
-    """The best of ``shares``, then of that share moved by each of ``refine`` (a crop's share is seldom
-    one of a few); ``near`` as :func:`_match`'s. None when the query fits at none."""
+    """The best of ``shares``, then the best share moved either way by each of ``refine`` in turn (a crop's
+    share is seldom one of a few); ``near`` as :func:`_match`'s. None when the query fits at none."""
     found = [m for share in shares if 0 < share <= 1.0 and (m := _match(query, picture, share, near)) is not None]
     if not found:
         return None
     best = max(found, key=lambda m: m[0])
-    for step in refine:
-        share = best[2] + step
-        if 0 < share <= 1.0 and (m := _match(query, picture, share, near)) is not None and m[0] > best[0]:
-            best = m
+    for step in refine:  # a halving search: each step taken either way from the best so far
+        centre = best[2]
+        for share in (centre - step, centre + step):
+            if 0 < share <= 1.0 and (m := _match(query, picture, share, near)) is not None and m[0] > best[0]:
+                best = m
     return best
 
 
