@@ -10,9 +10,16 @@ from functools import lru_cache
 from PIL import Image
 
 from semcopy_lib.data import ImageLoadError, is_image_path, load_image
-from semcopy_lib.segment import crop
+from semcopy_lib.segment import Box, crop, scale_box
 
-__all__ = ["ImageLoadError", "crop", "data_uri", "file_thumb", "is_image_path", "load_image"]
+__all__ = ["ImageLoadError", "crop", "data_uri", "file_crop", "file_thumb", "is_image_path", "load_image"]
+
+
+def file_crop(image: Image.Image, box: Box) -> Image.Image:
+    """The pixels of ``box`` (x, y, w, h), given in the file's pixels, from ``image`` decoded at any size
+    (``image.info["original_size"]`` is the file's, as :func:`load_image` with ``max_side`` keeps it)."""
+    ow, oh = image.info.get("original_size", image.size)
+    return crop(image, scale_box(box, image.width / ow, image.height / oh))
 
 
 def data_uri(img: Image.Image, side: int = 160) -> str:

@@ -28,15 +28,18 @@ def region_labels(result: QueryResult) -> dict[tuple, str]:
 
 
 def draw_understanding(image: Image.Image, result: QueryResult, objects: bool = True, side: int = 480) -> Image.Image:
-    """``image`` (the query as uploaded) shrunk to ``side``, with its regions outlined and named.
+    """``image`` (the query, decoded at any size: ``image.info["original_size"]`` is its file's) shrunk to
+    ``side``, with its regions outlined and named.
 
     Boxes in ``result`` are in the file's pixels; key objects (with their class and confidence)
     are drawn when ``objects`` is true.
     """
     out = image.convert("RGB")
-    scale = min(1.0, side / max(out.size))
-    if scale < 1.0:
-        out = out.resize((max(1, round(out.width * scale)), max(1, round(out.height * scale))), Image.BICUBIC)
+    ow, oh = image.info.get("original_size", image.size)
+    scale = min(1.0, side / max(ow, oh))  # file pixels -> drawn pixels
+    size = (max(1, round(ow * scale)), max(1, round(oh * scale)))
+    if size != out.size:
+        out = out.resize(size, Image.BICUBIC)
     draw = ImageDraw.Draw(out)
     width = max(2, round(max(out.size) / 160))
     names = region_labels(result)

@@ -23,13 +23,17 @@ from semcopy_lib.app.remote import MAX_FILES, MAX_UPLOAD_BYTES, SERVICE_ENV, Rem
 from semcopy_lib.app.results import QueryResult, SearchHit, verdict
 from semcopy_lib.dashboard.map_view import MapWidget
 from semcopy_lib.app.overlay import draw_understanding, region_labels
-from semcopy_lib.app.images import ImageLoadError, crop, data_uri, file_thumb, load_image
+from semcopy_lib.app.images import ImageLoadError, data_uri, file_crop, file_thumb, load_image
 
 INDEX_ENV = "SEMCOPY_INDEX"
 #: Thresholds when the encoder has measured none (cosine).
 FALLBACK_COPY, FALLBACK_SUBJECT = 0.8, 0.6
 #: A query is drawn on the map at the mean of its first hits, weighted exp((score - best) / scale).
 MAP_PLACE_HITS, MAP_PLACE_SCALE = 5, 0.05
+#: An uploaded query is decoded for its drawing shrunk by a whole factor to between this and twice this
+#: (a JPEG by its DCT): the overlay is 480 px and region crops 96 px; a full decode costs time and memory
+#: for nothing.
+VIEW_SIDE = 1024
 
 _CSS = """
 <style>
@@ -170,7 +174,7 @@ class SearchApp:
             for (name, content), result in zip(files, results):
                 if not result.error:
                     try:
-                        self._images[name] = load_image(content, name=name)
+                        self._images[name] = load_image(content, name=name, max_side=VIEW_SIDE, coarse=True)
                     except ImageLoadError:
                         pass
             self._results = results
@@ -275,7 +279,7 @@ class SearchApp:
             views.append(f'<p class="semcopy-sources">Best hit per region: {" · ".join(best)}</p>')
         for (box, kind), hits in groups.items():
             name = names.get((box, kind), kind)
-            region_thumb = data_uri(crop(image, box), 96) if image else ""
+            region_thumb = data_uri(file_crop(image, box), 96) if image else ""
             cards = "".join(hit_card(rank, hit, verdict(hit.score, self.copy.value, self.subject.value), name, region_thumb)
                             for rank, hit in hits)
             views.append(f'<div class="semcopy-group"><h4><img src="{region_thumb}" style="max-height:48px;'
