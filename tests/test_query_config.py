@@ -26,7 +26,7 @@ def _edit(index_dir, change) -> None:
 
 
 def test_the_config_round_trips_through_json():
-    config = replace(QueryConfig(), chunk=8, residual=replace(ResidualConfig(), shares=(0.5, 1.0)))
+    config = replace(QueryConfig(), chunk=8, residual=replace(ResidualConfig(), shares=(0.5, 1.0), mirror=False))
     assert QueryConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     assert QueryConfig.from_dict(None) == QueryConfig() == QueryConfig.from_dict({"merge": {}})
     assert QueryConfig.from_dict({"verify": {"template": {"scales": [1.0]}}}).verify.template.scales == (1.0,)
@@ -38,6 +38,8 @@ def test_the_config_round_trips_through_json():
     ({"merge": {"window": [0.9]}}, "query.merge.window: expected [slope, offset]"),
     ({"verify": {"top": 2.5}}, "query.verify.top: expected a whole number, got 2.5"),
     ({"residual": []}, "query.residual: expected an object, got list"),
+    ({"residual": {"mirror": 1}}, "query.residual.mirror: expected true or false, got 1"),
+    ({"residual": {"min_level": True}}, "query.residual.min_level: expected a number, got True"),
 ])
 def test_a_bad_setting_is_named(bad, message):
     with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):

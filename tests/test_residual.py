@@ -91,6 +91,30 @@ def test_a_copy_turned_a_little_has_no_residual(art, crop, degrees):
     assert residual_boxes(query, thumb, replace(ResidualConfig(), turns=()), detail=lambda: larger) != []
 
 
+def _lopsided_art() -> Image.Image:
+    """A disc with a square on one side: mirrored, the disc aligns and the square moves."""
+    from PIL import ImageDraw
+
+    art = Image.new("RGB", (400, 300), "white")
+    draw = ImageDraw.Draw(art)
+    draw.ellipse((80, 30, 320, 270), fill=(30, 90, 200), outline=(0, 0, 0), width=6)
+    draw.rectangle((100, 200, 170, 260), fill=(230, 180, 20), outline=(0, 0, 0), width=4)
+    return art
+
+
+def test_a_mirrored_copy_has_no_residual_and_what_is_pasted_on_it_is_found():
+    from PIL import ImageDraw, ImageOps
+
+    art = _lopsided_art()
+    thumb = read_thumbnail(thumbnail(art))
+    mirrored = ImageOps.mirror(art)
+    assert residual_boxes(mirrored, thumb) == []
+    assert len(residual_boxes(mirrored, thumb, replace(ResidualConfig(), mirror=False))) == 2  # the square, twice
+    ImageDraw.Draw(mirrored).rectangle((300, 40, 370, 110), fill=(200, 30, 30))
+    [box] = residual_boxes(mirrored, thumb)
+    assert iou(box, (300, 40, 71, 71)) >= 0.5
+
+
 @pytest.mark.parametrize("share", [0.65, 0.75, 0.76, 0.86])
 def test_a_crop_is_aligned_at_its_share_between_the_shares_tried(share):
     """A crop covering ``share`` of the picture is found within half the finest step (0.0125) of it,

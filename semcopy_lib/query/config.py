@@ -246,7 +246,11 @@ def _build(cls, data: Any, where: str):
                                                       and (kind is float or v == int(v)) for v in value):
                 raise ValueError(f"{where}.{name}: expected a list of {'numbers' if kind is float else 'whole numbers'}")
             values[name] = tuple(kind(v) for v in value)
-        elif isinstance(default, bool) or not isinstance(value, (int, float)) or isinstance(value, bool):
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ValueError(f"{where}.{name}: expected true or false, got {value!r}")
+            values[name] = value
+        elif not isinstance(value, (int, float)) or isinstance(value, bool):
             raise ValueError(f"{where}.{name}: expected a number, got {value!r}")
         elif isinstance(default, int) and value != int(value):
             raise ValueError(f"{where}.{name}: expected a whole number, got {value!r}")

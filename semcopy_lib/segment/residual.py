@@ -8,12 +8,12 @@ searched as regions of their own (kind ``residual``).
 The alignment is template matching of the whole query inside the picture at a few scales (a copy may
 be a crop); the difference is taken after a per-channel gain and offset fitted on the pixels that agree
 (a copy may be recoloured or recompressed), with colour blurred as JPEG keeps it (at half resolution),
-and thresholded against its own spread. A part must have a
-solid core and fit within the query, and the picture is also tried turned a little: a copy recompressed,
-turned or misaligned by a pixel differs along edges, in lines, not in areas. When the thumbnail shows
-something and the picture can be had larger (``detail``, from its gallery file), the alignment is
-refined and the difference taken again there: at a thumbnail's 96 pixels a small drawing's edges blur
-into the photo's.
+and thresholded against its own spread. A part must have a solid core and fit within the query, and the
+picture is also tried mirrored and turned a little: a copy recompressed, turned or misaligned by a pixel
+differs along edges, in lines, not in areas, and a mirrored one wherever the picture is not symmetric.
+When the thumbnail shows something and the picture can be had larger (``detail``, from its gallery
+file), the alignment is refined and the difference taken again there: at a thumbnail's 96 pixels a
+small drawing's edges blur into the photo's.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from semcopy_lib.data.boxes import Box
 from semcopy_lib.data.loading import to_rgb
@@ -57,6 +57,9 @@ class ResidualConfig:
         turns: when the upright alignment shows parts, the picture turned by each of these degrees is
             tried at its share; the best, aligned again, replaces it when it fits better (a copy turned
             a little differs along every edge).
+        mirror: when the alignment shows parts, the picture mirrored is tried too (at the alignment's share,
+            then aligned again when it fits better there) and replaces it when it fits better: a mirrored
+            copy differs wherever the picture is not symmetric.
         pad: each side of a box grows by this share of its size (the difference misses soft edges).
         top: at most this many boxes, largest first.
         inset: a picture found inside a larger query (a screenshot's photo) is compared inset by this
@@ -87,6 +90,7 @@ class ResidualConfig:
     core: int = 2
     min_core: float = 0.0025
     turns: tuple[float, ...] = (-9.0, -6.0, -3.0, 3.0, 6.0, 9.0)
+    mirror: bool = True
     pad: float = 0.08
     top: int = 2
     inset: float = 0.05
@@ -222,6 +226,17 @@ def residual_parts(query: Image.Image, picture: Image.Image, config: ResidualCon
     mask, components = _differing(small, found[1], config)
     if not components:
         return []
+    mirrored = False
+    if config.mirror:  # only now, as turns: a copy mirrored differs wherever the picture is not symmetric
+        flipped = ImageOps.mirror(picture)
+        probe = _match(small, flipped, found[2])
+        if probe is not None and probe[0] > found[0]:
+            m = _align(small, flipped, config.shares, config.refine)
+            if m is not None and m[0] > found[0]:
+                picture, found, mirrored = flipped, m, True
+                mask, components = _differing(small, found[1], config)
+                if not components:
+                    return []
     turn = _best_turn(query, small, picture, found, config)  # only now: few copies' upright alignment shows parts
     angle = 0.0
     if turn is not None:
@@ -231,7 +246,8 @@ def residual_parts(query: Image.Image, picture: Image.Image, config: ResidualCon
             return []
     larger = detail() if detail is not None else None  # read only now: most copies differ nowhere
     if larger is not None:
-        larger = _turned(to_rgb(larger), angle)
+        larger = to_rgb(larger)
+        larger = _turned(ImageOps.mirror(larger) if mirrored else larger, angle)
         f_fine, fine_query = _shrunk(query, larger, config)
         fine = _align(fine_query, larger, tuple(found[2] + step for step in config.fine), (),
                       near=(found[3], config.fine_radius))
