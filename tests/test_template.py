@@ -126,6 +126,24 @@ def test_a_copy_is_looked_for_only_at_the_shares_the_config_names():
     assert match_crop(copy, boot, TemplateConfig(crop_shares=(1.0,))) < 0.7
 
 
+@pytest.mark.parametrize("share", [0.75, 0.76, 0.85])
+def test_a_crop_between_the_shares_tried_correlates_as_one_on_them(share):
+    """Crisp shapes: at 40 pixels, a crop looked for 0.05 off its share misses its edges by a pixel."""
+    from semcopy_lib.segment.template import TemplateConfig
+
+    art = Image.new("RGB", (400, 300), "white")
+    draw = ImageDraw.Draw(art)
+    draw.polygon([(40, 250), (140, 40), (240, 250)], fill=(30, 90, 200), outline=(0, 0, 0), width=6)
+    draw.rectangle((220, 80, 360, 200), fill=(230, 180, 20), outline=(0, 0, 0), width=6)
+    draw.ellipse((270, 180, 380, 280), fill=(200, 40, 40), outline=(0, 0, 0), width=6)
+    w, h = round(art.width * share), round(art.height * share)
+    copy = art.crop((art.width - w, art.height - h, art.width, art.height))
+    picture = read_thumbnail(thumbnail(art))
+    assert match_crop(copy, picture) > 0.98
+    assert match_crop(copy, picture, TemplateConfig(crop_refine=())) < 0.95  # the shares alone
+    assert match_crop(copy, read_thumbnail(thumbnail(ImageOps.mirror(art)))) < 0.6
+
+
 def twin_index(root, pasted, others: int) -> SearchService:
     """An index under ``root`` of the boot, its mirror and ``others`` generated pictures, with thumbnails."""
     gallery = root / "gallery" / "boots"

@@ -54,7 +54,9 @@ class TemplateConfig:
         min_pixels: fewer opaque pixels than this at a scale give no comparison (a hairline drawing).
         crop_shares: :func:`match_crop` looks for a copy inside the picture as these shares of its
             longer side ...
-        crop_side: ... with the copy this many pixels long.
+        crop_side: ... with the copy this many pixels long ...
+        crop_refine: ... then as the best share so far moved either way by each of these in turn (a
+            halving search: a crop's share is seldom one of a few).
     """
 
     work_side: int = 40
@@ -64,6 +66,7 @@ class TemplateConfig:
     min_pixels: int = 30
     crop_shares: tuple[float, ...] = (0.6, 0.7, 0.8, 0.9, 1.0)
     crop_side: int = 40
+    crop_refine: tuple[float, ...] = (0.05, 0.025)
 
 
 #: A query whose pixels spread less than this in every colour (standard deviation, levels) is blank:
@@ -216,14 +219,24 @@ def match_crop(query: Image.Image, picture: Image.Image, config: TemplateConfig 
     best = -1.0
     if float(template.std(axis=(0, 1)).max()) < BLANK_STD:  # over the pixels, a colour at a time
         return best  # a blank query correlates with nothing (OpenCV calls a flat template a perfect match)
-    for share in config.crop_shares:
+
+    def at(share: float) -> float:  # the best correlation with the query covering ``share`` of the picture
+        if share <= 0:
+            return -1.0
         s = config.crop_side / share / max(picture.size)
         pw, ph = max(4, round(picture.width * s)), max(4, round(picture.height * s))
         if template.shape[1] > pw or template.shape[0] > ph:
-            continue
+            return -1.0
         scene = np.asarray(to_rgb(picture.resize((pw, ph), Image.BILINEAR)), np.float32)
         scores = cv2.matchTemplate(scene, template, cv2.TM_CCOEFF_NORMED)
-        best = max(best, float(np.nan_to_num(scores, nan=-1.0, posinf=-1.0, neginf=-1.0).max()))
+        return float(np.nan_to_num(scores, nan=-1.0, posinf=-1.0, neginf=-1.0).max())
+
+    best, share = max(((at(share), share) for share in config.crop_shares), default=(-1.0, 1.0))
+    for step in config.crop_refine if best > -1.0 else ():
+        centre = share
+        for moved in (centre - step, centre + step):
+            if (c := at(moved)) > best:
+                best, share = c, moved
     return best
 
 
