@@ -195,3 +195,18 @@ def test_indexing_hands_on_what_it_made_of_a_decoded_image_not_the_image(gallery
     prefetch.close()
     assert sorted(position for position, *_ in got) == [0, 1, 2]
     assert all(error is None and max(size) == 256 for _, _, error, size in got)  # the gallery's 256-px photos
+
+
+def test_records_read_before_another_connection_writes_are_not_served_after_it(tmp_path):
+    """Records are kept in memory between searches, but never past a write (here another process's)."""
+    from semcopy_lib.index.store import MetadataStore
+
+    rng = np.random.default_rng(5)
+    mine, theirs = MetadataStore(tmp_path / "m.sqlite"), MetadataStore(tmp_path / "m.sqlite")
+    added, _ = mine.write(items(unit(rng, 3)))
+    assert [r.gallery_id for r in mine.records(added).values()] == ["c/0.png", "c/1.png", "c/2.png"]
+    new, removed = theirs.write(items(unit(rng, 1), prefix="d"), remove_gallery_ids=["c/1.png"])
+    assert removed == [added[1]]
+    got = mine.records(added + new)
+    assert sorted(r.gallery_id for r in got.values()) == ["c/0.png", "c/2.png", "d/0.png"]
+    assert got[new[0]].box == (0, 0, 10, 10) and got[added[0]].label == "c"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
@@ -21,6 +22,10 @@ from semcopy_lib.data.boxes import Box
 
 #: Values of one ``IN (...)`` list: SQLite builds before 3.32 take at most 999 variables a statement.
 SQL_VARIABLES = 900
+
+#: Records kept in memory by :meth:`MetadataStore.records` (about 0.5 kB each): a search's candidates
+#: repeat from query to query, and reading a thousand rows costs milliseconds.
+RECORD_CACHE = 50_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -85,6 +90,9 @@ class MetadataStore:
             self.conn = sqlite3.connect(f"{self.path.absolute().as_uri()}?{'mode=ro' if logged else 'immutable=1'}",
                                         uri=True, isolation_level=None, check_same_thread=False)
             self.conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # fails here, not at the first query
+        self._cache: dict[int, Record] = {}  # by id, for one generation (ids are never reused)
+        self._cache_generation = -1
+        self._cache_lock = threading.Lock()
 
     def close(self) -> None:
         self.conn.close()
@@ -174,9 +182,24 @@ class MetadataStore:
         return Record(row[0], row[1], row[2], row[3], tuple(json.loads(row[4])), row[5], row[6])
 
     def records(self, ids: Iterable[int]) -> dict[int, Record]:
-        """Records by id for the given ids (missing ids are left out)."""
-        rows = self._where_in("SELECT id, gallery_id, label, sha256, box, encoder, source FROM items WHERE id IN", ids)
-        return {row[0]: self._record(row) for row in rows}
+        """Records by id for the given ids (missing ids are left out); those read since the last write
+        come from memory."""
+        ids = set(ids)
+        generation = self.generation
+        with self._cache_lock:
+            if generation != self._cache_generation or len(self._cache) > RECORD_CACHE:
+                self._cache, self._cache_generation = {}, generation
+            found = {i: r for i in ids if (r := self._cache.get(i)) is not None}
+        missing = ids - found.keys()
+        if missing:
+            rows = self._where_in("SELECT id, gallery_id, label, sha256, box, encoder, source FROM items WHERE id IN",
+                                  missing)
+            read = {row[0]: self._record(row) for row in rows}
+            found.update(read)
+            with self._cache_lock:
+                if generation == self._cache_generation:  # not rows of a generation that has passed
+                    self._cache.update(read)
+        return found
 
     def _where_in(self, select: str, values: Iterable) -> list[tuple]:
         """The rows of ``select`` (ending ``... IN``) for ``values``, asked in chunks of
