@@ -131,8 +131,9 @@ def make_region_queries(images_dir: os.PathLike | str, out_dir: os.PathLike | st
     composite pastes a drawing (a gallery image with transparency) on one of the split's opaque gallery
     images (the pip-package photos it holds, else any without transparency); none are made when the gallery has
     none for the split. One seeded sequence draws every query, after the generated backgrounds when
-    ``backgrounds`` is None: a call for fewer ``kinds``, or without ``backgrounds``, makes other queries
-    than ``semcopy bench regions`` does.
+    ``backgrounds`` is None: a kind's queries depend on the kinds drawn before it and on ``backgrounds``,
+    so a call for other ``kinds``, or without ``backgrounds``, may make other queries than ``semcopy
+    bench regions`` does.
     """
     style = STYLES[split]
     every = scan_images(images_dir)
