@@ -280,9 +280,15 @@ def test_bench_speed_quick_prints_one_json_object_with_every_figure(gallery_dir,
     assert list(copy) == list(unseen) == list(STAGES) and min(copy.values()) >= 0 and min(unseen.values()) >= 0
     assert unseen["propose"] > 0 and unseen["embed"] > 0 and copy["embed"] > 0
     assert isinstance(row["machine"], str) and row["machine"]
-    assert row["runtime"] == "onnx"  # the optimised path; the naive one is eager PyTorch
-    # the numerics check: ONNX Runtime's fp32 vectors are the naive eager fp32 ones
-    assert row["precision"] == "fp32" and 0.99999 <= row["ingest_min_cosine"] <= 1.0
+    # the optimised path (the naive one is eager PyTorch); a query's feature maps in OpenVINO where it
+    # runs bf16 natively
+    from semcopy_lib.encoders.openvino_runtime import openvino_bf16
+
+    mixed = openvino_bf16()
+    assert row["runtime"] == ("onnx+openvino" if mixed else "onnx")
+    assert row["precision"] == ("fp32, maps mixed-bf16" if mixed else "fp32")
+    # the numerics check: ONNX Runtime's fp32 gallery vectors are the naive eager fp32 ones
+    assert 0.99999 <= row["ingest_min_cosine"] <= 1.0
 
 
 def test_bench_speed_names_the_cpu_by_family_clock_and_vector_instructions(monkeypatch):
@@ -406,9 +412,12 @@ def test_encoders_says_which_cpu_runtime_is_asked_for(capsys, monkeypatch):
     monkeypatch.setenv("SEMCOPY_RUNTIME", "openvino")
     code, out, _ = run(capsys, "encoders")
     assert code == 0 and out.splitlines()[-1] == (
-        "CPU runtime: openvino ($SEMCOPY_RUNTIME: onnx, exact fp32, the default; openvino, mixed bf16: "
-        "this CPU has native bf16; torch)")
+        "CPU runtime: openvino ($SEMCOPY_RUNTIME: auto, the default: onnx, with a query's feature maps in "
+        "openvino where it runs bf16 natively; onnx, exact fp32; openvino, mixed bf16: this CPU has native bf16; "
+        "torch)")
     monkeypatch.delenv("SEMCOPY_RUNTIME")
+    _, out, _ = run(capsys, "encoders")
+    assert out.splitlines()[-1].startswith("CPU runtime: auto = onnx, a query's feature maps in openvino here (")
     monkeypatch.setattr("semcopy_lib.encoders.openvino_runtime.openvino_bf16", lambda: False)
     _, out, _ = run(capsys, "encoders")
-    assert out.splitlines()[-1].startswith("CPU runtime: onnx (") and "no native bf16 here" in out.splitlines()[-1]
+    assert out.splitlines()[-1].startswith("CPU runtime: auto = onnx here (") and "no native bf16 here" in out.splitlines()[-1]

@@ -177,6 +177,59 @@ def test_openvino_keeps_the_first_blocks_in_fp32_and_stays_within_0_999_of_float
     assert len(plain_windows[2]) >= 1 and iou(mixed_windows[2][0], plain_windows[2][0]) >= 0.9
 
 
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_auto_runtime_runs_only_the_feature_map_pass_in_openvino_where_bf16_is_native(monkeypatch, native_bf16):
+    """``auto`` (the default): whole images' vectors as ``onnx`` gives them (gallery and query vectors
+    stay exact fp32); a query's feature-map pass in OpenVINO only where the CPU runs bf16 natively, its
+    windows within 0.999 cosine of fp32 and the same windows' boxes and pasted subject."""
+    import random
+
+    from semcopy_lib.data import compose
+    from semcopy_lib.data.samples import sample_photo_files
+    from semcopy_lib.encoders import effnet as E
+    from semcopy_lib.encoders.openvino_runtime import openvino_installed
+    from semcopy_lib.segment.layout import iou
+    from tests.test_pasted import _clip_art
+
+    monkeypatch.setattr(E, "openvino_bf16", lambda: native_bf16)
+    encoder = create_encoder("effnet-lite0-semcopy", device="cpu").eval()  # (train mode drops compiled graphs)
+    photo = load_image(sample_photo_files()["coffee"], max_side=640)
+    query, _ = compose.on_background(_clip_art(5), photo, random.Random(2), scale=(0.45, 0.45))
+    images = [load_image(data.chelsea()), photo, query]
+    assert encoder.use_runtime("onnx") == "onnx" and encoder.precision() == "fp32"
+    exact, exact_windows = encoder.embed(images, size=320), windows_and_pasted(encoder, query)
+    mixed = native_bf16 and openvino_installed()
+    assert encoder.use_runtime("auto") == ("onnx+openvino" if mixed else "onnx")
+    assert encoder.precision() == ("fp32, maps mixed-bf16" if mixed else "fp32")
+    auto, auto_windows = encoder.embed(images, size=320), windows_and_pasted(encoder, query)
+    assert (encoder.base._openvino is not None) == mixed  # the maps' pass ran there, and only then
+    np.testing.assert_allclose(auto, exact, atol=1e-6)
+    assert (auto_windows[0] * exact_windows[0]).sum(axis=1).min() >= (0.999 if mixed else 0.999999)
+    assert auto_windows[1] == exact_windows[1]
+    assert len(exact_windows[2]) >= 1 and iou(auto_windows[2][0], exact_windows[2][0]) >= 0.9
+
+
+def test_prepare_builds_the_runtimes_graphs_in_the_background(monkeypatch):
+    """A server's ``prepare()`` exports ONNX Runtime's graph and converts the maps' OpenVINO graphs in a
+    thread, so that its first search waits for neither; nothing is built for PyTorch."""
+    import threading
+
+    from semcopy_lib.encoders import effnet as E
+    from semcopy_lib.encoders.openvino_runtime import openvino_installed
+
+    monkeypatch.setattr(E, "openvino_bf16", lambda: True)
+    encoder = create_encoder("effnet-lite0-semcopy", device="cpu").eval()
+    base = encoder.base
+    base.use_runtime("torch")
+    encoder.prepare()
+    assert not [t for t in threading.enumerate() if t.name == "export"] and base._onnx is None
+    base.use_runtime("auto")
+    encoder.prepare()
+    for thread in [t for t in threading.enumerate() if t.name == "export"]:
+        thread.join(timeout=120)
+    assert base._onnx is not None and (base._openvino is not None) == openvino_installed()
+
+
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on a GPU machine)")
 
 

@@ -271,9 +271,14 @@ class Encoder(nn.Module):
                 self.train()
 
     def use_runtime(self, runtime: str) -> str:
-        """Run frozen CPU inference in ``runtime`` (``onnx`` or ``torch``, see
+        """Run frozen CPU inference in ``runtime`` (``auto``, ``onnx``, ``openvino`` or ``torch``, see
         :mod:`semcopy_lib.encoders.onnx_runtime`) where this encoder can; returns the runtime in use."""
         return "torch"
+
+    def prepare(self) -> None:
+        """Starts, in the background, any one-off work the first frozen passes would wait for (the API and
+        the dashboard's search service call it when they start: a one-off search would only wait for it
+        in another thread); nothing by default."""
 
     def feature_maps(self, image: Image.Image, size: int) -> FeatureMaps | None:
         """One forward pass of ``image`` resized to ``size`` px: its last feature map and inner maps,

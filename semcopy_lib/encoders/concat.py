@@ -39,7 +39,7 @@ class ConcatEncoder(Encoder):
 
     def use_runtime(self, runtime: str) -> str:
         used = {p.use_runtime(runtime) for p in self.parts}
-        return runtime if used == {runtime} else "torch"
+        return used.pop() if len(used) == 1 else "torch"
 
     @torch.inference_mode()
     def embed(self, images, batch_size: int = 32, progress: bool = False, size: int | None = None):

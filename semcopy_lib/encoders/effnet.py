@@ -14,6 +14,8 @@ get that padding fixed, as for an input side that is a multiple of 32 (:class:`_
 
 from __future__ import annotations
 
+import threading
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -172,6 +174,13 @@ def block_outputs(net: torch.nn.Module, blocks: tuple[int, ...] = INNER_BLOCKS) 
 BF16_FROM = 5
 
 
+def _installed(runtime: str) -> str:
+    """``runtime``, or the next one that is installed (``openvino`` -> ``onnx`` -> ``torch``)."""
+    if runtime == "openvino" and not openvino_installed():
+        runtime = "onnx"
+    return "torch" if runtime == "onnx" and not onnx_installed() else runtime
+
+
 class _Span(torch.nn.Module):
     """Blocks ``start`` to ``stop`` (exclusive, :func:`flat_blocks` indices) of the network, the stem
     before block 0 and the last convolution after the last block: their output, then the outputs of the
@@ -221,53 +230,93 @@ class EffNetLite0Encoder(Encoder):
         # proposers trained on these ImageNet weights' maps are used on them only
         bundled = weights is not None and Path(weights) == Path(_weights_file())
         self.backbone = IMAGENET if bundled else f"efficientnet-lite0/{'random' if weights is None else weights}"
-        self._runtime, self._onnx, self._openvino = "torch", None, None
+        self._runtime = self._maps_runtime = "torch"
+        self._onnx, self._openvino = None, None
+        self._building = threading.Lock()  # each runtime's graph is built once, by whichever call needs it first
 
     def use_runtime(self, runtime: str) -> str:
         """Frozen CPU inference in ONNX Runtime (``onnx``), OpenVINO (``openvino``: the first blocks in
         fp32 and the rest in bf16 on a CPU with native bf16, all in fp32 elsewhere) or PyTorch
-        (``torch``); a runtime not installed falls back to the next. Returns the runtime in use: PyTorch
-        on a GPU, whatever the CPU runtime (used again if the encoder moves to the CPU)."""
-        if runtime == "openvino" and not openvino_installed():
-            runtime = "onnx"
-        if runtime == "onnx" and not onnx_installed():
-            runtime = "torch"
-        self._runtime, self._onnx, self._openvino = runtime, None, None
-        return self._runtime if self.device.type == "cpu" else "torch"
+        (``torch``); ``auto``: ONNX Runtime, and :meth:`feature_maps` in OpenVINO where it runs bf16
+        natively (a query's windows and probe boxes: close enough to fp32 to pass the project's rule for
+        a faster default, docs/benchmarks.md; every vector of a gallery image, a whole query or a crop
+        stays fp32). A runtime not installed falls back to the next.
+        Returns the runtime in use (``onnx+openvino``: the maps' differs): PyTorch on a GPU, whatever
+        the CPU runtime (used again if the encoder moves to the CPU)."""
+        maps = runtime
+        if runtime == "auto":
+            runtime, maps = "onnx", ("openvino" if openvino_bf16() else "onnx")
+        self._runtime, self._maps_runtime = _installed(runtime), _installed(maps)
+        self._onnx = self._openvino = None
+        if self.device.type != "cpu":
+            return "torch"
+        return self._runtime if self._maps_runtime == self._runtime else f"{self._runtime}+{self._maps_runtime}"
 
     def precision(self) -> str:
-        """As :meth:`Encoder.precision`; ``mixed-bf16`` in OpenVINO on a CPU with native bf16 (:data:`BF16_FROM`)."""
+        """As :meth:`Encoder.precision`; ``mixed-bf16`` in OpenVINO on a CPU with native bf16
+        (:data:`BF16_FROM`), ``fp32, maps mixed-bf16`` when only :meth:`feature_maps` runs there."""
         plain = super().precision()
-        mixed = self._runtime == "openvino" and self.device.type == "cpu" and openvino_bf16()
-        return "mixed-bf16" if plain == "fp32" and mixed else plain
+        if plain != "fp32" or self.device.type != "cpu" or not openvino_bf16():
+            return plain
+        if self._runtime == "openvino":
+            return "mixed-bf16"
+        return "fp32, maps mixed-bf16" if self._maps_runtime == "openvino" else plain
 
     def train(self, mode: bool = True) -> "EffNetLite0Encoder":
         if mode:
             self._onnx = self._openvino = None  # the weights may change: exported again when next used frozen
         return super().train(mode)
 
-    def _trunk(self, pixels: torch.Tensor) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    def _trunk(self, pixels: torch.Tensor, runtime: str | None = None) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """(B, 3, S, S) pixels -> the (B, 1280, S/32, S/32) last feature map and the outputs of
-        :data:`INNER_BLOCKS`, by block index: frozen on the CPU in OpenVINO or ONNX Runtime (see
-        :meth:`use_runtime`), else in PyTorch."""
+        :data:`INNER_BLOCKS`, by block index: frozen on the CPU in OpenVINO or ONNX Runtime (``runtime``,
+        default the one :meth:`use_runtime` chose), else in PyTorch."""
+        runtime = runtime or self._runtime
         frozen = not self.training and not torch.is_grad_enabled()
         compiled = pixels.device.type == "cpu" and frozen and not torch.is_autocast_enabled("cpu")
-        if compiled and self._runtime == "openvino":
+        if compiled and runtime == "openvino":
+            early = [i for i in INNER_BLOCKS if i < BF16_FROM]
+            _, *outs = self._mixed()(pixels)  # the early graph's last output feeds the late one
+            fmap = outs.pop(len(early))
+            return fmap, dict(zip(early + [i for i in INNER_BLOCKS if i >= BF16_FROM], outs))
+        if compiled and runtime == "onnx":
+            fmap, *outs = self._exported()(pixels)
+        else:
+            fmap, *outs = self._whole()(pixels)
+        return fmap, dict(zip(INNER_BLOCKS, outs))
+
+    def _exported(self) -> OnnxForward:
+        """The ONNX Runtime session (exported at the first call: about 0.4 s on 2 cores)."""
+        if self._onnx is not None:
+            return self._onnx
+        with self._building:
+            if self._onnx is None:
+                self._onnx = OnnxForward(self._whole(), self._example(), ("fmap", *(f"block{i}" for i in INNER_BLOCKS)))
+            return self._onnx
+
+    def _mixed(self) -> MixedForward:
+        """The OpenVINO graphs (converted from PyTorch at the first call: about 1.5 s on 2 cores)."""
+        if self._openvino is not None:
+            return self._openvino
+        with self._building:
             if self._openvino is None:
                 blocks = len(flat_blocks(self.net))
                 self._openvino = MixedForward(_Span(self.net, 0, BF16_FROM), _Span(self.net, BF16_FROM, blocks),
                                               self._example())
-            early = [i for i in INNER_BLOCKS if i < BF16_FROM]
-            _, *outs = self._openvino(pixels)  # the early graph's last output feeds the late one
-            fmap = outs.pop(len(early))
-            return fmap, dict(zip(early + [i for i in INNER_BLOCKS if i >= BF16_FROM], outs))
-        if compiled and self._runtime == "onnx":
-            if self._onnx is None:
-                self._onnx = OnnxForward(self._whole(), self._example(), ("fmap", *(f"block{i}" for i in INNER_BLOCKS)))
-            fmap, *outs = self._onnx(pixels)
-        else:
-            fmap, *outs = self._whole()(pixels)
-        return fmap, dict(zip(INNER_BLOCKS, outs))
+            return self._openvino
+
+    def prepare(self) -> None:
+        """Exports the network for its CPU runtimes in a background thread, ONNX Runtime's first (a query's
+        first pass waits only for the graph it runs; the maps' OpenVINO graphs take longer to convert)."""
+        if self.device.type != "cpu" or self.training:
+            return
+        steps = [{"onnx": self._exported, "openvino": self._mixed}.get(r) for r in (self._runtime, self._maps_runtime)]
+        wanted = list(dict.fromkeys(step for step in steps if step is not None))
+        if wanted:
+            # the exporters' notes, silenced for good: a thread's catch_warnings would race the caller's
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", message="Constant folding", category=UserWarning)
+            threading.Thread(target=lambda: [step() for step in wanted], name="export", daemon=True).start()
 
     def _whole(self) -> _Span:
         """The network from the stem to the last convolution, with the :data:`INNER_BLOCKS` outputs."""
@@ -289,7 +338,7 @@ class EffNetLite0Encoder(Encoder):
     def feature_maps(self, image: Image.Image, size: int) -> FeatureMaps:
         """The last (1280, S/32, S/32) map and the :data:`INNER_BLOCKS` outputs of one pass at ``size``."""
         with self.evaluating(), self.autocast():
-            fmap, outputs = self._trunk(self.to_pixels(self.preprocess(image, size)[None]))
+            fmap, outputs = self._trunk(self.to_pixels(self.preprocess(image, size)[None]), self._maps_runtime)
         return FeatureMaps(fmap[0].float(), {i: o[0].float() for i, o in outputs.items()}, self.backbone)
 
     @torch.inference_mode()

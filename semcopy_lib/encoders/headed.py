@@ -111,6 +111,9 @@ class HeadEncoder(Encoder):
     def precision(self) -> str:
         return self.base.precision()
 
+    def prepare(self) -> None:
+        self.base.prepare()
+
     def embed(self, images, batch_size: int = 32, progress: bool = False, size: int | None = None) -> np.ndarray:
         """The backbone embeds (its own batching and preprocessing, whatever it is), then the head."""
         return self._through_head(self.base.embed(images, batch_size, progress, size))

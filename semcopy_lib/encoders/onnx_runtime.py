@@ -7,7 +7,11 @@ the batch and the image size dynamic; training and anything needing gradients st
 
 ``SEMCOPY_RUNTIME=torch`` turns it off; without the ``onnxruntime`` and ``onnx`` packages the encoder
 runs in PyTorch. ``SEMCOPY_RUNTIME=openvino`` runs OpenVINO instead, in mixed bf16 on a CPU
-with native bf16 (:mod:`semcopy_lib.encoders.openvino_runtime`).
+with native bf16 (:mod:`semcopy_lib.encoders.openvino_runtime`). The default, ``auto``, is ONNX Runtime
+for every vector of a gallery image, a query or a crop, and OpenVINO in mixed bf16 for a query's
+feature-map pass (its windows and the pasted-subject probe) where OpenVINO is installed and the CPU has
+native bf16: that pass moves no benchmark kind's first hits by more than issue 28's rule allows
+(docs/benchmarks.md); ``onnx`` keeps everything in exact fp32.
 """
 
 from __future__ import annotations
@@ -21,19 +25,20 @@ import torch
 
 from semcopy_lib.encoders.base import EncoderUnavailable
 
-#: Environment variable choosing the CPU runtime of frozen backbones: ``onnx`` (default), ``openvino`` (mixed
-#: bf16 on a CPU with native bf16, see :mod:`semcopy_lib.encoders.openvino_runtime`) or ``torch``.
+#: Environment variable choosing the CPU runtime of frozen backbones: ``auto`` (default: ``onnx``, with a
+#: query's feature maps in ``openvino`` where that runs bf16 natively), ``onnx`` (exact fp32), ``openvino``
+#: (mixed bf16 on a CPU with native bf16, see :mod:`semcopy_lib.encoders.openvino_runtime`) or ``torch``.
 RUNTIME_ENV = "SEMCOPY_RUNTIME"
-RUNTIMES = ("onnx", "openvino", "torch")
+RUNTIMES = ("auto", "onnx", "openvino", "torch")
 
 
 def wanted_runtime() -> str:
-    """The runtime ``$SEMCOPY_RUNTIME`` asks for (``onnx`` when unset).
+    """The runtime ``$SEMCOPY_RUNTIME`` asks for (``auto`` when unset).
 
     Raises:
         EncoderUnavailable: another value (one line naming the variable).
     """
-    runtime = os.environ.get(RUNTIME_ENV, "onnx").strip().lower() or "onnx"
+    runtime = os.environ.get(RUNTIME_ENV, "auto").strip().lower() or "auto"
     if runtime not in RUNTIMES:
         raise EncoderUnavailable(f"{RUNTIME_ENV}={runtime!r}: use one of {', '.join(RUNTIMES)}")
     return runtime
@@ -43,10 +48,12 @@ def runtime_note() -> str:
     """One line: the CPU runtime asked for here, and what the others would give (``semcopy encoders``)."""
     from semcopy_lib.encoders.openvino_runtime import openvino_bf16
 
-    runtime = wanted_runtime()
-    bf16 = "this CPU has native bf16" if openvino_bf16() else "no native bf16 here (or openvino not installed)"
-    return (f"CPU runtime: {runtime} (${RUNTIME_ENV}: onnx, exact fp32, the default; openvino, mixed bf16: "
-            f"{bf16}; torch)")
+    runtime, native = wanted_runtime(), openvino_bf16()
+    maps = ", a query's feature maps in openvino" if native else ""
+    here = f" = onnx{maps} here" if runtime == "auto" else ""
+    bf16 = "this CPU has native bf16" if native else "no native bf16 here (or openvino not installed)"
+    return (f"CPU runtime: {runtime}{here} (${RUNTIME_ENV}: auto, the default: onnx, with a query's feature "
+            f"maps in openvino where it runs bf16 natively; onnx, exact fp32; openvino, mixed bf16: {bf16}; torch)")
 
 
 def onnx_installed() -> bool:
