@@ -286,7 +286,7 @@ class EffNetLite0Encoder(Encoder):
         return fmap, dict(zip(INNER_BLOCKS, outs))
 
     def _exported(self) -> OnnxForward:
-        """The ONNX Runtime session (exported at the first call: about 0.4 s on 2 cores)."""
+        """The ONNX Runtime session, exported at the first call."""
         if self._onnx is not None:
             return self._onnx
         with self._building:
@@ -295,7 +295,7 @@ class EffNetLite0Encoder(Encoder):
             return self._onnx
 
     def _mixed(self) -> MixedForward:
-        """The OpenVINO graphs (converted from PyTorch at the first call: about 1.5 s on 2 cores)."""
+        """The OpenVINO graphs, converted at the first call (slower than the ONNX export)."""
         if self._openvino is not None:
             return self._openvino
         with self._building:
