@@ -310,8 +310,8 @@ class EffNetLite0Encoder(Encoder):
         first pass waits only for the graph it runs; the maps' OpenVINO graphs take longer to convert)."""
         if self.device.type != "cpu" or self.training:
             return
-        steps = [{"onnx": self._exported, "openvino": self._mixed}.get(r) for r in (self._runtime, self._maps_runtime)]
-        wanted = list(dict.fromkeys(step for step in steps if step is not None))
+        runtimes = (self._runtime, self._maps_runtime)
+        wanted = [build for name, build in (("onnx", self._exported), ("openvino", self._mixed)) if name in runtimes]
         if wanted:
             # the exporters' notes, silenced for good: a thread's catch_warnings would race the caller's
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)

@@ -66,6 +66,20 @@ def onnx_installed() -> bool:
     return True
 
 
+def onnx_export(module: torch.nn.Module, example: torch.Tensor, outputs: Sequence[str] = ()) -> io.BytesIO:
+    """``module`` (eval mode, one (B, C, H, W) input named ``pixels``) exported to ONNX in memory, its
+    batch, height and width dynamic, as are those of the ``outputs`` it names (4-d, in order)."""
+    buffer = io.BytesIO()
+    dynamic = {"pixels": {0: "batch", 2: "height", 3: "width"}}
+    dynamic.update({name: {0: "batch", 2: "h", 3: "w"} for name in outputs})
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the tracer's notes on the padding arithmetic
+        torch.onnx.export(module.eval(), example.contiguous(), buffer, input_names=["pixels"],
+                          output_names=list(outputs) or None, dynamic_axes=dynamic, opset_version=17, dynamo=False)
+    buffer.seek(0)
+    return buffer
+
+
 class OnnxForward:
     """``module``'s forward, exported to ONNX and run by an ONNX Runtime CPU session.
 
@@ -83,13 +97,7 @@ class OnnxForward:
                  threads: int | None = None):
         import onnxruntime as ort
 
-        buffer = io.BytesIO()
-        dynamic = {"pixels": {0: "batch", 2: "height", 3: "width"}}
-        dynamic.update({name: {0: "batch", 2: "h", 3: "w"} for name in outputs})
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the tracer's notes on the padding arithmetic
-            torch.onnx.export(module.eval(), example.contiguous(), buffer, input_names=["pixels"],
-                              output_names=list(outputs), dynamic_axes=dynamic, opset_version=17, dynamo=False)
+        buffer = onnx_export(module, example, outputs)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1

@@ -16,14 +16,14 @@ queries' first hits (docs/benchmarks.md).
 
 from __future__ import annotations
 
-import io
 import threading
-import warnings
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import torch
+
+from semcopy_lib.encoders.onnx_runtime import onnx_export
 
 
 def openvino_installed() -> bool:
@@ -44,18 +44,6 @@ def openvino_bf16() -> bool:
         return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     except Exception:  # not installed, or a plugin that cannot start: ONNX Runtime then
         return False
-
-
-def _onnx_bytes(module: torch.nn.Module, example: torch.Tensor) -> io.BytesIO:
-    """``module`` exported to ONNX (batch and sides dynamic), for OpenVINO to convert: the same graph as
-    converting the module itself, in about half the time (no TorchScript pass of its own)."""
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the tracer's notes on the padding arithmetic
-        torch.onnx.export(module.eval(), example, buffer, input_names=["x"], opset_version=17, dynamo=False,
-                          dynamic_axes={"x": {0: "batch", 2: "height", 3: "width"}})
-    buffer.seek(0)
-    return buffer
 
 
 class MixedForward:
@@ -79,9 +67,10 @@ class MixedForward:
 
         with torch.no_grad():
             example = example.contiguous()
-            self._first = ov.convert_model(_onnx_bytes(first, example))
+            # through an ONNX export: the same graphs as converting the modules themselves, faster
+            self._first = ov.convert_model(onnx_export(first, example))
             hidden = first(example)
-            self._rest = ov.convert_model(_onnx_bytes(rest, hidden[0] if isinstance(hidden, tuple) else hidden))
+            self._rest = ov.convert_model(onnx_export(rest, hidden[0] if isinstance(hidden, tuple) else hidden))
         self._core = ov.Core()
         self._threads = str(threads or torch.get_num_threads())
         self._compiled: dict[tuple[int, ...], tuple[Any, Any]] = {}
