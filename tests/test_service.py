@@ -284,3 +284,33 @@ def test_a_new_service_leaves_what_it_loaded_out_of_the_collectors_full_passes(s
     # a frozen object is in none of the generations that a collection scans
     assert gc.get_freeze_count() > 0 and not any(o is kept.clock for o in gc.get_objects())
     gc.unfreeze()  # the other tests' objects go back to the collector
+
+
+def test_thumbnails_are_decoded_once_and_again_when_rewritten(gallery_dir, tmp_path, monkeypatch):
+    """The pixel checks' thumbnails are decoded once per service (a second identical search decodes none
+    and answers the same); a thumbnail written anew under the same id is decoded anew."""
+    import random
+
+    import semcopy_lib.app.service as service_module
+    from semcopy_lib.data import compose, load_image
+    from semcopy_lib.segment.template import read_thumbnail, thumbnail
+
+    build_index(gallery_dir, tmp_path / "idx", progress=False)
+    svc = SearchService(tmp_path / "idx")
+    decoded = []
+    read = service_module.read_thumbnails
+    monkeypatch.setattr(service_module, "read_thumbnails", lambda found: decoded.append(sorted(found)) or read(found))
+    background, pasted = sorted(gallery_dir.rglob("img00.png"))[0], sorted(gallery_dir.rglob("img07.png"))[0]
+    query, _ = compose.on_background(load_image(pasted), load_image(background), random.Random(4), scale=(0.4, 0.4))
+    [first] = svc.search([query], k=5)
+    assert sum(map(len, decoded)) >= 2  # the copied photo and the checked hits
+    decoded.clear()
+    [again] = svc.search([query], k=5)
+    assert sum(map(len, decoded)) == 0
+    assert [(h.gallery_id, h.score) for h in again.hits] == [(h.gallery_id, h.score) for h in first.hits]
+    gallery_id = first.hits[0].gallery_id
+    grey = thumbnail(Image.new("RGB", (64, 48), (90, 90, 90)))
+    svc.index.add_thumbs({gallery_id: grey})
+    [image] = svc._thumbnails([gallery_id]).values()
+    assert decoded[-1] == [gallery_id] and image.size == (64, 48)
+    assert np.array_equal(np.asarray(image), np.asarray(read_thumbnail(grey)))

@@ -6,6 +6,8 @@ import gc
 import hashlib
 import os
 import re
+import threading
+from collections import OrderedDict
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence, Union
@@ -28,6 +30,10 @@ from semcopy_lib.segment.template import checked_thumbnails, read_thumbnails
 QuerySource = Union[str, os.PathLike, bytes, Image.Image]
 #: Seconds an upload waits while another process (a build, another server) writes the index.
 WRITE_WAIT = 30.0
+
+#: Decoded gallery thumbnails a service keeps for its pixel checks (least recently used go first; about
+#: 30 KB each): the hits of one query are often those of the next.
+THUMB_CACHE = 1024
 
 if TYPE_CHECKING:
     from semcopy_lib.app.gallery_map import GalleryMap
@@ -54,6 +60,8 @@ class SearchService:
         self.detector = detector
         #: time spent per pipeline stage by this service's searches (``clock.reset()`` to start over)
         self.clock = StageClock()
+        self._thumbs: OrderedDict[bytes, Image.Image] = OrderedDict()  # decoded, by their PNG bytes
+        self._thumbs_lock = threading.Lock()
         # what is loaded lives as long as the process: kept out of the cyclic collector's full passes,
         # which would otherwise scan all of it again in the middle of some search
         gc.freeze()
@@ -159,7 +167,7 @@ class SearchService:
             copied += [(r, region.box, hits[0]) for (r, region), hits in zip(owners[regions_from:], per_region[regions_from:])
                        if region.kind in ("photo", "tile") and hits and copy is not None and hits[0].score >= copy]
             with self.clock.time("verify"):
-                thumbs = read_thumbnails(self.index.thumbs({hit.gallery_id for _, _, hit in copied}))
+                thumbs = self._thumbnails({hit.gallery_id for _, _, hit in copied})
             with self.clock.time("propose"):  # for what a copy adds to its picture: read when it is asked for
                 details = {gid: partial(self._detail, path) if self.config.residual.detail_side > 0
                            and (path := self.index.gallery_file(gid)) else None for gid in thumbs}
@@ -229,7 +237,7 @@ class SearchService:
         """``ranked`` re-scored by pixel evidence (:func:`~semcopy_lib.query.verify.verified`), with the
         thumbnails of the hits it checks."""
         top = to_check(ranked, self.config.verify, copy)
-        thumbs = read_thumbnails(self.index.thumbs(h.gallery_id for h in top))
+        thumbs = self._thumbnails(h.gallery_id for h in top)
         return verified(image, ranked, top, thumbs, self.config.verify, self.encoder.copy_score, copy)
 
     def _arbitrated(self, image: Image.Image, ranked: list[SearchHit], whole: Region, hits: list, vote: bool,
@@ -244,7 +252,7 @@ class SearchService:
         if not ranked or not mine or ranked[0].gallery_id == mine[0].gallery_id:
             return ranked
         whole_first = mine[0]
-        thumbs = read_thumbnails(self.index.thumbs({ranked[0].gallery_id, whole_first.gallery_id}))
+        thumbs = self._thumbnails({ranked[0].gallery_id, whole_first.gallery_id})
         return arbitrated(image, ranked, whole_first, thumbs, self.config.verify, paged)
 
     def _proposed(
@@ -315,6 +323,27 @@ class SearchService:
             gallery_id = f"{label}/{stem}-{digest[:8]}.png"
         self.add_file(path, gallery_id)
         return gallery_id
+
+    def _thumbnails(self, gallery_ids: Iterable[str]) -> dict[str, Image.Image]:
+        """:func:`~semcopy_lib.segment.template.read_thumbnails` of the index's thumbnails of ``gallery_ids``,
+        each decoded once while :data:`THUMB_CACHE` keeps it (keyed by its bytes, so a thumbnail written
+        anew is decoded anew). The images are shared: callers copy before they change one."""
+        found = self.index.thumbs(gallery_ids)
+        kept, missing = {}, {}
+        with self._thumbs_lock:
+            for gallery_id, png in found.items():
+                if (image := self._thumbs.get(png)) is not None:
+                    self._thumbs.move_to_end(png)
+                    kept[gallery_id] = image
+                else:
+                    missing[gallery_id] = png
+        decoded = read_thumbnails(missing)
+        with self._thumbs_lock:
+            for gallery_id, image in decoded.items():
+                self._thumbs[missing[gallery_id]] = image
+            while len(self._thumbs) > THUMB_CACHE:
+                self._thumbs.popitem(last=False)
+        return kept | decoded
 
     def thumbnail(self, gallery_id: str) -> bytes | None:
         """The PNG bytes of ``gallery_id``'s thumbnail; None when the index holds none that decodes
