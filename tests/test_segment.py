@@ -553,3 +553,15 @@ def test_the_canvas_a_drawing_grows_to_takes_its_thresholds_from_the_layout_conf
     # a ring around the drawing that must be all canvas, to the last pixel, is never plain enough
     never = replace(LayoutConfig().canvas, ring_plain=1.01)
     assert canvas_of(rgb, drawing, config=never) is None
+
+
+def test_jumps_are_the_absolute_differences_of_neighbouring_rows_and_columns():
+    """Layout analysis' jumps (OpenCV's absolute difference) equal numpy's ``abs(diff(...))`` summed over
+    RGB, on a block cut out of a larger image as well (not contiguous)."""
+    from semcopy_lib.segment.layout import _jumps
+
+    img = np.random.default_rng(0).uniform(0, 255, (37, 53, 3)).astype(np.float32)
+    for block in (img, img[3:30, 5:41], img[:1, :1]):
+        rows, cols = _jumps(block)
+        np.testing.assert_array_equal(rows, np.abs(np.diff(block, axis=0)).sum(axis=-1, dtype=np.float32))
+        np.testing.assert_array_equal(cols, np.abs(np.diff(block, axis=1)).sum(axis=-1, dtype=np.float32))

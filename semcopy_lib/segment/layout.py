@@ -121,8 +121,14 @@ def _uniform_strips(off: np.ndarray | None, axis: int, n: int, config: BlocksCon
 
 def _jumps(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Summed |dRGB| between neighbouring rows (H-1, W) and columns (H, W-1). A sub-block's jumps are a
-    slice of its parent's (see :func:`_slice`), so they are computed once per image."""
-    return channel_sum(np.abs(np.diff(img, axis=0))), channel_sum(np.abs(np.diff(img, axis=1)))
+    slice of its parent's (see :func:`_slice`), so they are computed once per image. (OpenCV's absolute
+    difference: numpy's ``abs(diff(...))`` gives the same numbers at twice the time.)"""
+    import cv2
+
+    def absdiff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return cv2.absdiff(a, b) if a.size else np.abs(a - b)  # (OpenCV returns nothing for no pixels)
+
+    return channel_sum(absdiff(img[1:], img[:-1])), channel_sum(absdiff(img[:, 1:], img[:, :-1]))
 
 
 def _slice(jumps: tuple[np.ndarray, np.ndarray], axis: int, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
