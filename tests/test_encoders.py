@@ -386,3 +386,33 @@ def test_an_encoder_off_the_cpu_reports_pytorch_as_its_runtime():
     assert enc.use_runtime("onnx") == "onnx"
     enc.to("meta")  # any device but the CPU, as a GPU would be
     assert enc.use_runtime("onnx") == "torch"
+
+
+def test_onnx_exports_take_turns(monkeypatch):
+    """torch's ONNX exporter keeps global state, so two exports at once fail (a server's background export
+    beside another encoder's): ``onnx_export`` lets one run at a time."""
+    import threading
+    import time
+
+    from semcopy_lib.encoders import onnx_runtime
+
+    running, most = [0], [0]
+    export = torch.onnx.export
+
+    def watched(*args, **kwargs):
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        time.sleep(0.05)  # long enough for the other thread to come in, were it let in
+        try:
+            return export(*args, **kwargs)
+        finally:
+            running[0] -= 1
+
+    monkeypatch.setattr(torch.onnx, "export", watched)
+    net = torch.nn.Conv2d(3, 4, 3).eval()
+    threads = [threading.Thread(target=onnx_runtime.onnx_export, args=(net, torch.zeros(1, 3, 8, 8))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1

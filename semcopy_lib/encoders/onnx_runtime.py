@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import warnings
 from typing import Sequence
 
@@ -66,13 +67,18 @@ def onnx_installed() -> bool:
     return True
 
 
+#: torch's ONNX exporter keeps global state: two exports at once (a server's background export beside
+#: another encoder's) fail, so they take turns.
+_EXPORTING = threading.Lock()
+
+
 def onnx_export(module: torch.nn.Module, example: torch.Tensor, outputs: Sequence[str] = ()) -> io.BytesIO:
     """``module`` (eval mode, one (B, C, H, W) input named ``pixels``) exported to ONNX in memory, its
     batch, height and width dynamic, as are those of the ``outputs`` it names (4-d, in order)."""
     buffer = io.BytesIO()
     dynamic = {"pixels": {0: "batch", 2: "height", 3: "width"}}
     dynamic.update({name: {0: "batch", 2: "h", 3: "w"} for name in outputs})
-    with warnings.catch_warnings(), torch.no_grad():
+    with _EXPORTING, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the tracer's notes on the padding arithmetic
         torch.onnx.export(module.eval(), example.contiguous(), buffer, input_names=["pixels"],
                           output_names=list(outputs) or None, dynamic_axes=dynamic, opset_version=17, dynamo=False)
