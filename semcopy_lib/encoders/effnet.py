@@ -314,6 +314,7 @@ class EffNetLite0Encoder(Encoder):
         wanted = [build for name, build in (("onnx", self._exported), ("openvino", self._mixed)) if name in runtimes]
         if wanted:
             # the exporters' notes, silenced for good: a thread's catch_warnings would race the caller's
+            # (onnx_runtime.onnx_export leaves the filters alone outside the main thread)
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
             warnings.filterwarnings("ignore", message="Constant folding", category=UserWarning)
             threading.Thread(target=lambda: [step() for step in wanted], name="export", daemon=True).start()

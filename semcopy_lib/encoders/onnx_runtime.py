@@ -16,6 +16,7 @@ native bf16: that pass moves no benchmark kind's first hits by more than issue 2
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import threading
@@ -78,8 +79,12 @@ def onnx_export(module: torch.nn.Module, example: torch.Tensor, outputs: Sequenc
     buffer = io.BytesIO()
     dynamic = {"pixels": {0: "batch", 2: "height", 3: "width"}}
     dynamic.update({name: {0: "batch", 2: "h", 3: "w"} for name in outputs})
-    with _EXPORTING, warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the tracer's notes on the padding arithmetic
+    # the tracer's notes on the padding arithmetic, silenced; catch_warnings swaps the process's filters,
+    # so another thread (a server's background export) leaves them be: prepare() silenced these for good
+    main = threading.current_thread() is threading.main_thread()
+    with _EXPORTING, (warnings.catch_warnings() if main else contextlib.nullcontext()), torch.no_grad():
+        if main:
+            warnings.simplefilter("ignore")
         torch.onnx.export(module.eval(), example.contiguous(), buffer, input_names=["pixels"],
                           output_names=list(outputs) or None, dynamic_axes=dynamic, opset_version=17, dynamo=False)
     buffer.seek(0)
