@@ -15,7 +15,6 @@ get that padding fixed, as for an input side that is a multiple of 32 (:class:`_
 from __future__ import annotations
 
 import threading
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -26,7 +25,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from semcopy_lib.encoders.base import Cells, Encoder, EncoderConfig, EncoderUnavailable, FeatureMaps, pick_device
-from semcopy_lib.encoders.onnx_runtime import OnnxForward, onnx_installed, wanted_runtime
+from semcopy_lib.encoders.onnx_runtime import OnnxForward, onnx_installed, silence_export_notes, wanted_runtime
 from semcopy_lib.encoders.openvino_runtime import MixedForward, openvino_bf16, openvino_installed
 from semcopy_lib.encoders.registry import register_encoder
 
@@ -313,10 +312,7 @@ class EffNetLite0Encoder(Encoder):
         runtimes = (self._runtime, self._maps_runtime)
         wanted = [build for name, build in (("onnx", self._exported), ("openvino", self._mixed)) if name in runtimes]
         if wanted:
-            # the exporters' notes, silenced for good: a thread's catch_warnings would race the caller's
-            # (onnx_runtime.onnx_export leaves the filters alone outside the main thread)
-            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-            warnings.filterwarnings("ignore", message="Constant folding", category=UserWarning)
+            silence_export_notes()  # here, before the thread: it cannot silence them itself
             threading.Thread(target=lambda: [step() for step in wanted], name="export", daemon=True).start()
 
     def _whole(self) -> _Span:

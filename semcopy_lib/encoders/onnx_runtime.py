@@ -73,14 +73,21 @@ def onnx_installed() -> bool:
 _EXPORTING = threading.Lock()
 
 
+def silence_export_notes() -> None:
+    """Silences, for the rest of the process, the notes torch's exporter prints (the tracer's on the
+    padding arithmetic, constant folding): for exports in other threads, which :func:`onnx_export`
+    cannot silence itself (``warnings.catch_warnings`` swaps the process's filters, not a thread's)."""
+    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+    warnings.filterwarnings("ignore", message="Constant folding", category=UserWarning)
+
+
 def onnx_export(module: torch.nn.Module, example: torch.Tensor, outputs: Sequence[str] = ()) -> io.BytesIO:
     """``module`` (eval mode, one (B, C, H, W) input named ``pixels``) exported to ONNX in memory, its
     batch, height and width dynamic, as are those of the ``outputs`` it names (4-d, in order)."""
     buffer = io.BytesIO()
     dynamic = {"pixels": {0: "batch", 2: "height", 3: "width"}}
     dynamic.update({name: {0: "batch", 2: "h", 3: "w"} for name in outputs})
-    # the tracer's notes on the padding arithmetic, silenced; catch_warnings swaps the process's filters,
-    # so another thread (a server's background export) leaves them be: prepare() silenced these for good
+    # the exporter's notes silenced here in the main thread only; elsewhere see silence_export_notes
     main = threading.current_thread() is threading.main_thread()
     with _EXPORTING, (warnings.catch_warnings() if main else contextlib.nullcontext()), torch.no_grad():
         if main:
