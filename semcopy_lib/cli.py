@@ -280,7 +280,8 @@ def cmd_dedup(args: argparse.Namespace) -> int:
         threshold = args.threshold if args.threshold is not None else default_threshold(encoder_for_index(index), args.level)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    config = replace(DEDUP, **{name: value for name, value in (("neighbours", args.neighbours), ("verify", args.verify))
+    config = replace(DEDUP, **{name: value for name, value in (("neighbours", args.neighbours), ("verify", args.verify),
+                                                                         ("edges", args.edges))
                                if value is not None})
     groups = find_duplicates(index, threshold, level=args.level, method=args.method, config=config, progress=True)
     if args.json:
@@ -757,6 +758,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="neighbours looked at per image (default: DedupConfig.neighbours)")
     p.add_argument("--verify", type=float, default=None, help="pixel correlation of the two thumbnails a pair "
                    "needs as well (default: DedupConfig.verify; 0: the cosine alone)")
+    p.add_argument("--edges", type=float, default=None, help="correlation of the two thumbnails' edge maps a pair "
+                   "needs too (default: DedupConfig.edges; 0: not checked)")
     p.add_argument("--json", action="store_true", help="one JSON object per group, one per line")
     p.add_argument("--csv", metavar="FILE", help="write one row per member (-: to standard output)")
     p.add_argument("--html", metavar="FILE", help="write a report with thumbnails")

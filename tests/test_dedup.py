@@ -7,12 +7,13 @@ import csv
 import json
 import random
 import shutil
+from dataclasses import replace
 
 import pytest
 from PIL import Image, ImageOps
 
 from semcopy_lib.app import build_index
-from semcopy_lib.app.dedup import _components, _keeper_clusters, find_duplicates, report_fragment
+from semcopy_lib.app.dedup import DEDUP, _components, _keeper_clusters, find_duplicates, report_fragment
 from semcopy_lib.cli import main
 from semcopy_lib.data.synth import crop_jpeg
 from semcopy_lib.segment.template import thumbnail
@@ -119,6 +120,37 @@ def test_cli_pixel_check_keeps_photos_alike_apart_and_verify_0_turns_it_off(copi
     assert groups() == checked  # at a cosine this low only the pixel check (DedupConfig.verify) tells copies
     # unrelated photos at cosine 0.26 (0.06 over the threshold: not a rounding matter) join a group
     assert groups("--verify", "0")["animals/img00.png"] >= {"food/img10.png", "food/img04.png"}
+
+
+def _marked_disc(lines: list[tuple[int, int, int, int]]) -> Image.Image:
+    """A soft red disc (a radial gradient on white, no outline) with thin black ``lines`` drawn on it."""
+    import numpy as np
+    from PIL import ImageDraw
+
+    yy, xx = np.mgrid[0:256, 0:256].astype(np.float32)
+    inside = np.clip(1 - np.hypot(xx - 128, yy - 128) / 128, 0, 1)[..., None]
+    image = Image.fromarray((inside * np.array([200, 40, 40]) + (1 - inside) * 255).astype(np.uint8))
+    for line in lines:
+        ImageDraw.Draw(image).line(line, fill="black", width=3)
+    return image
+
+
+def test_look_alikes_whose_colours_line_up_but_not_their_edges_stay_apart(tmp_path):
+    # the same disc marked + and x: colours correlate 0.94, edge maps 0.38; the JPEG copy's edges line up
+    gallery = tmp_path / "gallery" / "marks"
+    gallery.mkdir(parents=True)
+    plus = _marked_disc([(60, 128, 196, 128), (128, 60, 128, 196)])
+    plus.save(gallery / "plus.png")
+    plus.save(gallery / "plus-copy.jpg", quality=60)
+    _marked_disc([(70, 70, 186, 186), (70, 186, 186, 70)]).save(gallery / "cross.png")
+    index, _ = build_index(tmp_path / "gallery", tmp_path / "idx", progress=False)
+
+    def groups(**config):
+        found = find_duplicates(index, 0.2, config=replace(DEDUP, **config))
+        return {g.keeper.gallery_id: {m.gallery_id for m in g.members[1:]} for g in found}
+
+    assert groups() == {"marks/plus.png": {"marks/plus-copy.jpg"}}
+    assert groups(edges=0) == {"marks/plus.png": {"marks/plus-copy.jpg", "marks/cross.png"}}
 
 
 def test_bench_dedup_scores_pairs_against_the_known_groups(gallery_dir, gallery_index, capsys):

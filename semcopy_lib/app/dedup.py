@@ -4,8 +4,8 @@ which one to keep.
 Each image's neighbours come from the index's own search (exact, or IVF past 50,000 vectors), so the
 work grows with the number of images times ``neighbours``, not with its square. Byte-identical files
 (same sha256) are one node. A pair over the cosine threshold must also line up pixel for pixel
-(their thumbnails, :func:`~semcopy_lib.segment.template.pixel_evidence`), so that drawings alike but
-not copies stay apart. Nodes are grouped by one of two rules:
+(their thumbnails, :func:`~semcopy_lib.segment.template.pixel_evidence`), in colour and in edges, so
+that drawings alike but not copies stay apart. Nodes are grouped by one of two rules:
 
 - ``keeper`` (default): nodes in keeper order (:func:`keeper_order`) each become a group's keeper
   unless already taken, and take the untaken neighbours that score at least the threshold *with the
@@ -39,7 +39,7 @@ from semcopy_lib.data.boxes import Box
 from semcopy_lib.index import GalleryIndex, Record
 from semcopy_lib.segment import scale_box
 from semcopy_lib.segment.template import (THUMB_SIDE, TemplateConfig, checked_thumbnails, pixel_evidence,
-                                          read_thumbnails)
+                                          read_thumbnails, small_edge_map)
 
 METHODS = ("keeper", "components")
 LEVELS = ("copy", "subject")
@@ -58,12 +58,17 @@ class DedupConfig:
             the cosine threshold needs too: drawings alike but not copies (two speech bubbles) score
             close, their pixels do not line up. The highest value on the tuning split of ``bench
             dedup`` before true pairs go faster than false ones (docs/benchmarks.md); 0: no check.
+        edges: correlation of the two thumbnails' edge maps (:func:`~semcopy_lib.segment.template.small_edge_map`,
+            matched the same way) a pair that passes ``verify`` needs as well: look-alikes whose colours line up
+            (two strawberries, jigsaw pieces with their tabs elsewhere) differ in their outlines, which a
+            recoloured or recompressed copy keeps. Chosen as ``verify`` is (docs/benchmarks.md); 0: not checked.
         match: how thumbnails (96 px) are matched: a copy is often a crop of the other picture (down to
             60 % of its side), so sizes are tried in fine steps.
     """
 
     neighbours: int = 32
     verify: float = 0.8
+    edges: float = 0.7
     match: TemplateConfig = field(default_factory=lambda: TemplateConfig(
         work_side=64, scales=(0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)))
 
@@ -181,22 +186,37 @@ def _held_picture(index: GalleryIndex, record: Record, box: Box, thumb: Image.Im
 
 def _verified(index: GalleryIndex, pairs: dict[tuple[int, int], float], records: list[Record], config: DedupConfig,
               progress: bool, through: dict[tuple[int, int], tuple[int, Box]] | None = None) -> dict[tuple[int, int], float]:
-    """``pairs`` whose thumbnails show pixel evidence of at least ``config.verify`` (a pair without thumbnails,
-    from an index made before they were kept, stays). A pair found through a picture that one image
-    holds (``through``) is checked on that picture."""
+    """``pairs`` whose thumbnails show pixel evidence of at least ``config.verify``, and their edge maps at
+    least ``config.edges`` (a pair without thumbnails, from an index made before they were kept, stays). A
+    pair found through a picture that one image holds (``through``) is checked on that picture."""
     if config.verify <= 0 or not pairs:
         return pairs
     through = through or {}
     wanted = {records[i].gallery_id for pair in pairs for i in pair}
     thumbs = read_thumbnails(index.thumbs(wanted))
+    edge_maps: dict[str, Image.Image] = {}  # by gallery id: an image is in several pairs
+
+    def edges_of(position: int, picture: Image.Image, held: bool) -> Image.Image:
+        if held:
+            return small_edge_map(picture)
+        gallery_id = records[position].gallery_id
+        if gallery_id not in edge_maps:
+            edge_maps[gallery_id] = small_edge_map(picture)
+        return edge_maps[gallery_id]
+
     kept = {}
     for (i, j), score in tqdm(pairs.items(), desc="pixel checks", unit="pair", disable=not progress):
         a, b = thumbs.get(records[i].gallery_id), thumbs.get(records[j].gallery_id)
+        holder = None
         if a is not None and b is not None and (i, j) in through:
             holder, box = through[(i, j)]
             held = _held_picture(index, records[holder], box, a if holder == i else b)
             a, b = (held, b) if holder == i else (a, held)
-        if a is None or b is None or pixel_evidence(a, b, config.match) >= config.verify:
+        if a is None or b is None:
+            kept[(i, j)] = score
+        elif pixel_evidence(a, b, config.match) >= config.verify and (
+                config.edges <= 0 or pixel_evidence(edges_of(i, a, holder == i), edges_of(j, b, holder == j),
+                                                    config.match) >= config.edges):
             kept[(i, j)] = score
     return kept
 
