@@ -83,6 +83,36 @@ def test_a_flat_window_is_no_match_whatever_opencv_says(pasted, monkeypatch):
     assert match_picture(query, (0, 0, 60, 60), boot)[0] == pytest.approx(0.9)  # near the noise: as OpenCV says
 
 
+def test_a_picture_matched_again_is_not_prepared_again_and_answers_the_same(pasted, monkeypatch):
+    """A search service checks the same thumbnails query after query: each is resized to the compared
+    sizes once (:func:`~semcopy_lib.segment.template._templates`), and the answers do not change."""
+    import gc
+
+    from semcopy_lib.segment import template
+
+    query, box, boot, _ = pasted
+    picture = read_thumbnail(thumbnail(boot))
+    watched, resized = [picture], []
+    real = Image.Image.resize
+
+    def counted(image, *args, **kwargs):
+        resized.append(any(image is w for w in watched))
+        return real(image, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "resize", counted)
+    first = match_picture(query, box, picture)
+    assert sum(resized) == len(template.TemplateConfig().scales)  # each compared size made from it once
+    resized.clear()
+    assert match_picture(query, (box[0] + 3, box[1], box[2], box[3]), picture) and match_picture(query, box, picture) == first
+    assert sum(resized) == 0
+    assert match_picture(query, box, picture.copy()) == first  # another picture: made again, the same
+    mine = [key for key in template._TEMPLATES if key[0] == id(picture)]
+    watched.clear()
+    del picture
+    gc.collect()
+    assert len(mine) == 1 and mine[0] not in template._TEMPLATES  # a picture's templates go with it
+
+
 def test_no_scale_fits_a_hairline_region(pasted):
     query, _, boot, _ = pasted
     assert match_picture(query, (0, 0, 200, 4), read_thumbnail(thumbnail(boot))) == (-1.0, None)

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -72,6 +75,10 @@ class TemplateConfig:
 #: A query whose pixels spread less than this in every colour (standard deviation, levels) is blank:
 #: nothing to compare (white, or one flat red).
 BLANK_STD = 2.0
+
+#: Pictures whose :func:`match_picture` templates are kept (:func:`_templates`); a search service's
+#: thumbnails are the same objects from query to query. About 130 KB a picture at the default sizes.
+TEMPLATE_CACHE = 256
 
 
 def thumbnail(image: Image.Image) -> bytes:
@@ -137,23 +144,14 @@ def match_picture(query: Image.Image, box: Box, picture: Image.Image,
                         np.float32)
     best, where = -1.0, None
     tables = _summed_areas(region)  # the region's, once for every scale's windows
-    for scale in config.scales:
-        s = config.work_side * scale / max(picture.size)
-        tw, th = max(4, round(picture.width * s)), max(4, round(picture.height * s))
-        if tw > region.shape[1] or th > region.shape[0]:
+    for made in _templates(picture, config):
+        if made is None or made.template.shape[1] > region.shape[1] or made.template.shape[0] > region.shape[0]:
             continue
-        small = picture.resize((tw, th), Image.BILINEAR)
-        alpha = np.asarray(small.getchannel("A")) if "A" in small.getbands() else np.full((th, tw), 255, np.uint8)
-        mask = cv2.erode((alpha > config.opaque).astype(np.uint8), np.ones((3, 3), np.uint8))
-        if int(mask.sum()) < config.min_pixels:
-            continue
-        template = np.asarray(small.convert("RGB"), np.float32)
-        if mask.all():  # the same scores, about four times faster than OpenCV's masked correlation ...
-            if float(template.std(axis=(0, 1)).max()) < BLANK_STD:
-                continue  # ... which calls a flat picture no match, where the unmasked one calls it perfect
-            scores = cv2.matchTemplate(region, template, cv2.TM_CCOEFF_NORMED)
+        th, tw = made.template.shape[:2]
+        if made.mask is None:  # the same scores, about four times faster than OpenCV's masked correlation
+            scores = cv2.matchTemplate(region, made.template, cv2.TM_CCOEFF_NORMED)
         else:
-            scores = cv2.matchTemplate(region, template, cv2.TM_CCOEFF_NORMED, mask=mask.astype(np.float32))
+            scores = cv2.matchTemplate(region, made.template, cv2.TM_CCOEFF_NORMED, mask=made.mask)
         scores = np.nan_to_num(scores, nan=-1.0, posinf=-1.0, neginf=-1.0)
         # a flat window has no correlation (OpenCV gives it 0 unmasked and any value masked)
         scores[_flat_windows(tables, th, tw)] = -1.0
@@ -161,6 +159,59 @@ def match_picture(query: Image.Image, box: Box, picture: Image.Image,
         if top > best:
             best, where = float(top), (x0 + round(px / f), y0 + round(py / f), round(tw / f), round(th / f))
     return best, where
+
+
+@dataclass(frozen=True)
+class _Template:
+    """A picture at one of :class:`TemplateConfig`'s scales: ``template`` (h, w, 3) float32 RGB, ``mask``
+    (h, w) float32 of its opaque pixels, None when all are opaque."""
+
+    template: np.ndarray
+    mask: np.ndarray | None
+
+
+_TEMPLATES: OrderedDict[tuple, tuple[weakref.ref, list[_Template | None]]] = OrderedDict()
+_TEMPLATES_LOCK = threading.RLock()  # re-entrant: a picture's finalizer may run while the lock is held
+
+
+def _templates(picture: Image.Image, config: TemplateConfig) -> list[_Template | None]:
+    """``picture`` (RGB or RGBA) as :func:`match_picture` compares it at each of ``config.scales`` (None:
+    too few opaque pixels there, or a flat opaque picture, which no window is compared with), kept for
+    the :data:`TEMPLATE_CACHE` pictures used last while each lives: the same thumbnail is checked against
+    query after query. ``picture`` must not be changed in place afterwards."""
+    import cv2
+
+    key = (id(picture), picture.size, picture.mode, config.work_side, config.scales, config.opaque, config.min_pixels)
+    with _TEMPLATES_LOCK:
+        kept = _TEMPLATES.get(key)
+        if kept is not None and kept[0]() is picture:
+            _TEMPLATES.move_to_end(key)
+            return kept[1]
+    made: list[_Template | None] = []
+    for scale in config.scales:
+        s = config.work_side * scale / max(picture.size)
+        tw, th = max(4, round(picture.width * s)), max(4, round(picture.height * s))
+        small = picture.resize((tw, th), Image.BILINEAR)
+        alpha = np.asarray(small.getchannel("A")) if "A" in small.getbands() else np.full((th, tw), 255, np.uint8)
+        mask = cv2.erode((alpha > config.opaque).astype(np.uint8), np.ones((3, 3), np.uint8))
+        template = np.asarray(small.convert("RGB"), np.float32)
+        if int(mask.sum()) < config.min_pixels or (mask.all() and float(template.std(axis=(0, 1)).max()) < BLANK_STD):
+            made.append(None)  # unmasked, OpenCV would call a flat picture a perfect match anywhere
+        else:
+            made.append(_Template(template, None if mask.all() else mask.astype(np.float32)))
+    with _TEMPLATES_LOCK:
+        _TEMPLATES[key] = (weakref.ref(picture, lambda _, key=key: _forget(key)), made)
+        while len(_TEMPLATES) > TEMPLATE_CACHE:
+            _TEMPLATES.popitem(last=False)
+    return made
+
+
+def _forget(key: tuple) -> None:
+    """Drop a dead picture's templates (a weak reference's callback)."""
+    with _TEMPLATES_LOCK:
+        kept = _TEMPLATES.get(key)
+        if kept is not None and kept[0]() is None:
+            del _TEMPLATES[key]
 
 
 def _around(box: Box, size: tuple[int, int], margin: float) -> tuple[int, int, int, int]:
