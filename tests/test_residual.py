@@ -253,3 +253,47 @@ def test_the_service_reads_a_copied_picture_larger_from_its_file_only_when_asked
     query, _ = compose.on_background(load_image(pasted), load_image(path), random.Random(4), scale=(0.4, 0.4))
     service.search([query], k=2)
     assert read == [path.resolve()]
+
+
+def test_the_rest_beside_a_pasted_picture_is_its_largest_strip():
+    """Proposer ``rest``: of the strips left of, right of, above and below the box where a gallery picture
+    was found, the largest, when it covers ``min_share`` of the query; nothing before a match."""
+    from semcopy_lib.query import QueryConfig, QueryImage
+    from semcopy_lib.query.proposers.rest import rest
+
+    query = QueryImage(Image.new("RGB", (400, 300)), None, QueryConfig())
+    assert rest(query) == []
+    query.matched = (100, 50, 200, 200)  # strips: left 100 x 300, right 100 x 300, above 400 x 50, below 400 x 50
+    [strip] = rest(query)
+    assert (strip.box, strip.kind) == ((0, 0, 100, 300), "rest")
+    query.matched = (0, 0, 250, 300)  # only the right strip is left: 150 x 300, a share of 0.375
+    assert [p.box for p in rest(query)] == [(250, 0, 150, 300)]
+    query.config = replace(QueryConfig(), rest=replace(QueryConfig().rest, min_share=0.4))
+    assert rest(query) == []
+
+
+def test_a_picture_that_holds_the_rest_joins_the_hits_by_its_pixels():
+    """``with_rest``: the photo a crop was cut from closes its gap to 1 and goes in by score, replacing its
+    weaker hit; a picture that does not hold the crop is left out; unchecked without a thumbnail."""
+    from semcopy_lib.app.results import SearchHit
+    from semcopy_lib.query import QueryConfig
+    from semcopy_lib.query.verify import with_rest
+    from semcopy_lib.segment.template import match_crop
+
+    photo = _photo()
+    other = pattern_image(7, size=photo.size)
+    part = photo.crop((0, 0, photo.width // 2, photo.height))
+    thumbs = {"photo": read_thumbnail(thumbnail(photo)), "other": read_thumbnail(thumbnail(other))}
+    config = QueryConfig()
+    box = (0, 0, photo.width // 2, photo.height)
+    ranked = [SearchHit("drawing", 0.8, "", "", (200, 100, 50, 50), "match"),
+              SearchHit("look-alike", 0.6, "", "", (200, 100, 50, 50), "subject"),
+              SearchHit("photo", 0.45, "", "", (0, 0, 90, 90), "window")]
+    found = [(part, [SearchHit("photo", 0.55, "", "", box, "rest"), SearchHit("other", 0.5, "", "", box, "rest"),
+                     SearchHit("unseen", 0.5, "", "", box, "rest")])]
+    c = match_crop(part, thumbs["photo"], config.verify.template)
+    assert c >= config.rest.correlation > match_crop(part, thumbs["other"], config.verify.template)
+    out = with_rest(ranked, found, thumbs, config.rest, config.verify)
+    closed = (c - config.verify.start) / (1 - config.verify.start)
+    assert [(h.gallery_id, h.region_kind) for h in out] == [("photo", "rest"), ("drawing", "match"), ("look-alike", "subject")]
+    assert out[0].score == pytest.approx(0.55 + 0.45 * closed) and out[0].query_box == box

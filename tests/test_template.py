@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageOps
 from semcopy_lib.app import SearchService, build_index
 from semcopy_lib.app.results import SearchHit
 from semcopy_lib.query import VerifyConfig
-from semcopy_lib.data import compose
+from semcopy_lib.data import compose, load_image
 from semcopy_lib.segment import iou
 from semcopy_lib.segment.template import THUMB_SIDE, match_crop, match_picture, read_thumbnail, read_thumbnails, thumbnail
 
@@ -496,3 +496,25 @@ def test_a_thumbnail_left_out_is_named_in_one_line(caplog):
     assert images["boots/boot.png"].size == (96, 48)
     [record] = caplog.records
     assert "the thumbnail of boots/bad.png" in record.getMessage() and "\n" not in record.getMessage()
+
+
+def test_a_drawing_pasted_over_most_of_a_gallery_picture_finds_it_by_the_rest(tmp_path, pasted, monkeypatch):
+    """The boot pasted over 80 % of a gallery picture: the boot is found in place first, and the rest of the
+    query beside it (its largest strip) is found inside the gallery picture, which then joins the first two
+    hits, with the strip as its region (without it, a look-alike of the boot takes that place)."""
+    twins = twin_index(tmp_path, pasted, 3)  # its own: another test empties the shared one's thumbnails
+    _, _, boot, _ = pasted
+    background = load_image(twins.index.gallery_file("boots/other0.jpg"))
+    query, box = compose.on_background(boot, background, random.Random(0), scale=(0.8, 0.8))
+    sources = {"boots/other0.jpg", "boots/boot.png"}
+    [result] = twins.search([query], k=5)
+    [strip] = [r.box for r in result.regions if r.kind == "rest"]
+    assert iou(strip, box) < 0.05 and strip[2] * strip[3] >= twins.config.rest.min_share * query.width * query.height
+    assert {h.gallery_id for h in result.hits[:2]} == sources
+    photo = next(h for h in result.hits if h.gallery_id == "boots/other0.jpg")
+    assert (photo.region_kind, photo.query_box) == ("rest", strip)
+    assert next(h for h in result.hits if h.gallery_id == "boots/boot.png").region_kind == "match"
+    config = twins.config
+    monkeypatch.setattr(twins, "config", replace(config, proposers=tuple(p for p in config.proposers if p != "rest")))
+    [plain] = twins.search([query], k=5)
+    assert "rest" not in {r.kind for r in plain.regions} and {h.gallery_id for h in plain.hits[:2]} != sources

@@ -23,7 +23,7 @@ from semcopy_lib.encoders import Encoder
 from semcopy_lib.index import GalleryIndex
 from semcopy_lib.query import QueryConfig, QueryImage, check_proposers, merge_hits, propose, turned_views, voted
 from semcopy_lib.query.clock import StageClock
-from semcopy_lib.query.verify import arbitrated, colourless, to_check, verified
+from semcopy_lib.query.verify import arbitrated, colourless, to_check, verified, with_rest
 from semcopy_lib.segment import Region, crop, scale_box
 from semcopy_lib.segment.template import checked_thumbnails, read_thumbnails
 
@@ -195,12 +195,28 @@ class SearchService:
             merged = self._merge([(id(result), region.kind,
                                    [SearchHit(h.gallery_id, h.score, h.label, h.source, region.box, region.kind) for h in hits])
                                   for (result, region), hits in zip(owners, per_region)])
+        ranked_of: dict[int, list[SearchHit]] = {}
         for result in results:
             ranked = merged.get(id(result), [])
             if id(result) in verify or id(result) in copies:
                 with self.clock.time("verify"):
                     copy_of = id(result) in copies
                     ranked = self._verified((copies if copy_of else verify)[id(result)], ranked, copy=copy_of)
+            ranked_of[id(result)] = ranked
+        # a single picture in which a gallery picture was found pasted: the rest of it is searched too (the
+        # photo it was pasted on, when that photo is a gallery picture as well)
+        matched = []
+        for result in results:
+            ranked = ranked_of[id(result)]
+            if id(result) in verify and ranked and ranked[0].region_kind == "match":
+                query = asked[id(result)]
+                (ow, oh), (w, h) = query.image.info["original_size"], query.image.size
+                query.matched = scale_box(ranked[0].query_box, w / ow, h / oh)
+                matched.append((result, query))
+        if matched:
+            self._search_rest(matched, ranked_of, batch_size)
+        for result in results:
+            ranked = ranked_of[id(result)]
             with self.clock.time("rerank"):
                 ranked = voted(ranked, self.encoder.copy_score, self.config.vote) if vote else ranked
             if id(result) in parted:
@@ -214,6 +230,29 @@ class SearchService:
                                            if h.region_kind in ("window", "match")):
                 result.regions.append(Region(box, kind))
         return results
+
+    def _search_rest(self, matched: list[tuple[QueryResult, QueryImage]], ranked_of: dict[int, list[SearchHit]],
+                     batch_size: int) -> None:
+        """The ``matched``-stage regions of each query (:mod:`~semcopy_lib.query.proposers.rest`) searched, and
+        the pictures that hold them added to its hits in ``ranked_of`` (by id(result);
+        :func:`~semcopy_lib.query.verify.with_rest`)."""
+        owners, vectors = self._proposed(matched, "matched", batch_size)
+        if not owners:
+            return
+        with self.clock.time("search"):
+            found = self.index.search(vectors, k=self.config.rest.top, encoder=self.encoder.name)
+        query_of = {id(result): query for result, query in matched}
+        with self.clock.time("verify"):
+            thumbs = self._thumbnails({hit.gallery_id for hits in found for hit in hits})
+            parts: dict[int, list] = {}
+            for (result, region), hits in zip(owners, found):
+                image = query_of[id(result)].image
+                (ow, oh), (w, h) = image.info["original_size"], image.size
+                parts.setdefault(id(result), []).append(
+                    (crop(image, scale_box(region.box, w / ow, h / oh)),
+                     [SearchHit(h.gallery_id, h.score, h.label, h.source, region.box, region.kind) for h in hits]))
+            for key, found_parts in parts.items():
+                ranked_of[key] = with_rest(ranked_of[key], found_parts, thumbs, self.config.rest, self.config.verify)
 
     def _detail(self, path: Path) -> Image.Image | None:
         """The gallery picture of ``path`` (:meth:`~semcopy_lib.index.GalleryIndex.gallery_file`) at

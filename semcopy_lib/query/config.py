@@ -177,8 +177,28 @@ class TurnsConfig:
     kinds: tuple[str, ...] = ("subject",)
 
 
+@dataclass(frozen=True)
+class RestConfig:
+    """The rest of a single picture in which a gallery picture was found pasted (proposer ``rest``): the
+    photo it was pasted on, when that photo is a gallery picture too (a composite's other source).
+
+    Attributes:
+        min_share: the largest strip of the query beside the pasted picture's box (left, right, above or
+            below it) is searched when it covers at least this share of the query.
+        top: its first hits checked ...
+        correlation: ... each counts when the strip is found inside its picture
+            (:func:`~semcopy_lib.segment.template.match_crop`) at least this well, which only the
+            picture the strip was cut from reaches (docs/benchmarks.md); its score then closes its
+            gap to 1 as a copy's does (:class:`VerifyConfig`).
+    """
+
+    min_share: float = 0.2
+    top: int = 3
+    correlation: float = 0.9
+
+
 #: Region proposers run by default, in this order (see :mod:`semcopy_lib.query.propose`).
-DEFAULT_PROPOSERS = ("layout", "objects", "pasted", "subjects", "windows", "residual")
+DEFAULT_PROPOSERS = ("layout", "objects", "pasted", "subjects", "windows", "residual", "rest")
 
 
 @dataclass(frozen=True)
@@ -205,6 +225,7 @@ class QueryConfig:
     pasted: PastedConfig = field(default_factory=PastedConfig)
     objects: ObjectsConfig = field(default_factory=ObjectsConfig)
     residual: ResidualConfig = field(default_factory=ResidualConfig)
+    rest: RestConfig = field(default_factory=RestConfig)
     turns: TurnsConfig = field(default_factory=TurnsConfig)
     pictures: PagePicturesConfig = field(default_factory=PagePicturesConfig)
 

@@ -11,7 +11,9 @@ config's ``proposers`` says which run, in order. Each lives in one file of
 
 Proposers of stage ``regions`` run on a query whose whole image is not a copy of a gallery picture;
 those of stage ``copy`` on the parts that are (the whole image, or a screenshot's photo or collage
-tile found at copy level), with those pictures at hand (``QueryImage.copied``).
+tile found at copy level), with those pictures at hand (``QueryImage.copied``); those of stage
+``matched`` on a single picture whose first hit, after the pixel checks, was found in it in place
+(``QueryImage.matched``: where).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from semcopy_lib.query.config import QueryConfig
 from semcopy_lib.segment import Layout, analyse, clip_box
 from semcopy_lib.segment.template import match_picture
 
-STAGES = ("regions", "copy")
+STAGES = ("regions", "copy", "matched")
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class QueryImage:
         detector: the key-object detector, when one is loaded.
         copied: (stage ``copy``) (box in ``image`` pixels, the gallery picture it copies, what gives that
             picture larger from its file or None) for the whole image or each region found at copy level.
+        matched: (stage ``matched``) the box in ``image`` pixels where the first hit's picture was found.
     """
 
     image: Image.Image
@@ -72,6 +75,7 @@ class QueryImage:
     config: QueryConfig
     detector: Detector | None = None
     copied: list[tuple[Box, Image.Image, Callable[[], Image.Image | None] | None]] = field(default_factory=list)
+    matched: Box | None = None
     _detections: list[Detection] | None = field(default=None, repr=False)
     _layout: Layout | None = field(default=None, repr=False)
     _maps: object = field(default=_UNSET, repr=False)

@@ -8,7 +8,7 @@ from typing import Mapping, TypeVar
 import numpy as np
 from PIL import Image
 
-from semcopy_lib.query.config import VerifyConfig
+from semcopy_lib.query.config import RestConfig, VerifyConfig
 from semcopy_lib.segment import crop, scale_box
 from semcopy_lib.segment.template import (REDUCING_GAP, edges_near, match_crop, match_picture, pixel_evidence,
                                           small_edge_map)
@@ -73,6 +73,34 @@ def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapp
     return sorted(scored, key=lambda h: (-h.score, h.gallery_id)) + [h for h in ranked if id(h) not in checked]
 
 
+def with_rest(ranked: list[Hit], found: list[tuple[Image.Image, list[Hit]]], thumbs: Mapping[str, Image.Image],
+              rest: RestConfig, config: VerifyConfig) -> list[Hit]:
+    """``ranked`` (best first) with the first ``rest.top`` hits of each rest of the query (:mod:`the rest
+    proposer <semcopy_lib.query.proposers.rest>`; ``found``: its crop and its hits) whose picture holds the
+    crop (:func:`~semcopy_lib.segment.template.match_crop` at least ``rest.correlation``): such a hit
+    closes ``(c - start) / (1 - start)`` of its gap to 1, as a copy's does, and takes its place in
+    ``ranked`` by score, in place of that picture's hit when that scored less. Hits without a thumbnail
+    in ``thumbs`` are not checked."""
+    better: dict[str, Hit] = {}
+    for part, hits in found:
+        for hit in hits[: rest.top]:
+            if hit.gallery_id not in thumbs:
+                continue
+            correlation = match_crop(part, thumbs[hit.gallery_id], config.template)
+            if correlation >= rest.correlation:
+                closed = min(1.0, (correlation - config.start) / (1.0 - config.start))
+                hit = replace(hit, score=hit.score + (1.0 - hit.score) * closed)
+                if hit.gallery_id not in better or hit.score > better[hit.gallery_id].score:
+                    better[hit.gallery_id] = hit
+    had = {h.gallery_id: h.score for h in ranked}
+    better = {gid: h for gid, h in better.items() if h.score > had.get(gid, -np.inf)}
+    out = [h for h in ranked if h.gallery_id not in better]
+    for hit in sorted(better.values(), key=lambda h: (-h.score, h.gallery_id)):
+        at = next((i for i, h in enumerate(out) if h.score < hit.score), len(out))
+        out.insert(at, hit)
+    return out
+
+
 def colourless(image: Image.Image, level: float) -> bool:
     """True when ``image`` (RGB) has no colour: its mean HSV saturation (0-255) at 64 px is under ``level``."""
     small = np.asarray(image.convert("RGB").resize((64, 64), Image.BICUBIC, reducing_gap=REDUCING_GAP).convert("HSV"))
@@ -82,7 +110,8 @@ def colourless(image: Image.Image, level: float) -> bool:
 def arbitrated(image: Image.Image, ranked: list[Hit], whole_first: Hit | None, thumbs: Mapping[str, Image.Image],
                config: VerifyConfig, paged: bool = False) -> list[Hit]:
     """``ranked`` (best first), or, when ``image`` is :func:`colourless` and the whole image's first hit
-    ``whole_first`` is not ``ranked``'s first but its picture's edges line up better with ``image``'s
+    ``whole_first`` is not ``ranked``'s first (nor is that one found by the rest of the query, kind ``rest``)
+    but its picture's edges line up better with ``image``'s
     (:func:`~semcopy_lib.segment.template.pixel_evidence` of their
     :func:`~semcopy_lib.segment.template.small_edge_map`) than the first hit's, that hit first (as the
     whole image's hit), at the first hit's score (so that scores still fall down the list), then the
@@ -101,6 +130,8 @@ def arbitrated(image: Image.Image, ranked: list[Hit], whole_first: Hit | None, t
     if not ranked or whole_first is None or ranked[0].gallery_id == whole_first.gallery_id:
         return ranked
     first = ranked[0]
+    if first.region_kind == "rest":
+        return ranked  # its picture holds part of the query pixel for pixel (:func:`with_rest`): more than edges say
     if config.colourless <= 0 or first.gallery_id not in thumbs or whole_first.gallery_id not in thumbs:
         return ranked
     if not colourless(image, config.colourless):
