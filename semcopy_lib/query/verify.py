@@ -29,6 +29,12 @@ def to_check(ranked: list[Hit], config: VerifyConfig, copy: bool) -> list[Hit]:
     return [h for h in ranked[: config.top] if h.score >= reach]
 
 
+def closing(score: float, correlation: float, to: float, config: VerifyConfig) -> float:
+    """``score`` with ``(correlation - start) / (1 - start)`` (at most all) of its gap to ``to`` closed: a
+    hit whose picture's pixels were found scores as near ``to`` as they were found well."""
+    return score + (to - score) * min(1.0, (correlation - config.start) / (1.0 - config.start))
+
+
 def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapping[str, Image.Image],
              config: VerifyConfig, copy_level: float | None, copy: bool = False) -> list[Hit]:
     """``ranked`` with the hits ``top`` (:func:`to_check`) re-scored by finding their gallery picture's
@@ -55,8 +61,7 @@ def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapp
         if hit.gallery_id in thumbs and copy and hit.region_kind == "whole":
             correlation = match_crop(image, thumbs[hit.gallery_id], config.template)
             if correlation > config.start:
-                closed = min(1.0, (correlation - config.start) / (1.0 - config.start))
-                hit = replace(hit, score=max(hit.score, hit.score + (1.0 - hit.score) * closed))
+                hit = replace(hit, score=max(hit.score, closing(hit.score, correlation, 1.0, config)))
         elif hit.gallery_id in thumbs:
             box = scale_box(hit.query_box, w / ow, h / oh)
             correlation, where = match_picture(image, box, thumbs[hit.gallery_id], config.template)
@@ -64,8 +69,7 @@ def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapp
                 score = hit.score + config.weight * (correlation - config.start)
                 if copy and hit.region_kind == "residual":
                     # the query's other source, found where its copied picture differs
-                    closed = min(1.0, (correlation - config.start) / (1.0 - config.start))
-                    score = max(score, hit.score + (copy_level - hit.score) * closed)
+                    score = max(score, closing(hit.score, correlation, copy_level, config))
                 hit = replace(hit, score=score, query_box=scale_box(where, ow / w, oh / h), region_kind="match")
         scored.append(hit)
     # a bonus only raises scores, so the checked hits still rank above all the others
@@ -88,8 +92,7 @@ def with_rest(ranked: list[Hit], found: list[tuple[Image.Image, list[Hit]]], thu
                 continue
             correlation = match_crop(part, thumbs[hit.gallery_id], config.template)
             if correlation >= rest.correlation:
-                closed = min(1.0, (correlation - config.start) / (1.0 - config.start))
-                hit = replace(hit, score=hit.score + (1.0 - hit.score) * closed)
+                hit = replace(hit, score=closing(hit.score, correlation, 1.0, config))
                 if hit.gallery_id not in better or hit.score > better[hit.gallery_id].score:
                     better[hit.gallery_id] = hit
     had = {h.gallery_id: h.score for h in ranked}
