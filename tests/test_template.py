@@ -103,7 +103,8 @@ def test_a_picture_matched_again_is_not_prepared_again_and_answers_the_same(past
     first = match_picture(query, box, picture)
     assert sum(resized) == len(template.TemplateConfig().scales)  # each compared size made from it once
     resized.clear()
-    assert match_picture(query, (box[0] + 3, box[1], box[2], box[3]), picture) and match_picture(query, box, picture) == first
+    shifted = match_picture(query, (box[0] + 3, box[1], box[2], box[3]), picture)
+    assert match_picture(query, box, picture) == first and shifted[0] > 0.9
     assert sum(resized) == 0
     assert match_picture(query, box, picture.copy()) == first  # another picture: made again, the same
     mine = [key for key in template._TEMPLATES if key[0] == id(picture)]
