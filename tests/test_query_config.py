@@ -158,7 +158,7 @@ def test_lists_of_names_and_whole_numbers_are_checked(bad, message):
     assert QueryConfig.from_dict({"windows": {"cells": [3]}, "proposers": ["windows"]}).windows.cells == (3,)
 
 
-def test_only_hits_that_a_perfect_match_could_lift_to_first_place_are_checked():
+def test_only_hits_that_a_perfect_match_could_lift_into_the_first_two_are_checked():
     from semcopy_lib.app.results import SearchHit
     from semcopy_lib.query import VerifyConfig
     from semcopy_lib.query.verify import to_check
@@ -167,9 +167,11 @@ def test_only_hits_that_a_perfect_match_could_lift_to_first_place_are_checked():
         return SearchHit(f"a/{i}.png", score, "a", None, (0, 0, 1, 1), kind)
 
     ranked = [hit(0, 0.9), hit(1, 0.8), hit(2, 0.7), hit(3, 0.6, "residual")]
-    config = VerifyConfig(top=3, start=0.7, weight=0.5)  # a perfect match adds 0.5 * 0.3 = 0.15: reach 0.75
-    assert [h.gallery_id for h in to_check(ranked, config, copy=False)] == ["a/0.png", "a/1.png"]
+    config = VerifyConfig(top=4, start=0.7, weight=0.5)  # a perfect match adds 0.5 * 0.3 = 0.15: reach 0.8 - 0.15
+    assert [h.gallery_id for h in to_check(ranked, config, copy=False)] == ["a/0.png", "a/1.png", "a/2.png"]
+    assert [h.gallery_id for h in to_check(ranked[:1], config, copy=False)] == ["a/0.png"]
     # a copy's first hits are all checked, and the residual's beyond them
+    config = VerifyConfig(top=3, start=0.7, weight=0.5)
     assert [h.gallery_id for h in to_check(ranked, config, copy=True)] == ["a/0.png", "a/1.png", "a/2.png", "a/3.png"]
     assert to_check([], config, copy=True) == []
 

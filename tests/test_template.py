@@ -237,8 +237,8 @@ def test_search_finds_the_pasted_boot_first_and_where_it_sits(twins, pasted, tmp
     assert ("match", top.query_box) in [(r.kind, r.box) for r in result.regions]
 
 
-def test_hits_out_of_reach_of_the_first_are_not_checked(twins, pasted, monkeypatch):
-    """A perfect match adds VERIFY_WEIGHT x (1 - VERIFY_FROM) at most: hits further below the first are
+def test_hits_out_of_reach_of_the_first_two_are_not_checked(twins, pasted, monkeypatch):
+    """A perfect match adds VERIFY_WEIGHT x (1 - VERIFY_FROM) at most: hits further below the second are
     left alone (and cost nothing)."""
     from semcopy_lib.query import verify as verify_module
 
@@ -248,8 +248,9 @@ def test_hits_out_of_reach_of_the_first_are_not_checked(twins, pasted, monkeypat
     checked = []
     monkeypatch.setattr(verify_module, "match_picture", lambda q, b, p, c: checked.append(p.size) or (1.0, b))
     ranked = [SearchHit("boots/mirror.png", 0.80, "boots", "", box, "subject"),
-              SearchHit("boots/boot.png", 0.80 - VERIFY_WEIGHT * (1 - VERIFY_FROM) - 0.01, "boots", "", box, "subject")]
-    assert twins._verified(query, ranked)[1] == ranked[1] and len(checked) == 1
+              SearchHit("boots/other0.jpg", 0.79, "boots", "", box, "subject"),
+              SearchHit("boots/boot.png", 0.79 - VERIFY_WEIGHT * (1 - VERIFY_FROM) - 0.01, "boots", "", box, "subject")]
+    assert twins._verified(query, ranked)[2] == ranked[2] and len(checked) == 2
 
 
 def test_an_index_without_thumbnails_keeps_the_embedding_ranking(twins, pasted):

@@ -20,12 +20,13 @@ Hit = TypeVar("Hit")
 def to_check(ranked: list[Hit], config: VerifyConfig, copy: bool) -> list[Hit]:
     """The hits of ``ranked`` (best first) whose pictures :func:`verified` looks for: a copy's first
     ``config.top`` hits and the first ``top`` of what its picture does not explain (``residual``); else
-    those of the first ``top`` that a perfect match could lift above the first hit."""
+    those of the first ``top`` that a perfect match could lift into the first two (a composite's two
+    sources are both wanted there)."""
     if not ranked:
         return []
     if copy:
         return ranked[: config.top] + [h for h in ranked[config.top :] if h.region_kind == "residual"][: config.top]
-    reach = ranked[0].score - config.weight * (1.0 - config.start)
+    reach = ranked[min(1, len(ranked) - 1)].score - config.weight * (1.0 - config.start)
     return [h for h in ranked[: config.top] if h.score >= reach]
 
 
