@@ -58,6 +58,21 @@ def test_the_picture_read_larger_lifts_the_drawing_more_cleanly():
     assert error(residual_parts(query, thumb, detail=lambda: detail)) < 0.6 * error(residual_parts(query, thumb))
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_drawing_too_small_for_the_thumbnail_is_found_in_the_picture_read_larger(seed):
+    """A disc a tenth of the photo's side blurs into the 96-px thumbnail (no part there); what differs
+    there is looked at again in the picture at 192 pixels, where the disc is a part of its own."""
+    photo = _photo()
+    detail = photo.copy()
+    detail.thumbnail((192, 192), Image.LANCZOS)
+    query, box = compose.on_background(_drawing(), photo, random.Random(seed), scale=(0.1, 0.1))
+    thumb = read_thumbnail(thumbnail(photo))
+    assert residual_boxes(query, thumb) == []
+    assert residual_boxes(query, thumb, ResidualConfig(closer=False), detail=lambda: detail) == []
+    boxes = residual_boxes(query, thumb, detail=lambda: detail)
+    assert len(boxes) == 1 and iou(boxes[0], box) >= 0.7
+
+
 def test_a_recompressed_recoloured_copy_has_no_residual():
     photo = _photo()
     buf = io.BytesIO()

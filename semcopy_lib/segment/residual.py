@@ -13,7 +13,10 @@ picture is also tried mirrored and turned a little: a copy recompressed, turned 
 differs along edges, in lines, not in areas, and a mirrored one wherever the picture is not symmetric.
 When the thumbnail shows something and the picture can be had larger (``detail``, from its gallery
 file), the alignment is refined and the difference taken again there: at a thumbnail's 96 pixels a
-small drawing's edges blur into the photo's.
+small drawing's edges blur into the photo's, and a drawing a tenth of the photo's side is too small to
+be told from noise. Parts are judged in the thumbnail's units at either size: as many pixels (sharper
+pixels resolve a smaller part), as wide and as solid as a share of the picture (an edge missed by the
+alignment is a line of the same width at any size).
 """
 
 from __future__ import annotations
@@ -74,6 +77,9 @@ class ResidualConfig:
             ``refine``: at more pixels, a coarse scale step misplaces the picture's edges, which then
             differ) ...
         fine_radius: ... within this many pixels of where the thumbnail placed the query.
+        closer: the larger picture is read also when the thumbnail shows no part but one that would be
+            a part at the larger size (``min_area`` and ``min_core`` as many pixels there): a small drawing
+            pasted on a photo blurs into it at thumbnail size.
     """
 
     shares: tuple[float, ...] = (0.6, 0.7, 0.8, 0.9, 1.0)
@@ -98,6 +104,7 @@ class ResidualConfig:
     detail_max_pixels: int = 4_000_000
     fine: tuple[float, ...] = (-0.01, -0.005, 0.0, 0.005, 0.01)
     fine_radius: int = 6
+    closer: bool = True
 
     @staticmethod
     def upgrade(data: dict[str, Any]) -> dict[str, Any]:
@@ -207,9 +214,10 @@ def residual_parts(query: Image.Image, picture: Image.Image, config: ResidualCon
         query: the query (RGB), a copy of ``picture`` with something added.
         picture: the gallery picture (its thumbnail, RGB or RGBA: transparency on white).
         detail: gives the same picture larger (``config.detail_side``, from its file) or None; asked
-            only when ``picture`` shows a part. The alignment found on ``picture`` is then refined on it
-            (``config.fine``) and the parts are those it shows; when it does not align (a file changed
-            since it was indexed), those ``picture`` shows.
+            when the query aligns with ``picture`` (and, unless ``config.closer``, only when ``picture``
+            shows a part). The alignment found on ``picture`` is then refined on it (``config.fine``) and
+            the parts are those it shows; when it does not align (a file changed since it was indexed),
+            those ``picture`` shows.
 
     Returns:
         Up to ``config.top`` parts; [] when the query cannot be aligned with the picture or nothing
@@ -224,10 +232,14 @@ def residual_parts(query: Image.Image, picture: Image.Image, config: ResidualCon
     if found is None or found[0] < config.min_alignment:
         return []
     mask, components = _differing(small, found[1], config)
-    if not components:
+    # no part, but one as small as the larger picture resolves: it may show a part there (upright)
+    finer = config.detail_side / max(picture.size)
+    closer = (not components and config.closer and detail is not None and finer > 1
+              and bool(_differing(small, found[1], config, finer=finer)[1]))
+    if not components and not closer:
         return []
-    mirrored = False
-    if config.mirror:  # only now, as turns: a copy mirrored differs wherever the picture is not symmetric
+    mirrored, angle = False, 0.0
+    if components and config.mirror:  # only now, as turns: a copy mirrored differs wherever the picture is not symmetric
         flipped = ImageOps.mirror(picture)
         probe = _match(small, flipped, found[2])
         if probe is not None and probe[0] > found[0]:
@@ -237,14 +249,14 @@ def residual_parts(query: Image.Image, picture: Image.Image, config: ResidualCon
                 mask, components = _differing(small, found[1], config)
                 if not components:
                     return []
-    turn = _best_turn(query, small, picture, found, config)  # only now: few copies' upright alignment shows parts
-    angle = 0.0
+    # only now: few copies' upright alignment shows parts
+    turn = _best_turn(query, small, picture, found, config) if components else None
     if turn is not None:
         angle, f, small, found = turn
         mask, components = _differing(small, found[1], config)
         if not components:
             return []
-    larger = detail() if detail is not None else None  # read only now: most copies differ nowhere
+    larger = detail() if detail is not None else None  # read only now: most copies show nothing at the thumbnail's size
     if larger is not None:
         larger = to_rgb(larger)
         larger = _turned(ImageOps.mirror(larger) if mirrored else larger, angle)
@@ -252,7 +264,8 @@ def residual_parts(query: Image.Image, picture: Image.Image, config: ResidualCon
         fine = _align(fine_query, larger, tuple(found[2] + step for step in config.fine), (),
                       near=(found[3], config.fine_radius))
         if fine is not None and fine[0] >= config.min_alignment:
-            return _lifted(query, f_fine, *_differing(fine_query, fine[1], config), config)
+            finer = fine_query.shape[1] / small.shape[1]
+            return _lifted(query, f_fine, *_differing(fine_query, fine[1], config, finer, finer), config)
     return _lifted(query, f, mask, components, config)
 
 
@@ -279,10 +292,15 @@ def _turned(picture: Image.Image, angle: float) -> Image.Image:
     return picture.rotate(angle, Image.BICUBIC, expand=True, fillcolor=(255, 255, 255)) if angle else picture
 
 
-def _differing(small: np.ndarray, under: np.ndarray, config: ResidualConfig) -> tuple[np.ndarray, list[Box]]:
+def _differing(small: np.ndarray, under: np.ndarray, config: ResidualConfig, scale: float = 1.0,
+               finer: float = 1.0) -> tuple[np.ndarray, list[Box]]:
     """Where the query (``small``, (H, W, 3)) differs from the picture's pixels aligned under it (``under``,
     the same shape): the (H, W) uint8 mask and its parts' boxes in those pixels, largest first ([] when
-    none, or when nearly everything differs)."""
+    none, or when nearly everything differs).
+
+    ``scale``: these pixels per thumbnail pixel (``config.min_side`` and ``core`` are thumbnail pixels:
+    a line the alignment missed is as wide at any size). ``finer``: parts this many times smaller a side
+    than ``config.min_area`` and ``min_core`` say count (a larger picture resolves them)."""
     import cv2
 
     qh, qw = small.shape[:2]
@@ -298,12 +316,14 @@ def _differing(small: np.ndarray, under: np.ndarray, config: ResidualConfig) -> 
     area = float(qw * qh)
     if mask.sum() > config.max_area * area:
         return mask, []
-    solid = cv2.erode(differs, np.ones((config.core, config.core), np.uint8)) if config.core > 1 else differs
+    core = max(1, round(config.core * scale))
+    solid = cv2.erode(differs, np.ones((core, core), np.uint8)) if core > 1 else differs
     cores = np.bincount(labels[solid > 0], minlength=count)  # each part's solid pixels
+    unit = area / finer**2
     return mask, sorted((tuple(int(v) for v in stats[i, :4]) for i in range(1, count)
-                         if stats[i, 4] >= config.min_area * area and min(stats[i, 2:4]) >= config.min_side
+                         if stats[i, 4] >= config.min_area * unit and min(stats[i, 2:4]) >= config.min_side * scale
                          and stats[i, 2] * stats[i, 3] <= config.max_area * area
-                         and cores[i] >= config.min_core * area),
+                         and cores[i] >= config.min_core * unit),
                         key=lambda b: -b[2] * b[3])
 
 
