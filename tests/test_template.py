@@ -520,3 +520,26 @@ def test_a_drawing_pasted_over_most_of_a_gallery_picture_finds_it_by_the_rest(tm
     monkeypatch.setattr(twins, "config", replace(config, proposers=tuple(p for p in config.proposers if p != "rest")))
     [plain] = twins.search([query], k=5)
     assert "rest" not in {r.kind for r in plain.regions} and {h.gallery_id for h in plain.hits[:2]} != sources
+
+
+def test_a_photo_found_by_a_part_only_is_compared_whole_and_what_is_pasted_on_it_is_found(tmp_path, pasted, monkeypatch):
+    """A drawing pasted large on a sparse photo can move the whole image's vector under copy level while a
+    window or subject still finds the photo at copy level: the whole query is then compared with that
+    photo, and the boot pasted on it is its residual (simulated here by damping the whole image's scores)."""
+    service = twin_index(tmp_path, pasted, 3)
+    _, _, boot, _ = pasted
+    query, box = compose.on_background(boot, load_image(service.index.gallery_file("boots/other1.jpg")),
+                                       random.Random(0), scale=(0.4, 0.4))
+    search, calls = service.index.search, []
+
+    def whole_damped(vectors, k=10, encoder=None):
+        found = search(vectors, k=k, encoder=encoder)
+        calls.append(len(vectors))
+        return [[replace(h, score=0.6 * h.score) for h in hits] for hits in found] if len(calls) == 1 else found
+
+    monkeypatch.setattr(service.index, "search", whole_damped)
+    [result] = service.search([query], k=4)
+    assert calls[0] == 1 and result.hits[0].gallery_id == "boots/other1.jpg"
+    [part] = [r.box for r in result.regions if r.kind == "residual"]
+    assert iou(part, box) >= 0.7
+    assert "boots/boot.png" in [h.gallery_id for h in result.hits[:2]]

@@ -20,7 +20,7 @@ from semcopy_lib.app.results import QueryResult, SearchHit
 from semcopy_lib.data import GalleryFile, ImageLoadError, load_image
 from semcopy_lib.detect import Detection, Detector, load_detector
 from semcopy_lib.encoders import Encoder
-from semcopy_lib.index import GalleryIndex
+from semcopy_lib.index import GalleryIndex, Hit
 from semcopy_lib.query import QueryConfig, QueryImage, check_proposers, merge_hits, propose, turned_views, voted
 from semcopy_lib.query.clock import StageClock
 from semcopy_lib.query.verify import arbitrated, colourless, to_check, verified, with_rest
@@ -166,6 +166,15 @@ class SearchService:
             copied = [(r, None, per_region[i][0]) for i, (r, _) in enumerate(loaded) if id(r) in copies and per_region[i]]
             copied += [(r, region.box, hits[0]) for (r, region), hits in zip(owners[regions_from:], per_region[regions_from:])
                        if region.kind in ("photo", "tile") and hits and copy is not None and hits[0].score >= copy]
+            # a single picture whose whole image missed copy level but a part of which (a window, a subject)
+            # reaches it may be that picture under something pasted large: the whole is compared with the
+            # best such part's picture (the residual's alignment tells whether it is)
+            best_part: dict[int, tuple[QueryResult, None, Hit]] = {}
+            for (r, region), hits in zip(owners[regions_from:], per_region[regions_from:]):
+                if (id(r) in verify and region.kind not in ("photo", "tile") and hits and copy is not None
+                        and hits[0].score >= copy and (id(r) not in best_part or hits[0].score > best_part[id(r)][2].score)):
+                    best_part[id(r)] = (r, None, hits[0])
+            copied += best_part.values()
             with self.clock.time("verify"):
                 thumbs = self._thumbnails({hit.gallery_id for _, _, hit in copied})
             with self.clock.time("propose"):  # for what a copy adds to its picture: read when it is asked for
