@@ -231,11 +231,12 @@ def residual_parts(query: Image.Image, picture: Image.Image, config: ResidualCon
     found = _align(small, picture, config.shares, config.refine)
     if found is None or found[0] < config.min_alignment:
         return []
-    mask, components = _differing(small, found[1], config)
+    differs, mask = _differences(small, found[1], config)
+    components = _parts(differs, mask, config)
     # no part, but one as small as the larger picture resolves: it may show a part there (upright)
     finer = config.detail_side / max(picture.size)
     closer = (not components and config.closer and detail is not None and finer > 1
-              and bool(_differing(small, found[1], config, finer=finer)[1]))
+              and bool(_parts(differs, mask, config, finer=finer)))
     if not components and not closer:
         return []
     mirrored, angle = False, 0.0
@@ -295,12 +296,13 @@ def _turned(picture: Image.Image, angle: float) -> Image.Image:
 def _differing(small: np.ndarray, under: np.ndarray, config: ResidualConfig, scale: float = 1.0,
                finer: float = 1.0) -> tuple[np.ndarray, list[Box]]:
     """Where the query (``small``, (H, W, 3)) differs from the picture's pixels aligned under it (``under``,
-    the same shape): the (H, W) uint8 mask and its parts' boxes in those pixels, largest first ([] when
-    none, or when nearly everything differs).
+    the same shape): the (H, W) uint8 mask and its parts' boxes in those pixels (:func:`_parts`)."""
+    differs, mask = _differences(small, under, config)
+    return mask, _parts(differs, mask, config, scale, finer)
 
-    ``scale``: these pixels per thumbnail pixel (``config.min_side`` and ``core`` are thumbnail pixels:
-    a line the alignment missed is as wide at any size). ``finer``: parts this many times smaller a side
-    than ``config.min_area`` and ``min_core`` say count (a larger picture resolves them)."""
+
+def _differences(small: np.ndarray, under: np.ndarray, config: ResidualConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(the (H, W) uint8 pixels where the query ``small`` differs from ``under``, the same closed: the mask)."""
     import cv2
 
     qh, qw = small.shape[:2]
@@ -311,20 +313,33 @@ def _differing(small: np.ndarray, under: np.ndarray, config: ResidualConfig, sca
     diff = _difference(_fitted(blurred[1], blurred[0], agree), blurred[0], config.shift)
     differs = (diff >= max(config.min_level, config.noise_factor * float(np.median(diff)))).astype(np.uint8)
     k = max(3, min(qw, qh) // 30)
-    mask = cv2.morphologyEx(differs, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
+    return differs, cv2.morphologyEx(differs, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
+
+
+def _parts(differs: np.ndarray, mask: np.ndarray, config: ResidualConfig, scale: float = 1.0,
+           finer: float = 1.0) -> list[Box]:
+    """The boxes of the parts of ``mask`` (:func:`_differences`), largest first ([] when none, or when
+    nearly everything differs).
+
+    ``scale``: these pixels per thumbnail pixel (``config.min_side`` and ``core`` are thumbnail pixels:
+    a line the alignment missed is as wide at any size). ``finer``: parts this many times smaller a side
+    than ``config.min_area`` and ``min_core`` say count (a larger picture resolves them)."""
+    import cv2
+
+    qh, qw = mask.shape
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask)
     area = float(qw * qh)
     if mask.sum() > config.max_area * area:
-        return mask, []
+        return []
     core = max(1, round(config.core * scale))
     solid = cv2.erode(differs, np.ones((core, core), np.uint8)) if core > 1 else differs
     cores = np.bincount(labels[solid > 0], minlength=count)  # each part's solid pixels
     unit = area / finer**2
-    return mask, sorted((tuple(int(v) for v in stats[i, :4]) for i in range(1, count)
-                         if stats[i, 4] >= config.min_area * unit and min(stats[i, 2:4]) >= config.min_side * scale
-                         and stats[i, 2] * stats[i, 3] <= config.max_area * area
-                         and cores[i] >= config.min_core * unit),
-                        key=lambda b: -b[2] * b[3])
+    return sorted((tuple(int(v) for v in stats[i, :4]) for i in range(1, count)
+                   if stats[i, 4] >= config.min_area * unit and min(stats[i, 2:4]) >= config.min_side * scale
+                   and stats[i, 2] * stats[i, 3] <= config.max_area * area
+                   and cores[i] >= config.min_core * unit),
+                  key=lambda b: -b[2] * b[3])
 
 
 def _colour_blurred(rgb: np.ndarray, sigma: float) -> np.ndarray:
