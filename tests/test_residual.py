@@ -93,9 +93,12 @@ def _flat_art() -> Image.Image:
 
 
 @pytest.mark.parametrize("art, crop, degrees", [("flat", (20, 15, 390, 290), 3), ("photo", (30, 20, 480, 490), 4),
-                                                 ("photo", (30, 20, 480, 490), 5)])
+                                                 ("photo", (30, 20, 480, 490), 5), ("flat", (24, 12, 376, 288), 2),
+                                                 ("flat", (40, 30, 320, 270), -7)])
 def test_a_copy_turned_a_little_has_no_residual(art, crop, degrees):
-    """With the picture read larger where the thumbnail shows parts, as the service reads its file."""
+    """With the picture read larger where the thumbnail shows parts, as the service reads its file. The
+    turns are tried at the upright alignment's scale: tried at its share of their larger canvas, a copy
+    turned 2 or -7 degrees fitted another turn better and differed along its edges."""
     art = _flat_art() if art == "flat" else _photo()
     query = art.crop(crop).rotate(degrees, Image.BICUBIC, expand=True, fillcolor=(255, 255, 255))
     thumb = read_thumbnail(thumbnail(art))

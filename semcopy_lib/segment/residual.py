@@ -58,7 +58,7 @@ class ResidualConfig:
             erosion by a ``core`` x ``core`` square (work pixels): something pasted covers an area, while
             a copy's recompression (colour fringes) and an alignment off by a pixel differ in lines.
         turns: when the upright alignment shows parts, the picture turned by each of these degrees is
-            tried at its share; the best, aligned again, replaces it when it fits better (a copy turned
+            tried at its scale; the best, aligned again, replaces it when it fits better (a copy turned
             a little differs along every edge).
         mirror: when the alignment shows parts, the picture mirrored is tried too (at the alignment's share,
             then aligned again when it fits better there) and replaces it when it fits better: a mirrored
@@ -273,11 +273,13 @@ def residual_parts(query: Image.Image, picture: Image.Image, config: ResidualCon
 def _best_turn(query: Image.Image, small: np.ndarray, picture: Image.Image, upright: Alignment,
                config: ResidualConfig) -> tuple[float, float, np.ndarray, Alignment] | None:
     """(angle, factor, the query shrunk, alignment) of the picture turned by the one of ``config.turns``
-    that fits the query (``small``, as shrunk upright) best at the upright alignment's share (a turned
-    copy is the same crop turned, so its share is about the upright one's), then aligned again at
+    that fits the query (``small``, as shrunk upright) best at the upright alignment's scale (a turned
+    copy is the same crop turned, its canvas grown as the turned picture's is), then aligned again at
     every share with the query shrunk to the turned picture; None when it fits no better than ``upright``."""
+    # at the upright alignment's scale: the turned picture's canvas is larger by as much as the turned copy's
     tried = [(m[0], turn, turned) for turn in config.turns
-             if (m := _match(small, turned := _turned(picture, turn), upright[2])) is not None]
+             if (m := _match(small, turned := _turned(picture, turn),
+                             upright[2] * max(picture.size) / max(turned.size))) is not None]
     if not tried:
         return None
     near, turn, turned = max(tried, key=lambda t: t[0])
