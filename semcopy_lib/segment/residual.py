@@ -5,12 +5,13 @@ embedding never sees the drawing. Aligned with the photo (its thumbnail kept in 
 differs from it where something was added: the pasted drawing, a sticker, a caption. Those places are
 searched as regions of their own (kind ``residual``).
 
-The alignment is template matching of the whole query inside the picture at a few scales (a copy may
-be a crop); the difference is taken after a per-channel gain and offset fitted on the pixels that agree
-(a copy may be recoloured or recompressed), with colour blurred as JPEG keeps it (at half resolution),
-and thresholded against its own spread. A part must have a solid core and fit within the query, and the
-picture is also tried mirrored and turned a little: a copy recompressed, turned or misaligned by a pixel
-differs along edges, in lines, not in areas, and a mirrored one wherever the picture is not symmetric.
+The alignment is template matching of the whole query's grey levels inside the picture's at a few
+scales (a copy may be a crop); the difference is taken after a per-channel gain and offset fitted on
+the pixels that agree (a copy may be recoloured or recompressed), with colour blurred as JPEG keeps it
+(at half resolution), and thresholded against its own spread. A part must have a solid core and fit
+within the query, and the picture is also tried mirrored and turned a little: a copy recompressed,
+turned or misaligned by a pixel differs along edges, in lines, not in areas, and a mirrored one
+wherever the picture is not symmetric.
 When the thumbnail shows something and the picture can be had larger (``detail``, from its gallery
 file), the alignment is refined and the difference taken again there: at a thumbnail's 96 pixels a
 small drawing's edges blur into the photo's, and a drawing a tenth of the photo's side is too small to
@@ -40,8 +41,8 @@ class ResidualConfig:
         shares: the query is looked for in the picture as these shares of the picture's longer side ...
         refine: ... then as the best share so far moved either way by each of these in turn (halving
             steps from half the shares' spacing reach every share between them).
-        min_alignment: the best alignment's correlation must reach this, or nothing is returned (the
-            query is not this picture, pixel for pixel).
+        min_alignment: the best alignment's correlation (of grey levels) must reach this, or nothing is
+            returned (the query is not this picture, pixel for pixel).
         chroma: Gaussian sigma (work pixels) applied to both pictures' colour (each pixel's offset from its
             grey) before differencing, their grey kept sharp: JPEG keeps colour at half resolution, so a
             recompressed copy's saturated edges bleed where its grey edges do not.
@@ -145,7 +146,9 @@ def _match(query: np.ndarray, picture: Image.Image, share: float,
         x0, y0, x1, y1 = max(0, cx - radius), max(0, cy - radius), min(pw, cx + qw + radius), min(ph, cy + qh + radius)
         if x1 - x0 < qw or y1 - y0 < qh:
             return None
-    scores = cv2.matchTemplate(scene[y0:y1, x0:x1], query, cv2.TM_CCOEFF_NORMED)
+    # on grey levels (BT.601 luma): a third of the work, and a saturated drawing pasted on a grey photo
+    # weighs against the alignment less than on three channels
+    scores = cv2.matchTemplate(scene[y0:y1, x0:x1] @ _LUMA, query @ _LUMA, cv2.TM_CCOEFF_NORMED)
     scores = np.nan_to_num(scores, nan=-1.0, posinf=-1.0, neginf=-1.0)
     _, top, _, (x, y) = cv2.minMaxLoc(scores)
     x, y = x + x0, y + y0
