@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from semcopy_lib.app import SearchService
-from semcopy_lib.data import compose, load_image
+from semcopy_lib.data import compose, load_image, to_rgb
 from semcopy_lib.segment import iou
 from semcopy_lib.segment.residual import ResidualConfig, residual_boxes, residual_parts
 from semcopy_lib.segment.template import read_thumbnail, thumbnail
@@ -50,9 +50,10 @@ def test_the_picture_read_larger_lifts_the_drawing_more_cleanly():
     on_white, _ = compose.on_background(_drawing(), Image.new("RGB", photo.size, "white"), random.Random(0),
                                         scale=(0.2, 0.2))
 
-    def error(parts):  # mean distance (levels) of the lifted part from the drawing on white
+    def error(parts):  # mean distance (levels) of the lifted part on white from the drawing on white
         (x, y, w, h), lifted = parts[0]
-        return np.abs(np.asarray(lifted, np.float32) - np.asarray(on_white.crop((x, y, x + w, y + h)), np.float32)).mean()
+        return np.abs(np.asarray(to_rgb(lifted), np.float32)
+                      - np.asarray(on_white.crop((x, y, x + w, y + h)), np.float32)).mean()
 
     thumb = read_thumbnail(thumbnail(photo))
     assert error(residual_parts(query, thumb, detail=lambda: detail)) < 0.6 * error(residual_parts(query, thumb))
@@ -84,6 +85,33 @@ def test_a_drawing_pasted_large_on_a_dark_sparse_photo_is_found(seed):
     query, box = compose.on_background(_drawing(), photo, random.Random(seed), scale=(0.4, 0.4))
     [found] = residual_boxes(query, read_thumbnail(thumbnail(photo)))
     assert iou(found, box) >= 0.9
+
+
+def test_each_part_is_searched_on_white_and_on_the_encoders_grey():
+    """A flag whose top stripe is white, pasted on a gallery photo: lifted onto white, that stripe is lost
+    in the background; on the grey of the encoder's ``index_backdrops`` (the gallery embeds drawings with
+    transparency on it too) the stripe still shows."""
+    from types import SimpleNamespace
+
+    from semcopy_lib.query import QueryConfig, QueryImage
+    from semcopy_lib.query.proposers.residual import residual
+
+    flag = Image.new("RGB", (180, 120), "white")
+    flag.paste((20, 40, 160), (0, 40, 180, 80))
+    flag.paste((200, 20, 30), (0, 80, 180, 120))
+    photo = _photo()
+    query, (fx, fy, fw, fh) = compose.on_background(flag, photo, random.Random(0), scale=(0.3, 0.3))
+    asked = QueryImage(query, SimpleNamespace(config=SimpleNamespace(index_backdrops=(128,))), QueryConfig())
+    asked.add_copied(read_thumbnail(thumbnail(photo)))
+    [part] = residual(asked)
+    x, y, w, h = part.box
+    assert part.kind == "residual" and len(part.views) == 1
+    assert x <= fx and y <= fy and x + w >= fx + fw and y + h >= fy + fh  # the flag, padded
+    stripe = (fx + fw // 2 - x, fy + fh // 6 - y)  # the white stripe's centre in the part's pixels
+    white, grey = np.asarray(part.pixels, np.int32), np.asarray(part.views[0], np.int32)
+    assert part.pixels.size == part.views[0].size == (w, h)
+    assert (white[0, 0] == 255).all() and (np.abs(grey[0, 0] - 128) <= 2).all()  # around the flag
+    assert (white[stripe[::-1]] >= 245).all() and (grey[stripe[::-1]] >= 245).all()  # the stripe itself
 
 
 def test_a_recompressed_recoloured_copy_has_no_residual():

@@ -325,8 +325,8 @@ class SearchService:
                     continue
                 result.regions.append(region)
                 pixels = proposal.pixels if proposal.pixels is not None else crop(query.image, proposal.box)
-                views = [pixels]
-                if proposal.kind in self.config.turns.kinds:  # one region, its best view's hits
+                views = [pixels, *proposal.views]  # one region, its best view's hits
+                if proposal.kind in self.config.turns.kinds:
                     views += turned_views(pixels, self.config.turns.angles)
                 crops += views
                 owners += [(result, region)] * len(views)

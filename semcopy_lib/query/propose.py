@@ -45,12 +45,15 @@ class Proposal:
         kind: what it is (reported as the region's kind).
         vector: (D,) its embedding, when the proposer made it (feature-map windows); else ...
         pixels: ... the image to embed (e.g. a part lifted onto white); else the query's crop of ``box``.
+        views: more images of the same region, embedded too (e.g. the part on grey): the region's hits
+            are the best of all its views'.
     """
 
     box: Box
     kind: str
     vector: np.ndarray | None = None
     pixels: Image.Image | None = None
+    views: tuple[Image.Image, ...] = ()
 
 
 _UNSET = object()

@@ -210,8 +210,8 @@ def _fitted(source: np.ndarray, target: np.ndarray, keep: np.ndarray | None) -> 
 def residual_parts(query: Image.Image, picture: Image.Image, config: ResidualConfig = ResidualConfig(),
                    detail: Callable[[], Image.Image | None] | None = None) -> list[tuple[Box, Image.Image]]:
     """What ``picture`` does not explain in ``query``, largest first: each part's box (x, y, w, h) in
-    ``query``'s pixels and its crop with the pixels that ``picture`` explains painted white (a drawing
-    lifted off the photo, as the gallery embeds drawings on white).
+    ``query``'s pixels and its crop (RGBA) transparent where ``picture`` explains the pixels (a drawing
+    lifted off the photo: the gallery embeds drawings on white, and those with transparency on grey too).
 
     Args:
         query: the query (RGB), a copy of ``picture`` with something added.
@@ -361,7 +361,8 @@ def _colour_blurred(rgb: np.ndarray, sigma: float) -> np.ndarray:
 def _lifted(query: Image.Image, f: float, mask: np.ndarray, components: list[Box],
             config: ResidualConfig) -> list[tuple[Box, Image.Image]]:
     """The first ``config.top`` of ``components`` (boxes in the pixels of ``mask``, the query shrunk by
-    ``f``) as :func:`residual_parts` gives them: boxes in ``query``'s pixels, crops lifted onto white."""
+    ``f``) as :func:`residual_parts` gives them: boxes in ``query``'s pixels, crops transparent where
+    nothing differs."""
     import cv2
 
     if not components:
@@ -375,9 +376,9 @@ def _lifted(query: Image.Image, f: float, mask: np.ndarray, components: list[Box
         x0, y0 = max(0.0, (x - px) / f), max(0.0, (y - py) / f)
         x1, y1 = min(query.width, (x + w + px) / f), min(query.height, (y + h + py) / f)
         box = (round(x0), round(y0), max(1, round(x1 - x0)), max(1, round(y1 - y0)))
-        corners = (box[0], box[1], box[0] + box[2], box[1] + box[3])
-        parts.append((box, Image.composite(rgb.crop(corners), Image.new("RGB", (box[2], box[3]), (255, 255, 255)),
-                                           keep.crop(corners))))
+        part = rgb.crop((box[0], box[1], box[0] + box[2], box[1] + box[3])).convert("RGBA")
+        part.putalpha(keep.crop((box[0], box[1], box[0] + box[2], box[1] + box[3])))
+        parts.append((box, part))
     return parts
 
 
