@@ -66,6 +66,32 @@ def test_an_opaque_picture_is_found_and_a_flat_one_matches_nothing(pasted):
     assert match_picture(query, box, Image.new("RGB", (96, 77), "white")) == (-1.0, None)
 
 
+def silhouette(turned: bool = False) -> Image.Image:
+    """A flat blue hand-like shape with transparency (one colour: a masked correlation has nothing to
+    compare), its thumb to the right; ``turned``: the same blue with its thumb to the left."""
+    img = Image.new("RGBA", (160, 200), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((30, 80, 110, 190), fill=(30, 60, 200, 255))  # palm
+    for x in (30, 52, 74, 96):
+        draw.rectangle((x, 10 + (x % 3) * 8, x + 14, 90), fill=(30, 60, 200, 255))  # fingers
+    draw.polygon([(110, 120), (155, 70), (155, 95), (110, 160)], fill=(30, 60, 200, 255))  # thumb
+    return ImageOps.mirror(img) if turned else img
+
+
+def test_a_flat_silhouette_is_found_by_its_shape_and_its_mirror_scores_less():
+    """A drawing of one flat colour (a stick figure, a hand print) has nothing to correlate inside its
+    mask; its outline on the photo is what shows: found where it was pasted, its mirror image less."""
+    rng = random.Random(3)
+    hand = silhouette()
+    query, box = compose.on_background(hand, compose.random_picture(rng, (512, 384)), rng, scale=(0.5, 0.5))
+    x, y, w, h = box
+    loose = (x - w // 10, y + h // 12, int(w * 1.15), int(h * 1.1))
+    correlation, where = match_picture(query, loose, read_thumbnail(thumbnail(hand)))
+    assert correlation > 0.9 and iou(where, box) > 0.8
+    mirrored, _ = match_picture(query, loose, read_thumbnail(thumbnail(silhouette(turned=True))))
+    assert mirrored < correlation - 0.15  # the palms and fingers overlap, the thumb does not
+
+
 def test_a_flat_window_is_no_match_whatever_opencv_says(pasted, monkeypatch):
     """OpenCV's masked correlation gives a window without any spread an arbitrary value (a thumbnail's
     blank margin in an edge map); the flat windows of the query count as no match at all."""

@@ -121,7 +121,8 @@ def checked_thumbnails(found: Mapping[str, bytes]) -> dict[str, bytes]:
 
 def match_picture(query: Image.Image, box: Box, picture: Image.Image,
                   config: TemplateConfig = TemplateConfig()) -> tuple[float, Box | None]:
-    """How well ``picture``'s opaque pixels are found in ``query`` near ``box``, and where.
+    """How well ``picture``'s opaque pixels are found in ``query`` near ``box``, and where (a silhouette,
+    opaque pixels of one flat colour, by its shape: see :class:`_Template`).
 
     Args:
         query: the query (RGB).
@@ -144,11 +145,17 @@ def match_picture(query: Image.Image, box: Box, picture: Image.Image,
                         np.float32)
     best, where = -1.0, None
     tables = _summed_areas(region)  # the region's, once for every scale's windows
+    far: dict[bytes, np.ndarray] = {}  # the region's distance to a silhouette's colour, once per colour
     for made in _templates(picture, config):
         if made is None or made.template.shape[1] > region.shape[1] or made.template.shape[0] > region.shape[0]:
             continue
         th, tw = made.template.shape[:2]
-        if made.mask is None:  # the same scores, about four times faster than OpenCV's masked correlation
+        if made.colour is not None:
+            key = made.colour.tobytes()
+            if key not in far:
+                far[key] = np.sqrt(((region - made.colour) ** 2).sum(axis=2))
+            scores = cv2.matchTemplate(far[key], made.template, cv2.TM_CCOEFF_NORMED)
+        elif made.mask is None:  # the same scores, about four times faster than OpenCV's masked correlation
             scores = cv2.matchTemplate(region, made.template, cv2.TM_CCOEFF_NORMED)
         else:
             scores = cv2.matchTemplate(region, made.template, cv2.TM_CCOEFF_NORMED, mask=made.mask)
@@ -164,10 +171,16 @@ def match_picture(query: Image.Image, box: Box, picture: Image.Image,
 @dataclass(frozen=True)
 class _Template:
     """A picture at one of :class:`TemplateConfig`'s scales: ``template`` (h, w, 3) float32 RGB, ``mask``
-    (h, w) float32 of its opaque pixels, None when all are opaque."""
+    (h, w) float32 of its opaque pixels, None when all are opaque.
+
+    A silhouette (transparent around opaque pixels of one flat colour, which no masked correlation can
+    compare) has its ``colour`` (3,) float32, and ``template`` (h, w) float32 is then its transparency
+    (0 opaque, 1 transparent), correlated with a region's distance from that colour: the shape is what
+    it shows."""
 
     template: np.ndarray
     mask: np.ndarray | None
+    colour: np.ndarray | None = None
 
 
 _TEMPLATES: OrderedDict[tuple, tuple[weakref.ref, list[_Template | None]]] = OrderedDict()
@@ -195,8 +208,11 @@ def _templates(picture: Image.Image, config: TemplateConfig) -> list[_Template |
         alpha = np.asarray(small.getchannel("A")) if "A" in small.getbands() else np.full((th, tw), 255, np.uint8)
         mask = cv2.erode((alpha > config.opaque).astype(np.uint8), np.ones((3, 3), np.uint8))
         template = np.asarray(small.convert("RGB"), np.float32)
+        opaque = template[mask > 0]
         if int(mask.sum()) < config.min_pixels or (mask.all() and float(template.std(axis=(0, 1)).max()) < BLANK_STD):
             made.append(None)  # unmasked, OpenCV would call a flat picture a perfect match anywhere
+        elif not mask.all() and float(opaque.std(axis=0).max()) < BLANK_STD:
+            made.append(_Template(1.0 - alpha.astype(np.float32) / 255.0, None, opaque.mean(axis=0)))
         else:
             made.append(_Template(template, None if mask.all() else mask.astype(np.float32)))
     with _TEMPLATES_LOCK:
