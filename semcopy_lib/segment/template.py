@@ -50,7 +50,10 @@ class TemplateConfig:
     Attributes:
         work_side: :func:`match_picture` compares the region with its longer side this many pixels long.
         scales: picture sizes tried, as shares of the region's longer side (a region is seldom the
-            exact paste box).
+            exact paste box); a picture with transparency is sized by its opaque pixels' box.
+        halvings: ... then the best of them moved either way by half its spacing to the next scale, then
+            a quarter, this many halvings (crisp clip art at the work size correlates 0.96 at its size
+            and 0.8 a twentieth off it).
         margin: the region searched grows by this share of its size on each side.
         opaque: alpha over which a thumbnail pixel is opaque; the opaque part is eroded by one pixel
             (antialiased outlines).
@@ -64,6 +67,7 @@ class TemplateConfig:
 
     work_side: int = 40
     scales: tuple[float, ...] = (0.7, 0.8, 0.9, 1.0, 1.1, 1.25)
+    halvings: int = 2
     margin: float = 0.3
     opaque: int = 200
     min_pixels: int = 30
@@ -143,12 +147,12 @@ def match_picture(query: Image.Image, box: Box, picture: Image.Image,
     size = (max(1, round((x1 - x0) * f)), max(1, round((y1 - y0) * f)))
     region = np.asarray(query.crop((x0, y0, x1, y1)).convert("RGB").resize(size, Image.BILINEAR, reducing_gap=REDUCING_GAP),
                         np.float32)
-    best, where = -1.0, None
     tables = _summed_areas(region)  # the region's, once for every scale's windows
     far: dict[bytes, np.ndarray] = {}  # the region's distance to a silhouette's colour, once per colour
-    for made in _templates(picture, config):
+
+    def scored(made: _Template | None) -> tuple[float, Box | None]:
         if made is None or made.template.shape[1] > region.shape[1] or made.template.shape[0] > region.shape[0]:
-            continue
+            return -1.0, None
         th, tw = made.template.shape[:2]
         if made.colour is not None:
             key = made.colour.tobytes()
@@ -163,8 +167,20 @@ def match_picture(query: Image.Image, box: Box, picture: Image.Image,
         # a flat window has no correlation (OpenCV gives it 0 unmasked and any value masked)
         scores[_flat_windows(tables, th, tw)] = -1.0
         _, top, _, (px, py) = cv2.minMaxLoc(scores)
-        if top > best:
-            best, where = float(top), (x0 + round(px / f), y0 + round(py / f), round(tw / f), round(th / f))
+        return float(top), (x0 + round(px / f), y0 + round(py / f), round(tw / f), round(th / f))
+
+    drawn, made = _templates(picture, config)
+    best, where, at = -1.0, None, None
+    for scale, template in zip(config.scales, made):
+        top, place = scored(template)
+        if place is not None and top > best:
+            best, where, at = top, place, scale
+    for step in _halving_steps(config.scales, at, config.halvings) if at is not None else ():
+        centre = at
+        for scale in (centre - step, centre + step):
+            top, place = scored(_template(drawn, scale, config))
+            if place is not None and top > best:
+                best, where, at = top, place, scale
     return best, where
 
 
@@ -183,43 +199,58 @@ class _Template:
     colour: np.ndarray | None = None
 
 
-_TEMPLATES: OrderedDict[tuple, tuple[weakref.ref, list[_Template | None]]] = OrderedDict()
+_TEMPLATES: OrderedDict[tuple, tuple[weakref.ref, Image.Image, list[_Template | None]]] = OrderedDict()
 _TEMPLATES_LOCK = threading.RLock()  # re-entrant: a picture's finalizer may run while the lock is held
 
 
-def _templates(picture: Image.Image, config: TemplateConfig) -> list[_Template | None]:
-    """``picture`` (RGB or RGBA) as :func:`match_picture` compares it at each of ``config.scales`` (None:
-    too few opaque pixels there, or a flat opaque picture, which no window is compared with), kept for
-    the :data:`TEMPLATE_CACHE` pictures used last while each lives: the same thumbnail is checked against
-    query after query. ``picture`` must not be changed in place afterwards."""
-    import cv2
+def _halving_steps(scales: tuple[float, ...], best: float, halvings: int) -> list[float]:
+    """The steps of a halving search around ``best`` (one of ``scales``): half its distance to the nearest
+    other scale, then a quarter, ``halvings`` of them; none when ``scales`` has one size."""
+    spacing = min((abs(s - best) for s in scales if s != best), default=0.0)
+    return [spacing / 2 ** (i + 1) for i in range(halvings)] if spacing > 0 else []
 
+
+def _templates(picture: Image.Image, config: TemplateConfig) -> tuple[Image.Image, list[_Template | None]]:
+    """(``picture`` (RGB or RGBA) cut to its opaque pixels' box, that at each of ``config.scales`` as
+    :func:`match_picture` compares it (:func:`_template`)), kept for the :data:`TEMPLATE_CACHE` pictures
+    used last while each lives: the same thumbnail is checked against query after query. ``picture`` must
+    not be changed in place afterwards."""
     key = (id(picture), picture.size, picture.mode, config.work_side, config.scales, config.opaque, config.min_pixels)
     with _TEMPLATES_LOCK:
         kept = _TEMPLATES.get(key)
         if kept is not None and kept[0]() is picture:
             _TEMPLATES.move_to_end(key)
-            return kept[1]
-    made: list[_Template | None] = []
-    for scale in config.scales:
-        s = config.work_side * scale / max(picture.size)
-        tw, th = max(4, round(picture.width * s)), max(4, round(picture.height * s))
-        small = picture.resize((tw, th), Image.BILINEAR)
-        alpha = np.asarray(small.getchannel("A")) if "A" in small.getbands() else np.full((th, tw), 255, np.uint8)
-        mask = cv2.erode((alpha > config.opaque).astype(np.uint8), np.ones((3, 3), np.uint8))
-        template = np.asarray(small.convert("RGB"), np.float32)
-        opaque = template[mask > 0]
-        if int(mask.sum()) < config.min_pixels or (mask.all() and float(template.std(axis=(0, 1)).max()) < BLANK_STD):
-            made.append(None)  # unmasked, OpenCV would call a flat picture a perfect match anywhere
-        elif not mask.all() and float(opaque.std(axis=0).max()) < BLANK_STD:
-            made.append(_Template(1.0 - alpha.astype(np.float32) / 255.0, None, opaque.mean(axis=0)))
-        else:
-            made.append(_Template(template, None if mask.all() else mask.astype(np.float32)))
+            return kept[1], kept[2]
+    drawn = picture  # the scales are the drawing's: a region's box bounds what shows, not a transparent margin
+    if "A" in picture.getbands():
+        shown = picture.getchannel("A").point(lambda a: 255 if a > config.opaque else 0).getbbox()
+        drawn = picture.crop(shown) if shown else picture
+    made = [_template(drawn, scale, config) for scale in config.scales]
     with _TEMPLATES_LOCK:
-        _TEMPLATES[key] = (weakref.ref(picture, lambda _, key=key: _forget(key)), made)
+        _TEMPLATES[key] = (weakref.ref(picture, lambda _, key=key: _forget(key)), drawn, made)
         while len(_TEMPLATES) > TEMPLATE_CACHE:
             _TEMPLATES.popitem(last=False)
-    return made
+    return drawn, made
+
+
+def _template(drawn: Image.Image, scale: float, config: TemplateConfig) -> _Template | None:
+    """``drawn`` (RGB or RGBA) with its longer side ``scale`` x ``config.work_side`` pixels, as
+    :func:`match_picture` compares it; None: too few opaque pixels there, or a flat opaque picture, which
+    no window is compared with."""
+    import cv2
+
+    s = config.work_side * scale / max(drawn.size)
+    tw, th = max(4, round(drawn.width * s)), max(4, round(drawn.height * s))
+    small = drawn.resize((tw, th), Image.BILINEAR)
+    alpha = np.asarray(small.getchannel("A")) if "A" in small.getbands() else np.full((th, tw), 255, np.uint8)
+    mask = cv2.erode((alpha > config.opaque).astype(np.uint8), np.ones((3, 3), np.uint8))
+    template = np.asarray(small.convert("RGB"), np.float32)
+    opaque = template[mask > 0]
+    if int(mask.sum()) < config.min_pixels or (mask.all() and float(template.std(axis=(0, 1)).max()) < BLANK_STD):
+        return None  # unmasked, OpenCV would call a flat picture a perfect match anywhere
+    if not mask.all() and float(opaque.std(axis=0).max()) < BLANK_STD:
+        return _Template(1.0 - alpha.astype(np.float32) / 255.0, None, opaque.mean(axis=0))
+    return _Template(template, None if mask.all() else mask.astype(np.float32))
 
 
 def _forget(key: tuple) -> None:
