@@ -177,6 +177,22 @@ def test_a_picture_matched_again_is_not_prepared_again_and_answers_the_same(past
     assert len(mine) == 1 and mine[0] not in template._TEMPLATES  # a picture's templates go with it
 
 
+def test_an_opaque_pictures_templates_go_with_it_too(pasted):
+    """A picture without transparency is compared whole: nothing the cache keeps may hold it alive."""
+    import gc
+
+    from semcopy_lib.data.loading import to_rgb
+    from semcopy_lib.segment import template
+
+    query, box, boot, _ = pasted
+    picture = to_rgb(read_thumbnail(thumbnail(boot)))
+    match_picture(query, box, picture)
+    mine = [key for key in template._TEMPLATES if key[0] == id(picture)]
+    del picture
+    gc.collect()
+    assert len(mine) == 1 and mine[0] not in template._TEMPLATES
+
+
 def test_no_scale_fits_a_hairline_region(pasted):
     query, _, boot, _ = pasted
     assert match_picture(query, (0, 0, 200, 4), read_thumbnail(thumbnail(boot))) == (-1.0, None)

@@ -199,7 +199,8 @@ class _Template:
     colour: np.ndarray | None = None
 
 
-_TEMPLATES: OrderedDict[tuple, tuple[weakref.ref, Image.Image, list[_Template | None]]] = OrderedDict()
+#: (the picture, weakly; its opaque pixels' box (left, top, right, bottom) or None; its templates) by key
+_TEMPLATES: OrderedDict[tuple, tuple[weakref.ref, tuple[int, int, int, int] | None, list[_Template | None]]] = OrderedDict()
 _TEMPLATES_LOCK = threading.RLock()  # re-entrant: a picture's finalizer may run while the lock is held
 
 
@@ -220,14 +221,14 @@ def _templates(picture: Image.Image, config: TemplateConfig) -> tuple[Image.Imag
         kept = _TEMPLATES.get(key)
         if kept is not None and kept[0]() is picture:
             _TEMPLATES.move_to_end(key)
-            return kept[1], kept[2]
-    drawn = picture  # the scales are the drawing's: a region's box bounds what shows, not a transparent margin
-    if "A" in picture.getbands():
-        shown = picture.getchannel("A").point(lambda a: 255 if a > config.opaque else 0).getbbox()
-        drawn = picture.crop(shown) if shown else picture
+            return (picture.crop(kept[1]) if kept[1] else picture), kept[2]
+    # the scales are the drawing's: a region's box bounds what shows, not a transparent margin
+    shown = (picture.getchannel("A").point(lambda a: 255 if a > config.opaque else 0).getbbox()
+             if "A" in picture.getbands() else None)
+    drawn = picture.crop(shown) if shown else picture
     made = [_template(drawn, scale, config) for scale in config.scales]
-    with _TEMPLATES_LOCK:
-        _TEMPLATES[key] = (weakref.ref(picture, lambda _, key=key: _forget(key)), drawn, made)
+    with _TEMPLATES_LOCK:  # the box kept, not the cut picture: nothing here may hold ``picture`` alive
+        _TEMPLATES[key] = (weakref.ref(picture, lambda _, key=key: _forget(key)), shown, made)
         while len(_TEMPLATES) > TEMPLATE_CACHE:
             _TEMPLATES.popitem(last=False)
     return drawn, made
