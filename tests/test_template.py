@@ -89,16 +89,16 @@ def test_an_opaque_picture_is_found_and_a_flat_one_matches_nothing(pasted):
     assert match_picture(query, box, Image.new("RGB", (96, 77), "white")) == (-1.0, None)
 
 
-def silhouette(turned: bool = False) -> Image.Image:
+def silhouette(mirrored: bool = False) -> Image.Image:
     """A flat blue hand-like shape with transparency (one colour: a masked correlation has nothing to
-    compare), its thumb to the right; ``turned``: the same blue with its thumb to the left."""
+    compare), its thumb to the right; ``mirrored``: its thumb to the left."""
     img = Image.new("RGBA", (160, 200), (0, 0, 0, 0))
     draw = ImageDraw.Draw(img)
     draw.rectangle((30, 80, 110, 190), fill=(30, 60, 200, 255))  # palm
     for x in (30, 52, 74, 96):
         draw.rectangle((x, 10 + (x % 3) * 8, x + 14, 90), fill=(30, 60, 200, 255))  # fingers
     draw.polygon([(110, 120), (155, 70), (155, 95), (110, 160)], fill=(30, 60, 200, 255))  # thumb
-    return ImageOps.mirror(img) if turned else img
+    return ImageOps.mirror(img) if mirrored else img
 
 
 def test_a_flat_silhouette_is_found_by_its_shape_and_its_mirror_scores_less():
@@ -111,7 +111,7 @@ def test_a_flat_silhouette_is_found_by_its_shape_and_its_mirror_scores_less():
     loose = (x - w // 10, y + h // 12, int(w * 1.15), int(h * 1.1))
     correlation, where = match_picture(query, loose, read_thumbnail(thumbnail(hand)))
     assert correlation > 0.9 and iou(where, shown(box, hand)) > 0.8
-    mirrored, _ = match_picture(query, loose, read_thumbnail(thumbnail(silhouette(turned=True))))
+    mirrored, _ = match_picture(query, loose, read_thumbnail(thumbnail(silhouette(mirrored=True))))
     assert mirrored < correlation - 0.1  # the palms and fingers overlap, the thumb does not
 
 

@@ -63,8 +63,8 @@ class DedupConfig:
             (two strawberries, jigsaw pieces with their tabs elsewhere) differ in their outlines, which a
             recoloured or recompressed copy keeps. Chosen as ``verify`` is (docs/benchmarks.md); 0: not checked.
         match: how thumbnails (96 px) are matched: a copy is often a crop of the other picture (down to
-            60 % of its side), so sizes are tried in fine steps (no halving steps between them: the same
-            pairs, at half again the time).
+            60 % of its side), so sizes are tried in fine steps, and none between them (halving steps
+            found no other pair; docs/benchmarks.md).
     """
 
     neighbours: int = 32

@@ -52,8 +52,8 @@ class TemplateConfig:
         scales: picture sizes tried, as shares of the region's longer side (a region is seldom the
             exact paste box); a picture with transparency is sized by its opaque pixels' box.
         halvings: ... then the best of them moved either way by half its spacing to the next scale, then
-            a quarter, this many halvings (crisp clip art at the work size correlates 0.96 at its size
-            and 0.8 a twentieth off it).
+            a quarter, this many halvings (crisp clip art at the work size correlates far less a little
+            off its size; docs/benchmarks.md).
         margin: the region searched grows by this share of its size on each side.
         opaque: alpha over which a thumbnail pixel is opaque; the opaque part is eroded by one pixel
             (antialiased outlines).
