@@ -169,13 +169,15 @@ def match_picture(query: Image.Image, box: Box, picture: Image.Image,
         _, top, _, (px, py) = cv2.minMaxLoc(scores)
         return float(top), (x0 + round(px / f), y0 + round(py / f), round(tw / f), round(th / f))
 
-    drawn, made = _templates(picture, config)
+    shown, made = _templates(picture, config)
     best, where, at = -1.0, None, None
     for scale, template in zip(config.scales, made):
         top, place = scored(template)
         if place is not None and top > best:
             best, where, at = top, place, scale
-    for step in _halving_steps(config.scales, at, config.halvings) if at is not None else ():
+    steps = _halving_steps(config.scales, at, config.halvings) if at is not None else []
+    drawn = picture.crop(shown) if shown and steps else picture
+    for step in steps:
         centre = at
         for scale in (centre - step, centre + step):
             top, place = scored(_template(drawn, scale, config))
@@ -211,8 +213,10 @@ def _halving_steps(scales: tuple[float, ...], best: float, halvings: int) -> lis
     return [spacing / 2 ** (i + 1) for i in range(halvings)] if spacing > 0 else []
 
 
-def _templates(picture: Image.Image, config: TemplateConfig) -> tuple[Image.Image, list[_Template | None]]:
-    """(``picture`` (RGB or RGBA) cut to its opaque pixels' box, that at each of ``config.scales`` as
+def _templates(picture: Image.Image, config: TemplateConfig) -> tuple[tuple[int, int, int, int] | None,
+                                                                       list[_Template | None]]:
+    """(the box (left, top, right, bottom) of ``picture``'s opaque pixels, None when it has no transparency
+    or none is opaque; the picture (RGB or RGBA) cut to that box at each of ``config.scales`` as
     :func:`match_picture` compares it (:func:`_template`)), kept for the :data:`TEMPLATE_CACHE` pictures
     used last while each lives: the same thumbnail is checked against query after query. ``picture`` must
     not be changed in place afterwards."""
@@ -221,7 +225,7 @@ def _templates(picture: Image.Image, config: TemplateConfig) -> tuple[Image.Imag
         kept = _TEMPLATES.get(key)
         if kept is not None and kept[0]() is picture:
             _TEMPLATES.move_to_end(key)
-            return (picture.crop(kept[1]) if kept[1] else picture), kept[2]
+            return kept[1], kept[2]
     # the scales are the drawing's: a region's box bounds what shows, not a transparent margin
     shown = (picture.getchannel("A").point(lambda a: 255 if a > config.opaque else 0).getbbox()
              if "A" in picture.getbands() else None)
@@ -231,7 +235,7 @@ def _templates(picture: Image.Image, config: TemplateConfig) -> tuple[Image.Imag
         _TEMPLATES[key] = (weakref.ref(picture, lambda _, key=key: _forget(key)), shown, made)
         while len(_TEMPLATES) > TEMPLATE_CACHE:
             _TEMPLATES.popitem(last=False)
-    return drawn, made
+    return shown, made
 
 
 def _template(drawn: Image.Image, scale: float, config: TemplateConfig) -> _Template | None:
