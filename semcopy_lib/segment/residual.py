@@ -30,7 +30,7 @@ from PIL import Image, ImageOps
 
 from semcopy_lib.data.boxes import Box
 from semcopy_lib.data.loading import to_rgb
-from semcopy_lib.segment.template import BLANK_STD
+from semcopy_lib.segment.template import BLANK_STD, halving_search
 
 
 @dataclass(frozen=True)
@@ -159,16 +159,12 @@ def _align(query: np.ndarray, picture: Image.Image, shares: tuple[float, ...],
            refine: tuple[float, ...], near: tuple[tuple[float, float], int] | None = None) -> Alignment | None:
     """The best of ``shares``, then the best share moved either way by each of ``refine`` in turn (a crop's
     share is seldom one of a few); ``near`` as :func:`_match`'s. None when the query fits at none."""
-    found = [m for share in shares if 0 < share <= 1.0 and (m := _match(query, picture, share, near)) is not None]
-    if not found:
-        return None
-    best = max(found, key=lambda m: m[0])
-    for step in refine:  # a halving search: each step taken either way from the best so far
-        centre = best[2]
-        for share in (centre - step, centre + step):
-            if 0 < share <= 1.0 and (m := _match(query, picture, share, near)) is not None and m[0] > best[0]:
-                best = m
-    return best
+    def at(share: float) -> tuple[float, Alignment] | None:
+        m = _match(query, picture, share, near) if 0 < share <= 1.0 else None
+        return (m[0], m) if m is not None else None
+
+    found = halving_search(at, shares, refine)
+    return found[2] if found is not None else None
 
 
 def _shrunk(query: Image.Image, picture: Image.Image, config: ResidualConfig) -> tuple[float, np.ndarray]:

@@ -24,7 +24,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Iterable, Mapping, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -150,9 +150,9 @@ def match_picture(query: Image.Image, box: Box, picture: Image.Image,
     tables = _summed_areas(region)  # the region's, once for every scale's windows
     far: dict[bytes, np.ndarray] = {}  # the region's distance to a silhouette's colour, once per colour
 
-    def scored(made: _Template | None) -> tuple[float, Box | None]:
+    def scored(made: _Template | None) -> tuple[float, Box] | None:
         if made is None or made.template.shape[1] > region.shape[1] or made.template.shape[0] > region.shape[0]:
-            return -1.0, None
+            return None
         th, tw = made.template.shape[:2]
         if made.colour is not None:
             key = made.colour.tobytes()
@@ -170,20 +170,44 @@ def match_picture(query: Image.Image, box: Box, picture: Image.Image,
         return float(top), (x0 + round(px / f), y0 + round(py / f), round(tw / f), round(th / f))
 
     shown, made = _templates(picture, config)
-    best, where, at = -1.0, None, None
-    for scale, template in zip(config.scales, made):
-        top, place = scored(template)
-        if place is not None and top > best:
-            best, where, at = top, place, scale
-    steps = _halving_steps(config.scales, at, config.halvings) if at is not None else []
-    drawn = picture.crop(shown) if shown and steps else picture
-    for step in steps:
-        centre = at
-        for scale in (centre - step, centre + step):
-            top, place = scored(_template(drawn, scale, config))
-            if place is not None and top > best:
-                best, where, at = top, place, scale
-    return best, where
+    kept = dict(zip(config.scales, made))
+    drawn: list[Image.Image] = []  # the picture cut to its drawing, once halving steps need it
+
+    def at(scale: float) -> tuple[float, Box] | None:
+        if scale in kept:
+            return scored(kept[scale])
+        if not drawn:
+            drawn.append(picture.crop(shown) if shown else picture)
+        return scored(_template(drawn[0], scale, config))
+
+    found = halving_search(at, config.scales, lambda best: _halving_steps(config.scales, best, config.halvings))
+    return (found[0], found[2]) if found is not None else (-1.0, None)
+
+
+Found = TypeVar("Found")
+
+
+def halving_search(score: Callable[[float], tuple[float, Found] | None], grid: Iterable[float],
+                   steps: Iterable[float] | Callable[[float], Iterable[float]]) -> tuple[float, float, Found] | None:
+    """(value, x, what ``score(x)`` found) of the best x of ``grid`` (the first of equals), then that x moved
+    either way by each of ``steps`` in turn, kept when better: a halving search (a size or a share is
+    seldom one of a few). ``score`` gives (value, what it found), or None where nothing fits; a value of
+    -1 or less (a correlation's floor) never wins. ``steps``: the steps, or a function of the grid's best
+    x that gives them. None when nothing scored over -1."""
+    best: tuple[float, float, Found] | None = None
+    for x in grid:
+        got = score(x)
+        if got is not None and got[0] > (best[0] if best is not None else -1.0):
+            best = (got[0], x, got[1])
+    if best is None:
+        return None
+    for step in steps(best[1]) if callable(steps) else steps:
+        centre = best[1]
+        for x in (centre - step, centre + step):
+            got = score(x)
+            if got is not None and got[0] > best[0]:
+                best = (got[0], x, got[1])
+    return best
 
 
 @dataclass(frozen=True)
@@ -323,24 +347,20 @@ def match_crop(query: Image.Image, picture: Image.Image, config: TemplateConfig 
     if float(template.std(axis=(0, 1)).max()) < BLANK_STD:  # over the pixels, a colour at a time
         return best  # a blank query correlates with nothing (OpenCV calls a flat template a perfect match)
 
-    def at(share: float) -> float:  # the best correlation with the query covering ``share`` of the picture
+    def at(share: float) -> tuple[float, None] | None:  # the best correlation with the query covering ``share``
         if share <= 0:
-            return -1.0
+            return None
         s = config.crop_side / share / max(picture.size)
         pw, ph = max(4, round(picture.width * s)), max(4, round(picture.height * s))
         if template.shape[1] > pw or template.shape[0] > ph:
-            return -1.0
+            return None
         scene = np.asarray(to_rgb(picture.resize((pw, ph), Image.BILINEAR)), np.float32)
         scores = cv2.matchTemplate(scene, template, cv2.TM_CCOEFF_NORMED)
-        return float(np.nan_to_num(scores, nan=-1.0, posinf=-1.0, neginf=-1.0).max())
+        return float(np.nan_to_num(scores, nan=-1.0, posinf=-1.0, neginf=-1.0).max()), None
 
-    best, share = max(((at(share), share) for share in config.crop_shares), default=(-1.0, 1.0))
-    for step in config.crop_refine if best > -1.0 else ():
-        centre = share
-        for moved in (centre - step, centre + step):
-            if (c := at(moved)) > best:
-                best, share = c, moved
-    return best
+    # the larger share first: of equal correlations, the one covering less of the picture is kept
+    found = halving_search(at, sorted(config.crop_shares, reverse=True), config.crop_refine)
+    return found[0] if found is not None else -1.0
 
 
 def pixel_evidence(a: Image.Image, b: Image.Image, config: TemplateConfig) -> float:
