@@ -358,7 +358,7 @@ def match_crop(query: Image.Image, picture: Image.Image, config: TemplateConfig 
         scores = cv2.matchTemplate(scene, template, cv2.TM_CCOEFF_NORMED)
         return float(np.nan_to_num(scores, nan=-1.0, posinf=-1.0, neginf=-1.0).max()), None
 
-    # the larger share first: of equal correlations, the one covering less of the picture is kept
+    # the larger share first: of equal correlations, the share where the query covers more of the picture is kept
     found = halving_search(at, sorted(config.crop_shares, reverse=True), config.crop_refine)
     return found[0] if found is not None else -1.0
 
