@@ -18,6 +18,11 @@ import pytest
 from hypothesis import settings
 from PIL import Image
 
+# Tests run the encoders in ONNX Runtime's exact fp32 whatever the CPU, so that a test sees the same numbers
+# on every machine (the default, OpenVINO mixed bf16, runs only where the CPU has native bf16) and each
+# encoder a test builds skips OpenVINO's conversion and per-shape compiles (the suite took 60 % longer);
+# the tests of the runtimes and of the default's choice ask for them by name.
+os.environ.setdefault("SEMCOPY_RUNTIME", "onnx")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("YOLO_OFFLINE", "1")
 # `semcopy trust` and `index build --encoder-path` write a trust list: never the user's own in tests

@@ -264,7 +264,8 @@ def test_eval_on_a_query_list(built, gallery_dir, tmp_path, capsys):
     assert code == 2 and f"{qfile}:2: not a query line" in err and len(err.strip().splitlines()) == 1
 
 
-def test_bench_speed_quick_prints_one_json_object_with_every_figure(gallery_dir, capsys):
+def test_bench_speed_quick_prints_one_json_object_with_every_figure(gallery_dir, capsys, monkeypatch):
+    monkeypatch.delenv("SEMCOPY_RUNTIME", raising=False)  # the default runtime (tests otherwise ask for onnx)
     assert main(["bench", "speed", str(gallery_dir), "--quick", "--json"]) == 0
     row = json.loads(capsys.readouterr().out)
     for key in ("ingest_img_per_s", "ingest_naive_img_per_s", "query_p50_ms", "query_p95_ms",
@@ -280,15 +281,14 @@ def test_bench_speed_quick_prints_one_json_object_with_every_figure(gallery_dir,
     assert list(copy) == list(unseen) == list(STAGES) and min(copy.values()) >= 0 and min(unseen.values()) >= 0
     assert unseen["propose"] > 0 and unseen["embed"] > 0 and copy["embed"] > 0
     assert isinstance(row["machine"], str) and row["machine"]
-    # the optimised path (the naive one is eager PyTorch); a query's feature maps in OpenVINO where it
-    # runs bf16 natively
+    # the optimised path (the naive one is eager PyTorch): OpenVINO in mixed bf16 where it runs bf16
+    # natively, else ONNX Runtime
     from semcopy_lib.encoders.openvino_runtime import openvino_bf16
 
     mixed = openvino_bf16()
-    assert row["runtime"] == ("onnx+openvino" if mixed else "onnx")
-    assert row["precision"] == ("fp32, maps mixed-bf16" if mixed else "fp32")
-    # the numerics check: ONNX Runtime's fp32 gallery vectors are the naive eager fp32 ones
-    assert 0.99999 <= row["ingest_min_cosine"] <= 1.0
+    assert row["runtime"] == ("openvino" if mixed else "onnx")
+    assert row["precision"] == ("mixed-bf16" if mixed else "fp32")
+    assert _least_cosine(row) <= row["ingest_min_cosine"] <= 1.0
 
 
 def test_bench_speed_names_the_cpu_by_family_clock_and_vector_instructions(monkeypatch):
@@ -303,6 +303,13 @@ def test_bench_speed_names_the_cpu_by_family_clock_and_vector_instructions(monke
     assert ", torch " in machine("") and "(" not in machine("").split(",")[0]  # no /proc/cpuinfo: the platform's name
 
 
+def _least_cosine(row: dict) -> float:
+    """The lowest cosine ``bench speed``'s numerics check may report against the naive eager fp32 vectors
+    for the run ``row``: ONNX Runtime's are the same; mixed bf16's (the default where the CPU runs bf16
+    natively) within the sanity guard of the project's rule for a faster default."""
+    return 0.995 if row["precision"] == "mixed-bf16" else 0.99999
+
+
 def test_bench_speed_skips_a_file_it_cannot_decode(gallery_dir, tmp_path, capsys):
     """Refused files (here not images) are left out of both ingestions and of the copy queries."""
     import shutil
@@ -313,7 +320,7 @@ def test_bench_speed_skips_a_file_it_cannot_decode(gallery_dir, tmp_path, capsys
         path.write_bytes(b"not an image at all")
     assert main(["bench", "speed", str(folder), "--quick", "--json"]) == 0
     row = json.loads(capsys.readouterr().out)
-    assert row["ingest_images"] == 12 and 0.99999 <= row["ingest_min_cosine"] <= 1.0
+    assert row["ingest_images"] == 12 and _least_cosine(row) <= row["ingest_min_cosine"] <= 1.0
 
 
 @pytest.mark.parametrize("bench", ["speed", "regions", "copies", "crops", "dedup", "encoders", "calibrate"])
@@ -412,12 +419,11 @@ def test_encoders_says_which_cpu_runtime_is_asked_for(capsys, monkeypatch):
     monkeypatch.setenv("SEMCOPY_RUNTIME", "openvino")
     code, out, _ = run(capsys, "encoders")
     assert code == 0 and out.splitlines()[-1] == (
-        "CPU runtime: openvino ($SEMCOPY_RUNTIME: auto, the default: onnx, with a query's feature maps in "
-        "openvino where it runs bf16 natively; onnx, exact fp32; openvino, mixed bf16: this CPU has native bf16; "
-        "torch)")
+        "CPU runtime: openvino ($SEMCOPY_RUNTIME: auto, the default: openvino where it runs bf16 natively, "
+        "else onnx; onnx, exact fp32; openvino, mixed bf16: this CPU has native bf16; torch)")
     monkeypatch.delenv("SEMCOPY_RUNTIME")
     _, out, _ = run(capsys, "encoders")
-    assert out.splitlines()[-1].startswith("CPU runtime: auto = onnx, a query's feature maps in openvino here (")
+    assert out.splitlines()[-1].startswith("CPU runtime: auto = openvino here (")
     monkeypatch.setattr("semcopy_lib.encoders.openvino_runtime.openvino_bf16", lambda: False)
     _, out, _ = run(capsys, "encoders")
     assert out.splitlines()[-1].startswith("CPU runtime: auto = onnx here (") and "no native bf16 here" in out.splitlines()[-1]

@@ -178,10 +178,10 @@ def test_openvino_keeps_the_first_blocks_in_fp32_and_stays_within_0_999_of_float
 
 
 @pytest.mark.parametrize("native_bf16", [True, False])
-def test_auto_runtime_runs_only_the_feature_map_pass_in_openvino_where_bf16_is_native(monkeypatch, native_bf16):
-    """``auto`` (the default): whole images' vectors as ``onnx`` gives them (gallery and query vectors
-    stay exact fp32); a query's feature-map pass in OpenVINO only where the CPU runs bf16 natively, its
-    windows within 0.999 cosine of fp32 and the same windows' boxes and pasted subject."""
+def test_auto_runtime_is_openvino_where_bf16_is_native_else_onnx(monkeypatch, native_bf16):
+    """``auto`` (the default): every pass in OpenVINO where the CPU runs bf16 natively (vectors and
+    windows within 0.999 cosine of fp32, the same windows' boxes and pasted subject), else ONNX Runtime's
+    exact fp32 and nothing converted for OpenVINO."""
     import random
 
     from semcopy_lib.data import compose
@@ -199,19 +199,23 @@ def test_auto_runtime_runs_only_the_feature_map_pass_in_openvino_where_bf16_is_n
     assert encoder.use_runtime("onnx") == "onnx" and encoder.precision() == "fp32"
     exact, exact_windows = encoder.embed(images, size=320), windows_and_pasted(encoder, query)
     mixed = native_bf16 and openvino_installed()
-    assert encoder.use_runtime("auto") == ("onnx+openvino" if mixed else "onnx")
-    assert encoder.precision() == ("fp32, maps mixed-bf16" if mixed else "fp32")
+    assert encoder.use_runtime("auto") == ("openvino" if mixed else "onnx")
+    assert encoder.precision() == ("mixed-bf16" if mixed else "fp32")
     auto, auto_windows = encoder.embed(images, size=320), windows_and_pasted(encoder, query)
-    assert (encoder.base._openvino is not None) == mixed  # the maps' pass ran there, and only then
-    np.testing.assert_allclose(auto, exact, atol=1e-6)
+    # every pass ran in OpenVINO, and only then; ONNX Runtime's graph was not even exported
+    assert (encoder.base._openvino is not None) == mixed and (encoder.base._onnx is None) == mixed
+    if mixed:
+        assert (auto * exact).sum(axis=1).min() >= 0.999
+    else:
+        np.testing.assert_allclose(auto, exact, atol=1e-6)
     assert (auto_windows[0] * exact_windows[0]).sum(axis=1).min() >= (0.999 if mixed else 0.999999)
     assert auto_windows[1] == exact_windows[1]
     assert len(exact_windows[2]) >= 1 and iou(auto_windows[2][0], exact_windows[2][0]) >= 0.9
 
 
 def test_prepare_builds_the_runtimes_graphs_in_the_background(monkeypatch):
-    """A server's ``prepare()`` exports ONNX Runtime's graph and converts the maps' OpenVINO graphs in a
-    thread, so that its first search waits for neither; nothing is built for PyTorch."""
+    """A server's ``prepare()`` builds its runtime's graphs in a thread (OpenVINO's where the CPU runs bf16
+    natively, else ONNX Runtime's), so that its first search does not wait; nothing is built for PyTorch."""
     import threading
 
     from semcopy_lib.encoders import effnet as E
@@ -227,7 +231,7 @@ def test_prepare_builds_the_runtimes_graphs_in_the_background(monkeypatch):
     encoder.prepare()
     for thread in [t for t in threading.enumerate() if t.name == "export"]:
         thread.join(timeout=120)
-    assert base._onnx is not None and (base._openvino is not None) == openvino_installed()
+    assert (base._openvino is not None) == openvino_installed() and (base._onnx is None) == openvino_installed()
 
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on a GPU machine)")

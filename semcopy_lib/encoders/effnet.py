@@ -229,48 +229,42 @@ class EffNetLite0Encoder(Encoder):
         # proposers trained on these ImageNet weights' maps are used on them only
         bundled = weights is not None and Path(weights) == Path(_weights_file())
         self.backbone = IMAGENET if bundled else f"efficientnet-lite0/{'random' if weights is None else weights}"
-        self._runtime = self._maps_runtime = "torch"
+        self._runtime = "torch"
         self._onnx, self._openvino = None, None
         self._building = threading.Lock()  # each runtime's graph is built once, by whichever call needs it first
 
     def use_runtime(self, runtime: str) -> str:
         """Frozen CPU inference in ONNX Runtime (``onnx``), OpenVINO (``openvino``: the first blocks in
         fp32 and the rest in bf16 on a CPU with native bf16, all in fp32 elsewhere) or PyTorch
-        (``torch``); ``auto``: ONNX Runtime, and :meth:`feature_maps` in OpenVINO where it runs bf16
-        natively (a query's windows and probe boxes: close enough to fp32 to pass the project's rule for
-        a faster default, docs/benchmarks.md; every vector of a gallery image, a whole query or a crop
-        stays fp32). A runtime not installed falls back to the next.
-        Returns the runtime in use (``onnx+openvino``: the maps' differs): PyTorch on a GPU, whatever
-        the CPU runtime (used again if the encoder moves to the CPU)."""
-        maps = runtime
+        (``torch``); ``auto``: OpenVINO where it runs bf16 natively (close enough to fp32 to pass the
+        project's rule for a faster default, gallery and queries alike, docs/benchmarks.md), else ONNX
+        Runtime. A runtime not installed falls back to the next.
+        Returns the runtime in use: PyTorch on a GPU, whatever the CPU runtime (used again if the
+        encoder moves to the CPU)."""
         if runtime == "auto":
-            runtime, maps = "onnx", ("openvino" if openvino_bf16() else "onnx")
-        self._runtime, self._maps_runtime = _installed(runtime), _installed(maps)
+            runtime = "openvino" if openvino_bf16() else "onnx"
+        self._runtime = _installed(runtime)
         self._onnx = self._openvino = None
-        if self.device.type != "cpu":
-            return "torch"
-        return self._runtime if self._maps_runtime == self._runtime else f"{self._runtime}+{self._maps_runtime}"
+        return self._runtime if self.device.type == "cpu" else "torch"
 
     def precision(self) -> str:
         """As :meth:`Encoder.precision`; ``mixed-bf16`` in OpenVINO on a CPU with native bf16
-        (:data:`BF16_FROM`), ``fp32, maps mixed-bf16`` when only :meth:`feature_maps` runs there."""
+        (:data:`BF16_FROM`)."""
         plain = super().precision()
         if plain != "fp32" or self.device.type != "cpu" or not openvino_bf16():
             return plain
-        if self._runtime == "openvino":
-            return "mixed-bf16"
-        return "fp32, maps mixed-bf16" if self._maps_runtime == "openvino" else plain
+        return "mixed-bf16" if self._runtime == "openvino" else plain
 
     def train(self, mode: bool = True) -> "EffNetLite0Encoder":
         if mode:
             self._onnx = self._openvino = None  # the weights may change: exported again when next used frozen
         return super().train(mode)
 
-    def _trunk(self, pixels: torch.Tensor, runtime: str | None = None) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    def _trunk(self, pixels: torch.Tensor) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
         """(B, 3, S, S) pixels -> the (B, 1280, S/32, S/32) last feature map and the outputs of
-        :data:`INNER_BLOCKS`, by block index: frozen on the CPU in OpenVINO or ONNX Runtime (``runtime``,
-        default the one :meth:`use_runtime` chose), else in PyTorch."""
-        runtime = runtime or self._runtime
+        :data:`INNER_BLOCKS`, by block index: frozen on the CPU in the runtime :meth:`use_runtime` chose
+        (OpenVINO or ONNX Runtime), else in PyTorch."""
+        runtime = self._runtime
         frozen = not self.training and not torch.is_grad_enabled()
         compiled = pixels.device.type == "cpu" and frozen and not torch.is_autocast_enabled("cpu")
         if compiled and runtime == "openvino":
@@ -305,15 +299,14 @@ class EffNetLite0Encoder(Encoder):
             return self._openvino
 
     def prepare(self) -> None:
-        """Exports the network for its CPU runtimes in a background thread, ONNX Runtime's first (a query's
-        first pass waits only for the graph it runs; the maps' OpenVINO graphs take longer to convert)."""
+        """Exports the network for its CPU runtime in a background thread (a server's first search then
+        waits for nothing)."""
         if self.device.type != "cpu" or self.training:
             return
-        runtimes = (self._runtime, self._maps_runtime)
-        wanted = [build for name, build in (("onnx", self._exported), ("openvino", self._mixed)) if name in runtimes]
-        if wanted:
+        build = {"onnx": self._exported, "openvino": self._mixed}.get(self._runtime)
+        if build is not None:
             silence_export_notes()  # here, before the thread: it cannot silence them itself
-            threading.Thread(target=lambda: [step() for step in wanted], name="export", daemon=True).start()
+            threading.Thread(target=build, name="export", daemon=True).start()
 
     def _whole(self) -> _Span:
         """The network from the stem to the last convolution, with the :data:`INNER_BLOCKS` outputs."""
@@ -335,7 +328,7 @@ class EffNetLite0Encoder(Encoder):
     def feature_maps(self, image: Image.Image, size: int) -> FeatureMaps:
         """The last (1280, S/32, S/32) map and the :data:`INNER_BLOCKS` outputs of one pass at ``size``."""
         with self.evaluating(), self.autocast():
-            fmap, outputs = self._trunk(self.to_pixels(self.preprocess(image, size)[None]), self._maps_runtime)
+            fmap, outputs = self._trunk(self.to_pixels(self.preprocess(image, size)[None]))
         return FeatureMaps(fmap[0].float(), {i: o[0].float() for i, o in outputs.items()}, self.backbone)
 
     @torch.inference_mode()

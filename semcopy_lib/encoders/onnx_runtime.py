@@ -7,11 +7,10 @@ the batch and the image size dynamic; training and anything needing gradients st
 
 ``SEMCOPY_RUNTIME=torch`` turns it off; without the ``onnxruntime`` and ``onnx`` packages the encoder
 runs in PyTorch. ``SEMCOPY_RUNTIME=openvino`` runs OpenVINO instead, in mixed bf16 on a CPU
-with native bf16 (:mod:`semcopy_lib.encoders.openvino_runtime`). The default, ``auto``, is ONNX Runtime
-for every vector of a gallery image, a query or a crop, and OpenVINO in mixed bf16 for a query's
-feature-map pass (its windows and the pasted-subject probe) where OpenVINO is installed and the CPU has
-native bf16: that pass moves no benchmark kind's first hits by more than issue 28's rule allows
-(docs/benchmarks.md); ``onnx`` keeps everything in exact fp32.
+with native bf16 (:mod:`semcopy_lib.encoders.openvino_runtime`). The default, ``auto``, is OpenVINO in
+mixed bf16 where it is installed and the CPU has native bf16 (gallery and queries alike: that moves no
+benchmark kind's first hits by more than issue 28's rule allows, docs/benchmarks.md), else ONNX Runtime;
+``onnx`` keeps everything in exact fp32.
 """
 
 from __future__ import annotations
@@ -27,9 +26,9 @@ import torch
 
 from semcopy_lib.encoders.base import EncoderUnavailable
 
-#: Environment variable choosing the CPU runtime of frozen backbones: ``auto`` (default: ``onnx``, with a
-#: query's feature maps in ``openvino`` where that runs bf16 natively), ``onnx`` (exact fp32), ``openvino``
-#: (mixed bf16 on a CPU with native bf16, see :mod:`semcopy_lib.encoders.openvino_runtime`) or ``torch``.
+#: Environment variable choosing the CPU runtime of frozen backbones: ``auto`` (default: ``openvino`` where
+#: that runs bf16 natively, else ``onnx``), ``onnx`` (exact fp32), ``openvino`` (mixed bf16 on a CPU with
+#: native bf16, see :mod:`semcopy_lib.encoders.openvino_runtime`) or ``torch``.
 RUNTIME_ENV = "SEMCOPY_RUNTIME"
 RUNTIMES = ("auto", "onnx", "openvino", "torch")
 
@@ -51,11 +50,10 @@ def runtime_note() -> str:
     from semcopy_lib.encoders.openvino_runtime import openvino_bf16
 
     runtime, native = wanted_runtime(), openvino_bf16()
-    maps = ", a query's feature maps in openvino" if native else ""
-    here = f" = onnx{maps} here" if runtime == "auto" else ""
+    here = f" = {'openvino' if native else 'onnx'} here" if runtime == "auto" else ""
     bf16 = "this CPU has native bf16" if native else "no native bf16 here (or openvino not installed)"
-    return (f"CPU runtime: {runtime}{here} (${RUNTIME_ENV}: auto, the default: onnx, with a query's feature "
-            f"maps in openvino where it runs bf16 natively; onnx, exact fp32; openvino, mixed bf16: {bf16}; torch)")
+    return (f"CPU runtime: {runtime}{here} (${RUNTIME_ENV}: auto, the default: openvino where it runs bf16 "
+            f"natively, else onnx; onnx, exact fp32; openvino, mixed bf16: {bf16}; torch)")
 
 
 def onnx_installed() -> bool:

@@ -8,10 +8,9 @@ CPU plugin applies one precision to a whole graph; where the cut is:
 :data:`semcopy_lib.encoders.effnet.BF16_FROM`), which runs faster than ONNX Runtime's fp32.
 
 Graphs are converted from PyTorch (through ONNX, in memory) when the encoder is first used frozen and compiled for
-each input shape met (static shapes run faster than one dynamic graph). Used for every pass when
-``SEMCOPY_RUNTIME=openvino`` (:mod:`semcopy_lib.encoders.onnx_runtime`), and by default only for a
-query's feature-map pass: vectors of whole images, though close to fp32's, move a few benchmark
-queries' first hits (docs/benchmarks.md).
+each input shape met (static shapes run faster than one dynamic graph). Used for every pass by default
+where the CPU runs bf16 natively, and when ``SEMCOPY_RUNTIME=openvino``
+(:mod:`semcopy_lib.encoders.onnx_runtime`).
 """
 
 from __future__ import annotations
