@@ -37,10 +37,10 @@ class MergeConfig:
 
     whole: tuple[float, ...] = (1.0, 0.0)
     # fitted by `semcopy bench calibrate` on the tuning split (default encoder, docs/benchmarks.md)
-    photo: tuple[float, ...] = (1.019, -0.145)
-    subject: tuple[float, ...] = (0.536, 0.199)
-    window: tuple[float, ...] = (0.67, 0.129)
-    # not fitted (tiles: every best tile hit was right; no detector by default; a residual competes
+    photo: tuple[float, ...] = (1.055, -0.169)
+    subject: tuple[float, ...] = (0.485, 0.228)
+    window: tuple[float, ...] = (0.713, 0.106)
+    # not fitted (tiles: too few wrong best tile hits; no detector by default; a residual competes
     # with the second hit beside a copy): a part counts a little less than the whole
     tile: tuple[float, ...] = (0.96, 0.0)
     object: tuple[float, ...] = (0.96, 0.0)
