@@ -31,6 +31,29 @@ def test_index_info_json_shape(built, capsys):
     info = json.loads(out)
     assert code == 0
     assert {"count": 12, "encoder": "effnet-lite0-semcopy", "dim": 1280}.items() <= info.items()
+    assert info["precision"] == "fp32"  # built in ONNX Runtime (the tests' runtime)
+
+
+def test_an_fp32_index_is_searched_and_grown_in_fp32_under_the_default_runtime(built, monkeypatch):
+    """The default runtime is mixed bf16 on a CPU with native bf16; an index whose vectors were embedded
+    in fp32 gets an fp32 encoder, unless a runtime is asked for by name."""
+    from semcopy_lib.app import encoder_for_index
+    from semcopy_lib.encoders import effnet as E
+    from semcopy_lib.encoders.openvino_runtime import openvino_installed
+    from semcopy_lib.index import GalleryIndex
+
+    index = GalleryIndex.open(built, read_only=True)
+    monkeypatch.setattr(E, "openvino_bf16", lambda: True)
+    monkeypatch.delenv("SEMCOPY_RUNTIME")
+    mixed = "mixed-bf16" if openvino_installed() else "fp32"
+    assert index.manifest["precision"] == "fp32" and encoder_for_index(index).precision() == "fp32"
+    for saved in ("mixed-bf16", None):  # an index in bf16, one built before its precision was kept
+        index.manifest["precision"] = saved
+        assert encoder_for_index(index).precision() == mixed
+    monkeypatch.setenv("SEMCOPY_RUNTIME", "openvino")
+    index.manifest["precision"] = "fp32"
+    assert encoder_for_index(index).precision() == mixed
+    index.close()
 
 
 def test_search_json_lines_in_order_with_errors(built, gallery_dir, tmp_path, capsys):

@@ -15,6 +15,7 @@ from semcopy_lib.data import GalleryFile, ImageLoadError, gallery_id_for, load_i
 from semcopy_lib.data.folders import sha256_of
 from semcopy_lib.data.trust import from_manifest
 from semcopy_lib.encoders import DEFAULT_ENCODER, Encoder, create_encoder
+from semcopy_lib.encoders.onnx_runtime import wanted_runtime
 from semcopy_lib.index import GalleryIndex, IndexDirError, NewItem
 from semcopy_lib.index.directory import MANIFEST
 from semcopy_lib.query import QueryConfig, check_proposers
@@ -43,7 +44,9 @@ class IndexReport:
 
 
 def encoder_for_index(index: GalleryIndex, device: str | None = None) -> Encoder:
-    """The encoder an index was built with, built again from its saved config.
+    """The encoder an index was built with, built again from its saved config; under the default runtime
+    (``SEMCOPY_RUNTIME`` unset), in exact fp32 when the index's vectors were embedded in fp32 (a query
+    and the gallery then embed alike, the OpenVINO default being a near copy of fp32, not fp32).
 
     Raises:
         UntrustedWeights: the manifest names a file that only a loader that can run code opens, and the
@@ -51,7 +54,10 @@ def encoder_for_index(index: GalleryIndex, device: str | None = None) -> Encoder
     """
     cfg = index.encoder_config
     with from_manifest(index.directory / MANIFEST):  # an index folder may come from anyone
-        return create_encoder(cfg["name"], path=cfg.get("path"), device=device)
+        encoder = create_encoder(cfg["name"], path=cfg.get("path"), device=device)
+    if index.manifest.get("precision") == "fp32" and wanted_runtime() == "auto" and encoder.precision() != "fp32":
+        encoder.use_runtime("onnx")
+    return encoder
 
 
 #: ``index sync --watch`` waits for this many ms of quiet after a change before it syncs (a copy of
@@ -329,7 +335,7 @@ def build_index(
     else:
         enc = create_encoder(encoder or DEFAULT_ENCODER, path=encoder_path, device=device)
         index = GalleryIndex.create(index_dir, enc.config.to_dict(), enc.dim, root=images_dir, backend=backend,
-                                    query=QueryConfig().to_dict())
+                                    query=QueryConfig().to_dict(), precision=enc.precision())
     report = index_files(index, files, enc, batch_size=batch_size, progress=progress)
     report.skipped = sorted(not_images + report.skipped)
     return index, report

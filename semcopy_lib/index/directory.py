@@ -155,6 +155,7 @@ class GalleryIndex:
         root: os.PathLike | str | None = None,
         backend: str = "faiss",
         query: dict[str, Any] | None = None,
+        precision: str | None = None,
     ) -> "GalleryIndex":
         """A new, empty index in ``directory`` (created if needed; must not hold an index yet).
 
@@ -163,6 +164,8 @@ class GalleryIndex:
             dim: vector dimension D.
             root: the gallery folder that ids are relative to, when there is one.
             query: the search settings to keep with the index (``QueryConfig.to_dict()``).
+            precision: what the encoder embeds the gallery in (``Encoder.precision()``: ``fp32``,
+                ``mixed-bf16``...), so that later queries and additions can match it.
         """
         directory = Path(directory)
         creatable = [name for name, cls in BACKENDS.items() if getattr(cls, "CREATABLE", True)]
@@ -185,6 +188,7 @@ class GalleryIndex:
                 "generation": 0,
                 "root": str(Path(root).resolve()) if root else None,
                 "query": query,
+                "precision": precision,
                 "name": _new_name(),
             }
             backend_cls = BACKENDS[backend]
@@ -374,6 +378,7 @@ class GalleryIndex:
             "root": self.manifest.get("root"),
             "path": str(self.directory),
             "query": self.manifest.get("query"),
+            "precision": self.manifest.get("precision"),
         }
 
     def check_encoder(self, name: str) -> None:
