@@ -133,6 +133,40 @@ def cmd_index_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_index_settings(args: argparse.Namespace) -> int:
+    """The index's saved search settings that differ from this version's defaults; ``--reset`` saves the
+    defaults instead (an index keeps the settings it was built with, so it gains new defaults only so)."""
+    from semcopy_lib.app.indexing import query_config
+    from semcopy_lib.index import GalleryIndex
+    from semcopy_lib.query import QueryConfig
+
+    index = GalleryIndex.open(args.index, read_only=not args.reset)
+    try:
+        saved = _dotted(query_config(index).to_dict(), "query")
+        defaults = QueryConfig().to_dict()
+        differs = {key: {"saved": saved.get(key), "default": value}
+                   for key, value in _dotted(defaults, "query").items() if saved.get(key) != value}
+        if args.reset and differs:
+            index.set_query(defaults)
+    finally:
+        if args.reset:
+            index.close()
+    if args.json:
+        _print_json({"index": str(args.index), "differs": differs, "reset": bool(args.reset and differs)})
+        return 0
+    for key, pair in differs.items():
+        print(f"{key}: {pair['saved']} -> {pair['default']}" if args.reset
+              else f"{key}: {pair['saved']} (default: {pair['default']})")
+    if not differs:
+        print(f"{args.index}: its search settings are this version's defaults")
+    elif args.reset:
+        print(f"{args.index}: {len(differs)} search settings set to this version's defaults")
+    else:
+        print(f"{args.index}: {len(differs)} search settings differ from this version's defaults "
+              f"(`semcopy index settings --reset` saves the defaults)")
+    return 0
+
+
 def _dotted(data: dict[str, Any], prefix: str) -> dict[str, Any]:
     """A nested dict as one level: ``{"query.merge.tile": [0.96, 0.0], ...}``."""
     flat = {}
@@ -713,6 +747,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", required=True, metavar="INDEX_DIR")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_index_info)
+    p = isub.add_parser("settings", help="the saved search settings that differ from this version's defaults "
+                        "(an index keeps those it was built with); --reset saves the defaults")
+    p.add_argument("--index", required=True, metavar="INDEX_DIR")
+    p.add_argument("--reset", action="store_true", help="save this version's default search settings in the index")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_index_settings)
     p = isub.add_parser("verify", help="check that metadata, vectors and manifest agree; say how to repair")
     p.add_argument("--index", required=True, metavar="INDEX_DIR")
     p.add_argument("--repair", action="store_true", help="rebuild the vector file from meta.sqlite when it is behind")

@@ -34,6 +34,38 @@ def test_index_info_json_shape(built, capsys):
     assert info["precision"] == "fp32"  # built in ONNX Runtime (the tests' runtime)
 
 
+def test_index_settings_lists_what_differs_from_the_defaults_and_reset_saves_them(built, tmp_path, capsys):
+    """An index keeps the search settings it was built with: `index settings` names those that differ from
+    this version's defaults, and `--reset` saves the defaults (nothing else in the index changes)."""
+    import shutil
+
+    from semcopy_lib.app.indexing import query_config
+    from semcopy_lib.index import GalleryIndex
+    from semcopy_lib.query import QueryConfig
+
+    index_dir = tmp_path / "idx"
+    shutil.copytree(built, index_dir)
+    index = GalleryIndex.open(index_dir)
+    old = QueryConfig().to_dict()
+    old["merge"]["subject"], old["turns"]["angles"] = [0.536, 0.199], []  # as an index of an earlier version saved them
+    index.set_query(old)
+    index.close()
+    code, out, _ = run(capsys, "index", "settings", "--index", index_dir, "--json")
+    default = QueryConfig()
+    assert code == 0 and json.loads(out) == {"index": str(index_dir), "reset": False, "differs": {
+        "query.merge.subject": {"saved": [0.536, 0.199], "default": list(default.merge.subject)},
+        "query.turns.angles": {"saved": [], "default": list(default.turns.angles)}}}
+    code, out, _ = run(capsys, "index", "settings", "--index", index_dir, "--reset")
+    assert code == 0 and out.splitlines() == [
+        f"query.merge.subject: [0.536, 0.199] -> {list(default.merge.subject)}",
+        f"query.turns.angles: [] -> {list(default.turns.angles)}",
+        f"{index_dir}: 2 search settings set to this version's defaults"]
+    index = GalleryIndex.open(index_dir, read_only=True)
+    assert query_config(index) == default and len(index) == 12
+    code, out, _ = run(capsys, "index", "settings", "--index", index_dir)
+    assert out.strip() == f"{index_dir}: its search settings are this version's defaults"
+
+
 def test_an_fp32_index_is_searched_and_grown_in_fp32_under_the_default_runtime(built, monkeypatch):
     """The default runtime is mixed bf16 on a CPU with native bf16; an index whose vectors were embedded
     in fp32 gets an fp32 encoder, unless a runtime is asked for by name."""
