@@ -211,6 +211,29 @@ def test_segment_json_finds_collage_tiles(gallery_dir, tmp_path, capsys):
         assert drawn.getpixel((x + w // 2, y + h // 2)) != COLOURS["tile"]
 
 
+def test_segment_of_a_large_image_is_analysed_as_search_does_and_reported_in_file_pixels(gallery_dir, tmp_path, capsys):
+    """An image over ``QueryConfig.max_side`` is analysed at that size, as a search analyses it; its boxes
+    are in the file's pixels, and ``--draw`` draws at the analysed size."""
+    import random
+
+    from semcopy_lib.data import compose, load_image
+    from semcopy_lib.query import QueryConfig
+    from semcopy_lib.segment import iou
+
+    photos = [load_image(p) for p in sorted(gallery_dir.rglob("*.png"))[:4]]
+    img, _ = compose.collage(photos[0], photos[1:], random.Random(0), 1, 2, gutter=12)
+    small, large = tmp_path / "collage.png", tmp_path / "large.png"
+    img.save(small)
+    factor = 2 * QueryConfig().max_side // img.width + 1  # the large copy, over twice max_side wide
+    img.resize((img.width * factor, img.height * factor), Image.NEAREST).save(large)
+    _, out, _ = run(capsys, "segment", "--json", large, "--draw", tmp_path / "drawn")
+    boxes = json.loads(out)["boxes"]
+    expected = [[v * factor for v in box] for box in json.loads(run(capsys, "segment", "--json", small)[1])["boxes"]]
+    assert json.loads(out)["layout"] == "collage" and len(boxes) == len(expected) == 2
+    assert all(iou(tuple(b), tuple(e)) > 0.97 for b, e in zip(boxes, expected))
+    assert max(Image.open(tmp_path / "drawn" / "large.segment.png").size) <= QueryConfig().max_side
+
+
 def test_encoders_json_shape(capsys):
     code, out, _ = run(capsys, "encoders", "--json")
     rows = json.loads(out)
