@@ -53,7 +53,9 @@ class TemplateConfig:
             exact paste box); a picture with transparency is sized by its opaque pixels' box.
         halvings: ... then the best of them moved either way by half its spacing to the next scale, then
             a quarter, this many halvings (crisp clip art at the work size correlates far less a little
-            off its size; docs/benchmarks.md).
+            off its size; docs/benchmarks.md) ...
+        refine_from: ... only when the best of the sizes correlates at least this well (a picture that is
+            not there gains nothing from finer sizes); -1: always.
         margin: the region searched grows by this share of its size on each side.
         opaque: alpha over which a thumbnail pixel is opaque; the opaque part is eroded by one pixel
             (antialiased outlines).
@@ -68,6 +70,7 @@ class TemplateConfig:
     work_side: int = 40
     scales: tuple[float, ...] = (0.7, 0.8, 0.9, 1.0, 1.1, 1.25)
     halvings: int = 2
+    refine_from: float = -1.0
     margin: float = 0.3
     opaque: int = 200
     min_pixels: int = 30
@@ -180,7 +183,8 @@ def match_picture(query: Image.Image, box: Box, picture: Image.Image,
             drawn.append(picture.crop(shown) if shown else picture)
         return scored(_template(drawn[0], scale, config))
 
-    found = halving_search(at, config.scales, lambda best: _halving_steps(config.scales, best, config.halvings))
+    found = halving_search(at, config.scales, lambda best: _halving_steps(config.scales, best, config.halvings),
+                           refine_from=config.refine_from)
     return (found[0], found[2]) if found is not None else (-1.0, None)
 
 
@@ -188,19 +192,21 @@ Found = TypeVar("Found")
 
 
 def halving_search(score: Callable[[float], tuple[float, Found] | None], grid: Iterable[float],
-                   steps: Iterable[float] | Callable[[float], Iterable[float]]) -> tuple[float, float, Found] | None:
+                   steps: Iterable[float] | Callable[[float], Iterable[float]],
+                   refine_from: float = -1.0) -> tuple[float, float, Found] | None:
     """(value, x, what ``score(x)`` found) of the best x of ``grid`` (the first of equals), then that x moved
     either way by each of ``steps`` in turn, kept when better: a halving search (a size or a share is
     seldom one of a few). ``score`` gives (value, what it found), or None where nothing fits; a value of
     -1 or less (a correlation's floor) never wins. ``steps``: the steps, or a function of the grid's best
-    x that gives them. None when nothing scored over -1."""
+    x that gives them; taken only when the grid's best value reaches ``refine_from``. None when nothing
+    scored over -1."""
     best: tuple[float, float, Found] | None = None
     for x in grid:
         got = score(x)
         if got is not None and got[0] > (best[0] if best is not None else -1.0):
             best = (got[0], x, got[1])
-    if best is None:
-        return None
+    if best is None or best[0] < refine_from:
+        return best
     for step in steps(best[1]) if callable(steps) else steps:
         centre = best[1]
         for x in (centre - step, centre + step):
