@@ -76,6 +76,27 @@ def test_a_picture_between_the_sizes_tried_is_found_by_halving_steps(pasted):
     thumb = read_thumbnail(thumbnail(boot))
     assert match_picture(query, region, thumb)[0] > 0.95
     assert match_picture(query, region, thumb, TemplateConfig(halvings=0))[0] < 0.85
+    # the verify config takes the finer sizes only from a correlation of 0.5: the boot's sizes reach it
+    assert match_picture(query, region, thumb, TemplateConfig(refine_from=0.5))[0] > 0.95
+
+
+def test_halving_steps_are_taken_only_from_refine_from():
+    """A score peaking at 0.87 on a grid 0.1 apart: the grid's best (0.9, value 0.97) is moved by the steps
+    0.05 (to 0.85) and 0.025 (to 0.875) when it reaches ``refine_from``; under it, the grid's best is the
+    answer and no step is scored."""
+    from semcopy_lib.segment.template import halving_search
+
+    asked = []
+
+    def score(x: float) -> tuple[float, float]:
+        asked.append(x)
+        return 1.0 - abs(x - 0.87), x
+
+    assert halving_search(score, (0.7, 0.8, 0.9, 1.0), (0.05, 0.025)) == pytest.approx((0.995, 0.875, 0.875))
+    assert asked == pytest.approx([0.7, 0.8, 0.9, 1.0, 0.85, 0.95, 0.825, 0.875])
+    asked.clear()
+    assert halving_search(score, (0.7, 0.8, 0.9, 1.0), (0.05, 0.025), refine_from=0.98) == pytest.approx((0.97, 0.9, 0.9))
+    assert asked == [0.7, 0.8, 0.9, 1.0]
 
 
 def test_an_opaque_picture_is_found_and_a_flat_one_matches_nothing(pasted):
