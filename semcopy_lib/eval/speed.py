@@ -17,8 +17,8 @@ Measured side by side in one run on whatever machine runs it:
   photo at a time, end to end (decode, whole image, then layout analysis, subjects and windows when it
   is not a copy, search) over a gallery grown to ``gallery_size`` vectors with synthetic neighbours of
   the real ones (each with the thumbnail of the real image it was drawn around, so that the pixel checks
-  of its hits cost what they cost in a real gallery); half the photos are copies (crop + JPEG of a gallery image), half unseen pictures
-  (which go through the whole region path), also reported apart; ``query_copy_stages_ms`` and
+  of its hits cost what they cost in a real gallery); half the photos are copies (crop + JPEG of a
+  gallery image), half unseen pictures (which go through the whole region path), also reported apart; ``query_copy_stages_ms`` and
   ``query_unseen_stages_ms``: the mean milliseconds a query of each half spends in each stage of
   :data:`~semcopy_lib.query.clock.STAGES`;
 - ``search_1m_*``: ``million`` synthetic unit vectors of the encoder's dimension, drawn around the real
