@@ -149,8 +149,7 @@ def cmd_index_settings(args: argparse.Namespace) -> int:
         if args.reset and differs:
             index.set_query(defaults)
     finally:
-        if args.reset:
-            index.close()
+        index.close()
     if args.json:
         _print_json({"index": str(args.index), "differs": differs, "reset": bool(args.reset and differs)})
         return 0

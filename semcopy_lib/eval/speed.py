@@ -408,7 +408,7 @@ def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_
         # each synthetic image shows the picture it was drawn around (its nearest real vector): the pixel
         # checks of its hits cost what a real gallery's do, where every hit has a thumbnail
         shown = index.thumbs([r.gallery_id for r in records])
-        nearest = (vectors @ real.T).argmax(axis=1) if extra else []
+        nearest = (vectors @ real.T).argmax(axis=1)
         thumbs = {f"synthetic/{i}.png": shown[records[j].gallery_id] for i, j in enumerate(nearest)
                   if records[j].gallery_id in shown}
         index.add([NewItem(f"synthetic/{i}.png", "synthetic", f"s{i}", (0, 0, 1, 1), encoder.name, "", v)

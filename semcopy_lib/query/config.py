@@ -97,8 +97,7 @@ class VerifyConfig:
     top: int = 5
     start: float = 0.7
     weight: float = 0.5
-    # the halving steps only from 0.5: a size 5 % off costs crisp clip art about 0.16-0.2 of correlation
-    # at the work size, so under it no finer size reaches ``start``
+    # finer sizes only from 0.5: under it, no size closer than the grid's (5 % off at worst) reaches ``start``
     template: TemplateConfig = field(default_factory=lambda: TemplateConfig(refine_from=0.5))
     colourless: float = 2.0
     near: float = 0.5
