@@ -87,6 +87,45 @@ def test_a_drawing_pasted_large_on_a_dark_sparse_photo_is_found(seed):
     assert iou(found, box) >= 0.9
 
 
+def _card() -> Image.Image:
+    """An opaque light-grey card with a red arrow outlined on it: pasted large, it covers much of a photo."""
+    from PIL import ImageDraw
+
+    card = Image.new("RGB", (200, 200), (235, 235, 235))
+    ImageDraw.Draw(card).polygon([(40, 20), (160, 20), (160, 150), (120, 150), (120, 60), (80, 60), (80, 120),
+                                  (110, 120), (60, 185), (10, 120), (40, 120)], outline=(230, 40, 20), width=10)
+    return card
+
+
+@pytest.mark.parametrize("photo_name,seed", [("rocket", 0), ("hubble_deep_field", 1), ("hubble_deep_field", 2)])
+def test_a_card_pasted_over_much_of_a_dark_photo_is_its_residual(photo_name, seed):
+    """A light card half the short side of a dark photo: the whole query's grey levels correlate with the
+    photo's under ``min_alignment`` (0.30, 0.16, 0.19), which alone refused the alignment; around the card's
+    part they still align, so the card is the residual."""
+    from semcopy_lib.data.samples import sample_photo_files
+    from semcopy_lib.segment import residual
+
+    photo = load_image(sample_photo_files()[photo_name], max_side=512)
+    query, box = compose.on_background(_card(), photo, random.Random(seed), scale=(0.5, 0.5))
+    thumb = read_thumbnail(thumbnail(photo))
+    config = ResidualConfig()
+    _, small = residual._shrunk(query, to_rgb(thumb), config)
+    assert residual._align(small, to_rgb(thumb), config.shares, config.refine)[0] < config.min_alignment
+    [found] = residual_boxes(query, thumb)
+    assert iou(found, box) >= 0.7  # the card's box, grown by ``pad`` on each side
+
+
+def test_a_card_pasted_on_another_photo_is_not_aligned():
+    """The pixels around a pasted card must align too: a card on the rocket photo, compared with each other
+    package photo, is aligned with none (with any alignment that shows a part accepted, seven would be)."""
+    from semcopy_lib.data.samples import sample_photo_files
+
+    files = sample_photo_files()
+    query, _ = compose.on_background(_card(), load_image(files["rocket"], max_side=512), random.Random(1), scale=(0.5, 0.5))
+    for other in sorted(set(files) - {"rocket"}):
+        assert residual_boxes(query, read_thumbnail(thumbnail(load_image(files[other], max_side=512)))) == [], other
+
+
 def test_each_part_is_searched_on_white_and_on_the_encoders_grey():
     """A flag whose top stripe is white, pasted on a gallery photo: lifted onto white, that stripe is lost
     in the background; on the grey of the encoder's ``index_backdrops`` (the gallery embeds drawings with

@@ -42,7 +42,9 @@ class ResidualConfig:
         refine: ... then as the best share so far moved either way by each of these in turn (halving
             steps from half the shares' spacing reach every share between them).
         min_alignment: the best alignment's correlation (of grey levels) must reach this, or nothing is
-            returned (the query is not this picture, pixel for pixel).
+            returned (the query is not this picture, pixel for pixel); or its pixels outside the parts it
+            shows must (:func:`_holds_around`): a large drawing pasted on the picture lowers the
+            correlation of the whole, not of what it leaves.
         chroma: Gaussian sigma (work pixels) applied to both pictures' colour (each pixel's offset from its
             grey) before differencing, their grey kept sharp: JPEG keeps colour at half resolution, so a
             recompressed copy's saturated edges bleed where its grey edges do not.
@@ -228,7 +230,7 @@ def residual_parts(query: Image.Image, picture: Image.Image, config: ResidualCon
     if float(small.std(axis=(0, 1)).max()) < BLANK_STD:
         return []  # a blank query aligns anywhere
     found = _align(small, picture, config.shares, config.refine)
-    if found is None or found[0] < config.min_alignment:
+    if found is None or (found[0] < config.min_alignment and not _holds_around(small, found[1], config)):
         return []
     differs, mask = _differences(small, found[1], config)
     components = _parts(differs, mask, config)
@@ -263,10 +265,30 @@ def residual_parts(query: Image.Image, picture: Image.Image, config: ResidualCon
         f_fine, fine_query = _shrunk(query, larger, config)
         fine = _align(fine_query, larger, tuple(found[2] + step for step in config.fine), (),
                       near=(found[3], config.fine_radius))
-        if fine is not None and fine[0] >= config.min_alignment:
+        if fine is not None and (fine[0] >= config.min_alignment or _holds_around(fine_query, fine[1], config)):
             finer = fine_query.shape[1] / small.shape[1]
             return _lifted(query, f_fine, *_differing(fine_query, fine[1], config, finer, finer), config)
     return _lifted(query, f, mask, components, config)
+
+
+def _holds_around(small: np.ndarray, under: np.ndarray, config: ResidualConfig) -> bool:
+    """Whether the query (``small``, (H, W, 3)) and the picture's pixels aligned under it (``under``) correlate
+    (grey levels) at ``config.min_alignment`` outside the boxes of the parts where they differ (each grown
+    by ``config.pad``), those boxes leaving at least ``1 - config.max_area`` of the query: an alignment that
+    a pasted part spoils. False when no part shows."""
+    _, components = _differing(small, under, config)
+    if not components:
+        return False
+    around = np.ones(small.shape[:2], bool)
+    for x, y, w, h in components:
+        px, py = round(config.pad * w), round(config.pad * h)
+        around[max(0, y - py):y + h + py, max(0, x - px):x + w + px] = False
+    if around.mean() < 1 - config.max_area:
+        return False
+    a, b = (small @ _LUMA)[around], (under @ _LUMA)[around]
+    if float(a.std()) < 1e-3 or float(b.std()) < 1e-3:
+        return False
+    return float(np.corrcoef(a, b)[0, 1]) >= config.min_alignment
 
 
 def _best_turn(query: Image.Image, small: np.ndarray, picture: Image.Image, upright: Alignment,
