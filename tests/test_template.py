@@ -515,7 +515,7 @@ def test_on_a_colourless_page_the_first_hit_is_judged_on_the_part_that_found_it(
     thumbs = read_thumbnails({"bottle.png": thumbnail(other_drawing()), "text.png": thumbnail(text)})
     ranked = [SearchHit("bottle.png", 0.8, "c", "", (560, 150, 200, 160), "photo"),
               SearchHit("text.png", 0.6, "c", "", (0, 0, 800, 500), "whole")]
-    config = replace(VerifyConfig(), near=1.01)  # a single picture's part not counted
+    config = replace(VerifyConfig(), near=1.01, min_whole=0.0)  # a single picture's part not counted, nor 0.39 refused
     assert [h.gallery_id for h in arbitrated(page, ranked, ranked[1], thumbs, config)] == ["text.png", "bottle.png"]
     assert arbitrated(page, ranked, ranked[1], thumbs, config, paged=True) == ranked
 
@@ -536,7 +536,8 @@ def test_a_drawing_on_a_grey_photo_is_judged_around_the_part_that_found_it():
     """A grey drawing of the bottle pasted on a grey photo: a part found the bottle, the whole image
     another grey photo. On the whole image's edges the small bottle lines up less (0.33) than that photo
     (0.40); found inside the edges around its part (0.70, over ``near``), it stays first. (A line
-    drawing whose part found the wrong picture still gives way to the whole image's hit: above.)"""
+    drawing whose part found the wrong picture still gives way to the whole image's hit: above.) Nor does
+    0.40 reach ``min_whole``: a grey photo's edges line up that little with many pictures."""
     from semcopy_lib.query.verify import arbitrated
     from semcopy_lib.segment.template import edges_near, pixel_evidence, small_edge_map
 
@@ -555,7 +556,10 @@ def test_a_drawing_on_a_grey_photo_is_judged_around_the_part_that_found_it():
     assert edges_near(photo, part, edges["bottle.png"], config.edges) > config.near
     assert edges_near(photo, part, edges["other.png"], config.edges) < config.near
     assert arbitrated(photo, ranked, ranked[1], thumbs, config) == ranked
-    assert [h.gallery_id for h in arbitrated(photo, ranked, ranked[1], thumbs, replace(config, near=1.01))] == [
+    # nor does the other photo's 0.40 on the whole image reach ``min_whole``: either rule keeps the bottle
+    assert arbitrated(photo, ranked, ranked[1], thumbs, replace(config, near=1.01)) == ranked
+    assert arbitrated(photo, ranked, ranked[1], thumbs, replace(config, min_whole=0.0)) == ranked
+    assert [h.gallery_id for h in arbitrated(photo, ranked, ranked[1], thumbs, replace(config, near=1.01, min_whole=0.0))] == [
         "other.png", "bottle.png"]
 
 

@@ -90,6 +90,9 @@ class VerifyConfig:
         near: a single picture's first hit (not a page's) counts its picture's edges found around the
             part of the query that found it (one way, the picture inside the part) when they correlate
             at least this much; weaker, they are what any outline reaches in some part of a drawing.
+        min_whole: the whole image's first hit goes first (``colourless``) only when its picture's edges
+            line up with the query's at least this much: the same bar as ``near``, since a grey photo's
+            edges reach less with many drawings.
         edges: how edge maps are compared (thumbnails either way round and mirrored, down to 60 % of the
             other's side: a drawing may be of a crop).
     """
@@ -101,6 +104,7 @@ class VerifyConfig:
     template: TemplateConfig = field(default_factory=lambda: TemplateConfig(refine_from=0.5))
     colourless: float = 2.0
     near: float = 0.5
+    min_whole: float = 0.5
     edges: TemplateConfig = field(default_factory=lambda: TemplateConfig(
         work_side=64, scales=(0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)))
 

@@ -117,9 +117,9 @@ def arbitrated(image: Image.Image, ranked: list[Hit], whole_first: Hit | None, t
     ``whole_first`` is not ``ranked``'s first (nor is that one found by the rest of the query, kind ``rest``)
     but its picture's edges line up better with ``image``'s
     (:func:`~semcopy_lib.segment.template.pixel_evidence` of their
-    :func:`~semcopy_lib.segment.template.small_edge_map`) than the first hit's, that hit first (as the
-    whole image's hit), at the first hit's score (so that scores still fall down the list), then the
-    others in their order.
+    :func:`~semcopy_lib.segment.template.small_edge_map`) than the first hit's, and at least
+    ``config.min_whole``, that hit first (as the whole image's hit), at the first hit's score (so that
+    scores still fall down the list), then the others in their order.
 
     Args:
         image: the query (RGB) at work size; ``image.info["original_size"]`` is its file's size.
@@ -151,7 +151,8 @@ def arbitrated(image: Image.Image, ranked: list[Hit], whole_first: Hit | None, t
         near = edges_near(image, part, first_edges, config.edges)
         if near >= config.near:
             first_evidence = max(first_evidence, near)
-    if pixel_evidence(edges, whole_edges, config.edges) <= first_evidence:
+    whole_evidence = pixel_evidence(edges, whole_edges, config.edges)
+    if whole_evidence <= first_evidence or whole_evidence < config.min_whole:
         return ranked
     # reported as the whole image's hit (its box and kind): the whole image's edges put it first
     return [replace(whole_first, score=max(whole_first.score, first.score)),
