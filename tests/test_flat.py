@@ -72,6 +72,27 @@ def test_a_cluster_of_near_ties_widens_the_candidates_without_a_full_rescan():
     assert rows.min() >= 5600  # the top 10 are in the cluster
 
 
+def test_widened_rescanned_and_vouched_queries_in_one_search_each_get_float32s_answer():
+    """One search of three queries: one whose candidates the screening vouches for, one that widens to
+    its cluster of near-copies, one among near ties everywhere (a full float32 scan): each query's rows
+    and scores are float32's, whichever way it took."""
+    rng = np.random.default_rng(7)
+    b1, b2 = unit(rng.normal(size=(2, 64)))[:, None, :]
+    cluster = unit(np.repeat(b1, 400, axis=0) + 0.01 * rng.normal(size=(400, 64)))
+    ties = unit(np.repeat(b2, 2600, axis=0) + 3e-3 * rng.normal(size=(2600, 64)))
+    spread = unit(rng.normal(size=(3000, 64)))
+    vectors = np.concatenate([spread, cluster, ties]).astype(np.float32)
+    queries = np.concatenate([unit(spread[:1] + 0.3 * rng.normal(size=(1, 64))), b1, b2]).astype(np.float32)
+    scan = FlatScan(vectors, screen=True, device="cpu")
+    scores, rows = scan.search(queries, 10)
+    true = queries.astype(np.float64) @ vectors.T.astype(np.float64)
+    for i in range(3):
+        np.testing.assert_allclose(true[i, rows[i]], np.sort(true[i])[::-1][:10], atol=1e-7)
+    np.testing.assert_allclose(scores, exact(queries, vectors, 10)[0], atol=1e-6)
+    assert (scan.widened, scan.rescans) == (1, 1)
+    assert rows[0, 0] == 0 and (rows[1] >= 3000).all() and (rows[1] < 3400).all() and (rows[2] >= 3400).all()
+
+
 def test_a_single_query_is_scanned_in_float32_without_the_bf16_copy():
     vectors = unit(np.random.default_rng(6).normal(size=(5000, 32)))
     scan = FlatScan(vectors, screen=True, device="cpu")
