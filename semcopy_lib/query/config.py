@@ -91,8 +91,8 @@ class VerifyConfig:
             part of the query that found it (one way, the picture inside the part) when they correlate
             at least this much; weaker, they are what any outline reaches in some part of a drawing.
         min_whole: the whole image's first hit goes first (``colourless``) only when its picture's edges
-            line up with the query's at least this much: the same bar as ``near``, since a grey photo's
-            edges reach less with many drawings.
+            line up with the query's at least this much (the bar of ``near``): weaker is what a grey
+            photo's edges reach with many drawings.
         edges: how edge maps are compared (thumbnails either way round and mirrored, down to 60 % of the
             other's side: a drawing may be of a crop).
     """
