@@ -230,10 +230,12 @@ def residual_parts(query: Image.Image, picture: Image.Image, config: ResidualCon
     if float(small.std(axis=(0, 1)).max()) < BLANK_STD:
         return []  # a blank query aligns anywhere
     found = _align(small, picture, config.shares, config.refine)
-    if found is None or (found[0] < config.min_alignment and not _holds_around(small, found[1], config)):
+    if found is None:
         return []
     differs, mask = _differences(small, found[1], config)
     components = _parts(differs, mask, config)
+    if found[0] < config.min_alignment and not _holds_around(small, found[1], components, config):
+        return []
     # no part, but one as small as the larger picture resolves: it may show a part there (upright)
     finer = config.detail_side / max(picture.size)
     closer = (not components and config.closer and detail is not None and finer > 1
@@ -265,18 +267,18 @@ def residual_parts(query: Image.Image, picture: Image.Image, config: ResidualCon
         f_fine, fine_query = _shrunk(query, larger, config)
         fine = _align(fine_query, larger, tuple(found[2] + step for step in config.fine), (),
                       near=(found[3], config.fine_radius))
-        if fine is not None and (fine[0] >= config.min_alignment or _holds_around(fine_query, fine[1], config)):
+        if fine is not None and (fine[0] >= config.min_alignment
+                                 or _holds_around(fine_query, fine[1], _differing(fine_query, fine[1], config)[1], config)):
             finer = fine_query.shape[1] / small.shape[1]
             return _lifted(query, f_fine, *_differing(fine_query, fine[1], config, finer, finer), config)
     return _lifted(query, f, mask, components, config)
 
 
-def _holds_around(small: np.ndarray, under: np.ndarray, config: ResidualConfig) -> bool:
+def _holds_around(small: np.ndarray, under: np.ndarray, components: list[Box], config: ResidualConfig) -> bool:
     """Whether the query (``small``, (H, W, 3)) and the picture's pixels aligned under it (``under``) correlate
-    (grey levels) at ``config.min_alignment`` outside the boxes of the parts where they differ (each grown
-    by ``config.pad``), those boxes leaving at least ``1 - config.max_area`` of the query: an alignment that
-    a pasted part spoils. False when no part shows."""
-    _, components = _differing(small, under, config)
+    (grey levels) at ``config.min_alignment`` outside ``components``, the boxes of the parts where they
+    differ (:func:`_parts`; each grown by ``config.pad``), those boxes leaving at least ``1 - config.max_area``
+    of the query: an alignment that a pasted part spoils. False when no part shows."""
     if not components:
         return False
     around = np.ones(small.shape[:2], bool)
