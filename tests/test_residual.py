@@ -115,6 +115,27 @@ def test_a_card_pasted_over_much_of_a_dark_photo_is_its_residual(photo_name, see
     assert iou(found, box) >= 0.7  # the card's box, grown by ``pad`` on each side
 
 
+@pytest.mark.parametrize("photo_name,scale,seed", [("bus", 0.6, 1), ("motorcycle", 0.7, 0)])
+def test_a_card_that_bends_the_colour_fit_is_found_by_the_better_half_of_the_pixels(photo_name, scale, seed):
+    """A light card over 60-70 % of the short side of a darker photo: the whole query correlates under
+    ``min_alignment`` (0.45, 0.46), and a gain and offset fitted on all pixels bend towards the card until
+    nothing differs. Fitted on the better half of the pixels, the card differs, and the photo around it
+    aligns."""
+    from semcopy_lib.data.samples import sample_photo_files
+    from semcopy_lib.segment import residual
+
+    photo = load_image(sample_photo_files()[photo_name], max_side=512)
+    query, box = compose.on_background(_card(), photo, random.Random(seed), scale=(scale, scale))
+    thumb = read_thumbnail(thumbnail(photo))
+    config = ResidualConfig()
+    _, small = residual._shrunk(query, to_rgb(thumb), config)
+    found = residual._align(small, to_rgb(thumb), config.shares, config.refine)
+    assert found[0] < config.min_alignment
+    assert residual._differing(small, found[1], config)[1] == []  # the fit on all pixels bent
+    [part] = residual_boxes(query, thumb)
+    assert iou(part, box) >= 0.7
+
+
 def test_a_card_pasted_on_another_photo_is_not_aligned():
     """The pixels around a pasted card must align too: a card on the rocket photo, compared with each other
     package photo, is aligned with none (with any alignment that shows a part accepted, seven would be)."""

@@ -234,8 +234,14 @@ def residual_parts(query: Image.Image, picture: Image.Image, config: ResidualCon
         return []
     differs, mask = _differences(small, found[1], config)
     components = _parts(differs, mask, config)
+    half = False  # the gain and offset fitted on the better half of the pixels
     if found[0] < config.min_alignment and not _holds_around(small, found[1], components, config):
-        return []
+        # a paste over much of the picture can bend a fit on all pixels until nothing differs
+        differs, mask = _differences(small, found[1], config, half=True)
+        components = _parts(differs, mask, config)
+        if not _holds_around(small, found[1], components, config):
+            return []
+        half = True
     # no part, but one as small as the larger picture resolves: it may show a part there (upright)
     finer = config.detail_side / max(picture.size)
     closer = (not components and config.closer and detail is not None and finer > 1
@@ -250,14 +256,14 @@ def residual_parts(query: Image.Image, picture: Image.Image, config: ResidualCon
             m = _align(small, flipped, config.shares, config.refine)
             if m is not None and m[0] > found[0]:
                 picture, found, mirrored = flipped, m, True
-                mask, components = _differing(small, found[1], config)
+                mask, components = _differing(small, found[1], config, half=half)
                 if not components:
                     return []
     # only now: few copies' upright alignment shows parts
     turn = _best_turn(query, small, picture, found, config) if components else None
     if turn is not None:
         angle, f, small, found = turn
-        mask, components = _differing(small, found[1], config)
+        mask, components = _differing(small, found[1], config, half=half)
         if not components:
             return []
     larger = detail() if detail is not None else None  # read only now: most copies show nothing at the thumbnail's size
@@ -267,10 +273,10 @@ def residual_parts(query: Image.Image, picture: Image.Image, config: ResidualCon
         f_fine, fine_query = _shrunk(query, larger, config)
         fine = _align(fine_query, larger, tuple(found[2] + step for step in config.fine), (),
                       near=(found[3], config.fine_radius))
-        if fine is not None and (fine[0] >= config.min_alignment
-                                 or _holds_around(fine_query, fine[1], _differing(fine_query, fine[1], config)[1], config)):
+        if fine is not None and (fine[0] >= config.min_alignment or _holds_around(
+                fine_query, fine[1], _differing(fine_query, fine[1], config, half=half)[1], config)):
             finer = fine_query.shape[1] / small.shape[1]
-            return _lifted(query, f_fine, *_differing(fine_query, fine[1], config, finer, finer), config)
+            return _lifted(query, f_fine, *_differing(fine_query, fine[1], config, finer, finer, half=half), config)
     return _lifted(query, f, mask, components, config)
 
 
@@ -319,22 +325,27 @@ def _turned(picture: Image.Image, angle: float) -> Image.Image:
 
 
 def _differing(small: np.ndarray, under: np.ndarray, config: ResidualConfig, scale: float = 1.0,
-               finer: float = 1.0) -> tuple[np.ndarray, list[Box]]:
+               finer: float = 1.0, half: bool = False) -> tuple[np.ndarray, list[Box]]:
     """Where the query (``small``, (H, W, 3)) differs from the picture's pixels aligned under it (``under``,
-    the same shape): the (H, W) uint8 mask and its parts' boxes in those pixels (:func:`_parts`)."""
-    differs, mask = _differences(small, under, config)
+    the same shape): the (H, W) uint8 mask and its parts' boxes in those pixels (:func:`_parts`; ``half``
+    as :func:`_differences`')."""
+    differs, mask = _differences(small, under, config, half)
     return mask, _parts(differs, mask, config, scale, finer)
 
 
-def _differences(small: np.ndarray, under: np.ndarray, config: ResidualConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(the (H, W) uint8 pixels where the query ``small`` differs from ``under``, the same closed: the mask)."""
+def _differences(small: np.ndarray, under: np.ndarray, config: ResidualConfig,
+                 half: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(the (H, W) uint8 pixels where the query ``small`` differs from ``under``, the same closed: the mask).
+    ``half``: the second fit is on the better half of the pixels (those under the first fit's median
+    difference) rather than all within ``noise_factor`` times it: a paste that covers much of the
+    picture no longer bends it."""
     import cv2
 
     qh, qw = small.shape[:2]
     blurred = [cv2.GaussianBlur(_colour_blurred(a, config.chroma), (0, 0), config.blur) for a in (small, under)]
     # two passes: the gain and offset fitted on all pixels, then on those that agree with the first fit
     diff = _difference(_fitted(blurred[1], blurred[0], None), blurred[0], config.shift)
-    agree = diff < max(config.min_level, config.noise_factor * float(np.median(diff)))
+    agree = diff < max(config.min_level, (1.0 if half else config.noise_factor) * float(np.median(diff)))
     diff = _difference(_fitted(blurred[1], blurred[0], agree), blurred[0], config.shift)
     differs = (diff >= max(config.min_level, config.noise_factor * float(np.median(diff)))).astype(np.uint8)
     k = max(3, min(qw, qh) // 30)
