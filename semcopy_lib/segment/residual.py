@@ -44,7 +44,9 @@ class ResidualConfig:
         min_alignment: the best alignment's correlation (of grey levels) must reach this, or nothing is
             returned (the query is not this picture, pixel for pixel); or its pixels outside the parts it
             shows must (:func:`_holds_around`): a large drawing pasted on the picture lowers the
-            correlation of the whole, not of what it leaves.
+            correlation of the whole, not of what it leaves (the parts found with the colour fit on all
+            pixels, else on the better half of them: a light card over much of a darker photo bends
+            the first until nothing differs).
         chroma: Gaussian sigma (work pixels) applied to both pictures' colour (each pixel's offset from its
             grey) before differencing, their grey kept sharp: JPEG keeps colour at half resolution, so a
             recompressed copy's saturated edges bleed where its grey edges do not.
