@@ -275,10 +275,12 @@ def residual_parts(query: Image.Image, picture: Image.Image, config: ResidualCon
         f_fine, fine_query = _shrunk(query, larger, config)
         fine = _align(fine_query, larger, tuple(found[2] + step for step in config.fine), (),
                       near=(found[3], config.fine_radius))
-        if fine is not None and (fine[0] >= config.min_alignment or _holds_around(
-                fine_query, fine[1], _differing(fine_query, fine[1], config, half=half)[1], config)):
-            finer = fine_query.shape[1] / small.shape[1]
-            return _lifted(query, f_fine, *_differing(fine_query, fine[1], config, finer, finer, half=half), config)
+        if fine is not None:
+            fine_differs, fine_mask = _differences(fine_query, fine[1], config, half)
+            if fine[0] >= config.min_alignment or _holds_around(fine_query, fine[1],
+                                                                _parts(fine_differs, fine_mask, config), config):
+                finer = fine_query.shape[1] / small.shape[1]
+                return _lifted(query, f_fine, fine_mask, _parts(fine_differs, fine_mask, config, finer, finer), config)
     return _lifted(query, f, mask, components, config)
 
 
