@@ -9,7 +9,7 @@ The figures behind the defaults are in docs/benchmarks.md.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from semcopy_lib.segment import LayoutConfig, SubjectsConfig
@@ -249,7 +249,10 @@ class QueryConfig:
         return _build(cls, data or {}, "query")
 
 
-def _build(cls, data: Any, where: str):
+def _build(cls, data: Any, where: str, base: Any = None):
+    """``base`` (default ``cls()``) with the settings of ``data``; a nested config missing a setting keeps
+    its parent's default for it (``VerifyConfig.template``'s, not a bare ``TemplateConfig``'s)."""
+    base = cls() if base is None else base
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected an object, got {type(data).__name__}")
     if hasattr(cls, "upgrade"):
@@ -260,9 +263,9 @@ def _build(cls, data: Any, where: str):
         raise ValueError(f"{where}: unknown setting(s) {', '.join(unknown)}")
     values = {}
     for name, value in data.items():
-        default = getattr(cls(), name)
+        default = getattr(base, name)
         if hasattr(default, "__dataclass_fields__"):
-            values[name] = _build(type(default), value, f"{where}.{name}")
+            values[name] = _build(type(default), value, f"{where}.{name}", default)
         elif isinstance(default, tuple) and default and isinstance(default[0], str):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValueError(f"{where}.{name}: expected a list of names")
@@ -284,6 +287,6 @@ def _build(cls, data: Any, where: str):
         else:
             values[name] = type(default)(value)
     try:
-        return cls(**values)
+        return replace(base, **values)
     except ValueError as exc:
         raise ValueError(f"{where}.{exc}") from None
