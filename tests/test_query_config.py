@@ -34,13 +34,14 @@ def test_the_config_round_trips_through_json():
 
 def test_a_nested_setting_missing_from_a_manifest_takes_the_default_of_where_it_sits():
     """An index saved before a setting existed lacks it: inside ``verify.template`` it takes the verify
-    stage's default for it, not a bare ``TemplateConfig``'s (-1: every size refined)."""
+    stage's default for it, not a bare ``TemplateConfig``'s (0: confirmation off, -1: every size refined)."""
     saved = QueryConfig().to_dict()
-    del saved["verify"]["template"]["refine_from"]
+    for name in ("confirm_side", "refine_from"):
+        del saved["verify"]["template"][name]
     saved["verify"]["template"]["scales"] = [1.0]
     template = QueryConfig.from_dict(saved).verify.template
     assert template == replace(QueryConfig().verify.template, scales=(1.0,))
-    assert template.refine_from == 0.5
+    assert (template.confirm_side, template.refine_from) == (80, 0.5)
 
 
 @pytest.mark.parametrize("bad, message", [

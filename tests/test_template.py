@@ -346,7 +346,7 @@ def test_hits_out_of_reach_of_the_first_two_are_not_checked(twins, pasted, monke
     query = query.copy()
     query.info["original_size"] = query.size
     checked = []
-    monkeypatch.setattr(verify_module, "match_picture", lambda q, b, p, c: checked.append(p.size) or (1.0, b))
+    monkeypatch.setattr(verify_module, "match_picture", lambda q, b, p, c, *_: checked.append(p.size) or (1.0, b))
     ranked = [SearchHit("boots/mirror.png", 0.80, "boots", "", box, "subject"),
               SearchHit("boots/other0.jpg", 0.79, "boots", "", box, "subject"),
               SearchHit("boots/boot.png", 0.79 - VERIFY_WEIGHT * (1 - VERIFY_FROM) - 0.01, "boots", "", box, "subject")]
@@ -650,3 +650,31 @@ def test_a_photo_found_by_a_part_only_is_compared_whole_and_what_is_pasted_on_it
     [part] = [r.box for r in result.regions if r.kind == "residual"]
     assert iou(part, box) >= 0.7
     assert "boots/boot.png" in [h.gallery_id for h in result.hits[:2]]
+
+
+def test_a_coarse_coincidence_is_not_confirmed_at_twice_the_detail_and_the_pasted_picture_is():
+    """A dark figure dotted with small light spots, and the same figure without its spots (what a photo's
+    dark suit is to a drawn groom): at the work side the spots are under a pixel and both correlate over
+    ``start``; compared again at ``confirm_side``, only the figure itself does."""
+    def figure(dots: bool) -> Image.Image:
+        img = Image.new("RGBA", (240, 200), (0, 0, 0, 0))
+        draw = ImageDraw.Draw(img)
+        draw.ellipse((10, 10, 230, 190), fill=(30, 35, 60, 255))
+        draw.rectangle((60, 85, 180, 115), fill=(220, 200, 170, 255))
+        for x in range(30, 220, 12) if dots else ():
+            for y in (y for y in range(30, 180, 12) if not 80 < y < 120):
+                draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=(235, 235, 240, 255))
+        return img
+
+    thumb = read_thumbnail(thumbnail(figure(dots=True)))
+    photo = compose.random_picture(random.Random(0), (512, 384))
+    confirmed = VerifyConfig().template
+    assert confirmed.confirm_side == 2 * confirmed.work_side
+    found = {}
+    for dots in (True, False):
+        query = photo.copy()
+        query.paste(figure(dots), (150, 100), figure(dots))
+        found[dots] = [match_picture(query.convert("RGB"), (150, 100, 240, 200), thumb, config)[0]
+                       for config in (replace(confirmed, confirm_side=0), confirmed)]
+    assert min(found[True]) > 0.94  # the figure: found at both sides
+    assert found[False][0] > VERIFY_FROM + 0.1 > VERIFY_FROM > found[False][1]  # its plain twin: only coarsely

@@ -100,8 +100,9 @@ class VerifyConfig:
     top: int = 5
     start: float = 0.7
     weight: float = 0.5
-    # finer sizes only from 0.5: under it, no size closer than the grid's (5 % off at worst) reaches ``start``
-    template: TemplateConfig = field(default_factory=lambda: TemplateConfig(refine_from=0.5))
+    # finer sizes only from 0.5: under it, no size closer than the grid's (5 % off at worst) reaches ``start``;
+    # confirmed at twice the work side (the thumbnails' 96 px hold that much detail)
+    template: TemplateConfig = field(default_factory=lambda: TemplateConfig(refine_from=0.5, confirm_side=80))
     colourless: float = 2.0
     near: float = 0.5
     min_whole: float = 0.5

@@ -113,7 +113,8 @@ class QueryImage:
         if box is None:
             self.copied.append(((0, 0, *self.image.size), picture, detail))
             return
-        correlation, where = match_picture(self.image, box, picture, self.config.verify.template)
+        correlation, where = match_picture(self.image, box, picture, self.config.verify.template,
+                                           self.config.verify.start)
         if where is not None and correlation > self.config.verify.start:
             self.copied.append((where, picture, detail))
 

@@ -65,7 +65,7 @@ def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapp
                 hit = replace(hit, score=max(hit.score, closing(hit.score, correlation, 1.0, config)))
         elif hit.gallery_id in thumbs:
             box = scale_box(hit.query_box, w / ow, h / oh)
-            correlation, where = match_picture(image, box, thumbs[hit.gallery_id], config.template)
+            correlation, where = match_picture(image, box, thumbs[hit.gallery_id], config.template, config.start)
             if correlation > config.start:
                 score = hit.score + config.weight * (correlation - config.start)
                 if copy and hit.region_kind == "residual":

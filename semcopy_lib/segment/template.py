@@ -23,7 +23,7 @@ import logging
 import threading
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Mapping, TypeVar
 
 import numpy as np
@@ -56,6 +56,10 @@ class TemplateConfig:
             off its size; docs/benchmarks.md) ...
         refine_from: ... only when the best of the sizes correlates at least this well (a picture that is
             not there gains nothing from finer sizes); -1: always.
+        confirm_side: the best place is then compared again with the region's longer side this many
+            pixels long (around that place, half the ``margin``, every size again), and the lower
+            correlation kept: coarse shapes coincide by chance (a dark suit on a photo's suits), a pasted
+            picture holds at twice the detail; 0: not (also only from ``refine_from``).
         margin: the region searched grows by this share of its size on each side.
         opaque: alpha over which a thumbnail pixel is opaque; the opaque part is eroded by one pixel
             (antialiased outlines).
@@ -71,6 +75,7 @@ class TemplateConfig:
     scales: tuple[float, ...] = (0.7, 0.8, 0.9, 1.0, 1.1, 1.25)
     halvings: int = 2
     refine_from: float = -1.0
+    confirm_side: int = 0
     margin: float = 0.3
     opaque: int = 200
     min_pixels: int = 30
@@ -127,7 +132,7 @@ def checked_thumbnails(found: Mapping[str, bytes]) -> dict[str, bytes]:
 
 
 def match_picture(query: Image.Image, box: Box, picture: Image.Image,
-                  config: TemplateConfig = TemplateConfig()) -> tuple[float, Box | None]:
+                  config: TemplateConfig = TemplateConfig(), confirm_from: float = -1.0) -> tuple[float, Box | None]:
     """How well ``picture``'s opaque pixels are found in ``query`` near ``box``, and where (a silhouette,
     opaque pixels of one flat colour, by its shape: see :class:`_Template`).
 
@@ -135,6 +140,8 @@ def match_picture(query: Image.Image, box: Box, picture: Image.Image,
         query: the query (RGB).
         box: (x, y, w, h) in ``query``'s pixels: the region that found ``picture``.
         picture: a gallery thumbnail, RGB or RGBA (:func:`read_thumbnail`).
+        confirm_from: only a correlation over this is confirmed at ``config.confirm_side`` (the caller's
+            bar: under it the answer counts for nothing, and confirming can only lower it).
 
     Returns:
         (best correlation in [-1, 1], the picture's box (x, y, w, h) in ``query``'s pixels there), or
@@ -185,7 +192,13 @@ def match_picture(query: Image.Image, box: Box, picture: Image.Image,
 
     found = halving_search(at, config.scales, lambda best: _halving_steps(config.scales, best, config.halvings),
                            refine_from=config.refine_from)
-    return (found[0], found[2]) if found is not None else (-1.0, None)
+    if found is None:
+        return -1.0, None
+    correlation, where = found[0], found[2]
+    if config.confirm_side and correlation >= config.refine_from and correlation > confirm_from:
+        finer = replace(config, work_side=config.confirm_side, margin=config.margin / 2, confirm_side=0)
+        correlation = min(correlation, match_picture(query, where, picture, finer)[0])
+    return correlation, where
 
 
 Found = TypeVar("Found")
