@@ -246,6 +246,20 @@ def test_missing_index_is_one_line(tmp_path, capsys):
     assert code == 2 and err.startswith("semcopy: error: ") and "not a semcopy index" in err
 
 
+def test_a_search_of_a_missing_index_says_so_in_one_line_before_looking_for_weights(tmp_path, capsys, monkeypatch):
+    """The key-object detector (and its notice when no YOLO weights are here) is for a search that runs,
+    not for one whose index is missing."""
+    from semcopy_lib.app import service
+
+    looked = []
+    monkeypatch.setattr(service, "load_detector", lambda weights=None: looked.append(weights))
+    query = tmp_path / "q.png"
+    Image.new("RGB", (64, 48), "red").save(query)
+    code, out, err = run(capsys, "search", query, "--index", tmp_path / "none")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and looked == []
+    assert err.startswith("semcopy: error: ") and "not a semcopy index" in err
+
+
 def test_python_dash_m_and_console_script_run():
     proc = subprocess.run([sys.executable, "-m", "semcopy_lib", "encoders", "--json"], capture_output=True, text=True)
     assert proc.returncode == 0 and json.loads(proc.stdout)

@@ -70,8 +70,12 @@ class SearchService:
     def with_objects(cls, index_dir: os.PathLike | str, weights: str | os.PathLike | None = None,
                      **kwargs) -> "SearchService":
         """A service whose queries also get key-object regions when YOLO weights are here (``weights``, else
-        :func:`~semcopy_lib.detect.find_weights`'s search); without them it says so once and goes on."""
-        return cls(index_dir, detector=load_detector(weights), **kwargs)
+        :func:`~semcopy_lib.detect.find_weights`'s search); without them it says so once and goes on. The
+        index is opened first: a missing or broken one is said before any weights are looked for."""
+        service = cls(index_dir, **kwargs)
+        service.detector = load_detector(weights)
+        gc.freeze()  # the detector too, as what ``__init__`` loaded
+        return service
 
     def search(
         self,
