@@ -177,3 +177,14 @@ def test_truncated_jpeg(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ImageLoadError, match="no such file"):
         load_image(tmp_path / "nope.png")
+
+
+def test_a_link_to_a_missing_file_is_listed_as_skipped_not_as_an_image(tmp_path):
+    from semcopy_lib.data import scan_folder
+
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "red.png")
+    (tmp_path / "gone.png").symlink_to(tmp_path / "nowhere" / "gone.png")
+    (tmp_path / "same.png").symlink_to(tmp_path / "red.png")
+    skipped = []
+    assert [f.gallery_id for f in scan_folder(tmp_path, skipped=skipped)] == ["red.png", "same.png"]
+    assert skipped == [(str(tmp_path / "gone.png"), "a link to a missing file")]

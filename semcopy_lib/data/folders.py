@@ -74,6 +74,10 @@ def scan_folder(root: os.PathLike | str, skipped: list[tuple[str, str]] | None =
                 if skipped is not None:
                     skipped.append((str(path), not_image_reason(path)))
                 continue
+            if not path.exists():  # a link to a file that is gone: nothing to read
+                if skipped is not None:
+                    skipped.append((str(path), "a link to a missing file"))
+                continue
             found.append(GalleryFile(path=path, gallery_id=path.relative_to(root).as_posix()))
     return sorted(found, key=lambda f: f.gallery_id)
 

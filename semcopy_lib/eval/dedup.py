@@ -88,14 +88,24 @@ def make_dedup_gallery(images_dir: os.PathLike | str, out: Path, split: str, gro
 SAME_PICTURE_LEVELS = 12.0
 
 
+def picture_print(image: Image.Image) -> np.ndarray:
+    """``image`` as (32, 32) float32 grey levels, what :func:`same_picture` compares."""
+    return np.asarray(image.convert("RGBA").resize((32, 32)).convert("L"), dtype=np.float32)
+
+
+def same_picture(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two :func:`picture_print` are the same picture, or one the other's mirror image
+    (:data:`SAME_PICTURE_LEVELS`)."""
+    return bool(min(np.abs(a - b).mean(), np.abs(a[:, ::-1] - b).mean()) < SAME_PICTURE_LEVELS)
+
+
 def _distinct_pictures(found, n: int) -> list:
     """The first ``n`` (file, image) of ``found`` that are not the same picture as an earlier one, nor
     its mirror image."""
     kept, small = [], []
     for f, image in found:
-        grey = np.asarray(image.convert("RGBA").resize((32, 32)).convert("L"), dtype=np.float32)
-        if all(min(np.abs(grey - other).mean(), np.abs(grey[:, ::-1] - other).mean()) >= SAME_PICTURE_LEVELS
-               for other in small):
+        grey = picture_print(image)
+        if not any(same_picture(grey, other) for other in small):
             kept.append((f, image))
             small.append(grey)
             if len(kept) == n:
