@@ -48,6 +48,32 @@ def test_add_file_grows_the_gallery_with_the_running_encoder(service, tmp_path):
     assert service.add(["/no/such/file.png"]).skipped == [("/no/such/file.png", "no such file")]
 
 
+def test_a_whole_image_at_copy_level_is_a_copy_only_when_found_in_that_picture(service, gallery_dir, monkeypatch):
+    """With every cosine at copy level (``copy_score`` 0), as a collage may be with some flat picture of a
+    large gallery: a gallery picture is found inside its first hit's picture, so it stays a copy, searched
+    whole; a collage holding it is found in none of its first hits' pictures, so its tiles are searched and
+    the tile's picture comes first, from the tile's box."""
+    import random
+
+    from semcopy_lib.data import compose, load_image
+    from semcopy_lib.segment import iou
+
+    rng = random.Random(0)
+    target = next(gallery_dir.rglob("img04.png"))
+    others = [compose.random_picture(rng, (256, 256)) for _ in range(3)]
+    collage, box = compose.collage(load_image(target), others, rng, 2, 2, gutter=12, colour=(255, 255, 255))
+    monkeypatch.setattr(service.encoder, "copy_score", 0.0)
+    [copy] = service.search([target], k=3)
+    assert [r.kind for r in copy.regions] == ["whole"] and copy.hits[0].gallery_id == "food/img04.png"
+    [found] = service.search([collage], k=3)
+    assert found.layout == "collage" and found.hits[0].gallery_id == "food/img04.png"
+    assert found.hits[0].region_kind == "tile" and iou(found.hits[0].query_box, box) > 0.9
+    trusting = replace(service.config, verify=replace(service.config.verify, confirm_copies=False))
+    monkeypatch.setattr(service, "config", trusting)
+    [taken] = service.search([collage], k=3)
+    assert "tile" not in [r.kind for r in taken.regions]  # the whole image's word alone: never cut into tiles
+
+
 class FakeDetector:
     """Stands in for YOLO: one fixed box, counted calls, the (confidence, max_objects) each asked for."""
 

@@ -23,7 +23,7 @@ from semcopy_lib.encoders import Encoder
 from semcopy_lib.index import GalleryIndex, Hit
 from semcopy_lib.query import QueryConfig, QueryImage, check_proposers, merge_hits, propose, turned_views, voted
 from semcopy_lib.query.clock import StageClock
-from semcopy_lib.query.verify import arbitrated, colourless, to_check, verified, with_rest
+from semcopy_lib.query.verify import arbitrated, colourless, found_inside, to_check, verified, with_rest
 from semcopy_lib.segment import Region, crop, scale_box
 from semcopy_lib.segment.template import checked_thumbnails, read_thumbnails
 
@@ -96,7 +96,8 @@ class SearchService:
                 (screenshots, collages), detector boxes, and feature-map windows of a single picture
                 (a subject on a larger background), whose first hits are then verified pixel for pixel
                 (:meth:`_verified`). The whole image is always searched first; a query that already
-                matches at the encoder's ``copy_score`` gets no regions (it is a copy).
+                matches at the encoder's ``copy_score``, and is found in that picture's pixels, gets no
+                regions (it is a copy, :meth:`_copies`).
             vote: re-rank by the class vote of the first hits (:func:`voted`; galleries with classes).
 
         Returns:
@@ -144,11 +145,13 @@ class SearchService:
         verify: dict[int, Image.Image] = {}  # single pictures searched by their parts, by id(result)
         parted: dict[int, Image.Image] = {}  # every query searched by its parts, by id(result)
         copies: dict[int, Image.Image] = {}  # queries whose whole image matched at copy level, by id(result)
+        seen: dict[int, dict[str, float]] = {}  # a copy's correlations with its first hits' pictures, by id(result)
         if regions:
-            # a query whose whole image already matches at copy level is that picture: no regions needed
+            # a query whose whole image matches at copy level, and is found in that picture, is that
+            # picture: no regions needed
             copy = self.encoder.copy_score
             todo = [(r, im) for (r, im), hits in zip(loaded, per_region)
-                    if copy is None or not hits or hits[0].score < copy]
+                    if not self._copies(im, hits, seen.setdefault(id(r), {}))]
             asked = {id(r): QueryImage(im, self.encoder, self.config, self.detector) for r, im in loaded}
             regions_from = len(owners)
             more, vectors = self._proposed([(r, asked[id(r)]) for r, _ in todo], "regions", batch_size)
@@ -214,7 +217,8 @@ class SearchService:
             if id(result) in verify or id(result) in copies:
                 with self.clock.time("verify"):
                     copy_of = id(result) in copies
-                    ranked = self._verified((copies if copy_of else verify)[id(result)], ranked, copy=copy_of)
+                    ranked = self._verified((copies if copy_of else verify)[id(result)], ranked, copy=copy_of,
+                                            seen=seen.get(id(result)))
             ranked_of[id(result)] = ranked
         # a single picture in which a gallery picture was found pasted: the rest of it is searched too (the
         # photo it was pasted on, when that photo is a gallery picture as well)
@@ -243,6 +247,20 @@ class SearchService:
                                            if h.region_kind in ("window", "match")):
                 result.regions.append(Region(box, kind))
         return results
+
+    def _copies(self, image: Image.Image, hits: list, seen: dict[str, float]) -> bool:
+        """Whether the query ``image`` copies a gallery picture: its whole image's first hit (of ``hits``,
+        best first) reaches the encoder's ``copy_score`` and, with ``config.verify.confirm_copies``, it is
+        found inside one of the first hits' pictures (:func:`~semcopy_lib.query.verify.found_inside`, its
+        correlations kept in ``seen``; an index without thumbnails is taken at its word)."""
+        copy = self.encoder.copy_score
+        if copy is None or not hits or hits[0].score < copy:
+            return False
+        if not self.config.verify.confirm_copies:
+            return True
+        with self.clock.time("verify"):
+            thumbs = self._thumbnails(h.gallery_id for h in hits[: self.config.verify.top])
+            return not thumbs or found_inside(image, hits, thumbs, self.config.verify, seen)
 
     def _search_rest(self, matched: list[tuple[QueryResult, QueryImage]], ranked_of: dict[int, list[SearchHit]],
                      batch_size: int) -> None:
@@ -285,12 +303,13 @@ class SearchService:
         """Every region's hits (owner, region kind, hits) merged per owner (:func:`~semcopy_lib.query.merge_hits`)."""
         return merge_hits(found, self.config.merge)
 
-    def _verified(self, image: Image.Image, ranked: list[SearchHit], copy: bool = False) -> list[SearchHit]:
+    def _verified(self, image: Image.Image, ranked: list[SearchHit], copy: bool = False,
+                  seen: dict[str, float] | None = None) -> list[SearchHit]:
         """``ranked`` re-scored by pixel evidence (:func:`~semcopy_lib.query.verify.verified`), with the
-        thumbnails of the hits it checks."""
+        thumbnails of the hits it checks (``seen``: a copy's correlations already computed)."""
         top = to_check(ranked, self.config.verify, copy)
         thumbs = self._thumbnails(h.gallery_id for h in top)
-        return verified(image, ranked, top, thumbs, self.config.verify, self.encoder.copy_score, copy)
+        return verified(image, ranked, top, thumbs, self.config.verify, self.encoder.copy_score, copy, seen)
 
     def _arbitrated(self, image: Image.Image, ranked: list[SearchHit], whole: Region, hits: list, vote: bool,
                     paged: bool = False) -> list[SearchHit]:

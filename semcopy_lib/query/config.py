@@ -95,6 +95,11 @@ class VerifyConfig:
             photo's edges reach with many drawings.
         edges: how edge maps are compared (thumbnails either way round and mirrored, down to 60 % of the
             other's side: a drawing may be of a crop).
+        confirm_copies: a query whose whole image's first hit reaches the copy level is a copy (searched
+            as a whole only) when it is also found inside one of the first ``top`` hits' pictures
+            (:func:`~semcopy_lib.query.verify.found_inside`); else it is searched by its parts too. The
+            copy level is a cosine measured on a small gallery: in a large one, a collage or a page may
+            reach it with some flat picture that holds none of it.
     """
 
     top: int = 5
@@ -108,6 +113,7 @@ class VerifyConfig:
     min_whole: float = 0.5
     edges: TemplateConfig = field(default_factory=lambda: TemplateConfig(
         work_side=64, scales=(0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)))
+    confirm_copies: bool = True
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,23 @@ def to_check(ranked: list[Hit], config: VerifyConfig, copy: bool) -> list[Hit]:
     return [h for h in ranked[: config.top] if h.score >= reach]
 
 
+def found_inside(image: Image.Image, hits: list[Hit], thumbs: Mapping[str, Image.Image], config: VerifyConfig,
+                 seen: dict[str, float] | None = None) -> bool:
+    """Whether ``image`` (the query, RGB) is found inside the picture of one of the first ``config.top`` of
+    ``hits`` (its whole image's, best first; thumbnails in ``thumbs``) at a correlation over
+    ``config.start`` (:func:`~semcopy_lib.segment.template.match_crop`): what makes a query whose whole
+    image reaches the copy level a copy. In a large gallery some flat picture (a flag of coloured blocks)
+    reaches that level with a whole collage or page, which holds no such picture. ``seen``: gets each
+    correlation computed, by gallery id (:func:`verified` need not compute it again)."""
+    seen = {} if seen is None else seen
+    for hit in hits[: config.top]:
+        if hit.gallery_id in thumbs:
+            seen[hit.gallery_id] = match_crop(image, thumbs[hit.gallery_id], config.template)
+            if seen[hit.gallery_id] > config.start:
+                return True
+    return False
+
+
 def closing(score: float, correlation: float, to: float, config: VerifyConfig) -> float:
     """``score`` with ``(correlation - start) / (1 - start)`` (at most all) of its gap to ``to`` closed: a
     hit whose picture's pixels were found scores as near ``to`` as they were found well."""
@@ -37,7 +54,8 @@ def closing(score: float, correlation: float, to: float, config: VerifyConfig) -
 
 
 def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapping[str, Image.Image],
-             config: VerifyConfig, copy_level: float | None, copy: bool = False) -> list[Hit]:
+             config: VerifyConfig, copy_level: float | None, copy: bool = False,
+             seen: Mapping[str, float] | None = None) -> list[Hit]:
     """``ranked`` with the hits ``top`` (:func:`to_check`) re-scored by finding their gallery picture's
     pixels in ``image`` around the region that found each, and ranked again.
 
@@ -52,6 +70,7 @@ def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapp
         image: the query (RGB) at work size; ``image.info["original_size"]`` is its file's size (hits'
             boxes are in file pixels).
         thumbs: thumbnails by gallery id (:func:`~semcopy_lib.segment.template.read_thumbnails`).
+        seen: a copy's correlations with the pictures it was already looked for in (:func:`found_inside`).
     """
     if not top or not thumbs:
         return ranked
@@ -60,7 +79,8 @@ def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapp
     scored = []
     for hit in top:
         if hit.gallery_id in thumbs and copy and hit.region_kind == "whole":
-            correlation = match_crop(image, thumbs[hit.gallery_id], config.template)
+            correlation = (seen[hit.gallery_id] if seen and hit.gallery_id in seen
+                           else match_crop(image, thumbs[hit.gallery_id], config.template))
             if correlation > config.start:
                 hit = replace(hit, score=max(hit.score, closing(hit.score, correlation, 1.0, config)))
         elif hit.gallery_id in thumbs:
