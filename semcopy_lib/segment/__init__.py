@@ -163,7 +163,7 @@ def _on_canvas(rgb: np.ndarray, layout: Layout, config: LayoutConfig = LayoutCon
             grown = [canvas if b in group else g for b, g in zip(layout.boxes, grown)]
     grown = [canvas or box for box, canvas in zip(layout.boxes, grown)]
     if layout.layout == "screenshot":
-        grown = [without_caption(rgb, box, config.caption) for box in grown]
+        grown = [picture for box in grown for picture in without_caption(rgb, box, config.caption)]
     boxes: list[Box] = []
     for box in grown:
         if all(iou(box, b) < config.near_same for b in boxes):
