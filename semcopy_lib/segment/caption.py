@@ -83,10 +83,11 @@ def _above_caption(pixels: np.ndarray, colour: np.ndarray, box: Box, config: Cap
 
     x, y, w, h = box
     f = config.frame
-    lines_out, frame, outer = _without_lines(off_colour(pixels, colour), config)
+    off_whole = off_colour(pixels, colour)
+    lines_out, frame, outer = _without_lines(off_whole, config)
     if outer == (0, 0, w, h):
         frame = None  # the box is the framed figure itself: its margin leaves the frame out
-    off_mask = off_colour(pixels[f : h - f, f : w - f], colour)
+    off_mask = off_whole[f : h - f, f : w - f]
     content = lines_out[f : h - f, f : w - f]
     mask = content if frame is not None else off_mask
     inner = off_mask  # (h - 2f, w - 2f): the rows and columns the caption is looked for in
@@ -148,13 +149,13 @@ def _without_lines(mask: np.ndarray, config: CaptionConfig) -> tuple[np.ndarray,
     down = stats[:, 3] >= config.rule_share * h
     thin = stats[:, 4] <= config.rule_width * 2 * (stats[:, 2] + stats[:, 3])
     lines = []
-    for i in range(1, n):
-        if thin[i] and (across[i] or down[i]):
-            x, y, bw, bh = stats[i, :4]
-            own = labels[y : y + bh, x : x + bw] == i
-            inside = own[config.rule_width : bh - config.rule_width, config.rule_width : bw - config.rule_width]
-            if inside.sum() <= (1 - config.rule_share) * stats[i, 4]:
-                lines.append(i)
+    candidates = np.flatnonzero(thin & (across | down))
+    for i in candidates[candidates > 0]:  # label 0: what is not off the colour
+        x, y, bw, bh = stats[i, :4]
+        own = labels[y : y + bh, x : x + bw] == i
+        inside = own[config.rule_width : bh - config.rule_width, config.rule_width : bw - config.rule_width]
+        if inside.sum() <= (1 - config.rule_share) * stats[i, 4]:
+            lines.append(int(i))
     if not lines:
         return mask, None, None
     frames = [i for i in lines if across[i] and down[i]]
