@@ -52,11 +52,11 @@ def test_a_whole_image_at_copy_level_is_a_copy_only_when_found_in_that_picture(s
     """With every cosine at copy level (``copy_score`` 0), as a collage may be with some flat picture of a
     large gallery: a gallery picture is found inside its first hit's picture, so it stays a copy, searched
     whole; a collage holding it is found in none of its first hits' pictures, so its tiles are searched and
-    the tile's picture comes first, from the tile's box."""
+    the tile's picture comes first, found in the tile's pixels."""
     import random
 
     from semcopy_lib.data import compose, load_image
-    from semcopy_lib.segment import iou
+    from semcopy_lib.segment.layout import inside_share
 
     rng = random.Random(0)
     target = next(gallery_dir.rglob("img04.png"))
@@ -67,11 +67,35 @@ def test_a_whole_image_at_copy_level_is_a_copy_only_when_found_in_that_picture(s
     assert [r.kind for r in copy.regions] == ["whole"] and copy.hits[0].gallery_id == "food/img04.png"
     [found] = service.search([collage], k=3)
     assert found.layout == "collage" and found.hits[0].gallery_id == "food/img04.png"
-    assert found.hits[0].region_kind == "tile" and iou(found.hits[0].query_box, box) > 0.9
+    assert found.hits[0].region_kind == "match" and inside_share(found.hits[0].query_box, box) > 0.99
     trusting = replace(service.config, verify=replace(service.config.verify, confirm_copies=False))
     monkeypatch.setattr(service, "config", trusting)
     [taken] = service.search([collage], k=3)
     assert "tile" not in [r.kind for r in taken.regions]  # the whole image's word alone: never cut into tiles
+
+
+def test_a_page_or_collage_hit_is_checked_in_its_pixels(service, gallery_dir, monkeypatch):
+    """A collage's first hits are pixel-checked around the tile that found them, as a single picture's
+    are: the tile's picture is found there (kind ``match``, its box where the picture lies) and gains
+    score; with ``VerifyConfig.pages`` off it keeps its tile's score and box."""
+    import random
+
+    from semcopy_lib.data import compose, load_image
+    from semcopy_lib.segment.layout import inside_share
+
+    rng = random.Random(1)
+    target = next(gallery_dir.rglob("img04.png"))
+    gid = target.relative_to(gallery_dir).as_posix()
+    others = [compose.random_picture(rng, (256, 256)) for _ in range(3)]
+    collage, box = compose.collage(load_image(target), others, rng, 2, 2, gutter=12, colour=(255, 255, 255))
+    [checked] = service.search([collage], k=3)
+    assert checked.layout == "collage" and checked.hits[0].gallery_id == gid
+    assert checked.hits[0].region_kind == "match" and inside_share(checked.hits[0].query_box, box) > 0.99
+    unchecked = replace(service.config, verify=replace(service.config.verify, pages=False))
+    monkeypatch.setattr(service, "config", unchecked)
+    [plain] = service.search([collage], k=3)
+    assert plain.hits[0].gallery_id == gid and plain.hits[0].region_kind == "tile"
+    assert plain.hits[0].score < checked.hits[0].score
 
 
 class FakeDetector:

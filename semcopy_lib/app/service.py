@@ -142,7 +142,7 @@ class SearchService:
                                            encoder=self.encoder.name)
         # the whole image's own hits, by id(result): a colourless query's parts may outrank its first
         wholes_of = {id(result): (region, hits) for (result, region), hits in zip(owners, per_region)}
-        verify: dict[int, Image.Image] = {}  # single pictures searched by their parts, by id(result)
+        verify: dict[int, Image.Image] = {}  # queries searched by their parts whose hits are pixel-checked, by id(result)
         parted: dict[int, Image.Image] = {}  # every query searched by its parts, by id(result)
         copies: dict[int, Image.Image] = {}  # queries whose whole image matched at copy level, by id(result)
         seen: dict[int, dict[str, float]] = {}  # a copy's correlations with its first hits' pictures, by id(result)
@@ -159,8 +159,9 @@ class SearchService:
                 owners += more
                 with self.clock.time("search"):
                     per_region += self.index.search(vectors, k=depth, encoder=self.encoder.name)
-            # a single picture searched by its parts may hold a pasted gallery picture: check the pixels
-            verify = {id(r): im for r, im in todo if r.layout == "single"}
+            # a single picture searched by its parts may hold a pasted gallery picture, and a page or a
+            # collage holds its pictures: check the pixels
+            verify = {id(r): im for r, im in todo if r.layout == "single" or self.config.verify.pages}
             parted = {id(r): im for r, im in todo}
             # a copy may be of either of two near-twins (mirrored, the same colours in another order):
             # check which picture it was cut from
@@ -225,7 +226,7 @@ class SearchService:
         matched = []
         for result in results:
             ranked = ranked_of[id(result)]
-            if id(result) in verify and ranked and ranked[0].region_kind == "match":
+            if id(result) in verify and result.layout == "single" and ranked and ranked[0].region_kind == "match":
                 query = asked[id(result)]
                 (ow, oh), (w, h) = query.image.info["original_size"], query.image.size
                 query.matched = scale_box(ranked[0].query_box, w / ow, h / oh)

@@ -100,6 +100,10 @@ class VerifyConfig:
             (:func:`~semcopy_lib.query.verify.found_inside`); else it is searched by its parts too. The
             copy level is a cosine measured on a small gallery: in a large one, a collage or a page may
             reach it with some flat picture that holds none of it.
+        pages: a screenshot's or collage's first hits are checked too, each around the photo or tile
+            that found it (else only a single picture's): in a large gallery a page's placeholder
+            gradients reach flags of a few coloured blocks above the page's own picture, whose pixels
+            only the right hit finds.
     """
 
     top: int = 5
@@ -114,6 +118,7 @@ class VerifyConfig:
     edges: TemplateConfig = field(default_factory=lambda: TemplateConfig(
         work_side=64, scales=(0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)))
     confirm_copies: bool = True
+    pages: bool = True
 
 
 @dataclass(frozen=True)
