@@ -8,7 +8,8 @@ A screenshot is also searched for pictures framed by edges (:func:`rectangles_in
 screenshot's connected parts off the page's colour are boxes too (:func:`parts_off_page`: cards and
 drawings that no strip all across a block separates), and a drawing trimmed to its bounding box is
 grown to its picture's plain canvas (:func:`canvas_of`). A framed figure, card or infobox ends
-above the caption or table stacked under its picture (:func:`without_caption`).
+above the caption or table stacked under its picture, and a box round a card's border is what the
+border holds (:func:`without_caption`).
 """
 
 from __future__ import annotations
@@ -145,7 +146,8 @@ def analyse(image: Image.Image, config: LayoutConfig = LayoutConfig()) -> Layout
 def _on_canvas(rgb: np.ndarray, layout: Layout, config: LayoutConfig = LayoutConfig()) -> Layout:
     """``layout`` with each drawing trimmed to its bounding box grown to its picture's plain canvas
     (:func:`~semcopy_lib.segment.canvas.canvas_of`), on a screenshot each box ended above a caption
-    stacked under its picture (:func:`~semcopy_lib.segment.caption.without_caption`), a box within
+    stacked under its picture (:func:`~semcopy_lib.segment.caption.without_caption`: a card's picture may
+    be two boxes, what its frame holds and the picture cut from it), a box within
     ``config.near_same`` of an earlier one dropped. Blocks that touch (a drawing cut on a seam between its
     bands) are tried together, in place of each."""
     masks: dict = {}

@@ -4,10 +4,13 @@ A figure, a sidebar card or an infobox is framed as one block: the picture, then
 of short lines on the same background. XY-cuts, edges and parts off the page find the frame; the
 picture is its upper part (a drawing on a white canvas in a white figure shows no edge of its own).
 Rows of the box (inside a margin for its frame) with no pixel off the box's background split it into
-bands (a frame's own lines, thin parts that run nearly all along the box, left out: a card's
-border reaches every row); thin bands at the bottom (each at most ``text_line`` of the box's height: lines of text, the
+bands; thin bands at the bottom (each at most ``text_line`` of the box's height: lines of text, the
 rules of a table), each close to the next (``line_gap``), are the caption, and the box ends just above
 the first of them, when what is left is at least ``picture`` of the box.
+
+A box found round a card by its edges holds the card's border (rounded out past it from a smaller
+scale): the border reaches every row, so it is left out of the bands, and the picture is what it holds
+above the caption, and also what is off the card's colour there when the card pads that evenly.
 
 Its figures on the regions benchmark: docs/benchmarks.md.
 """
@@ -33,8 +36,8 @@ class CaptionConfig:
         line_gap: two lines of a caption are at most this many times the taller one's height apart.
         gap: the picture ends this many pixels above its caption (a figure's margin).
         rule_width, rule_share: a part off the background at most ``rule_width`` pixels thick that spans
-            at least ``rule_share`` of the box across and down is its frame, not content (an edge box
-            rounded from a smaller scale holds the card's border and the page around it).
+            at least ``rule_share`` of the box across or down, along the sides of its own box, is a line
+            (a rule, the edge of a picture), not content; across and down, a frame (a card's border).
         even_padding: inside a frame, the picture is cut to what is off the card's colour when that
             leaves paddings (left, top, right) within this many pixels of each other (cards pad evenly).
     """
@@ -137,10 +140,11 @@ def _above_caption(pixels: np.ndarray, colour: np.ndarray, box: Box, config: Cap
 def _without_lines(mask: np.ndarray, config: CaptionConfig) -> tuple[np.ndarray, tuple[int, int, int, int] | None,
                                                                    tuple[int, int, int, int] | None]:
     """An (H, W) 0/1 uint8 mask without its lines; what the largest line that is a frame holds inside its
-    sides, and that frame's own box, each (x0, y0, x1, y1) (None if no frame). A line is a part (8-connected) no thicker than ``config.rule_width`` that
-    spans at least ``config.rule_share`` of the mask across or down, with that share of its pixels along
-    the sides of its own box (a rule at one side, the edge of a picture that fills the box, but not the
-    outline of a drawing); a frame spans it across and down (a card's border with its rounded corners)."""
+    sides, and that frame's own box, each (x0, y0, x1, y1) (None if no frame). A line is a part
+    (8-connected) no thicker than ``config.rule_width`` that spans at least ``config.rule_share`` of the
+    mask across or down, with that share of its pixels along the sides of its own box (a rule at one
+    side, the edge of a picture that fills the box, but not the outline of a drawing); a frame spans it
+    across and down (a card's border with its rounded corners)."""
     import cv2
 
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
