@@ -152,8 +152,9 @@ def test_a_screenshot_query_shows_its_photo_region_the_hit_its_verdict_and_the_m
     text = first_hit(page)
     assert "food/img04.png" in text and "class: food" in text
     assert re.search(r"score (0\.\d{3}|1\.000)", text) and re.search(r"copy|same subject", text)
-    assert "matched:" in text and "photo 1" in text  # the region that matched, shown beside the hit
-    assert "layout screenshot" in page.inner_text("body")
+    # where the hit's picture was found in the page's pixels (inside its photo region), shown beside the hit
+    assert "matched:" in text and "match 1" in text
+    assert "layout screenshot; 1 photo, 1 match" in page.inner_text("body")
     # the map is drawn by plotly in the page; the search ringed its hit and starred the query
     page.wait_for_function("() => (document.querySelector('div.semcopy-map')?.data || []).some(t => t.name === 'query')")
     traces = page.evaluate("() => document.querySelector('div.semcopy-map').data.map(t => [t.name, t.text])")
