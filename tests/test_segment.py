@@ -517,7 +517,7 @@ def test_a_box_round_a_card_ends_at_the_picture_the_card_holds():
     what the frame holds: a flag's white band on a white figure, test above.)"""
     from PIL import ImageDraw
 
-    from semcopy_lib.segment.caption import without_caption
+    from semcopy_lib.segment.caption import CaptionConfig, without_caption
 
     grey = (250, 250, 250)
     page = Image.new("RGB", (1280, 800), grey)
@@ -531,6 +531,8 @@ def test_a_box_round_a_card_ends_at_the_picture_the_card_holds():
     rgb = np.asarray(page)
     # the flag, then all the frame holds above the caption (inside the border at 440 and 160, to 839 and 382)
     assert without_caption(rgb, (437, 157, 407, 270)) == [(450, 170, 380, 192), (441, 161, 398, 221)]
+    # frames off (the pictures a gallery page holds, `PagePicturesConfig.card_frames`): as before, the caption in
+    assert without_caption(rgb, (437, 157, 407, 270), CaptionConfig(frames=False)) == [(437, 157, 407, 255)]
     # a box with no frame inside it is left as it was: the picture alone
     assert without_caption(rgb, (450, 170, 380, 192)) == [(450, 170, 380, 192)]
     # nor is a drawing's thin outline that spans its box a frame: a corn dog drawn in lines on a white page

@@ -40,6 +40,7 @@ class CaptionConfig:
             (a rule, the edge of a picture), not content; across and down, a frame (a card's border).
         even_padding: inside a frame, the picture is cut to what is off the card's colour when that
             leaves paddings (left, top, right) within this many pixels of each other (cards pad evenly).
+        frames: look for a card's frame inside the box (off: the box's margin is its only frame).
     """
 
     text_line: float = 0.06
@@ -51,6 +52,7 @@ class CaptionConfig:
     rule_width: int = 3
     rule_share: float = 0.9
     even_padding: int = 3
+    frames: bool = True
 
 def without_caption(rgb: np.ndarray, box: Box, config: CaptionConfig = CaptionConfig()) -> list[Box]:
     """The picture of ``box`` (x, y, w, h) of an (H, W, 3) uint8 image: ``[box]`` ended above the caption
@@ -87,7 +89,7 @@ def _above_caption(pixels: np.ndarray, colour: np.ndarray, box: Box, config: Cap
     x, y, w, h = box
     f = config.frame
     off_whole = off_colour(pixels, colour)
-    lines_out, frame, outer = _without_lines(off_whole, config)
+    lines_out, frame, outer = _without_lines(off_whole, config) if config.frames else (off_whole, None, None)
     if outer == (0, 0, w, h):
         frame = None  # the box is the framed figure itself: its margin leaves the frame out
     off_mask = off_whole[f : h - f, f : w - f]

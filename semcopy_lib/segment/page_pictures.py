@@ -7,7 +7,7 @@ the page and the two group as copies.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -24,11 +24,14 @@ class PagePicturesConfig:
         max_share: a box covering more of the image than this is the image itself, re-framed.
         min_side: a box shorter than this many pixels (of the image as indexed) is an icon.
         most: at most this many boxes per image, the largest (a page of thumbnails costs no more).
+        card_frames: a card's frame inside a box is looked for too (``layout.caption.frames``, which a
+            query's layout uses); off: `bench dedup` found fewer pairs with it (docs/benchmarks.md).
     """
 
     max_share: float = 0.6
     min_side: int = 48
     most: int = 8
+    card_frames: bool = False
 
 
 def page_pictures(image: Image.Image, config: PagePicturesConfig = PagePicturesConfig(),
@@ -40,6 +43,8 @@ def page_pictures(image: Image.Image, config: PagePicturesConfig = PagePicturesC
     if "A" in image.getbands() or "transparency" in image.info:
         return []
     rgb = image.convert("RGB")
+    if not config.card_frames:
+        layout = replace(layout, caption=replace(layout.caption, frames=False))
     found = analyse(rgb, layout)
     if found.layout == "single":
         return []
