@@ -88,18 +88,17 @@ def _above_caption(pixels: np.ndarray, colour: np.ndarray, box: Box, config: Cap
 
     x, y, w, h = box
     f = config.frame
+    rows, cols = h - 2 * f, w - 2 * f  # inside the margin, where the caption is looked for
     off_whole = off_colour(pixels, colour)
     lines_out, frame, outer = _without_lines(off_whole, config) if config.frames else (off_whole, None, None)
     if outer == (0, 0, w, h):
         frame = None  # the box is the framed figure itself: its margin leaves the frame out
-    off_mask = off_whole[f : h - f, f : w - f]
     content = lines_out[f : h - f, f : w - f]
-    mask = content if frame is not None else off_mask
-    inner = off_mask  # (h - 2f, w - 2f): the rows and columns the caption is looked for in
+    mask = content if frame is not None else off_whole[f : h - f, f : w - f]
     if frame is not None:  # in the margin's coordinates, clipped to it
-        frame = (max(0, frame[0] - f), max(0, frame[1] - f), min(w - 2 * f, frame[2] - f), min(h - 2 * f, frame[3] - f))
+        frame = (max(0, frame[0] - f), max(0, frame[1] - f), min(cols, frame[2] - f), min(rows, frame[3] - f))
     off = cv2.reduce(mask, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0]
-    full = np.r_[False, off > config.empty_row * inner.shape[1], False]
+    full = np.r_[False, off > config.empty_row * cols, False]
     edges = np.flatnonzero(full[1:] != full[:-1])
     bands = edges.reshape(-1, 2)  # [start, end) of each run of rows with something on them
     line = config.text_line * h
@@ -110,13 +109,13 @@ def _above_caption(pixels: np.ndarray, colour: np.ndarray, box: Box, config: Cap
     while n > 1 and heights[n - 1] <= line and (
             n == len(bands) or bands[n, 0] - bands[n - 1, 1] <= config.line_gap * max(heights[n - 1], heights[n])):
         n -= 1
-    end = inner.shape[0]  # rows of ``inner`` that hold the picture
+    end = rows  # the rows inside the margin that hold the picture
     if n < len(bands):
         cut = max(int(bands[n - 1, 1]), int(bands[n, 0]) - config.gap)
-        end = cut if cut >= config.picture * inner.shape[0] else end
+        end = cut if cut >= config.picture * rows else end
     picture = (heights[:n] > line).any()  # more than a line of text is left
-    left, top = x + config.frame, y + config.frame
-    tall = config.picture * inner.shape[0]  # the least height of a picture left
+    left, top = x + f, y + f
+    tall = config.picture * rows  # the least height of a picture left
     if frame is not None and picture:
         # a card's frame lies inside the box: the picture is inside the frame, above the caption, and
         # may be what is off the card's colour there: when that leaves an even padding (else part of it
@@ -124,19 +123,19 @@ def _above_caption(pixels: np.ndarray, colour: np.ndarray, box: Box, config: Cap
         fx0, fy0, fx1, fy1 = frame
         fy1 = min(fy1, end)
         out = [(left + fx0, top + fy0, fx1 - fx0, fy1 - fy0)] if fx1 > fx0 and fy1 - fy0 >= tall else []
-        ys, xs = np.nonzero(content[fy0:fy1, fx0:fx1])
-        if out and len(ys):
-            pads = (int(xs.min()), int(ys.min()), fx1 - fx0 - 1 - int(xs.max()))  # left, top, right
-            cut = (left + fx0 + int(xs.min()), top + fy0 + int(ys.min()), int(xs.max() - xs.min()) + 1, int(ys.max() - ys.min()) + 1)
-            if max(pads) - min(pads) <= config.even_padding and cut[3] >= tall and cut != out[0]:
+        cx, cy, cw, ch = cv2.boundingRect(np.ascontiguousarray(content[fy0:fy1, fx0:fx1]))  # what is off the card
+        if out and cw:
+            pads = (cx, cy, fx1 - fx0 - cx - cw)  # left, top, right
+            cut = (left + fx0 + cx, top + fy0 + cy, cw, ch)
+            if max(pads) - min(pads) <= config.even_padding and ch >= tall and cut != out[0]:
                 out.insert(0, cut)
         if out:
             return out
-    elif trim and picture and end < inner.shape[0]:
-        ys, xs = np.nonzero(content[:end])
-        if len(ys) and ys.max() - ys.min() + 1 >= tall:
-            return [(left + int(xs.min()), top + int(ys.min()), int(xs.max() - xs.min()) + 1, int(ys.max() - ys.min()) + 1)]
-    return [box if end == inner.shape[0] else (x, y, w, end + config.frame)]
+    elif trim and picture and end < rows:
+        cx, cy, cw, ch = cv2.boundingRect(np.ascontiguousarray(content[:end]))
+        if cw and ch >= tall:
+            return [(left + cx, top + cy, cw, ch)]
+    return [box if end == rows else (x, y, w, end + f)]
 
 
 def _without_lines(mask: np.ndarray, config: CaptionConfig) -> tuple[np.ndarray, tuple[int, int, int, int] | None,
