@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw, ImageOps
 from semcopy_lib.app import SearchService, build_index
 from semcopy_lib.app.results import SearchHit
 from semcopy_lib.query import VerifyConfig
+from semcopy_lib.query.verify import verified
 from semcopy_lib.data import compose, load_image
 from semcopy_lib.segment import iou
 from semcopy_lib.segment.template import THUMB_SIDE, match_crop, match_picture, read_thumbnail, read_thumbnails, thumbnail
@@ -324,6 +325,27 @@ def test_verification_ranks_the_pasted_picture_over_its_twin(twins, pasted):
     # the verified boot reports where it sits, tighter than the region that found it
     assert verified[0].region_kind == "match" and iou(verified[0].query_box, shown(box, pasted[2])) > 0.8
     assert verified[2].region_kind == "subject" and verified[2].query_box == box
+
+
+def test_a_picture_is_looked_for_around_the_other_regions_that_found_it(twins, pasted):
+    """A page's hit whose best region is a whole post (its picture there under the sizes tried) is found
+    in place around the other photos that found it, best first, ``elsewhere`` of them at most."""
+    query, box, _, _ = pasted
+    query = query.copy()
+    query.info["original_size"] = query.size
+    whole, decoy = (0, 0, *query.size), (380, 250, 120, 120)  # the decoy holds none of the boot's box
+    ranked = [SearchHit("boots/boot.png", 0.78, "boots", "", whole, "photo")]
+    found_at = {"boots/boot.png": [whole, decoy, box]}
+    [alone] = twins._verified(query, ranked)
+    assert alone == ranked[0]  # around the whole image alone it is not found
+    config = twins.config.verify
+    thumbs = twins._thumbnails(["boots/boot.png"])
+    [hit] = verified(query, ranked, ranked, thumbs, config, None, found_at=found_at)
+    correlation, where = match_picture(query, box, thumbs["boots/boot.png"], config.template, config.start)
+    assert correlation > 0.9
+    assert hit.region_kind == "match" and hit.query_box == where and iou(where, shown(box, pasted[2])) > 0.8
+    assert hit.score == pytest.approx(0.78 + VERIFY_WEIGHT * (correlation - VERIFY_FROM))
+    assert verified(query, ranked, ranked, thumbs, replace(config, elsewhere=1), None, found_at=found_at) == ranked
 
 
 def test_search_finds_the_pasted_boot_first_and_where_it_sits(twins, pasted, tmp_path):

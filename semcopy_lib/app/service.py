@@ -18,6 +18,7 @@ from PIL import Image
 from semcopy_lib.app.indexing import IndexReport, add_paths, encoder_for_index, index_files, query_config
 from semcopy_lib.app.results import QueryResult, SearchHit
 from semcopy_lib.data import GalleryFile, ImageLoadError, load_image
+from semcopy_lib.data.boxes import Box
 from semcopy_lib.detect import Detection, Detector, load_detector
 from semcopy_lib.encoders import Encoder
 from semcopy_lib.index import GalleryIndex, Hit
@@ -212,14 +213,22 @@ class SearchService:
             merged = self._merge([(id(result), region.kind,
                                    [SearchHit(h.gallery_id, h.score, h.label, h.source, region.box, region.kind) for h in hits])
                                   for (result, region), hits in zip(owners, per_region)])
+        # the photos and tiles that found each gallery id, best first: a picture is looked for around them too
+        found_at: dict[int, dict[str, list[tuple[float, Box]]]] = {}
+        for (result, region), hits in zip(owners, per_region):
+            if region.kind in ("photo", "tile") and id(result) in verify:
+                for hit in hits:
+                    found_at.setdefault(id(result), {}).setdefault(hit.gallery_id, []).append((hit.score, region.box))
         ranked_of: dict[int, list[SearchHit]] = {}
         for result in results:
             ranked = merged.get(id(result), [])
             if id(result) in verify or id(result) in copies:
                 with self.clock.time("verify"):
                     copy_of = id(result) in copies
+                    boxes = {gid: [box for _, box in sorted(found, key=lambda f: -f[0])]
+                             for gid, found in found_at.get(id(result), {}).items()}
                     ranked = self._verified((copies if copy_of else verify)[id(result)], ranked, copy=copy_of,
-                                            seen=seen.get(id(result)))
+                                            seen=seen.get(id(result)), found_at=boxes)
             ranked_of[id(result)] = ranked
         # a single picture in which a gallery picture was found pasted: the rest of it is searched too (the
         # photo it was pasted on, when that photo is a gallery picture as well)
@@ -305,12 +314,14 @@ class SearchService:
         return merge_hits(found, self.config.merge)
 
     def _verified(self, image: Image.Image, ranked: list[SearchHit], copy: bool = False,
-                  seen: dict[str, float] | None = None) -> list[SearchHit]:
+                  seen: dict[str, float] | None = None,
+                  found_at: dict[str, list[Box]] | None = None) -> list[SearchHit]:
         """``ranked`` re-scored by pixel evidence (:func:`~semcopy_lib.query.verify.verified`), with the
-        thumbnails of the hits it checks (``seen``: a copy's correlations already computed)."""
+        thumbnails of the hits it checks (``seen``: a copy's correlations already computed; ``found_at``:
+        the other regions' boxes that found each gallery id, best first)."""
         top = to_check(ranked, self.config.verify, copy)
         thumbs = self._thumbnails(h.gallery_id for h in top)
-        return verified(image, ranked, top, thumbs, self.config.verify, self.encoder.copy_score, copy, seen)
+        return verified(image, ranked, top, thumbs, self.config.verify, self.encoder.copy_score, copy, seen, found_at)
 
     def _arbitrated(self, image: Image.Image, ranked: list[SearchHit], whole: Region, hits: list, vote: bool,
                     paged: bool = False) -> list[SearchHit]:

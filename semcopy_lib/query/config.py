@@ -104,6 +104,10 @@ class VerifyConfig:
             that found it (else only a single picture's): in a large gallery a page's placeholder
             gradients reach flags of a few coloured blocks above the page's own picture, whose pixels
             only the right hit finds.
+        elsewhere: a hit whose picture is not found around the region that found it best is looked for
+            around at most this many other photos or tiles that found it too (best first): a picture
+            that layout analysis splits in bands (a jigsaw piece's tabs) is found whole by a larger box
+            only, in which it may be smaller than the sizes tried; 0: its own region only.
     """
 
     top: int = 5
@@ -119,6 +123,7 @@ class VerifyConfig:
         work_side=64, scales=(0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0)))
     confirm_copies: bool = True
     pages: bool = True
+    elsewhere: int = 2
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Mapping, TypeVar
+from typing import Mapping, Sequence, TypeVar
 
 import numpy as np
 from PIL import Image
 
+from semcopy_lib.data.boxes import Box
 from semcopy_lib.query.config import RestConfig, VerifyConfig
 from semcopy_lib.segment import crop, scale_box
 from semcopy_lib.segment.template import (REDUCING_GAP, edges_near, match_crop, match_picture, pixel_evidence,
@@ -55,7 +56,7 @@ def closing(score: float, correlation: float, to: float, config: VerifyConfig) -
 
 def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapping[str, Image.Image],
              config: VerifyConfig, copy_level: float | None, copy: bool = False,
-             seen: Mapping[str, float] | None = None) -> list[Hit]:
+             seen: Mapping[str, float] | None = None, found_at: Mapping[str, Sequence[Box]] | None = None) -> list[Hit]:
     """``ranked`` with the hits ``top`` (:func:`to_check`) re-scored by finding their gallery picture's
     pixels in ``image`` around the region that found each, and ranked again.
 
@@ -71,6 +72,9 @@ def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapp
             boxes are in file pixels).
         thumbs: thumbnails by gallery id (:func:`~semcopy_lib.segment.template.read_thumbnails`).
         seen: a copy's correlations with the pictures it was already looked for in (:func:`found_inside`).
+        found_at: the boxes (file pixels, best first) of the other regions that found each gallery id: a
+            picture not found around its hit's own region is looked for around the first
+            ``config.elsewhere`` of them.
     """
     if not top or not thumbs:
         return ranked
@@ -84,8 +88,15 @@ def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapp
             if correlation > config.start:
                 hit = replace(hit, score=max(hit.score, closing(hit.score, correlation, 1.0, config)))
         elif hit.gallery_id in thumbs:
-            box = scale_box(hit.query_box, w / ow, h / oh)
-            correlation, where = match_picture(image, box, thumbs[hit.gallery_id], config.template, config.start)
+            correlation, where = -1.0, None
+            others = [b for b in (found_at or {}).get(hit.gallery_id, ()) if b != hit.query_box][: config.elsewhere]
+            for box in [hit.query_box, *others]:
+                found = match_picture(image, scale_box(box, w / ow, h / oh), thumbs[hit.gallery_id],
+                                      config.template, config.start)
+                if found[0] > correlation:
+                    correlation, where = found
+                if correlation > config.start:
+                    break
             if correlation > config.start:
                 score = hit.score + config.weight * (correlation - config.start)
                 if copy and hit.region_kind == "residual":
