@@ -607,3 +607,48 @@ def test_jumps_are_the_absolute_differences_of_neighbouring_rows_and_columns():
         rows, cols = _jumps(block)
         np.testing.assert_array_equal(rows, np.abs(np.diff(block, axis=0)).sum(axis=-1, dtype=np.float32))
         np.testing.assert_array_equal(cols, np.abs(np.diff(block, axis=1)).sum(axis=-1, dtype=np.float32))
+
+
+def _sidebar_page(sizes: list[tuple[int, int, int, int]]) -> tuple[Image.Image, list]:
+    """A page whose header bar and sidebar reach its edges, with white cards at ``sizes`` (left, top,
+    width, height; clipped by the page's bottom), each holding a gradient picture; the pictures' boxes."""
+    from PIL import ImageDraw
+
+    page = Image.new("RGB", (1280, 800), (250, 250, 250))
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((0, 0, 1279, 35), fill=(13, 110, 253))
+    draw.rectangle((0, 36, 239, 799), fill=(236, 236, 240))
+    pictures = []
+    for i, (left, top, width, height) in enumerate(sizes):
+        draw.rectangle((left, top, left + width, min(799, top + height)), fill="white", outline=(200, 200, 200))
+        box = (left + 10, top + 10, width - 20, 140)
+        ramp = np.linspace(0.0, 1.0, box[2])[None, :, None]
+        rgb = np.array([40 + 30 * i, 200, 90]) * (1 - ramp) + np.array([220, 30 + 20 * i, 60]) * ramp
+        page.paste(Image.fromarray(np.repeat(rgb, box[3], 0).astype(np.uint8)), box[:2])
+        pictures.append(box)
+    return page, pictures
+
+
+def test_a_page_whose_bars_reach_its_edges_is_read_by_its_cards():
+    """No strip runs all across a page under a header bar and beside a sidebar whose second row of cards
+    reaches its bottom (every row crosses the sidebar, every column the bar): it was read as a single
+    picture. Its cards stand in rows off its colour: each picture is found to the pixel."""
+    cards = [(280 + 330 * col, top, 300, 300 if top == 90 else 500) for top in (90, 400) for col in range(3)]
+    page, pictures = _sidebar_page(cards)
+    layout = analyse(page)
+    assert layout.layout == "screenshot"
+    assert [max(iou(p, b) for b in layout.boxes) for p in pictures] == [1.0] * 6
+
+
+def test_parts_that_do_not_line_up_leave_a_picture_single():
+    """The same bars with cards of four sizes, none level with another, or with two alike side by side
+    (as a symmetric drawing's mirrored halves are): nothing says page, so it stays a single picture, as
+    with the rule off."""
+    from semcopy_lib.segment import LayoutConfig
+
+    apart = [(280, 90, 300, 280), (620, 130, 240, 300), (300, 420, 330, 500), (700, 480, 280, 500)]
+    pair = [(280, 90, 300, 300), (610, 90, 300, 300), (300, 420, 330, 500)]
+    assert analyse(_sidebar_page(apart)[0]).layout == "single"
+    assert analyse(_sidebar_page(pair)[0]).layout == "single"
+    cards = [(280 + 330 * col, top, 300, 300 if top == 90 else 500) for top in (90, 400) for col in range(3)]
+    assert analyse(_sidebar_page(cards)[0], LayoutConfig(page_parts=0)).layout == "single"

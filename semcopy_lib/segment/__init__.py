@@ -60,6 +60,11 @@ class LayoutConfig:
             cover ``grid_frame`` of the image and the blocks ``grid_cover`` of the cells (tiles of clip
             art on white show only their drawing).
         near_same: a box this close (IoU) to one already found is the same region: searched once.
+        page_parts: an image that no strip all across cuts (a page whose header bar and sidebar reach
+            its edges) is a screenshot when this many parts off its most common colour are of one size
+            in one row or column (a page's cards; a symmetric drawing's mirrored halves are two, a photo's
+            parts seldom line up); 0: a single picture ...
+        page_align: ... sizes and rows within this share of the image's longer side.
         blocks: the XY-cut that finds the blocks (:class:`~semcopy_lib.segment.layout.BlocksConfig`).
         canvas: how a drawing's box grows to its plain canvas (:class:`~semcopy_lib.segment.canvas.CanvasConfig`).
         parts: the parts off a page's colour (:class:`~semcopy_lib.segment.parts.PartsConfig`).
@@ -73,6 +78,8 @@ class LayoutConfig:
     grid_frame: float = 0.8
     grid_cover: float = 0.3
     near_same: float = 0.95
+    page_parts: int = 3
+    page_align: float = 0.005
     blocks: BlocksConfig = field(default_factory=BlocksConfig)
     canvas: CanvasConfig = field(default_factory=CanvasConfig)
     parts: PartsConfig = field(default_factory=PartsConfig)
@@ -126,6 +133,12 @@ def analyse(image: Image.Image, config: LayoutConfig = LayoutConfig()) -> Layout
         parts = off_page([])
         return _on_canvas(rgb, Layout("screenshot", parts), config) if parts else Layout("single", [whole])
     if len(boxes) == 1 and cover >= config.single_cover and not (inner and iou(boxes[0], whole) < config.page_panel):
+        if config.page_parts and boxes[0] == whole:
+            # no strip all across cut it: a page whose header bar and sidebar reach its edges holds its
+            # cards in rows or columns on its own colour all the same
+            parts = off_page([])
+            if _in_rows(parts, config.page_align * max(width, height)) >= config.page_parts:
+                return _on_canvas(rgb, Layout("screenshot", parts), config)
         return Layout("single", [whole])
     cells = to_image(grid_cells(blocks))
     frame = sum(w * h for _, _, w, h in cells) / area
@@ -141,6 +154,16 @@ def analyse(image: Image.Image, config: LayoutConfig = LayoutConfig()) -> Layout
     rectangles = rectangles_in(rgb, config.blocks.min_photo_side * min(width, height), config=config.blocks)
     found += [b for b in rectangles if all(iou(b, o) < config.same_box for o in found)]
     return _on_canvas(rgb, Layout("screenshot", found + off_page(found)), config)
+
+
+def _in_rows(parts: list[Box], tolerance: float) -> int:
+    """The most of ``parts`` (x, y, w, h) of one size (within ``tolerance`` pixels) in one row or column
+    (their tops, or their lefts, within it): a part and those alike it."""
+    def alike(a: Box, b: Box, along: int) -> bool:
+        return (abs(a[2] - b[2]) <= tolerance and abs(a[3] - b[3]) <= tolerance
+                and abs(a[along] - b[along]) <= tolerance)
+
+    return max((sum(alike(a, b, along) for b in parts) for a in parts for along in (0, 1)), default=0)
 
 
 def _on_canvas(rgb: np.ndarray, layout: Layout, config: LayoutConfig = LayoutConfig()) -> Layout:
