@@ -25,7 +25,7 @@ from semcopy_lib.index import GalleryIndex, Hit
 from semcopy_lib.query import QueryConfig, QueryImage, check_proposers, merge_hits, propose, turned_views, voted
 from semcopy_lib.query.clock import StageClock
 from semcopy_lib.query.verify import arbitrated, colourless, found_inside, to_check, verified, with_rest
-from semcopy_lib.segment import Region, crop, scale_box
+from semcopy_lib.segment import PART_KINDS, Region, crop, scale_box
 from semcopy_lib.segment.template import checked_thumbnails, read_thumbnails
 
 QuerySource = Union[str, os.PathLike, bytes, Image.Image]
@@ -174,13 +174,13 @@ class SearchService:
             # (result, the copying part's box in file pixels, None for the whole image, its first hit)
             copied = [(r, None, per_region[i][0]) for i, (r, _) in enumerate(loaded) if id(r) in copies and per_region[i]]
             copied += [(r, region.box, hits[0]) for (r, region), hits in zip(owners[regions_from:], per_region[regions_from:])
-                       if region.kind in ("photo", "tile") and hits and copy is not None and hits[0].score >= copy]
+                       if region.kind in PART_KINDS and hits and copy is not None and hits[0].score >= copy]
             # a single picture whose whole image missed copy level but a part of which (a window, a subject)
             # reaches it may be that picture under something pasted large: the whole is compared with the
             # best such part's picture (the residual's alignment tells whether it is)
             best_part: dict[int, tuple[QueryResult, None, Hit]] = {}
             for (r, region), hits in zip(owners[regions_from:], per_region[regions_from:]):
-                if (id(r) in verify and region.kind not in ("photo", "tile") and hits and copy is not None
+                if (id(r) in verify and region.kind not in PART_KINDS and hits and copy is not None
                         and hits[0].score >= copy and (id(r) not in best_part or hits[0].score > best_part[id(r)][2].score)):
                     best_part[id(r)] = (r, None, hits[0])
             copied += best_part.values()
@@ -216,7 +216,7 @@ class SearchService:
         # the photos and tiles that found each gallery id, best first: a picture is looked for around them too
         found_at: dict[int, dict[str, list[tuple[float, Box]]]] = {}
         for (result, region), hits in zip(owners, per_region):
-            if region.kind in ("photo", "tile") and id(result) in verify:
+            if region.kind in PART_KINDS and id(result) in verify:
                 for hit in hits:
                     found_at.setdefault(id(result), {}).setdefault(hit.gallery_id, []).append((hit.score, region.box))
         ranked_of: dict[int, list[SearchHit]] = {}

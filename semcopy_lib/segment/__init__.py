@@ -29,6 +29,8 @@ from semcopy_lib.segment.subjects import SubjectsConfig, subject_boxes
 
 
 LAYOUTS = ("single", "screenshot", "collage")
+#: The kinds of the regions a layout gives besides the whole image: a page's photos, a collage's tiles.
+PART_KINDS = ("photo", "tile")
 
 
 @dataclass(frozen=True)
@@ -216,4 +218,4 @@ def crop(image: Image.Image, box: Box) -> Image.Image:
     return image.crop((x, y, x + w, y + h))
 
 
-__all__ = ["LAYOUTS", "Box", "Layout", "LayoutConfig", "SubjectsConfig", "Region", "analyse", "clip_box", "crop", "iou", "scale_box", "subject_boxes"]
+__all__ = ["LAYOUTS", "PART_KINDS", "Box", "Layout", "LayoutConfig", "SubjectsConfig", "Region", "analyse", "clip_box", "crop", "iou", "scale_box", "subject_boxes"]
