@@ -154,7 +154,7 @@ def test_an_unknown_proposer_in_the_manifest_is_one_line_naming_it(index_dir, ga
         _edit(index_dir, lambda d: d["query"].update(proposers=["layout", "nope"]))
         assert main(["search", "--index", str(index_dir), "--json", query]) != 0
         err = capsys.readouterr().err
-        assert "manifest.json: unknown proposer(s) nope; registered: layout, objects, pasted, residual, rest, subjects, windows" in err
+        assert "manifest.json: unknown proposer(s) nope; registered: cards, layout, objects, pasted, residual, rest, subjects, windows" in err
         assert len(err.strip().splitlines()) == 1
     finally:
         _edit(index_dir, lambda d: d.update(query=saved))

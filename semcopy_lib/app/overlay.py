@@ -9,7 +9,7 @@ from semcopy_lib.app.results import QueryResult
 #: Outline colour per region kind (``whole`` is not drawn).
 COLOURS = {"photo": (0, 170, 80), "tile": (0, 170, 80), "subject": (200, 0, 160), "window": (30, 100, 230),
            "object": (240, 130, 0), "match": (220, 20, 20), "residual": (230, 180, 0),
-           "rest": (0, 150, 190)}
+           "rest": (0, 150, 190), "card": (120, 60, 200)}
 
 
 def region_labels(result: QueryResult) -> dict[tuple, str]:

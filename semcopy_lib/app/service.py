@@ -147,6 +147,7 @@ class SearchService:
         parted: dict[int, Image.Image] = {}  # every query searched by its parts, by id(result)
         copies: dict[int, Image.Image] = {}  # queries whose whole image matched at copy level, by id(result)
         seen: dict[int, dict[str, float]] = {}  # a copy's correlations with its first hits' pictures, by id(result)
+        upright: dict[int, dict[Box, Image.Image]] = {}  # regions searched turned upright, their pixels by box, by id(result)
         if regions:
             # a query whose whole image matches at copy level, and is found in that picture, is that
             # picture: no regions needed
@@ -155,7 +156,7 @@ class SearchService:
                     if not self._copies(im, hits, seen.setdefault(id(r), {}))]
             asked = {id(r): QueryImage(im, self.encoder, self.config, self.detector) for r, im in loaded}
             regions_from = len(owners)
-            more, vectors = self._proposed([(r, asked[id(r)]) for r, _ in todo], "regions", batch_size)
+            more, vectors = self._proposed([(r, asked[id(r)]) for r, _ in todo], "regions", batch_size, upright)
             if more:
                 owners += more
                 with self.clock.time("search"):
@@ -219,6 +220,12 @@ class SearchService:
             if region.kind in PART_KINDS and id(result) in verify:
                 for hit in hits:
                     found_at.setdefault(id(result), {}).setdefault(hit.gallery_id, []).append((hit.score, region.box))
+        # the first hit of each region searched turned upright (a card), with its pixels: looked for there
+        cards_of: dict[int, dict[str, list[tuple[Box, Image.Image]]]] = {}
+        for (result, region), hits in zip(owners, per_region):
+            if hits and region.box in upright.get(id(result), {}):
+                cards_of.setdefault(id(result), {}).setdefault(hits[0].gallery_id, []).append(
+                    (region.box, upright[id(result)][region.box]))
         ranked_of: dict[int, list[SearchHit]] = {}
         for result in results:
             ranked = merged.get(id(result), [])
@@ -228,7 +235,7 @@ class SearchService:
                     boxes = {gid: [box for _, box in sorted(found, key=lambda f: -f[0])]
                              for gid, found in found_at.get(id(result), {}).items()}
                     ranked = self._verified((copies if copy_of else verify)[id(result)], ranked, copy=copy_of,
-                                            seen=seen.get(id(result)), found_at=boxes)
+                                            seen=seen.get(id(result)), found_at=boxes, cards=cards_of.get(id(result)))
             ranked_of[id(result)] = ranked
         # a single picture in which a gallery picture was found pasted: the rest of it is searched too (the
         # photo it was pasted on, when that photo is a gallery picture as well)
@@ -315,13 +322,16 @@ class SearchService:
 
     def _verified(self, image: Image.Image, ranked: list[SearchHit], copy: bool = False,
                   seen: dict[str, float] | None = None,
-                  found_at: dict[str, list[Box]] | None = None) -> list[SearchHit]:
+                  found_at: dict[str, list[Box]] | None = None,
+                  cards: dict[str, list[tuple[Box, Image.Image]]] | None = None) -> list[SearchHit]:
         """``ranked`` re-scored by pixel evidence (:func:`~semcopy_lib.query.verify.verified`), with the
         thumbnails of the hits it checks (``seen``: a copy's correlations already computed; ``found_at``:
-        the other regions' boxes that found each gallery id, best first)."""
-        top = to_check(ranked, self.config.verify, copy)
+        the other regions' boxes that found each gallery id, best first; ``cards``: the regions searched
+        turned upright whose first hit each gallery id is, with their pixels)."""
+        top = to_check(ranked, self.config.verify, copy, cards or {})
         thumbs = self._thumbnails(h.gallery_id for h in top)
-        return verified(image, ranked, top, thumbs, self.config.verify, self.encoder.copy_score, copy, seen, found_at)
+        return verified(image, ranked, top, thumbs, self.config.verify, self.encoder.copy_score, copy, seen, found_at,
+                        cards)
 
     def _arbitrated(self, image: Image.Image, ranked: list[SearchHit], whole: Region, hits: list, vote: bool,
                     paged: bool = False) -> list[SearchHit]:
@@ -339,11 +349,13 @@ class SearchService:
         return arbitrated(image, ranked, whole_first, thumbs, self.config.verify, paged)
 
     def _proposed(
-        self, queries: list[tuple[QueryResult, QueryImage]], stage: str, batch_size: int
+        self, queries: list[tuple[QueryResult, QueryImage]], stage: str, batch_size: int,
+        upright: dict[int, dict[Box, Image.Image]] | None = None,
     ) -> tuple[list[tuple[QueryResult, Region]], np.ndarray]:
         """The regions that the proposers of ``stage`` find in each query (:func:`~semcopy_lib.query.propose`),
         added to its result in file pixels, and their (R, D) vectors: the proposals to embed in one
-        batch, then those embedded already."""
+        batch, then those embedded already. ``upright`` gets the pixels of the regions searched turned
+        upright (by id(result), then box in file pixels)."""
         with self.clock.time("propose"):
             proposals = propose([q for _, q in queries], stage)
         crops, owners, ready, ready_owners = [], [], [], []
@@ -360,6 +372,8 @@ class SearchService:
                     continue
                 result.regions.append(region)
                 pixels = proposal.pixels if proposal.pixels is not None else crop(query.image, proposal.box)
+                if proposal.upright and upright is not None:
+                    upright.setdefault(id(result), {})[region.box] = pixels
                 views = [pixels, *proposal.views]  # one region, its best view's hits
                 if proposal.kind in self.config.turns.kinds:
                     views += turned_views(pixels, self.config.turns.angles)

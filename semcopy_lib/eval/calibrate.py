@@ -28,7 +28,7 @@ from semcopy_lib.query import MergeConfig
 #: The kinds fitted: those searched when the whole image is not a copy, whose best hit competes with the
 #: whole image's first hit (what the fit models). A ``residual`` hit competes with the second hit beside
 #: a copy, which this fit does not model: it keeps its map.
-FITTED = ("photo", "tile", "subject", "object", "window")
+FITTED = ("photo", "tile", "subject", "object", "window", "card")
 #: A kind is fitted when its best hits include at least this many right and this many wrong ones
 #: (else it keeps the map it has): a logistic fit on fewer is noise.
 MIN_EACH = 15

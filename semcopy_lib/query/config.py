@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from semcopy_lib.segment import LayoutConfig, SubjectsConfig
+from semcopy_lib.segment.cards import CardsConfig
 from semcopy_lib.segment.page_pictures import PagePicturesConfig
 from semcopy_lib.segment.residual import ResidualConfig
 from semcopy_lib.segment.template import TemplateConfig
@@ -31,7 +32,7 @@ class MergeConfig:
     on evidence (the maps are fitted on the benchmark's tuning split, :mod:`semcopy_lib.eval.calibrate`).
 
     Attributes:
-        whole, photo, tile, subject, object, window, residual: (slope, offset) of each region kind;
+        whole, photo, tile, subject, object, window, residual, card: (slope, offset) of each region kind;
         other: of the kinds of any other proposer.
     """
 
@@ -40,6 +41,7 @@ class MergeConfig:
     photo: tuple[float, ...] = (1.055, -0.169)
     subject: tuple[float, ...] = (0.485, 0.228)
     window: tuple[float, ...] = (0.713, 0.106)
+    card: tuple[float, ...] = (0.814, 0.068)
     # not fitted (tiles: too few wrong best tile hits; no detector by default; a residual competes
     # with the second hit beside a copy): a part counts a little less than the whole
     tile: tuple[float, ...] = (0.96, 0.0)
@@ -221,7 +223,7 @@ class RestConfig:
 
 
 #: Region proposers run by default, in this order (see :mod:`semcopy_lib.query.propose`).
-DEFAULT_PROPOSERS = ("layout", "objects", "pasted", "subjects", "windows", "residual", "rest")
+DEFAULT_PROPOSERS = ("layout", "objects", "pasted", "subjects", "cards", "windows", "residual", "rest")
 
 
 @dataclass(frozen=True)
@@ -244,6 +246,7 @@ class QueryConfig:
     vote: VoteConfig = field(default_factory=VoteConfig)
     layout: LayoutConfig = field(default_factory=LayoutConfig)
     subjects: SubjectsConfig = field(default_factory=SubjectsConfig)
+    cards: CardsConfig = field(default_factory=CardsConfig)
     windows: WindowsConfig = field(default_factory=WindowsConfig)
     pasted: PastedConfig = field(default_factory=PastedConfig)
     objects: ObjectsConfig = field(default_factory=ObjectsConfig)

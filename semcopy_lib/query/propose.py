@@ -47,6 +47,8 @@ class Proposal:
         pixels: ... the image to embed (e.g. a part lifted onto white); else the query's crop of ``box``.
         views: more images of the same region, embedded too (e.g. the part on grey): the region's hits
             are the best of all its views'.
+        upright: ``pixels`` are the region turned back upright (a card pasted at a slant): the pixel check
+            looks for its hits' pictures in them too, as none is found upright in the query's crop.
     """
 
     box: Box
@@ -54,6 +56,7 @@ class Proposal:
     vector: np.ndarray | None = None
     pixels: Image.Image | None = None
     views: tuple[Image.Image, ...] = ()
+    upright: bool = False
 
 
 _UNSET = object()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Mapping, Sequence, TypeVar
+from typing import Collection, Mapping, Sequence, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -18,17 +18,19 @@ from semcopy_lib.segment.template import (REDUCING_GAP, edges_near, match_crop, 
 Hit = TypeVar("Hit")
 
 
-def to_check(ranked: list[Hit], config: VerifyConfig, copy: bool) -> list[Hit]:
+def to_check(ranked: list[Hit], config: VerifyConfig, copy: bool, cards: Collection[str] = ()) -> list[Hit]:
     """The hits of ``ranked`` (best first) whose pictures :func:`verified` looks for: a copy's first
     ``config.top`` hits and the first ``top`` of what its picture does not explain (``residual``); else
     those of the first ``top`` that a perfect match could lift into the first two (a composite's two
-    sources are both wanted there)."""
+    sources are both wanted there); and the hits of ``cards`` (gallery ids, the first hits of regions
+    searched turned upright), however low: a card may be that picture turned, which its pixels tell."""
     if not ranked:
         return []
     if copy:
         return ranked[: config.top] + [h for h in ranked[config.top :] if h.region_kind == "residual"][: config.top]
     reach = ranked[min(1, len(ranked) - 1)].score - config.weight * (1.0 - config.start)
-    return [h for h in ranked[: config.top] if h.score >= reach]
+    chosen = [h for h in ranked[: config.top] if h.score >= reach]
+    return chosen + [h for h in ranked if h.gallery_id in cards and all(h is not c for c in chosen)]
 
 
 def found_inside(image: Image.Image, hits: list[Hit], thumbs: Mapping[str, Image.Image], config: VerifyConfig,
@@ -56,7 +58,8 @@ def closing(score: float, correlation: float, to: float, config: VerifyConfig) -
 
 def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapping[str, Image.Image],
              config: VerifyConfig, copy_level: float | None, copy: bool = False,
-             seen: Mapping[str, float] | None = None, found_at: Mapping[str, Sequence[Box]] | None = None) -> list[Hit]:
+             seen: Mapping[str, float] | None = None, found_at: Mapping[str, Sequence[Box]] | None = None,
+             cards: Mapping[str, Sequence[tuple[Box, Image.Image]]] | None = None) -> list[Hit]:
     """``ranked`` with the hits ``top`` (:func:`to_check`) re-scored by finding their gallery picture's
     pixels in ``image`` around the region that found each, and ranked again.
 
@@ -75,6 +78,10 @@ def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapp
         found_at: the boxes (file pixels, best first) of the other regions that found each gallery id: a
             picture not found around its hit's own region is looked for around the first
             ``config.elsewhere`` of them.
+        cards: by gallery id, the regions searched turned back upright (a card pasted at a slant) whose
+            first hit it is: (box in file pixels, the upright pixels). Its picture is also looked for in
+            them; found, the card is a copy of it: the hit closes ``(c - start) / (1 - start)`` of its gap
+            to ``copy_level`` and its box is the card's.
     """
     if not top or not thumbs:
         return ranked
@@ -97,16 +104,25 @@ def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapp
                     correlation, where = found
                 if correlation > config.start:
                     break
+            box = None if where is None else scale_box(where, ow / w, oh / h)
+            in_card = False
+            for card_box, pixels in (cards or {}).get(hit.gallery_id, ()):
+                found = match_picture(pixels, (0, 0, *pixels.size), thumbs[hit.gallery_id], config.template, config.start)
+                if found[0] > max(correlation, config.start):
+                    correlation, box, in_card = found[0], card_box, True
             if correlation > config.start:
                 score = hit.score + config.weight * (correlation - config.start)
-                if copy and hit.region_kind == "residual":
-                    # the query's other source, found where its copied picture differs
+                if in_card or (copy and hit.region_kind == "residual"):
+                    # a card holding the picture, or the query's other source found where its copied picture differs
                     score = max(score, closing(hit.score, correlation, copy_level, config))
-                hit = replace(hit, score=score, query_box=scale_box(where, ow / w, oh / h), region_kind="match")
+                hit = replace(hit, score=score, query_box=box, region_kind="match")
         scored.append(hit)
-    # a bonus only raises scores, so the checked hits still rank above all the others
     checked = {id(h) for h in top}
-    return sorted(scored, key=lambda h: (-h.score, h.gallery_id)) + [h for h in ranked if id(h) not in checked]
+    rest = [h for h in ranked if id(h) not in checked]
+    if copy:  # the residual hits checked beside a copy's first ones come right after them, found or not
+        return sorted(scored, key=lambda h: (-h.score, h.gallery_id)) + rest
+    # a bonus only raises scores: the first hits checked stay above the others, a card's hit takes its place
+    return sorted(scored + rest, key=lambda h: (-h.score, h.gallery_id))
 
 
 def with_rest(ranked: list[Hit], found: list[tuple[Image.Image, list[Hit]]], thumbs: Mapping[str, Image.Image],
