@@ -19,6 +19,7 @@ from PIL import Image
 
 from semcopy_lib.data.boxes import Box
 from semcopy_lib.segment.layout import inside_share
+from semcopy_lib.segment.template import REDUCING_GAP
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,8 @@ def find_cards(image: Image.Image, config: CardsConfig = CardsConfig()) -> list[
     scale = min(1.0, config.work_side / max(width, height))
     small = image.convert("RGB")
     if scale < 1.0:  # Pillow's filtered bilinear: OpenCV's area average blurs sides under Canny's thresholds
-        small = small.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.BILINEAR)
+        small = small.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.BILINEAR,
+                             reducing_gap=REDUCING_GAP)
     small = np.asarray(small)
     h, w = small.shape[:2]
     short = min(w, h)
