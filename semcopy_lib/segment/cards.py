@@ -123,7 +123,7 @@ def find_cards(image: Image.Image, config: CardsConfig = CardsConfig()) -> list[
 
     width, height = image.size
     scale = min(1.0, config.work_side / max(width, height))
-    small = image.convert("RGB")
+    small = image if image.mode == "RGB" else image.convert("RGB")  # a query is RGB already: no copy
     if scale < 1.0:  # Pillow's filtered bilinear: OpenCV's area average blurs sides under Canny's thresholds
         small = small.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.BILINEAR,
                              reducing_gap=REDUCING_GAP)
@@ -143,6 +143,10 @@ def find_cards(image: Image.Image, config: CardsConfig = CardsConfig()) -> list[
     votes = votes + np.roll(votes, 1) + np.roll(votes, -1)
     off = math.hypot(w, h) / 2 + 2  # turned coordinates run from -off to off
     n = int(2 * off) + 2
+    def reaches(along, line, start, stop, q):
+        """Whether segments trace ``config.corner_cover`` of each side ``line`` between ``start`` and ``stop``."""
+        return (along[line, stop] - along[line, start]) / q >= config.corner_cover
+
     cards: list[Card] = []
     tried: list[float] = []
     for peak in np.argsort(-votes):
@@ -187,14 +191,10 @@ def find_cards(image: Image.Image, config: CardsConfig = CardsConfig()) -> list[
         # each corner is traced by a side reaching it (the quarter of a side next to it): a rectangle
         # stretched past the card's end, along two sides that run on, has untraced corners there
         qx, qy = np.maximum(1, span_x // 4), np.maximum(1, span_y // 4)
-
-        def near(along, line, start, stop, q):
-            return (along[line, stop] - along[line, start]) / q >= config.corner_cover
-
-        corners = [near(along_y, t_, x0, x0 + qx, qx) | near(along_x, l_, y0, y0 + qy, qy),
-                   near(along_y, t_, x1 - qx, x1, qx) | near(along_x, r_, y0, y0 + qy, qy),
-                   near(along_y, b_, x0, x0 + qx, qx) | near(along_x, l_, y1 - qy, y1, qy),
-                   near(along_y, b_, x1 - qx, x1, qx) | near(along_x, r_, y1 - qy, y1, qy)]
+        corners = [reaches(along_y, t_, x0, x0 + qx, qx) | reaches(along_x, l_, y0, y0 + qy, qy),
+                   reaches(along_y, t_, x1 - qx, x1, qx) | reaches(along_x, r_, y0, y0 + qy, qy),
+                   reaches(along_y, b_, x0, x0 + qx, qx) | reaches(along_x, l_, y1 - qy, y1, qy),
+                   reaches(along_y, b_, x1 - qx, x1, qx) | reaches(along_x, r_, y1 - qy, y1, qy)]
         good = ((np.sort(sides, axis=0)[1] >= config.side_cover) & (cover >= config.cover) & np.all(corners, axis=0)
                 & (span_x * span_y <= config.max_share * w * h))
         for i, j in zip(*np.nonzero(good)):
@@ -216,6 +216,6 @@ def upright(image: Image.Image, card: Card) -> Image.Image:
     (cx, cy), (w, h) = card.centre, card.size
     turn = cv2.getRotationMatrix2D((cx, cy), -card.turn, 1.0)
     turn[:, 2] += (w / 2 - cx, h / 2 - cy)
-    px = cv2.warpAffine(np.asarray(image.convert("RGB")), turn, (max(1, round(w)), max(1, round(h))),
+    px = cv2.warpAffine(np.asarray(image if image.mode == "RGB" else image.convert("RGB")), turn, (max(1, round(w)), max(1, round(h))),
                         flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return Image.fromarray(px)
