@@ -314,7 +314,7 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from None
     config = replace(DEDUP, **{name: value for name, value in (("neighbours", args.neighbours), ("verify", args.verify),
-                                                                         ("edges", args.edges))
+                                                                         ("edges", args.edges), ("outlines", args.outlines))
                                if value is not None})
     groups = find_duplicates(index, threshold, level=args.level, method=args.method, config=config, progress=True)
     if args.json:
@@ -325,12 +325,12 @@ def cmd_dedup(args: argparse.Namespace) -> int:
             print(f"group {n}: {len(group.members)} images, {group.tier}")
             for k, m in enumerate(group.members):
                 what = "keeper" if k == 0 else ("same file" if m.exact else f"{m.score:.3f}")
-                print(f"  {what:>9}  {m.width}x{m.height}  {m.gallery_id}")
+                print(f"  {what:>9}  {m.width}x{m.height}  {m.gallery_id}" + ("  (by its outlines)" if m.outline else ""))
     if args.csv:
         rows = rows_csv(groups)
         with (nullcontext(sys.stdout) if args.csv == "-" else open(args.csv, "w", newline="")) as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["group", "tier", "id", "keeper", "score",
-                                                                                   "exact", "width", "height"])
+                                                                                   "exact", "outline", "width", "height"])
             writer.writeheader()
             writer.writerows(rows)
     if args.html:
@@ -803,6 +803,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "needs as well (default: DedupConfig.verify; 0: the cosine alone)")
     p.add_argument("--edges", type=float, default=None, help="correlation of the two thumbnails' edge maps a pair "
                    "needs too (default: DedupConfig.edges; 0: not checked)")
+    p.add_argument("--outlines", type=float, default=None, help="correlation of edge maps at which an image "
+                   "without colour (a sketch) left alone joins the group of the picture it was drawn from (default: "
+                   "DedupConfig.outlines; 0: not looked for)")
     p.add_argument("--json", action="store_true", help="one JSON object per group, one per line")
     p.add_argument("--csv", metavar="FILE", help="write one row per member (-: to standard output)")
     p.add_argument("--html", metavar="FILE", help="write a report with thumbnails")

@@ -72,21 +72,29 @@ def test_cli_json_csv_and_html(copies, tmp_path, capsys, monkeypatch):
     assert len(lines) == 4 and "4 groups of copies (threshold 0.635, keeper)" in captured.err
     exact = next(g for g in lines if g["tier"] == "exact")
     assert exact == {"tier": "exact", "keeper": "animals/img00.png", "size": 2,
-                     "members": [{"id": "animals/img00.png", "score": 1.0, "exact": True, "width": 256, "height": 256},
-                                 {"id": "animals/img00-twin.png", "score": 1.0, "exact": True, "width": 256,
-                                  "height": 256}]}
+                     "members": [{"id": "animals/img00.png", "score": 1.0, "exact": True, "outline": False,
+                                  "width": 256, "height": 256},
+                                 {"id": "animals/img00-twin.png", "score": 1.0, "exact": True, "outline": False,
+                                  "width": 256, "height": 256}]}
     assert main(["dedup", "--index", str(index), "--csv", str(tmp_path / "d.csv"), "--html", str(tmp_path / "d.html")]) == 0
     with open(tmp_path / "d.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == sum(g["size"] for g in lines) and set(rows[0]) == {"group", "tier", "id", "keeper", "score",
-                                                                           "exact", "width", "height"}
+                                                                           "exact", "outline", "width", "height"}
     page = (tmp_path / "d.html").read_text()
     assert page.count("<section>") == 4 and page.count("data:image/png;base64,") == len(rows)
-    assert main(["dedup", "--index", str(index), "--threshold", "0.9999"]) == 0  # only the twins are left
+    assert main(["dedup", "--index", str(index), "--threshold", "0.9999", "--outlines", "0"]) == 0  # only the twins are left
     assert capsys.readouterr().out.startswith("group 1: 2 images, exact\n")
+    # ... and the mirror of the grey photo, by its outlines, whatever the cosine threshold
+    assert main(["dedup", "--index", str(index), "--threshold", "0.9999"]) == 0
+    text = capsys.readouterr().out.splitlines()
+    assert text[:3] == ["group 1: 3 images, copy", "     keeper  213x256  food/img04.png",
+                         "  same file  213x256  food/img04-swapped.png"]
+    score, *rest = text[3].split()
+    assert rest == ["213x256", "food/img04-mirror.png", "(by", "its", "outlines)"] and float(score) < 0.9999
     # "-": the CSV on standard output (and nothing else there), no file named "-"
     monkeypatch.chdir(tmp_path)
-    assert main(["dedup", "--index", str(index), "--csv", "-", "--threshold", "0.9999"]) == 0
+    assert main(["dedup", "--index", str(index), "--csv", "-", "--threshold", "0.9999", "--outlines", "0"]) == 0
     rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
     assert [(r["group"], r["tier"], r["id"], r["keeper"], r["exact"]) for r in rows] == [
         ("1", "exact", "animals/img00.png", "animals/img00.png", "True"),
@@ -151,6 +159,32 @@ def test_look_alikes_whose_colours_line_up_but_not_their_edges_stay_apart(tmp_pa
 
     assert groups() == {"marks/plus.png": {"marks/plus-copy.jpg"}}
     assert groups(edges=0) == {"marks/plus.png": {"marks/plus-copy.jpg", "marks/cross.png"}}
+
+
+def test_a_sketch_joins_the_group_of_the_picture_it_was_drawn_from_by_its_outlines(tmp_path):
+    from semcopy_lib.data.synth import pencil_sketch
+
+    # a red disc marked + with its JPEG copy and its pencil sketch; the same disc marked x, sketched only
+    gallery = tmp_path / "gallery" / "marks"
+    gallery.mkdir(parents=True)
+    plus = _marked_disc([(60, 128, 196, 128), (128, 60, 128, 196)])
+    plus.save(gallery / "plus.png")
+    plus.save(gallery / "plus-copy.jpg", quality=60)
+    pencil_sketch(plus).save(gallery / "plus-sketch.png")
+    pencil_sketch(_marked_disc([(70, 70, 186, 186), (70, 186, 186, 70)])).save(gallery / "cross-sketch.png")
+    index, _ = build_index(tmp_path / "gallery", tmp_path / "idx", progress=False)
+
+    def groups(**config):
+        found = find_duplicates(index, 0.635, config=replace(DEDUP, **config))
+        return {g.keeper.gallery_id: {(m.gallery_id, m.outline) for m in g.members[1:]} for g in found}
+
+    assert groups(outlines=0) == {"marks/plus.png": {("marks/plus-copy.jpg", False)}}  # no colour: no pixel check
+    assert groups() == {"marks/plus.png": {("marks/plus-copy.jpg", False), ("marks/plus-sketch.png", True)}}
+    [group] = find_duplicates(index, 0.635)
+    sketch = next(m for m in group.members if m.outline)
+    records, vectors = index.image_vectors(index.records())
+    at = {r.gallery_id: i for i, r in enumerate(records)}
+    assert sketch.score == pytest.approx(float(vectors[at["marks/plus.png"]] @ vectors[at["marks/plus-sketch.png"]]))
 
 
 def test_bench_dedup_scores_pairs_against_the_known_groups(gallery_dir, gallery_index, capsys):

@@ -5,7 +5,9 @@ Each image's neighbours come from the index's own search (exact, or IVF past 50,
 work grows with the number of images times ``neighbours``, not with its square. Byte-identical files
 (same sha256) are one node. A pair over the cosine threshold must also line up pixel for pixel
 (their thumbnails, :func:`~semcopy_lib.segment.template.pixel_evidence`), in colour and in edges, so
-that drawings alike but not copies stay apart. Nodes are grouped by one of two rules:
+that drawings alike but not copies stay apart. An image without colour that is left alone joins the
+group of the picture whose outlines it has (:attr:`DedupConfig.outlines`: a pencil sketch, a line
+drawing). Nodes are grouped by one of two rules:
 
 - ``keeper`` (default): nodes in keeper order (:func:`keeper_order`) each become a group's keeper
   unless already taken, and take the untaken neighbours that score at least the threshold *with the
@@ -38,8 +40,8 @@ from semcopy_lib.data import ImageLoadError, load_image, to_rgb
 from semcopy_lib.data.boxes import Box
 from semcopy_lib.index import GalleryIndex, Record
 from semcopy_lib.segment import scale_box
-from semcopy_lib.segment.template import (THUMB_SIDE, TemplateConfig, checked_thumbnails, pixel_evidence,
-                                          read_thumbnails, small_edge_map)
+from semcopy_lib.segment.template import (COLOURLESS, THUMB_SIDE, TemplateConfig, checked_thumbnails, colourless,
+                                          pixel_evidence, read_thumbnails, small_edge_map)
 
 METHODS = ("keeper", "components")
 LEVELS = ("copy", "subject")
@@ -65,6 +67,17 @@ class DedupConfig:
         match: how thumbnails (96 px) are matched: a copy is often a crop of the other picture (down to
             60 % of its side), so sizes are tried in fine steps, and none between them (halving steps
             found no other pair; docs/benchmarks.md).
+        outlines: an image without colour (a pencil sketch, a line drawing) that is in no group joins the
+            group of the neighbour whose edge map its own lines up with best, when they correlate at
+            least this well at the same framing (``outline_match``): a sketch keeps its picture's outlines
+            and none of its colours, so the colour check cannot pair it. Chosen as ``verify`` is
+            (docs/benchmarks.md); 0: not looked for.
+        outline_cosine: ... among its neighbours at this cosine or more (a sketch lies far from its
+            picture's vector: 0.47 for some) ...
+        outline_match: ... matched at the picture's own size only (a sketch is drawn from the whole
+            picture; at a crop's sizes one speech bubble's outline lines up with part of another's).
+        colourless: mean HSV saturation (0-255, at 64 px) under which an image has no colour
+            (:func:`~semcopy_lib.segment.template.colourless`).
     """
 
     neighbours: int = 32
@@ -72,6 +85,10 @@ class DedupConfig:
     edges: float = 0.7
     match: TemplateConfig = field(default_factory=lambda: TemplateConfig(
         work_side=64, scales=(0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0), halvings=0))
+    outlines: float = 0.8
+    outline_cosine: float = 0.4
+    outline_match: TemplateConfig = field(default_factory=lambda: TemplateConfig(work_side=64, scales=(1.0,), halvings=0))
+    colourless: float = COLOURLESS
 
 
 DEDUP = DedupConfig()
@@ -79,7 +96,8 @@ DEDUP = DedupConfig()
 
 @dataclass(frozen=True)
 class Member:
-    """One image of a group: its score with the keeper (1.0 for the keeper; ``exact``: same bytes)."""
+    """One image of a group: its score with the keeper (1.0 for the keeper; ``exact``: same bytes;
+    ``outline``: joined by its outlines alone, :attr:`DedupConfig.outlines`, its score then their cosine)."""
 
     gallery_id: str
     score: float
@@ -87,6 +105,7 @@ class Member:
     width: int
     height: int
     source: str
+    outline: bool = False
 
 
 @dataclass
@@ -103,7 +122,7 @@ class Group:
 
     def to_dict(self) -> dict:
         return {"tier": self.tier, "keeper": self.keeper.gallery_id, "size": len(self.members),
-                "members": [{"id": m.gallery_id, "score": round(m.score, 4), "exact": m.exact,
+                "members": [{"id": m.gallery_id, "score": round(m.score, 4), "exact": m.exact, "outline": m.outline,
                              "width": m.width, "height": m.height} for m in self.members]}
 
 
@@ -135,13 +154,15 @@ def held_pictures(records: list[Record]) -> dict[int, Record]:
 
 
 def neighbour_pairs(index: GalleryIndex, vectors: np.ndarray, ids: list[str], threshold: float,
-                    neighbours: int = DEDUP.neighbours, progress: bool = False, records: list[Record] | None = None
+                    neighbours: int = DEDUP.neighbours, progress: bool = False, records: list[Record] | None = None,
+                    rows: list[int] | None = None
                     ) -> tuple[dict[tuple[int, int], float], dict[tuple[int, int], tuple[int, Box]]]:
     """({(i, j): cosine}, {(i, j): (holder, box)}) for i < j, image positions in ``ids``, of each image's
     ``neighbours`` nearest gallery images (the index's vector search; an image's best view counts) that
     score at least ``threshold``; the second dict holds the pairs whose best vector was a picture that
     one of the two (``holder``) holds (:func:`held_pictures`), its box in the holder's file pixels.
-    ``records``: the index's, when already read."""
+    ``records``: the index's, when already read; ``rows``: the positions of ``vectors`` in ``ids`` when
+    they are not all of them in order."""
     position = {gid: i for i, gid in enumerate(ids)}
     records = records if records is not None else index.records()
     held = held_pictures(records)
@@ -152,12 +173,13 @@ def neighbour_pairs(index: GalleryIndex, vectors: np.ndarray, ids: list[str], th
     fetch = min(len(records), (neighbours + 1) * views)
     pairs: dict[tuple[int, int], float] = {}
     through: dict[tuple[int, int], tuple[int, Box]] = {}
+    positions = np.arange(len(vectors)) if rows is None else np.asarray(rows, dtype=np.int64)
     for start in tqdm(range(0, len(vectors), BATCH), desc="neighbours", unit="batch", disable=not progress):
         scores, vids = index.search_vectors(vectors[start:start + BATCH], fetch)
         found = image_of[np.where(vids >= 0, vids, -1)]
-        rows = np.arange(start, start + len(scores))[:, None]
-        keep = (scores >= threshold) & (found >= 0) & (found != rows)
-        for i, j, score, vid in zip(np.broadcast_to(rows, found.shape)[keep], found[keep], scores[keep], vids[keep]):
+        mine = positions[start:start + len(scores)][:, None]
+        keep = (scores >= threshold) & (found >= 0) & (found != mine)
+        for i, j, score, vid in zip(np.broadcast_to(mine, found.shape)[keep], found[keep], scores[keep], vids[keep]):
             key = (int(min(i, j)), int(max(i, j)))
             if score > pairs.get(key, -1.0):
                 pairs[key] = float(score)
@@ -222,6 +244,46 @@ def _verified(index: GalleryIndex, pairs: dict[tuple[int, int], float], records:
     return kept
 
 
+def _outline_joins(index: GalleryIndex, records: list[Record], vectors: np.ndarray, alone: list[int],
+                   every: list[Record], config: DedupConfig, progress: bool) -> dict[int, int]:
+    """{x: b}: each image ``x`` of ``alone`` (positions in ``records``) without colour whose edge map lines
+    up with its neighbour ``b``'s at least ``config.outlines`` (the best of its neighbours at cosine
+    ``config.outline_cosine`` or more, held pictures left out), :attr:`DedupConfig.outlines`."""
+    if config.outlines <= 0 or not alone:
+        return {}
+    thumbs = read_thumbnails(index.thumbs({records[i].gallery_id for i in alone}))
+    grey = [i for i in alone if records[i].gallery_id in thumbs
+            and colourless(thumbs[records[i].gallery_id], config.colourless)]
+    if not grey:
+        return {}
+    ids = [r.gallery_id for r in records]
+    near, through = neighbour_pairs(index, vectors[grey], ids, config.outline_cosine, config.neighbours, False, every,
+                                    rows=grey)
+    candidates: dict[int, list[int]] = {}
+    for (i, j) in near:
+        if (i, j) not in through:
+            candidates.setdefault(i, []).append(j)
+            candidates.setdefault(j, []).append(i)
+    wanted = {ids[j] for x in grey for j in candidates.get(x, ())}
+    thumbs.update(read_thumbnails(index.thumbs(wanted - set(thumbs))))
+    edges: dict[int, Image.Image] = {}
+
+    def edges_of(i: int) -> Image.Image:
+        if i not in edges:
+            edges[i] = small_edge_map(thumbs[ids[i]])
+        return edges[i]
+
+    joins = {}
+    for x in tqdm(grey, desc="outlines", unit="img", disable=not progress):
+        evidence = {j: pixel_evidence(edges_of(x), edges_of(j), config.outline_match)
+                    for j in candidates.get(x, ()) if ids[j] in thumbs}
+        if evidence:
+            b = max(evidence, key=evidence.__getitem__)
+            if evidence[b] >= config.outlines:
+                joins[x] = b
+    return joins
+
+
 def find_duplicates(index: GalleryIndex, threshold: float, level: str = "copy", method: str = "keeper",
                     config: DedupConfig = DEDUP, progress: bool = False) -> list[Group]:
     """The gallery's groups of copies (two images or more), largest first.
@@ -230,7 +292,8 @@ def find_duplicates(index: GalleryIndex, threshold: float, level: str = "copy", 
         threshold: cosine from which two images are copies (the encoder's ``copy_score`` or
             ``subject_score``, which ``level`` names).
         method: ``keeper`` or ``components`` (module docstring).
-        config: how many neighbours, and the pixel evidence a pair needs as well (:class:`DedupConfig`).
+        config: how many neighbours, the pixel evidence a pair needs as well, and the outlines that put
+            an image without colour in a group (:class:`DedupConfig`).
 
     Raises:
         ValueError: an unknown ``method`` or ``level``.
@@ -266,17 +329,29 @@ def find_duplicates(index: GalleryIndex, threshold: float, level: str = "copy", 
             linked.setdefault(b, {})[a] = max(linked.get(b, {}).get(a, -1.0), score)
     reps = sorted(nodes, key=rank.__getitem__)
     clusters = _keeper_clusters(reps, linked) if method == "keeper" else _components(reps, linked, rank)
+    # an image alone by now and without colour joins the group its outlines put it in (never as a keeper,
+    # nor taking others: a sketch is drawn from its picture), or starts one with that picture
+    alone = [keeper for keeper, taken in clusters if not taken and len(nodes[keeper]) == 1]
+    joins = _outline_joins(index, records, vectors, alone, every, config, progress)
+    cluster_of = {rep: c for c, (keeper, taken) in enumerate(clusters) for rep in (keeper, *taken)}
+    outlined: dict[int, list[int]] = {}  # cluster -> nodes joined by their outlines
+    for x, b in joins.items():
+        if node_of[b] not in joins:  # no chains: b keeps its place
+            outlined.setdefault(cluster_of[node_of[b]], []).append(x)
     groups = []
-    for keeper, taken in clusters:
+    for c, (keeper, taken) in enumerate(clusters):
+        if keeper in joins and node_of[joins[keeper]] not in joins:
+            continue  # moved into another group
         # a component's member need not be the keeper's neighbour: then its score is the cosine of the two
         score_of = {b: linked[keeper][b] if b in linked.get(keeper, {}) else float(vectors[keeper] @ vectors[b])
-                    for b in taken}
+                    for b in [*taken, *outlined.get(c, [])]}
         members = []
-        for rep in [keeper, *sorted(taken, key=lambda b: (-score_of[b], rank[b]))]:
+        for rep in [keeper, *sorted(taken, key=lambda b: (-score_of[b], rank[b])),
+                    *sorted(outlined.get(c, []), key=lambda b: (-score_of[b], rank[b]))]:
             for i in nodes[rep]:
                 r = records[i]
                 members.append(Member(r.gallery_id, 1.0 if rep == keeper else score_of[rep], rep == keeper,
-                                      r.box[2], r.box[3], r.source))
+                                      r.box[2], r.box[3], r.source, outline=rep in outlined.get(c, ())))
         if len(members) > 1:
             groups.append(Group("exact" if all(m.exact for m in members) else level, members))
     return sorted(groups, key=lambda g: (-len(g.members), g.keeper.gallery_id))
@@ -342,7 +417,8 @@ def report_fragment(groups: list[Group] | list[dict], thumbs: dict[str, bytes]) 
     def cell(m: dict, keeper: bool) -> str:
         img = (f'<img src="data:image/png;base64,{base64.b64encode(thumbs[m["id"]]).decode()}" alt="">'
                if m["id"] in thumbs else '<div class="none">no thumbnail</div>')
-        what = "keeper" if keeper else ("same file" if m["exact"] else f"score {m['score']:.3f}")
+        what = "keeper" if keeper else ("same file" if m["exact"] else
+                                        f"{'outline' if m.get('outline') else 'score'} {m['score']:.3f}")
         return (f'<figure class="{"keeper" if keeper else ""}">{img}<figcaption>{html.escape(m["id"])}'
                 f"<br>{m['width']}×{m['height']} · {what}</figcaption></figure>")
 
@@ -367,9 +443,9 @@ def report_html(fragment: str, title: str = "semcopy dedup") -> str:
 
 
 def rows_csv(groups: list[Group]) -> list[dict]:
-    """One row per member: group, tier, id, keeper, score, exact, width, height."""
+    """One row per member: group, tier, id, keeper, score, exact, outline, width, height."""
     return [{"group": n, "tier": g.tier, "id": m.gallery_id, "keeper": g.keeper.gallery_id, "score": round(m.score, 4),
-             "exact": m.exact, "width": m.width, "height": m.height}
+             "exact": m.exact, "outline": m.outline, "width": m.width, "height": m.height}
             for n, g in enumerate(groups, start=1) for m in g.members]
 
 

@@ -24,9 +24,9 @@ from semcopy_lib.encoders import Encoder
 from semcopy_lib.index import GalleryIndex, Hit
 from semcopy_lib.query import QueryConfig, QueryImage, check_proposers, merge_hits, propose, turned_views, voted
 from semcopy_lib.query.clock import StageClock
-from semcopy_lib.query.verify import arbitrated, colourless, found_inside, to_check, verified, with_rest
+from semcopy_lib.query.verify import arbitrated, found_inside, to_check, verified, with_rest
 from semcopy_lib.segment import PART_KINDS, Region, crop, scale_box
-from semcopy_lib.segment.template import checked_thumbnails, read_thumbnails
+from semcopy_lib.segment.template import checked_thumbnails, colourless, read_thumbnails
 
 QuerySource = Union[str, os.PathLike, bytes, Image.Image]
 #: Seconds an upload waits while another process (a build, another server) writes the index.

@@ -16,7 +16,7 @@ from semcopy_lib.segment import LayoutConfig, SubjectsConfig
 from semcopy_lib.segment.cards import CardsConfig
 from semcopy_lib.segment.page_pictures import PagePicturesConfig
 from semcopy_lib.segment.residual import ResidualConfig
-from semcopy_lib.segment.template import TemplateConfig
+from semcopy_lib.segment.template import COLOURLESS, TemplateConfig
 
 
 #: The settings an index saved before merging was calibrated per kind: one weight for the whole image,
@@ -118,7 +118,7 @@ class VerifyConfig:
     # finer sizes only from 0.5: under it, no size closer than the grid's (5 % off at worst) reaches ``start``;
     # confirmed at twice the work side (the thumbnails' 96 px hold that much detail)
     template: TemplateConfig = field(default_factory=lambda: TemplateConfig(refine_from=0.5, confirm_side=80))
-    colourless: float = 2.0
+    colourless: float = COLOURLESS
     near: float = 0.5
     min_whole: float = 0.5
     edges: TemplateConfig = field(default_factory=lambda: TemplateConfig(

@@ -11,7 +11,7 @@ from PIL import Image
 from semcopy_lib.data.boxes import Box
 from semcopy_lib.query.config import RestConfig, VerifyConfig
 from semcopy_lib.segment import crop, scale_box
-from semcopy_lib.segment.template import (REDUCING_GAP, edges_near, match_crop, match_picture, pixel_evidence,
+from semcopy_lib.segment.template import (colourless, edges_near, match_crop, match_picture, pixel_evidence,
                                           small_edge_map)
 
 #: A frozen dataclass hit with ``gallery_id``, ``score``, ``query_box`` and ``region_kind`` (the service's ``SearchHit``).
@@ -152,15 +152,9 @@ def with_rest(ranked: list[Hit], found: list[tuple[Image.Image, list[Hit]]], thu
     return out
 
 
-def colourless(image: Image.Image, level: float) -> bool:
-    """True when ``image`` (RGB) has no colour: its mean HSV saturation (0-255) at 64 px is under ``level``."""
-    small = np.asarray(image.convert("RGB").resize((64, 64), Image.BICUBIC, reducing_gap=REDUCING_GAP).convert("HSV"))
-    return float(small[..., 1].mean()) < level
-
-
 def arbitrated(image: Image.Image, ranked: list[Hit], whole_first: Hit | None, thumbs: Mapping[str, Image.Image],
                config: VerifyConfig, paged: bool = False) -> list[Hit]:
-    """``ranked`` (best first), or, when ``image`` is :func:`colourless` and the whole image's first hit
+    """``ranked`` (best first), or, when ``image`` is :func:`~semcopy_lib.segment.template.colourless` and the whole image's first hit
     ``whole_first`` is not ``ranked``'s first (nor is that one found by the rest of the query, kind ``rest``)
     but its picture's edges line up better with ``image``'s
     (:func:`~semcopy_lib.segment.template.pixel_evidence` of their

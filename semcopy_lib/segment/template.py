@@ -88,6 +88,10 @@ class TemplateConfig:
 #: nothing to compare (white, or one flat red).
 BLANK_STD = 2.0
 
+#: Mean HSV saturation (0-255, at 64 px) under which a picture has no colour (:func:`colourless`: a line
+#: drawing, a pencil sketch, a greyscale print); search and dedup then compare its edges.
+COLOURLESS = 2.0
+
 #: Pictures whose :func:`match_picture` templates are kept (:func:`_templates`); a search service's
 #: thumbnails are the same objects from query to query. About 130 KB a picture at the default sizes.
 TEMPLATE_CACHE = 256
@@ -435,6 +439,12 @@ def edge_map(image: Image.Image) -> Image.Image:
     magnitude = np.hypot(gx, gy)
     magnitude *= 255.0 / max(1e-6, float(magnitude.max()))
     return Image.fromarray(magnitude.astype(np.uint8)).filter(ImageFilter.GaussianBlur(1.5)).convert("RGB")
+
+
+def colourless(image: Image.Image, level: float = COLOURLESS) -> bool:
+    """True when ``image`` (any mode) has no colour: its mean HSV saturation (0-255) at 64 px is under ``level``."""
+    small = np.asarray(image.convert("RGB").resize((64, 64), Image.BICUBIC, reducing_gap=REDUCING_GAP).convert("HSV"))
+    return float(small[..., 1].mean()) < level
 
 
 def small_edge_map(image: Image.Image) -> Image.Image:
