@@ -314,7 +314,8 @@ def cmd_dedup(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from None
     config = replace(DEDUP, **{name: value for name, value in (("neighbours", args.neighbours), ("verify", args.verify),
-                                                                         ("edges", args.edges), ("outlines", args.outlines))
+                                                                         ("edges", args.edges), ("lone_cosine", args.lone_cosine),
+                                                                         ("lone_pixels", args.lone_pixels), ("outlines", args.outlines))
                                if value is not None})
     groups = find_duplicates(index, threshold, level=args.level, method=args.method, config=config, progress=True)
     if args.json:
@@ -325,12 +326,12 @@ def cmd_dedup(args: argparse.Namespace) -> int:
             print(f"group {n}: {len(group.members)} images, {group.tier}")
             for k, m in enumerate(group.members):
                 what = "keeper" if k == 0 else ("same file" if m.exact else f"{m.score:.3f}")
-                print(f"  {what:>9}  {m.width}x{m.height}  {m.gallery_id}" + ("  (by its outlines)" if m.outline else ""))
+                print(f"  {what:>9}  {m.width}x{m.height}  {m.gallery_id}" + (f"  (by its {m.joined}, to {m.joined_to})" if m.joined else ""))
     if args.csv:
         rows = rows_csv(groups)
         with (nullcontext(sys.stdout) if args.csv == "-" else open(args.csv, "w", newline="")) as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["group", "tier", "id", "keeper", "score",
-                                                                                   "exact", "outline", "width", "height"])
+                                                                                   "exact", "joined", "joined_to", "width", "height"])
             writer.writeheader()
             writer.writerows(rows)
     if args.html:
@@ -803,9 +804,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "needs as well (default: DedupConfig.verify; 0: the cosine alone)")
     p.add_argument("--edges", type=float, default=None, help="correlation of the two thumbnails' edge maps a pair "
                    "needs too (default: DedupConfig.edges; 0: not checked)")
-    p.add_argument("--outlines", type=float, default=None, help="correlation of edge maps at which an image "
-                   "without colour (a sketch) left alone joins the group of the picture it was drawn from (default: "
-                   "DedupConfig.outlines; 0: not looked for)")
+    p.add_argument("--lone-cosine", type=float, default=None, help="an image left alone looks again at its "
+                   "nearest neighbours down to this cosine (default: DedupConfig.lone_cosine; 0: never), and joins "
+                   "one's group when their thumbnails line up at --lone-pixels or, without colour (a sketch), their "
+                   "edges at --outlines")
+    p.add_argument("--lone-pixels", type=float, default=None, help="pixel correlation for that (default: "
+                   "DedupConfig.lone_pixels; 0: not by pixels)")
+    p.add_argument("--outlines", type=float, default=None, help="edge correlation at the picture's own size for "
+                   "that (default: DedupConfig.outlines; 0: not by outlines)")
     p.add_argument("--json", action="store_true", help="one JSON object per group, one per line")
     p.add_argument("--csv", metavar="FILE", help="write one row per member (-: to standard output)")
     p.add_argument("--html", metavar="FILE", help="write a report with thumbnails")

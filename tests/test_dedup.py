@@ -72,29 +72,23 @@ def test_cli_json_csv_and_html(copies, tmp_path, capsys, monkeypatch):
     assert len(lines) == 4 and "4 groups of copies (threshold 0.635, keeper)" in captured.err
     exact = next(g for g in lines if g["tier"] == "exact")
     assert exact == {"tier": "exact", "keeper": "animals/img00.png", "size": 2,
-                     "members": [{"id": "animals/img00.png", "score": 1.0, "exact": True, "outline": False,
-                                  "width": 256, "height": 256},
-                                 {"id": "animals/img00-twin.png", "score": 1.0, "exact": True, "outline": False,
-                                  "width": 256, "height": 256}]}
+                     "members": [{"id": "animals/img00.png", "score": 1.0, "exact": True, "joined": None,
+                                  "joined_to": None, "width": 256, "height": 256},
+                                 {"id": "animals/img00-twin.png", "score": 1.0, "exact": True, "joined": None,
+                                  "joined_to": None, "width": 256, "height": 256}]}
     assert main(["dedup", "--index", str(index), "--csv", str(tmp_path / "d.csv"), "--html", str(tmp_path / "d.html")]) == 0
     with open(tmp_path / "d.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == sum(g["size"] for g in lines) and set(rows[0]) == {"group", "tier", "id", "keeper", "score",
-                                                                           "exact", "outline", "width", "height"}
+                                                                           "exact", "joined", "joined_to", "width", "height"}
     page = (tmp_path / "d.html").read_text()
     assert page.count("<section>") == 4 and page.count("data:image/png;base64,") == len(rows)
-    assert main(["dedup", "--index", str(index), "--threshold", "0.9999", "--outlines", "0"]) == 0  # only the twins are left
+    # only the twins are left (lone images not joined by their pixels either)
+    assert main(["dedup", "--index", str(index), "--threshold", "0.9999", "--lone-cosine", "0"]) == 0
     assert capsys.readouterr().out.startswith("group 1: 2 images, exact\n")
-    # ... and the mirror of the grey photo, by its outlines, whatever the cosine threshold
-    assert main(["dedup", "--index", str(index), "--threshold", "0.9999"]) == 0
-    text = capsys.readouterr().out.splitlines()
-    assert text[:3] == ["group 1: 3 images, copy", "     keeper  213x256  food/img04.png",
-                         "  same file  213x256  food/img04-swapped.png"]
-    score, *rest = text[3].split()
-    assert rest == ["213x256", "food/img04-mirror.png", "(by", "its", "outlines)"] and float(score) < 0.9999
     # "-": the CSV on standard output (and nothing else there), no file named "-"
     monkeypatch.chdir(tmp_path)
-    assert main(["dedup", "--index", str(index), "--csv", "-", "--threshold", "0.9999", "--outlines", "0"]) == 0
+    assert main(["dedup", "--index", str(index), "--csv", "-", "--threshold", "0.9999", "--lone-cosine", "0"]) == 0
     rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
     assert [(r["group"], r["tier"], r["id"], r["keeper"], r["exact"]) for r in rows] == [
         ("1", "exact", "animals/img00.png", "animals/img00.png", "True"),
@@ -161,30 +155,43 @@ def test_look_alikes_whose_colours_line_up_but_not_their_edges_stay_apart(tmp_pa
     assert groups(edges=0) == {"marks/plus.png": {"marks/plus-copy.jpg", "marks/cross.png"}}
 
 
-def test_a_sketch_joins_the_group_of_the_picture_it_was_drawn_from_by_its_outlines(tmp_path):
+def test_a_lone_sketch_or_close_crop_joins_the_group_of_its_picture_by_its_outlines_or_pixels(tmp_path, capsys):
+    from semcopy_lib.data.samples import sample_photo_files
     from semcopy_lib.data.synth import pencil_sketch
 
-    # a red disc marked + with its JPEG copy and its pencil sketch; the same disc marked x, sketched only
+    # a red disc marked + with its pencil sketch and, shrunk to 200 px, pasted on a photo patch (20 px of
+    # photo around it); the same disc marked x, sketched only
     gallery = tmp_path / "gallery" / "marks"
     gallery.mkdir(parents=True)
     plus = _marked_disc([(60, 128, 196, 128), (128, 60, 128, 196)])
     plus.save(gallery / "plus.png")
-    plus.save(gallery / "plus-copy.jpg", quality=60)
     pencil_sketch(plus).save(gallery / "plus-sketch.png")
+    patch = Image.open(sorted(sample_photo_files().values())[3]).convert("RGB").resize((240, 240))
+    patch.paste(plus.resize((200, 200)), (20, 20))
+    patch.save(gallery / "plus-on-photo.jpg", quality=90)
     pencil_sketch(_marked_disc([(70, 70, 186, 186), (70, 186, 186, 70)])).save(gallery / "cross-sketch.png")
     index, _ = build_index(tmp_path / "gallery", tmp_path / "idx", progress=False)
 
-    def groups(**config):
-        found = find_duplicates(index, 0.635, config=replace(DEDUP, **config))
-        return {g.keeper.gallery_id: {(m.gallery_id, m.outline) for m in g.members[1:]} for g in found}
+    def groups(**config):  # at 0.9 no pair is over the cosine threshold: only lone images join
+        found = find_duplicates(index, 0.9, config=replace(DEDUP, **config))
+        return {g.keeper.gallery_id: {(m.gallery_id, m.joined) for m in g.members[1:]} for g in found}
 
-    assert groups(outlines=0) == {"marks/plus.png": {("marks/plus-copy.jpg", False)}}  # no colour: no pixel check
-    assert groups() == {"marks/plus.png": {("marks/plus-copy.jpg", False), ("marks/plus-sketch.png", True)}}
-    [group] = find_duplicates(index, 0.635)
-    sketch = next(m for m in group.members if m.outline)
+    assert groups(lone_cosine=0) == {}
+    assert groups() == {"marks/plus.png": {("marks/plus-on-photo.jpg", "pixels"), ("marks/plus-sketch.png", "outlines")}}
+    assert groups(outlines=0) == {"marks/plus.png": {("marks/plus-on-photo.jpg", "pixels")}}  # no colour, no pixel match
+    assert groups(lone_pixels=0) == {"marks/plus.png": {("marks/plus-sketch.png", "outlines")}}
+    [group] = find_duplicates(index, 0.9)
     records, vectors = index.image_vectors(index.records())
     at = {r.gallery_id: i for i, r in enumerate(records)}
-    assert sketch.score == pytest.approx(float(vectors[at["marks/plus.png"]] @ vectors[at["marks/plus-sketch.png"]]))
+    for m in group.members[1:]:  # a lone member's score: its cosine with the image it joined, under the threshold
+        assert m.joined_to == "marks/plus.png" and m.score < 0.9
+        assert m.score == pytest.approx(float(vectors[at["marks/plus.png"]] @ vectors[at[m.gallery_id]]))
+    assert main(["dedup", "--index", str(tmp_path / "idx"), "--threshold", "0.9"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "group 1: 3 images, copy" and lines[1] == "     keeper  256x256  marks/plus.png"
+    assert sorted(line.split()[1:] for line in lines[2:4]) == [
+        ["240x240", "marks/plus-on-photo.jpg", "(by", "its", "pixels,", "to", "marks/plus.png)"],
+        ["256x256", "marks/plus-sketch.png", "(by", "its", "outlines,", "to", "marks/plus.png)"]]
 
 
 def test_bench_dedup_scores_pairs_against_the_known_groups(gallery_dir, gallery_index, capsys):

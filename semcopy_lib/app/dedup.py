@@ -5,9 +5,10 @@ Each image's neighbours come from the index's own search (exact, or IVF past 50,
 work grows with the number of images times ``neighbours``, not with its square. Byte-identical files
 (same sha256) are one node. A pair over the cosine threshold must also line up pixel for pixel
 (their thumbnails, :func:`~semcopy_lib.segment.template.pixel_evidence`), in colour and in edges, so
-that drawings alike but not copies stay apart. An image without colour that is left alone joins the
-group of the picture whose outlines it has (:attr:`DedupConfig.outlines`: a pencil sketch, a line
-drawing). Nodes are grouped by one of two rules:
+that drawings alike but not copies stay apart. An image left alone then joins the group of a
+neighbour under the threshold whose pixels it shows closely (a close crop around a drawing pasted on a
+photo) or, without colour, whose outlines it has (a pencil sketch): :attr:`DedupConfig.lone_cosine`.
+Nodes are grouped by one of two rules:
 
 - ``keeper`` (default): nodes in keeper order (:func:`keeper_order`) each become a group's keeper
   unless already taken, and take the untaken neighbours that score at least the threshold *with the
@@ -30,7 +31,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 from PIL import Image
@@ -67,15 +68,19 @@ class DedupConfig:
         match: how thumbnails (96 px) are matched: a copy is often a crop of the other picture (down to
             60 % of its side), so sizes are tried in fine steps, and none between them (halving steps
             found no other pair; docs/benchmarks.md).
-        outlines: an image without colour (a pencil sketch, a line drawing) that is in no group joins the
-            group of the neighbour whose edge map its own lines up with best, when they correlate at
-            least this well at the same framing (``outline_match``): a sketch keeps its picture's outlines
-            and none of its colours, so the colour check cannot pair it. Chosen as ``verify`` is
-            (docs/benchmarks.md); 0: not looked for.
-        outline_cosine: ... among its neighbours at this cosine or more (a sketch lies far from its
-            picture's vector: 0.47 for some) ...
-        outline_match: ... matched at the picture's own size only (a sketch is drawn from the whole
-            picture; at a crop's sizes one speech bubble's outline lines up with part of another's).
+        lone_cosine: an image in no group once pairs are grouped looks again at its neighbours down to this
+            cosine (a close crop around a drawing pasted on a photo, a pencil sketch: 0.4-0.635 from their
+            picture) and joins the group of one of them, never as its keeper nor taking others in (it is
+            made from that picture; a look-alike cannot split a group), when ...; 0: never.
+        lone_neighbours: ... among its nearest this many (each a pixel check: the cost stays bounded in
+            a gallery of many look-alikes) ...
+        lone_pixels: ... their thumbnails line up at least this well (and their edge maps at ``edges``):
+            stricter than ``verify``, for a pair under the cosine threshold; 0: not so ...
+        outlines: ... or, for an image without colour, their edge maps correlate at least this well at the
+            same framing (``outline_match``): a sketch keeps its picture's outlines and none of its
+            colours; 0: not so. Each chosen on the tuning split of ``bench dedup`` (docs/benchmarks.md).
+        outline_match: a sketch's edges matched at the picture's own size only (a sketch is drawn from the
+            whole picture; at a crop's sizes one speech bubble's outline lines up with part of another's).
         colourless: mean HSV saturation (0-255, at 64 px) under which an image has no colour
             (:func:`~semcopy_lib.segment.template.colourless`).
     """
@@ -85,8 +90,10 @@ class DedupConfig:
     edges: float = 0.7
     match: TemplateConfig = field(default_factory=lambda: TemplateConfig(
         work_side=64, scales=(0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0), halvings=0))
+    lone_cosine: float = 0.4
+    lone_neighbours: int = 5
+    lone_pixels: float = 0.9
     outlines: float = 0.8
-    outline_cosine: float = 0.4
     outline_match: TemplateConfig = field(default_factory=lambda: TemplateConfig(work_side=64, scales=(1.0,), halvings=0))
     colourless: float = COLOURLESS
 
@@ -97,7 +104,8 @@ DEDUP = DedupConfig()
 @dataclass(frozen=True)
 class Member:
     """One image of a group: its score with the keeper (1.0 for the keeper; ``exact``: same bytes;
-    ``outline``: joined by its outlines alone, :attr:`DedupConfig.outlines`, its score then their cosine)."""
+    ``joined``: ``pixels`` or ``outlines`` when it joined the group alone, :attr:`DedupConfig.lone_cosine`,
+    through the member ``joined_to``: its score is then their cosine, under the threshold)."""
 
     gallery_id: str
     score: float
@@ -105,7 +113,8 @@ class Member:
     width: int
     height: int
     source: str
-    outline: bool = False
+    joined: str | None = None
+    joined_to: str | None = None
 
 
 @dataclass
@@ -122,8 +131,8 @@ class Group:
 
     def to_dict(self) -> dict:
         return {"tier": self.tier, "keeper": self.keeper.gallery_id, "size": len(self.members),
-                "members": [{"id": m.gallery_id, "score": round(m.score, 4), "exact": m.exact, "outline": m.outline,
-                             "width": m.width, "height": m.height} for m in self.members]}
+                "members": [{"id": m.gallery_id, "score": round(m.score, 4), "exact": m.exact, "joined": m.joined,
+                             "joined_to": m.joined_to, "width": m.width, "height": m.height} for m in self.members]}
 
 
 def keeper_order(records: list[Record], held: dict[str, int] | None = None) -> list[int]:
@@ -244,28 +253,27 @@ def _verified(index: GalleryIndex, pairs: dict[tuple[int, int], float], records:
     return kept
 
 
-def _outline_joins(index: GalleryIndex, records: list[Record], vectors: np.ndarray, alone: list[int],
-                   every: list[Record], config: DedupConfig, progress: bool) -> dict[int, int]:
-    """{x: b}: each image ``x`` of ``alone`` (positions in ``records``) without colour whose edge map lines
-    up with its neighbour ``b``'s at least ``config.outlines`` (the best of its neighbours at cosine
-    ``config.outline_cosine`` or more, held pictures left out), :attr:`DedupConfig.outlines`."""
-    if config.outlines <= 0 or not alone:
-        return {}
-    thumbs = read_thumbnails(index.thumbs({records[i].gallery_id for i in alone}))
-    grey = [i for i in alone if records[i].gallery_id in thumbs
-            and colourless(thumbs[records[i].gallery_id], config.colourless)]
-    if not grey:
+def _lone_joins(index: GalleryIndex, records: list[Record], vectors: np.ndarray, alone: list[int],
+                every: list[Record], config: DedupConfig, progress: bool) -> dict[int, tuple[int, str]]:
+    """{x: (b, how)} for the images ``alone`` (positions in ``records``) that join their neighbour ``b``'s
+    group: among their ``config.lone_neighbours`` nearest at cosine ``config.lone_cosine`` or more (held
+    pictures left out), the one whose thumbnail lines up best with x's when that reaches
+    ``config.lone_pixels`` and their edge maps ``config.edges`` (how: ``pixels``); else, for an image
+    without colour, the one whose edge map lines up best with x's when that reaches ``config.outlines``
+    (``outlines``)."""
+    if config.lone_cosine <= 0 or not alone or (config.lone_pixels <= 0 and config.outlines <= 0):
         return {}
     ids = [r.gallery_id for r in records]
-    near, through = neighbour_pairs(index, vectors[grey], ids, config.outline_cosine, config.neighbours, False, every,
-                                    rows=grey)
+    near, through = neighbour_pairs(index, vectors[alone], ids, config.lone_cosine, config.lone_neighbours, False,
+                                    every, rows=alone)
+    lone = set(alone)
     candidates: dict[int, list[int]] = {}
     for (i, j) in near:
         if (i, j) not in through:
-            candidates.setdefault(i, []).append(j)
-            candidates.setdefault(j, []).append(i)
-    wanted = {ids[j] for x in grey for j in candidates.get(x, ())}
-    thumbs.update(read_thumbnails(index.thumbs(wanted - set(thumbs))))
+            for x, b in ((i, j), (j, i)):
+                if x in lone:
+                    candidates.setdefault(x, []).append(b)
+    thumbs = read_thumbnails(index.thumbs({ids[i] for x, found in candidates.items() for i in (x, *found)}))
     edges: dict[int, Image.Image] = {}
 
     def edges_of(i: int) -> Image.Image:
@@ -273,14 +281,23 @@ def _outline_joins(index: GalleryIndex, records: list[Record], vectors: np.ndarr
             edges[i] = small_edge_map(thumbs[ids[i]])
         return edges[i]
 
+    def best(x: int, evidence: Callable[[int], float], at_least: float) -> int | None:
+        scored = {b: evidence(b) for b in candidates[x] if ids[b] in thumbs}
+        top = max(scored, key=scored.__getitem__, default=None)
+        return top if top is not None and scored[top] >= at_least else None
+
     joins = {}
-    for x in tqdm(grey, desc="outlines", unit="img", disable=not progress):
-        evidence = {j: pixel_evidence(edges_of(x), edges_of(j), config.outline_match)
-                    for j in candidates.get(x, ()) if ids[j] in thumbs}
-        if evidence:
-            b = max(evidence, key=evidence.__getitem__)
-            if evidence[b] >= config.outlines:
-                joins[x] = b
+    for x in tqdm(sorted(candidates), desc="lone images", unit="img", disable=not progress):
+        if ids[x] not in thumbs:
+            continue
+        b = best(x, lambda b: pixel_evidence(thumbs[ids[x]], thumbs[ids[b]], config.match), config.lone_pixels) \
+            if config.lone_pixels > 0 else None
+        if b is not None and (config.edges <= 0 or pixel_evidence(edges_of(x), edges_of(b), config.match) >= config.edges):
+            joins[x] = (b, "pixels")
+        elif config.outlines > 0 and colourless(thumbs[ids[x]], config.colourless):
+            b = best(x, lambda b: pixel_evidence(edges_of(x), edges_of(b), config.outline_match), config.outlines)
+            if b is not None:
+                joins[x] = (b, "outlines")
     return joins
 
 
@@ -329,29 +346,39 @@ def find_duplicates(index: GalleryIndex, threshold: float, level: str = "copy", 
             linked.setdefault(b, {})[a] = max(linked.get(b, {}).get(a, -1.0), score)
     reps = sorted(nodes, key=rank.__getitem__)
     clusters = _keeper_clusters(reps, linked) if method == "keeper" else _components(reps, linked, rank)
-    # an image alone by now and without colour joins the group its outlines put it in (never as a keeper,
-    # nor taking others: a sketch is drawn from its picture), or starts one with that picture
+    # an image alone by now joins the group its pixels or outlines put it in (never as a keeper, nor taking
+    # others in: a close crop or a sketch is made from its picture), or starts one with that picture
     alone = [keeper for keeper, taken in clusters if not taken and len(nodes[keeper]) == 1]
-    joins = _outline_joins(index, records, vectors, alone, every, config, progress)
+    found = _lone_joins(index, records, vectors, alone, every, config, progress)
+
+    def stays(n: int) -> bool:  # of two lone images that would join each other, the better keeper stays
+        if n not in found:
+            return True
+        b = node_of[found[n][0]]
+        return b in found and node_of[found[b][0]] == n and rank[n] < rank[b]
+
+    joins = {x: (b, how) for x, (b, how) in found.items() if not stays(x) and stays(node_of[b])}  # no chains
     cluster_of = {rep: c for c, (keeper, taken) in enumerate(clusters) for rep in (keeper, *taken)}
-    outlined: dict[int, list[int]] = {}  # cluster -> nodes joined by their outlines
-    for x, b in joins.items():
-        if node_of[b] not in joins:  # no chains: b keeps its place
-            outlined.setdefault(cluster_of[node_of[b]], []).append(x)
+    joined: dict[int, list[int]] = {}  # cluster -> the lone nodes that join it
+    for x, (b, _) in joins.items():
+        joined.setdefault(cluster_of[node_of[b]], []).append(x)
     groups = []
     for c, (keeper, taken) in enumerate(clusters):
-        if keeper in joins and node_of[joins[keeper]] not in joins:
+        if keeper in joins:
             continue  # moved into another group
-        # a component's member need not be the keeper's neighbour: then its score is the cosine of the two
+        # a component's member need not be the keeper's neighbour: then its score is the cosine of the two;
+        # a lone one's, the cosine with the image it joined through
         score_of = {b: linked[keeper][b] if b in linked.get(keeper, {}) else float(vectors[keeper] @ vectors[b])
-                    for b in [*taken, *outlined.get(c, [])]}
+                    for b in taken}
+        score_of.update({x: float(vectors[x] @ vectors[joins[x][0]]) for x in joined.get(c, [])})
         members = []
         for rep in [keeper, *sorted(taken, key=lambda b: (-score_of[b], rank[b])),
-                    *sorted(outlined.get(c, []), key=lambda b: (-score_of[b], rank[b]))]:
+                    *sorted(joined.get(c, []), key=lambda b: (-score_of[b], rank[b]))]:
             for i in nodes[rep]:
                 r = records[i]
+                how, to = (joins[rep][1], records[joins[rep][0]].gallery_id) if rep in joins else (None, None)
                 members.append(Member(r.gallery_id, 1.0 if rep == keeper else score_of[rep], rep == keeper,
-                                      r.box[2], r.box[3], r.source, outline=rep in outlined.get(c, ())))
+                                      r.box[2], r.box[3], r.source, how, to))
         if len(members) > 1:
             groups.append(Group("exact" if all(m.exact for m in members) else level, members))
     return sorted(groups, key=lambda g: (-len(g.members), g.keeper.gallery_id))
@@ -417,8 +444,9 @@ def report_fragment(groups: list[Group] | list[dict], thumbs: dict[str, bytes]) 
     def cell(m: dict, keeper: bool) -> str:
         img = (f'<img src="data:image/png;base64,{base64.b64encode(thumbs[m["id"]]).decode()}" alt="">'
                if m["id"] in thumbs else '<div class="none">no thumbnail</div>')
-        what = "keeper" if keeper else ("same file" if m["exact"] else
-                                        f"{'outline' if m.get('outline') else 'score'} {m['score']:.3f}")
+        what = "keeper" if keeper else ("same file" if m["exact"] else f"score {m['score']:.3f}"
+                                        + (f" (by its {html.escape(str(m['joined']))}, to "
+                                           f"{html.escape(str(m.get('joined_to')))})" if m.get("joined") else ""))
         return (f'<figure class="{"keeper" if keeper else ""}">{img}<figcaption>{html.escape(m["id"])}'
                 f"<br>{m['width']}×{m['height']} · {what}</figcaption></figure>")
 
@@ -443,9 +471,9 @@ def report_html(fragment: str, title: str = "semcopy dedup") -> str:
 
 
 def rows_csv(groups: list[Group]) -> list[dict]:
-    """One row per member: group, tier, id, keeper, score, exact, outline, width, height."""
+    """One row per member: group, tier, id, keeper, score, exact, joined, joined_to, width, height."""
     return [{"group": n, "tier": g.tier, "id": m.gallery_id, "keeper": g.keeper.gallery_id, "score": round(m.score, 4),
-             "exact": m.exact, "outline": m.outline, "width": m.width, "height": m.height}
+             "exact": m.exact, "joined": m.joined or "", "joined_to": m.joined_to or "", "width": m.width, "height": m.height}
             for n, g in enumerate(groups, start=1) for m in g.members]
 
 
