@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from semcopy_lib.app import build_index
-from semcopy_lib.app.dedup import DEDUP, _components, _keeper_clusters, find_duplicates, report_fragment
+from semcopy_lib.app.dedup import DEDUP, _components, _keeper_clusters, find_duplicates, neighbour_pairs, report_fragment
 from semcopy_lib.cli import main
 from semcopy_lib.data.synth import crop_jpeg
 from semcopy_lib.segment.template import thumbnail
@@ -181,11 +181,13 @@ def test_a_lone_sketch_or_close_crop_joins_the_group_of_its_picture_by_its_outli
     assert groups(outlines=0) == {"marks/plus.png": {("marks/plus-on-photo.jpg", "pixels")}}  # no colour, no pixel match
     assert groups(lone_pixels=0) == {"marks/plus.png": {("marks/plus-sketch.png", "outlines")}}
     [group] = find_duplicates(index, 0.9)
+    # a lone member's score: its cosine with the image it joined (the best of their views), under the threshold
     records, vectors = index.image_vectors(index.records())
-    at = {r.gallery_id: i for i, r in enumerate(records)}
-    for m in group.members[1:]:  # a lone member's score: its cosine with the image it joined, under the threshold
+    ids = [r.gallery_id for r in records]
+    cosine, _ = neighbour_pairs(index, vectors, ids, 0.0)
+    for m in group.members[1:]:
         assert m.joined_to == "marks/plus.png" and m.score < 0.9
-        assert m.score == pytest.approx(float(vectors[at["marks/plus.png"]] @ vectors[at[m.gallery_id]]))
+        assert m.score == pytest.approx(cosine[tuple(sorted((ids.index(m.gallery_id), ids.index("marks/plus.png"))))])
     assert main(["dedup", "--index", str(tmp_path / "idx"), "--threshold", "0.9"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "group 1: 3 images, copy" and lines[1] == "     keeper  256x256  marks/plus.png"

@@ -254,8 +254,8 @@ def _verified(index: GalleryIndex, pairs: dict[tuple[int, int], float], records:
 
 
 def _lone_joins(index: GalleryIndex, records: list[Record], vectors: np.ndarray, alone: list[int],
-                every: list[Record], config: DedupConfig, progress: bool) -> dict[int, tuple[int, str]]:
-    """{x: (b, how)} for the images ``alone`` (positions in ``records``) that join their neighbour ``b``'s
+                every: list[Record], config: DedupConfig, progress: bool) -> dict[int, tuple[int, str, float]]:
+    """{x: (b, how, their cosine)} for the images ``alone`` (positions in ``records``) that join their neighbour ``b``'s
     group: among their ``config.lone_neighbours`` nearest at cosine ``config.lone_cosine`` or more (held
     pictures left out), the one whose thumbnail lines up best with x's when that reaches
     ``config.lone_pixels`` and their edge maps ``config.edges`` (how: ``pixels``); else, for an image
@@ -268,7 +268,7 @@ def _lone_joins(index: GalleryIndex, records: list[Record], vectors: np.ndarray,
                                     every, rows=alone)
     lone = set(alone)
     candidates: dict[int, list[int]] = {}
-    for (i, j) in near:
+    for (i, j) in near:  # the pair's cosine: the best of the two images' views
         if (i, j) not in through:
             for x, b in ((i, j), (j, i)):
                 if x in lone:
@@ -293,11 +293,11 @@ def _lone_joins(index: GalleryIndex, records: list[Record], vectors: np.ndarray,
         b = best(x, lambda b: pixel_evidence(thumbs[ids[x]], thumbs[ids[b]], config.match), config.lone_pixels) \
             if config.lone_pixels > 0 else None
         if b is not None and (config.edges <= 0 or pixel_evidence(edges_of(x), edges_of(b), config.match) >= config.edges):
-            joins[x] = (b, "pixels")
+            joins[x] = (b, "pixels", near[min(x, b), max(x, b)])
         elif config.outlines > 0 and colourless(thumbs[ids[x]], config.colourless):
             b = best(x, lambda b: pixel_evidence(edges_of(x), edges_of(b), config.outline_match), config.outlines)
             if b is not None:
-                joins[x] = (b, "outlines")
+                joins[x] = (b, "outlines", near[min(x, b), max(x, b)])
     return joins
 
 
@@ -357,10 +357,10 @@ def find_duplicates(index: GalleryIndex, threshold: float, level: str = "copy", 
         b = node_of[found[n][0]]
         return b in found and node_of[found[b][0]] == n and rank[n] < rank[b]
 
-    joins = {x: (b, how) for x, (b, how) in found.items() if not stays(x) and stays(node_of[b])}  # no chains
+    joins = {x: found[x] for x in found if not stays(x) and stays(node_of[found[x][0]])}  # no chains
     cluster_of = {rep: c for c, (keeper, taken) in enumerate(clusters) for rep in (keeper, *taken)}
     joined: dict[int, list[int]] = {}  # cluster -> the lone nodes that join it
-    for x, (b, _) in joins.items():
+    for x, (b, *_) in joins.items():
         joined.setdefault(cluster_of[node_of[b]], []).append(x)
     groups = []
     for c, (keeper, taken) in enumerate(clusters):
@@ -370,7 +370,7 @@ def find_duplicates(index: GalleryIndex, threshold: float, level: str = "copy", 
         # a lone one's, the cosine with the image it joined through
         score_of = {b: linked[keeper][b] if b in linked.get(keeper, {}) else float(vectors[keeper] @ vectors[b])
                     for b in taken}
-        score_of.update({x: float(vectors[x] @ vectors[joins[x][0]]) for x in joined.get(c, [])})
+        score_of.update({x: joins[x][2] for x in joined.get(c, [])})
         members = []
         for rep in [keeper, *sorted(taken, key=lambda b: (-score_of[b], rank[b])),
                     *sorted(joined.get(c, []), key=lambda b: (-score_of[b], rank[b]))]:
