@@ -196,6 +196,25 @@ def test_a_lone_sketch_or_close_crop_joins_the_group_of_its_picture_by_its_outli
         ["256x256", "marks/plus-sketch.png", "(by", "its", "outlines,", "to", "marks/plus.png)"]]
 
 
+def test_two_pages_of_one_template_showing_other_pictures_are_not_copies(tmp_path):
+    from semcopy_lib.data import compose
+    from semcopy_lib.data.samples import sample_photo_files
+
+    # two grey photos, each in the same generated web page (one seed), and a JPEG of the first page: the
+    # pages' thumbnails line up as pages, the pictures they hold do not
+    photos = sorted(sample_photo_files().values())
+    gallery = tmp_path / "gallery" / "pages"
+    gallery.mkdir(parents=True)
+    for name, photo in (("a", photos[2]), ("b", photos[3])):
+        page, _ = compose.page(Image.open(photo).convert("L").convert("RGB"), random.Random(3), dark=False)
+        page.save(gallery / f"{name}-page.png")
+        if name == "a":
+            page.save(gallery / "a-page-copy.jpg", quality=70)
+    index, _ = build_index(tmp_path / "gallery", tmp_path / "idx", progress=False)
+    assert [{m.gallery_id for m in g.members} for g in find_duplicates(index, 0.3)] == [
+        {"pages/a-page.png", "pages/a-page-copy.jpg"}]
+
+
 def test_bench_dedup_scores_pairs_against_the_known_groups(gallery_dir, gallery_index, capsys):
     from semcopy_lib.eval.dedup import pair_scores
 

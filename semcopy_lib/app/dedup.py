@@ -216,11 +216,36 @@ def _held_picture(index: GalleryIndex, record: Record, box: Box, thumb: Image.Im
     return picture
 
 
+class _HeldPictures:
+    """The pictures that gallery pages and collages hold (``holds``: their boxes in file pixels, by gallery
+    id, from :func:`held_pictures`), cut at thumbnail size once each (:func:`_held_picture`)."""
+
+    def __init__(self, index: GalleryIndex, holds: Mapping[str, list[Box]]):
+        self.index, self.holds = index, holds
+        self.cut: dict[str, list[Image.Image]] = {}
+
+    def agree(self, a: Record, b: Record, thumbs: Mapping[str, Image.Image], config: DedupConfig) -> bool:
+        """False when both images hold pictures and none of ``a``'s lines up with one of ``b``'s (at
+        ``config.verify``, their edges at ``config.edges``): two pages made from one template line up as
+        pages whatever pictures they show."""
+        if a.gallery_id not in self.holds or b.gallery_id not in self.holds:
+            return True
+        for r in (a, b):
+            if r.gallery_id not in self.cut:
+                self.cut[r.gallery_id] = [_held_picture(self.index, r, box, thumbs[r.gallery_id])
+                                          for box in self.holds[r.gallery_id]]
+        return any(pixel_evidence(p, q, config.match) >= config.verify and (
+                   config.edges <= 0 or pixel_evidence(small_edge_map(p), small_edge_map(q), config.match) >= config.edges)
+                   for p in self.cut[a.gallery_id] for q in self.cut[b.gallery_id])
+
+
 def _verified(index: GalleryIndex, pairs: dict[tuple[int, int], float], records: list[Record], config: DedupConfig,
-              progress: bool, through: dict[tuple[int, int], tuple[int, Box]] | None = None) -> dict[tuple[int, int], float]:
+              progress: bool, through: dict[tuple[int, int], tuple[int, Box]] | None = None,
+              pictures: _HeldPictures | None = None) -> dict[tuple[int, int], float]:
     """``pairs`` whose thumbnails show pixel evidence of at least ``config.verify``, and their edge maps at
     least ``config.edges`` (a pair without thumbnails, from an index made before they were kept, stays). A
-    pair found through a picture that one image holds (``through``) is checked on that picture."""
+    pair found through a picture that one image holds (``through``) is checked on that picture; a pair of
+    two images that both hold pictures (``pictures``), on those pictures too."""
     if config.verify <= 0 or not pairs:
         return pairs
     through = through or {}
@@ -248,16 +273,17 @@ def _verified(index: GalleryIndex, pairs: dict[tuple[int, int], float], records:
             kept[(i, j)] = score
         elif pixel_evidence(a, b, config.match) >= config.verify and (
                 config.edges <= 0 or pixel_evidence(edges_of(i, a, holder == i), edges_of(j, b, holder == j),
-                                                    config.match) >= config.edges):
+                                                    config.match) >= config.edges) and (
+                holder is not None or pictures is None or pictures.agree(records[i], records[j], thumbs, config)):
             kept[(i, j)] = score
     return kept
 
 
 def _lone_joins(index: GalleryIndex, records: list[Record], vectors: np.ndarray, alone: list[int],
                 every: list[Record], config: DedupConfig, progress: bool) -> dict[int, tuple[int, str, float]]:
-    """{x: (b, how, their cosine)} for the images ``alone`` (positions in ``records``) that join their neighbour ``b``'s
-    group: among their ``config.lone_neighbours`` nearest at cosine ``config.lone_cosine`` or more (held
-    pictures left out), the one whose thumbnail lines up best with x's when that reaches
+    """{x: (b, how, their cosine)} for the images ``alone`` (positions in ``records``) that join their
+    neighbour ``b``'s group: among their ``config.lone_neighbours`` nearest at cosine ``config.lone_cosine``
+    or more (held pictures left out), the one whose thumbnail lines up best with x's when that reaches
     ``config.lone_pixels`` and their edge maps ``config.edges`` (how: ``pixels``); else, for an image
     without colour, the one whose edge map lines up best with x's when that reaches ``config.outlines``
     (``outlines``)."""
@@ -309,8 +335,8 @@ def find_duplicates(index: GalleryIndex, threshold: float, level: str = "copy", 
         threshold: cosine from which two images are copies (the encoder's ``copy_score`` or
             ``subject_score``, which ``level`` names).
         method: ``keeper`` or ``components`` (module docstring).
-        config: how many neighbours, the pixel evidence a pair needs as well, and the outlines that put
-            an image without colour in a group (:class:`DedupConfig`).
+        config: how many neighbours, the pixel evidence a pair needs as well, and how an image left
+            alone joins a group by its pixels or outlines (:class:`DedupConfig`).
 
     Raises:
         ValueError: an unknown ``method`` or ``level``.
@@ -324,8 +350,11 @@ def find_duplicates(index: GalleryIndex, threshold: float, level: str = "copy", 
         return []
     # byte-identical files are one node, represented by their best keeper
     largest: dict[str, int] = {}  # a page's or collage's largest held picture
+    holds: dict[str, list[Box]] = {}
     for r in held_pictures(every).values():
         largest[r.gallery_id] = max(largest.get(r.gallery_id, 0), r.box[2] * r.box[3])
+        holds.setdefault(r.gallery_id, []).append(r.box)
+    pictures = _HeldPictures(index, holds)
     order = keeper_order(records, largest)
     rank = {i: r for r, i in enumerate(order)}
     rep_of_sha: dict[str, int] = {}
@@ -337,7 +366,7 @@ def find_duplicates(index: GalleryIndex, threshold: float, level: str = "copy", 
         nodes.setdefault(rep, []).append(i)
     ids = [r.gallery_id for r in records]
     pairs, through = neighbour_pairs(index, vectors, ids, threshold, config.neighbours, progress, every)
-    pairs = _verified(index, pairs, records, config, progress, through)
+    pairs = _verified(index, pairs, records, config, progress, through, pictures)
     linked: dict[int, dict[int, float]] = {}  # node -> {node: best score between their images}
     for (i, j), score in pairs.items():
         a, b = node_of[i], node_of[j]
