@@ -215,6 +215,30 @@ def test_an_opaque_pictures_templates_go_with_it_too(pasted):
     assert len(mine) == 1 and mine[0] not in template._TEMPLATES
 
 
+def test_pictures_compared_again_mirrored_too_are_not_prepared_again(pasted, monkeypatch):
+    """`semcopy dedup` compares a thumbnail with one picture after another, each way round and mirrored:
+    the mirror image is kept while its picture lives, so its templates are made once too."""
+    import gc
+
+    from semcopy_lib.segment import template
+
+    _, _, boot, _ = pasted
+    a = read_thumbnail(thumbnail(boot))
+    b = read_thumbnail(thumbnail(ImageOps.mirror(boot.rotate(5))))
+    config = template.TemplateConfig(work_side=64, scales=(0.8, 0.9, 1.0), halvings=0)
+    made = []
+    real = template._template
+    monkeypatch.setattr(template, "_template", lambda *args: made.append(1) or real(*args))
+    first = template.pixel_evidence(a, b, config)
+    assert len(made) == 4 * len(config.scales)  # a, b and their two mirror images, at each size
+    assert template.pixel_evidence(a, b, config) == first and len(made) == 4 * len(config.scales)
+    assert template._mirrored(a) is template._mirrored(a)
+    key = id(a)
+    del a
+    gc.collect()
+    assert key not in template._MIRRORS  # a picture's mirror image goes with it
+
+
 def test_no_scale_fits_a_hairline_region(pasted):
     query, _, boot, _ = pasted
     assert match_picture(query, (0, 0, 200, 4), read_thumbnail(thumbnail(boot))) == (-1.0, None)

@@ -313,6 +313,37 @@ def _forget(key: tuple) -> None:
             del _TEMPLATES[key]
 
 
+_MIRRORS: OrderedDict[int, tuple[weakref.ref, Image.Image]] = OrderedDict()
+
+
+def _mirrored(picture: Image.Image) -> Image.Image:
+    """``picture`` mirrored left to right, the same object while ``picture`` lives (for the
+    :data:`TEMPLATE_CACHE` pictures mirrored last): its templates are then made once too
+    (:func:`_templates`), as a thumbnail is compared mirrored with one picture after another."""
+    from PIL import ImageOps
+
+    key = id(picture)
+    with _TEMPLATES_LOCK:
+        kept = _MIRRORS.get(key)
+        if kept is not None and kept[0]() is picture:
+            _MIRRORS.move_to_end(key)
+            return kept[1]
+    flipped = ImageOps.mirror(picture)
+    with _TEMPLATES_LOCK:
+        _MIRRORS[key] = (weakref.ref(picture, lambda _, key=key: _forget_mirror(key)), flipped)
+        while len(_MIRRORS) > TEMPLATE_CACHE:
+            _MIRRORS.popitem(last=False)
+    return flipped
+
+
+def _forget_mirror(key: int) -> None:
+    """Drop a dead picture's mirror image (a weak reference's callback)."""
+    with _TEMPLATES_LOCK:
+        kept = _MIRRORS.get(key)
+        if kept is not None and kept[0]() is None:
+            del _MIRRORS[key]
+
+
 def _around(box: Box, size: tuple[int, int], margin: float) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1): ``box`` (x, y, w, h) grown by ``margin`` of its size on each side, within an
     image of ``size`` (w, h): where a picture found by that region is looked for."""
@@ -389,12 +420,10 @@ def match_crop(query: Image.Image, picture: Image.Image, config: TemplateConfig 
 def pixel_evidence(a: Image.Image, b: Image.Image, config: TemplateConfig) -> float:
     """How well one picture's pixels are found in the other (either way round, and mirrored): the best
     correlation of :func:`match_picture` over the four, in [-1, 1]. Both are small (thumbnails)."""
-    from PIL import ImageOps
-
     from semcopy_lib.data.loading import to_rgb
 
     best = -1.0
-    for query, picture in ((a, b), (b, a), (a, ImageOps.mirror(b)), (b, ImageOps.mirror(a))):
+    for query, picture in ((a, b), (b, a), (a, _mirrored(b)), (b, _mirrored(a))):
         rgb = to_rgb(query)
         best = max(best, match_picture(rgb, (0, 0, *rgb.size), picture, config)[0])
     return best
@@ -409,8 +438,6 @@ def edges_near(query: Image.Image, box: Box, picture_edges: Image.Image, config:
         box: (x, y, w, h) in ``query``'s pixels: the region that found the picture.
         picture_edges: the picture's :func:`small_edge_map`.
     """
-    from PIL import ImageOps
-
     x, y, w, h = box
     x0, y0, x1, y1 = _around(box, query.size, config.margin)
     if x1 - x0 < 2 or y1 - y0 < 2:
@@ -421,7 +448,7 @@ def edges_near(query: Image.Image, box: Box, picture_edges: Image.Image, config:
                                                  Image.BILINEAR, reducing_gap=REDUCING_GAP)
     edges, inside = edge_map(around), ((x - x0) * f, (y - y0) * f, w * f, h * f)
     return max(match_picture(edges, inside, picture, config)[0]
-               for picture in (picture_edges, ImageOps.mirror(picture_edges)))
+               for picture in (picture_edges, _mirrored(picture_edges)))
 
 
 def edge_map(image: Image.Image) -> Image.Image:
