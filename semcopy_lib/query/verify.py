@@ -154,9 +154,9 @@ def with_rest(ranked: list[Hit], found: list[tuple[Image.Image, list[Hit]]], thu
 
 def arbitrated(image: Image.Image, ranked: list[Hit], whole_first: Hit | None, thumbs: Mapping[str, Image.Image],
                config: VerifyConfig, paged: bool = False) -> list[Hit]:
-    """``ranked`` (best first), or, when ``image`` is :func:`~semcopy_lib.segment.template.colourless` and the whole image's first hit
-    ``whole_first`` is not ``ranked``'s first (nor is that one found by the rest of the query, kind ``rest``)
-    but its picture's edges line up better with ``image``'s
+    """``ranked`` (best first), or, when ``image`` is :func:`~semcopy_lib.segment.template.colourless` and
+    the whole image's first hit ``whole_first`` is not ``ranked``'s first (nor is that one found by the
+    rest of the query, kind ``rest``) but its picture's edges line up better with ``image``'s
     (:func:`~semcopy_lib.segment.template.pixel_evidence` of their
     :func:`~semcopy_lib.segment.template.small_edge_map`) than the first hit's, and at least
     ``config.min_whole``, that hit first (as the whole image's hit), at the first hit's score (so that

@@ -319,7 +319,8 @@ _MIRRORS: OrderedDict[int, tuple[weakref.ref, Image.Image]] = OrderedDict()
 def _mirrored(picture: Image.Image) -> Image.Image:
     """``picture`` mirrored left to right, the same object while ``picture`` lives (for the
     :data:`TEMPLATE_CACHE` pictures mirrored last): its templates are then made once too
-    (:func:`_templates`), as a thumbnail is compared mirrored with one picture after another."""
+    (:func:`_templates`), as a thumbnail is compared mirrored with one picture after another. ``picture``
+    must not be changed in place afterwards."""
     from PIL import ImageOps
 
     key = id(picture)
