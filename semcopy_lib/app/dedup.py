@@ -218,11 +218,12 @@ def _held_picture(index: GalleryIndex, record: Record, box: Box, thumb: Image.Im
 
 class _HeldPictures:
     """The pictures that gallery pages and collages hold (``holds``: their boxes in file pixels, by gallery
-    id, from :func:`held_pictures`), cut at thumbnail size once each (:func:`_held_picture`)."""
+    id, from :func:`held_pictures`), cut at thumbnail size once each (:func:`_held_picture`), with their
+    edge maps."""
 
     def __init__(self, index: GalleryIndex, holds: Mapping[str, list[Box]]):
         self.index, self.holds = index, holds
-        self.cut: dict[str, list[Image.Image]] = {}
+        self.cut: dict[str, list[tuple[Image.Image, Image.Image]]] = {}  # (picture, its small_edge_map)
 
     def agree(self, a: Record, b: Record, thumbs: Mapping[str, Image.Image], config: DedupConfig) -> bool:
         """False when both images hold pictures and none of ``a``'s lines up with one of ``b``'s (at
@@ -232,11 +233,11 @@ class _HeldPictures:
             return True
         for r in (a, b):
             if r.gallery_id not in self.cut:
-                self.cut[r.gallery_id] = [_held_picture(self.index, r, box, thumbs[r.gallery_id])
-                                          for box in self.holds[r.gallery_id]]
+                pictures = [_held_picture(self.index, r, box, thumbs[r.gallery_id]) for box in self.holds[r.gallery_id]]
+                self.cut[r.gallery_id] = [(p, small_edge_map(p)) for p in pictures]
         return any(pixel_evidence(p, q, config.match) >= config.verify and (
-                   config.edges <= 0 or pixel_evidence(small_edge_map(p), small_edge_map(q), config.match) >= config.edges)
-                   for p in self.cut[a.gallery_id] for q in self.cut[b.gallery_id])
+                   config.edges <= 0 or pixel_evidence(pe, qe, config.match) >= config.edges)
+                   for p, pe in self.cut[a.gallery_id] for q, qe in self.cut[b.gallery_id])
 
 
 def _verified(index: GalleryIndex, pairs: dict[tuple[int, int], float], records: list[Record], config: DedupConfig,
