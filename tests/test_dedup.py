@@ -215,6 +215,35 @@ def test_two_pages_of_one_template_showing_other_pictures_are_not_copies(tmp_pat
         {"pages/a-page.png", "pages/a-page-copy.jpg"}]
 
 
+def _flag(colours: list[str], size: tuple[int, int] = (300, 200)) -> Image.Image:
+    """Horizontal bands of ``colours``, top first, of equal height."""
+    from PIL import ImageDraw
+
+    flag = Image.new("RGB", size)
+    for k, colour in enumerate(colours):
+        ImageDraw.Draw(flag).rectangle((0, size[1] * k // len(colours), size[0], size[1] * (k + 1) // len(colours)),
+                                       fill=colour)
+    return flag
+
+
+def test_a_two_band_flag_is_not_a_copy_of_a_three_band_flag_that_holds_its_bands(tmp_path):
+    # white over red lines up pixel for pixel with the lower two thirds of blue-white-red: any window of a
+    # striped picture is another's crop; the crop that keeps all three bands is a copy
+    gallery = tmp_path / "gallery" / "flags"
+    gallery.mkdir(parents=True)
+    three = _flag(["#1030c0", "white", "#d01010"])
+    three.save(gallery / "three.png")
+    three.crop((30, 20, 270, 185)).save(gallery / "three-crop.jpg", quality=85)
+    _flag(["white", "#d01010"]).save(gallery / "two.png")
+    index, _ = build_index(tmp_path / "gallery", tmp_path / "idx", progress=False)
+
+    def groups(**config):
+        return [{m.gallery_id for m in g.members} for g in find_duplicates(index, 0.3, config=replace(DEDUP, **config))]
+
+    assert groups() == [{"flags/three.png", "flags/three-crop.jpg"}]
+    assert groups(striped=0) == [{"flags/three.png", "flags/three-crop.jpg", "flags/two.png"}]
+
+
 def test_bench_dedup_scores_pairs_against_the_known_groups(gallery_dir, gallery_index, capsys):
     from semcopy_lib.eval.dedup import pair_scores
 

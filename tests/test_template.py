@@ -724,3 +724,22 @@ def test_a_coarse_coincidence_is_not_confirmed_at_twice_the_detail_and_the_paste
                        for config in (replace(confirmed, confirm_side=0), confirmed)]
     assert min(found[True]) > 0.94  # the figure: found at both sides
     assert found[False][0] > VERIFY_FROM + 0.1 > VERIFY_FROM > found[False][1]  # its plain twin: only coarsely
+
+
+def test_bands_counts_the_stripes_of_a_striped_picture_and_nothing_else():
+    from semcopy_lib.segment.template import bands
+
+    def striped_image(colours, vertical=False):
+        flag = Image.new("RGB", (96, 64))
+        for k, colour in enumerate(colours):
+            box = (0, 64 * k // len(colours), 96, 64 * (k + 1) // len(colours) - 1)
+            ImageDraw.Draw(flag).rectangle(box, fill=colour)
+        return flag.transpose(Image.Transpose.TRANSPOSE) if vertical else flag
+
+    assert bands(striped_image(["white", "red"])) == 2
+    assert bands(striped_image(["blue", "white", "red"], vertical=True)) == 3
+    jpeg = io.BytesIO()
+    striped_image(["black", "yellow", "red"]).save(jpeg, "JPEG", quality=60)
+    assert bands(Image.open(jpeg)) == 3
+    assert bands(drawing()) == 0  # outlines across both axes
+    assert bands(Image.new("RGB", (96, 64), "white")) == 0  # nothing changes

@@ -41,8 +41,8 @@ from semcopy_lib.data import ImageLoadError, load_image, to_rgb
 from semcopy_lib.data.boxes import Box
 from semcopy_lib.index import GalleryIndex, Record
 from semcopy_lib.segment import scale_box
-from semcopy_lib.segment.template import (COLOURLESS, THUMB_SIDE, TemplateConfig, checked_thumbnails, colourless,
-                                          pixel_evidence, read_thumbnails, small_edge_map)
+from semcopy_lib.segment.template import (COLOURLESS, STRIPED, THUMB_SIDE, TemplateConfig, bands, checked_thumbnails,
+                                          colourless, pixel_evidence, read_thumbnails, small_edge_map)
 
 METHODS = ("keeper", "components")
 LEVELS = ("copy", "subject")
@@ -83,6 +83,9 @@ class DedupConfig:
             whole picture; at a crop's sizes one speech bubble's outline lines up with part of another's).
         colourless: mean HSV saturation (0-255, at 64 px) under which an image has no colour
             (:func:`~semcopy_lib.segment.template.colourless`).
+        striped: share of gradient energy under which an image is made of bands
+            (:func:`~semcopy_lib.segment.template.bands`): two striped images are copies only with as many
+            bands (a two-band flag lines up with a crop of a three-band one); 0: not checked.
     """
 
     neighbours: int = 32
@@ -96,6 +99,7 @@ class DedupConfig:
     outlines: float = 0.8
     outline_match: TemplateConfig = field(default_factory=lambda: TemplateConfig(work_side=64, scales=(1.0,), halvings=0))
     colourless: float = COLOURLESS
+    striped: float = STRIPED
 
 
 DEDUP = DedupConfig()
@@ -235,9 +239,21 @@ class _HeldPictures:
             if r.gallery_id not in self.cut:
                 pictures = [_held_picture(self.index, r, box, thumbs[r.gallery_id]) for box in self.holds[r.gallery_id]]
                 self.cut[r.gallery_id] = [(p, small_edge_map(p)) for p in pictures]
-        return any(pixel_evidence(p, q, config.match) >= config.verify and (
-                   config.edges <= 0 or pixel_evidence(pe, qe, config.match) >= config.edges)
+        return any(pixel_evidence(p, q, config.match) >= config.verify and _confirmed(p, q, pe, qe, config)
                    for p, pe in self.cut[a.gallery_id] for q, qe in self.cut[b.gallery_id])
+
+
+def _confirmed(a: Image.Image, b: Image.Image, a_edges: Image.Image | Callable[[], Image.Image],
+               b_edges: Image.Image | Callable[[], Image.Image], config: DedupConfig) -> bool:
+    """Whether thumbnails ``a`` and ``b``, whose pixels line up, are copies on the rest of the evidence:
+    as many bands when both are striped (:attr:`DedupConfig.striped`), and their edge maps (or the
+    callables that make them, only when needed) lined up at ``config.edges``."""
+    if config.striped > 0 and 0 < bands(a, config.striped) != bands(b, config.striped) > 0:
+        return False
+    if config.edges <= 0:
+        return True
+    a_edges, b_edges = (e() if callable(e) else e for e in (a_edges, b_edges))
+    return pixel_evidence(a_edges, b_edges, config.match) >= config.edges
 
 
 def _verified(index: GalleryIndex, pairs: dict[tuple[int, int], float], records: list[Record], config: DedupConfig,
@@ -272,9 +288,8 @@ def _verified(index: GalleryIndex, pairs: dict[tuple[int, int], float], records:
             a, b = (held, b) if holder == i else (a, held)
         if a is None or b is None:
             kept[(i, j)] = score
-        elif pixel_evidence(a, b, config.match) >= config.verify and (
-                config.edges <= 0 or pixel_evidence(edges_of(i, a, holder == i), edges_of(j, b, holder == j),
-                                                    config.match) >= config.edges) and (
+        elif pixel_evidence(a, b, config.match) >= config.verify and _confirmed(
+                a, b, lambda: edges_of(i, a, holder == i), lambda: edges_of(j, b, holder == j), config) and (
                 holder is not None or pictures is None or pictures.agree(records[i], records[j], thumbs, config)):
             kept[(i, j)] = score
     return kept
@@ -319,7 +334,7 @@ def _lone_joins(index: GalleryIndex, records: list[Record], vectors: np.ndarray,
             continue
         b = best(x, lambda b: pixel_evidence(thumbs[ids[x]], thumbs[ids[b]], config.match), config.lone_pixels) \
             if config.lone_pixels > 0 else None
-        if b is not None and (config.edges <= 0 or pixel_evidence(edges_of(x), edges_of(b), config.match) >= config.edges):
+        if b is not None and _confirmed(thumbs[ids[x]], thumbs[ids[b]], edges_of(x), edges_of(b), config):
             joins[x] = (b, "pixels", near[min(x, b), max(x, b)])
         elif config.outlines > 0 and colourless(thumbs[ids[x]], config.colourless):
             b = best(x, lambda b: pixel_evidence(edges_of(x), edges_of(b), config.outline_match), config.outlines)

@@ -92,6 +92,11 @@ BLANK_STD = 2.0
 #: drawing, a pencil sketch, a greyscale print); search and dedup then compare its edges.
 COLOURLESS = 2.0
 
+#: Share of a picture's grey gradient energy along its main axis under which the energy along the other
+#: axis makes it striped (:func:`bands`; many flags): a wide gap on the tuning split of ``bench dedup``
+#: (docs/benchmarks.md).
+STRIPED = 0.05
+
 #: Pictures whose :func:`match_picture` templates are kept (:func:`_templates`); a search service's
 #: thumbnails are the same objects from query to query. About 130 KB a picture at the default sizes.
 TEMPLATE_CACHE = 256
@@ -473,6 +478,26 @@ def colourless(image: Image.Image, level: float = COLOURLESS) -> bool:
     """True when ``image`` (any mode) has no colour: its mean HSV saturation (0-255) at 64 px is under ``level``."""
     small = np.asarray(image.convert("RGB").resize((64, 64), Image.BICUBIC, reducing_gap=REDUCING_GAP).convert("HSV"))
     return float(small[..., 1].mean()) < level
+
+
+def bands(image: Image.Image, level: float = STRIPED) -> int:
+    """How many bands ``image`` (any mode; transparency on white) is made of when it changes along one axis
+    only (horizontal or vertical stripes: its grey's squared differences across one axis sum to under
+    ``level`` of those across the other), else 0. A band ends where its colour profile steps by more than
+    a quarter of its largest step (an antialiased edge or a sketch's line: one step). Any window of a
+    striped picture lines up with a crop of another with fewer bands (Poland's flag inside Serbia and
+    Montenegro's), so the number of bands tells them apart where pixels cannot."""
+    from semcopy_lib.data.loading import to_rgb
+
+    rgb = np.asarray(to_rgb(image), np.float32)
+    grey = rgb.mean(axis=2)
+    across, down = float((np.diff(grey, axis=1) ** 2).sum()), float((np.diff(grey, axis=0) ** 2).sum())
+    if not min(across, down) < level * max(across, down):
+        return 0
+    profile = rgb.mean(axis=1) if across < down else rgb.mean(axis=0)  # (length, 3) along the changing axis
+    step = np.abs(np.diff(profile, axis=0)).max(axis=1)
+    change = step > 0.25 * step.max()
+    return 1 + int(change[0]) + int(np.count_nonzero(change[1:] & ~change[:-1]))
 
 
 def small_edge_map(image: Image.Image) -> Image.Image:
