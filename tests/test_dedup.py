@@ -462,3 +462,24 @@ def test_bench_gallery_uses_one_picture_of_a_left_and_right_pair():
     top.paste((0, 0, 0), (0, 0, 64, 32))  # black top half: another picture
     kept = _distinct_pictures([("left", left), ("right", right), ("top", top)], 3)
     assert [name for name, _ in kept] == ["left", "top"]
+
+
+def test_pixel_evidence_worked_out_picture_by_picture_is_the_pairs_own():
+    from semcopy_lib.app.dedup import _evidence
+    from semcopy_lib.segment.template import pixel_evidence
+
+    # a marked disc cut out (transparent around), its crop on white, its mirror image, a flag; every pair
+    from PIL import ImageDraw
+
+    marked = _marked_disc([(60, 128, 196, 128), (128, 60, 140, 196)])
+    round_mask = Image.new("L", marked.size, 0)
+    ImageDraw.Draw(round_mask).ellipse((0, 0, 255, 255), fill=255)
+    disc = marked.convert("RGBA")
+    disc.putalpha(round_mask)
+    pictures = {0: disc, 1: marked.crop((30, 20, 230, 240)), 2: ImageOps.mirror(disc),
+                3: _flag(["#1030c0", "white", "#d01010"])}
+    pictures = {k: p.resize((96, 96)) for k, p in pictures.items()}
+    pairs = [(i, j) for i in range(4) for j in range(i + 1, 4)]
+    found = _evidence(pairs, pictures, DEDUP.match)
+    assert found == {(i, j): pixel_evidence(pictures[i], pictures[j], DEDUP.match) for i, j in pairs}
+    assert found[0, 2] > 0.99 and found[0, 3] < DEDUP.verify  # the mirror image lines up, the flag does not

@@ -29,9 +29,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 from PIL import Image
@@ -42,7 +43,7 @@ from semcopy_lib.data.boxes import Box
 from semcopy_lib.index import GalleryIndex, Record
 from semcopy_lib.segment import scale_box
 from semcopy_lib.segment.template import (COLOURLESS, STRIPED, THUMB_SIDE, TemplateConfig, bands, checked_thumbnails,
-                                          colourless, pixel_evidence, read_thumbnails, small_edge_map)
+                                          colourless, found_in, pixel_evidence, read_thumbnails, small_edge_map)
 
 METHODS = ("keeper", "components")
 LEVELS = ("copy", "subject")
@@ -256,6 +257,31 @@ def _confirmed(a: Image.Image, b: Image.Image, a_edges: Image.Image | Callable[[
     return pixel_evidence(a_edges, b_edges, config.match) >= config.edges
 
 
+def _evidence(pairs: Iterable[tuple[int, int]], pictures: Mapping[int, Image.Image], config: TemplateConfig,
+              progress: bool = False, desc: str = "pixel checks") -> dict[tuple[int, int], float]:
+    """{(i, j): :func:`pixel_evidence` of ``pictures[i]`` and ``pictures[j]``} for ``pairs`` (i < j), the same
+    values, worked out picture by picture: each is looked for (:func:`found_in`) inside all its partners
+    in turn, so that its templates are made once, not at every pair (most of a pair's cost), and pictures
+    go to worker threads (OpenCV and Pillow let go of the GIL)."""
+    partners: dict[int, list[int]] = {}
+    for i, j in pairs:
+        partners.setdefault(i, []).append(j)
+        partners.setdefault(j, []).append(i)
+    shown = {k: to_rgb(pictures[k]) for k in partners}  # each query's composite on white, once
+
+    def inside_partners(p: int) -> list[float]:
+        return [found_in(pictures[p], shown[q], config) for q in partners[p]]
+
+    evidence: dict[tuple[int, int], float] = {}
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        found = pool.map(inside_partners, partners)
+        for p, values in tqdm(zip(partners, found), total=len(partners), desc=desc, unit="picture", disable=not progress):
+            for q, value in zip(partners[p], values):
+                key = (min(p, q), max(p, q))
+                evidence[key] = max(evidence.get(key, -1.0), value)
+    return evidence
+
+
 def _verified(index: GalleryIndex, pairs: dict[tuple[int, int], float], records: list[Record], config: DedupConfig,
               progress: bool, through: dict[tuple[int, int], tuple[int, Box]] | None = None,
               pictures: _HeldPictures | None = None) -> dict[tuple[int, int], float]:
@@ -278,8 +304,12 @@ def _verified(index: GalleryIndex, pairs: dict[tuple[int, int], float], records:
             edge_maps[gallery_id] = small_edge_map(picture)
         return edge_maps[gallery_id]
 
+    plain = [pair for pair in pairs if pair not in through
+             and all(records[k].gallery_id in thumbs for k in pair)]
+    evidence = _evidence(plain, {k: thumbs[records[k].gallery_id] for pair in plain for k in pair}, config.match,
+                         progress)
     kept = {}
-    for (i, j), score in tqdm(pairs.items(), desc="pixel checks", unit="pair", disable=not progress):
+    for (i, j), score in pairs.items():
         a, b = thumbs.get(records[i].gallery_id), thumbs.get(records[j].gallery_id)
         holder = None
         if a is not None and b is not None and (i, j) in through:
@@ -288,7 +318,7 @@ def _verified(index: GalleryIndex, pairs: dict[tuple[int, int], float], records:
             a, b = (held, b) if holder == i else (a, held)
         if a is None or b is None:
             kept[(i, j)] = score
-        elif pixel_evidence(a, b, config.match) >= config.verify and _confirmed(
+        elif (evidence[(i, j)] if holder is None else pixel_evidence(a, b, config.match)) >= config.verify and _confirmed(
                 a, b, lambda: edges_of(i, a, holder == i), lambda: edges_of(j, b, holder == j), config) and (
                 holder is not None or pictures is None or pictures.agree(records[i], records[j], thumbs, config)):
             kept[(i, j)] = score
@@ -316,30 +346,37 @@ def _lone_joins(index: GalleryIndex, records: list[Record], vectors: np.ndarray,
                 if x in lone:
                     candidates.setdefault(x, []).append(b)
     thumbs = read_thumbnails(index.thumbs({ids[i] for x, found in candidates.items() for i in (x, *found)}))
+    pictures = {i: thumbs[ids[i]] for x, found in candidates.items() for i in (x, *found) if ids[i] in thumbs}
     edges: dict[int, Image.Image] = {}
 
     def edges_of(i: int) -> Image.Image:
         if i not in edges:
-            edges[i] = small_edge_map(thumbs[ids[i]])
+            edges[i] = small_edge_map(pictures[i])
         return edges[i]
 
-    def best(x: int, evidence: Callable[[int], float], at_least: float) -> int | None:
-        scored = {b: evidence(b) for b in candidates[x] if ids[b] in thumbs}
+    def asked(xs: Iterable[int]) -> list[tuple[int, int]]:
+        return sorted({(min(x, b), max(x, b)) for x in xs for b in candidates[x] if b in pictures})
+
+    def best(x: int, evidence: Mapping[tuple[int, int], float], at_least: float) -> int | None:
+        scored = {b: evidence[min(x, b), max(x, b)] for b in candidates[x] if b in pictures}
         top = max(scored, key=scored.__getitem__, default=None)
         return top if top is not None and scored[top] >= at_least else None
 
-    joins = {}
-    for x in tqdm(sorted(candidates), desc="lone images", unit="img", disable=not progress):
-        if ids[x] not in thumbs:
-            continue
-        b = best(x, lambda b: pixel_evidence(thumbs[ids[x]], thumbs[ids[b]], config.match), config.lone_pixels) \
-            if config.lone_pixels > 0 else None
-        if b is not None and _confirmed(thumbs[ids[x]], thumbs[ids[b]], edges_of(x), edges_of(b), config):
+    lone = [x for x in sorted(candidates) if x in pictures]
+    pixels = _evidence(asked(lone), pictures, config.match, progress, "lone images") if config.lone_pixels > 0 else {}
+    joins, sketches = {}, []
+    for x in lone:
+        b = best(x, pixels, config.lone_pixels) if config.lone_pixels > 0 else None
+        if b is not None and _confirmed(pictures[x], pictures[b], edges_of(x), edges_of(b), config):
             joins[x] = (b, "pixels", near[min(x, b), max(x, b)])
-        elif config.outlines > 0 and colourless(thumbs[ids[x]], config.colourless):
-            b = best(x, lambda b: pixel_evidence(edges_of(x), edges_of(b), config.outline_match), config.outlines)
-            if b is not None:
-                joins[x] = (b, "outlines", near[min(x, b), max(x, b)])
+        elif config.outlines > 0 and colourless(pictures[x], config.colourless):
+            sketches.append(x)
+    pairs = asked(sketches)
+    outlines = _evidence(pairs, {i: edges_of(i) for pair in pairs for i in pair}, config.outline_match)
+    for x in sketches:
+        b = best(x, outlines, config.outlines)
+        if b is not None:
+            joins[x] = (b, "outlines", near[min(x, b), max(x, b)])
     return joins
 
 

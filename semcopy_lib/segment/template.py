@@ -425,14 +425,19 @@ def match_crop(query: Image.Image, picture: Image.Image, config: TemplateConfig 
 
 def pixel_evidence(a: Image.Image, b: Image.Image, config: TemplateConfig) -> float:
     """How well one picture's pixels are found in the other (either way round, and mirrored): the best
-    correlation of :func:`match_picture` over the four, in [-1, 1]. Both are small (thumbnails)."""
+    correlation of :func:`match_picture` over the four, in [-1, 1], i.e. the better of
+    :func:`found_in` both ways. Both are small (thumbnails)."""
+    return max(found_in(b, a, config), found_in(a, b, config))
+
+
+def found_in(picture: Image.Image, query: Image.Image, config: TemplateConfig) -> float:
+    """How well ``picture`` (upright or mirrored) is found anywhere in ``query`` (any mode; a thumbnail):
+    the better correlation of :func:`match_picture` of the two, in [-1, 1]. Comparing one picture with
+    many queries in a row makes its templates once (:func:`_templates`)."""
     from semcopy_lib.data.loading import to_rgb
 
-    best = -1.0
-    for query, picture in ((a, b), (b, a), (a, _mirrored(b)), (b, _mirrored(a))):
-        rgb = to_rgb(query)
-        best = max(best, match_picture(rgb, (0, 0, *rgb.size), picture, config)[0])
-    return best
+    rgb = to_rgb(query)
+    return max(match_picture(rgb, (0, 0, *rgb.size), shown, config)[0] for shown in (picture, _mirrored(picture)))
 
 
 def edges_near(query: Image.Image, box: Box, picture_edges: Image.Image, config: TemplateConfig) -> float:
