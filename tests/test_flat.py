@@ -40,7 +40,7 @@ def test_near_ties_within_bf16_error_are_rescanned_and_still_exact():
     # 6000 vectors whose scores against the base all lie within a few 1e-4: bf16 cannot rank them
     vectors = unit(base + 3e-3 * rng.normal(size=(6000, 64)))
     scan = FlatScan(vectors, screen=True, device="cpu")
-    queries = np.repeat(base, 2, axis=0)  # two queries: one alone is never screened
+    queries = np.repeat(base, 2, axis=0)
     scores, rows = scan.search(queries, 10)
     want_scores, want_rows = exact(queries, vectors, 10)
     # ranks 10 and 11 differ by one float32 unit (6e-8), which CPU kernels sum differently (seen on an
@@ -70,6 +70,9 @@ def test_a_cluster_of_near_ties_widens_the_candidates_without_a_full_rescan():
     np.testing.assert_allclose(scores, want_scores, atol=1e-6)
     assert (scan.widened, scan.rescans) == (2, 0)
     assert rows.min() >= 5600  # the top 10 are in the cluster
+    alone = FlatScan(vectors, screen=True, device="cpu")  # a query searched on its own is screened too
+    np.testing.assert_array_equal(alone.search(base[:1], 10)[1], rows[:1])
+    assert (alone.widened, alone.rescans) == (1, 0)
 
 
 def test_widened_rescanned_and_vouched_queries_in_one_search_each_get_float32s_answer():
@@ -91,13 +94,6 @@ def test_widened_rescanned_and_vouched_queries_in_one_search_each_get_float32s_a
     np.testing.assert_allclose(scores, exact(queries, vectors, 10)[0], atol=1e-6)
     assert (scan.widened, scan.rescans) == (1, 1)
     assert rows[0, 0] == 0 and (rows[1] >= 3000).all() and (rows[1] < 3400).all() and (rows[2] >= 3400).all()
-
-
-def test_a_single_query_is_scanned_in_float32_without_the_bf16_copy():
-    vectors = unit(np.random.default_rng(6).normal(size=(5000, 32)))
-    scan = FlatScan(vectors, screen=True, device="cpu")
-    scores, rows = scan.search(vectors[7:8], 5)
-    assert rows[0, 0] == 7 and scan._coarse is None  # no bf16 copy made: one query reads float32 as fast
 
 
 def adversarial(dim: int, traps: int, up: list[bool], flips: list[bool], fillers: int) -> tuple[np.ndarray, np.ndarray]:

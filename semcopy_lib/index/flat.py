@@ -9,8 +9,8 @@ candidates, so only rows whose bf16 score reaches (that score - the bound) can b
 When rows outside the candidates do (a gallery's many near-copies of one picture), they are scored in
 float32 too; only when they are a large share of all rows is the query scanned whole in float32.
 (Rows whose float32 scores tie to the last bit may come in either order: float32 sums differ by a
-unit between CPU kernels.) A single query is not screened: its float32 pass costs about what the
-screen and its re-scoring do.
+unit between CPU kernels.) A single query is screened too: about as fast as its float32 pass on an
+Intel Xeon with AMX, 30 % faster on an AMD EPYC with AVX512-BF16 (``docs/benchmarks.md``).
 
 Without screening the CPU computes ``vectors @ q.T`` (N, Q), not ``q @ vectors.T``: the same float32
 products, which the MKL in PyTorch's CPU wheels runs faster in that form on AMD CPUs when Q is a
@@ -43,9 +43,6 @@ def bf16_error(dim: int) -> float:
 
 #: Below this many vectors the float32 pass is cheap enough on its own.
 SCREEN_MIN = 4096
-#: Below this many queries too: bf16 halves the bytes read, but one query's float32 pass is about as
-#: fast as the screen with its re-scoring.
-SCREEN_MIN_QUERIES = 2
 #: A query whose widened candidates exceed 1/WIDEN_MAX of the rows is scanned whole in float32.
 WIDEN_MAX = 4
 
@@ -103,7 +100,7 @@ class FlatScan:
                 scores, rows = torch.topk(q.to(self.device) @ self._on_device.T, n, dim=1)
                 return scores.cpu().numpy(), rows.cpu().numpy()
             m = min(len(self.vectors), 2 * n + 64)  # deep enough that most queries need no more
-            if not self.screen or m >= len(self.vectors) or len(q) < SCREEN_MIN_QUERIES:
+            if not self.screen or m >= len(self.vectors):
                 scores, rows = _top_rows(q, self.vectors, n)
                 return scores.numpy(), rows.numpy()
             if self._coarse is None:
