@@ -427,6 +427,24 @@ def test_a_page_groups_with_the_picture_it_holds_which_is_kept(page_gallery):
     assert whole < 0.635 <= page.score  # the page as a whole is no copy: the picture it holds is
 
 
+def test_a_picture_is_kept_before_a_page_that_shows_it_enlarged(gallery_dir, tmp_path):
+    from semcopy_lib.data import compose
+
+    # the 256-px photo, and a screenshot showing it enlarged (from 600 px): the page holds the larger
+    # picture, the photo's file is the one to keep; the group is the same either way
+    gallery = tmp_path / "gallery"
+    shutil.copytree(gallery_dir, gallery)
+    photo = Image.open(gallery / "animals" / "img03.png").convert("RGB")
+    shot, box = compose.page(photo.resize((600, 600 * photo.height // photo.width)), random.Random(1), dark=False)
+    shot.save(gallery / "food" / "page.png")
+    assert box[2] * box[3] > photo.width * photo.height
+    index, _ = build_index(gallery, tmp_path / "idx", progress=False)
+    [group] = find_duplicates(index, 0.635)
+    assert group.keeper.gallery_id == "animals/img03.png"
+    assert [m.gallery_id for m in group.members] == ["animals/img03.png", "food/page.png"]
+    assert group.members[1].score >= 0.635  # its held picture's score with the photo
+
+
 def test_a_held_picture_is_cut_from_the_page_file_or_else_from_its_thumbnail(tmp_path):
     from semcopy_lib.app.dedup import _held_picture
     from semcopy_lib.index import GalleryIndex, Record

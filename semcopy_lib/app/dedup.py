@@ -18,7 +18,9 @@ Nodes are grouped by one of two rules:
 
 A group's keeper is its largest picture (pixels; a page or collage counts the largest picture it
 holds), then the oldest file, then the first id: the copy with the most information, and the one most
-likely to be the original.
+likely to be the original. A page or collage that groups copies of a picture around itself hands the
+name of keeper to the best of them that is a picture on its own (a page may show a picture enlarged
+past its file).
 
 A page or collage is matched by the pictures it holds: the index keeps a vector of each
 (:func:`held_pictures`), and a pair found through one is checked on that picture's pixels.
@@ -428,6 +430,7 @@ def find_duplicates(index: GalleryIndex, threshold: float, level: str = "copy", 
             linked.setdefault(b, {})[a] = max(linked.get(b, {}).get(a, -1.0), score)
     reps = sorted(nodes, key=rank.__getitem__)
     clusters = _keeper_clusters(reps, linked) if method == "keeper" else _components(reps, linked, rank)
+    clusters = [_plain_keeper(keeper, taken, lambda n: ids[n] in largest, rank) for keeper, taken in clusters]
     # an image alone by now joins the group its pixels or outlines put it in (never as a keeper, nor taking
     # others in: a close crop or a sketch is made from its picture), or starts one with that picture
     alone = [keeper for keeper, taken in clusters if not taken and len(nodes[keeper]) == 1]
@@ -478,6 +481,21 @@ def _keeper_clusters(reps: list[int], linked: dict[int, dict[int, float]]) -> li
         taken.update(mine)
         clusters.append((rep, mine))
     return clusters
+
+
+def _plain_keeper(keeper: int, taken: list[int], holds: Callable[[int], bool],
+                  rank: Mapping[int, int]) -> tuple[int, list[int]]:
+    """``(keeper, taken)`` of a group, its keeper named anew when it holds pictures (a page or collage,
+    ``holds``) and another member does not: the best ranked of those. A page shows pictures made
+    elsewhere and may show one enlarged past its file, and the keeper is the file to keep; the members
+    stay those the keeper order grouped (the page's picture is what links them)."""
+    if not holds(keeper):
+        return keeper, taken
+    plain = [b for b in taken if not holds(b)]
+    if not plain:
+        return keeper, taken
+    best = min(plain, key=rank.__getitem__)
+    return best, [keeper, *(b for b in taken if b != best)]
 
 
 def _components(reps: list[int], linked: dict[int, dict[int, float]], rank: dict[int, int]) -> list[tuple[int, list[int]]]:
