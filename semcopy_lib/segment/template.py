@@ -97,6 +97,10 @@ COLOURLESS = 2.0
 #: (docs/benchmarks.md).
 STRIPED = 0.05
 
+#: Queries whose :func:`match_crop` template is kept (:func:`_crop_template`): a search's batch of
+#: queries, each checked against its first hits' pictures (a template is 40 px: 20 KB).
+CROP_QUERIES = 64
+
 #: Pictures whose :func:`match_picture` templates are kept (:func:`_templates`); a search service's
 #: thumbnails are the same objects from query to query. About 130 KB a picture at the default sizes.
 TEMPLATE_CACHE = 256
@@ -400,12 +404,9 @@ def match_crop(query: Image.Image, picture: Image.Image, config: TemplateConfig 
 
     from semcopy_lib.data.loading import to_rgb
 
-    f = config.crop_side / max(query.size)
-    small = query.convert("RGB").resize((max(4, round(query.width * f)), max(4, round(query.height * f))), Image.BILINEAR)
-    template = np.asarray(small, np.float32)
-    best = -1.0
-    if float(template.std(axis=(0, 1)).max()) < BLANK_STD:  # over the pixels, a colour at a time
-        return best  # a blank query correlates with nothing (OpenCV calls a flat template a perfect match)
+    template = _crop_template(query, config.crop_side)
+    if template is None:
+        return -1.0
 
     def at(share: float) -> tuple[float, None] | None:  # the best correlation with the query covering ``share``
         if share <= 0:
@@ -421,6 +422,40 @@ def match_crop(query: Image.Image, picture: Image.Image, config: TemplateConfig 
     # the larger share first: of equal correlations, the share where the query covers more of the picture is kept
     found = halving_search(at, sorted(config.crop_shares, reverse=True), config.crop_refine)
     return found[0] if found is not None else -1.0
+
+
+_CROP_TEMPLATES: OrderedDict[tuple[int, int], tuple[weakref.ref, np.ndarray | None]] = OrderedDict()
+
+
+def _crop_template(query: Image.Image, side: int) -> np.ndarray | None:
+    """:func:`match_crop`'s template of ``query``: (h, w, 3) float32 with the longer side ``side``, or None
+    for a blank query (it correlates with nothing; OpenCV calls a flat template a perfect match). Kept
+    while ``query`` lives, for the queries used last: a query is looked for in several hits' pictures, and
+    shrinking a large one is most of a check. ``query`` must not be changed in place afterwards."""
+    key = (id(query), side)
+    with _TEMPLATES_LOCK:
+        kept = _CROP_TEMPLATES.get(key)
+        if kept is not None and kept[0]() is query:
+            _CROP_TEMPLATES.move_to_end(key)
+            return kept[1]
+    f = side / max(query.size)
+    small = query.convert("RGB").resize((max(4, round(query.width * f)), max(4, round(query.height * f))), Image.BILINEAR)
+    template = np.asarray(small, np.float32)
+    if float(template.std(axis=(0, 1)).max()) < BLANK_STD:  # over the pixels, a colour at a time
+        template = None
+    with _TEMPLATES_LOCK:
+        _CROP_TEMPLATES[key] = (weakref.ref(query, lambda _, key=key: _forget_crop(key)), template)
+        while len(_CROP_TEMPLATES) > CROP_QUERIES:
+            _CROP_TEMPLATES.popitem(last=False)
+    return template
+
+
+def _forget_crop(key: tuple[int, int]) -> None:
+    """Drop a dead query's crop template (a weak reference's callback)."""
+    with _TEMPLATES_LOCK:
+        kept = _CROP_TEMPLATES.get(key)
+        if kept is not None and kept[0]() is None:
+            del _CROP_TEMPLATES[key]
 
 
 def pixel_evidence(a: Image.Image, b: Image.Image, config: TemplateConfig) -> float:
