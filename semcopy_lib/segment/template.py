@@ -524,7 +524,7 @@ def bands(image: Image.Image, level: float = STRIPED) -> int:
     """How many bands ``image`` (any mode; transparency on white) is made of when it changes along one axis
     only (horizontal or vertical stripes: its grey's squared differences across one axis sum to under
     ``level`` of those across the other), else 0. A band ends where its colour profile steps by more than
-    a quarter of its largest step (an antialiased edge or a sketch's line: one step). Any window of a
+    a quarter of its largest step (an antialiased edge is one step, JPEG noise none). Any window of a
     striped picture lines up with a crop of another with fewer bands (Poland's flag inside Serbia and
     Montenegro's), so the number of bands tells them apart where pixels cannot."""
     from semcopy_lib.data.loading import to_rgb
