@@ -155,6 +155,34 @@ def test_look_alikes_whose_colours_line_up_but_not_their_edges_stay_apart(tmp_pa
     assert groups(edges=0) == {"marks/plus.png": {"marks/plus-copy.jpg", "marks/cross.png"}}
 
 
+def test_two_drawings_of_a_series_that_pass_each_check_just_stay_apart(tmp_path):
+    from PIL import ImageDraw
+
+    def arrow(up: bool) -> Image.Image:  # a white arrow in a red square, pointing up or down
+        image = Image.new("RGB", (256, 256), "white")
+        draw = ImageDraw.Draw(image)
+        draw.rectangle((8, 8, 247, 247), fill=(230, 0, 0))
+        draw.rectangle((16, 16, 239, 239), outline="white", width=4)
+        points = [(128, 40), (193, 130), (153, 130), (153, 215), (103, 215), (103, 130), (63, 130)]
+        draw.polygon(points if up else [(x, 256 - y) for x, y in points], fill="white")
+        return image
+
+    # up and down line up at 0.81 in colour and 0.74 in edges (each over its bar, 1.54 together); the
+    # JPEG copy of the up arrow at 1.00 and 1.00
+    gallery = tmp_path / "gallery" / "arrows"
+    gallery.mkdir(parents=True)
+    arrow(True).save(gallery / "up.png")
+    arrow(True).save(gallery / "up-copy.jpg", quality=70)
+    arrow(False).save(gallery / "down.png")
+    index, _ = build_index(tmp_path / "gallery", tmp_path / "idx", progress=False)
+
+    def groups(**config):
+        return [{m.gallery_id for m in g.members} for g in find_duplicates(index, 0.3, config=replace(DEDUP, **config))]
+
+    assert groups() == [{"arrows/up.png", "arrows/up-copy.jpg"}]
+    assert groups(together=0) == [{"arrows/up.png", "arrows/up-copy.jpg", "arrows/down.png"}]
+
+
 def test_a_lone_sketch_or_close_crop_joins_the_group_of_its_picture_by_its_outlines_or_pixels(tmp_path, capsys):
     from semcopy_lib.data.samples import sample_photo_files
     from semcopy_lib.data.synth import pencil_sketch

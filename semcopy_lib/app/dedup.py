@@ -86,6 +86,10 @@ class DedupConfig:
             whole picture; at a crop's sizes one speech bubble's outline lines up with part of another's).
         colourless: mean HSV saturation (0-255, at 64 px) under which an image has no colour
             (:func:`~semcopy_lib.segment.template.colourless`).
+        together: the least sum of the two correlations (``verify``'s and ``edges``') a pair needs: two
+            drawings of one series (an arrow pointing up and one pointing down in the same red square)
+            reach both bars just, a copy both well. The highest value before true pairs go on the
+            tuning galleries of ``bench dedup``, seeds 0-2 (docs/benchmarks.md); 0: none.
         striped: share of gradient energy under which an image is made of bands
             (:func:`~semcopy_lib.segment.template.bands`): two striped images are copies only with as many
             bands (a two-band flag lines up with a crop of a three-band one); 0: not checked.
@@ -103,6 +107,7 @@ class DedupConfig:
     outline_match: TemplateConfig = field(default_factory=lambda: TemplateConfig(work_side=64, scales=(1.0,), halvings=0))
     colourless: float = COLOURLESS
     striped: float = STRIPED
+    together: float = 1.65
 
 
 DEDUP = DedupConfig()
@@ -242,21 +247,24 @@ class _HeldPictures:
             if r.gallery_id not in self.cut:
                 pictures = [_held_picture(self.index, r, box, thumbs[r.gallery_id]) for box in self.holds[r.gallery_id]]
                 self.cut[r.gallery_id] = [(p, small_edge_map(p)) for p in pictures]
-        return any(pixel_evidence(p, q, config.match) >= config.verify and _confirmed(p, q, pe, qe, config)
+        return any((pixels := pixel_evidence(p, q, config.match)) >= config.verify
+                   and _confirmed(p, q, pe, qe, config, pixels)
                    for p, pe in self.cut[a.gallery_id] for q, qe in self.cut[b.gallery_id])
 
 
 def _confirmed(a: Image.Image, b: Image.Image, a_edges: Image.Image | Callable[[], Image.Image],
-               b_edges: Image.Image | Callable[[], Image.Image], config: DedupConfig) -> bool:
-    """Whether thumbnails ``a`` and ``b``, whose pixels line up, are copies on the rest of the evidence:
-    as many bands when both are striped (:attr:`DedupConfig.striped`), and their edge maps (or the
-    callables that make them, only when needed) lined up at ``config.edges``."""
+               b_edges: Image.Image | Callable[[], Image.Image], config: DedupConfig, pixels: float) -> bool:
+    """Whether thumbnails ``a`` and ``b``, whose pixels line up at ``pixels``, are copies on the rest of the
+    evidence: as many bands when both are striped (:attr:`DedupConfig.striped`), and their edge maps (or
+    the callables that make them, only when needed) lined up at ``config.edges``, and at
+    ``config.together`` with ``pixels``."""
     if config.striped > 0 and 0 < bands(a, config.striped) != bands(b, config.striped) > 0:
         return False
     if config.edges <= 0:
         return True
     a_edges, b_edges = (e() if callable(e) else e for e in (a_edges, b_edges))
-    return pixel_evidence(a_edges, b_edges, config.match) >= config.edges
+    edges = pixel_evidence(a_edges, b_edges, config.match)
+    return edges >= config.edges and pixels + edges >= config.together
 
 
 def _evidence(pairs: Iterable[tuple[int, int]], pictures: Mapping[int, Image.Image], config: TemplateConfig,
@@ -320,8 +328,9 @@ def _verified(index: GalleryIndex, pairs: dict[tuple[int, int], float], records:
             a, b = (held, b) if holder == i else (a, held)
         if a is None or b is None:
             kept[(i, j)] = score
-        elif (evidence[(i, j)] if holder is None else pixel_evidence(a, b, config.match)) >= config.verify and _confirmed(
-                a, b, lambda: edges_of(i, a, holder == i), lambda: edges_of(j, b, holder == j), config) and (
+        elif (pixels := evidence[(i, j)] if holder is None else pixel_evidence(a, b, config.match)) >= config.verify \
+                and _confirmed(a, b, lambda: edges_of(i, a, holder == i), lambda: edges_of(j, b, holder == j), config,
+                               pixels) and (
                 holder is not None or pictures is None or pictures.agree(records[i], records[j], thumbs, config)):
             kept[(i, j)] = score
     return kept
@@ -369,7 +378,8 @@ def _lone_joins(index: GalleryIndex, records: list[Record], vectors: np.ndarray,
     joins, sketches = {}, []
     for x in lone:
         b = best(x, pixels, config.lone_pixels) if config.lone_pixels > 0 else None
-        if b is not None and _confirmed(pictures[x], pictures[b], edges_of(x), edges_of(b), config):
+        if b is not None and _confirmed(pictures[x], pictures[b], edges_of(x), edges_of(b), config,
+                                        pixels[min(x, b), max(x, b)]):
             joins[x] = (b, "pixels", near[min(x, b), max(x, b)])
         elif config.outlines > 0 and colourless(pictures[x], config.colourless):
             sketches.append(x)
