@@ -86,13 +86,13 @@ class DedupConfig:
             whole picture; at a crop's sizes one speech bubble's outline lines up with part of another's).
         colourless: mean HSV saturation (0-255, at 64 px) under which an image has no colour
             (:func:`~semcopy_lib.segment.template.colourless`).
+        striped: share of gradient energy under which an image is made of bands
+            (:func:`~semcopy_lib.segment.template.bands`): two striped images are copies only with as many
+            bands (a two-band flag lines up with a crop of a three-band one); 0: not checked.
         together: the least sum of the two correlations (``verify``'s and ``edges``') a pair needs: two
             drawings of one series (an arrow pointing up and one pointing down in the same red square)
             reach both bars just, a copy both well. The highest value before true pairs go on the
             tuning galleries of ``bench dedup``, seeds 0-2 (docs/benchmarks.md); 0: none.
-        striped: share of gradient energy under which an image is made of bands
-            (:func:`~semcopy_lib.segment.template.bands`): two striped images are copies only with as many
-            bands (a two-band flag lines up with a crop of a three-band one); 0: not checked.
     """
 
     neighbours: int = 32
