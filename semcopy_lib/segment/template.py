@@ -257,9 +257,36 @@ class _Template:
     colour: np.ndarray | None = None
 
 
-#: (the picture, weakly; its opaque pixels' box (left, top, right, bottom) or None; its templates) by key
-_TEMPLATES: OrderedDict[tuple, tuple[weakref.ref, tuple[int, int, int, int] | None, list[_Template | None]]] = OrderedDict()
+#: (the picture, weakly; (its opaque pixels' box (left, top, right, bottom) or None, its templates)) by key
+_TEMPLATES: OrderedDict[tuple, tuple[weakref.ref, tuple[tuple[int, int, int, int] | None, list[_Template | None]]]] = OrderedDict()
 _TEMPLATES_LOCK = threading.RLock()  # re-entrant: a picture's finalizer may run while the lock is held
+
+Kept = TypeVar("Kept")
+
+
+def _kept_while_alive(cache: OrderedDict, key, owner: object, make: Callable[[], Kept], limit: int) -> Kept:
+    """``make()``, kept in ``cache`` under ``key`` while ``owner`` lives (weakly: what ``make`` gives must not
+    hold ``owner``), for the ``limit`` keys used last: what is made from a thumbnail or a query once, for
+    the many comparisons it is in."""
+    with _TEMPLATES_LOCK:
+        kept = cache.get(key)
+        if kept is not None and kept[0]() is owner:
+            cache.move_to_end(key)
+            return kept[1]
+    value = make()
+    with _TEMPLATES_LOCK:
+        cache[key] = (weakref.ref(owner, lambda _, key=key: _forget(cache, key)), value)
+        while len(cache) > limit:
+            cache.popitem(last=False)
+    return value
+
+
+def _forget(cache: OrderedDict, key) -> None:
+    """Drop what was kept for a dead owner (a weak reference's callback)."""
+    with _TEMPLATES_LOCK:
+        kept = cache.get(key)
+        if kept is not None and kept[0]() is None:
+            del cache[key]
 
 
 def _halving_steps(scales: tuple[float, ...], best: float, halvings: int) -> list[float]:
@@ -277,21 +304,15 @@ def _templates(picture: Image.Image, config: TemplateConfig) -> tuple[tuple[int,
     used last while each lives: the same thumbnail is checked against query after query. ``picture`` must
     not be changed in place afterwards."""
     key = (id(picture), picture.size, picture.mode, config.work_side, config.scales, config.opaque, config.min_pixels)
-    with _TEMPLATES_LOCK:
-        kept = _TEMPLATES.get(key)
-        if kept is not None and kept[0]() is picture:
-            _TEMPLATES.move_to_end(key)
-            return kept[1], kept[2]
-    # the scales are the drawing's: a region's box bounds what shows, not a transparent margin
-    shown = (picture.getchannel("A").point(lambda a: 255 if a > config.opaque else 0).getbbox()
-             if "A" in picture.getbands() else None)
-    drawn = picture.crop(shown) if shown else picture
-    made = [_template(drawn, scale, config) for scale in config.scales]
-    with _TEMPLATES_LOCK:  # the box kept, not the cut picture: nothing here may hold ``picture`` alive
-        _TEMPLATES[key] = (weakref.ref(picture, lambda _, key=key: _forget(key)), shown, made)
-        while len(_TEMPLATES) > TEMPLATE_CACHE:
-            _TEMPLATES.popitem(last=False)
-    return shown, made
+
+    def made() -> tuple[tuple[int, int, int, int] | None, list[_Template | None]]:
+        # the scales are the drawing's: a region's box bounds what shows, not a transparent margin
+        shown = (picture.getchannel("A").point(lambda a: 255 if a > config.opaque else 0).getbbox()
+                 if "A" in picture.getbands() else None)
+        drawn = picture.crop(shown) if shown else picture
+        return shown, [_template(drawn, scale, config) for scale in config.scales]  # the box, not the cut picture
+
+    return _kept_while_alive(_TEMPLATES, key, picture, made, TEMPLATE_CACHE)
 
 
 def _template(drawn: Image.Image, scale: float, config: TemplateConfig) -> _Template | None:
@@ -314,14 +335,6 @@ def _template(drawn: Image.Image, scale: float, config: TemplateConfig) -> _Temp
     return _Template(template, None if mask.all() else mask.astype(np.float32))
 
 
-def _forget(key: tuple) -> None:
-    """Drop a dead picture's templates (a weak reference's callback)."""
-    with _TEMPLATES_LOCK:
-        kept = _TEMPLATES.get(key)
-        if kept is not None and kept[0]() is None:
-            del _TEMPLATES[key]
-
-
 _MIRRORS: OrderedDict[int, tuple[weakref.ref, Image.Image]] = OrderedDict()
 
 
@@ -332,26 +345,7 @@ def _mirrored(picture: Image.Image) -> Image.Image:
     must not be changed in place afterwards."""
     from PIL import ImageOps
 
-    key = id(picture)
-    with _TEMPLATES_LOCK:
-        kept = _MIRRORS.get(key)
-        if kept is not None and kept[0]() is picture:
-            _MIRRORS.move_to_end(key)
-            return kept[1]
-    flipped = ImageOps.mirror(picture)
-    with _TEMPLATES_LOCK:
-        _MIRRORS[key] = (weakref.ref(picture, lambda _, key=key: _forget_mirror(key)), flipped)
-        while len(_MIRRORS) > TEMPLATE_CACHE:
-            _MIRRORS.popitem(last=False)
-    return flipped
-
-
-def _forget_mirror(key: int) -> None:
-    """Drop a dead picture's mirror image (a weak reference's callback)."""
-    with _TEMPLATES_LOCK:
-        kept = _MIRRORS.get(key)
-        if kept is not None and kept[0]() is None:
-            del _MIRRORS[key]
+    return _kept_while_alive(_MIRRORS, id(picture), picture, lambda: ImageOps.mirror(picture), TEMPLATE_CACHE)
 
 
 def _around(box: Box, size: tuple[int, int], margin: float) -> tuple[int, int, int, int]:
@@ -432,30 +426,15 @@ def _crop_template(query: Image.Image, side: int) -> np.ndarray | None:
     for a blank query (it correlates with nothing; OpenCV calls a flat template a perfect match). Kept
     while ``query`` lives, for the queries used last: a query is looked for in several hits' pictures, and
     shrinking a large one is most of a check. ``query`` must not be changed in place afterwards."""
-    key = (id(query), side)
-    with _TEMPLATES_LOCK:
-        kept = _CROP_TEMPLATES.get(key)
-        if kept is not None and kept[0]() is query:
-            _CROP_TEMPLATES.move_to_end(key)
-            return kept[1]
-    f = side / max(query.size)
-    small = query.convert("RGB").resize((max(4, round(query.width * f)), max(4, round(query.height * f))), Image.BILINEAR)
-    template = np.asarray(small, np.float32)
-    if float(template.std(axis=(0, 1)).max()) < BLANK_STD:  # over the pixels, a colour at a time
-        template = None
-    with _TEMPLATES_LOCK:
-        _CROP_TEMPLATES[key] = (weakref.ref(query, lambda _, key=key: _forget_crop(key)), template)
-        while len(_CROP_TEMPLATES) > CROP_QUERIES:
-            _CROP_TEMPLATES.popitem(last=False)
-    return template
 
+    def made() -> np.ndarray | None:
+        f = side / max(query.size)
+        small = query.convert("RGB").resize((max(4, round(query.width * f)), max(4, round(query.height * f))),
+                                            Image.BILINEAR)
+        template = np.asarray(small, np.float32)
+        return None if float(template.std(axis=(0, 1)).max()) < BLANK_STD else template  # a colour at a time
 
-def _forget_crop(key: tuple[int, int]) -> None:
-    """Drop a dead query's crop template (a weak reference's callback)."""
-    with _TEMPLATES_LOCK:
-        kept = _CROP_TEMPLATES.get(key)
-        if kept is not None and kept[0]() is None:
-            del _CROP_TEMPLATES[key]
+    return _kept_while_alive(_CROP_TEMPLATES, (id(query), side), query, made, CROP_QUERIES)
 
 
 def pixel_evidence(a: Image.Image, b: Image.Image, config: TemplateConfig) -> float:
