@@ -743,3 +743,24 @@ def test_bands_counts_the_stripes_of_a_striped_picture_and_nothing_else():
     assert bands(Image.open(jpeg)) == 3
     assert bands(drawing()) == 0  # outlines across both axes
     assert bands(Image.new("RGB", (96, 64), "white")) == 0  # nothing changes
+
+
+def test_a_picture_that_outlives_the_modules_names_leaves_no_error(monkeypatch):
+    """At exit Python clears a module's names, those starting with "_" first, and pictures still alive die
+    after: the cache's callback must not need those names (it printed "Exception ignored ... 'NoneType'
+    object is not callable" after a script's last search)."""
+    import gc
+    import sys
+
+    from semcopy_lib.segment import template
+
+    picture = Image.new("RGB", (40, 30), "red")
+    template._mirrored(picture)
+    key, cache = id(picture), template._MIRRORS
+    raised = []
+    monkeypatch.setattr(sys, "unraisablehook", raised.append)
+    for name in [name for name in vars(template) if name.startswith("_") and not name.startswith("__")]:
+        monkeypatch.setattr(template, name, None)
+    del picture
+    gc.collect()
+    assert raised == [] and key not in cache

@@ -275,18 +275,21 @@ def _kept_while_alive(cache: OrderedDict, key, owner: object, make: Callable[[],
             return kept[1]
     value = make()
     with _TEMPLATES_LOCK:
-        cache[key] = (weakref.ref(owner, lambda _, key=key: _forget(cache, key)), value)
+        cache[key] = (weakref.ref(owner, _forgetter(cache, key)), value)
         while len(cache) > limit:
             cache.popitem(last=False)
     return value
 
 
-def _forget(cache: OrderedDict, key) -> None:
-    """Drop what was kept for a dead owner (a weak reference's callback)."""
-    with _TEMPLATES_LOCK:
-        kept = cache.get(key)
-        if kept is not None and kept[0]() is None:
-            del cache[key]
+def _forgetter(cache: OrderedDict, key, lock=_TEMPLATES_LOCK) -> Callable[[weakref.ref], None]:
+    """A weak reference's callback that drops what was kept for its dead owner; it holds what it uses, as
+    it may run while the interpreter exits, after this module's names are cleared."""
+    def forget(_: weakref.ref) -> None:
+        with lock:
+            kept = cache.get(key)
+            if kept is not None and kept[0]() is None:
+                del cache[key]
+    return forget
 
 
 def _halving_steps(scales: tuple[float, ...], best: float, halvings: int) -> list[float]:
