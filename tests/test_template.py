@@ -764,3 +764,43 @@ def test_a_picture_that_outlives_the_modules_names_leaves_no_error(monkeypatch):
     del picture
     gc.collect()
     assert raised == [] and key not in cache
+
+
+def test_a_copys_picture_ranks_above_the_look_alikes_of_what_it_does_not_explain():
+    """A drawing pasted on a gallery photo: the photo (found inside, whole-image cosine 0.66) and the
+    residual part's first hit are the two sources; the part's second and later hits (other smileys of
+    a series) pass the photo only by the part's first."""
+    from semcopy_lib.query.verify import copy_before_alternatives
+
+    whole, part, other = (0, 0, 384, 303), (15, 0, 128, 125), (200, 150, 60, 60)
+    ranked = [SearchHit("smiley116.png", 0.85, None, "", part, "residual"),
+              SearchHit("smiley108.png", 0.80, None, "", part, "match"),  # verified in place: kind match
+              SearchHit("bottle.png", 0.79, None, "", other, "residual"),  # a second part's first hit
+              SearchHit("smiley100.png", 0.78, None, "", part, "residual"),
+              SearchHit("coins.png", 0.66, None, "", whole, "whole"),
+              SearchHit("gravel.png", 0.40, None, "", whole, "whole")]
+    parts = {"smiley116.png": part, "smiley108.png": part, "bottle.png": other, "smiley100.png": part}
+    moved = copy_before_alternatives(ranked, "coins.png", parts)
+    assert [h.gallery_id for h in moved] == ["smiley116.png", "coins.png", "smiley108.png", "bottle.png",
+                                              "smiley100.png", "gravel.png"]
+    assert moved[1].score == np.nextafter(0.80, 1.0) and moved[1].region_kind == "whole"
+    assert [h.score for h in moved[2:]] == [0.80, 0.79, 0.78, 0.40]  # the others keep theirs
+    assert copy_before_alternatives(ranked, None, parts) == ranked  # no copy found inside: as it was
+    above = [replace(ranked[4], score=0.9), *ranked[:4]]  # the photo already above the look-alikes: as it was
+    assert copy_before_alternatives(above, "coins.png", parts) == above
+
+
+def test_a_copy_found_inside_its_photo_is_lifted_above_a_residual_part_s_look_alikes(boot_twins, pasted):
+    """Through the pixel check of a copy: the copied picture is the whole-image hit the query was found
+    inside (``seen``), even when it is not among the hits checked."""
+    query, box, _, _ = pasted
+    query = query.copy()
+    query.info["original_size"] = query.size
+    whole = (0, 0, *query.size)
+    ranked = [SearchHit(f"boots/other{i}.jpg", 0.9 - 0.01 * i, "boots", "", box, "residual") for i in range(6)]
+    ranked += [SearchHit("boots/photo.jpg", 0.66, "boots", "", whole, "whole")]
+    verified = boot_twins._verified(query, ranked, copy=True, seen={"boots/photo.jpg": VERIFY_FROM + 0.2})
+    assert [h.gallery_id for h in verified][:3] == ["boots/other0.jpg", "boots/photo.jpg", "boots/other1.jpg"]
+    assert verified[1].score == np.nextafter(0.89, 1.0)
+    unseen = boot_twins._verified(query, ranked, copy=True, seen={"boots/photo.jpg": VERIFY_FROM - 0.1})
+    assert unseen[-1].gallery_id == "boots/photo.jpg"  # not found inside: no copy, nothing lifted

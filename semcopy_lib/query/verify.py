@@ -68,13 +68,15 @@ def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapp
     gallery picture) a whole-image hit is looked for the other way round, ``image`` inside its picture
     (:func:`~semcopy_lib.segment.template.match_crop`), and closes ``(c - start) / (1 - start)`` of its gap
     to 1 (an exact copy keeps its 1, no score passes it); a residual hit found in place closes that share
-    of its gap to ``copy_level``. Hits without a thumbnail in ``thumbs`` keep their score and box.
+    of its gap to ``copy_level``; and the copied picture ranks above its residual parts' look-alikes
+    (:func:`copy_before_alternatives`). Hits without a thumbnail in ``thumbs`` keep their score and box.
 
     Args:
         image: the query (RGB) at work size; ``image.info["original_size"]`` is its file's size (hits'
             boxes are in file pixels).
         thumbs: thumbnails by gallery id (:func:`~semcopy_lib.segment.template.read_thumbnails`).
-        seen: a copy's correlations with the pictures it was already looked for in (:func:`found_inside`).
+        seen: a copy's correlations with the pictures it was already looked for in (:func:`found_inside`);
+            the first whole-image hit found inside (over ``config.start``) is the copied picture.
         found_at: the boxes (file pixels, best first) of the other regions that found each gallery id: a
             picture not found around its hit's own region is looked for around the first
             ``config.elsewhere`` of them.
@@ -83,8 +85,12 @@ def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapp
             them; found, the card is a copy of it: the hit closes ``(c - start) / (1 - start)`` of its gap
             to ``copy_level`` and its box is the card's.
     """
+    parts = {hit.gallery_id: hit.query_box for hit in ranked if hit.region_kind == "residual"}
+    # the copy's picture: the first whole-image hit that the query was found inside
+    copied = next((h.gallery_id for h in ranked if h.region_kind == "whole"
+                   and (seen or {}).get(h.gallery_id, -1.0) > config.start), None) if copy else None
     if not top or not thumbs:
-        return ranked
+        return copy_before_alternatives(ranked, copied, parts)
     copy_level = copy_level or 1.0
     (ow, oh), (w, h) = image.info["original_size"], image.size
     scored = []
@@ -120,9 +126,33 @@ def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapp
     checked = {id(h) for h in top}
     rest = [h for h in ranked if id(h) not in checked]
     if copy:  # the residual hits checked beside a copy's first ones come right after them, found or not
-        return sorted(scored, key=lambda h: (-h.score, h.gallery_id)) + rest
+        return copy_before_alternatives(sorted(scored, key=lambda h: (-h.score, h.gallery_id)) + rest, copied, parts)
     # a bonus only raises scores: the first hits checked stay above the others, a card's hit takes its place
     return sorted(scored + rest, key=lambda h: (-h.score, h.gallery_id))
+
+
+def copy_before_alternatives(ranked: list[Hit], copied: str | None, parts: Mapping[str, Box]) -> list[Hit]:
+    """``ranked`` (a copy's hits, best first) with the copied picture ``copied`` (a gallery id) above every
+    hit that ``parts`` names except the first of each part: its score raised just over theirs.
+
+    The copy's picture is found in the query, so it is one of the query's sources; a part it does not
+    explain (``parts``: the gallery ids that residual parts found, by the part's box) holds one more,
+    whose look-alikes (the part's second and later hits) must not push it out of the first hits."""
+    if copied is None or not parts:
+        return ranked
+    firsts: set[Box] = set()
+    over = -np.inf  # the best score of a part's second or later hit
+    for hit in ranked:
+        if hit.gallery_id in parts and hit.gallery_id != copied:
+            box = parts[hit.gallery_id]
+            if box in firsts:
+                over = max(over, hit.score)
+            firsts.add(box)
+    at = next((i for i, h in enumerate(ranked) if h.gallery_id == copied), None)
+    if at is None or ranked[at].score > over:
+        return ranked
+    lifted = replace(ranked[at], score=float(np.nextafter(over, np.inf)))
+    return sorted([*ranked[:at], lifted, *ranked[at + 1:]], key=lambda h: (-h.score, h.gallery_id))
 
 
 def with_rest(ranked: list[Hit], found: list[tuple[Image.Image, list[Hit]]], thumbs: Mapping[str, Image.Image],
