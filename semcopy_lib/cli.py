@@ -227,7 +227,9 @@ def cmd_search(args: argparse.Namespace) -> int:
                if args.regions else SearchService(args.index, device=args.device, read_only=True))
     if args.encoder:
         service.index.check_encoder(args.encoder)
-    results = service.search(args.queries, k=args.k, batch_size=args.batch_size, regions=args.regions, vote=args.vote)
+    # more queries than one chunk take a while before the first result is printed: a bar on stderr
+    results = service.search(args.queries, k=args.k, batch_size=args.batch_size, regions=args.regions, vote=args.vote,
+                             progress=len(args.queries) > service.config.chunk)
     for result in results:
         if args.json:
             _print_json(search_json(result))
@@ -258,7 +260,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if not queries:
         raise CliError(f"{args.queries}: no query images found")
     service = SearchService(args.index, device=args.device, read_only=True)
-    results = service.search(queries, k=10, batch_size=args.batch_size)
+    results = service.search(queries, k=10, batch_size=args.batch_size, progress=len(queries) > service.config.chunk)
     # file names where they name one file; else paths below the folder, for every row (never a collision)
     names = [Path(q).relative_to(args.queries).as_posix() for q in queries]
     if len({Path(n).name for n in names}) == len(names):
@@ -526,6 +528,7 @@ def _generated_bench(args: argparse.Namespace, name: str, run) -> dict[str, Any]
     from semcopy_lib.app import SearchService
 
     service = SearchService(args.index, device=args.device)
+    service.progress = not args.json  # minutes of queries: each search's bar on stderr
     with tempfile.TemporaryDirectory() as tmp:
         row = run(service, args.images_dir, tmp)
     row.update(bench=name, gallery=len(service.index), encoder=service.index.encoder_name)
@@ -607,7 +610,7 @@ def cmd_bench_calibrate(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         samples = collect(args.index, args.images_dir, tmp, per_kind=args.n, n_copies=args.copies, seed=args.seed,
-                          split=args.split, device=args.device)
+                          split=args.split, device=args.device, progress=not args.json)
     try:
         merge, report = fit_merge(samples)
     except ValueError as exc:

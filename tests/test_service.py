@@ -28,6 +28,22 @@ def test_results_keep_input_order_across_chunks(service, gallery_dir, monkeypatc
         assert result.hits[0].score == pytest.approx(1.0, abs=1e-4)  # an exact copy scores 1
 
 
+def test_a_long_search_shows_its_queries_on_stderr(service, gallery_dir, monkeypatch, capsys):
+    """A bar counts the queries as each chunk is searched (benchmarks and long query lists run minutes);
+    none by default, and the results are the same either way."""
+    monkeypatch.setattr(service, "config", replace(service.config, chunk=2))
+    files = sorted(gallery_dir.rglob("*.png"))[:3]
+    quiet = service.search(files, k=1, regions=False)
+    assert capsys.readouterr().err == ""
+    shown = service.search(files, k=1, regions=False, progress=True)
+    err = capsys.readouterr().err
+    assert "searching" in err and "0/3 " in err and "3/3 " in err and "query" in err
+    assert [r.hits[0].gallery_id for r in shown] == [r.hits[0].gallery_id for r in quiet]
+    monkeypatch.setattr(service, "progress", True)  # what benchmarks set
+    service.search(files[:1], k=1, regions=False)
+    assert "1/1 " in capsys.readouterr().err
+
+
 def test_boxes_are_in_the_pixels_of_the_file(service, gallery_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(service, "config", replace(service.config, max_side=64))  # the query is analysed shrunk
     big = tmp_path / "big.png"

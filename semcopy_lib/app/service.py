@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence, Union
 
 import numpy as np
 from PIL import Image
+from tqdm.auto import tqdm
 
 from semcopy_lib.app.indexing import IndexReport, add_paths, encoder_for_index, index_files, query_config
 from semcopy_lib.app.results import QueryResult, SearchHit
@@ -61,6 +62,8 @@ class SearchService:
         self.detector = detector
         #: time spent per pipeline stage by this service's searches (``clock.reset()`` to start over)
         self.clock = StageClock()
+        #: whether :meth:`search` shows a progress bar (on stderr) when not told: benchmarks set it
+        self.progress = False
         self._thumbs: OrderedDict[bytes, Image.Image] = OrderedDict()  # decoded, by their PNG bytes
         self._thumbs_lock = threading.Lock()
         # what is loaded lives as long as the process: kept out of the cyclic collector's full passes,
@@ -86,6 +89,7 @@ class SearchService:
         batch_size: int = 32,
         regions: bool = True,
         vote: bool = True,
+        progress: bool | None = None,
     ) -> list[QueryResult]:
         """Search each query as its whole image plus its photo regions; one result per query, in order.
 
@@ -100,6 +104,7 @@ class SearchService:
                 matches at the encoder's ``copy_score``, and is found in that picture's pixels, gets no
                 regions (it is a copy, :meth:`_copies`).
             vote: re-rank by the class vote of the first hits (:func:`voted`; galleries with classes).
+            progress: a bar of the queries searched on stderr (default: :attr:`progress`).
 
         Returns:
             One :class:`QueryResult` per query; unreadable queries carry ``error`` and no hits.
@@ -108,10 +113,14 @@ class SearchService:
             os.fspath(q) if isinstance(q, (str, os.PathLike)) else f"query-{i}" for i, q in enumerate(queries)
         ]
         results = []
+        bar = tqdm(total=len(names), desc="searching", unit="query",
+                   disable=not (self.progress if progress is None else progress))
         # decoded queries are held only a chunk at a time, so a long query list has bounded memory
         for start in range(0, len(names), self.config.chunk):
             chunk = slice(start, start + self.config.chunk)
             results += self._search_chunk(list(queries[chunk]), names[chunk], k, batch_size, regions, vote)
+            bar.update(len(names[chunk]))
+        bar.close()
         return results
 
     def _search_chunk(

@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from semcopy_lib.app import SearchService
 from semcopy_lib.data import scan_images
@@ -52,9 +53,10 @@ class _Recording(SearchService):
 
 def collect(index_dir: os.PathLike | str, images_dir: os.PathLike | str, out_dir: os.PathLike | str,
             per_kind: int = 50, n_copies: int = 100, seed: int = 0, split: str = "tuning",
-            device: str | None = None) -> dict[str, list[tuple[float, bool]]]:
+            device: str | None = None, progress: bool = False) -> dict[str, list[tuple[float, bool]]]:
     """Per region kind, (cosine of the kind's best hit, whether it is right) for every query of
-    ``split``'s regions and copies benchmarks that the kind searched."""
+    ``split``'s regions and copies benchmarks that the kind searched (``progress``: a bar of the queries
+    searched on stderr)."""
     service = _Recording(index_dir, device=device)
     photos = background_photos(service, split)
     out = Path(out_dir)
@@ -65,6 +67,7 @@ def collect(index_dir: os.PathLike | str, images_dir: os.PathLike | str, out_dir
     wanted += [(q.path, q.relevant) for q in copies]
     samples: dict[str, list[tuple[float, bool]]] = {}
     chunk = service.config.chunk
+    bar = tqdm(total=len(wanted), desc="searching", unit="query", disable=not progress)
     for start in range(0, len(wanted), chunk):
         part = wanted[start : start + chunk]
         service.best.clear()
@@ -72,6 +75,8 @@ def collect(index_dir: os.PathLike | str, images_dir: os.PathLike | str, out_dir
         for result, (_, relevant) in zip(results, part):
             for kind, (score, gallery_id) in service.best.get(id(result), {}).items():
                 samples.setdefault(kind, []).append((score, gallery_id in relevant))
+        bar.update(len(part))
+    bar.close()
     return samples
 
 

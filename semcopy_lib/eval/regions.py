@@ -246,7 +246,7 @@ def run_regions_bench(service, images_dir, out_dir, per_kind: int = 50, seed: in
         queries = make_region_queries(images_dir, Path(out_dir) / split, per_kind, seed, backgrounds=photos, split=split)
         paths = [q.path for q in queries]
         timings, results = {}, {}
-        service.search(paths[:4], k=10, regions=True)  # warm up, so neither timing pays first-call costs
+        service.search(paths[:4], k=10, regions=True, progress=False)  # warm up, so neither timing pays first-call costs
         for regions in (False, True):
             start = time.perf_counter()
             results[regions] = service.search(paths, k=10, regions=regions)
