@@ -804,3 +804,17 @@ def test_a_copy_found_inside_its_photo_is_lifted_above_a_residual_part_s_look_al
     assert verified[1].score == np.nextafter(0.89, 1.0)
     unseen = boot_twins._verified(query, ranked, copy=True, seen={"boots/photo.jpg": VERIFY_FROM - 0.1})
     assert unseen[-1].gallery_id == "boots/photo.jpg"  # not found inside: no copy, nothing lifted
+
+
+def test_a_photo_found_by_a_part_is_lifted_above_the_look_alikes_of_what_it_does_not_explain(boot_twins, pasted):
+    """A single picture whose part found a gallery photo that the whole query aligns with (``copied``):
+    the same rule as for a copy, though the query is not one."""
+    query, box, _, _ = pasted
+    query = query.copy()
+    query.info["original_size"] = query.size
+    ranked = [SearchHit(f"boots/other{i}.jpg", 0.9 - 0.01 * i, "boots", "", box, "residual") for i in range(6)]
+    ranked += [SearchHit("boots/photo.jpg", 0.66, "boots", "", (0, 0, 40, 40), "window")]
+    verified = boot_twins._verified(query, ranked, copied="boots/photo.jpg")
+    assert [h.gallery_id for h in verified][:3] == ["boots/other0.jpg", "boots/photo.jpg", "boots/other1.jpg"]
+    assert verified[1].region_kind == "window" and verified[1].score == np.nextafter(0.89, 1.0)
+    assert boot_twins._verified(query, ranked)[-1].gallery_id == "boots/photo.jpg"  # not known: as it was

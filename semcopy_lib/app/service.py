@@ -157,6 +157,7 @@ class SearchService:
         copies: dict[int, Image.Image] = {}  # queries whose whole image matched at copy level, by id(result)
         seen: dict[int, dict[str, float]] = {}  # a copy's correlations with its first hits' pictures, by id(result)
         upright: dict[int, dict[Box, Image.Image]] = {}  # regions searched turned upright, their pixels by box, by id(result)
+        shown: dict[int, str] = {}  # the picture a single picture aligns with, found by a part, by id(result)
         if regions:
             # a query whose whole image matches at copy level, and is found in that picture, is that
             # picture: no regions needed
@@ -194,6 +195,7 @@ class SearchService:
                         and hits[0].score >= copy and (id(r) not in best_part or hits[0].score > best_part[id(r)][2].score)):
                     best_part[id(r)] = (r, None, hits[0])
             copied += best_part.values()
+            shown = {key: hit.gallery_id for key, (_, _, hit) in best_part.items()}
             with self.clock.time("verify"):
                 thumbs = self._thumbnails({hit.gallery_id for _, _, hit in copied})
             with self.clock.time("propose"):  # for what a copy adds to its picture: read when it is asked for
@@ -244,7 +246,8 @@ class SearchService:
                     boxes = {gid: [box for _, box in sorted(found, key=lambda f: -f[0])]
                              for gid, found in found_at.get(id(result), {}).items()}
                     ranked = self._verified((copies if copy_of else verify)[id(result)], ranked, copy=copy_of,
-                                            seen=seen.get(id(result)), found_at=boxes, cards=cards_of.get(id(result)))
+                                            seen=seen.get(id(result)), found_at=boxes, cards=cards_of.get(id(result)),
+                                            copied=shown.get(id(result)))
             ranked_of[id(result)] = ranked
         # a single picture in which a gallery picture was found pasted: the rest of it is searched too (the
         # photo it was pasted on, when that photo is a gallery picture as well)
@@ -332,15 +335,17 @@ class SearchService:
     def _verified(self, image: Image.Image, ranked: list[SearchHit], copy: bool = False,
                   seen: dict[str, float] | None = None,
                   found_at: dict[str, list[Box]] | None = None,
-                  cards: dict[str, list[tuple[Box, Image.Image]]] | None = None) -> list[SearchHit]:
+                  cards: dict[str, list[tuple[Box, Image.Image]]] | None = None,
+                  copied: str | None = None) -> list[SearchHit]:
         """``ranked`` re-scored by pixel evidence (:func:`~semcopy_lib.query.verify.verified`), with the
         thumbnails of the hits it checks (``seen``: a copy's correlations already computed; ``found_at``:
         the other regions' boxes that found each gallery id, best first; ``cards``: the regions searched
-        turned upright whose first hit each gallery id is, with their pixels)."""
+        turned upright whose first hit each gallery id is, with their pixels; ``copied``: the picture a
+        single picture was found to show by a part)."""
         top = to_check(ranked, self.config.verify, copy, cards or {})
         thumbs = self._thumbnails(h.gallery_id for h in top)
         return verified(image, ranked, top, thumbs, self.config.verify, self.encoder.copy_score, copy, seen, found_at,
-                        cards)
+                        cards, copied)
 
     def _arbitrated(self, image: Image.Image, ranked: list[SearchHit], whole: Region, hits: list, vote: bool,
                     paged: bool = False) -> list[SearchHit]:

@@ -59,7 +59,8 @@ def closing(score: float, correlation: float, to: float, config: VerifyConfig) -
 def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapping[str, Image.Image],
              config: VerifyConfig, copy_level: float | None, copy: bool = False,
              seen: Mapping[str, float] | None = None, found_at: Mapping[str, Sequence[Box]] | None = None,
-             cards: Mapping[str, Sequence[tuple[Box, Image.Image]]] | None = None) -> list[Hit]:
+             cards: Mapping[str, Sequence[tuple[Box, Image.Image]]] | None = None,
+             copied: str | None = None) -> list[Hit]:
     """``ranked`` with the hits ``top`` (:func:`to_check`) re-scored by finding their gallery picture's
     pixels in ``image`` around the region that found each, and ranked again.
 
@@ -77,6 +78,8 @@ def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapp
         thumbs: thumbnails by gallery id (:func:`~semcopy_lib.segment.template.read_thumbnails`).
         seen: a copy's correlations with the pictures it was already looked for in (:func:`found_inside`);
             the first whole-image hit found inside (over ``config.start``) is the copied picture.
+        copied: the gallery id of the picture that the query is known to show beside the parts it does
+            not explain (a photo found by a part, with which the whole query aligns), when not a copy.
         found_at: the boxes (file pixels, best first) of the other regions that found each gallery id: a
             picture not found around its hit's own region is looked for around the first
             ``config.elsewhere`` of them.
@@ -86,9 +89,9 @@ def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapp
             to ``copy_level`` and its box is the card's.
     """
     parts = {hit.gallery_id: hit.query_box for hit in ranked if hit.region_kind == "residual"}
-    # the copy's picture: the first whole-image hit that the query was found inside
-    copied = next((h.gallery_id for h in ranked if h.region_kind == "whole"
-                   and (seen or {}).get(h.gallery_id, -1.0) > config.start), None) if copy else None
+    if copy:  # the copy's picture: the first whole-image hit that the query was found inside
+        copied = next((h.gallery_id for h in ranked if h.region_kind == "whole"
+                       and (seen or {}).get(h.gallery_id, -1.0) > config.start), None)
     if not top or not thumbs:
         return copy_before_alternatives(ranked, copied, parts)
     copy_level = copy_level or 1.0
@@ -128,7 +131,7 @@ def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapp
     if copy:  # the residual hits checked beside a copy's first ones come right after them, found or not
         return copy_before_alternatives(sorted(scored, key=lambda h: (-h.score, h.gallery_id)) + rest, copied, parts)
     # a bonus only raises scores: the first hits checked stay above the others, a card's hit takes its place
-    return sorted(scored + rest, key=lambda h: (-h.score, h.gallery_id))
+    return copy_before_alternatives(sorted(scored + rest, key=lambda h: (-h.score, h.gallery_id)), copied, parts)
 
 
 def copy_before_alternatives(ranked: list[Hit], copied: str | None, parts: Mapping[str, Box]) -> list[Hit]:
