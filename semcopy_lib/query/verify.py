@@ -135,12 +135,13 @@ def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapp
 
 
 def copy_before_alternatives(ranked: list[Hit], copied: str | None, parts: Mapping[str, Box]) -> list[Hit]:
-    """``ranked`` (a copy's hits, best first) with the copied picture ``copied`` (a gallery id) above every
-    hit that ``parts`` names except the first of each part: its score raised just over theirs.
+    """``ranked`` (a query's hits, best first) with ``copied`` (the gallery id of the picture the query
+    copies, or shows under what was pasted on it) above every hit that ``parts`` names except the first
+    of each part: its score raised just over theirs.
 
-    The copy's picture is found in the query, so it is one of the query's sources; a part it does not
-    explain (``parts``: the gallery ids that residual parts found, by the part's box) holds one more,
-    whose look-alikes (the part's second and later hits) must not push it out of the first hits."""
+    That picture is found in the query, so it is one of the query's sources; a part it does not explain
+    (``parts``: the gallery ids that residual parts found, by the part's box) holds one more, whose
+    look-alikes (the part's second and later hits) must not push it out of the first hits."""
     if copied is None or not parts:
         return ranked
     firsts: set[Box] = set()
