@@ -11,7 +11,7 @@ by chance in a small gallery is reached more often in a large one. Per split and
 ``semcopy bench regions`` and ``semcopy bench copies``, seed 0, ``n`` of each), R@1 counted two ways:
 the first hit is the hidden picture or a byte-identical file (``r1_bytes``: openclipart files one
 drawing in several folders), or also one that is the same picture to the eye
-(``r1_picture``: :func:`~semcopy_lib.eval.dedup.same_picture`, which also joins the near-identical
+(``r1_picture``: :class:`~semcopy_lib.eval.pictures.SamePictures`, which also joins the near-identical
 generated stars of ``shapes``); composites: both sources in the first two hits (``both2``, by picture).
 """
 
@@ -48,24 +48,19 @@ def build_gallery(out: Path) -> None:
 def run(images_dir: Path, index_dir: Path, n: int, out: Path) -> dict:
     """{split: {kind: {"queries", "r1_bytes", "r1_picture"[, "both2"]}}}."""
     from semcopy_lib.app import SearchService
-    from semcopy_lib.data import load_image, scan_images
+    from semcopy_lib.data import scan_images
     from semcopy_lib.eval.copies import make_copy_queries
-    from semcopy_lib.eval.dedup import picture_print, same_picture
+    from semcopy_lib.eval.pictures import SamePictures
     from semcopy_lib.eval.regions import SPLITS, background_photos, make_region_queries
 
     service = SearchService(index_dir)
     sha = {r.gallery_id: r.sha256 for r in service.index.records()}
-    prints: dict[str, object] = {}
+    pictures = SamePictures(images_dir, sha)
 
-    def same(a: str, b: str, pictures: bool) -> bool:
-        if a == b or sha.get(a) == sha.get(b):
-            return True
-        if not pictures:
-            return False
-        for gid in (a, b):
-            if gid not in prints:
-                prints[gid] = picture_print(load_image(images_dir / gid, max_side=256))
-        return same_picture(prints[a], prints[b])
+    def same(a: str, b: str, by_picture: bool) -> bool:
+        if by_picture:
+            return pictures(a, b)
+        return a == b or (a in sha and sha[a] == sha.get(b))
 
     every = scan_images(images_dir)
     report: dict = {}

@@ -291,6 +291,9 @@ def test_bench_regions_reports_every_kind_for_both_splits(built, gallery_dir, ca
         assert all(v["queries"] == 2 and 0 <= v["r1_regions"] <= 1 for v in part["kinds"].values())
         assert "box50" in part["kinds"]["screenshot"] and "box50" not in part["kinds"]["clean"]
         assert {"both2_whole", "both2_regions"} <= set(part["kinds"]["composite"])
+        # a twin's hit only adds to the strict figure
+        assert all(v["r1_picture"] >= v["r1_regions"] for v in part["kinds"].values())
+        assert part["kinds"]["composite"]["both2_picture"] >= part["kinds"]["composite"]["both2_regions"]
         assert part["seconds_regions"] > 0
 
 

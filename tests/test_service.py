@@ -202,6 +202,7 @@ def test_copies_bench_table(service, gallery_dir, tmp_path):
         assert values["map10"] >= values["r1"]  # one relevant image: AP@10 is 1/rank, at least R@1
     assert row["kinds"]["crop_jpeg"]["r1"] == 1.0  # three crops of distinct photos find their source
     assert row["kinds"]["crop_jpeg"]["r1_whole"] == 1.0  # ... with the whole image alone too
+    assert all(values["r1_picture"] >= values["r1"] for values in row["kinds"].values())
     assert 0 <= row["class_map10"] <= 1
 
 

@@ -20,6 +20,7 @@ from PIL import Image
 
 from semcopy_lib.data import GalleryFile, NoImages, read_files, scan_images
 from semcopy_lib.metrics import map_at_k
+from semcopy_lib.eval.pictures import SamePictures
 from semcopy_lib.eval.queries import EvalQuery, evaluate_queries
 from semcopy_lib.eval.regions import SPLITS, background_photos, split_files
 from semcopy_lib.query import voted
@@ -55,7 +56,8 @@ def make_copy_queries(files: list[GalleryFile], out: Path, split: str, n: int, s
 
 def run_copies_bench(service, images_dir: os.PathLike | str, out_dir: os.PathLike | str, n: int = 100,
                      seed: int = 0, splits: tuple[str, ...] = SPLITS) -> dict:
-    """Per split: per-kind R@1 / R@10 / mAP@10 / MRR / µAP (and R@1 of the whole image alone, ``r1_whole``)
+    """Per split: per-kind R@1 / R@10 / mAP@10 / MRR / µAP (and R@1 of the whole image alone, ``r1_whole``;
+    R@1 with a first hit of the same picture counting, ``r1_picture``: :class:`~semcopy_lib.eval.pictures.SamePictures`)
     and class-level mAP@10 over ``n`` gallery images
     of the split's classes, pasted on the split's background photos (:func:`~semcopy_lib.eval.regions.split_of`)."""
     every = scan_images(images_dir)
@@ -63,13 +65,14 @@ def run_copies_bench(service, images_dir: os.PathLike | str, out_dir: os.PathLik
     for f in every:
         by_class.setdefault(f.label, set()).add(f.gallery_id)
     report: dict = {"splits": {}}
+    same = SamePictures(images_dir, {r.gallery_id: r.sha256 for r in service.index.records()})
     for split in splits:
         photos = background_photos(service, split)
         skipped: list[tuple[str, str]] = []
         queries, originals = make_copy_queries(every, Path(out_dir) / split, split, n, seed, photos, skipped)
         if not queries:
             raise NoImages(f"{images_dir}: none of its {len(every)} image files could be read")
-        table = evaluate_queries(service, queries)["kinds"]
+        table = evaluate_queries(service, queries, same=same)["kinds"]
         whole = evaluate_queries(service, queries, regions=False)["kinds"]  # regions must add, not take away
         rows = {kind: {**table[kind], "r1_whole": whole[kind]["r1"]} for kind in VIEW_KINDS[1:] if kind in table}
         # as for a drawing the gallery does not hold: the image's own hit is left out before the class vote

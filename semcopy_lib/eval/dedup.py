@@ -23,6 +23,7 @@ from PIL import Image
 
 from semcopy_lib.data import NoImages, compose, load_image, read_files, scan_images, synth
 from semcopy_lib.data.samples import sample_photo_files
+from semcopy_lib.eval.pictures import picture_print, same_picture
 from semcopy_lib.eval.regions import SPLITS, split_files
 from semcopy_lib.train.views import on_photo
 
@@ -78,25 +79,6 @@ def make_dedup_gallery(images_dir: os.PathLike | str, out: Path, split: str, gro
         image.convert("RGB").save(out / "distinct" / f"d{n:03d}.png")
         truth[f"distinct/d{n:03d}.png"], kinds[f"distinct/d{n:03d}.png"] = -1, "distinct"
     return truth, kinds
-
-
-#: Two pictures whose 32-px greyscale versions differ by less than this many levels (of 255) on average,
-#: as they are or one mirrored, are one picture to the benchmark: a clip-art library holds the same
-#: drawing under several names, series that differ in a detail (puzzle pieces), and left and right
-#: versions of one drawing, which the benchmark itself calls copies (``mirror``); using both would make
-#: right answers count as wrong.
-SAME_PICTURE_LEVELS = 12.0
-
-
-def picture_print(image: Image.Image) -> np.ndarray:
-    """``image`` as (32, 32) float32 grey levels, what :func:`same_picture` compares."""
-    return np.asarray(image.convert("RGBA").resize((32, 32)).convert("L"), dtype=np.float32)
-
-
-def same_picture(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether two :func:`picture_print` are the same picture, or one the other's mirror image
-    (:data:`SAME_PICTURE_LEVELS`)."""
-    return bool(min(np.abs(a - b).mean(), np.abs(a[:, ::-1] - b).mean()) < SAME_PICTURE_LEVELS)
 
 
 def _distinct_pictures(found, n: int) -> list:

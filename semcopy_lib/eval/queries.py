@@ -15,6 +15,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from semcopy_lib.metrics import map_at_k, micro_average_precision, mrr, recall_at_k
 
@@ -46,8 +47,11 @@ def load_queries(path: os.PathLike | str) -> list[EvalQuery]:
     return queries
 
 
-def evaluate_queries(service, queries: list[EvalQuery], regions: bool = True) -> dict:
-    """R@1, R@10, mAP@10, MRR over the queries that have a match, and µAP over all, per kind and in all.
+def evaluate_queries(service, queries: list[EvalQuery], regions: bool = True,
+                     same: Callable[[str, str], bool] | None = None) -> dict:
+    """R@1, R@10, mAP@10, MRR over the queries that have a match, and µAP over all, per kind and in all;
+    with ``same`` (:class:`~semcopy_lib.eval.pictures.SamePictures`), also ``r1_picture``: R@1 with a
+    first hit that is the same picture as a relevant one counting.
 
     A query that cannot be read counts as a miss (it has no hits), and ``failed`` says how many there
     were: leaving them out would report a figure for a smaller, easier query set.
@@ -71,4 +75,7 @@ def evaluate_queries(service, queries: list[EvalQuery], regions: bool = True) ->
             "mrr": round(mrr(ranked, first), 3) if matched else None,
             "uap": round(micro_average_precision(triples, truth), 3),
         }
+        if same is not None and matched:
+            rows[kind]["r1_picture"] = round(sum(bool(r) and any(same(r[0], g) for g in queries[i].relevant)
+                                                 for r, i in zip(ranked, matched)) / len(matched), 3)
     return {"kinds": rows, "errors": errors}

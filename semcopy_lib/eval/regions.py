@@ -22,6 +22,7 @@ import zlib
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from PIL import Image
 
@@ -31,6 +32,7 @@ from semcopy_lib.data.folders import sha256_of
 from semcopy_lib.data.loading import pil_open
 from semcopy_lib.data.samples import sample_photo_files
 from semcopy_lib.data.synth import crop_jpeg
+from semcopy_lib.eval.pictures import SamePictures
 from semcopy_lib.segment import Box, iou
 
 QUERY_KINDS = ("clean", "screenshot", "webpage", "collage", "background", "composite")
@@ -223,24 +225,31 @@ def background_photos(service, split: str | None = None) -> list[Image.Image]:
     return [load_image(p, max_side=640) for p in paths]
 
 
-def _found(hits, query: RegionQuery) -> tuple[bool, bool]:
-    """(the first hit is right, and for a composite both sources are among the first two hits)."""
+def _found(hits, query: RegionQuery, same: Callable[[str, str], bool] | None = None) -> tuple[bool, bool]:
+    """(the first hit is right, and for a composite both sources are among the first two hits); with
+    ``same`` (:class:`~semcopy_lib.eval.pictures.SamePictures`), a hit of a source's twin counts as it."""
     ids = [h.gallery_id for h in hits]
-    wanted = {query.gallery_id} | ({query.also} if query.also else set())
-    first = bool(ids) and ids[0] in wanted
-    return first, wanted <= set(ids[:2])
+    wanted = [query.gallery_id] + ([query.also] if query.also else [])
+    if same is None:
+        return bool(ids) and ids[0] in wanted, set(wanted) <= set(ids[:2])
+    first = bool(ids) and any(same(ids[0], w) for w in wanted)
+    return first, all(any(same(i, w) for i in ids[:2]) for w in wanted)
 
 
 def run_regions_bench(service, images_dir, out_dir, per_kind: int = 50, seed: int = 0,
                       splits: tuple[str, ...] = SPLITS) -> dict:
     """Per split and kind: R@1 with and without regions (for composites: the first hit is a source, and
-    ``both2_*``: both sources in the first two hits), ``box50``: the share of queries of which a searched
-    region has IoU >= 0.5 with the hidden picture's box, and timings.
+    ``both2_*``: both sources in the first two hits), ``r1_picture`` / ``both2_picture``: the same for
+    the default search with a hit of a source's twin counting (:class:`~semcopy_lib.eval.pictures.SamePictures`:
+    the same drawing under another name, mirrored, or one of a series that differs in a detail),
+    ``box50``: the share of queries of which a searched region has IoU >= 0.5 with the hidden picture's
+    box, and timings.
 
     Subjects are pasted on the split's half of the pip-package photos that the gallery does not hold
     (on generated pictures when it holds them all); ``backgrounds`` in the result says which.
     """
     report: dict = {"splits": {}}
+    same = SamePictures(images_dir, {r.gallery_id: r.sha256 for r in service.index.records()})
     for split in splits:
         photos = background_photos(service, split)
         queries = make_region_queries(images_dir, Path(out_dir) / split, per_kind, seed, backgrounds=photos, split=split)
@@ -257,8 +266,8 @@ def run_regions_bench(service, images_dir, out_dir, per_kind: int = 50, seed: in
             if not idx:
                 continue
             row: dict = {"queries": len(idx)}
-            for regions, label in ((False, "whole"), (True, "regions")):
-                found = [_found(results[regions][i].hits, queries[i]) for i in idx]
+            for regions, label, judge in ((False, "whole", None), (True, "regions", None), (True, "picture", same)):
+                found = [_found(results[regions][i].hits, queries[i], judge) for i in idx]
                 row[f"r1_{label}"] = round(sum(f for f, _ in found) / len(idx), 3)
                 if kind == "composite":
                     row[f"both2_{label}"] = round(sum(b for _, b in found) / len(idx), 3)
