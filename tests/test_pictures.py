@@ -66,3 +66,18 @@ def test_evaluated_queries_report_r1_by_picture_beside_the_strict_r1(tmp_path):
     row = evaluate_queries(service, queries, same=same)["kinds"]["line art"]
     assert (row["r1"], row["r1_picture"]) == (0.333, 0.667)  # q1's first hit is left's mirror: right by picture
     assert "r1_picture" not in evaluate_queries(service, queries)["kinds"]["line art"]
+
+
+def test_a_benchmark_paste_is_boxed_where_the_drawing_shows_not_its_canvas():
+    import random
+
+    from semcopy_lib.data import compose
+
+    # a 100-px transparent canvas with a 40 x 20 drawing at (20, 30); pasted at scale 1 on 200 x 200
+    subject = Image.new("RGBA", (100, 100), (0, 0, 0, 0))
+    subject.paste((200, 0, 0, 255), (20, 30, 60, 50))
+    background = Image.new("RGB", (200, 200), (0, 90, 0))
+    canvas_query, (x, y, w, h) = compose.on_background(subject, background, random.Random(3), scale=(0.5, 0.5))
+    shown_query, shown = compose.on_background(subject, background, random.Random(3), scale=(0.5, 0.5), visible=True)
+    assert (w, h) == (100, 100) and shown == (x + 20, y + 30, 40, 20)
+    assert canvas_query.tobytes() == shown_query.tobytes()  # the same pixels: only the box differs

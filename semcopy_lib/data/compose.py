@@ -86,12 +86,14 @@ def page(target: Image.Image, rng: random.Random, dark: bool | None = None,
 
 def on_background(subject: Image.Image, background: Image.Image, rng: random.Random,
                   scale: tuple[float, float] = (0.35, 0.6), turn: float = 0.0, shadow: int = 0,
-                  opacity: float = 1.0) -> tuple[Image.Image, Box]:
+                  opacity: float = 1.0, visible: bool = False) -> tuple[Image.Image, Box]:
     """``subject`` (RGBA keeps its transparency) pasted at a random place and scale on ``background``.
 
     ``turn``: degrees the subject is turned (counter-clockwise, its box grows to hold it); ``shadow``:
     offset in pixels of a soft drop shadow under it (0: none); ``opacity``: how much of it covers the
-    background (1: all). Only the place and scale are drawn from ``rng``.
+    background (1: all). Only the place and scale are drawn from ``rng``. ``visible``: the box returned
+    is that of the subject's visible pixels, not of its canvas (a drawing saved on a larger transparent
+    canvas shows only where it is drawn: what a region found around it covers).
 
     Returns:
         (the composite, RGB; the subject's box (x, y, w, h), its shadow left out).
@@ -114,7 +116,10 @@ def on_background(subject: Image.Image, background: Image.Image, rng: random.Ran
     if opacity < 1.0:
         alpha = alpha.point(lambda a: round(a * opacity))
     canvas.paste(sub.convert("RGB"), (x, y), alpha if (sub.mode == "RGBA" or opacity < 1.0) else None)
-    return canvas, (x, y, sub.width, sub.height)
+    shown = alpha.getbbox() if visible else None
+    if shown is None:
+        return canvas, (x, y, sub.width, sub.height)
+    return canvas, (x + shown[0], y + shown[1], shown[2] - shown[0], shown[3] - shown[1])
 
 
 def random_picture(rng: random.Random, size: tuple[int, int] = (512, 384)) -> Image.Image:

@@ -91,6 +91,8 @@ class RegionQuery:
     path: Path
     kind: str
     gallery_id: str
+    #: where the hidden image shows: a pasted drawing's visible pixels (not its transparent canvas), a
+    #: page's picture, a collage's tile, the whole query for a clean crop
     box: Box
     #: a composite's background: the second source wanted among the first two hits
     also: str | None = None
@@ -161,7 +163,7 @@ def make_region_queries(images_dir: os.PathLike | str, out_dir: os.PathLike | st
         turn = rng.uniform(-style.turn, style.turn) if rng.random() < style.turn_share else 0.0
         shadow = rng.randint(2, style.shadow) if rng.random() < style.shadow_share else 0
         return compose.on_background(subject, background, rng, scale=style.scale, turn=turn, shadow=shadow,
-                                     opacity=rng.uniform(*style.opacity))
+                                     opacity=rng.uniform(*style.opacity), visible=True)
 
     # collage neighbours and backgrounds come from no gallery, so only the hidden image can match
     backgrounds = backgrounds or [compose.random_picture(rng) for _ in range(12)]
