@@ -230,10 +230,9 @@ def background_photos(service, split: str | None = None) -> list[Image.Image]:
 def _found(hits, query: RegionQuery, same: Callable[[str, str], bool] | None = None) -> tuple[bool, bool]:
     """(the first hit is right, and for a composite both sources are among the first two hits); with
     ``same`` (:class:`~semcopy_lib.eval.pictures.SamePictures`), a hit of a source's twin counts as it."""
+    same = same or str.__eq__
     ids = [h.gallery_id for h in hits]
     wanted = [query.gallery_id] + ([query.also] if query.also else [])
-    if same is None:
-        return bool(ids) and ids[0] in wanted, set(wanted) <= set(ids[:2])
     first = bool(ids) and any(same(ids[0], w) for w in wanted)
     return first, all(any(same(i, w) for i in ids[:2]) for w in wanted)
 
