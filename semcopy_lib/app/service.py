@@ -27,6 +27,7 @@ from semcopy_lib.query import QueryConfig, QueryImage, check_proposers, merge_hi
 from semcopy_lib.query.clock import StageClock
 from semcopy_lib.query.verify import arbitrated, found_inside, to_check, verified, with_rest
 from semcopy_lib.segment import PART_KINDS, Region, crop, scale_box
+from semcopy_lib.segment.lift import lifted
 from semcopy_lib.segment.template import checked_thumbnails, colourless, read_thumbnails
 
 QuerySource = Union[str, os.PathLike, bytes, Image.Image]
@@ -391,6 +392,10 @@ class SearchService:
                 views = [pixels, *proposal.views]  # one region, its best view's hits
                 if proposal.kind in self.config.turns.kinds:
                     views += turned_views(pixels, self.config.turns.angles)
+                if proposal.kind in self.config.lift.kinds and proposal.pixels is None:
+                    with self.clock.time("propose"):
+                        subject = lifted(query.image, proposal.box, self.config.lift)
+                    views += [subject] if subject is not None else []
                 crops += views
                 owners += [(result, region)] * len(views)
         with self.clock.time("embed"):

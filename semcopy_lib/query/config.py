@@ -14,6 +14,7 @@ from typing import Any
 
 from semcopy_lib.segment import LayoutConfig, SubjectsConfig
 from semcopy_lib.segment.cards import CardsConfig
+from semcopy_lib.segment.lift import LiftConfig
 from semcopy_lib.segment.page_pictures import PagePicturesConfig
 from semcopy_lib.segment.residual import ResidualConfig
 from semcopy_lib.segment.template import COLOURLESS, TemplateConfig
@@ -234,6 +235,7 @@ class QueryConfig:
         max_side: queries are analysed and cropped at most this large (boxes are reported in file pixels).
         chunk: queries decoded and embedded together (their regions share encoder batches).
         proposers: the region proposers that run, by registered name (:func:`~semcopy_lib.query.propose.register_proposer`).
+        turns, lift: more views of a region (turned; its subject lifted onto white), its hits the best of its views'.
         pictures: the gallery side: pictures held by gallery pages and collages, each kept as a vector
             of its own when the image is indexed (``most=0``: none), so that a query finds the page.
     """
@@ -253,6 +255,7 @@ class QueryConfig:
     residual: ResidualConfig = field(default_factory=ResidualConfig)
     rest: RestConfig = field(default_factory=RestConfig)
     turns: TurnsConfig = field(default_factory=TurnsConfig)
+    lift: LiftConfig = field(default_factory=LiftConfig)
     pictures: PagePicturesConfig = field(default_factory=PagePicturesConfig)
 
     def to_dict(self) -> dict[str, Any]:
