@@ -8,6 +8,7 @@ import os
 import re
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence, Union
@@ -23,7 +24,7 @@ from semcopy_lib.data.boxes import Box
 from semcopy_lib.detect import Detection, Detector, load_detector
 from semcopy_lib.encoders import Encoder
 from semcopy_lib.index import GalleryIndex, Hit
-from semcopy_lib.query import QueryConfig, QueryImage, check_proposers, merge_hits, propose, turned_views, voted
+from semcopy_lib.query import Proposal, QueryConfig, QueryImage, check_proposers, merge_hits, propose, turned_views, voted
 from semcopy_lib.query.clock import StageClock
 from semcopy_lib.query.verify import arbitrated, found_inside, to_check, verified, with_rest
 from semcopy_lib.segment import PART_KINDS, Region, crop, scale_box
@@ -373,6 +374,7 @@ class SearchService:
         upright (by id(result), then box in file pixels)."""
         with self.clock.time("propose"):
             proposals = propose([q for _, q in queries], stage)
+            subjects = self._lifted([q for _, q in queries], proposals)
         crops, owners, ready, ready_owners = [], [], [], []
         for (result, query), found in zip(queries, proposals):
             if stage == "regions":
@@ -392,16 +394,25 @@ class SearchService:
                 views = [pixels, *proposal.views]  # one region, its best view's hits
                 if proposal.kind in self.config.turns.kinds:
                     views += turned_views(pixels, self.config.turns.angles)
-                if proposal.kind in self.config.lift.kinds and proposal.pixels is None:
-                    with self.clock.time("propose"):
-                        subject = lifted(query.image, proposal.box, self.config.lift)
-                    views += [subject] if subject is not None else []
+                if (subject := subjects.get((id(query), proposal.box, proposal.kind))) is not None:
+                    views.append(subject)
                 crops += views
                 owners += [(result, region)] * len(views)
         with self.clock.time("embed"):
             parts = ([self.encoder.embed(crops, batch_size=batch_size)] if crops else []) + ([np.stack(ready)] if ready else [])
         vectors = np.concatenate(parts) if parts else np.zeros((0, self.encoder.dim), dtype=np.float32)
         return owners + ready_owners, vectors
+
+    def _lifted(self, queries: list[QueryImage], proposals: list[list[Proposal]]) -> dict[tuple, Image.Image | None]:
+        """The lifted view (:func:`~semcopy_lib.segment.lift.lifted`) of each proposal of a kind in
+        ``config.lift.kinds`` that is a crop of its box, by (id(query), box, kind); GrabCut releases the
+        GIL, so they are cut on every core."""
+        jobs = {(id(q), p.box, p.kind): (q.image, p.box) for q, found in zip(queries, proposals) for p in found
+                if p.kind in self.config.lift.kinds and p.pixels is None and p.vector is None}
+        if len(jobs) < 2:
+            return {key: lifted(*job, self.config.lift) for key, job in jobs.items()}
+        with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
+            return dict(zip(jobs, pool.map(lambda job: lifted(*job, self.config.lift), jobs.values())))
 
     def add(self, paths: Iterable[os.PathLike | str], progress: bool = False) -> IndexReport:
         """Add image files or folders to the gallery without a rebuild."""
