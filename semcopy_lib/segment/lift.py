@@ -62,8 +62,11 @@ def lifted(image: Image.Image, box: Box, config: LiftConfig = LiftConfig()) -> I
         return None
     mask = np.zeros(small.shape[:2], np.uint8)
     cv2.setRNGSeed(0)  # GrabCut's colour models start from k-means: the same crop, the same view
-    cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), mask, (rx, ry, rw, rh), np.zeros((1, 65)), np.zeros((1, 65)),
-                config.iterations, cv2.GC_INIT_WITH_RECT)
+    try:
+        cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), mask, (rx, ry, rw, rh), np.zeros((1, 65)), np.zeros((1, 65)),
+                    config.iterations, cv2.GC_INIT_WITH_RECT)
+    except cv2.error:  # too few pixels on one side for its colour models: no separation
+        return None
     subject = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.uint8) * 255
     subject = cv2.resize(subject, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)[y - y0:y - y0 + h, x - x0:x - x0 + w] > 127
     if not config.min_share <= subject.mean() <= config.max_share:
