@@ -10,7 +10,7 @@ LAB_PORT ?= 8888
 # pytest workers in `make test` (pytest-xdist, one test file per worker at a time; each computes on one thread)
 TEST_WORKERS ?= 2
 
-.PHONY: setup test lint lab fuzz load demo demo-build head pasted-probe clean
+.PHONY: setup test lint lab fuzz load demo demo-build head pasted-probe matte clean
 
 # Re-install when the dependency list changes. torch/torchvision are pinned in pyproject.toml.
 $(STAMP): pyproject.toml
@@ -56,6 +56,11 @@ head: $(STAMP)
 pasted-probe: $(STAMP)
 	$(PY) -c "from semcopy_lib.data.clipart import sample_clipart; sample_clipart('.cache/train', per_category=200, per_folder=12, seed=11)"
 	$(PY) -m semcopy_lib.train.pasted_probe .cache/train --out semcopy_lib/weights/pasted-probe.pt $(if $(EXCLUDE),--exclude $(EXCLUDE))
+
+# The subject matte (semcopy_lib/segment/matte.py): 16,000 pastes of the training classes, about 45 min on
+# 2 cores. The benchmark gallery's clip arts (docs/benchmarks.md, "The benchmark gallery") are left out.
+matte: $(STAMP)
+	$(PY) -m semcopy_lib.train.matte /usr/share/openclipart/png --out semcopy_lib/weights/subject-matte.pt --exclude $(or $(EXCLUDE),.cache/bench/gallery)
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache
