@@ -52,6 +52,7 @@ def test_a_nested_setting_missing_from_a_manifest_takes_the_default_of_where_it_
     ({"residual": []}, "query.residual: expected an object, got list"),
     ({"residual": {"mirror": 1}}, "query.residual.mirror: expected true or false, got 1"),
     ({"residual": {"min_level": True}}, "query.residual.min_level: expected a number, got True"),
+    ({"lift": {"methods": ["matte", "magic"]}}, "query.lift.methods: 'magic' not among grabcut, matte"),
 ])
 def test_a_bad_setting_is_named(bad, message):
     with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):

@@ -8,7 +8,6 @@ import os
 import re
 import threading
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence, Union
@@ -28,7 +27,7 @@ from semcopy_lib.query import Proposal, QueryConfig, QueryImage, check_proposers
 from semcopy_lib.query.clock import StageClock
 from semcopy_lib.query.verify import arbitrated, found_inside, to_check, verified, with_rest
 from semcopy_lib.segment import PART_KINDS, Region, crop, scale_box
-from semcopy_lib.segment.lift import lifted
+from semcopy_lib.segment.lift import lifted_views
 from semcopy_lib.segment.template import checked_thumbnails, colourless, read_thumbnails
 
 QuerySource = Union[str, os.PathLike, bytes, Image.Image]
@@ -394,8 +393,7 @@ class SearchService:
                 views = [pixels, *proposal.views]  # one region, its best view's hits
                 if proposal.kind in self.config.turns.kinds:
                     views += turned_views(pixels, self.config.turns.angles)
-                if (subject := subjects.get((id(query), proposal.box, proposal.kind))) is not None:
-                    views.append(subject)
+                views += subjects.get((id(query), proposal.box, proposal.kind), [])
                 crops += views
                 owners += [(result, region)] * len(views)
         with self.clock.time("embed"):
@@ -403,16 +401,12 @@ class SearchService:
         vectors = np.concatenate(parts) if parts else np.zeros((0, self.encoder.dim), dtype=np.float32)
         return owners + ready_owners, vectors
 
-    def _lifted(self, queries: list[QueryImage], proposals: list[list[Proposal]]) -> dict[tuple, Image.Image | None]:
-        """The lifted view (:func:`~semcopy_lib.segment.lift.lifted`) of each proposal of a kind in
-        ``config.lift.kinds`` that is a crop of its box, by (id(query), box, kind); GrabCut releases the
-        GIL, so they are cut on every core."""
+    def _lifted(self, queries: list[QueryImage], proposals: list[list[Proposal]]) -> dict[tuple, list[Image.Image]]:
+        """The lifted views (:func:`~semcopy_lib.segment.lift.lifted_views`) of each proposal of a kind in
+        ``config.lift.kinds`` that is a crop of its box, by (id(query), box, kind)."""
         jobs = {(id(q), p.box, p.kind): (q.image, p.box) for q, found in zip(queries, proposals) for p in found
                 if p.kind in self.config.lift.kinds and p.pixels is None and p.vector is None}
-        if len(jobs) < 2:
-            return {key: lifted(*job, self.config.lift) for key, job in jobs.items()}
-        with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
-            return dict(zip(jobs, pool.map(lambda job: lifted(*job, self.config.lift), jobs.values())))
+        return dict(zip(jobs, lifted_views(list(jobs.values()), self.config.lift, workers=os.cpu_count() or 1)))
 
     def add(self, paths: Iterable[os.PathLike | str], progress: bool = False) -> IndexReport:
         """Add image files or folders to the gallery without a rebuild."""
