@@ -42,7 +42,7 @@ def test_no_view_when_the_box_holds_no_subject_or_is_too_small(method):
 
 
 def test_grabcut_finds_no_subject_in_noise_like_its_surroundings():
-    # (the matte, trained on boxes around a subject, gives such a box a blob: a view that matches nothing)
+    # (the matte, trained on boxes around a subject, gives such a box a blob of a third to a half of it)
     assert lifted(_photo(), (5, 5, 40, 40)) is None
 
 
@@ -119,7 +119,8 @@ def test_the_matte_input_is_the_box_and_its_margin_with_the_box_marked():
 
 
 def test_the_matte_loads_only_its_weights(tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
+
     net = SubjectMatte().eval()
     torch.save(net.state_dict(), tmp_path / "matte.pt")
     loaded = load_matte(tmp_path / "matte.pt")
