@@ -29,12 +29,13 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from semcopy_lib.data import ImageLoadError, compose, load_image, scan_folder
+from semcopy_lib.segment.lift import LiftConfig
 from semcopy_lib.segment.matte import SubjectMatte, matte_input
 
 #: The classes pasted: the regions benchmark's tuning classes.
 TRAIN_CLASSES = ("animals", "people", "plants", "signs_and_symbols")
-#: The margin around the box the matte sees (:class:`~semcopy_lib.segment.lift.LiftConfig`'s default).
-MARGIN = 0.1
+#: The margin around the box the matte sees: the one it is given in search.
+MARGIN = LiftConfig().margin
 
 
 def clipart_pool(root: Path | str, exclude: set[str] = frozenset()) -> list:
