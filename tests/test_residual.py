@@ -328,6 +328,24 @@ def test_a_composite_of_two_gallery_pictures_finds_both(service, gallery_dir, mo
     assert {h.gallery_id for h in plain.hits[:2]} != ids
 
 
+def test_a_composite_s_pasted_picture_is_not_outranked_by_its_background_s_neighbours(service, gallery_dir,
+                                                                                      monkeypatch):
+    """The whole query copies the background: its other whole-image hits are the background's neighbours,
+    not the pasted picture. Counted low (its region kind's map), the residual's hit still comes second.
+    The earlier code ranked the background's neighbours (whole) between them."""
+    background, pasted = sorted(gallery_dir.rglob("img00.png"))[0], sorted(gallery_dir.rglob("img07.png"))[0]
+    query, _ = compose.on_background(load_image(pasted), load_image(background), random.Random(4), scale=(0.4, 0.4))
+    config = service.config
+    monkeypatch.setattr(service, "config", replace(config, merge=replace(config.merge, residual=(0.3, 0.0))))
+    [result] = service.search([query], k=5)
+    ids = [p.relative_to(gallery_dir).as_posix() for p in (background, pasted)]
+    assert [h.gallery_id for h in result.hits[:2]] == ids
+    # what the whole image found under copy level is gone: the residual's hits (found pixel for pixel,
+    # ``match``) follow the copy
+    assert result.hits[0].region_kind == "whole"
+    assert {h.region_kind for h in result.hits[1:]} <= {"residual", "match"}
+
+
 def test_a_composite_shown_in_a_screenshot_finds_both_sources(service, gallery_dir, monkeypatch):
     """The page's photo copies a gallery photo with a picture pasted on it: the residual is looked for
     inside that photo, and its box is reported in the page's pixels."""

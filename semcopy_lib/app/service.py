@@ -23,7 +23,7 @@ from semcopy_lib.data.boxes import Box
 from semcopy_lib.detect import Detection, Detector, load_detector
 from semcopy_lib.encoders import Encoder
 from semcopy_lib.index import GalleryIndex, Hit
-from semcopy_lib.query import Proposal, QueryConfig, QueryImage, check_proposers, merge_hits, propose, turned_views, voted
+from semcopy_lib.query import Proposal, QueryConfig, QueryImage, check_proposers, explained, merge_hits, propose, turned_views, voted
 from semcopy_lib.query.clock import StageClock
 from semcopy_lib.query.verify import arbitrated, found_inside, to_check, verified, with_rest
 from semcopy_lib.segment import PART_KINDS, Region, crop, scale_box
@@ -214,6 +214,12 @@ class SearchService:
                 owners += more
                 with self.clock.time("search"):
                     per_region += self.index.search(vectors, k=depth, encoder=self.encoder.name)
+                # a copy with something pasted on it: its whole image's hits under copy level are the
+                # copied picture's neighbours, not what was pasted
+                pasted = {id(r) for r, region in more if region.kind == "residual" and id(r) in copies}
+                for i, (r, _) in enumerate(loaded):  # owners[i]: r's whole image
+                    if id(r) in pasted:
+                        per_region[i] = explained(per_region[i], copy)
             if self.detector is not None:  # key objects are reported for every query, copies too
                 for result, image in loaded:
                     with self.clock.time("propose"):

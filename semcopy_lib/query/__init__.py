@@ -4,7 +4,7 @@ from semcopy_lib.query.config import (DEFAULT_PROPOSERS, MergeConfig, ObjectsCon
                                       TurnsConfig, VerifyConfig, VoteConfig, WindowsConfig)
 from semcopy_lib.query.propose import (PROPOSERS, Proposal, ProposerInfo, QueryImage, check_proposers, propose,
                                        register_proposer, turned_views)
-from semcopy_lib.query.merge import calibrated, merge_hits
+from semcopy_lib.query.merge import calibrated, explained, merge_hits
 from semcopy_lib.query.rerank import voted
 
 # Importing the modules registers the built-in proposers.
@@ -12,4 +12,4 @@ from semcopy_lib.query import proposers as _proposers  # noqa: F401,E402
 
 __all__ = ["DEFAULT_PROPOSERS", "MergeConfig", "ObjectsConfig", "PROPOSERS", "PastedConfig", "Proposal",
            "ProposerInfo", "QueryConfig", "QueryImage", "TurnsConfig", "VerifyConfig", "VoteConfig", "WindowsConfig",
-           "calibrated", "check_proposers", "merge_hits", "propose", "register_proposer", "turned_views", "voted"]
+           "calibrated", "check_proposers", "explained", "merge_hits", "propose", "register_proposer", "turned_views", "voted"]

@@ -17,6 +17,13 @@ def calibrated(score: float, kind: str, config: MergeConfig) -> float:
     return slope * score + offset
 
 
+def explained(hits: Sequence[Hit], copy_score: float) -> list[Hit]:
+    """The hits of a whole image that copies a gallery picture and shows something pasted on it (a
+    ``residual`` part): only those at ``copy_score``, the picture and its copies. The rest are the
+    picture's neighbours; they say nothing of what was pasted and would outrank the part's hits."""
+    return [hit for hit in hits if hit.score >= copy_score]
+
+
 def merge_hits(found: Iterable[tuple[Hashable, str, Sequence[Hit]]], config: MergeConfig) -> dict[Hashable, list[Hit]]:
     """Per owner (a query), its regions' hits merged: scores :func:`calibrated` by the kind of region
     that found them, each gallery id once with its best, best first (ties by id).
