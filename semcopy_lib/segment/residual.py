@@ -8,12 +8,10 @@ searched as regions of their own (kind ``residual``).
 The alignment is template matching of the whole query's grey levels inside the picture's at a few
 scales (a copy may be a crop); the difference is taken after a per-channel gain and offset fitted on
 the pixels that agree (a copy may be recoloured or recompressed), with colour blurred as JPEG keeps it
-(at half resolution), and thresholded against its own spread. A part must have a core and fit
+(at half resolution), and thresholded against its own spread. A part must have a solid core and fit
 within the query, and the picture is also tried mirrored and turned a little: a copy recompressed,
 turned or misaligned by a pixel differs along edges, in lines, not in areas, and a mirrored one
-wherever the picture is not symmetric. A core is solid (an area), or lies outside the range of the
-picture's own pixels around it, which no misalignment or resampling of the picture reaches (a
-pasted line).
+wherever the picture is not symmetric.
 When the thumbnail shows something and the picture can be had larger (``detail``, from its gallery
 file), the alignment is refined and the difference taken again there: at a thumbnail's 96 pixels a
 small drawing's edges blur into the photo's, and a drawing a tenth of the photo's side is too small to
@@ -25,7 +23,7 @@ alignment is a line of the same width at any size).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -61,12 +59,9 @@ class ResidualConfig:
             wrong, or the query is another picture).
         min_side: ... and is at least this many work pixels wide and high (a thinner one is an edge the
             alignment missed by a pixel, not something pasted) ...
-        core, min_core: ... and at least ``min_core`` of the query's area is its core: what still
-            differs after an erosion by a ``core`` x ``core`` square (work pixels), or lies outside the
-            range of the picture's pixels within ``core`` work pixels of it (in a channel, by the level
-            at which a pixel differs). A copy's recompression (colour fringes) and an alignment off by a
-            pixel or two differ in lines, inside that range; something pasted covers an area, or draws
-            lines in a colour the picture has not there.
+        core, min_core: ... and at least ``min_core`` of the query's area still differs after an
+            erosion by a ``core`` x ``core`` square (work pixels): something pasted covers an area, while
+            a copy's recompression (colour fringes) and an alignment off by a pixel differ in lines.
         turns: when the upright alignment shows parts, the picture turned by each of these degrees is
             tried at its scale; the best, aligned again, replaces it when it fits better (a copy turned
             a little differs along every edge).
@@ -239,20 +234,20 @@ def residual_parts(query: Image.Image, picture: Image.Image, config: ResidualCon
     found = _align(small, picture, config.shares, config.refine)
     if found is None:
         return []
-    differing = _differences(small, found[1], config)
-    components = _parts(differing, config)
+    differs, mask = _differences(small, found[1], config)
+    components = _parts(differs, mask, config)
     half = False  # the gain and offset fitted on the better half of the pixels
     if found[0] < config.min_alignment and not _holds_around(small, found[1], components, config):
         # a paste over much of the picture can bend a fit on all pixels until nothing differs
-        differing = _differences(small, found[1], config, half=True)
-        components = _parts(differing, config)
+        differs, mask = _differences(small, found[1], config, half=True)
+        components = _parts(differs, mask, config)
         if not _holds_around(small, found[1], components, config):
             return []
         half = True
     # no part, but one as small as the larger picture resolves: it may show a part there (upright)
     finer = config.detail_side / max(picture.size)
     closer = (not components and config.closer and detail is not None and finer > 1
-              and bool(_parts(differing, config, finer=finer)))
+              and bool(_parts(differs, mask, config, finer=finer)))
     if not components and not closer:
         return []
     mirrored, angle = False, 0.0
@@ -263,16 +258,14 @@ def residual_parts(query: Image.Image, picture: Image.Image, config: ResidualCon
             m = _align(small, flipped, config.shares, config.refine)
             if m is not None and m[0] > found[0]:
                 picture, found, mirrored = flipped, m, True
-                differing = _differences(small, found[1], config, half)
-                components = _parts(differing, config)
+                mask, components = _differing(small, found[1], config, half=half)
                 if not components:
                     return []
     # only now: few copies' upright alignment shows parts
     turn = _best_turn(query, small, picture, found, config) if components else None
     if turn is not None:
         angle, f, small, found = turn
-        differing = _differences(small, found[1], config, half)
-        components = _parts(differing, config)
+        mask, components = _differing(small, found[1], config, half=half)
         if not components:
             return []
     larger = detail() if detail is not None else None  # read only now: most copies show nothing at the thumbnail's size
@@ -283,11 +276,12 @@ def residual_parts(query: Image.Image, picture: Image.Image, config: ResidualCon
         fine = _align(fine_query, larger, tuple(found[2] + step for step in config.fine), (),
                       near=(found[3], config.fine_radius))
         if fine is not None:
-            fine_found = _differences(fine_query, fine[1], config, half)
-            if fine[0] >= config.min_alignment or _holds_around(fine_query, fine[1], _parts(fine_found, config), config):
+            fine_differs, fine_mask = _differences(fine_query, fine[1], config, half)
+            if fine[0] >= config.min_alignment or _holds_around(fine_query, fine[1],
+                                                                _parts(fine_differs, fine_mask, config), config):
                 finer = fine_query.shape[1] / small.shape[1]
-                return _lifted(query, f_fine, fine_found.mask, _parts(fine_found, config, finer, finer), config)
-    return _lifted(query, f, differing.mask, components, config)
+                return _lifted(query, f_fine, fine_mask, _parts(fine_differs, fine_mask, config, finer, finer), config)
+    return _lifted(query, f, mask, components, config)
 
 
 def _holds_around(small: np.ndarray, under: np.ndarray, components: list[Box], config: ResidualConfig) -> bool:
@@ -334,24 +328,21 @@ def _turned(picture: Image.Image, angle: float) -> Image.Image:
     return picture.rotate(angle, Image.BICUBIC, expand=True, fillcolor=(255, 255, 255)) if angle else picture
 
 
-class Differences(NamedTuple):
-    """Where a query differs from the picture's pixels aligned under it."""
-
-    #: (H, W) uint8 0/1: the pixels that differ
-    differs: np.ndarray
-    #: (H, W) uint8 0/1: ``differs`` closed, the parts
-    mask: np.ndarray
-    #: (H, W, 3) float32: the query and the picture under it as compared (blurred, the picture fitted)
-    query: np.ndarray
-    picture: np.ndarray
-    #: the difference from which a pixel differs
-    level: float
+def _differing(small: np.ndarray, under: np.ndarray, config: ResidualConfig, scale: float = 1.0,
+               finer: float = 1.0, half: bool = False) -> tuple[np.ndarray, list[Box]]:
+    """Where the query (``small``, (H, W, 3)) differs from the picture's pixels aligned under it (``under``,
+    the same shape): the (H, W) uint8 mask and its parts' boxes in those pixels (:func:`_parts`; ``half``
+    as :func:`_differences`')."""
+    differs, mask = _differences(small, under, config, half)
+    return mask, _parts(differs, mask, config, scale, finer)
 
 
-def _differences(small: np.ndarray, under: np.ndarray, config: ResidualConfig, half: bool = False) -> Differences:
-    """Where the query ``small`` (H, W, 3) differs from ``under``, the same shape. ``half``: the second
-    fit is on the better half of the pixels (those under the first fit's median difference) rather than
-    all within ``noise_factor`` times it: a paste that covers much of the picture no longer bends it."""
+def _differences(small: np.ndarray, under: np.ndarray, config: ResidualConfig,
+                 half: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(the (H, W) uint8 pixels where the query ``small`` differs from ``under``, the same closed: the mask).
+    ``half``: the second fit is on the better half of the pixels (those under the first fit's median
+    difference) rather than all within ``noise_factor`` times it: a paste that covers much of the
+    picture no longer bends it."""
     import cv2
 
     qh, qw = small.shape[:2]
@@ -359,29 +350,15 @@ def _differences(small: np.ndarray, under: np.ndarray, config: ResidualConfig, h
     # two passes: the gain and offset fitted on all pixels, then on those that agree with the first fit
     diff = _difference(_fitted(blurred[1], blurred[0], None), blurred[0], config.shift)
     agree = diff < max(config.min_level, (1.0 if half else config.noise_factor) * float(np.median(diff)))
-    fitted = _fitted(blurred[1], blurred[0], agree)
-    diff = _difference(fitted, blurred[0], config.shift)
-    level = max(config.min_level, config.noise_factor * float(np.median(diff)))
-    differs = (diff >= level).astype(np.uint8)
+    diff = _difference(_fitted(blurred[1], blurred[0], agree), blurred[0], config.shift)
+    differs = (diff >= max(config.min_level, config.noise_factor * float(np.median(diff)))).astype(np.uint8)
     k = max(3, min(qw, qh) // 30)
-    return Differences(differs, cv2.morphologyEx(differs, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8)),
-                       blurred[0], fitted, level)
+    return differs, cv2.morphologyEx(differs, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8))
 
 
-def _outside(found: Differences, radius: int) -> np.ndarray:
-    """(H, W) uint8 0/1: the pixels of ``found.differs`` whose colour lies outside the range of the
-    picture's within ``radius`` pixels of them, in a channel by ``found.level`` at least: no alignment
-    that far off, and no resampling, gives the picture that colour there."""
-    import cv2
-
-    near = np.ones((2 * radius + 1,) * 2, np.uint8)
-    q, p = found.query, found.picture
-    outside = np.maximum(np.maximum(cv2.erode(p, near) - q, q - cv2.dilate(p, near)), 0).max(axis=2)
-    return found.differs & (outside >= found.level).astype(np.uint8)
-
-
-def _parts(found: Differences, config: ResidualConfig, scale: float = 1.0, finer: float = 1.0) -> list[Box]:
-    """The boxes of the parts of ``found.mask`` (:func:`_differences`), largest first ([] when none, or when
+def _parts(differs: np.ndarray, mask: np.ndarray, config: ResidualConfig, scale: float = 1.0,
+           finer: float = 1.0) -> list[Box]:
+    """The boxes of the parts of ``mask`` (:func:`_differences`), largest first ([] when none, or when
     nearly everything differs).
 
     ``scale``: these pixels per thumbnail pixel (``config.min_side`` and ``core`` are thumbnail pixels:
@@ -389,14 +366,14 @@ def _parts(found: Differences, config: ResidualConfig, scale: float = 1.0, finer
     than ``config.min_area`` and ``min_core`` say count (a larger picture resolves them)."""
     import cv2
 
-    qh, qw = found.mask.shape
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(found.mask)
+    qh, qw = mask.shape
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask)
     area = float(qw * qh)
-    if found.mask.sum() > config.max_area * area:
+    if mask.sum() > config.max_area * area:
         return []
     core = max(1, round(config.core * scale))
-    solid = cv2.erode(found.differs, np.ones((core, core), np.uint8)) if core > 1 else found.differs
-    cores = np.bincount(labels[(solid | _outside(found, core)) > 0], minlength=count)  # each part's core pixels
+    solid = cv2.erode(differs, np.ones((core, core), np.uint8)) if core > 1 else differs
+    cores = np.bincount(labels[solid > 0], minlength=count)  # each part's solid pixels
     unit = area / finer**2
     return sorted((tuple(int(v) for v in stats[i, :4]) for i in range(1, count)
                    if stats[i, 4] >= config.min_area * unit and min(stats[i, 2:4]) >= config.min_side * scale
