@@ -346,6 +346,29 @@ def test_a_composite_s_pasted_picture_is_not_outranked_by_its_background_s_neigh
     assert {h.region_kind for h in result.hits[1:]} <= {"residual", "match"}
 
 
+def test_a_copy_keeps_its_hits_at_copy_level_and_those_whose_pictures_hold_it():
+    """The whole image's hits of a copy with a residual part: those under copy level go unless their
+    picture holds the query in its pixels (the twin a copy was cut from may score under copy level)."""
+    from semcopy_lib.app.results import SearchHit
+    from semcopy_lib.query import VerifyConfig, explained
+    from semcopy_lib.query.verify import held_in
+
+    def hit(gallery_id, score):
+        return SearchHit(gallery_id, score, "x", None, (0, 0, 10, 10), "whole")
+
+    hits = [hit("a", 0.9), hit("b", 0.6), hit("c", 0.5)]
+    assert [h.gallery_id for h in explained(hits, 0.635)] == ["a"]
+    assert [h.gallery_id for h in explained(hits, 0.635, {"c"})] == ["a", "c"]
+    photo = _photo()
+    query = photo.crop((40, 30, 40 + round(0.8 * photo.width), 30 + round(0.8 * photo.height)))
+    thumbs = {"other": read_thumbnail(thumbnail(pattern_image(1, (300, 200)))), "photo": read_thumbnail(thumbnail(photo))}
+    seen = {}
+    assert held_in(query, [hit("other", 0.9), hit("photo", 0.6)], thumbs, VerifyConfig(), seen) == {"photo"}
+    assert set(seen) == {"other", "photo"} and seen["photo"] > VerifyConfig().start > seen["other"]
+    seen = {"other": 0.99}  # a correlation computed before is used as it is
+    assert held_in(query, [hit("other", 0.9), hit("photo", 0.6)], thumbs, VerifyConfig(), seen) == {"other", "photo"}
+
+
 def test_a_composite_shown_in_a_screenshot_finds_both_sources(service, gallery_dir, monkeypatch):
     """The page's photo copies a gallery photo with a picture pasted on it: the residual is looked for
     inside that photo, and its box is reported in the page's pixels."""

@@ -25,7 +25,7 @@ from semcopy_lib.encoders import Encoder
 from semcopy_lib.index import GalleryIndex, Hit
 from semcopy_lib.query import Proposal, QueryConfig, QueryImage, check_proposers, explained, merge_hits, propose, turned_views, voted
 from semcopy_lib.query.clock import StageClock
-from semcopy_lib.query.verify import arbitrated, found_inside, to_check, verified, with_rest
+from semcopy_lib.query.verify import arbitrated, found_inside, held_in, to_check, verified, with_rest
 from semcopy_lib.segment import PART_KINDS, Region, crop, scale_box
 from semcopy_lib.segment.lift import lifted_views
 from semcopy_lib.segment.template import checked_thumbnails, colourless, read_thumbnails
@@ -217,9 +217,13 @@ class SearchService:
                 # a copy with something pasted on it: its whole image's hits under copy level are the
                 # copied picture's neighbours, not what was pasted
                 pasted = {id(r) for r, region in more if region.kind == "residual" and id(r) in copies}
-                for i, (r, _) in enumerate(loaded):  # owners[i]: r's whole image
+                for i, (r, image) in enumerate(loaded):  # owners[i]: r's whole image
                     if id(r) in pasted:
-                        per_region[i] = explained(per_region[i], copy)
+                        with self.clock.time("verify"):
+                            top = per_region[i][: self.config.verify.top]
+                            held = held_in(image, top, self._thumbnails(h.gallery_id for h in top),
+                                           self.config.verify, seen.setdefault(id(r), {}))
+                        per_region[i] = explained(per_region[i], copy, held)
             if self.detector is not None:  # key objects are reported for every query, copies too
                 for result, image in loaded:
                     with self.clock.time("propose"):

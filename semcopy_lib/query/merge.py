@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Hashable, Iterable, Sequence, TypeVar
+from typing import Collection, Hashable, Iterable, Sequence, TypeVar
 
 from semcopy_lib.query.config import MergeConfig
 
@@ -17,11 +17,13 @@ def calibrated(score: float, kind: str, config: MergeConfig) -> float:
     return slope * score + offset
 
 
-def explained(hits: Sequence[Hit], copy_score: float) -> list[Hit]:
+def explained(hits: Sequence[Hit], copy_score: float, copied: Collection[str] = ()) -> list[Hit]:
     """The hits of a whole image that copies a gallery picture and shows something pasted on it (a
-    ``residual`` part): only those at ``copy_score``, the picture and its copies. The rest are the
-    picture's neighbours; they say nothing of what was pasted and would outrank the part's hits."""
-    return [hit for hit in hits if hit.score >= copy_score]
+    ``residual`` part): only those at ``copy_score`` and those of ``copied`` (gallery ids whose pictures
+    hold the query in their pixels: the twin a copy was cut from may score under the copy level). The
+    rest are the picture's neighbours; they say nothing of what was pasted and would outrank the part's
+    hits."""
+    return [hit for hit in hits if hit.score >= copy_score or hit.gallery_id in copied]
 
 
 def merge_hits(found: Iterable[tuple[Hashable, str, Sequence[Hit]]], config: MergeConfig) -> dict[Hashable, list[Hit]]:

@@ -50,6 +50,17 @@ def found_inside(image: Image.Image, hits: list[Hit], thumbs: Mapping[str, Image
     return False
 
 
+def held_in(image: Image.Image, hits: list[Hit], thumbs: Mapping[str, Image.Image], config: VerifyConfig,
+            seen: dict[str, float]) -> set[str]:
+    """The gallery ids among the first ``config.top`` of ``hits`` whose pictures hold ``image`` (the query,
+    RGB) at a correlation over ``config.start``, as :func:`found_inside` finds them; correlations already
+    in ``seen`` (by gallery id) are reused, the others added to it."""
+    for hit in hits[: config.top]:
+        if hit.gallery_id in thumbs and hit.gallery_id not in seen:
+            seen[hit.gallery_id] = match_crop(image, thumbs[hit.gallery_id], config.template)
+    return {hit.gallery_id for hit in hits[: config.top] if seen.get(hit.gallery_id, -1.0) > config.start}
+
+
 def closing(score: float, correlation: float, to: float, config: VerifyConfig) -> float:
     """``score`` with ``(correlation - start) / (1 - start)`` (at most all) of its gap to ``to`` closed: a
     hit whose picture's pixels were found scores as near ``to`` as they were found well."""
