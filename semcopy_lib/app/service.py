@@ -215,7 +215,7 @@ class SearchService:
                 with self.clock.time("search"):
                     per_region += self.index.search(vectors, k=depth, encoder=self.encoder.name)
                 # a copy with something pasted on it: its whole image's hits under copy level are the
-                # copied picture's neighbours, not what was pasted
+                # copied picture's neighbours, not what was pasted (but for a twin that holds it in its pixels)
                 pasted = {id(r) for r, region in more if region.kind == "residual" and id(r) in copies}
                 for i, (r, image) in enumerate(loaded):  # owners[i]: r's whole image
                     if id(r) in pasted:
