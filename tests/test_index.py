@@ -210,3 +210,70 @@ def test_records_read_before_another_connection_writes_are_not_served_after_it(t
     got = mine.records(added + new)
     assert sorted(r.gallery_id for r in got.values()) == ["c/0.png", "c/2.png", "d/0.png"]
     assert got[new[0]].box == (0, 0, 10, 10) and got[added[0]].label == "c"
+
+
+def test_an_index_written_before_parts_only_views_is_read_and_upgraded(tmp_path):
+    """An items table without the ``parts_only`` column: read as whole-image views, the column added on open."""
+    import sqlite3
+
+    from semcopy_lib.index.store import MetadataStore
+
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, gallery_id TEXT NOT NULL, label TEXT NOT NULL, "
+                "sha256 TEXT NOT NULL, box TEXT NOT NULL, encoder TEXT NOT NULL, source TEXT NOT NULL, vector BLOB NOT NULL)")
+    old.execute("INSERT INTO items (gallery_id, label, sha256, box, encoder, source, vector) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                ("c/0.png", "c", "s0", "[0, 0, 10, 10]", "fake", "/x/0.png", np.zeros(DIM, np.float32).tobytes()))
+    old.commit()
+    old.close()
+    store = MetadataStore(path)
+    [record] = store.all_records()
+    assert (record.gallery_id, record.parts_only) == ("c/0.png", False)
+    [new], _ = store.write([NewItem("c/1.png", "c", "s1", (2, 3, 4, 5), "fake", "", np.ones(DIM, np.float32), True)])
+    assert store.records([new])[new].parts_only and not store.records([record.id])[record.id].parts_only
+
+
+def test_a_whole_image_search_passes_over_the_views_kept_for_parts(index):
+    """a/ has a canvas view and a view for parts only; the query is that second view: a part finds a/ at
+    1.0 through it, a whole image finds b/ first (cos 0.8) and a/ only through its canvas (cos 0.6)."""
+    q = np.array([1, 0, 0, 0, 0, 0, 0, 0], np.float32)
+    canvas = np.array([0.6, 0.8, 0, 0, 0, 0, 0, 0], np.float32)
+    other = np.array([0.8, 0, 0.6, 0, 0, 0, 0, 0], np.float32)
+    index.add([NewItem("a/x.png", "a", "sa", (0, 0, 100, 100), "fake", "", canvas),
+               NewItem("a/x.png", "a", "sa", (20, 30, 40, 50), "fake", "", q, parts_only=True),
+               NewItem("b/y.png", "b", "sb", (0, 0, 100, 100), "fake", "", other)])
+    part = index.search(q[None], k=2)[0]
+    assert [(h.gallery_id, round(h.score, 4), h.gallery_box) for h in part] == [
+        ("a/x.png", 1.0, (20, 30, 40, 50)), ("b/y.png", 0.8, (0, 0, 100, 100))]
+    whole = index.search(q[None], k=2, whole=True)[0]
+    assert [(h.gallery_id, round(h.score, 4)) for h in whole] == [("b/y.png", 0.8), ("a/x.png", 0.6)]
+
+
+def test_a_drawing_on_a_large_transparent_canvas_is_indexed_trimmed_for_parts_only(gallery_dir, tmp_path):
+    """A 96 x 72 photo on a transparent 400 x 400 canvas at (150, 200): besides the canvas's views, one
+    vector of the drawing trimmed to (150, 200, 96, 72), seen by region searches only; not a picture
+    the canvas holds (duplicates compare canvases whole); the opaque photo gets none."""
+    from PIL import Image
+
+    from semcopy_lib.app import build_index
+    from semcopy_lib.app.dedup import held_pictures
+    from semcopy_lib.app.indexing import encoder_for_index
+    from semcopy_lib.data import to_rgb
+
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    photo = Image.open(gallery_dir / "animals" / "img03.png").convert("RGB").resize((96, 72))
+    photo.save(gallery / "photo.png")
+    canvas = Image.new("RGBA", (400, 400), (0, 0, 0, 0))
+    canvas.paste(photo, (150, 200))
+    canvas.save(gallery / "sticker.png")
+    index, _ = build_index(gallery, tmp_path / "idx", progress=False)
+    parts = [r for r in index.records() if r.parts_only]
+    assert [(r.gallery_id, r.box) for r in parts] == [("sticker.png", (150, 200, 96, 72))]
+    assert held_pictures(index.records()) == {}
+    encoder = encoder_for_index(index)
+    query = encoder.embed([to_rgb(canvas.crop((150, 200, 246, 272)))])
+    [part] = index.search(query, k=1)
+    assert part[0].gallery_id == "sticker.png" and part[0].score == pytest.approx(1.0, abs=1e-4)
+    [whole] = index.search(query, k=2, whole=True)  # the photo itself first, the canvas through its own views
+    assert [h.gallery_id for h in whole] == ["photo.png", "sticker.png"] and whole[1].score < 0.9

@@ -167,11 +167,12 @@ def keeper_order(records: list[Record], held: dict[str, int] | None = None) -> l
 def held_pictures(records: list[Record]) -> dict[int, Record]:
     """{vector id: record} of the vectors among ``records`` (an index's) that are a picture held by a
     gallery page or collage (indexed with :class:`~semcopy_lib.segment.page_pictures.PagePicturesConfig`):
-    every box of an image smaller than its whole-image box."""
+    every box of an image smaller than its whole-image box, but a drawing trimmed to what shows
+    (:attr:`~semcopy_lib.index.store.Record.parts_only`)."""
     whole: dict[str, int] = {}
     for r in records:
         whole[r.gallery_id] = max(whole.get(r.gallery_id, 0), r.box[2] * r.box[3])
-    return {r.id: r for r in records if r.box[2] * r.box[3] < whole[r.gallery_id]}
+    return {r.id: r for r in records if r.box[2] * r.box[3] < whole[r.gallery_id] and not r.parts_only}
 
 
 def neighbour_pairs(index: GalleryIndex, vectors: np.ndarray, ids: list[str], threshold: float,
@@ -188,8 +189,8 @@ def neighbour_pairs(index: GalleryIndex, vectors: np.ndarray, ids: list[str], th
     records = records if records is not None else index.records()
     held = held_pictures(records)
     image_of = np.full(max((r.id for r in records), default=-1) + 2, -1, dtype=np.int64)  # vector id -> position
-    for r in records:
-        image_of[r.id] = position.get(r.gallery_id, -1)
+    for r in records:  # a view kept for region searches only is not the image's (a canvas is compared whole)
+        image_of[r.id] = -1 if r.parts_only else position.get(r.gallery_id, -1)
     views = max(1, len(records) // max(1, len(ids)))
     fetch = min(len(records), (neighbours + 1) * views)
     pairs: dict[tuple[int, int], float] = {}

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Sequence
 from PIL import Image
 from tqdm.auto import tqdm
 
-from semcopy_lib.data import GalleryFile, ImageLoadError, gallery_id_for, load_image, scan_folder
+from semcopy_lib.data import GalleryFile, ImageLoadError, gallery_id_for, load_image, scan_folder, to_rgb
 from semcopy_lib.data.folders import sha256_of
 from semcopy_lib.data.trust import from_manifest
 from semcopy_lib.encoders import DEFAULT_ENCODER, Encoder, create_encoder
@@ -20,7 +20,7 @@ from semcopy_lib.index import GalleryIndex, IndexDirError, NewItem
 from semcopy_lib.index.directory import MANIFEST
 from semcopy_lib.query import QueryConfig, check_proposers
 from semcopy_lib.segment import crop, scale_box
-from semcopy_lib.segment.page_pictures import page_pictures
+from semcopy_lib.segment.page_pictures import page_pictures, trimmed_box
 from semcopy_lib.segment.template import thumbnail
 
 
@@ -120,8 +120,11 @@ class _Prepared:
     Attributes:
         pixels: its :meth:`~semcopy_lib.encoders.Encoder.gallery_pixels` (None: the encoder embeds images) ...
         png: its thumbnail.
-        boxes: the pictures it holds (a page's, a collage's), in ``size`` pixels ...
+        boxes: the pictures it holds (a page's, a collage's), in ``size`` pixels, and last the drawing
+            trimmed to what shows when ``trimmed`` ...
         held: ... and their crops.
+        trimmed: the last box is a drawing trimmed to what shows
+            (:func:`~semcopy_lib.segment.page_pictures.trimmed_box`), for region searches only.
         original_size: the file's (width, height); ``size``: the decoded image's.
         image: the image itself, only when ``pixels`` is None.
     """
@@ -130,6 +133,7 @@ class _Prepared:
     png: bytes
     boxes: list
     held: list[Image.Image]
+    trimmed: bool
     original_size: tuple[int, int]
     size: tuple[int, int]
     image: Image.Image | None
@@ -215,7 +219,8 @@ def _index_files(
         held = iter(encoder.embed(crops, batch_size=batch_size) if crops else [])
         for (position, f, ready), image_views in zip(readable, views):
             (ow, oh), (w, h) = ready.original_size, ready.size
-            regions = [(scale_box(box, ow / w, oh / h), next(held)) for box in ready.boxes]  # boxes in file pixels
+            regions = [(scale_box(box, ow / w, oh / h), next(held), ready.trimmed and i == len(ready.boxes) - 1)
+                       for i, box in enumerate(ready.boxes)]  # boxes in file pixels
             done[position] = (f, (image_views, ready.original_size, ready.png, regions))
 
     def write() -> None:
@@ -232,8 +237,8 @@ def _index_files(
             source = str(Path(f.path).resolve())
             items.extend(NewItem(f.gallery_id, f.label, shas[f.gallery_id], (0, 0, *size), encoder.name, source, vec)
                          for vec in image_views)
-            items.extend(NewItem(f.gallery_id, f.label, shas[f.gallery_id], box, encoder.name, source, vec)
-                         for box, vec in regions)
+            items.extend(NewItem(f.gallery_id, f.label, shas[f.gallery_id], box, encoder.name, source, vec, parts)
+                         for box, vec, parts in regions)
             thumbs[f.gallery_id] = png
             if len(thumbs) >= batch_size:
                 flush()
@@ -252,8 +257,11 @@ def _index_files(
 
     def prepare(image: Image.Image) -> _Prepared:
         boxes = page_pictures(image, config.pictures, config.layout) if config.pictures.most else []
+        trimmed = trimmed_box(image, config.pictures)
+        boxes += [trimmed] if trimmed else []
         pixels = encoder.gallery_pixels(image)
-        return _Prepared(pixels, thumbnail(image), boxes, [crop(image, box) for box in boxes],
+        return _Prepared(pixels, thumbnail(image), boxes, [to_rgb(crop(image, box)) for box in boxes],
+                         trimmed is not None,
                          image.info["original_size"], image.size, image if pixels is None else None)
 
     # each image's preprocessing for every gallery view, and its thumbnail (with its transparency: pasted

@@ -150,7 +150,7 @@ class SearchService:
             wholes = self.encoder.embed([im for _, im in loaded], batch_size=batch_size)
         with self.clock.time("search"):
             per_region = self.index.search(wholes, k=depth + (self.config.vote.depth if vote and self.config.vote.weight > 0 else 0),
-                                           encoder=self.encoder.name)
+                                           encoder=self.encoder.name, whole=True)
         # the whole image's own hits, by id(result): a colourless query's parts may outrank its first
         wholes_of = {id(result): (region, hits) for (result, region), hits in zip(owners, per_region)}
         verify: dict[int, Image.Image] = {}  # queries searched by their parts whose hits are pixel-checked, by id(result)

@@ -528,13 +528,16 @@ class GalleryIndex:
         """Raw top-k over vectors: queries (Q, D) -> (scores (Q, k), vector ids (Q, k), -1 = none)."""
         return self.backend.search(queries, k)
 
-    def search(self, queries: np.ndarray, k: int = 10, encoder: str | None = None) -> list[list[Hit]]:
+    def search(self, queries: np.ndarray, k: int = 10, encoder: str | None = None,
+               whole: bool = False) -> list[list[Hit]]:
         """Top-k gallery images per query vector, each gallery id once (its best vector wins).
 
         Args:
             queries: (Q, D) float32, L2-normalised, made by this index's encoder.
             k: hits per query.
             encoder: the name of the encoder that made ``queries``; checked when given.
+            whole: the queries are whole images: the vectors kept for a query's parts only
+                (:attr:`~semcopy_lib.index.store.Record.parts_only`) are passed over.
 
         Returns:
             Q lists of at most k :class:`Hit`, best first (score = cosine similarity).
@@ -552,7 +555,7 @@ class GalleryIndex:
             best: dict[str, Hit] = {}
             for score, vid in zip(row_scores, row_ids):
                 rec = records.get(int(vid))
-                if rec is None or rec.gallery_id in best:
+                if rec is None or rec.gallery_id in best or (whole and rec.parts_only):
                     continue
                 best[rec.gallery_id] = Hit(rec.gallery_id, float(score), rec.label, rec.source, rec.box)
                 if len(best) == k:

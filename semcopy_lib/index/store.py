@@ -2,8 +2,9 @@
 
 One row per indexed vector: a stable integer id (the FAISS id), the gallery id (relative POSIX path),
 its class (parent folder), the file's sha256, the image region the vector describes, the encoder that
-made it, where the file was read from, and the float32 vector itself; and one small thumbnail per
-gallery image (:func:`semcopy_lib.segment.template.thumbnail`). Every change is one transaction.
+made it, where the file was read from, whether only region searches see it, and the float32 vector
+itself; and one small thumbnail per gallery image (:func:`semcopy_lib.segment.template.thumbnail`).
+Every change is one transaction.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ CREATE TABLE IF NOT EXISTS items (
     box        TEXT NOT NULL,
     encoder    TEXT NOT NULL,
     source     TEXT NOT NULL,
-    vector     BLOB NOT NULL
+    vector     BLOB NOT NULL,
+    parts_only INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS items_gallery_id ON items (gallery_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,7 +48,11 @@ CREATE TABLE IF NOT EXISTS thumbs (gallery_id TEXT PRIMARY KEY, png BLOB NOT NUL
 
 @dataclass(frozen=True)
 class Record:
-    """Metadata of one indexed vector (the vector itself is returned separately)."""
+    """Metadata of one indexed vector (the vector itself is returned separately).
+
+    ``parts_only``: the vector is for searches by a query's parts only, not by whole images (a drawing
+    trimmed to what shows of it: a whole query is a whole canvas, a part is cut tight around what shows).
+    """
 
     id: int
     gallery_id: str
@@ -55,6 +61,7 @@ class Record:
     box: Box
     encoder: str
     source: str
+    parts_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,7 @@ class NewItem:
     encoder: str
     source: str
     vector: np.ndarray
+    parts_only: bool = False
 
 
 class MetadataStore:
@@ -82,6 +90,7 @@ class MetadataStore:
             self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.executescript(_SCHEMA)
+            self._upgrade()
         except sqlite3.OperationalError:
             if not read_only or os.access(self.path.parent, os.W_OK):
                 raise
@@ -90,9 +99,19 @@ class MetadataStore:
             self.conn = sqlite3.connect(f"{self.path.absolute().as_uri()}?{'mode=ro' if logged else 'immutable=1'}",
                                         uri=True, isolation_level=None, check_same_thread=False)
             self.conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # fails here, not at the first query
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(items)")}
+        # an index written before a column was added is read as it was written (its rows lack nothing else)
+        self._columns = "id, gallery_id, label, sha256, box, encoder, source, " + (
+            "parts_only" if "parts_only" in columns else "0")
         self._cache: dict[int, Record] = {}  # by id, for one generation (ids are never reused)
         self._cache_generation = -1
         self._cache_lock = threading.Lock()
+
+    def _upgrade(self) -> None:
+        """Add the columns that an index written by an older version lacks (with their default values)."""
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(items)")}
+        if "parts_only" not in columns:
+            self.conn.execute("ALTER TABLE items ADD COLUMN parts_only INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self.conn.close()
@@ -145,10 +164,10 @@ class MetadataStore:
             for item in add:
                 vec = np.ascontiguousarray(item.vector, dtype=np.float32)
                 cur.execute(
-                    "INSERT INTO items (gallery_id, label, sha256, box, encoder, source, vector) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO items (gallery_id, label, sha256, box, encoder, source, vector, parts_only) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (item.gallery_id, item.label, item.sha256, json.dumps(list(item.box)),
-                     item.encoder, item.source, vec.tobytes()),
+                     item.encoder, item.source, vec.tobytes(), int(item.parts_only)),
                 )
                 added.append(int(cur.lastrowid))
             _put_thumbs(cur, thumbs or {})
@@ -179,7 +198,7 @@ class MetadataStore:
 
     @staticmethod
     def _record(row: tuple) -> Record:
-        return Record(row[0], row[1], row[2], row[3], tuple(json.loads(row[4])), row[5], row[6])
+        return Record(row[0], row[1], row[2], row[3], tuple(json.loads(row[4])), row[5], row[6], bool(row[7]))
 
     def records(self, ids: Iterable[int]) -> dict[int, Record]:
         """Records by id for the given ids (missing ids are left out); those read since the last write
@@ -192,7 +211,7 @@ class MetadataStore:
             found = {i: r for i in ids if (r := self._cache.get(i)) is not None}
         missing = ids - found.keys()
         if missing:
-            rows = self._where_in("SELECT id, gallery_id, label, sha256, box, encoder, source FROM items WHERE id IN",
+            rows = self._where_in(f"SELECT {self._columns} FROM items WHERE id IN",
                                   missing)
             read = {row[0]: self._record(row) for row in rows}
             found.update(read)
@@ -233,9 +252,7 @@ class MetadataStore:
         return dict(self._where_in("SELECT gallery_id, png FROM thumbs WHERE gallery_id IN", gallery_ids))
 
     def all_records(self) -> list[Record]:
-        rows = self.conn.execute(
-            "SELECT id, gallery_id, label, sha256, box, encoder, source FROM items ORDER BY id"
-        )
+        rows = self.conn.execute(f"SELECT {self._columns} FROM items ORDER BY id")
         return [self._record(row) for row in rows]
 
     def iter_vectors(self, dim: int, chunk: int = 10_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:

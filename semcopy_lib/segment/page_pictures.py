@@ -2,7 +2,9 @@
 
 A gallery page holding a picture is a copy of it, but the page as a whole is not near the picture; the
 index keeps a vector of each picture the page holds (:func:`page_pictures`), so that the picture finds
-the page and the two group as copies.
+the page and the two group as copies. A drawing drawn on a small part of its transparent canvas (a
+clip-art page with a small drawing on it) is kept trimmed to what shows as well (:func:`trimmed_box`),
+for searches by a query's parts only: a part is cut tight around what shows, a whole query is a canvas.
 """
 
 from __future__ import annotations
@@ -26,12 +28,16 @@ class PagePicturesConfig:
         most: at most this many boxes per image, the largest (a page of thumbnails costs no more).
         card_frames: a card's frame inside a box is looked for too (``layout.caption.frames``, which a
             query's layout uses); off: `bench dedup` found fewer pairs with it (docs/benchmarks.md).
+        trim: a drawing with transparency whose visible pixels' box covers less than this share of its
+            canvas is also kept trimmed to that box, seen by region searches only (0: never); a near-full
+            box adds little beside the canvas's own views.
     """
 
     max_share: float = 0.6
     min_side: int = 48
     most: int = 8
     card_frames: bool = False
+    trim: float = 0.8
 
 
 def page_pictures(image: Image.Image, config: PagePicturesConfig = PagePicturesConfig(),
@@ -59,3 +65,19 @@ def page_pictures(image: Image.Image, config: PagePicturesConfig = PagePicturesC
     boxes = [b for b in found.boxes
              if b[2] * b[3] <= config.max_share * area and min(b[2], b[3]) >= config.min_side and pictured(b)]
     return sorted(boxes, key=lambda b: -b[2] * b[3])[: config.most]
+
+
+def trimmed_box(image: Image.Image, config: PagePicturesConfig = PagePicturesConfig()) -> Box | None:
+    """The box (x, y, w, h) of the pixels of ``image`` that show (alpha above 0) when it has
+    transparency and that box covers less than ``config.trim`` of it, its sides at least
+    ``config.min_side``; else None (an opaque image, a drawing that fills its canvas, a speck)."""
+    if image.mode != "RGBA" or config.trim <= 0:
+        return None
+    shown = image.getchannel("A").getbbox()
+    if shown is None:
+        return None
+    x0, y0, x1, y1 = shown
+    w, h = x1 - x0, y1 - y0
+    if w * h >= config.trim * image.width * image.height or min(w, h) < config.min_side:
+        return None
+    return (x0, y0, w, h)
