@@ -277,3 +277,10 @@ def test_a_drawing_on_a_large_transparent_canvas_is_indexed_trimmed_for_parts_on
     assert part[0].gallery_id == "sticker.png" and part[0].score == pytest.approx(1.0, abs=1e-4)
     [whole] = index.search(query, k=2, whole=True)  # the photo itself first, the canvas through its own views
     assert [h.gallery_id for h in whole] == ["photo.png", "sticker.png"] and whole[1].score < 0.9
+    # the service searches a query's whole image so
+    from semcopy_lib.app.service import SearchService
+
+    canvas.crop((150, 200, 246, 272)).convert("RGB").save(tmp_path / "query.png")
+    [result] = SearchService(index.directory).search([tmp_path / "query.png"], k=2, regions=False)
+    assert [(h.gallery_id, h.region_kind) for h in result.hits] == [("photo.png", "whole"), ("sticker.png", "whole")]
+    assert result.hits[1].score == pytest.approx(whole[1].score, abs=1e-3)
