@@ -284,3 +284,19 @@ def test_a_drawing_on_a_large_transparent_canvas_is_indexed_trimmed_for_parts_on
     [result] = SearchService(index.directory).search([tmp_path / "query.png"], k=2, regions=False)
     assert [(h.gallery_id, h.region_kind) for h in result.hits] == [("photo.png", "whole"), ("sticker.png", "whole")]
     assert result.hits[1].score == pytest.approx(whole[1].score, abs=1e-3)
+
+
+def test_a_whole_search_fetches_further_when_its_first_vectors_are_all_for_parts(index):
+    """Ten images whose parts-only vectors lie at cosine 0.99 to the query (their canvases at 0) and z's
+    canvas at 0.5: the first vectors fetched for k = 1 are all parts-only; a whole search still finds z."""
+    q = np.eye(DIM, dtype=np.float32)[0]
+    near = np.array([0.99, np.sqrt(1 - 0.99 ** 2), 0, 0, 0, 0, 0, 0], np.float32)
+    far = np.eye(DIM, dtype=np.float32)[2]
+    half = np.array([0.5, 0, 0, np.sqrt(0.75), 0, 0, 0, 0], np.float32)
+    index.add([NewItem(f"x/{i}.png", "x", f"s{i}", (0, 0, 9, 9), "fake", "", v, parts_only=parts)
+               for i in range(10) for v, parts in ((far, False), (near, True))]
+              + [NewItem("z/z.png", "z", "sz", (0, 0, 9, 9), "fake", "", half)])
+    [hits] = index.search(q[None], k=1, whole=True)
+    assert [(h.gallery_id, round(h.score, 4)) for h in hits] == [("z/z.png", 0.5)]
+    [hits] = index.search(q[None], k=3, whole=True)
+    assert [(h.gallery_id, round(h.score, 4)) for h in hits][0] == ("z/z.png", 0.5) and len(hits) == 3

@@ -546,19 +546,25 @@ class GalleryIndex:
             self.check_encoder(encoder)
         self.refresh()  # another process (a build, another dashboard session) may have added images
         queries = np.asarray(queries, dtype=np.float32).reshape(-1, self.dim)
-        per_image = max(1, self.backend.count // max(1, len(self)))
-        fetch = min(self.backend.count, k * per_image * 2) or k
-        scores, ids = self.search_vectors(queries, fetch)
-        records = self.store.records({int(i) for i in ids.ravel() if i >= 0})
-        results = []
-        for row_scores, row_ids in zip(scores, ids):
-            best: dict[str, Hit] = {}
-            for score, vid in zip(row_scores, row_ids):
-                rec = records.get(int(vid))
-                if rec is None or rec.gallery_id in best or (whole and rec.parts_only):
-                    continue
-                best[rec.gallery_id] = Hit(rec.gallery_id, float(score), rec.label, rec.source, rec.box)
-                if len(best) == k:
-                    break
-            results.append(list(best.values()))
-        return results
+        count = self.backend.count
+        fetch = min(count, k * max(1, count // max(1, len(self))) * 2) or k
+        while True:
+            scores, ids = self.search_vectors(queries, fetch)
+            records = self.store.records({int(i) for i in ids.ravel() if i >= 0})
+            results, short = [], False
+            for row_scores, row_ids in zip(scores, ids):
+                best: dict[str, Hit] = {}
+                for score, vid in zip(row_scores, row_ids):
+                    rec = records.get(int(vid))
+                    if rec is None or rec.gallery_id in best or (whole and rec.parts_only):
+                        continue
+                    best[rec.gallery_id] = Hit(rec.gallery_id, float(score), rec.label, rec.source, rec.box)
+                    if len(best) == k:
+                        break
+                results.append(list(best.values()))
+                # its vectors, all of an image's views or kept for parts, ran out before k images while
+                # the backend had more to give: more are fetched
+                short |= len(best) < k and len(row_ids) == fetch and row_ids[-1] >= 0
+            if not short or fetch >= count:
+                return results
+            fetch = min(count, fetch * 4)
