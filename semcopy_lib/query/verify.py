@@ -42,12 +42,8 @@ def found_inside(image: Image.Image, hits: list[Hit], thumbs: Mapping[str, Image
     reaches that level with a whole collage or page, which holds no such picture. ``seen``: gets each
     correlation computed, by gallery id (:func:`verified` need not compute it again)."""
     seen = {} if seen is None else seen
-    for hit in hits[: config.top]:
-        if hit.gallery_id in thumbs:
-            seen[hit.gallery_id] = match_crop(image, thumbs[hit.gallery_id], config.template)
-            if seen[hit.gallery_id] > config.start:
-                return True
-    return False
+    return any(_inside(image, hit.gallery_id, thumbs, config, seen) > config.start  # the first found ends it
+               for hit in hits[: config.top] if hit.gallery_id in thumbs)
 
 
 def held_in(image: Image.Image, hits: list[Hit], thumbs: Mapping[str, Image.Image], config: VerifyConfig,
@@ -55,10 +51,17 @@ def held_in(image: Image.Image, hits: list[Hit], thumbs: Mapping[str, Image.Imag
     """The gallery ids among the first ``config.top`` of ``hits`` whose pictures hold ``image`` (the query,
     RGB) at a correlation over ``config.start``, as :func:`found_inside` finds them; correlations already
     in ``seen`` (by gallery id) are reused, the others added to it."""
-    for hit in hits[: config.top]:
-        if hit.gallery_id in thumbs and hit.gallery_id not in seen:
-            seen[hit.gallery_id] = match_crop(image, thumbs[hit.gallery_id], config.template)
-    return {hit.gallery_id for hit in hits[: config.top] if seen.get(hit.gallery_id, -1.0) > config.start}
+    return {hit.gallery_id for hit in hits[: config.top]
+            if hit.gallery_id in thumbs and _inside(image, hit.gallery_id, thumbs, config, seen) > config.start}
+
+
+def _inside(image: Image.Image, gallery_id: str, thumbs: Mapping[str, Image.Image], config: VerifyConfig,
+            seen: dict[str, float]) -> float:
+    """The correlation of ``image`` found inside the picture of ``gallery_id``
+    (:func:`~semcopy_lib.segment.template.match_crop`), from ``seen`` when computed before, else added to it."""
+    if gallery_id not in seen:
+        seen[gallery_id] = match_crop(image, thumbs[gallery_id], config.template)
+    return seen[gallery_id]
 
 
 def closing(score: float, correlation: float, to: float, config: VerifyConfig) -> float:
