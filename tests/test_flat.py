@@ -9,6 +9,7 @@ from conftest import FUZZ
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from semcopy_lib.index import flat
 from semcopy_lib.index.flat import FlatScan, bf16_error
 
 
@@ -136,7 +137,7 @@ def test_screened_top_k_equals_float32_on_adversarial_near_ties(dim, up, spread,
     # pushed down by about 2^-7, further than most of theirs
     vectors = np.concatenate([unit(x + spread * rng.normal(size=(4999, dim))), x]).astype(np.float32)
     scan = FlatScan(vectors, screen=True, device="cpu")
-    scores, rows = scan.search(np.repeat(q, 2, axis=0), 10)  # two queries: one alone is never screened
+    scores, rows = scan.search(np.repeat(q, 2, axis=0), 10)
     true = (q.astype(np.float64) @ vectors.T.astype(np.float64))[0]
     for found in rows:
         np.testing.assert_allclose(true[found], np.sort(true)[::-1][:10], atol=2e-7)
@@ -186,3 +187,55 @@ def test_queries_sharing_candidates_get_float32_s_top_k():
     np.testing.assert_array_equal(rows, want_rows)
     np.testing.assert_allclose(scores, want_scores, atol=1e-5)
     assert scan.rescans == 0
+
+
+class StepClock:
+    """A timer whose successive intervals (start, end pairs) last ``steps[i]`` seconds in turn."""
+
+    def __init__(self, steps):
+        self.steps, self.now, self.calls = list(steps), 0.0, 0
+
+    def __call__(self) -> float:
+        if self.calls % 2:  # an end reading: the interval that started at the previous one
+            self.now += self.steps.pop(0)
+        self.calls += 1
+        return self.now
+
+
+@pytest.fixture
+def chosen():
+    """:data:`flat.CHOSEN` emptied for the test and restored after it."""
+    saved = dict(flat.CHOSEN)
+    flat.CHOSEN.clear()
+    yield flat.CHOSEN
+    flat.CHOSEN.clear()
+    flat.CHOSEN.update(saved)
+
+
+@pytest.mark.parametrize("screened_s, plain_s, keeps", [(5.0, 1.0, False), (1.0, 5.0, True)])
+def test_a_timed_scan_keeps_the_faster_way_for_each_query_count_and_answers_exactly(chosen, screened_s, plain_s, keeps):
+    """Trials alternate screened and float32 (3 each); the way with the lower median is then kept for
+    that class of query count (29 rows here, 17-32), while a lone row (another class) is still timed."""
+    rng = np.random.default_rng(6)
+    vectors = unit(rng.normal(size=(6000, 64)))
+    queries = unit(vectors[:29] + 0.3 * rng.normal(size=(29, 64)))
+    want_scores, want_rows = exact(queries, vectors, 20)
+    clock = StepClock([screened_s, plain_s] * 3 + [1.0])
+    scan = FlatScan(vectors, screen="timed", device="cpu", clock=clock)
+    for _ in range(8):  # six trials, then two searches the chosen way (not timed)
+        scores, rows = scan.search(queries, 20)
+        np.testing.assert_array_equal(rows, want_rows)
+        np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+    assert chosen == {(13, 5): keeps}  # 6,000 rows: 13 bits
+    assert clock.calls == 12 and clock.steps == [1.0]
+    scan.search(queries[:1], 20)
+    assert clock.calls == 14 and chosen == {(13, 5): keeps}  # a lone row is timed apart
+
+
+def test_a_scan_made_later_uses_the_way_chosen_before(chosen):
+    vectors = unit(np.random.default_rng(7).normal(size=(6000, 64)))
+    chosen[(13, 0)] = False
+    clock = StepClock([])
+    scan = FlatScan(vectors, screen="timed", device="cpu", clock=clock)
+    scores, rows = scan.search(vectors[4:5], 3)
+    assert rows[0, 0] == 4 and clock.calls == 0 and scan._coarse is None  # float32 at once, nothing timed

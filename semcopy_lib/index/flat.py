@@ -9,8 +9,10 @@ candidates, so only rows whose bf16 score reaches (that score - the bound) can b
 When rows outside the candidates do (a gallery's many near-copies of one picture), they are scored in
 float32 too; only when they are a large share of all rows is the query scanned whole in float32.
 (Rows whose float32 scores tie to the last bit may come in either order: float32 sums differ by a
-unit between CPU kernels.) A single query is screened too: about as fast as its float32 pass on an
-Intel Xeon with AMX, 30 % faster on an AMD EPYC with AVX512-BF16 (``docs/benchmarks.md``).
+unit between CPU kernels.) Whether screening pays depends on the CPU and on how many query rows share
+the pass (a CPU with AVX512-BF16 but no AMX screens one row faster and thirty slower), so by default a
+scan times its first searches both ways, for each class of query count, and keeps the faster: both
+give the same answer, so the choice moves only time (``docs/benchmarks.md``).
 
 Without screening the CPU computes ``vectors @ q.T`` (N, Q), not ``q @ vectors.T``: the same float32
 products, which the MKL in PyTorch's CPU wheels runs faster in that form on AMD CPUs when Q is a
@@ -22,6 +24,11 @@ there in float32 (TF32 off, PyTorch's default): exact, no screening needed.
 """
 
 from __future__ import annotations
+
+import statistics
+import threading
+import time
+from typing import Callable, Literal
 
 import numpy as np
 
@@ -45,6 +52,12 @@ def bf16_error(dim: int) -> float:
 SCREEN_MIN = 4096
 #: A query whose widened candidates exceed 1/WIDEN_MAX of the rows is scanned whole in float32.
 WIDEN_MAX = 4
+#: Searches timed each way (screened, float32) per class of query count before a timed scan chooses.
+TIMED_TRIALS = 3
+
+#: What timing chose on this machine, shared by every scan (an index reloaded after a write times
+#: nothing again): (rows' bit length, class of query count) -> screen or not.
+CHOSEN: dict[tuple[int, int], bool] = {}
 
 
 def bf16_fast() -> bool:
@@ -69,19 +82,27 @@ class FlatScan:
 
     Args:
         vectors: (N, D) float32 unit rows (e.g. FAISS's own storage); must not change while in use.
-        screen: screen in bf16 on the CPU (default: when the CPU has native bf16 and N >= :data:`SCREEN_MIN`).
+        screen: screen in bf16 on the CPU (True), never (False), or ``"timed"``: each class of query
+            count (1, 2, 3-4, ..., over 32 rows) is searched :data:`TIMED_TRIALS` times each way, then
+            the way with the lower median time is kept (:data:`CHOSEN`). Default: ``"timed"`` when the
+            CPU has native bf16 and N >= :data:`SCREEN_MIN`, else False.
         device: where the scan runs (default: CUDA when present, else the CPU); elsewhere than the CPU
             a float32 copy of ``vectors`` is kept there.
+        clock: the timer of ``"timed"`` (seconds).
     """
 
-    def __init__(self, vectors: np.ndarray, screen: bool | None = None, device: str | None = None):
+    def __init__(self, vectors: np.ndarray, screen: bool | Literal["timed"] | None = None,
+                 device: str | None = None, clock: Callable[[], float] = time.perf_counter):
         import torch
 
         self.array = vectors
         self.vectors = torch.from_numpy(vectors)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         n = len(vectors)
-        self.screen = (n >= SCREEN_MIN and bf16_fast()) if screen is None else screen
+        self.screen = ("timed" if n >= SCREEN_MIN and bf16_fast() else False) if screen is None else screen
+        self._clock = clock
+        self._trials: dict[tuple[int, int], dict[bool, list[float]]] = {}  # key of CHOSEN -> seconds each way
+        self._lock = threading.Lock()
         self._coarse = None  # the bf16 copy, made at the first screened search
         self._on_device = None  # the float32 copy on ``device`` (not the CPU), made at the first search
         self.widened = 0  # queries whose bf16 candidates had to be widened to vouch for the answer
@@ -100,9 +121,38 @@ class FlatScan:
                 scores, rows = torch.topk(q.to(self.device) @ self._on_device.T, n, dim=1)
                 return scores.cpu().numpy(), rows.cpu().numpy()
             m = min(len(self.vectors), 2 * n + 64)  # deep enough that most queries need no more
-            if not self.screen or m >= len(self.vectors):
-                scores, rows = _top_rows(q, self.vectors, n)
-                return scores.numpy(), rows.numpy()
+            if m >= len(self.vectors):
+                return self._plain(q, n)
+            if self.screen != "timed":
+                return self._screened(q, n, m) if self.screen else self._plain(q, n)
+            key = (len(self.vectors).bit_length(), min((len(q) - 1).bit_length(), 6))
+            way = CHOSEN.get(key)
+            if way is not None:
+                return self._screened(q, n, m) if way else self._plain(q, n)
+            with self._lock:
+                times = self._trials.setdefault(key, {True: [], False: []})
+                way = len(times[True]) <= len(times[False])  # the two ways in turn, screened first
+            if way and self._coarse is None:
+                self._coarse = self.vectors.to(torch.bfloat16)  # once, not timed
+            start = self._clock()
+            found = self._screened(q, n, m) if way else self._plain(q, n)
+            with self._lock:
+                times[way].append(self._clock() - start)
+                if key not in CHOSEN and min(len(t) for t in times.values()) >= TIMED_TRIALS:
+                    CHOSEN[key] = statistics.median(times[True]) < statistics.median(times[False])
+            return found
+
+    def _plain(self, q, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Float32 top ``n`` of the (Q, D) torch queries ``q`` over every row."""
+        scores, rows = _top_rows(q, self.vectors, n)
+        return scores.numpy(), rows.numpy()
+
+    def _screened(self, q, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """Float32 top ``n`` of ``q`` (Q, D), the rows ranked first in bf16 (the best ``m``, widened to
+        every row the bound leaves in)."""
+        import torch
+
+        with torch.inference_mode():
             if self._coarse is None:
                 self._coarse = self.vectors.to(torch.bfloat16)
             screened = (q.to(torch.bfloat16) @ self._coarse.T).float()  # (Q, N)
