@@ -232,6 +232,11 @@ def test_prepare_builds_the_runtimes_graphs_in_the_background(monkeypatch):
     for thread in [t for t in threading.enumerate() if t.name == "export"]:
         thread.join(timeout=120)
     assert (base._openvino is not None) == openvino_installed() and (base._onnx is None) == openvino_installed()
+    encoder.prepare([(1, 64), (2, 96)])  # in OpenVINO each input shape named is compiled too
+    for thread in [t for t in threading.enumerate() if t.name == "export"]:
+        thread.join(timeout=120)
+    if openvino_installed():
+        assert set(base._openvino._compiled) == {(1, 3, 64, 64), (2, 3, 96, 96)}
 
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on a GPU machine)")

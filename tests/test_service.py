@@ -381,3 +381,14 @@ def test_thumbnails_are_decoded_once_and_again_when_rewritten(gallery_dir, tmp_p
     [image] = svc._thumbnails([gallery_id]).values()
     assert decoded[-1] == [gallery_id] and image.size == (64, 48)
     assert np.array_equal(np.asarray(image), np.asarray(read_thumbnail(grey)))
+
+
+def test_prepare_names_the_input_shapes_searches_meet(service, monkeypatch):
+    """The whole image and batches of up to ``cpu_batch`` region crops at the encoder's side, and the
+    feature-map pass at the windows' side."""
+    asked = []
+    monkeypatch.setattr(service.encoder, "prepare", lambda shapes=(): asked.append(list(shapes)))
+    monkeypatch.setattr(service.encoder, "cpu_batch", 3)
+    service.prepare()
+    side = service.encoder.config.image_size
+    assert asked == [[(1, side), (2, side), (3, side), (1, service.config.windows.side)]]

@@ -33,7 +33,7 @@ def create_app(service: "SearchService", token: str, protect_reads: bool = False
     if not token:
         raise ValueError("the API needs a token for its write endpoints")
     app = FastAPI(title="semcopy", description="Find semantic copies of images in a gallery.")
-    service.encoder.prepare()  # before the first request comes
+    service.prepare()  # before the first request comes
     lock = threading.Lock()
 
     def locked(work: Callable[[], Any]) -> Any:

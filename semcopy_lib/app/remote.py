@@ -193,7 +193,7 @@ class SearchServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             socket_path = folder / "search.sock"
         self.socket_path = Path(socket_path)
         self.service = service
-        service.encoder.prepare()  # while the first sessions open
+        service.prepare()  # while the first sessions open
         self.lock = threading.Lock()
         super().__init__(str(self.socket_path), _Handler)
         os.chmod(self.socket_path, 0o600)

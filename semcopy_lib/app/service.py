@@ -71,6 +71,13 @@ class SearchService:
         # which would otherwise scan all of it again in the middle of some search
         gc.freeze()
 
+    def prepare(self) -> None:
+        """Starts the encoder's one-off work in the background (:meth:`Encoder.prepare`), with the input
+        shapes searches meet: the whole image and batches of regions' crops at the encoder's side, the
+        feature-map pass at the windows' side."""
+        side, most = self.encoder.config.image_size, max(1, self.encoder.cpu_batch)
+        self.encoder.prepare([(n, side) for n in range(1, most + 1)] + [(1, self.config.windows.side)])
+
     @classmethod
     def with_objects(cls, index_dir: os.PathLike | str, weights: str | os.PathLike | None = None,
                      **kwargs) -> "SearchService":

@@ -275,10 +275,11 @@ class Encoder(nn.Module):
         :mod:`semcopy_lib.encoders.onnx_runtime`) where this encoder can; returns the runtime in use."""
         return "torch"
 
-    def prepare(self) -> None:
+    def prepare(self, shapes: Sequence[tuple[int, int]] = ()) -> None:
         """Starts, in the background, any one-off work the first frozen passes would wait for (the API and
         the dashboard's search service call it when they start: a one-off search would only wait for it
-        in another thread); nothing by default."""
+        in another thread); nothing by default. ``shapes``: the (batch, side) inputs to have ready where
+        the runtime compiles each input shape."""
 
     def feature_maps(self, image: Image.Image, size: int) -> FeatureMaps | None:
         """One forward pass of ``image`` resized to ``size`` px: its last feature map and inner maps,

@@ -298,15 +298,22 @@ class EffNetLite0Encoder(Encoder):
                                               self._example())
             return self._openvino
 
-    def prepare(self) -> None:
-        """Exports the network for its CPU runtime in a background thread (a server's first search then
-        waits for nothing)."""
+    def prepare(self, shapes: Sequence[tuple[int, int]] = ()) -> None:
+        """Exports the network for its CPU runtime in a background thread, and in OpenVINO compiles it for
+        each (batch, side) of ``shapes`` (a server's first searches then wait for none of it)."""
         if self.device.type != "cpu" or self.training:
             return
-        build = {"onnx": self._exported, "openvino": self._mixed}.get(self._runtime)
-        if build is not None:
-            silence_export_notes()  # here, before the thread: it cannot silence them itself
-            threading.Thread(target=build, name="export", daemon=True).start()
+        if self._runtime == "onnx":
+            work = self._exported
+        elif self._runtime == "openvino":
+            def work() -> None:
+                mixed = self._mixed()
+                for batch, side in shapes:
+                    mixed.compile((batch, 3, side, side))
+        else:
+            return
+        silence_export_notes()  # here, before the thread: it cannot silence them itself
+        threading.Thread(target=work, name="export", daemon=True).start()
 
     def _whole(self) -> _Span:
         """The network from the stem to the last convolution, with the :data:`INNER_BLOCKS` outputs."""

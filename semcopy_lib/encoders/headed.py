@@ -111,8 +111,8 @@ class HeadEncoder(Encoder):
     def precision(self) -> str:
         return self.base.precision()
 
-    def prepare(self) -> None:
-        self.base.prepare()
+    def prepare(self, shapes=()) -> None:
+        self.base.prepare(shapes)
 
     def embed(self, images, batch_size: int = 32, progress: bool = False, size: int | None = None) -> np.ndarray:
         """The backbone embeds (its own batching and preprocessing, whatever it is), then the head."""

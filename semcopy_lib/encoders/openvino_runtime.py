@@ -86,6 +86,11 @@ class MixedForward:
             self._compiled[shape] = (early.create_infer_request(), late.create_infer_request())
         return self._compiled[shape]
 
+    def compile(self, shape: tuple[int, ...]) -> None:
+        """Compiles both graphs for input ``shape`` (B, 3, H, W) now, unless done before."""
+        with self._lock:
+            self._requests(shape)
+
     def _config(self, precision: str) -> dict[str, str]:
         return {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": self._threads,
                 "PERFORMANCE_HINT": "LATENCY"}
