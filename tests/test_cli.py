@@ -367,6 +367,7 @@ def test_bench_speed_quick_prints_one_json_object_with_every_figure(gallery_dir,
                 "search_1m_recall_at_20", "search_1m_ms_per_query", "search_1m_index_bytes"):
         assert isinstance(row[key], (int, float)) and row[key] > 0, key
     assert row["query_gallery_vectors"] == 500 and row["search_1m_vectors"] == 5_000
+    assert row["query_scan"] == "float32 or a GPU: nothing timed"  # 500 vectors: under SCREEN_MIN
     assert row["query_p50_ms"] <= row["query_p95_ms"] and 0 < row["search_1m_recall_at_20"] <= 1
     from semcopy_lib.query.clock import STAGES
 

@@ -10,7 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from semcopy_lib.index import flat
-from semcopy_lib.index.flat import FlatScan, bf16_error
+from semcopy_lib.index.flat import FlatScan, bf16_error, chosen_ways
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -230,6 +230,7 @@ def test_a_timed_scan_keeps_the_faster_way_for_each_query_count_and_answers_exac
     assert clock.calls == 12 and clock.steps == [1.0]
     scan.search(queries[:1], 20)
     assert clock.calls == 14 and chosen == {(13, 5): keeps}  # a lone row is timed apart
+    assert chosen_ways(6000) == {"17-32": "bf16 screen" if keeps else "float32"} and chosen_ways(20_000) == {}
 
 
 def test_a_scan_made_later_uses_the_way_chosen_before(chosen):

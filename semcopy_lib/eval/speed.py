@@ -6,9 +6,11 @@ Measured side by side in one run on whatever machine runs it:
   batches; on a CPU, ONNX Runtime, or OpenVINO in mixed bf16 with ``SEMCOPY_RUNTIME=openvino``: see
   ``runtime`` and ``precision``) over real image files, every gallery
   view included; both ingestions are warmed up first, untimed (one batch here, one image for the naive
-  loop; on a GPU also every padded batch size, :func:`~semcopy_lib.encoders.base.padded_size`, of every
-  view's side): ``ingest_warmup_s`` is the time of that, one-off costs included (ONNX export on CPU; on
-  CUDA, kernels loaded at their first call, which can take longer than many later batches);
+  loop; then every batch size at every view's side: on a GPU every padded size,
+  :func:`~semcopy_lib.encoders.base.padded_size`, on a CPU 1 to the encoder's ``cpu_batch``):
+  ``ingest_warmup_s`` is the time of that, one-off costs included (ONNX export and OpenVINO's compile
+  of each input shape on CPU; on CUDA, kernels loaded at their first call, which can take longer than
+  many later batches);
 - ``ingest_naive_img_per_s``: the same files and views with the same weights on the same device, one
   image at a time, contiguous fp32 in eager PyTorch, decoding in line; ``ingest_min_cosine``: the
   numerics check, the smallest cosine between an image's vector from the optimised path and the naive
@@ -20,7 +22,9 @@ Measured side by side in one run on whatever machine runs it:
   of its hits cost what they cost in a real gallery); half the photos are copies (crop + JPEG of a
   gallery image), half unseen pictures (which go through the whole region path), also reported apart; ``query_copy_stages_ms`` and
   ``query_unseen_stages_ms``: the mean milliseconds a query of each half spends in each stage of
-  :data:`~semcopy_lib.query.clock.STAGES`;
+  :data:`~semcopy_lib.query.clock.STAGES`; ``query_scan``: how the exact scan of the gallery ran, by
+  query rows searched at once (:func:`~semcopy_lib.index.flat.chosen_ways`: bf16 screening or float32,
+  chosen by timing where the CPU has native bf16), or a sentence where nothing was chosen;
 - ``search_1m_*``: ``million`` synthetic unit vectors of the encoder's dimension, drawn around the real
   gallery vectors (so that they cluster as embeddings do; ``search_1m_synthetic``: the noise model, see
   :func:`draw_synthetic`) and streamed, never all in memory, into the index their size calls for:
@@ -367,6 +371,7 @@ def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_
     from semcopy_lib.encoders.onnx_runtime import wanted_runtime
     from semcopy_lib.index import GalleryIndex, NewItem
     from semcopy_lib.index.compressed import SQ8_MAX_BYTES, check_room
+    from semcopy_lib.index.flat import chosen_ways
     from semcopy_lib.query.clock import STAGES
 
     files = scan_images(images_dir)
@@ -443,6 +448,7 @@ def run_speed_bench(images_dir: os.PathLike | str, n_ingest: int = 200, gallery_
                    query_p95_ms=round(float(np.percentile(both, 95)), 1),
                    query_copy_p50_ms=round(statistics.median(times["copy"]), 1),
                    query_unseen_p50_ms=round(statistics.median(times["unseen"]), 1),
+                   query_scan=chosen_ways(service.index.backend.count) or "float32 or a GPU: nothing timed",
                    **{f"query_{kind}_stages_ms": {stage: round(ms / max(1, len(times[kind])), 1) for stage, ms in split.items()}
                       for kind, split in stages.items()})
         service.index.close()

@@ -60,6 +60,20 @@ TIMED_TRIALS = 3
 CHOSEN: dict[tuple[int, int], bool] = {}
 
 
+def query_class(count: int) -> int:
+    """The class of ``count`` query rows whose way a timed scan chooses once: 0 for 1 row, 1 for 2,
+    2 for 3-4, 3 for 5-8, ... 6 for more than 32."""
+    return min((count - 1).bit_length(), 6)
+
+
+def chosen_ways(rows: int) -> dict[str, str]:
+    """What timing chose (:data:`CHOSEN`) for scans of ``rows`` rows, by query rows ("1", "2", "3-4", ...,
+    "33+"): ``"bf16 screen"`` or ``"float32"``; {} where nothing was timed."""
+    names = ["1", "2", "3-4", "5-8", "9-16", "17-32", "33+"]
+    return {names[c]: "bf16 screen" if way else "float32"
+            for (bits, c), way in sorted(CHOSEN.items()) if bits == rows.bit_length()}
+
+
 def bf16_fast() -> bool:
     """True when this CPU multiplies bf16 matrices natively (AVX512-BF16 or AMX)."""
     import torch
@@ -125,7 +139,7 @@ class FlatScan:
                 return self._plain(q, n)
             if self.screen != "timed":
                 return self._screened(q, n, m) if self.screen else self._plain(q, n)
-            key = (len(self.vectors).bit_length(), min((len(q) - 1).bit_length(), 6))
+            key = (len(self.vectors).bit_length(), query_class(len(q)))
             way = CHOSEN.get(key)
             if way is not None:
                 return self._screened(q, n, m) if way else self._plain(q, n)
