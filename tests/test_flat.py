@@ -227,6 +227,7 @@ def test_a_timed_scan_keeps_the_faster_way_for_each_query_count_and_answers_exac
         np.testing.assert_array_equal(rows, want_rows)
         np.testing.assert_allclose(scores, want_scores, atol=1e-5)
     assert chosen == {(13, 5): keeps}  # 6,000 rows: 13 bits
+    assert (scan._coarse is not None) == keeps  # the bf16 copy is kept only where screening is
     assert clock.calls == 12 and clock.steps == [1.0]
     scan.search(queries[:1], 20)
     assert clock.calls == 14 and chosen == {(13, 5): keeps}  # a lone row is timed apart

@@ -154,6 +154,8 @@ class FlatScan:
                 times[way].append(self._clock() - start)
                 if key not in CHOSEN and min(len(t) for t in times.values()) >= TIMED_TRIALS:
                     CHOSEN[key] = statistics.median(times[True]) < statistics.median(times[False])
+                    if not any(way for (bits, _), way in CHOSEN.items() if bits == key[0]):
+                        self._coarse = None  # float32 for every query count chosen so far: 2 bytes a number freed
             return found
 
     def _plain(self, q, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -167,9 +169,10 @@ class FlatScan:
         import torch
 
         with torch.inference_mode():
-            if self._coarse is None:
-                self._coarse = self.vectors.to(torch.bfloat16)
-            screened = (q.to(torch.bfloat16) @ self._coarse.T).float()  # (Q, N)
+            table = self._coarse  # read once: a timed scan may drop it meanwhile
+            if table is None:
+                table = self._coarse = self.vectors.to(torch.bfloat16)
+            screened = (q.to(torch.bfloat16) @ table.T).float()  # (Q, N)
             coarse, cand = torch.topk(screened, m, dim=1)  # (Q, m)
             # each candidate row read once, however many queries share it (a query's regions mostly do)
             rows, where = torch.unique(cand, return_inverse=True)
