@@ -10,7 +10,8 @@ When rows outside the candidates do (a gallery's many near-copies of one picture
 float32 too; only when they are a large share of all rows is the query scanned whole in float32.
 (Rows whose float32 scores tie to the last bit may come in either order: float32 sums differ by a
 unit between CPU kernels.) Whether screening pays depends on the CPU and on how many query rows share
-the pass (a CPU with AVX512-BF16 but no AMX screens one row faster and thirty slower), so by default a
+the pass (an AMD EPYC with AVX512-BF16 screens a lone row faster than it scans it in float32; an Intel
+Xeon with AVX512-BF16 but no AMX screens thirty rows in more time than float32 takes), so by default a
 scan times its first searches both ways, for each class of query count, and keeps the faster: both
 give the same answer, so the choice moves only time (``docs/benchmarks.md``).
 
