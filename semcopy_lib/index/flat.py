@@ -147,8 +147,8 @@ class FlatScan:
             with self._lock:
                 times = self._trials.setdefault(key, {True: [], False: []})
                 way = len(times[True]) <= len(times[False])  # the two ways in turn, screened first
-            if way and self._coarse is None:
-                self._coarse = self.vectors.to(torch.bfloat16)  # once, not timed
+            if way:
+                self._table()  # made once, before the clock starts
             start = self._clock()
             found = self._screened(q, n, m) if way else self._plain(q, n)
             with self._lock:
@@ -158,6 +158,16 @@ class FlatScan:
                     if not any(way for (bits, _), way in CHOSEN.items() if bits == key[0]):
                         self._coarse = None  # float32 for every query count chosen so far: 2 bytes a number freed
             return found
+
+    def _table(self):
+        """The (N, D) bf16 copy of the rows, made when first needed (read once: a timed scan that keeps
+        float32 drops it, maybe meanwhile)."""
+        import torch
+
+        table = self._coarse
+        if table is None:
+            table = self._coarse = self.vectors.to(torch.bfloat16)
+        return table
 
     def _plain(self, q, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Float32 top ``n`` of the (Q, D) torch queries ``q`` over every row."""
@@ -170,10 +180,7 @@ class FlatScan:
         import torch
 
         with torch.inference_mode():
-            table = self._coarse  # read once: a timed scan may drop it meanwhile
-            if table is None:
-                table = self._coarse = self.vectors.to(torch.bfloat16)
-            screened = (q.to(torch.bfloat16) @ table.T).float()  # (Q, N)
+            screened = (q.to(torch.bfloat16) @ self._table().T).float()  # (Q, N)
             coarse, cand = torch.topk(screened, m, dim=1)  # (Q, m)
             # each candidate row read once, however many queries share it (a query's regions mostly do)
             rows, where = torch.unique(cand, return_inverse=True)
