@@ -136,26 +136,24 @@ class FlatScan:
                 scores, rows = torch.topk(q.to(self.device) @ self._on_device.T, n, dim=1)
                 return scores.cpu().numpy(), rows.cpu().numpy()
             m = min(len(self.vectors), 2 * n + 64)  # deep enough that most queries need no more
-            if m >= len(self.vectors):
-                return self._plain(q, n)
-            if self.screen != "timed":
-                return self._screened(q, n, m) if self.screen else self._plain(q, n)
+            if m >= len(self.vectors) or self.screen != "timed":
+                return self._run(bool(self.screen) and m < len(self.vectors), q, n, m)
             key = (len(self.vectors).bit_length(), query_class(len(q)))
             way = CHOSEN.get(key)
             if way is not None:
-                return self._screened(q, n, m) if way else self._plain(q, n)
+                return self._run(way, q, n, m)
             with self._lock:
                 times = self._trials.setdefault(key, {True: [], False: []})
                 way = len(times[True]) <= len(times[False])  # the two ways in turn, screened first
             if way:
                 self._table()  # made once, before the clock starts
             start = self._clock()
-            found = self._screened(q, n, m) if way else self._plain(q, n)
+            found = self._run(way, q, n, m)
             with self._lock:
                 times[way].append(self._clock() - start)
                 if key not in CHOSEN and min(len(t) for t in times.values()) >= TIMED_TRIALS:
                     CHOSEN[key] = statistics.median(times[True]) < statistics.median(times[False])
-                    if not any(way for (bits, _), way in CHOSEN.items() if bits == key[0]):
+                    if not any(screens for (bits, _), screens in CHOSEN.items() if bits == key[0]):
                         self._coarse = None  # float32 for every query count chosen so far: 2 bytes a number freed
             return found
 
@@ -168,6 +166,10 @@ class FlatScan:
         if table is None:
             table = self._coarse = self.vectors.to(torch.bfloat16)
         return table
+
+    def _run(self, screen: bool, q, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """The top ``n`` of ``q`` the chosen way: screened in bf16 (the best ``m`` first) or float32 alone."""
+        return self._screened(q, n, m) if screen else self._plain(q, n)
 
     def _plain(self, q, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Float32 top ``n`` of the (Q, D) torch queries ``q`` over every row."""
