@@ -81,6 +81,39 @@ def test_a_picture_between_the_sizes_tried_is_found_by_halving_steps(pasted):
     assert match_picture(query, region, thumb, TemplateConfig(refine_from=0.5))[0] > 0.95
 
 
+@pytest.mark.parametrize("angle", [-25, -14, 17, 23])
+def test_a_picture_pasted_at_a_slant_is_found_turned_and_its_mirror_is_not(angle):
+    """The boot pasted turned: upright it is not found (under the bar 0.7); with ``turns`` it is, at its
+    box, while its mirror image, turned too, stays well under."""
+    boot = drawing()
+    rng = random.Random(1)
+    query, box = compose.on_background(boot, compose.random_picture(rng, (512, 384)), rng, scale=(0.45, 0.45),
+                                       turn=angle, visible=True)
+    upright = VerifyConfig().template
+    turning = replace(upright, turns=VerifyConfig().turns)
+    thumb, mirror = read_thumbnail(thumbnail(boot)), read_thumbnail(thumbnail(ImageOps.mirror(boot)))
+    assert match_picture(query, box, thumb, upright, 0.7)[0] < 0.5
+    correlation, where = match_picture(query, box, thumb, turning, 0.7)
+    assert correlation > 0.85 and iou(where, box) > 0.7
+    assert match_picture(query, box, mirror, turning, 0.7)[0] < correlation - 0.2
+
+
+def test_a_picture_found_upright_is_not_looked_for_turned(pasted, monkeypatch):
+    """Turns are tried only under the caller's bar: a picture found upright costs no turned comparison."""
+    import semcopy_lib.segment.template as template
+
+    query, box, boot, _ = pasted
+    calls = []
+    real = template._turned_match
+    monkeypatch.setattr(template, "_turned_match", lambda *a: calls.append(1) or real(*a))
+    turning = replace(VerifyConfig().template, turns=VerifyConfig().turns)
+    thumb = read_thumbnail(thumbnail(boot))
+    correlation, _ = match_picture(query, shown(box, boot), thumb, turning, 0.7)
+    assert correlation > 0.9 and calls == []
+    match_picture(query, shown(box, boot), thumb, turning, 0.99)
+    assert calls == [1]  # under a bar it does not reach, it is tried turned
+
+
 def test_halving_steps_are_taken_only_from_refine_from():
     """A score peaking at 0.87 on a grid 0.1 apart: the grid's best (0.9, value 0.97) is moved by the steps
     0.05 (to 0.85) and 0.025 (to 0.875) when it reaches ``refine_from``; under it, the grid's best is the
@@ -818,3 +851,27 @@ def test_a_photo_found_by_a_part_is_lifted_above_the_look_alikes_of_what_it_does
     assert [h.gallery_id for h in verified][:3] == ["boots/other0.jpg", "boots/photo.jpg", "boots/other1.jpg"]
     assert verified[1].region_kind == "window" and verified[1].score == np.nextafter(0.89, 1.0)
     assert boot_twins._verified(query, ranked)[-1].gallery_id == "boots/photo.jpg"  # not known: as it was
+
+
+def test_a_residual_part_pasted_at_a_slant_finds_its_picture_turned_over_its_mirror():
+    """A copy of a photo with the boot pasted on it turned 20°: of the residual part's two hits, the
+    mirror image first by its cosine, the boot is found in place turned and goes first (kind ``match``).
+    Upright only (no ``turned_kinds``), neither is found and the cosines' order stays; a subject's hits
+    are not looked for turned."""
+    boot = drawing()
+    rng = random.Random(1)
+    query, box = compose.on_background(boot, compose.random_picture(rng, (512, 384)), rng, scale=(0.45, 0.45),
+                                       turn=20, visible=True)
+    query.info["original_size"] = query.size
+    thumbs = read_thumbnails({"boot.png": thumbnail(boot), "mirror.png": thumbnail(ImageOps.mirror(boot))})
+    whole = SearchHit("photo.jpg", 0.95, "photos", "", (0, 0, *query.size), "whole")
+
+    def order(kind: str, config: VerifyConfig, copy: bool) -> list[tuple[str, str]]:
+        ranked = [whole, SearchHit("mirror.png", 0.45, "c", "", box, kind), SearchHit("boot.png", 0.44, "c", "", box, kind)]
+        found = verified(query, ranked, ranked, thumbs, config, 0.6, copy=copy)
+        return [(h.gallery_id, h.region_kind) for h in found]
+
+    assert order("residual", VerifyConfig(), True) == [("photo.jpg", "whole"), ("boot.png", "match"), ("mirror.png", "residual")]
+    upright = VerifyConfig(turned_kinds=())
+    assert order("residual", upright, True) == [("photo.jpg", "whole"), ("mirror.png", "residual"), ("boot.png", "residual")]
+    assert order("subject", VerifyConfig(), False) == [("photo.jpg", "whole"), ("mirror.png", "subject"), ("boot.png", "subject")]

@@ -111,6 +111,12 @@ class VerifyConfig:
             around at most this many other photos or tiles that found it too (best first): a picture
             that layout analysis splits in bands (a jigsaw piece's tabs) is found whole by a larger box
             only, in which it may be smaller than the sizes tried; 0: its own region only.
+        turns: the picture of a hit found by a region of a kind in ``turned_kinds`` is also looked for
+            turned by these degrees (then halving steps; :attr:`TemplateConfig.turns`) when it is not
+            found upright: a drawing pasted at a slant lines up with no upright picture, the right one
+            included, so a look-alike upright wins.
+        turned_kinds: ... those kinds (``residual``: a part that a copied picture does not explain, whose
+            box holds the pasted drawing alone).
     """
 
     top: int = 5
@@ -127,6 +133,8 @@ class VerifyConfig:
     confirm_copies: bool = True
     pages: bool = True
     elsewhere: int = 2
+    turns: tuple[float, ...] = (-30.0, -20.0, -10.0, 10.0, 20.0, 30.0)
+    turned_kinds: tuple[str, ...] = ("residual",)
 
 
 @dataclass(frozen=True)

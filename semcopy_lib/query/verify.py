@@ -110,6 +110,7 @@ def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapp
         return copy_before_alternatives(ranked, copied, parts)
     copy_level = copy_level or 1.0
     (ow, oh), (w, h) = image.info["original_size"], image.size
+    turned = replace(config.template, turns=config.turns)
     scored = []
     for hit in top:
         if hit.gallery_id in thumbs and copy and hit.region_kind == "whole":
@@ -122,7 +123,8 @@ def verified(image: Image.Image, ranked: list[Hit], top: list[Hit], thumbs: Mapp
             others = [b for b in (found_at or {}).get(hit.gallery_id, ()) if b != hit.query_box][: config.elsewhere]
             for box in [hit.query_box, *others]:
                 found = match_picture(image, scale_box(box, w / ow, h / oh), thumbs[hit.gallery_id],
-                                      config.template, config.start)
+                                      turned if hit.region_kind in config.turned_kinds else config.template,
+                                      config.start)
                 if found[0] > correlation:
                     correlation, where = found
                 if correlation > config.start:

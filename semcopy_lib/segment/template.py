@@ -69,6 +69,9 @@ class TemplateConfig:
         crop_side: ... with the copy this many pixels long ...
         crop_refine: ... then as the best share so far moved either way by each of these in turn (a
             halving search: a crop's share is seldom one of a few).
+        turns: :func:`match_picture` also tries the picture turned by these degrees (then ``halvings``
+            halving steps around the best) when upright it stays at or under the caller's bar
+            (``confirm_from``): a picture pasted at a slant. (): upright only.
     """
 
     work_side: int = 40
@@ -82,6 +85,7 @@ class TemplateConfig:
     crop_shares: tuple[float, ...] = (0.6, 0.7, 0.8, 0.9, 1.0)
     crop_side: int = 40
     crop_refine: tuple[float, ...] = (0.05, 0.025)
+    turns: tuple[float, ...] = ()
 
 
 #: A query whose pixels spread less than this in every colour (standard deviation, levels) is blank:
@@ -208,10 +212,57 @@ def match_picture(query: Image.Image, box: Box, picture: Image.Image,
     if found is None:
         return -1.0, None
     correlation, where = found[0], found[2]
-    if config.confirm_side and correlation >= config.refine_from and correlation > confirm_from:
-        finer = replace(config, work_side=config.confirm_side, margin=config.margin / 2, confirm_side=0)
-        correlation = min(correlation, match_picture(query, where, picture, finer)[0])
+    correlation = _confirmed(query, correlation, where, picture, config, confirm_from)
+    if config.turns and correlation <= confirm_from:
+        if not drawn:
+            drawn.append(picture.crop(shown) if shown else picture)
+        turned = _turned_match(drawn[0], found[1], config, scored)
+        if turned is not None:
+            at_turn = _confirmed(query, turned[0], turned[1], turned[2], config, confirm_from)
+            if at_turn > correlation:
+                correlation, where = at_turn, turned[1]
     return correlation, where
+
+
+def _confirmed(query: Image.Image, correlation: float, where: Box, picture: Image.Image, config: TemplateConfig,
+               confirm_from: float) -> float:
+    """``correlation`` (of ``picture`` found at ``where`` in ``query``), or the lower correlation there at
+    ``config.confirm_side`` when the config confirms it (:func:`match_picture`)."""
+    if config.confirm_side and correlation >= config.refine_from and correlation > confirm_from:
+        finer = replace(config, work_side=config.confirm_side, margin=config.margin / 2, confirm_side=0, turns=())
+        correlation = min(correlation, match_picture(query, where, picture, finer)[0])
+    return correlation
+
+
+def _turned_match(drawn: Image.Image, scale: float, config: TemplateConfig,
+                  scored: Callable[[_Template | None], tuple[float, Box] | None]) -> tuple[float, Box, Image.Image] | None:
+    """The best of ``drawn`` (a picture cut to its drawing) turned by one of ``config.turns`` degrees at
+    ``scale`` (where it was found best upright), then at that angle every scale (``config.scales`` and
+    halving steps: a turned picture is sized by what shows), then at that scale the angle moved by
+    halving steps: (correlation, box, the turned picture cut to what shows), None when nothing fits.
+    ``scored`` compares a template with the query's region (:func:`match_picture`)."""
+    pictures: dict[float, Image.Image] = {}
+
+    def turned(angle: float) -> Image.Image:
+        if angle not in pictures:
+            rgba = drawn.convert("RGBA").rotate(angle, resample=Image.BICUBIC, expand=True)
+            box = rgba.getchannel("A").point(lambda a: 255 if a > config.opaque else 0).getbbox()
+            pictures[angle] = rgba.crop(box) if box else rgba
+        return pictures[angle]
+
+    def at(angle: float, size: float) -> tuple[float, Box] | None:
+        return scored(_template(turned(angle), size, config))
+
+    by_angle = halving_search(lambda a: at(a, scale), config.turns, ())
+    if by_angle is None:
+        return None
+    angle = by_angle[1]
+    by_size = halving_search(lambda s: at(angle, s), config.scales,
+                             lambda best: _halving_steps(config.scales, best, config.halvings))
+    if by_size is not None and by_size[0] > by_angle[0]:
+        scale = by_size[1]
+    best = halving_search(lambda a: at(a, scale), (angle,), _halving_steps(config.turns, angle, config.halvings))
+    return (best[0], best[2], turned(best[1])) if best is not None else None
 
 
 Found = TypeVar("Found")
