@@ -313,6 +313,10 @@ def test_the_class_vote_by_hand():
     # copies (0.75 and over here) keep their scores, and no hit is lifted to their level
     capped = voted(hits, copy_score=0.75)
     assert [h.score for h in capped[:3]] == [0.9, 0.8, pytest.approx(0.75, abs=1e-9)] and capped[2].score < 0.75
+    # hits that the ceiling makes equal keep their order, whatever their ids: "z" (verified higher) stays first
+    tied = voted([SearchHit("z", 0.74, "cat", "z", (0, 0, 1, 1), "match"), SearchHit("a", 0.73, "cat", "a", (0, 0, 1, 1), "residual"),
+                  SearchHit("m", 0.5, "dog", "m", (0, 0, 1, 1), "residual")], copy_score=0.75)
+    assert [h.gallery_id for h in tied] == ["z", "a", "m"] and tied[0].score == tied[1].score < 0.75
     # one class (or an unlabelled gallery): nothing to vote on, order and scores unchanged
     same = [SearchHit(h.gallery_id, h.score, "", h.source, h.query_box, h.region_kind) for h in hits]
     assert voted(same) == same
