@@ -242,16 +242,19 @@ def _turned_match(drawn: Image.Image, scale: float, config: TemplateConfig,
     halving steps: (correlation, box, the turned picture cut to what shows), None when nothing fits.
     ``scored`` compares a template with the query's region (:func:`match_picture`)."""
     pictures: dict[float, Image.Image] = {}
+    found: dict[tuple[float, float], tuple[float, Box] | None] = {}  # each (angle, size) compared once
 
     def turned(angle: float) -> Image.Image:
         if angle not in pictures:
             rgba = drawn.convert("RGBA").rotate(angle, resample=Image.BICUBIC, expand=True)
-            box = rgba.getchannel("A").point(lambda a: 255 if a > config.opaque else 0).getbbox()
+            box = _opaque_box(rgba, config.opaque)
             pictures[angle] = rgba.crop(box) if box else rgba
         return pictures[angle]
 
     def at(angle: float, size: float) -> tuple[float, Box] | None:
-        return scored(_template(turned(angle), size, config))
+        if (angle, size) not in found:
+            found[angle, size] = scored(_template(turned(angle), size, config))
+        return found[angle, size]
 
     by_angle = halving_search(lambda a: at(a, scale), config.turns, ())
     if by_angle is None:
@@ -361,12 +364,17 @@ def _templates(picture: Image.Image, config: TemplateConfig) -> tuple[tuple[int,
 
     def made() -> tuple[tuple[int, int, int, int] | None, list[_Template | None]]:
         # the scales are the drawing's: a region's box bounds what shows, not a transparent margin
-        shown = (picture.getchannel("A").point(lambda a: 255 if a > config.opaque else 0).getbbox()
-                 if "A" in picture.getbands() else None)
+        shown = _opaque_box(picture, config.opaque) if "A" in picture.getbands() else None
         drawn = picture.crop(shown) if shown else picture
         return shown, [_template(drawn, scale, config) for scale in config.scales]  # the box, not the cut picture
 
     return _kept_while_alive(_TEMPLATES, key, picture, made, TEMPLATE_CACHE)
+
+
+def _opaque_box(picture: Image.Image, opaque: int) -> tuple[int, int, int, int] | None:
+    """The box (left, top, right, bottom) of ``picture``'s (RGBA) pixels whose alpha is over ``opaque``;
+    None when there are none."""
+    return picture.getchannel("A").point(lambda a: 255 if a > opaque else 0).getbbox()
 
 
 def _template(drawn: Image.Image, scale: float, config: TemplateConfig) -> _Template | None:
