@@ -24,6 +24,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Callable, Iterable, Mapping, TypeVar
 
 import numpy as np
@@ -374,7 +375,14 @@ def _templates(picture: Image.Image, config: TemplateConfig) -> tuple[tuple[int,
 def _opaque_box(picture: Image.Image, opaque: int) -> tuple[int, int, int, int] | None:
     """The box (left, top, right, bottom) of ``picture``'s (RGBA) pixels whose alpha is over ``opaque``;
     None when there are none."""
-    return picture.getchannel("A").point(lambda a: 255 if a > opaque else 0).getbbox()
+    return picture.getchannel("A").point(_over(opaque)).getbbox()
+
+
+@lru_cache(maxsize=16)
+def _over(level: int) -> tuple[int, ...]:
+    """The 256-entry lookup table of alpha over ``level`` (255) or not (0): built once, not for every
+    picture (a lambda is called 256 times a picture)."""
+    return tuple(255 if a > level else 0 for a in range(256))
 
 
 def _template(drawn: Image.Image, scale: float, config: TemplateConfig) -> _Template | None:
