@@ -199,14 +199,15 @@ def match_picture(query: Image.Image, box: Box, picture: Image.Image,
 
     shown, made = _templates(picture, config)
     kept = dict(zip(config.scales, made))
-    drawn: list[Image.Image] = []  # the picture cut to its drawing, once halving steps need it
+    drawn: list[Image.Image] = []  # the picture cut to its drawing, once halving steps or turns need it
 
-    def at(scale: float) -> tuple[float, Box] | None:
-        if scale in kept:
-            return scored(kept[scale])
+    def cut() -> Image.Image:
         if not drawn:
             drawn.append(picture.crop(shown) if shown else picture)
-        return scored(_template(drawn[0], scale, config))
+        return drawn[0]
+
+    def at(scale: float) -> tuple[float, Box] | None:
+        return scored(kept[scale]) if scale in kept else scored(_template(cut(), scale, config))
 
     found = halving_search(at, config.scales, lambda best: _halving_steps(config.scales, best, config.halvings),
                            refine_from=config.refine_from)
@@ -215,9 +216,7 @@ def match_picture(query: Image.Image, box: Box, picture: Image.Image,
     correlation, where = found[0], found[2]
     correlation = _confirmed(query, correlation, where, picture, config, confirm_from)
     if config.turns and correlation <= confirm_from:
-        if not drawn:
-            drawn.append(picture.crop(shown) if shown else picture)
-        turned = _turned_match(drawn[0], found[1], config, scored)
+        turned = _turned_match(cut(), found[1], config, scored)
         if turned is not None:
             at_turn = _confirmed(query, turned[0], turned[1], turned[2], config, confirm_from)
             if at_turn > correlation:
@@ -244,10 +243,11 @@ def _turned_match(drawn: Image.Image, scale: float, config: TemplateConfig,
     ``scored`` compares a template with the query's region (:func:`match_picture`)."""
     pictures: dict[float, Image.Image] = {}
     found: dict[tuple[float, float], tuple[float, Box] | None] = {}  # each (angle, size) compared once
+    upright = drawn.convert("RGBA")  # once, for every angle
 
     def turned(angle: float) -> Image.Image:
         if angle not in pictures:
-            rgba = drawn.convert("RGBA").rotate(angle, resample=Image.BICUBIC, expand=True)
+            rgba = upright.rotate(angle, resample=Image.BICUBIC, expand=True)
             box = _opaque_box(rgba, config.opaque)
             pictures[angle] = rgba.crop(box) if box else rgba
         return pictures[angle]
