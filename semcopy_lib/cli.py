@@ -600,6 +600,8 @@ def cmd_bench_regions(args: argparse.Namespace) -> int:
         for split, part in row["splits"].items():
             print(f"[{split}] subjects pasted on: {part['backgrounds']}; seconds regions / whole: "
                   f"{part['seconds_regions']} / {part['seconds_whole']}")
+            for kind, why in part["not_made"].items():
+                print(f"[{split}] no {kind} queries: {why}")
     return 0
 
 

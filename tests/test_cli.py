@@ -288,6 +288,7 @@ def test_bench_regions_reports_every_kind_for_both_splits(built, gallery_dir, ca
     assert code == 0 and list(row["splits"]) == ["tuning", "held-out"]
     for part in row["splits"].values():
         assert set(part["kinds"]) == kinds
+        assert part["not_made"] == ({} if chromium_path() else {"webpage": "Chromium not found (apt-get install chromium)"})
         assert all(v["queries"] == 2 and 0 <= v["r1_regions"] <= 1 for v in part["kinds"].values())
         assert "box50" in part["kinds"]["screenshot"] and "box50" not in part["kinds"]["clean"]
         assert {"both2_whole", "both2_regions"} <= set(part["kinds"]["composite"])
@@ -295,6 +296,18 @@ def test_bench_regions_reports_every_kind_for_both_splits(built, gallery_dir, ca
         assert all(v["r1_picture"] >= v["r1_regions"] for v in part["kinds"].values())
         assert part["kinds"]["composite"]["both2_picture"] >= part["kinds"]["composite"]["both2_regions"]
         assert part["seconds_regions"] > 0
+
+
+def test_bench_regions_says_which_kinds_it_could_not_make(built, gallery_dir, capsys, monkeypatch):
+    """Without Chromium there are no web-page queries: the report names the kind and why, in JSON and in
+    its text, instead of leaving the row out silently."""
+    from semcopy_lib.data import webpages
+
+    monkeypatch.setattr(webpages, "chromium_path", lambda: None)
+    code, out, _ = run(capsys, "bench", "regions", gallery_dir, "--index", built, "-n", "1", "--split", "tuning")
+    assert code == 0
+    assert "[tuning] no webpage queries: Chromium not found (apt-get install chromium)" in out.splitlines()
+    assert not any(line.startswith("webpage") for line in out.splitlines())  # no row for it
 
 
 def test_the_regions_splits_hide_different_classes_and_compose_differently(gallery_dir, tmp_path):

@@ -37,6 +37,10 @@ from semcopy_lib.segment import Box, iou
 
 QUERY_KINDS = ("clean", "screenshot", "webpage", "collage", "background", "composite")
 SPLITS = ("tuning", "held-out")
+#: Why :func:`make_region_queries` makes no query of a kind (the others are always made): the report
+#: says so rather than leaving the kind's row out silently.
+NOT_MADE = {"webpage": "Chromium not found (apt-get install chromium)",
+            "composite": "no opaque gallery picture for this split to paste a drawing on"}
 
 
 @dataclass(frozen=True)
@@ -248,6 +252,7 @@ def run_regions_bench(service, images_dir, out_dir, per_kind: int = 50, seed: in
 
     Subjects are pasted on the split's half of the pip-package photos that the gallery does not hold
     (on generated pictures when it holds them all); ``backgrounds`` in the result says which.
+    ``not_made``: each kind of which no query could be made, with why (:data:`NOT_MADE`).
     """
     report: dict = {"splits": {}}
     same = SamePictures(images_dir, {r.gallery_id: r.sha256 for r in service.index.records()})
@@ -261,10 +266,11 @@ def run_regions_bench(service, images_dir, out_dir, per_kind: int = 50, seed: in
             start = time.perf_counter()
             results[regions] = service.search(paths, k=10, regions=regions)
             timings[regions] = time.perf_counter() - start
-        rows = {}
+        rows, not_made = {}, {}
         for kind in QUERY_KINDS:
             idx = [i for i, q in enumerate(queries) if q.kind == kind]
             if not idx:
+                not_made[kind] = NOT_MADE[kind]
                 continue
             row: dict = {"queries": len(idx)}
             for regions, label, judge in ((False, "whole", None), (True, "regions", None), (True, "picture", same)):
@@ -277,6 +283,6 @@ def run_regions_bench(service, images_dir, out_dir, per_kind: int = 50, seed: in
                                          for i in idx) / len(idx), 3)
             rows[kind] = row
         report["splits"][split] = {
-            "kinds": rows, "backgrounds": f"{len(photos)} photos" if photos else "generated",
+            "kinds": rows, "not_made": not_made, "backgrounds": f"{len(photos)} photos" if photos else "generated",
             "seconds_whole": round(timings[False], 2), "seconds_regions": round(timings[True], 2)}
     return report
