@@ -249,6 +249,63 @@ def test_a_whole_image_search_passes_over_the_views_kept_for_parts(index):
     assert [(h.gallery_id, round(h.score, 4)) for h in whole] == [("b/y.png", 0.8), ("a/x.png", 0.6)]
 
 
+def test_the_shrunk_views_are_searched_by_the_small_parts_only(index, tmp_path):
+    """a/ has a canvas view (cos 0.6 to the query) and a shrunk view equal to the query (stored as
+    ``parts_only`` 2); b/ is at 0.8. Only a query row flagged small finds a/ through its shrunk view; the
+    others, whole or not, find it through its canvas; a mixed batch is filtered row by row."""
+    q = np.array([1, 0, 0, 0, 0, 0, 0, 0], np.float32)
+    canvas = np.array([0.6, 0.8, 0, 0, 0, 0, 0, 0], np.float32)
+    other = np.array([0.8, 0, 0.6, 0, 0, 0, 0, 0], np.float32)
+    index.add([NewItem("a/x.png", "a", "sa", (0, 0, 100, 100), "fake", "", canvas),
+               NewItem("a/x.png", "a", "sa", (20, 30, 40, 50), "fake", "", q, parts_only=True, small=True),
+               NewItem("b/y.png", "b", "sb", (0, 0, 100, 100), "fake", "", other)])
+    small = [r for r in index.records() if r.small]
+    assert [(r.gallery_id, r.box, r.parts_only) for r in small] == [("a/x.png", (20, 30, 40, 50), True)]
+    found = index.search(np.stack([q, q]), k=2, small=[True, False])
+    assert [[(h.gallery_id, round(h.score, 4)) for h in hits] for hits in found] == [
+        [("a/x.png", 1.0), ("b/y.png", 0.8)], [("b/y.png", 0.8), ("a/x.png", 0.6)]]
+    assert found[0][0].gallery_box == (20, 30, 40, 50)
+    for hits in (index.search(q[None], k=2)[0], index.search(q[None], k=2, whole=True, small=[True])[0]):
+        assert [(h.gallery_id, round(h.score, 4)) for h in hits] == [("b/y.png", 0.8), ("a/x.png", 0.6)]
+
+
+def test_a_small_view_of_each_picture_is_indexed_when_the_settings_ask(gallery_dir, tmp_path):
+    """With ``pictures.small`` 64: a 96 x 72 photo on a transparent 400 x 400 canvas at (150, 200) gets
+    one more vector, for small parts: its drawing trimmed and shrunk to 64 x 48 (the encoder's vector
+    of that picture, its box the drawing's); an opaque 300 x 150 picture gets its whole shrunk to 64 x
+    32. Off by default: none."""
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from semcopy_lib.app import build_index, index_files
+    from semcopy_lib.app.indexing import encoder_for_index, query_config
+    from semcopy_lib.data import scan_images
+
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    photo = Image.open(gallery_dir / "animals" / "img03.png").convert("RGB").resize((96, 72))
+    canvas = Image.new("RGBA", (400, 400), (0, 0, 0, 0))
+    canvas.paste(photo, (150, 200))
+    canvas.save(gallery / "sticker.png")
+    wide = Image.open(gallery_dir / "animals" / "img06.png").convert("RGB").resize((300, 150))
+    wide.save(gallery / "wide.png")
+    index, _ = build_index(gallery, tmp_path / "plain", progress=False)
+    assert not any(r.small for r in index.records())
+    encoder = encoder_for_index(index)
+    index.close()
+    index = GalleryIndex.create(tmp_path / "idx", encoder.config.to_dict(), encoder.dim, root=gallery)
+    config = query_config(index)
+    index.set_query(replace(config, pictures=replace(config.pictures, small=64)).to_dict())
+    index_files(index, scan_images(gallery), encoder, batch_size=4)
+    small = sorted((r.gallery_id, r.box, r.parts_only, r.id) for r in index.records() if r.small)
+    assert [row[:3] for row in small] == [("sticker.png", (150, 200, 96, 72), True), ("wide.png", (0, 0, 300, 150), True)]
+    stored = {i: v for ids, vs in index.store.iter_vectors(index.dim) for i, v in zip(ids.tolist(), vs)}
+    vectors = np.stack([stored[row[3]] for row in small])
+    want = encoder.embed([photo.resize((64, 48), Image.LANCZOS), wide.resize((64, 32), Image.LANCZOS)])
+    np.testing.assert_allclose(vectors, want, atol=1e-4)
+
+
 def test_a_drawing_on_a_large_transparent_canvas_is_indexed_trimmed_for_parts_only(gallery_dir, tmp_path):
     """A 96 x 72 photo on a transparent 400 x 400 canvas at (150, 200): besides the canvas's views, one
     vector of the drawing trimmed to (150, 200, 96, 72), seen by region searches only; not a picture

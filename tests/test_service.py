@@ -396,3 +396,38 @@ def test_prepare_names_the_input_shapes_searches_meet(service, monkeypatch):
     service.prepare()
     side = service.encoder.config.image_size
     assert asked == [[(1, side), (2, side), (3, side), (1, service.config.windows.side)]]
+
+
+def test_only_the_regions_up_to_twice_the_shrunk_views_side_search_them(service, gallery_dir, tmp_path, monkeypatch):
+    """With ``pictures.small`` 64, each region search says which of its regions are small: longer side at
+    most 128 px of the query as decoded (a 1,200 x 900 query decoded at 600 x 450: 256 file pixels); the
+    whole image never. Without it, nothing is flagged."""
+    from semcopy_lib.segment.page_pictures import PagePicturesConfig
+
+    query = tmp_path / "big.png"
+    Image.open(gallery_dir / "animals" / "img00.png").convert("RGB").resize((1200, 900)).save(query)
+    searched, flagged = [], []
+    search, small = service.index.search, service._small
+
+    def spy_search(vectors, k=10, encoder=None, whole=False, small=None):
+        searched.append((whole, len(vectors), small))
+        return search(vectors, k, encoder, whole, small)
+
+    def spy_small(found, decoded):
+        flagged.append(([region.box for _, region in found], small(found, decoded)))
+        return flagged[-1][1]
+
+    monkeypatch.setattr(service.index, "search", spy_search)
+    monkeypatch.setattr(service, "_small", spy_small)
+    monkeypatch.setattr(service, "_copies", lambda *args: False)  # searched by its parts, whatever it matches
+    monkeypatch.setattr(service, "config", replace(service.config, max_side=600, pictures=PagePicturesConfig(small=64)))
+    service.search([query], k=2)
+    for boxes, flags in flagged:  # the parts proposed, then the residuals of a part that copies a picture
+        assert flags == [max(w, h) <= 256 for _, _, w, h in boxes]
+    assert any(flagged[0][1]) and not all(flagged[0][1])  # the windows: some small, some larger
+    assert searched == [(True, 1, None)] + [(False, len(boxes), flags) for boxes, flags in flagged]
+    searched.clear()
+    flagged.clear()
+    monkeypatch.setattr(service, "config", replace(service.config, pictures=PagePicturesConfig()))
+    service.search([query], k=2)
+    assert len(searched) == len(flagged) + 1 and all(small is None for *_, small in searched)

@@ -470,8 +470,8 @@ def test_a_copy_of_one_twin_ranks_it_first(boot_twins, tmp_path, monkeypatch):
     boot_copy(0.8).save(path)
     real_search = twins.index.search
 
-    def mirror_first(vectors, k, encoder=None, whole=False):  # the two boots' scores swapped, as for near-twins
-        out = real_search(vectors, k=k, encoder=encoder, whole=whole)
+    def mirror_first(vectors, k, encoder=None, whole=False, small=None):  # the two boots' scores swapped, as for near-twins
+        out = real_search(vectors, k=k, encoder=encoder, whole=whole, small=small)
         for hits in out:
             scores = {h.gallery_id: h.score for h in hits}
             if {"boots/boot.png", "boots/mirror.png"} <= set(scores):
@@ -718,8 +718,8 @@ def test_a_photo_found_by_a_part_only_is_compared_whole_and_what_is_pasted_on_it
                                        random.Random(0), scale=(0.4, 0.4))
     search, calls = service.index.search, []
 
-    def whole_damped(vectors, k=10, encoder=None, whole=False):
-        found = search(vectors, k=k, encoder=encoder, whole=whole)
+    def whole_damped(vectors, k=10, encoder=None, whole=False, small=None):
+        found = search(vectors, k=k, encoder=encoder, whole=whole, small=small)
         calls.append(len(vectors))
         return [[replace(h, score=0.6 * h.score) for h in hits] for hits in found] if len(calls) == 1 else found
 

@@ -20,7 +20,7 @@ from semcopy_lib.index import GalleryIndex, IndexDirError, NewItem
 from semcopy_lib.index.directory import MANIFEST
 from semcopy_lib.query import QueryConfig, check_proposers
 from semcopy_lib.segment import crop, scale_box
-from semcopy_lib.segment.page_pictures import page_pictures, trimmed_box
+from semcopy_lib.segment.page_pictures import page_pictures, small_view, trimmed_box
 from semcopy_lib.segment.template import thumbnail
 
 
@@ -120,11 +120,12 @@ class _Prepared:
     Attributes:
         pixels: its :meth:`~semcopy_lib.encoders.Encoder.gallery_pixels` (None: the encoder embeds images) ...
         png: its thumbnail.
-        boxes: the pictures it holds (a page's, a collage's), in ``size`` pixels, and last the drawing
-            trimmed to what shows when ``trimmed`` ...
-        held: ... and their crops.
-        trimmed: the last box is a drawing trimmed to what shows
-            (:func:`~semcopy_lib.segment.page_pictures.trimmed_box`), for region searches only.
+        boxes: the pictures it holds (a page's, a collage's), the drawing trimmed to what shows
+            (:func:`~semcopy_lib.segment.page_pictures.trimmed_box`), the picture shrunk
+            (:func:`~semcopy_lib.segment.page_pictures.small_view`), in ``size`` pixels ...
+        held: ... their crops (views) ...
+        roles: ... and what each is: 0 a picture held (every search), 1 the trimmed drawing (region
+            searches only), 2 the shrunk picture (searches of small regions only).
         original_size: the file's (width, height); ``size``: the decoded image's.
         image: the image itself, only when ``pixels`` is None.
     """
@@ -133,7 +134,7 @@ class _Prepared:
     png: bytes
     boxes: list
     held: list[Image.Image]
-    trimmed: bool
+    roles: list[int]
     original_size: tuple[int, int]
     size: tuple[int, int]
     image: Image.Image | None
@@ -219,8 +220,8 @@ def _index_files(
         held = iter(encoder.embed(crops, batch_size=batch_size) if crops else [])
         for (position, f, ready), image_views in zip(readable, views):
             (ow, oh), (w, h) = ready.original_size, ready.size
-            regions = [(scale_box(box, ow / w, oh / h), next(held), ready.trimmed and i == len(ready.boxes) - 1)
-                       for i, box in enumerate(ready.boxes)]  # boxes in file pixels
+            regions = [(scale_box(box, ow / w, oh / h), next(held), role)
+                       for box, role in zip(ready.boxes, ready.roles)]  # boxes in file pixels
             done[position] = (f, (image_views, ready.original_size, ready.png, regions))
 
     def write() -> None:
@@ -237,8 +238,9 @@ def _index_files(
             source = str(Path(f.path).resolve())
             items.extend(NewItem(f.gallery_id, f.label, shas[f.gallery_id], (0, 0, *size), encoder.name, source, vec)
                          for vec in image_views)
-            items.extend(NewItem(f.gallery_id, f.label, shas[f.gallery_id], box, encoder.name, source, vec, parts)
-                         for box, vec, parts in regions)
+            items.extend(NewItem(f.gallery_id, f.label, shas[f.gallery_id], box, encoder.name, source, vec,
+                                 parts_only=role > 0, small=role == 2)
+                         for box, vec, role in regions)
             thumbs[f.gallery_id] = png
             if len(thumbs) >= batch_size:
                 flush()
@@ -257,11 +259,18 @@ def _index_files(
 
     def prepare(image: Image.Image) -> _Prepared:
         boxes = page_pictures(image, config.pictures, config.layout) if config.pictures.most else []
-        trimmed = trimmed_box(image, config.pictures)
-        boxes += [trimmed] if trimmed else []
+        roles = [0] * len(boxes)
+        held = [to_rgb(crop(image, box)) for box in boxes]
+        if trimmed := trimmed_box(image, config.pictures):
+            boxes.append(trimmed)
+            held.append(to_rgb(crop(image, trimmed)))
+            roles.append(1)
+        if small := small_view(image, config.pictures):
+            boxes.append(small[0])
+            held.append(small[1])
+            roles.append(2)
         pixels = encoder.gallery_pixels(image)
-        return _Prepared(pixels, thumbnail(image), boxes, [to_rgb(crop(image, box)) for box in boxes],
-                         trimmed is not None,
+        return _Prepared(pixels, thumbnail(image), boxes, held, roles,
                          image.info["original_size"], image.size, image if pixels is None else None)
 
     # each image's preprocessing for every gallery view, and its thumbnail (with its transparency: pasted

@@ -174,11 +174,13 @@ class SearchService:
                     if not self._copies(im, hits, seen.setdefault(id(r), {}))]
             asked = {id(r): QueryImage(im, self.encoder, self.config, self.detector) for r, im in loaded}
             regions_from = len(owners)
+            decoded = {id(r): im for r, im in loaded}
             more, vectors = self._proposed([(r, asked[id(r)]) for r, _ in todo], "regions", batch_size, upright)
             if more:
                 owners += more
                 with self.clock.time("search"):
-                    per_region += self.index.search(vectors, k=depth, encoder=self.encoder.name)
+                    per_region += self.index.search(vectors, k=depth, encoder=self.encoder.name,
+                                                    small=self._small(more, decoded))
             # a single picture searched by its parts may hold a pasted gallery picture, and a page or a
             # collage holds its pictures: check the pixels
             verify = {id(r): im for r, im in todo if r.layout == "single" or self.config.verify.pages}
@@ -220,7 +222,8 @@ class SearchService:
             if more:
                 owners += more
                 with self.clock.time("search"):
-                    per_region += self.index.search(vectors, k=depth, encoder=self.encoder.name)
+                    per_region += self.index.search(vectors, k=depth, encoder=self.encoder.name,
+                                                    small=self._small(more, decoded))
                 # a copy with something pasted on it: its whole image's hits under copy level are the
                 # copied picture's neighbours, not what was pasted (but for a twin that holds it in its pixels)
                 pasted = {id(r) for r, region in more if region.kind == "residual" and id(r) in copies}
@@ -461,6 +464,20 @@ class SearchService:
             gallery_id = f"{label}/{stem}-{digest[:8]}.png"
         self.add_file(path, gallery_id)
         return gallery_id
+
+    def _small(self, found: list[tuple[QueryResult, Region]], decoded: dict[int, Image.Image]) -> list[bool] | None:
+        """Per region of ``found``, whether it searches the gallery's shrunk views too
+        (:attr:`~semcopy_lib.segment.page_pictures.PagePicturesConfig.small`): its longer side, in its
+        query's pixels as decoded (``decoded`` by id(result)), is at most twice theirs. None: the index
+        keeps none."""
+        side = self.config.pictures.small
+        if side <= 0:
+            return None
+        flags = []
+        for result, region in found:
+            (ow, oh), (w, h) = decoded[id(result)].info["original_size"], decoded[id(result)].size
+            flags.append(max(region.box[2] * w / ow, region.box[3] * h / oh) <= 2 * side)
+        return flags
 
     def _thumbnails(self, gallery_ids: Iterable[str]) -> dict[str, Image.Image]:
         """:func:`~semcopy_lib.segment.template.read_thumbnails` of the index's thumbnails of ``gallery_ids``,

@@ -529,7 +529,7 @@ class GalleryIndex:
         return self.backend.search(queries, k)
 
     def search(self, queries: np.ndarray, k: int = 10, encoder: str | None = None,
-               whole: bool = False) -> list[list[Hit]]:
+               whole: bool = False, small: Sequence[bool] | None = None) -> list[list[Hit]]:
         """Top-k gallery images per query vector, each gallery id once (its best vector wins).
 
         Args:
@@ -538,6 +538,8 @@ class GalleryIndex:
             encoder: the name of the encoder that made ``queries``; checked when given.
             whole: the queries are whole images: the vectors kept for a query's parts only
                 (:attr:`~semcopy_lib.index.store.Record.parts_only`) are passed over.
+            small: per query, whether it is a small part: the vectors kept for small parts
+                (:attr:`~semcopy_lib.index.store.Record.small`) are passed over by the others.
 
         Returns:
             Q lists of at most k :class:`Hit`, best first (score = cosine similarity).
@@ -552,11 +554,13 @@ class GalleryIndex:
             scores, ids = self.search_vectors(queries, fetch)
             records = self.store.records({int(i) for i in ids.ravel() if i >= 0})
             results, short = [], False
-            for row_scores, row_ids in zip(scores, ids):
+            for row, (row_scores, row_ids) in enumerate(zip(scores, ids)):
                 best: dict[str, Hit] = {}
+                tiny = small is not None and small[row] and not whole
                 for score, vid in zip(row_scores, row_ids):
                     rec = records.get(int(vid))
-                    if rec is None or rec.gallery_id in best or (whole and rec.parts_only):
+                    if (rec is None or rec.gallery_id in best or (whole and rec.parts_only)
+                            or (rec.small and not tiny)):
                         continue
                     best[rec.gallery_id] = Hit(rec.gallery_id, float(score), rec.label, rec.source, rec.box)
                     if len(best) == k:

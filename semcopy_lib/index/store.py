@@ -52,6 +52,8 @@ class Record:
 
     ``parts_only``: the vector is for searches by a query's parts only, not by whole images (a drawing
     trimmed to what shows of it: a whole query is a whole canvas, a part is cut tight around what shows).
+    ``small``: ... and only by small parts (the drawing shrunk: pasted small, it is blurred like that);
+    stored as ``parts_only`` 2.
     """
 
     id: int
@@ -62,6 +64,7 @@ class Record:
     encoder: str
     source: str
     parts_only: bool = False
+    small: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class NewItem:
     source: str
     vector: np.ndarray
     parts_only: bool = False
+    small: bool = False  # implies parts_only
 
 
 class MetadataStore:
@@ -167,7 +171,7 @@ class MetadataStore:
                     "INSERT INTO items (gallery_id, label, sha256, box, encoder, source, vector, parts_only) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (item.gallery_id, item.label, item.sha256, json.dumps(list(item.box)),
-                     item.encoder, item.source, vec.tobytes(), int(item.parts_only)),
+                     item.encoder, item.source, vec.tobytes(), 2 if item.small else int(item.parts_only)),
                 )
                 added.append(int(cur.lastrowid))
             _put_thumbs(cur, thumbs or {})
@@ -198,7 +202,7 @@ class MetadataStore:
 
     @staticmethod
     def _record(row: tuple) -> Record:
-        return Record(row[0], row[1], row[2], row[3], tuple(json.loads(row[4])), row[5], row[6], bool(row[7]))
+        return Record(row[0], row[1], row[2], row[3], tuple(json.loads(row[4])), row[5], row[6], bool(row[7]), row[7] == 2)
 
     def records(self, ids: Iterable[int]) -> dict[int, Record]:
         """Records by id for the given ids (missing ids are left out); those read since the last write

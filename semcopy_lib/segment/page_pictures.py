@@ -5,6 +5,9 @@ index keeps a vector of each picture the page holds (:func:`page_pictures`), so 
 the page and the two group as copies. A drawing drawn on a small part of its transparent canvas (a
 clip-art page with a small drawing on it) is kept trimmed to what shows as well (:func:`trimmed_box`),
 for searches by a query's parts only: a part is cut tight around what shows, a whole query is a canvas.
+With :attr:`PagePicturesConfig.small`, every picture is also kept shrunk (:func:`small_view`), for the
+searches of small parts only: a drawing pasted small is blurred, and enlarged to the encoder's input it
+looks like itself shrunk, not like itself at full size.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from semcopy_lib.data.boxes import Box
+from semcopy_lib.data.loading import to_rgb
 from semcopy_lib.segment import LayoutConfig, analyse
 
 
@@ -31,6 +35,9 @@ class PagePicturesConfig:
         trim: a drawing with transparency whose visible pixels' box covers less than this share of its
             canvas is also kept trimmed to that box, seen by region searches only (0: never); a near-full
             box adds little beside the canvas's own views.
+        small: every picture (trimmed to what shows) is also kept shrunk to this many pixels on its longer
+            side, seen only by the searches of regions whose longer side is at most twice that in the
+            query as decoded (0: never; a picture pasted that small is as blurred as the view).
     """
 
     max_share: float = 0.6
@@ -38,6 +45,22 @@ class PagePicturesConfig:
     most: int = 8
     card_frames: bool = False
     trim: float = 0.8
+    small: int = 0
+
+
+def small_view(image: Image.Image, config: PagePicturesConfig = PagePicturesConfig()) -> tuple[Box, Image.Image] | None:
+    """(the box of ``image``'s pixels that show, or the whole image, and that box flattened on white and
+    shrunk to ``config.small`` on its longer side, Lanczos; a smaller one is kept as it is), or None when
+    ``config.small`` is 0."""
+    if config.small <= 0:
+        return None
+    shown = image.getchannel("A").getbbox() if image.mode == "RGBA" else None
+    x0, y0, x1, y1 = shown or (0, 0, image.width, image.height)
+    view = to_rgb(image.crop((x0, y0, x1, y1)))
+    f = config.small / max(view.size)
+    if f < 1:
+        view = view.resize((max(1, round(view.width * f)), max(1, round(view.height * f))), Image.LANCZOS)
+    return (x0, y0, x1 - x0, y1 - y0), view
 
 
 def page_pictures(image: Image.Image, config: PagePicturesConfig = PagePicturesConfig(),
