@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -26,7 +28,10 @@ os.environ.setdefault("SEMCOPY_RUNTIME", "onnx")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("YOLO_OFFLINE", "1")
 # `semcopy trust` and `index build --encoder-path` write a trust list: never the user's own in tests
-os.environ["SEMCOPY_TRUST_FILE"] = str(Path(tempfile.mkdtemp(prefix="semcopy-trust-")) / "trusted-weights.json")
+# (one folder per pytest process, removed when it ends: each run left three behind in /tmp)
+_TRUST_DIR = tempfile.mkdtemp(prefix="semcopy-trust-")
+atexit.register(shutil.rmtree, _TRUST_DIR, ignore_errors=True)
+os.environ["SEMCOPY_TRUST_FILE"] = str(Path(_TRUST_DIR) / "trusted-weights.json")
 
 # Property tests draw the same examples on every run of `make test` (a red CI is never chance);
 # `make fuzz` draws fresh ones, ten times as many (tests/test_robustness.py reads the profile). No
