@@ -208,13 +208,14 @@ def test_cli_verify_repair_deletes_leftovers_of_a_crash_on_a_consistent_index(tm
 
 def test_a_drawing_saved_with_an_opaque_alpha_band_indexes_consistently(tmp_path):
     """A PNG with an alpha channel and no transparent pixel (a logo saved as RGBA) is opaque: one
-    vector per gallery size, none stored twice (a grey view of it would repeat the white one)."""
+    vector per gallery size and its shrunk view, none stored twice (a grey view of it would repeat the
+    white one)."""
     from semcopy_lib.app import build_index
 
     gallery = tmp_path / "gallery" / "logos"
     gallery.mkdir(parents=True)
     pattern_image(0).convert("RGBA").save(gallery / "solid.png")
     index, _ = build_index(tmp_path / "gallery", tmp_path / "idx", progress=False)
-    assert len(index.records()) == 2  # 224 and 320 px on white
+    assert sorted(r.small for r in index.records()) == [False, False, True]  # 224 and 320 px on white; 64 px
     index.close()
     assert verify(tmp_path / "idx").ok

@@ -269,11 +269,11 @@ def test_the_shrunk_views_are_searched_by_the_small_parts_only(index, tmp_path):
         assert [(h.gallery_id, round(h.score, 4)) for h in hits] == [("b/y.png", 0.8), ("a/x.png", 0.6)]
 
 
-def test_a_small_view_of_each_picture_is_indexed_when_the_settings_ask(gallery_dir, tmp_path):
-    """With ``pictures.small`` 64: a 96 x 72 photo on a transparent 400 x 400 canvas at (150, 200) gets
-    one more vector, for small parts: its drawing trimmed and shrunk to 64 x 48 (the encoder's vector
-    of that picture, its box the drawing's); an opaque 300 x 150 picture gets its whole shrunk to 64 x
-    32. Off by default: none."""
+def test_a_small_view_of_each_picture_is_indexed_unless_the_settings_say_0(gallery_dir, tmp_path):
+    """With ``pictures.small`` 64 (the default): a 96 x 72 photo on a transparent 400 x 400 canvas at
+    (150, 200) gets one more vector, for small parts: its drawing trimmed and shrunk to 64 x 48 (the
+    encoder's vector of that picture, its box the drawing's); an opaque 300 x 150 picture gets its whole
+    shrunk to 64 x 32. With 0: none."""
     from dataclasses import replace
 
     from PIL import Image
@@ -290,14 +290,15 @@ def test_a_small_view_of_each_picture_is_indexed_when_the_settings_ask(gallery_d
     canvas.save(gallery / "sticker.png")
     wide = Image.open(gallery_dir / "animals" / "img06.png").convert("RGB").resize((300, 150))
     wide.save(gallery / "wide.png")
-    index, _ = build_index(gallery, tmp_path / "plain", progress=False)
-    assert not any(r.small for r in index.records())
+    index, _ = build_index(gallery, tmp_path / "idx", progress=False)
+    assert query_config(index).pictures.small == 64
     encoder = encoder_for_index(index)
-    index.close()
-    index = GalleryIndex.create(tmp_path / "idx", encoder.config.to_dict(), encoder.dim, root=gallery)
-    config = query_config(index)
-    index.set_query(replace(config, pictures=replace(config.pictures, small=64)).to_dict())
-    index_files(index, scan_images(gallery), encoder, batch_size=4)
+    plain = GalleryIndex.create(tmp_path / "plain", encoder.config.to_dict(), encoder.dim, root=gallery)
+    config = query_config(plain)
+    plain.set_query(replace(config, pictures=replace(config.pictures, small=0)).to_dict())
+    index_files(plain, scan_images(gallery), encoder, batch_size=4)
+    assert len(plain.records()) == len(index.records()) - 2 and not any(r.small for r in plain.records())
+    plain.close()
     small = sorted((r.gallery_id, r.box, r.parts_only, r.id) for r in index.records() if r.small)
     assert [row[:3] for row in small] == [("sticker.png", (150, 200, 96, 72), True), ("wide.png", (0, 0, 300, 150), True)]
     stored = {i: v for ids, vs in index.store.iter_vectors(index.dim) for i, v in zip(ids.tolist(), vs)}
@@ -325,7 +326,7 @@ def test_a_drawing_on_a_large_transparent_canvas_is_indexed_trimmed_for_parts_on
     canvas.paste(photo, (150, 200))
     canvas.save(gallery / "sticker.png")
     index, _ = build_index(gallery, tmp_path / "idx", progress=False)
-    parts = [r for r in index.records() if r.parts_only]
+    parts = [r for r in index.records() if r.parts_only and not r.small]
     assert [(r.gallery_id, r.box) for r in parts] == [("sticker.png", (150, 200, 96, 72))]
     assert held_pictures(index.records()) == {}
     encoder = encoder_for_index(index)

@@ -45,7 +45,10 @@ def test_a_long_search_shows_its_queries_on_stderr(service, gallery_dir, monkeyp
 
 
 def test_boxes_are_in_the_pixels_of_the_file(service, gallery_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(service, "config", replace(service.config, max_side=64))  # the query is analysed shrunk
+    # the query is analysed shrunk; no shrunk views (at 64 px every region of it is small: a window of
+    # it finds its picture's shrunk view above the whole image)
+    config = service.config
+    monkeypatch.setattr(service, "config", replace(config, max_side=64, pictures=replace(config.pictures, small=0)))
     big = tmp_path / "big.png"
     Image.open(next(gallery_dir.rglob("img00.png"))).resize((300, 200)).save(big)
     [result] = service.search([big], k=1)
@@ -399,9 +402,9 @@ def test_prepare_names_the_input_shapes_searches_meet(service, monkeypatch):
 
 
 def test_only_the_regions_up_to_twice_the_shrunk_views_side_search_them(service, gallery_dir, tmp_path, monkeypatch):
-    """With ``pictures.small`` 64, each region search says which of its regions are small: longer side at
-    most 128 px of the query as decoded (a 1,200 x 900 query decoded at 600 x 450: 256 file pixels); the
-    whole image never. Without it, nothing is flagged."""
+    """With ``pictures.small`` 64 (the default), each region search says which of its regions are small:
+    longer side at most 128 px of the query as decoded (a 1,200 x 900 query decoded at 600 x 450: 256 file
+    pixels); the whole image never. With 0, nothing is flagged."""
     from semcopy_lib.segment.page_pictures import PagePicturesConfig
 
     query = tmp_path / "big.png"
@@ -420,7 +423,8 @@ def test_only_the_regions_up_to_twice_the_shrunk_views_side_search_them(service,
     monkeypatch.setattr(service.index, "search", spy_search)
     monkeypatch.setattr(service, "_small", spy_small)
     monkeypatch.setattr(service, "_copies", lambda *args: False)  # searched by its parts, whatever it matches
-    monkeypatch.setattr(service, "config", replace(service.config, max_side=600, pictures=PagePicturesConfig(small=64)))
+    assert service.config.pictures == PagePicturesConfig(small=64)
+    monkeypatch.setattr(service, "config", replace(service.config, max_side=600))
     service.search([query], k=2)
     for boxes, flags in flagged:  # the parts proposed, then the residuals of a part that copies a picture
         assert flags == [max(w, h) <= 256 for _, _, w, h in boxes]
@@ -428,6 +432,6 @@ def test_only_the_regions_up_to_twice_the_shrunk_views_side_search_them(service,
     assert searched == [(True, 1, None)] + [(False, len(boxes), flags) for boxes, flags in flagged]
     searched.clear()
     flagged.clear()
-    monkeypatch.setattr(service, "config", replace(service.config, pictures=PagePicturesConfig()))
+    monkeypatch.setattr(service, "config", replace(service.config, pictures=PagePicturesConfig(small=0)))
     service.search([query], k=2)
     assert len(searched) == len(flagged) + 1 and all(small is None for *_, small in searched)

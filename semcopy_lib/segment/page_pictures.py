@@ -45,7 +45,7 @@ class PagePicturesConfig:
     most: int = 8
     card_frames: bool = False
     trim: float = 0.8
-    small: int = 0
+    small: int = 64
 
 
 def small_view(image: Image.Image, config: PagePicturesConfig = PagePicturesConfig()) -> tuple[Box, Image.Image] | None:
