@@ -135,14 +135,28 @@ def cmd_index_info(args: argparse.Namespace) -> int:
 
 def cmd_index_settings(args: argparse.Namespace) -> int:
     """The index's saved search settings that differ from this version's defaults; ``--reset`` saves the
-    defaults instead (an index keeps the settings it was built with, so it gains new defaults only so)."""
+    defaults instead (an index keeps the settings it was built with, so it gains new defaults only so);
+    ``--set KEY=VALUE`` saves one setting (checked as the manifest's are)."""
     from semcopy_lib.app.indexing import query_config
     from semcopy_lib.index import GalleryIndex
     from semcopy_lib.query import QueryConfig
 
-    index = GalleryIndex.open(args.index, read_only=not args.reset)
+    index = GalleryIndex.open(args.index, read_only=not (args.reset or args.set))
     try:
-        saved = _dotted(query_config(index).to_dict(), "query")
+        current = query_config(index).to_dict()
+        changed = {}
+        if args.set:
+            wanted = json.loads(json.dumps(current))
+            for key, value in args.set:
+                changed[key] = {"saved": _setting_of(current, key), "now": value}
+                _put_setting(wanted, key, value)
+            try:
+                QueryConfig.from_dict(wanted)
+            except ValueError as exc:
+                raise CliError(f"{args.index}: --set {exc}") from None
+            index.set_query(wanted)
+            current = wanted
+        saved = _dotted(current, "query")
         defaults = QueryConfig().to_dict()
         differs = {key: {"saved": saved.get(key), "default": value}
                    for key, value in _dotted(defaults, "query").items() if saved.get(key) != value}
@@ -151,7 +165,14 @@ def cmd_index_settings(args: argparse.Namespace) -> int:
     finally:
         index.close()
     if args.json:
-        _print_json({"index": str(args.index), "differs": differs, "reset": bool(args.reset and differs)})
+        _print_json({"index": str(args.index), "differs": differs, "reset": bool(args.reset and differs), "set": changed})
+        return 0
+    if changed:
+        for key, pair in changed.items():
+            print(f"{key}: {json.dumps(pair['saved'])} -> {json.dumps(pair['now'])}")
+        if any(key.startswith("query.pictures.") for key in changed):
+            print(f"{args.index}: pictures.* settings apply to the files indexed from now on "
+                  f"(build the index anew for all)")
         return 0
     for key, pair in differs.items():
         print(f"{key}: {pair['saved']} -> {pair['default']}" if args.reset
@@ -164,6 +185,41 @@ def cmd_index_settings(args: argparse.Namespace) -> int:
         print(f"{args.index}: {len(differs)} search settings differ from this version's defaults "
               f"(`semcopy index settings --reset` saves the defaults)")
     return 0
+
+
+def _setting(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` of `index settings --set`: the key as `index settings` prints it
+    (``query.pictures.small``; the ``query.`` may be left out) and the value read as JSON."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE, e.g. pictures.small=0")
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        raise argparse.ArgumentTypeError(f"{text!r}: the value is not JSON (a number, true/false, "
+                                         f"a list such as [0.5, 0.1] or [\"whole\"])") from None
+    return (key if key.startswith("query.") else f"query.{key}"), parsed
+
+
+def _setting_of(query: dict[str, Any], key: str) -> Any:
+    """The value at ``key`` (``query.a.b``) of a saved ``QueryConfig.to_dict()``; CliError when none."""
+    node: Any = query
+    for part in key.split(".")[1:]:
+        if not isinstance(node, dict) or part not in node:
+            raise CliError(f"--set: no search setting {key} (`semcopy index info` lists them)")
+        node = node[part]
+    if isinstance(node, dict):
+        raise CliError(f"--set: {key} is a group of settings; name one of them (`semcopy index info` lists them)")
+    return node
+
+
+def _put_setting(query: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``key`` (``query.a.b``, found by :func:`_setting_of`) of a saved ``QueryConfig.to_dict()``."""
+    *parents, name = key.split(".")[1:]
+    for part in parents:
+        query = query[part]
+    query[name] = value
 
 
 def _dotted(data: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -757,9 +813,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_index_info)
     p = isub.add_parser("settings", help="the saved search settings that differ from this version's defaults "
-                        "(an index keeps those it was built with); --reset saves the defaults")
+                        "(an index keeps those it was built with); --reset saves the defaults, --set one setting")
     p.add_argument("--index", required=True, metavar="INDEX_DIR")
-    p.add_argument("--reset", action="store_true", help="save this version's default search settings in the index")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--reset", action="store_true", help="save this version's default search settings in the index")
+    how.add_argument("--set", action="append", type=_setting, metavar="KEY=VALUE", default=[],
+                     help="save one search setting, e.g. pictures.small=0 or merge.subject=[0.5,0.2] (repeatable; "
+                     "the keys `index settings` and `index info` print)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_index_settings)
     p = isub.add_parser("verify", help="check that metadata, vectors and manifest agree; say how to repair")

@@ -52,7 +52,7 @@ def test_index_settings_lists_what_differs_from_the_defaults_and_reset_saves_the
     index.close()
     code, out, _ = run(capsys, "index", "settings", "--index", index_dir, "--json")
     default = QueryConfig()
-    assert code == 0 and json.loads(out) == {"index": str(index_dir), "reset": False, "differs": {
+    assert code == 0 and json.loads(out) == {"index": str(index_dir), "reset": False, "set": {}, "differs": {
         "query.merge.subject": {"saved": [0.536, 0.199], "default": list(default.merge.subject)},
         "query.turns.angles": {"saved": [], "default": list(default.turns.angles)}}}
     code, out, _ = run(capsys, "index", "settings", "--index", index_dir, "--reset")
@@ -64,6 +64,47 @@ def test_index_settings_lists_what_differs_from_the_defaults_and_reset_saves_the
     assert query_config(index) == default and len(index) == 12
     code, out, _ = run(capsys, "index", "settings", "--index", index_dir)
     assert out.strip() == f"{index_dir}: its search settings are this version's defaults"
+
+
+def test_index_settings_set_saves_one_setting_and_refuses_a_wrong_one_in_a_line(built, gallery_dir, tmp_path, capsys):
+    """`--set pictures.small=0` saves that setting alone: a file added after gets no shrunk view, those
+    indexed before keep theirs; an unknown key, a group or a value of the wrong type is one line, the
+    index unchanged."""
+    import shutil
+
+    from PIL import Image
+
+    from semcopy_lib.app.indexing import query_config
+    from semcopy_lib.index import GalleryIndex
+    from semcopy_lib.query import QueryConfig
+
+    index_dir = tmp_path / "idx"
+    shutil.copytree(built, index_dir)
+    code, out, _ = run(capsys, "index", "settings", "--index", index_dir, "--set", "pictures.small=0",
+                       "--set", "query.merge.subject=[0.5, 0.25]", "--json")
+    assert code == 0 and json.loads(out) == {"index": str(index_dir), "reset": False, "set": {
+        "query.pictures.small": {"saved": 64, "now": 0}, "query.merge.subject": {"saved": list(QueryConfig().merge.subject),
+                                                                               "now": [0.5, 0.25]}},
+        "differs": {"query.pictures.small": {"saved": 0, "default": 64},
+                    "query.merge.subject": {"saved": [0.5, 0.25], "default": list(QueryConfig().merge.subject)}}}
+    saved = (index_dir / "manifest.json").read_text()
+    for bad, said in [("pictures.smal=1", "no search setting query.pictures.smal"),
+                      ("pictures=1", "query.pictures is a group of settings"),
+                      ("pictures.small=0.5", "query.pictures.small: expected a whole number, got 0.5")]:
+        code, _, err = run(capsys, "index", "settings", "--index", index_dir, "--set", bad)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and said in err and "Traceback" not in err
+    assert (index_dir / "manifest.json").read_text() == saved
+    index = GalleryIndex.open(index_dir, read_only=True)
+    config = query_config(index)
+    assert (config.pictures.small, config.merge.subject) == (0, (0.5, 0.25))
+    before = {r.gallery_id for r in index.records() if r.small}
+    index.close()
+    assert len(before) == 12
+    new = tmp_path / "new.png"
+    Image.open(gallery_dir / "animals" / "img00.png").rotate(90).save(new)
+    assert run(capsys, "index", "add", "--index", index_dir, new)[0] == 0
+    index = GalleryIndex.open(index_dir, read_only=True)
+    assert len(index) == 13 and {r.gallery_id for r in index.records() if r.small} == before
 
 
 def test_an_fp32_index_is_searched_and_grown_in_fp32_under_the_default_runtime(built, monkeypatch):
