@@ -4,7 +4,7 @@ counts as right.
 
     python scripts/scale_bench.py gallery .cache/scale/gallery
     semcopy index build .cache/scale/gallery --index .cache/scale/idx
-    python scripts/scale_bench.py run .cache/scale/gallery --index .cache/scale/idx [-n 100] [--out /tmp/scale]
+    python scripts/scale_bench.py run .cache/scale/gallery --index .cache/scale/idx [-n 100] [--out /tmp/scale] [--split tuning]
 
 A large gallery holds look-alikes that a sample of 90 images a category does not, and a cosine reached
 by chance in a small gallery is reached more often in a large one. Per split and kind (the queries of
@@ -45,8 +45,8 @@ def build_gallery(out: Path) -> None:
             shutil.copyfile(path, out / "photos" / f"{name}{path.suffix}")
 
 
-def run(images_dir: Path, index_dir: Path, n: int, out: Path) -> dict:
-    """{split: {kind: {"queries", "r1_bytes", "r1_picture"[, "both2"]}}}."""
+def run(images_dir: Path, index_dir: Path, n: int, out: Path, splits: tuple[str, ...] | None = None) -> dict:
+    """{split: {kind: {"queries", "r1_bytes", "r1_picture"[, "both2"]}}} for ``splits`` (default both)."""
     from semcopy_lib.app import SearchService
     from semcopy_lib.data import scan_images
     from semcopy_lib.eval.copies import make_copy_queries
@@ -64,7 +64,7 @@ def run(images_dir: Path, index_dir: Path, n: int, out: Path) -> dict:
 
     every = scan_images(images_dir)
     report: dict = {}
-    for split in SPLITS:
+    for split in splits or SPLITS:
         photos = background_photos(service, split)
         queries = [(q.path, q.kind, q.gallery_id, q.also) for q in
                    make_region_queries(images_dir, out / split / "regions", n, 0, backgrounds=photos, split=split)]
@@ -76,8 +76,8 @@ def run(images_dir: Path, index_dir: Path, n: int, out: Path) -> dict:
             ids = [h.gallery_id for h in result.hits]
             row = rows.setdefault(kind, {"queries": 0, "r1_bytes": 0, "r1_picture": 0, **({"both2": 0} if also else {})})
             row["queries"] += 1
-            for key, pictures in (("r1_bytes", False), ("r1_picture", True)):
-                row[key] += bool(ids) and (ids[0] == also or same(ids[0], target, pictures))
+            for key, by_picture in (("r1_bytes", False), ("r1_picture", True)):
+                row[key] += bool(ids) and (ids[0] == also or same(ids[0], target, by_picture))
             if also:
                 row["both2"] += also in ids[:2] and any(same(g, target, True) for g in ids[:2])
         report[split] = {kind: {k: v if k == "queries" else round(v / row["queries"], 3) for k, v in row.items()}
@@ -95,11 +95,13 @@ def main() -> None:
     p.add_argument("--index", required=True)
     p.add_argument("-n", type=int, default=100, help="queries of each kind per split (default 100)")
     p.add_argument("--out", default="/tmp/scale-bench", help="where the queries are written")
+    p.add_argument("--split", choices=["tuning", "held-out", "both"], default="both")
     args = ap.parse_args()
     if args.command == "gallery":
         build_gallery(Path(args.out))
     else:
-        print(json.dumps(run(Path(args.images_dir), Path(args.index), args.n, Path(args.out)), indent=1))
+        splits = None if args.split == "both" else (args.split,)
+        print(json.dumps(run(Path(args.images_dir), Path(args.index), args.n, Path(args.out), splits), indent=1))
 
 
 if __name__ == "__main__":
