@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -146,10 +147,9 @@ def cmd_index_settings(args: argparse.Namespace) -> int:
         current = query_config(index).to_dict()
         changed = {}
         if args.set:
-            wanted = json.loads(json.dumps(current))
+            wanted = copy.deepcopy(current)
             for key, value in args.set:
-                changed[key] = {"saved": _setting_of(current, key), "now": value}
-                _put_setting(wanted, key, value)
+                changed[key] = {"saved": _replace_setting(wanted, key, value), "now": value}
             try:
                 QueryConfig.from_dict(wanted)
             except ValueError as exc:
@@ -202,24 +202,22 @@ def _setting(text: str) -> tuple[str, Any]:
     return (key if key.startswith("query.") else f"query.{key}"), parsed
 
 
-def _setting_of(query: dict[str, Any], key: str) -> Any:
-    """The value at ``key`` (``query.a.b``) of a saved ``QueryConfig.to_dict()``; CliError when none."""
+def _replace_setting(query: dict[str, Any], key: str, value: Any) -> Any:
+    """Set ``key`` (``query.a.b``) of a saved ``QueryConfig.to_dict()`` to ``value``; returns what it was.
+
+    Raises:
+        CliError: no such setting, or ``key`` names a group of them.
+    """
+    *parents, name = key.split(".")
     node: Any = query
-    for part in key.split(".")[1:]:
-        if not isinstance(node, dict) or part not in node:
-            raise CliError(f"--set: no search setting {key} (`semcopy index info` lists them)")
-        node = node[part]
-    if isinstance(node, dict):
+    for part in parents[1:]:
+        node = node.get(part) if isinstance(node, dict) else None
+    if not isinstance(node, dict) or name not in node or not parents:
+        raise CliError(f"--set: no search setting {key} (`semcopy index info` lists them)")
+    if isinstance(node[name], dict):
         raise CliError(f"--set: {key} is a group of settings; name one of them (`semcopy index info` lists them)")
-    return node
-
-
-def _put_setting(query: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``key`` (``query.a.b``, found by :func:`_setting_of`) of a saved ``QueryConfig.to_dict()``."""
-    *parents, name = key.split(".")[1:]
-    for part in parents:
-        query = query[part]
-    query[name] = value
+    old, node[name] = node[name], value
+    return old
 
 
 def _dotted(data: dict[str, Any], prefix: str) -> dict[str, Any]:
