@@ -51,7 +51,8 @@ def _report(report, as_json: bool) -> None:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     if as_json:
         _print_json({"added": report.added, "replaced": report.replaced, "unchanged": report.unchanged,
-                     "skipped": [{"file": p, "error": r} for p, r in report.skipped], "removed": report.removed})
+                     "skipped": [{"file": p, "error": r} for p, r in report.skipped], "removed": report.removed,
+                     "small_views": report.small_views})
     else:
         print(report.summary(), file=sys.stderr)
     if report.optimised:

@@ -273,7 +273,8 @@ def test_a_small_view_of_each_picture_is_indexed_unless_the_settings_say_0(galle
     """With ``pictures.small`` 64 (the default): a 96 x 72 photo on a transparent 400 x 400 canvas at
     (150, 200) gets one more vector, for small parts: its drawing trimmed and shrunk to 64 x 48 (the
     encoder's vector of that picture, its box the drawing's); an opaque 300 x 150 picture gets its whole
-    shrunk to 64 x 32. With 0: none."""
+    shrunk to 64 x 32. With 0: none; the setting turned on later, the next pass over the files gives each
+    its shrunk view beside its other vectors, once."""
     from dataclasses import replace
 
     from PIL import Image
@@ -298,13 +299,28 @@ def test_a_small_view_of_each_picture_is_indexed_unless_the_settings_say_0(galle
     plain.set_query(replace(config, pictures=replace(config.pictures, small=0)).to_dict())
     index_files(plain, scan_images(gallery), encoder, batch_size=4)
     assert len(plain.records()) == len(index.records()) - 2 and not any(r.small for r in plain.records())
-    plain.close()
     small = sorted((r.gallery_id, r.box, r.parts_only, r.id) for r in index.records() if r.small)
     assert [row[:3] for row in small] == [("sticker.png", (150, 200, 96, 72), True), ("wide.png", (0, 0, 300, 150), True)]
     stored = {i: v for ids, vs in index.store.iter_vectors(index.dim) for i, v in zip(ids.tolist(), vs)}
     vectors = np.stack([stored[row[3]] for row in small])
     want = encoder.embed([photo.resize((64, 48), Image.LANCZOS), wide.resize((64, 32), Image.LANCZOS)])
     np.testing.assert_allclose(vectors, want, atol=1e-4)
+
+    # the setting turned on later: the next pass over the same files gives each its shrunk view, and
+    # leaves its other vectors as they were
+    before = {i: v for ids, vs in plain.store.iter_vectors(plain.dim) for i, v in zip(ids.tolist(), vs)}
+    plain.set_query(config.to_dict())
+    report = index_files(plain, scan_images(gallery), encoder, batch_size=4)
+    assert (sorted(report.unchanged), report.added, report.replaced) == (["sticker.png", "wide.png"], [], [])
+    assert sorted(report.small_views) == ["sticker.png", "wide.png"]
+    after = {i: v for ids, vs in plain.store.iter_vectors(plain.dim) for i, v in zip(ids.tolist(), vs)}
+    assert all(np.array_equal(after[i], v) for i, v in before.items()) and len(after) == len(before) + 2
+    given = sorted((r.gallery_id, r.box, r.parts_only, r.id) for r in plain.records() if r.small)
+    assert [row[:3] for row in given] == [row[:3] for row in small]
+    np.testing.assert_allclose(np.stack([after[row[3]] for row in given]), want, atol=1e-4)
+    assert [[h.gallery_id for h in hits] for hits in plain.search(want, k=1, small=[True, True])] == [["sticker.png"], ["wide.png"]]
+    assert index_files(plain, scan_images(gallery), encoder, batch_size=4).small_views == []  # once
+    plain.close()
 
 
 def test_a_drawing_on_a_large_transparent_canvas_is_indexed_trimmed_for_parts_only(gallery_dir, tmp_path):

@@ -37,6 +37,8 @@ def test_sync_adds_new_and_changed_files_and_removes_gone_ones(gallery_dir, tmp_
     assert main(["index", "sync", str(gallery), "--index", str(index), "--json"]) == 0
     out, err = capsys.readouterr()
     report = json.loads(out)
+    assert list(report) == ["added", "replaced", "unchanged", "skipped", "removed", "small_views"]
+    assert report["small_views"] == []  # built with shrunk views: none to give
     want = {p.relative_to(gallery).as_posix() for p in gallery.rglob("*.png")}
     assert _ids(index) == want and len(GalleryIndex.open(index, read_only=True)) == len(want)
     assert report["added"] == ["food/new.png"] and report["replaced"] == ["animals/img00.png"]

@@ -6,12 +6,13 @@ import os
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from PIL import Image
 from tqdm.auto import tqdm
 
 from semcopy_lib.data import GalleryFile, ImageLoadError, gallery_id_for, load_image, scan_folder, to_rgb
+from semcopy_lib.data.boxes import Box
 from semcopy_lib.data.folders import sha256_of
 from semcopy_lib.data.trust import from_manifest
 from semcopy_lib.encoders import DEFAULT_ENCODER, Encoder, create_encoder
@@ -20,7 +21,7 @@ from semcopy_lib.index import GalleryIndex, IndexDirError, NewItem
 from semcopy_lib.index.directory import MANIFEST
 from semcopy_lib.query import QueryConfig, check_proposers
 from semcopy_lib.segment import crop, scale_box
-from semcopy_lib.segment.page_pictures import page_pictures, small_view, trimmed_box
+from semcopy_lib.segment.page_pictures import PagePicturesConfig, page_pictures, small_view, trimmed_box
 from semcopy_lib.segment.template import thumbnail
 
 
@@ -34,12 +35,14 @@ class IndexReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, one-line reason)
     optimised: dict | None = None  # the IVF report when this build took the index past FLAT_MAX
     removed: list[str] = field(default_factory=list)  # (sync) ids whose files are gone
+    small_views: list[str] = field(default_factory=list)  # unchanged ids given the shrunk view they lacked
 
     def summary(self) -> str:
         return (
             f"{len(self.added)} added, {len(self.replaced)} replaced, "
             f"{len(self.unchanged)} unchanged, {len(self.skipped)} skipped"
             + (f", {len(self.removed)} removed" if self.removed else "")
+            + (f", {len(self.small_views)} given a shrunk view" if self.small_views else "")
         )
 
 
@@ -296,6 +299,8 @@ def _index_files(
     report.optimised = index.optimise() or report.optimised  # the index kind the gallery's size calls for
     unchanged = set(report.unchanged)
     _backfill_thumbs(index, [f for f in files if f.gallery_id in unchanged], batch_size, progress)
+    report.small_views = _backfill_small(index, [f for f in files if f.gallery_id in unchanged], shas, encoder,
+                                         config.pictures, batch_size, progress)
     return report
 
 
@@ -324,6 +329,53 @@ def _backfill_thumbs(index: GalleryIndex, files: Sequence[GalleryFile], batch_si
         bar.close()
     if thumbs:
         index.add_thumbs(thumbs)
+
+
+def _backfill_small(index: GalleryIndex, files: Sequence[GalleryFile], shas: Mapping[str, str], encoder: Encoder,
+                    config: PagePicturesConfig, batch_size: int, progress: bool) -> list[str]:
+    """The shrunk view (:func:`~semcopy_lib.segment.page_pictures.small_view`) of each indexed image of
+    ``files`` (``shas``: their sha256 by gallery id) that has none while ``config.small`` asks for it
+    (indexed before the setting was on): decoded in threads, embedded, added beside its other vectors,
+    which are not touched. Returns the gallery ids given one."""
+    if config.small <= 0:
+        return []
+    have = index.store.small_ids()
+    missing = [f for f in files if f.gallery_id not in have]
+    if not missing:
+        return []
+
+    def prepare(image: Image.Image) -> tuple[Box, Image.Image]:
+        box, view = small_view(image, config)
+        (ow, oh), (w, h) = image.info["original_size"], image.size
+        return scale_box(box, ow / w, oh / h), view  # the box in file pixels
+
+    given: list[str] = []
+    ready: list[tuple[GalleryFile, Box, Image.Image]] = []
+
+    def flush() -> None:
+        vectors = encoder.embed([view for *_, view in ready], batch_size=batch_size)
+        items = [NewItem(f.gallery_id, f.label, shas[f.gallery_id], box, encoder.name, str(Path(f.path).resolve()),
+                         vec, parts_only=True, small=True) for (f, box, _), vec in zip(ready, vectors)]
+        given.extend(index.add_views(items))
+        ready.clear()
+
+    prefetch = _Prefetch(missing, prepare, ahead=DECODE_AHEAD * batch_size)
+    bar = tqdm(total=len(missing), desc="shrunk views", unit="img", disable=not progress)
+    try:
+        while prefetch.submitted < len(missing) or prefetch.running:
+            prefetch.top_up(len(missing))
+            for _, f, error, prepared in prefetch.finished():
+                bar.update(1)
+                if error is None:
+                    ready.append((f, *prepared))
+                if len(ready) >= batch_size:
+                    flush()
+    finally:
+        prefetch.close()
+        bar.close()
+    if ready:
+        flush()
+    return given
 
 
 def build_index(

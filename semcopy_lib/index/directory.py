@@ -463,6 +463,23 @@ class GalleryIndex:
                     self.save()
             return AddReport(new, replace, unchanged)
 
+    def add_views(self, items: Sequence[NewItem]) -> list[str]:
+        """Add vectors beside those of images already indexed with the same content (a kind of view kept
+        since they were indexed), their other vectors untouched; items of an id not indexed, or indexed
+        with another sha256, are passed over. Returns the gallery ids given vectors."""
+        for item in items:
+            self.check_encoder(item.encoder)
+            if item.vector.shape != (self.dim,):
+                raise ValueError(f"{item.gallery_id}: vector shape {item.vector.shape}, index dimension is {self.dim}")
+        with self.writing():
+            todo = [it for it in items if self.store.sha_of(it.gallery_id) == it.sha256]
+            if todo:
+                added_ids, _ = self.store.write(add=todo)
+                self._generation = self.store.generation
+                self.backend.add(np.array(added_ids, dtype=np.int64), np.stack([it.vector for it in todo]))
+                self.save()
+            return list(dict.fromkeys(it.gallery_id for it in todo))
+
     def remove(self, gallery_ids: Iterable[str], save: bool = True) -> list[str]:
         """Remove gallery images by id. Returns the ids that were not in the index."""
         gallery_ids = list(dict.fromkeys(gallery_ids))

@@ -247,6 +247,10 @@ class MetadataStore:
                 cur.execute("ROLLBACK")
             raise
 
+    def small_ids(self) -> set[str]:
+        """The gallery ids that have a vector for small parts only (:attr:`Record.small`)."""
+        return {row[0] for row in self.conn.execute("SELECT DISTINCT gallery_id FROM items WHERE parts_only = 2")}
+
     def thumb_ids(self) -> set[str]:
         """The gallery ids that have a thumbnail."""
         return {row[0] for row in self.conn.execute("SELECT gallery_id FROM thumbs")}
