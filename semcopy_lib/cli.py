@@ -229,10 +229,23 @@ def _dotted(data: dict[str, Any], prefix: str) -> dict[str, Any]:
     return flat
 
 
+def _saved_small(index_dir: str) -> int:
+    """The shrunk views' side that an index's saved search settings ask for (0 when they cannot be read:
+    ``index verify`` says what is wrong with the manifest)."""
+    from semcopy_lib.index import IndexDirError
+    from semcopy_lib.index.directory import read_manifest
+    from semcopy_lib.query import QueryConfig
+
+    try:
+        return QueryConfig.from_dict(read_manifest(Path(index_dir)).get("query")).pictures.small
+    except (IndexDirError, ValueError, TypeError):
+        return 0
+
+
 def cmd_index_verify(args: argparse.Namespace) -> int:
     from semcopy_lib.index.verify import repair, verify
 
-    report = verify(args.index, check_files=not args.no_files)
+    report = verify(args.index, check_files=not args.no_files, small=_saved_small(args.index))
     if args.repair and report.repairable:
         print(f"{args.index}: repairing: {'; '.join(report.problems + report.warnings)}", file=sys.stderr)
         report = repair(args.index, rebuild=not report.ok)  # a consistent index only loses its temp files

@@ -180,8 +180,8 @@ def test_repair_drops_rows_stored_twice_and_keeps_the_first(tmp_path):
         conn.execute("INSERT INTO items (gallery_id, label, sha256, box, encoder, source, vector) "
                      "SELECT gallery_id, label, sha256, box, encoder, source, vector FROM items WHERE id = 2")
     report = verify(tmp_path / "idx", check_files=False)
-    assert report.problems[0] == ("meta.sqlite: 1 rows stored twice (an earlier row of the image has the same box "
-                                  "and vector)")
+    assert report.problems[0] == ("meta.sqlite: 1 rows stored twice (an earlier row of the image has the same box, "
+                                  "role and vector)")
     assert report.repairable and "drops the rows stored twice" in report.repair
     fixed = repair(tmp_path / "idx")
     assert fixed.ok and (fixed.images, fixed.vectors) == (3, 3)
@@ -219,3 +219,26 @@ def test_a_drawing_saved_with_an_opaque_alpha_band_indexes_consistently(tmp_path
     assert sorted(r.small for r in index.records()) == [False, False, True]  # 224 and 320 px on white; 64 px
     index.close()
     assert verify(tmp_path / "idx").ok
+
+
+def test_a_picture_that_is_its_own_shrunk_view_is_consistent_and_repair_keeps_both_roles(tmp_path):
+    """An icon no larger than the shrunk views' side is its own shrunk view: that row may repeat its
+    224-px row's box and vector (a 50 x 50 LED of the bench gallery, byte for byte) while it serves small
+    parts only. `verify` does not call it stored twice, and `--repair` (after a true double) keeps it."""
+    from semcopy_lib.index import NewItem
+
+    index = GalleryIndex.create(tmp_path / "idx", ENC, DIM)
+    vec = unit(np.random.default_rng(6), 1)[0]
+    index.add([NewItem("icons/led.png", "icons", "s", (0, 0, 50, 50), ENC["name"], "", vec),
+               NewItem("icons/led.png", "icons", "s", (0, 0, 50, 50), ENC["name"], "", vec, parts_only=True, small=True)])
+    index.close()
+    report = verify(tmp_path / "idx", check_files=False)
+    assert report.ok and (report.images, report.vectors) == (1, 2)
+    with sqlite3.connect(tmp_path / "idx" / "meta.sqlite") as conn:  # a true double of the small row
+        conn.execute("INSERT INTO items (gallery_id, label, sha256, box, encoder, source, vector, parts_only) SELECT "
+                     "gallery_id, label, sha256, box, encoder, source, vector, parts_only FROM items WHERE parts_only = 2")
+    assert verify(tmp_path / "idx", check_files=False).problems[0].startswith("meta.sqlite: 1 rows stored twice")
+    fixed = repair(tmp_path / "idx")
+    assert fixed.ok and fixed.vectors == 2
+    with sqlite3.connect(tmp_path / "idx" / "meta.sqlite") as conn:
+        assert [r[0] for r in conn.execute("SELECT parts_only FROM items ORDER BY id")] == [0, 2]

@@ -123,3 +123,39 @@ def test_verify_names_gone_and_changed_files_and_the_sync_that_fixes_them(galler
         f"1 indexed image files changed since ({sync} indexes them again): {gallery.resolve() / 'animals' / 'img00.png'}"]
     assert main(["index", "sync", str(gallery), "--index", str(index)]) == 0
     assert verify(index).warnings == []
+
+
+def test_an_index_built_without_shrunk_views_is_told_and_given_them_by_a_sync(gallery_dir, tmp_path, capsys):
+    """Built while ``pictures.small`` was 0, then the setting turned on: `index verify` warns that every
+    image lacks its shrunk view and names the sync that gives them; the sync does (JSON ``small_views``),
+    after which verify is quiet and a second sync gives none."""
+    from dataclasses import replace
+
+    from semcopy_lib.app import index_files
+    from semcopy_lib.app.indexing import query_config
+    from semcopy_lib.data import scan_images
+    from semcopy_lib.encoders import DEFAULT_ENCODER, create_encoder
+
+    gallery = tmp_path / "gallery"
+    shutil.copytree(gallery_dir, gallery)
+    index_dir = tmp_path / "idx"
+    encoder = create_encoder(DEFAULT_ENCODER)
+    index = GalleryIndex.create(index_dir, encoder.config.to_dict(), encoder.dim, root=gallery.resolve())
+    config = query_config(index)
+    index.set_query(replace(config, pictures=replace(config.pictures, small=0)).to_dict())
+    index_files(index, scan_images(gallery), encoder, progress=False)
+    index.close()
+    ids = sorted(_ids(index_dir))
+    assert main(["index", "settings", "--index", str(index_dir), "--set", "pictures.small=64"]) == 0
+    capsys.readouterr()
+    assert main(["index", "verify", "--index", str(index_dir), "--json"]) == 0
+    sync = f"'semcopy index sync {gallery.resolve()} --index {index_dir}'"
+    assert json.loads(capsys.readouterr().out)["warnings"] == [
+        f"{len(ids)} indexed images have no shrunk view, which the search settings ask for (pictures.small 64; "
+        f"indexed before it was on): {sync} gives them theirs"]
+    assert main(["index", "sync", str(gallery), "--index", str(index_dir), "--json"]) == 0
+    assert sorted(json.loads(capsys.readouterr().out)["small_views"]) == ids
+    assert main(["index", "verify", "--index", str(index_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["warnings"] == []
+    assert main(["index", "sync", str(gallery), "--index", str(index_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["small_views"] == []

@@ -184,12 +184,12 @@ class MetadataStore:
         return added, removed
 
     def drop_twice_stored(self) -> int:
-        """Delete the rows that repeat an earlier row of the same image (same box and vector), in one
+        """Delete the rows that repeat an earlier row of the same image (same box, role and vector), in one
         transaction; returns how many went."""
         cur = self.conn.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
-            cur.execute("DELETE FROM items WHERE id NOT IN (SELECT MIN(id) FROM items GROUP BY gallery_id, box, vector)")
+            cur.execute("DELETE FROM items WHERE id NOT IN (SELECT MIN(id) FROM items GROUP BY gallery_id, box, parts_only, vector)")
             dropped = cur.rowcount
             if dropped:
                 self._bump()

@@ -50,24 +50,25 @@ def _check_store(store: MetadataStore, dim: int, report: VerifyReport) -> int:
     """Rows: dimension, finite unit vectors, one content (sha256) per image, no row twice. Returns
     the number of rows stored twice (what ``--repair`` can drop)."""
     conn = store.conn
-    seen_rows: set[tuple[str, str, bytes]] = set()
+    seen_rows: set[tuple[str, str, int, bytes]] = set()
     shas: dict[str, str] = {}
     bad_dim = bad_norm = twice = mixed = 0
-    for gid, sha, box, blob in conn.execute("SELECT gallery_id, sha256, box, vector FROM items ORDER BY id"):
+    rows = conn.execute("SELECT gallery_id, sha256, box, parts_only, vector FROM items ORDER BY id")
+    for gid, sha, box, role, blob in rows:
         if len(blob) != 4 * dim:
             bad_dim += 1
             continue
         vec = np.frombuffer(blob, dtype=np.float32)
         if not np.isfinite(vec).all() or abs(float(vec @ vec) - 1.0) > 1e-3:
             bad_norm += 1
-        key = (gid, box, blob)
+        key = (gid, box, role, blob)  # a small picture's shrunk view is the picture itself: another role
         twice += key in seen_rows
         seen_rows.add(key)
         if shas.setdefault(gid, sha) != sha:
             mixed += 1
     for n, what in ((bad_dim, f"rows whose vector is not {dim} float32 values"),
                     (bad_norm, "rows whose vector is not finite and unit length"),
-                    (twice, "rows stored twice (an earlier row of the image has the same box and vector)"),
+                    (twice, "rows stored twice (an earlier row of the image has the same box, role and vector)"),
                     (mixed, "rows of an image with another content (sha256) than its other rows")):
         if n:
             report.problems.append(f"meta.sqlite: {n} {what}")
@@ -117,11 +118,13 @@ def _check_backend(directory: Path, manifest: dict, store: MetadataStore, report
     return False
 
 
-def verify(directory: os.PathLike | str, check_files: bool = True) -> VerifyReport:
+def verify(directory: os.PathLike | str, check_files: bool = True, small: int = 0) -> VerifyReport:
     """Check one index directory without changing it.
 
     Args:
         check_files: also check that indexed image files still exist with the same content (warnings).
+        small: the side of the shrunk views its search settings ask for (``pictures.small``; 0: none):
+            images indexed without one are a warning (a sync gives them theirs).
 
     Raises:
         IndexDirError: ``directory`` is not an index (no readable manifest).
@@ -155,6 +158,11 @@ def verify(directory: os.PathLike | str, check_files: bool = True) -> VerifyRepo
             report.repairable = True
         elif not sqlite_ok:
             report.repair = FROM_IMAGES
+        sync = f"'semcopy index sync {manifest['root']} --index {directory}'" if manifest.get("root") else \
+            "'semcopy index sync FOLDER --index DIR'"
+        if small > 0 and (lacking := report.images - len(store.small_ids())):
+            report.warnings.append(f"{lacking} indexed images have no shrunk view, which the search settings ask for "
+                                   f"(pictures.small {small}; indexed before it was on): {sync} gives them theirs")
         if check_files:
             missing, changed = [], []
             for source, sha in store.conn.execute("SELECT source, MIN(sha256) FROM items GROUP BY gallery_id"):
@@ -163,8 +171,6 @@ def verify(directory: os.PathLike | str, check_files: bool = True) -> VerifyRepo
                         changed.append(source)
                 except OSError:
                     missing.append(source)
-            sync = f"'semcopy index sync {manifest['root']} --index {directory}'" if manifest.get("root") else \
-                "'semcopy index sync FOLDER --index DIR'"
             if missing:
                 report.warnings.append(f"{len(missing)} indexed image files are gone (search still finds their vectors; "
                                        f"{sync} removes them): {_some(missing)}")
