@@ -337,9 +337,9 @@ def _backfill_small(index: GalleryIndex, files: Sequence[GalleryFile], shas: Map
     ``files`` (``shas``: their sha256 by gallery id) that has none while ``config.small`` asks for it
     (indexed before the setting was on): decoded in threads, embedded, added beside its other vectors,
     which are not touched. Returns the gallery ids given one."""
-    if config.small <= 0:
+    if config.small <= 0 or not files:
         return []
-    have = index.store.small_ids()
+    have = index.store.small_ids(f.gallery_id for f in files)  # those rows only: an add of one file reads one file's
     missing = [f for f in files if f.gallery_id not in have]
     if not missing:
         return []
