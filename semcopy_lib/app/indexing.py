@@ -6,7 +6,7 @@ import os
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from PIL import Image
 from tqdm.auto import tqdm
@@ -304,31 +304,40 @@ def _index_files(
     return report
 
 
+def _in_batches(files: Sequence[GalleryFile], prepare: Callable[[Image.Image], Any], batch_size: int, desc: str,
+                progress: bool) -> Iterator[list[tuple[GalleryFile, Any]]]:
+    """(file, what ``prepare`` made of its image) for each of ``files`` that decodes (:class:`_Prefetch`:
+    in threads), ``batch_size`` at a time, under a progress bar named ``desc``; a file that does not
+    decode is passed over (what the index holds of it stays)."""
+    if not files:
+        return
+    prefetch = _Prefetch(files, prepare, ahead=DECODE_AHEAD * batch_size)
+    bar = tqdm(total=len(files), desc=desc, unit="img", disable=not progress)
+    ready: list[tuple[GalleryFile, Any]] = []
+    try:
+        while prefetch.submitted < len(files) or prefetch.running:
+            prefetch.top_up(len(files))
+            for _, f, error, made in prefetch.finished():
+                bar.update(1)
+                if error is None:
+                    ready.append((f, made))
+                if len(ready) >= batch_size:
+                    yield ready
+                    ready = []
+    finally:
+        prefetch.close()
+        bar.close()
+    if ready:
+        yield ready
+
+
 def _backfill_thumbs(index: GalleryIndex, files: Sequence[GalleryFile], batch_size: int, progress: bool) -> None:
     """Thumbnails for indexed images that have none (an index built before they were kept): decoded
     in threads, stored a batch at a time; their vectors are not touched."""
     have = index.store.thumb_ids()
     missing = [f for f in files if f.gallery_id not in have]
-    if not missing:
-        return
-    thumbs: dict[str, bytes] = {}
-    prefetch = _Prefetch(missing, thumbnail, ahead=DECODE_AHEAD * batch_size)
-    bar = tqdm(total=len(missing), desc="thumbnails", unit="img", disable=not progress)
-    try:
-        while prefetch.submitted < len(missing) or prefetch.running:
-            prefetch.top_up(len(missing))
-            for _, f, error, png in prefetch.finished():
-                bar.update(1)
-                if error is None:
-                    thumbs[f.gallery_id] = png
-                if len(thumbs) >= batch_size:
-                    index.add_thumbs(thumbs)
-                    thumbs.clear()
-    finally:
-        prefetch.close()
-        bar.close()
-    if thumbs:
-        index.add_thumbs(thumbs)
+    for batch in _in_batches(missing, thumbnail, batch_size, "thumbnails", progress):
+        index.add_thumbs({f.gallery_id: png for f, png in batch})
 
 
 def _backfill_small(index: GalleryIndex, files: Sequence[GalleryFile], shas: Mapping[str, str], encoder: Encoder,
@@ -341,8 +350,6 @@ def _backfill_small(index: GalleryIndex, files: Sequence[GalleryFile], shas: Map
         return []
     have = index.store.small_ids(f.gallery_id for f in files)  # those rows only: an add of one file reads one file's
     missing = [f for f in files if f.gallery_id not in have]
-    if not missing:
-        return []
 
     def prepare(image: Image.Image) -> tuple[Box, Image.Image]:
         box, view = small_view(image, config)
@@ -350,31 +357,11 @@ def _backfill_small(index: GalleryIndex, files: Sequence[GalleryFile], shas: Map
         return scale_box(box, ow / w, oh / h), view  # the box in file pixels
 
     given: list[str] = []
-    ready: list[tuple[GalleryFile, Box, Image.Image]] = []
-
-    def flush() -> None:
-        vectors = encoder.embed([view for *_, view in ready], batch_size=batch_size)
-        items = [NewItem(f.gallery_id, f.label, shas[f.gallery_id], box, encoder.name, str(Path(f.path).resolve()),
-                         vec, parts_only=True, small=True) for (f, box, _), vec in zip(ready, vectors)]
-        given.extend(index.add_views(items))
-        ready.clear()
-
-    prefetch = _Prefetch(missing, prepare, ahead=DECODE_AHEAD * batch_size)
-    bar = tqdm(total=len(missing), desc="shrunk views", unit="img", disable=not progress)
-    try:
-        while prefetch.submitted < len(missing) or prefetch.running:
-            prefetch.top_up(len(missing))
-            for _, f, error, prepared in prefetch.finished():
-                bar.update(1)
-                if error is None:
-                    ready.append((f, *prepared))
-                if len(ready) >= batch_size:
-                    flush()
-    finally:
-        prefetch.close()
-        bar.close()
-    if ready:
-        flush()
+    for batch in _in_batches(missing, prepare, batch_size, "shrunk views", progress):
+        vectors = encoder.embed([view for _, (_, view) in batch], batch_size=batch_size)
+        given += index.add_views([NewItem(f.gallery_id, f.label, shas[f.gallery_id], box, encoder.name,
+                                          str(Path(f.path).resolve()), vec, parts_only=True, small=True)
+                                  for (f, (box, _)), vec in zip(batch, vectors)])
     return given
 
 
