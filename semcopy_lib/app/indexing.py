@@ -298,9 +298,9 @@ def _index_files(
     index.save()
     report.optimised = index.optimise() or report.optimised  # the index kind the gallery's size calls for
     unchanged = set(report.unchanged)
-    _backfill_thumbs(index, [f for f in files if f.gallery_id in unchanged], batch_size, progress)
-    report.small_views = _backfill_small(index, [f for f in files if f.gallery_id in unchanged], shas, encoder,
-                                         config.pictures, batch_size, progress)
+    kept = [f for f in files if f.gallery_id in unchanged]
+    _backfill_thumbs(index, kept, batch_size, progress)
+    report.small_views = _backfill_small(index, kept, shas, encoder, config.pictures, batch_size, progress)
     return report
 
 

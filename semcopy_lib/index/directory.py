@@ -434,10 +434,7 @@ class GalleryIndex:
             thumbs: PNG thumbnails by gallery id (:func:`semcopy_lib.segment.template.thumbnail`), stored
                 with the items of those ids that are added or replaced.
         """
-        for item in items:
-            self.check_encoder(item.encoder)
-            if item.vector.shape != (self.dim,):
-                raise ValueError(f"{item.gallery_id}: vector shape {item.vector.shape}, index dimension is {self.dim}")
+        self._check_items(items)
         with self.writing():
             new, replace, unchanged, seen = [], [], [], {}
             for item in items:
@@ -453,32 +450,39 @@ class GalleryIndex:
             todo = [it for it in items if seen[it.gallery_id] != it.sha256]
             if todo or replace:
                 changed = {it.gallery_id for it in todo}
-                added_ids, removed_ids = self.store.write(
-                    add=todo, remove_gallery_ids=replace,
-                    thumbs={g: png for g, png in (thumbs or {}).items() if g in changed})
-                self._generation = self.store.generation
-                self.backend.remove(np.array(removed_ids, dtype=np.int64))
-                self.backend.add(np.array(added_ids, dtype=np.int64), np.stack([it.vector for it in todo]))
-                if save:
-                    self.save()
+                self._write(todo, replace, {g: png for g, png in (thumbs or {}).items() if g in changed}, save)
             return AddReport(new, replace, unchanged)
 
     def add_views(self, items: Sequence[NewItem]) -> list[str]:
         """Add vectors beside those of images already indexed with the same content (a kind of view kept
         since they were indexed), their other vectors untouched; items of an id not indexed, or indexed
         with another sha256, are passed over. Returns the gallery ids given vectors."""
+        self._check_items(items)
+        with self.writing():
+            todo = [it for it in items if self.store.sha_of(it.gallery_id) == it.sha256]
+            if todo:
+                self._write(todo)
+            return list(dict.fromkeys(it.gallery_id for it in todo))
+
+    def _check_items(self, items: Sequence[NewItem]) -> None:
+        """Raise when an item is of another encoder than the index's or not of its dimension."""
         for item in items:
             self.check_encoder(item.encoder)
             if item.vector.shape != (self.dim,):
                 raise ValueError(f"{item.gallery_id}: vector shape {item.vector.shape}, index dimension is {self.dim}")
-        with self.writing():
-            todo = [it for it in items if self.store.sha_of(it.gallery_id) == it.sha256]
-            if todo:
-                added_ids, _ = self.store.write(add=todo)
-                self._generation = self.store.generation
-                self.backend.add(np.array(added_ids, dtype=np.int64), np.stack([it.vector for it in todo]))
-                self.save()
-            return list(dict.fromkeys(it.gallery_id for it in todo))
+
+    def _write(self, add: Sequence[NewItem] = (), remove: Sequence[str] = (), thumbs: Mapping[str, bytes] | None = None,
+               save: bool = True) -> None:
+        """Remove the images ``remove`` and add the vectors ``add`` (and ``thumbs``) in SQLite, one
+        transaction, then in the vector backend; the backend file and manifest are written with ``save``.
+        Inside :meth:`writing`."""
+        added_ids, removed_ids = self.store.write(add=add, remove_gallery_ids=remove, thumbs=thumbs)
+        self._generation = self.store.generation
+        self.backend.remove(np.array(removed_ids, dtype=np.int64))
+        if add:
+            self.backend.add(np.array(added_ids, dtype=np.int64), np.stack([it.vector for it in add]))
+        if save:
+            self.save()
 
     def remove(self, gallery_ids: Iterable[str], save: bool = True) -> list[str]:
         """Remove gallery images by id. Returns the ids that were not in the index."""
@@ -487,11 +491,7 @@ class GalleryIndex:
             missing = [g for g in gallery_ids if self.store.sha_of(g) is None]
             present = [g for g in gallery_ids if g not in missing]
             if present:
-                _, removed_ids = self.store.write(remove_gallery_ids=present)
-                self._generation = self.store.generation
-                self.backend.remove(np.array(removed_ids, dtype=np.int64))
-                if save:
-                    self.save()
+                self._write(remove=present, save=save)
             return missing
 
     def optimise(self, force: bool = False, growing: bool = False) -> dict | None:
