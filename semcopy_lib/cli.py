@@ -172,8 +172,9 @@ def cmd_index_settings(args: argparse.Namespace) -> int:
         for key, pair in changed.items():
             print(f"{key}: {json.dumps(pair['saved'])} -> {json.dumps(pair['now'])}")
         if any(key.startswith("query.pictures.") for key in changed):
-            print(f"{args.index}: pictures.* settings apply to the files indexed from now on "
-                  f"(build the index anew for all)")
+            print(f"{args.index}: pictures.* settings apply to the files indexed from now on (the next "
+                  f"`index sync` gives earlier files the shrunk view pictures.small asks for; build the index "
+                  f"anew for the others)")
         return 0
     for key, pair in differs.items():
         print(f"{key}: {pair['saved']} -> {pair['default']}" if args.reset
