@@ -247,11 +247,8 @@ class MetadataStore:
                 cur.execute("ROLLBACK")
             raise
 
-    def small_ids(self, gallery_ids: Iterable[str] | None = None) -> set[str]:
-        """The gallery ids (of ``gallery_ids``, else of the index) that have a vector for small parts only
-        (:attr:`Record.small`)."""
-        if gallery_ids is None:
-            return {row[0] for row in self.conn.execute("SELECT DISTINCT gallery_id FROM items WHERE parts_only = 2")}
+    def small_ids(self, gallery_ids: Iterable[str]) -> set[str]:
+        """Those of ``gallery_ids`` that have a vector for small parts only (:attr:`Record.small`)."""
         return {row[0] for row in self._where_in("SELECT gallery_id FROM items WHERE parts_only = 2 AND gallery_id IN",
                                                  gallery_ids)}
 

@@ -46,15 +46,19 @@ class VerifyReport:
         return {"ok": self.ok, **asdict(self)}
 
 
-def _check_store(store: MetadataStore, dim: int, report: VerifyReport) -> int:
+def _check_store(store: MetadataStore, dim: int, report: VerifyReport) -> tuple[int, set[str]]:
     """Rows: dimension, finite unit vectors, one content (sha256) per image, no row twice. Returns
-    the number of rows stored twice (what ``--repair`` can drop)."""
+    the number of rows stored twice (what ``--repair`` can drop) and the gallery ids that have a
+    shrunk view (read in the same pass)."""
     conn = store.conn
     seen_rows: set[tuple[str, str, int, bytes]] = set()
     shas: dict[str, str] = {}
     bad_dim = bad_norm = twice = mixed = 0
+    small: set[str] = set()
     rows = conn.execute("SELECT gallery_id, sha256, box, parts_only, vector FROM items ORDER BY id")
     for gid, sha, box, role, blob in rows:
+        if role == 2:
+            small.add(gid)
         if len(blob) != 4 * dim:
             bad_dim += 1
             continue
@@ -72,7 +76,7 @@ def _check_store(store: MetadataStore, dim: int, report: VerifyReport) -> int:
                     (mixed, "rows of an image with another content (sha256) than its other rows")):
         if n:
             report.problems.append(f"meta.sqlite: {n} {what}")
-    return twice
+    return twice, small
 
 
 def _check_backend(directory: Path, manifest: dict, store: MetadataStore, report: VerifyReport) -> bool:
@@ -148,7 +152,7 @@ def verify(directory: os.PathLike | str, check_files: bool = True, small: int = 
             report.repair = f"{FROM_IMAGES} (the vectors in {directory} cannot be trusted)"
             return report
         report.images, report.vectors = store.count_images(), store.count()
-        twice = _check_store(store, int(manifest["dim"]), report)
+        twice, small_ids = _check_store(store, int(manifest["dim"]), report)
         # rows stored twice are dropped by --repair; any other problem of SQLite's needs the images
         sqlite_ok = len(report.problems) == (1 if twice else 0)
         behind = _check_backend(directory, manifest, store, report)
@@ -160,7 +164,7 @@ def verify(directory: os.PathLike | str, check_files: bool = True, small: int = 
             report.repair = FROM_IMAGES
         sync = f"'semcopy index sync {manifest['root']} --index {directory}'" if manifest.get("root") else \
             "'semcopy index sync FOLDER --index DIR'"
-        if small > 0 and (lacking := report.images - len(store.small_ids())):
+        if small > 0 and (lacking := report.images - len(small_ids)):
             report.warnings.append(f"{lacking} indexed images have no shrunk view, which the search settings ask for "
                                    f"(pictures.small {small}; indexed before it was on): {sync} gives them theirs")
         if check_files:
