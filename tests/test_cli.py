@@ -332,11 +332,35 @@ def test_bench_regions_reports_every_kind_for_both_splits(built, gallery_dir, ca
         assert part["not_made"] == ({} if chromium_path() else {"webpage": "Chromium not found (apt-get install chromium)"})
         assert all(v["queries"] == 2 and 0 <= v["r1_regions"] <= 1 for v in part["kinds"].values())
         assert "box50" in part["kinds"]["screenshot"] and "box50" not in part["kinds"]["clean"]
+        assert all(("r1_box" in v) == (kind != "clean") for kind, v in part["kinds"].items())
         assert {"both2_whole", "both2_regions"} <= set(part["kinds"]["composite"])
         # a twin's hit only adds to the strict figure
         assert all(v["r1_picture"] >= v["r1_regions"] for v in part["kinds"].values())
         assert part["kinds"]["composite"]["both2_picture"] >= part["kinds"]["composite"]["both2_regions"]
         assert part["seconds_regions"] > 0
+
+
+def test_box_found_searches_the_true_box_and_wants_a_composites_drawing(built, gallery_dir, tmp_path):
+    """A gallery picture pasted at a known box on a picture from no gallery: its box's crop finds it
+    first, a box beside it does not; a composite's box is judged on its drawing only, so the photo it
+    was pasted on (``also``) does not count there."""
+    import random
+
+    from semcopy_lib.app import SearchService
+    from semcopy_lib.data import compose
+    from semcopy_lib.eval.regions import RegionQuery, box_found
+
+    picture = Image.open(gallery_dir / "animals" / "img00.png").convert("RGB").resize((160, 120))
+    query = compose.random_picture(random.Random(3), (480, 360))
+    query.paste(picture, (250, 200))
+    path = tmp_path / "q.png"
+    query.save(path)
+    asked = [RegionQuery(path, "background", "animals/img00.png", (250, 200, 160, 120)),
+             RegionQuery(path, "background", "animals/img00.png", (10, 10, 160, 120)),
+             RegionQuery(path, "composite", "food/img01.png", (250, 200, 160, 120), also="animals/img00.png")]
+    service = SearchService(built)
+    assert box_found(service, asked, tmp_path / "box") == [True, False, False]
+    assert Image.open(tmp_path / "box" / "00000-q.png").size == (160, 120)
 
 
 def test_bench_regions_says_which_kinds_it_could_not_make(built, gallery_dir, capsys, monkeypatch):

@@ -4,7 +4,8 @@ Every query hides one gallery image at a known box (collage neighbours and page 
 generated pictures that match nothing; backgrounds are photos the gallery does not hold), except a
 ``composite``: a gallery drawing pasted on a gallery photo, whose two sources are both wanted. We
 measure whether search ranks the hidden image first (both sources in the first two hits for a
-composite), with and without regions, and whether a searched region has IoU >= 0.5 with its box.
+composite), with and without regions, whether a searched region has IoU >= 0.5 with its box, and
+what the same encoder finds given that box (the query cropped to it): the bar default search is held to.
 
 The queries come in two splits that differ in what matters (:data:`STYLES`): the gallery classes
 drawn, the background photos, the compositing (scale, turn, drop shadow, transparency), the collage
@@ -20,7 +21,7 @@ import time
 import warnings
 import zlib
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -241,6 +242,23 @@ def _found(hits, query: RegionQuery, same: Callable[[str, str], bool] | None = N
     return first, all(any(same(i, w) for i in ids[:2]) for w in wanted)
 
 
+def box_found(service, queries: list[RegionQuery], out_dir) -> list[bool]:
+    """Whether the same encoder given each query's true box finds its hidden picture first: the query
+    cropped to ``query.box`` (saved as PNG in ``out_dir``) and searched as a whole image, without regions;
+    for a composite its drawing, whose box it is (not the photo it was pasted on)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, query in enumerate(queries):
+        x, y, w, h = query.box
+        with pil_open()(query.path) as image:
+            crop = image.convert("RGB").crop((x, y, x + w, y + h))
+        paths.append(out / f"{i:05d}-{Path(query.path).stem}.png")  # numbered: two boxes of one query
+        crop.save(paths[-1])
+    results = service.search(paths, k=10, regions=False)
+    return [_found(result.hits, replace(query, also=None))[0] for query, result in zip(queries, results)]
+
+
 def run_regions_bench(service, images_dir, out_dir, per_kind: int = 50, seed: int = 0,
                       splits: tuple[str, ...] = SPLITS) -> dict:
     """Per split and kind: R@1 with and without regions (for composites: the first hit is a source, and
@@ -248,7 +266,8 @@ def run_regions_bench(service, images_dir, out_dir, per_kind: int = 50, seed: in
     the default search with a hit of a source's twin counting (:class:`~semcopy_lib.eval.pictures.SamePictures`:
     the same drawing under another name, mirrored, or one of a series that differs in a detail),
     ``box50``: the share of queries of which a searched region has IoU >= 0.5 with the hidden picture's
-    box, and timings.
+    box, ``r1_box``: R@1 of the same encoder given that box (:func:`box_found`; not for clean crops,
+    whose box is the whole query), and timings (of the two searches of the queries themselves).
 
     Subjects are pasted on the split's half of the pip-package photos that the gallery does not hold
     (on generated pictures when it holds them all); ``backgrounds`` in the result says which.
@@ -266,6 +285,8 @@ def run_regions_bench(service, images_dir, out_dir, per_kind: int = 50, seed: in
             start = time.perf_counter()
             results[regions] = service.search(paths, k=10, regions=regions)
             timings[regions] = time.perf_counter() - start
+        boxed = [i for i, q in enumerate(queries) if q.kind != "clean"]
+        in_box = dict(zip(boxed, box_found(service, [queries[i] for i in boxed], Path(out_dir) / split / "box")))
         rows, not_made = {}, {}
         for kind in QUERY_KINDS:
             idx = [i for i, q in enumerate(queries) if q.kind == kind]
@@ -281,6 +302,7 @@ def run_regions_bench(service, images_dir, out_dir, per_kind: int = 50, seed: in
             if kind != "clean":
                 row["box50"] = round(sum(any(iou(r.box, queries[i].box) >= 0.5 for r in results[True][i].regions)
                                          for i in idx) / len(idx), 3)
+                row["r1_box"] = round(sum(in_box[i] for i in idx) / len(idx), 3)
             rows[kind] = row
         report["splits"][split] = {
             "kinds": rows, "not_made": not_made, "backgrounds": f"{len(photos)} photos" if photos else "generated",
