@@ -34,7 +34,7 @@ from semcopy_lib.data.loading import pil_open
 from semcopy_lib.data.samples import sample_photo_files
 from semcopy_lib.data.synth import crop_jpeg
 from semcopy_lib.eval.pictures import SamePictures
-from semcopy_lib.segment import Box, iou
+from semcopy_lib.segment import Box, crop, iou
 
 QUERY_KINDS = ("clean", "screenshot", "webpage", "collage", "background", "composite")
 SPLITS = ("tuning", "held-out")
@@ -250,11 +250,8 @@ def box_found(service, queries: list[RegionQuery], out_dir) -> list[bool]:
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, query in enumerate(queries):
-        x, y, w, h = query.box
-        with pil_open()(query.path) as image:
-            crop = image.convert("RGB").crop((x, y, x + w, y + h))
         paths.append(out / f"{i:05d}-{Path(query.path).stem}.png")  # numbered: two boxes of one query
-        crop.save(paths[-1])
+        crop(load_image(query.path), query.box).save(paths[-1])
     results = service.search(paths, k=10, regions=False)
     return [_found(result.hits, replace(query, also=None))[0] for query, result in zip(queries, results)]
 
